@@ -1,0 +1,1 @@
+"""One module per `improv` subcommand: HELP, add_arguments(parser), run(args, settings) -> int."""

@@ -1,0 +1,362 @@
+"""Typed settings, loaded from ``config.yaml`` and ``--set section.key=value`` overrides.
+
+The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
+same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
+type, is a ``ConfigError`` naming the key and the value.
+
+Each section belongs to one part of improv; the module that uses a section receives only that
+section, never the whole ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    # Grid steps per beat for offsets and durations: 12 holds sixteenths (3) and triplets (4).
+    steps_per_beat: int = 12
+    # Longest offset or duration, in beats; longer gaps between notes are shortened to this.
+    max_beats: float = 16.0
+    # Number of velocity classes (equal-width bins over 1..127).
+    velocity_bins: int = 8
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    # Where parsed token arrays are cached; empty = the user cache folder (~/.cache/improv/corpus).
+    cache_dir: str = ""
+    # Parser processes; 0 = one per CPU core.
+    workers: int = 0
+    # A file that takes longer than this to parse is skipped (reported, never a hang).
+    file_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # Recurrent cell: "lstm" (default) or "gru".
+    cell: Literal["lstm", "gru"] = "lstm"
+    # Width of each field's embedding (pitch, offset, duration, velocity are summed).
+    embed_dim: int = 128
+    # LSTM hidden units per layer and number of layers.
+    hidden_size: int = 256
+    num_layers: int = 2
+    # Dropout between layers and before the heads (training only).
+    dropout: float = 0.1
+    # Each head also sees the fields already sampled for this event (offset -> pitch -> ...).
+    conditional_heads: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    # Sources, as for `improv corpus`: files, folders, or music21:NAME.
+    data: list[str] = field(default_factory=lambda: ["music21:bach"])
+    # Where the best checkpoint goes; the last one is written beside it as NAME.last.pt.
+    out: str = "model.pt"
+    # Stop after this many epochs, or this many optimiser steps (0 = no step limit).
+    epochs: int = 40
+    max_steps: int = 0
+    # Sequences per batch and their length in events (truncated backpropagation through time).
+    batch_size: int = 32
+    chunk_len: int = 128
+    # AdamW learning rate, weight decay, linear warm-up steps then cosine decay to lr * min_lr_ratio.
+    lr: float = 0.002
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    # Gradient norm clip.
+    grad_clip: float = 1.0
+    # Share of pieces held out for validation (split by piece, recorded in the checkpoint).
+    val_fraction: float = 0.1
+    # Augmentation: random transposition within +-transpose semitones, tempo stretch within +-tempo_stretch.
+    transpose: int = 6
+    tempo_stretch: float = 0.1
+    # Early stopping: stop after this many validations without improvement (0 = never).
+    patience: int = 5
+    # Random seed for the split, the augmentation and the initial weights.
+    seed: int = 0
+    # "auto" picks cuda, then mps, then cpu.
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    # Softmax temperature (>0); 1.0 samples the model as trained.
+    temperature: float = 1.0
+    # Keep only the k most likely classes (0 = off).
+    top_k: int = 0
+    # Nucleus sampling: keep the smallest set of classes whose probability reaches top_p (1.0 = off).
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    # Checkpoint used when --checkpoint is not given.
+    checkpoint: str = "checkpoints/default.pt"
+    # Events to generate (generation may end earlier at the end-of-piece token).
+    length: int = 500
+    # Tempo of the written file when neither --bpm nor a prompt gives one.
+    bpm: float = 100.0
+    # General MIDI program (0 = acoustic grand piano).
+    program: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    # Order of the Markov baseline (with back-off to shorter contexts).
+    markov_order: int = 4
+    # Generated samples for the statistics and their length in events.
+    samples: int = 16
+    sample_length: int = 256
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    # rtmidi API: "" = the system default; or alsa, jack, coremidi, winmm.
+    api: str = ""
+    # Port name (substring) for both input and output; in_port / out_port override it per side.
+    port: str = ""
+    in_port: str = ""
+    out_port: str = ""
+    # Create virtual ports (client "improv", ports "in" and "out") instead of opening existing ones.
+    virtual: bool = False
+    client_name: str = "improv"
+    # MIDI channel (1-16) improv plays on.
+    channel: int = 1
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    # music21 corpus works the built-in performer takes its calls from.
+    source: str = "music21:bach"
+    # Number of calls the performer plays.
+    calls: int = 6
+
+
+@dataclass(frozen=True)
+class Settings:
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Settings:
+    """Defaults, then the YAML file (if any), then ``section.key=value`` overrides, validated."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = _read_yaml(Path(path))
+    for item in overrides or []:
+        section, key, value = _parse_override(item)
+        tree.setdefault(section, {})
+        if not isinstance(tree[section], dict):
+            tree[section] = {}
+        tree[section][key] = value
+    return settings_from_dict(tree)
+
+
+def settings_from_dict(tree: dict[str, Any]) -> Settings:
+    """Build ``Settings`` from a nested dict, rejecting unknown keys and bad values."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config must be a mapping of sections, got {type(tree).__name__}")
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    built: dict[str, Any] = {}
+    for name, values in tree.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section {name!r}{_did_you_mean(name, sections)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping, got {values!r}")
+        built[name] = _build_section(name, _section_type(name), values)
+    return Settings(**built)
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """Plain nested dict (for checkpoints and --json output)."""
+    return dataclasses.asdict(settings)
+
+
+def section_from_dict(cls: type, values: dict[str, Any], section: str = "") -> Any:
+    """Rebuild one section (e.g. from a checkpoint), with the same validation as the config file."""
+    return _build_section(section or cls.__name__, cls, values)
+
+
+def _section_type(name: str) -> type:
+    return get_type_hints(Settings)[name]
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key {section}.{key}{_did_you_mean(key, hints)}")
+        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
+    obj = cls(**kwargs)
+    _check_ranges(section, obj)
+    return obj
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """Check ``value`` against a type hint; ints are accepted for floats, nothing else is converted."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"bad value for {key}: {value!r} (choose one of {', '.join(map(repr, choices))})")
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, option, value)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin in (list, typing.List):
+        (item_hint,) = get_args(hint)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # `--set train.data=music21:bach` means a list of one
+        if not isinstance(value, list):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a list)")
+        return [_coerce(f"{key}[{i}]", item_hint, v) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected true or false)")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a whole number)")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a number)")
+        return float(value)
+    if hint is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected text)")
+        return str(value)
+    raise ConfigError(f"cannot check {key}: unsupported type {hint!r}")  # a bug in improv, not the user's
+
+
+# Ranges that types alone do not express: (section, key) -> (predicate, what it must be).
+_RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("tokenizer", "steps_per_beat"): (lambda v: v >= 1 and v % 12 == 0, "a positive multiple of 12"),
+    ("tokenizer", "max_beats"): (lambda v: 8 <= v <= 64, "between 8 and 64"),
+    ("tokenizer", "velocity_bins"): (lambda v: 1 <= v <= 127, "between 1 and 127"),
+    ("corpus", "workers"): (lambda v: v >= 0, ">= 0"),
+    ("corpus", "file_timeout_s"): (lambda v: v > 0, "> 0"),
+    ("model", "embed_dim"): (lambda v: v >= 1, ">= 1"),
+    ("model", "hidden_size"): (lambda v: v >= 1, ">= 1"),
+    ("model", "num_layers"): (lambda v: v >= 1, ">= 1"),
+    ("model", "dropout"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "epochs"): (lambda v: v >= 1, ">= 1"),
+    ("train", "max_steps"): (lambda v: v >= 0, ">= 0"),
+    ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("train", "chunk_len"): (lambda v: v >= 2, ">= 2"),
+    ("train", "lr"): (lambda v: v > 0, "> 0"),
+    ("train", "weight_decay"): (lambda v: v >= 0, ">= 0"),
+    ("train", "warmup_steps"): (lambda v: v >= 0, ">= 0"),
+    ("train", "min_lr_ratio"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("train", "grad_clip"): (lambda v: v > 0, "> 0"),
+    ("train", "val_fraction"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "transpose"): (lambda v: 0 <= v <= 24, "between 0 and 24"),
+    ("train", "tempo_stretch"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "patience"): (lambda v: v >= 0, ">= 0"),
+    ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
+    ("sample", "temperature"): (lambda v: v > 0, "> 0"),
+    ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),
+    ("sample", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("generate", "length"): (lambda v: v >= 1, ">= 1"),
+    ("generate", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("generate", "program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("eval", "markov_order"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "samples"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "sample_length"): (lambda v: v >= 8, ">= 8"),
+    ("serve", "api"): (lambda v: v in ("", "alsa", "jack", "coremidi", "winmm"), "one of alsa, jack, coremidi, winmm"),
+    ("serve", "channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("demo", "calls"): (lambda v: v >= 1, ">= 1"),
+}
+
+
+def register_range(section: str, key: str, predicate: typing.Callable[[Any], bool], what: str) -> None:
+    """Let a section's owner add a range check next to its own code."""
+    _RANGES[(section, key)] = (predicate, what)
+
+
+def _check_ranges(section: str, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        rule = _RANGES.get((section, f.name))
+        if rule is None:
+            continue
+        predicate, what = rule
+        value = getattr(obj, f.name)
+        if not predicate(value):
+            raise ConfigError(f"bad value for {section}.{f.name}: {value!r} (must be {what})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return tree
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """``section.key=value``; the value is read as YAML, so 3, 0.5, true, [a, b] mean what they look like."""
+    name, sep, raw = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"bad override {item!r} (expected section.key=value)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: take it as text
+    return section, key, value
+
+
+def _did_you_mean(name: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"

@@ -1,0 +1,28 @@
+"""The exceptions improv raises on bad input.
+
+Every error a user can cause is an ``ImprovError`` whose message is one line naming the problem
+(the bad key, file, port or value). The command line prints it as ``improv: error: ...`` and exits
+with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ImprovError(Exception):
+    """Base class: a problem with the user's input, reported as one line."""
+
+
+class ConfigError(ImprovError):
+    """A config file or --set override names an unknown key or a bad value."""
+
+
+class MIDIConversionError(ImprovError):
+    """A MIDI (or music21) file could not be turned into notes."""
+
+
+class CheckpointError(ImprovError):
+    """A checkpoint file is missing, truncated, of another format version, or not a checkpoint."""
+
+
+class PortError(ImprovError):
+    """A MIDI port name matches nothing, or several ports."""

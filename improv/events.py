@@ -1,0 +1,59 @@
+"""Notes as improv sees them, before and after tokenisation. Pure: no files, no clock.
+
+A ``Note`` has an absolute start in beats (quarter notes) from the start of its piece. Time is in
+beats in the corpus and in files; the real-time engine converts to seconds with the current tempo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    pitch: int  # MIDI pitch 0..127, octave kept
+    start: float  # beats from the start of the piece
+    duration: float  # beats
+    velocity: int  # 1..127
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One model step: a note relative to the event before it (all times in beats)."""
+
+    pitch: int  # MIDI pitch 0..127
+    offset: float  # beats since the previous event's start (0 inside a chord)
+    duration: float  # beats
+    velocity: int  # 1..127
+
+
+def canonical_order(notes: Iterable[Note]) -> list[Note]:
+    """Notes sorted by start, then pitch (lowest first), with unisons merged.
+
+    Why: simultaneous notes must come out in one deterministic order whatever order the parts or
+    tracks were read in. Two notes of the same pitch starting together (a unison between parts)
+    sound as one; the merged note keeps the longer duration and the louder velocity.
+    """
+    merged: dict[tuple[float, int], Note] = {}
+    for note in notes:
+        key = (note.start, note.pitch)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = note
+        else:
+            merged[key] = Note(note.pitch, note.start, max(old.duration, note.duration), max(old.velocity, note.velocity))
+    return [merged[key] for key in sorted(merged)]
+
+
+def fold_pitch(pitch: int) -> int:
+    """Bring a pitch into 0..127 by whole octaves (for transposition and out-of-range prompts)."""
+    while pitch < 0:
+        pitch += 12
+    while pitch > 127:
+        pitch -= 12
+    return pitch

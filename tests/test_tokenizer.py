@@ -1,0 +1,150 @@
+"""Tokenizer: golden table in both directions, whole-piece round trip, order, transposition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from improv.config import TokenizerSettings
+from improv.events import Event, Note
+from improv.tokenizer import BOS, EOS, Tokenizer, time_grid
+
+TOK = Tokenizer()
+
+# (event, token row): exact grid values, decoded back to the same event.
+GOLDEN = [
+    (Event(60, 0.0, 1.0, 73), (60, 0, 12, 4)),  # a quarter note, start of a chord
+    (Event(0, 0.25, 0.25, 9), (0, 3, 3, 0)),  # sixteenth offset and length, lowest pitch and velocity
+    (Event(127, 1 / 3, 1 / 3, 120), (127, 4, 4, 7)),  # triplet eighth
+    (Event(64, 1 / 6, 1 / 12, 57), (64, 2, 1, 3)),  # sixteenth triplet, shortest duration
+    (Event(72, 1.5, 0.75, 89), (72, 18, 9, 5)),  # dotted quarter offset, dotted eighth length
+    (Event(48, 2.0, 2.0, 105), (48, 24, 24, 6)),  # last fine step: a half note
+    (Event(50, 2.25, 7 / 3, 41), (50, 25, 26, 2)),  # beyond 2 beats: quarters and thirds only
+    (Event(55, 4.0, 6.25, 25), (55, 36, 49, 1)),  # a bar; a sixteenth after a bar and a half
+    (Event(57, 8.0, 16.0, 73), (57, 60, 76, 4)),  # two bars; the longest duration
+    (Event(59, 16.0, 9.5, 73), (59, 76, 63, 4)),  # the longest offset; half beats beyond 2 bars
+]
+
+
+@pytest.mark.parametrize("event, row", GOLDEN)
+def test_golden_encode(event, row):
+    assert TOK.encode_event(event) == row
+
+
+@pytest.mark.parametrize("event, row", GOLDEN)
+def test_golden_decode(event, row):
+    decoded = TOK.decode_event(row)
+    assert decoded.pitch == event.pitch and decoded.velocity == event.velocity
+    assert decoded.offset == pytest.approx(event.offset) and decoded.duration == pytest.approx(event.duration)
+
+
+@pytest.mark.parametrize(
+    "event, row",
+    [
+        (Event(60, 0.04, 0.0, 1), (60, 0, 1, 0)),  # jitter snaps to the chord; zero length -> shortest
+        (Event(60, 0.125, 0.49, 127), (60, 1, 6, 7)),  # a 32nd: tie goes to the shorter class
+        (Event(60, 2.1, 100.0, 64), (60, 24, 76, 3)),  # very long duration capped
+        (Event(60, 8.3, 1.0, 64), (60, 61, 12, 3)),  # beyond 2 bars: half beats (8.5)
+        (Event(60, 40.0, 1.0, 200), (60, 76, 12, 7)),  # long gap capped; velocity clamped
+        (Event(130, 1.0, 1.0, 64), (118, 12, 12, 3)),  # out-of-range pitch folded by octaves
+        (Event(-5, 1.0, 1.0, 0), (7, 12, 12, 0)),
+    ],
+)
+def test_off_grid_values_quantise_to_nearest(event, row):
+    assert TOK.encode_event(event) == row
+
+
+def test_specials_decode_to_none_and_vocab_is_fixed():
+    assert TOK.decode_event((BOS, 0, 0, 0)) is None
+    assert TOK.decode_event((EOS, 0, 0, 0)) is None
+    assert TOK.sizes == (130, 77, 77, 8)
+
+
+def test_time_grid_holds_sixteenths_and_triplets():
+    steps = set(time_grid(12, 16.0))
+    for beats in [0.25, 0.5, 0.75, 1 / 3, 2 / 3, 1 / 6, 1.25, 1 + 2 / 3, 2.75, 3 + 1 / 3, 4, 6.25, 7 + 2 / 3, 12.5, 16]:
+        assert round(beats * 12) in steps
+    assert max(steps) == 16 * 12 and len(steps) == len(set(steps))
+    assert sorted(steps) == time_grid(12, 16.0)
+    assert max(time_grid(24, 32.0)) == 32 * 24
+
+
+def piece():
+    return [
+        Note(60, 0.0, 1.0, 80),
+        Note(64, 0.0, 1.0, 80),
+        Note(67, 0.0, 0.5, 90),
+        Note(72, 0.5, 0.5, 100),
+        Note(71, 1.0, 1 / 3, 60),
+        Note(69, 4 / 3, 1 / 3, 60),
+        Note(67, 5 / 3, 1 / 3, 60),
+        Note(48, 2.0, 4.0, 40),
+        Note(79, 6.25, 0.25, 110),
+    ]
+
+
+def test_piece_round_trip_exact_on_grid():
+    rows = TOK.encode(piece())
+    assert rows.dtype == np.uint8 and rows.shape == (len(piece()) + 2, 4)
+    assert rows[0].tolist() == [BOS, 0, 0, 0] and rows[-1].tolist() == [EOS, 0, 0, 0]
+    decoded = TOK.decode(rows)
+    assert [(n.pitch, round(n.start * 12), round(n.duration * 12)) for n in decoded] == [
+        (n.pitch, round(n.start * 12), round(n.duration * 12)) for n in piece()
+    ]
+
+
+def test_simultaneous_notes_in_deterministic_order():
+    shuffled = list(reversed(piece()))
+    assert TOK.encode(shuffled).tolist() == TOK.encode(piece()).tolist()
+    chord = TOK.encode(piece())[1:4, 0].tolist()
+    assert chord == [60, 64, 67]  # lowest first, voicing kept
+
+
+def test_unison_notes_merge():
+    rows = TOK.encode([Note(60, 0, 1, 50), Note(60, 0, 2, 90)], bos=False, eos=False)
+    assert rows.tolist() == [[60, 0, 24, 5]]
+
+
+def test_rounding_never_accumulates():
+    # 200 notes a 32nd apart (off the grid): each onset stays within half a step of the source.
+    notes = [Note(60 + i % 12, i * 0.125, 0.125, 64) for i in range(200)]
+    decoded = TOK.decode(TOK.encode(notes))
+    assert max(abs(d.start - n.start) for d, n in zip(decoded, notes)) <= 0.5 / 12 + 1e-9
+
+
+def test_long_gap_shortened_and_timing_restarts():
+    notes = [Note(60, 10.0, 1, 64), Note(62, 50.5, 1, 64), Note(64, 51.0, 1, 64)]
+    decoded = TOK.decode(TOK.encode(notes))
+    assert [d.start for d in decoded] == [0.0, 16.0, 16.5]  # leading silence dropped, gap capped
+    assert TOK.grid_onsets(notes) == [(0, 60), (192, 62), (198, 64)]
+
+
+def test_grid_onsets_match_decoded_onsets():
+    rng = np.random.default_rng(1)
+    notes = [Note(int(rng.integers(30, 90)), float(rng.integers(0, 400)) / 8, 0.5, 64) for _ in range(300)]
+    decoded = TOK.decode(TOK.encode(notes))
+    expected = TOK.grid_onsets(notes)
+    got = [(round(d.start * 12), d.pitch) for d in decoded]
+    assert len(set(got) & set(expected)) / len(set(expected)) > 0.97
+
+
+def test_transpose_is_a_pitch_shift_with_octave_folding():
+    rows = TOK.encode([Note(0, 0, 1, 64), Note(60, 1, 1, 64), Note(127, 2, 1, 64)])
+    up = TOK.transpose(rows, 5)
+    assert up[1:-1, 0].tolist() == [5, 65, 120]  # 132 folds down an octave
+    down = TOK.transpose(rows, -5)
+    assert down[1:-1, 0].tolist() == [7, 55, 122]
+    assert up[0, 0] == BOS and up[-1, 0] == EOS
+    assert (up[:, 1:] == rows[:, 1:]).all()
+
+
+def test_to_dict_round_trip_and_mismatch():
+    data = TOK.to_dict()
+    assert Tokenizer.from_dict(data) == TOK
+    other = Tokenizer(TokenizerSettings(velocity_bins=4))
+    assert other.sizes[3] == 4 and other != TOK
+    data["time_steps"] = data["time_steps"][:-1]
+    from improv.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="vocabulary differs"):
+        Tokenizer.from_dict(data)
