@@ -36,6 +36,8 @@ class TokenizerSettings:
 
 @dataclass(frozen=True)
 class CorpusSettings:
+    # Cache parsed token arrays (keyed by file content and tokenizer settings); false = always parse.
+    cache: bool = True
     # Where parsed token arrays are cached; empty = the user cache folder (~/.cache/improv/corpus).
     cache_dir: str = ""
     # Parser processes; 0 = one per CPU core.
