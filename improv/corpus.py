@@ -247,7 +247,20 @@ def _resolve_one(source: str) -> list[SourceFile]:
         if not found:
             raise ImprovError(f"no MIDI or score files under {source} (looked for {', '.join(READABLE_EXTENSIONS)})")
         return found
-    raise ImprovError(f"no such file or folder: {source}")
+    raise ImprovError(f"no such file or folder: {source}{_nearby(path)}")
+
+
+def _nearby(path: Path) -> str:
+    """A hint for a mistyped path: the closest name in its folder, or that the folder is missing."""
+    parent = path.parent
+    if not parent.is_dir():
+        return f" ({parent} does not exist either)" if str(parent) not in ("", ".") else ""
+    try:
+        names = [p.name for p in parent.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {parent / close[0]}?)" if close else ""
 
 
 def _walk(folder: Path) -> Iterable[Path]:

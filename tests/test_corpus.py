@@ -190,6 +190,11 @@ def test_unknown_music21_name_says_what_exists():
 def test_missing_and_empty_sources_are_one_line_errors(tmp_path):
     with pytest.raises(ImprovError, match="no such file or folder: .*nowhere"):
         resolve_sources([str(tmp_path / "nowhere")])
+    write_midi(tmp_path / "song.mid", phrase())
+    with pytest.raises(ImprovError, match=r"no such file or folder: .*sogn.mid \(did you mean .*song.mid\?\)"):
+        resolve_sources([str(tmp_path / "sogn.mid")])
+    with pytest.raises(ImprovError, match=r"missing.*does not exist either"):
+        resolve_sources([str(tmp_path / "missing" / "a.mid")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImprovError, match="no MIDI or score files under"):
         resolve_sources([str(tmp_path / "empty")])
