@@ -137,6 +137,56 @@ class ServeSettings:
     client_name: str = "improv"
     # MIDI channel (1-16) improv plays on.
     channel: int = 1
+    # Only notes on this channel (1-16) are the performer's; 0 = every channel.
+    listen_channel: int = 0
+    # A call ends this long after the last key and the sustain pedal are released: silence_ms, or
+    # silence_beats at the current tempo when that is longer (0 = off).
+    silence_ms: float = 600.0
+    silence_beats: float = 0.0
+    # A call ends anyway after this many beats (0 = no limit); a call of fewer notes gets no answer.
+    max_call_beats: float = 64.0
+    min_call_notes: int = 2
+    # The answer is as long as the call, counted in beats or in note events; response_length > 0
+    # fixes it to that many units instead. Never more than max_response_events notes.
+    response_unit: Literal["beats", "events"] = "beats"
+    response_length: float = 0.0
+    max_response_events: int = 256
+    # How far the answer's loudness follows the call's (1 = same average velocity, 0 = the model's own).
+    follow_velocity: float = 1.0
+    # Keep the answer in the key of the call (Krumhansl-Schmuckler estimate, plus the call's own pitches).
+    keep_key: bool = True
+    # Range of pitches the answer may use.
+    lowest_pitch: int = 21
+    highest_pitch: int = 108
+    # Events (performer and improv) the model is re-primed from before each answer.
+    window: int = 100
+    # Tempo when no MIDI clock is followed and no estimate is made.
+    bpm: float = 100.0
+    # Follow incoming MIDI clock (24 per beat) when a DAW sends it.
+    follow_clock: bool = True
+    # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
+    estimate_tempo: bool = True
+    # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
+    # centre = as long as the call), end-of-call switch, panic switch.
+    cc_temperature: int = 21
+    cc_length: int = 22
+    cc_end_call: int = 20
+    cc_panic: int = 23
+    # The temperature knob's range (log scale from min at 0 to max at 127).
+    temperature_min: float = 0.25
+    temperature_max: float = 2.0
+    # A performer's key held longer than this (no note-off arrived) counts as released.
+    stuck_note_s: float = 10.0
+    # An incoming message equal to one improv sent within this window is its echo, not the performer.
+    echo_ms: float = 100.0
+    # Sample the answer this far ahead of the notes being sent.
+    lookahead_ms: float = 500.0
+    # The loop sleeps until this long before a send, then spins on the clock to the exact time.
+    spin_ms: float = 1.5
+    # Check a named port that has vanished this often, and reopen it when it is back.
+    reconnect_s: float = 1.0
+    # Tempo of the file written by --record (the session's seconds become beats at this tempo).
+    record_bpm: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -306,6 +356,30 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("eval", "sample_length"): (lambda v: v >= 8, ">= 8"),
     ("serve", "api"): (lambda v: v in ("", "alsa", "jack", "coremidi", "winmm"), "one of alsa, jack, coremidi, winmm"),
     ("serve", "channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("serve", "listen_channel"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "silence_ms"): (lambda v: 0 <= v <= 60000, "between 0 and 60000"),
+    ("serve", "silence_beats"): (lambda v: 0 <= v <= 64, "between 0 and 64"),
+    ("serve", "max_call_beats"): (lambda v: v >= 0, ">= 0"),
+    ("serve", "min_call_notes"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "response_length"): (lambda v: v >= 0, ">= 0"),
+    ("serve", "max_response_events"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "follow_velocity"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "lowest_pitch"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("serve", "highest_pitch"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("serve", "window"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("serve", "cc_temperature"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_length"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_end_call"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_panic"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "temperature_min"): (lambda v: v > 0, "> 0"),
+    ("serve", "temperature_max"): (lambda v: v > 0, "> 0"),
+    ("serve", "stuck_note_s"): (lambda v: v > 0, "> 0"),
+    ("serve", "echo_ms"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+    ("serve", "lookahead_ms"): (lambda v: 10 <= v <= 10000, "between 10 and 10000"),
+    ("serve", "spin_ms"): (lambda v: 0 <= v <= 20, "between 0 and 20"),
+    ("serve", "reconnect_s"): (lambda v: v > 0, "> 0"),
+    ("serve", "record_bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
     ("demo", "calls"): (lambda v: v >= 1, ">= 1"),
 }
 

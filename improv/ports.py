@@ -1,0 +1,450 @@
+"""MIDI ports: discovery, opening by name, reconnection, and in-memory ports for tests and the demo.
+
+Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
+improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
+thread, only queues the raw bytes and wakes the serve loop; the loop (one thread) parses and
+handles them. Client names are improv's own (``improv``), on every API. Parsing is tolerant:
+running status, real-time bytes inside messages, sysex and junk never break it.
+
+A port is named by a substring of its name; a name matching no port or several is a one-line
+``PortError`` listing the ports there are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import mido
+
+from .errors import PortError
+
+# improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
+APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+_DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+_COMMON_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
+
+
+class MidiParser:
+    """Raw MIDI bytes -> mido messages, as a keyboard or a driver may really send them.
+
+    Handles running status (data bytes after a complete channel message repeat its status),
+    real-time bytes (clock, start, stop...) interleaved anywhere, sysex, and skips junk: stray
+    data bytes, undefined status bytes, unterminated sysex.
+    """
+
+    def __init__(self) -> None:
+        self._status: int | None = None
+        self._data: list[int] = []
+        self._sysex: list[int] | None = None
+        self._out: deque[mido.Message] = deque()
+
+    def feed(self, data: Sequence[int]) -> None:
+        for b in data:
+            b = int(b) & 0xFF
+            if b >= 0xF8:  # real time: a message of its own, even inside another
+                if b not in (0xF9, 0xFD):
+                    self._emit([b])
+            elif b == 0xF0:
+                self._sysex, self._status, self._data = [], None, []
+            elif b == 0xF7:
+                if self._sysex is not None:
+                    self._emit([0xF0, *self._sysex, 0xF7])
+                self._sysex = None
+            elif b >= 0x80:
+                self._sysex = None
+                self._status, self._data = b, []
+                if b >= 0xF0:
+                    if b not in _COMMON_BYTES:
+                        self._status = None  # undefined (0xF4, 0xF5): junk
+                    elif _COMMON_BYTES[b] == 0:
+                        self._emit([b])
+                        self._status = None
+            elif self._sysex is not None:
+                self._sysex.append(b)
+            elif self._status is not None:
+                self._data.append(b)
+                status = self._status
+                needed = _COMMON_BYTES[status] if status >= 0xF0 else _DATA_BYTES[status >> 4]
+                if len(self._data) == needed:
+                    self._emit([status, *self._data])
+                    self._data = []
+                    if status >= 0xF0:
+                        self._status = None  # system common messages cancel running status
+            # else: a data byte with no status: junk, skipped
+
+    def _emit(self, data: list[int]) -> None:
+        try:
+            self._out.append(mido.Message.from_bytes(data))
+        except ValueError:
+            pass  # not a valid message after all: skipped like any junk
+
+    def __iter__(self) -> Iterator[mido.Message]:
+        while self._out:
+            yield self._out.popleft()
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+
+
+def _rtmidi() -> Any:
+    import rtmidi  # lazily: `improv --help` need not load it
+
+    return rtmidi
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Hide what libasound/libjack print on their own when a MIDI system is absent: improv says
+    it in one line instead. (File-descriptor level: those libraries write from C.)"""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _client(kind: str, api: int, client_name: str) -> Any:
+    """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there."""
+    rt = _rtmidi()
+    try:
+        with _quiet_stderr():
+            port = getattr(rt, kind)(api, client_name)
+    except rt.RtMidiError as exc:
+        raise PortError(f"cannot reach the {api_name(api)} MIDI system: {exc}") from None
+    port.set_error_callback(lambda *a: None)  # warnings become improv's own reports
+    return port
+
+
+def available_apis() -> list[str]:
+    """improv's names of the rtmidi APIs compiled into this python-rtmidi."""
+    rt = _rtmidi()
+    compiled = set(rt.get_compiled_api())
+    return [name for name, const in APIS.items() if getattr(rt, const, None) in compiled]
+
+
+def resolve_api(name: str = "") -> int:
+    """The rtmidi API constant for ``name``; "" = the first compiled API that can start here."""
+    rt = _rtmidi()
+    if name:
+        if name not in APIS:
+            raise PortError(f"unknown MIDI API {name!r} (choose one of {', '.join(APIS)})")
+        if name not in available_apis():
+            raise PortError(f"MIDI API {name!r} is not available in this python-rtmidi (available: {', '.join(available_apis()) or 'none'})")
+        return getattr(rt, APIS[name])
+    failures = []
+    for candidate in available_apis():
+        api = getattr(rt, APIS[candidate])
+        try:
+            probe = _client("MidiIn", api, "improv-probe")
+        except PortError as exc:
+            failures.append(f"{candidate}: {str(exc).split(': ', 1)[-1]}")
+            continue
+        probe.delete()
+        return api
+    raise PortError(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'})")
+
+
+def api_name(api: int) -> str:
+    rt = _rtmidi()
+    for name, const in APIS.items():
+        if getattr(rt, const, None) == api:
+            return name
+    return str(api)
+
+
+class PortLister:
+    """Lists port names through one persistent pair of rtmidi objects (cheap to ask again)."""
+
+    def __init__(self, api: int, client_name: str = "improv-probe") -> None:
+        self._in = _client("MidiIn", api, client_name)
+        self._out = _client("MidiOut", api, client_name)
+
+    def inputs(self) -> list[str]:
+        return self._in.get_ports()
+
+    def outputs(self) -> list[str]:
+        return self._out.get_ports()
+
+    def close(self) -> None:
+        self._in.delete()
+        self._out.delete()
+
+
+def list_ports(api: str = "") -> tuple[str, list[str], list[str]]:
+    """(API name, input port names, output port names)."""
+    rt_api = resolve_api(api)
+    lister = PortLister(rt_api)
+    try:
+        return api_name(rt_api), lister.inputs(), lister.outputs()
+    finally:
+        lister.close()
+
+
+def match_port(names: Sequence[str], wanted: str, kind: str) -> str:
+    """The one port whose name is ``wanted``, or else contains it (case-insensitive)."""
+    if wanted in names:
+        return wanted
+    hits = [n for n in names if wanted.lower() in n.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    there = ", ".join(repr(n) for n in names) or "none"
+    if not hits:
+        raise PortError(f"no MIDI {kind} port matches {wanted!r} ({kind} ports: {there})")
+    raise PortError(f"{wanted!r} matches several MIDI {kind} ports ({', '.join(repr(n) for n in hits)}); name one exactly")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real ports
+
+
+class RtInput:
+    """An rtmidi input whose callback queues bytes and wakes the loop; ``iter_pending`` parses them."""
+
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
+        self.wake = wake
+        self._queue: deque[list[int]] = deque()
+        self._parser = MidiParser()
+        self._rt = _client("MidiIn", api, client_name)
+        self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
+        self._rt.set_callback(self._callback)
+        self.name = virtual or port or ""
+        self.virtual = virtual is not None
+        self.open_port(port, virtual)
+
+    def open_port(self, port: str | None, virtual: str | None = None) -> None:
+        if virtual is not None:
+            self._rt.open_virtual_port(virtual)
+            return
+        names = self._rt.get_ports()
+        if port not in names:
+            raise PortError(f"MIDI input port {port!r} is not there")
+        self._rt.open_port(names.index(port), "in")
+
+    def reopen(self, port: str) -> None:
+        self._rt.close_port()
+        self.name = port
+        self.open_port(port)
+
+    def _callback(self, event: tuple[list[int], float], data: object = None) -> None:
+        # rtmidi's thread: queue the bytes (deque.append is atomic) and wake the loop; nothing else.
+        self._queue.append(event[0])
+        if self.wake is not None:
+            self.wake.set()
+
+    def iter_pending(self) -> Iterator[mido.Message]:
+        while self._queue:
+            self._parser.feed(self._queue.popleft())
+            yield from self._parser
+
+    def close(self) -> None:
+        self._rt.cancel_callback()
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class RtOutput:
+    """An rtmidi output."""
+
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
+        self._rt = _client("MidiOut", api, client_name)
+        self.name = virtual or port or ""
+        self.virtual = virtual is not None
+        self.open_port(port, virtual)
+
+    def open_port(self, port: str | None, virtual: str | None = None) -> None:
+        if virtual is not None:
+            self._rt.open_virtual_port(virtual)
+            return
+        names = self._rt.get_ports()
+        if port not in names:
+            raise PortError(f"MIDI output port {port!r} is not there")
+        self._rt.open_port(names.index(port), "out")
+
+    def reopen(self, port: str) -> None:
+        self._rt.close_port()
+        self.name = port
+        self.open_port(port)
+
+    def send(self, msg: mido.Message) -> None:
+        self._rt.send_message(msg.bytes())
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+@dataclass
+class PortChoice:
+    """What the user asked for: names (substrings) per side, or virtual ports."""
+
+    api: str = ""
+    in_name: str = ""
+    out_name: str = ""
+    virtual: bool = False
+    client_name: str = "improv"
+
+
+class MidiPorts:
+    """The input and output improv serves on, watched: a named port that vanishes (a keyboard
+    unplugged) is reported and reopened when a port matching the same name is back."""
+
+    def __init__(self, choice: PortChoice, wake: threading.Event | None = None) -> None:
+        self.choice = choice
+        self.api = resolve_api(choice.api)
+        self.lister = PortLister(self.api)
+        self.input: RtInput | None = None
+        self.output: RtOutput | None = None
+        self.lost: dict[str, bool] = {"input": False, "output": False}
+        try:
+            if choice.virtual:
+                self.input = RtInput(self.api, choice.client_name, virtual="in", wake=wake)
+                self.output = RtOutput(self.api, choice.client_name, virtual="out")
+            else:
+                if not choice.in_name or not choice.out_name:
+                    raise PortError("name the MIDI ports: --port NAME (or --in NAME and --out NAME), or use --virtual; `improv ports` lists them")
+                in_port = match_port(self.lister.inputs(), choice.in_name, "input")
+                out_port = match_port(self.lister.outputs(), choice.out_name, "output")
+                self.input = RtInput(self.api, choice.client_name, port=in_port, wake=wake)
+                self.output = RtOutput(self.api, choice.client_name, port=out_port)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self) -> tuple[str, str]:
+        """(input, output) as other programs see them: for virtual ports, the names they got."""
+        assert self.input is not None and self.output is not None
+        if not self.choice.virtual:
+            return self.input.name, self.output.name
+        client = self.choice.client_name
+        # JACK renames a second client of the same name (improv-01), ALSA appends numbers: look.
+        ins = [n for n in self.lister.outputs() if n.startswith(client) and "in" in n[len(client):]]
+        outs = [n for n in self.lister.inputs() if n.startswith(client) and "out" in n[len(client):]]
+        return (ins[-1] if ins else f"{client}:in"), (outs[-1] if outs else f"{client}:out")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Look for vanished or returned ports: [(event, message)], event in lost-input,
+        lost-output, back-input, back-output. Virtual ports are ours and never vanish."""
+        events: list[tuple[str, str]] = []
+        if self.choice.virtual:
+            return events
+        for side, port, names, wanted in (
+            ("input", self.input, self.lister.inputs(), self.choice.in_name),
+            ("output", self.output, self.lister.outputs(), self.choice.out_name),
+        ):
+            assert port is not None
+            if not self.lost[side]:
+                if port.name not in names:
+                    self.lost[side] = True
+                    events.append((f"lost-{side}", f"MIDI {side} {port.name!r} vanished; waiting for it to come back"))
+                continue
+            try:
+                found = match_port(names, wanted, side)
+            except PortError:
+                continue
+            try:
+                port.reopen(found)
+            except (PortError, _rtmidi().RtMidiError) as exc:
+                events.append((f"retry-{side}", f"MIDI {side} {found!r} is back but would not open ({exc}); retrying"))
+                continue
+            self.lost[side] = False
+            events.append((f"back-{side}", f"MIDI {side} {found!r} is back"))
+        return events
+
+    def close(self) -> None:
+        for port in (self.input, self.output):
+            if port is not None:
+                port.close()
+        self.lister.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# In-memory ports (tests, the demo, benchmarks without a MIDI system)
+
+
+class ScriptedInput:
+    """Messages that arrive at given times on ``clock``: what a performer plays, scripted.
+
+    ``iter_pending`` yields those whose time has come; ``next_arrival`` tells the loop when to
+    wake for the next. Raw bytes (``feed_bytes``) go through ``MidiParser`` like a real port's.
+    """
+
+    def __init__(self, clock: Any, messages: Sequence[tuple[float, mido.Message]] = ()) -> None:
+        self.clock = clock
+        self.name = "scripted"
+        self._queue: list[tuple[float, int, Any]] = []
+        self._n = 0
+        self._parser = MidiParser()
+        for t, msg in messages:
+            self.add(t, msg)
+
+    def add(self, t: float, msg: mido.Message | bytes | Sequence[int]) -> None:
+        import heapq
+
+        self._n += 1
+        heapq.heappush(self._queue, (float(t), self._n, msg))
+        alarm = getattr(self.clock, "alarm", None)
+        if alarm is not None:
+            alarm(t)
+
+    def next_arrival(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+    def iter_pending(self) -> Iterator[mido.Message]:
+        import heapq
+
+        now = self.clock.now()
+        while self._queue and self._queue[0][0] <= now:
+            _, _, item = heapq.heappop(self._queue)
+            if isinstance(item, mido.Message):
+                yield item
+            else:
+                self._parser.feed(item)
+                yield from self._parser
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+class MemoryOutput:
+    """Records what is sent, with the clock's time; optionally loops it back into an input
+    after ``echo_delay`` (a loopback port, as IAC or a patch bay make)."""
+
+    def __init__(self, clock: Any, loopback: ScriptedInput | None = None, echo_delay: float = 0.001) -> None:
+        self.clock = clock
+        self.name = "memory"
+        self.sent: list[tuple[float, mido.Message]] = []
+        self.loopback = loopback
+        self.echo_delay = echo_delay
+        self.on_send: Callable[[float, mido.Message], None] | None = None
+
+    def send(self, msg: mido.Message) -> None:
+        now = self.clock.now()
+        self.sent.append((now, msg))
+        if self.loopback is not None:
+            self.loopback.add(now + self.echo_delay, msg)
+        if self.on_send is not None:
+            self.on_send(now, msg)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,235 @@
+"""The serve loop: one thread between the ports and the engine.
+
+Each turn: take what arrived on the input (stamped with the clock's ``now``), hand it to the
+engine, send whatever is due, and then either let the engine think (model work ahead of time,
+in slices that end well before the next send) or sleep until the next send / wake-up. Sleeping
+ends early when a message arrives (the real input sets ``wake``); the clock sleeps, then spins
+the last moment on ``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
+send and takes the messages due by then from the engine, so the engine's work is done before
+the send time; it then spins to each message's exact time and sends it.
+
+Every exit path (a stop request, Ctrl-C, SIGTERM, an exception) goes through ``close``, which
+sends the engine's final note-offs and All Notes Off.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import mido
+import numpy as np
+
+from .clock import Clock
+from .engine import Engine, Exchange
+
+
+@dataclass
+class LoopStats:
+    """What the loop measured: lateness of every send, and the exchanges."""
+
+    lateness: list[float] = field(default_factory=list)  # seconds after the scheduled time
+    exchanges: list[Exchange] = field(default_factory=list)
+    sent: int = 0
+    send_errors: int = 0
+
+    def lateness_ms(self) -> dict[str, float]:
+        if not self.lateness:
+            return {"send_late_p50_ms": math.nan, "send_late_p99_ms": math.nan, "send_late_max_ms": math.nan}
+        late = np.asarray(self.lateness) * 1000
+        return {
+            "send_late_p50_ms": float(np.percentile(late, 50)),
+            "send_late_p99_ms": float(np.percentile(late, 99)),
+            "send_late_max_ms": float(late.max()),
+        }
+
+
+class ServeLoop:
+    """Runs an ``Engine`` between an input and an output on ``clock``; see the module docstring.
+
+    ``inport`` needs ``iter_pending()`` (and may have ``next_arrival()``, for scripted input);
+    ``outport`` needs ``send(msg)``. ``ports`` (a ``ports.MidiPorts``) is checked now and then
+    for vanished and returned ports. ``on_status`` receives one line per event worth telling.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        inport: Any,
+        outport: Any,
+        clock: Clock,
+        *,
+        ports: Any = None,
+        on_status: Callable[[str], None] | None = None,
+        wake: threading.Event | None = None,
+        margin_s: float = 0.002,
+        lead_s: float = 0.0005,
+        idle_s: float = 0.5,
+        max_units: int = 16,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.inport = inport
+        self.outport = outport
+        self.clock = clock
+        self.ports = ports
+        self.on_status = on_status or (lambda line: None)
+        self.wake = wake or threading.Event()
+        self.stop = threading.Event()
+        self.margin_s = margin_s  # no thinking closer than this to a send
+        self.lead_s = lead_s
+        self.idle_s = idle_s
+        self.max_units = max_units
+        self.reconnect_s = reconnect_s
+        self.stats = LoopStats()
+        self.closed = False
+        self._unit_cost = 0.0005  # seconds per model unit, learnt as the loop runs
+        self._next_check = -math.inf
+        self._output_ok = True
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread: the loop ends at its next turn."""
+        self.stop.set()
+        self.wake.set()
+
+    def run(self, until: float | None = None) -> LoopStats:
+        """Serve until ``request_stop`` (or the clock reaches ``until``); always ends with ``close``."""
+        try:
+            while not self.stop.is_set() and (until is None or self.clock.now() < until):
+                self.turn(until)
+        finally:
+            self.close()
+        return self.stats
+
+    def turn(self, until: float | None = None) -> None:
+        """One turn: input, sends, then think or sleep."""
+        engine, clock = self.engine, self.clock
+        self.wake.clear()  # before draining: a message arriving after the drain still wakes the sleep
+        now = clock.now()
+        for msg in self.inport.iter_pending():
+            engine.on_message(msg, now)
+        self._send(engine.due(now + self.lead_s))
+        for line in engine.take_errors():
+            self.on_status(f"improv: {line}")
+        for ex in engine.take_reports():
+            self.stats.exchanges.append(ex)
+            self.on_status(ex.status_line())
+        deadline = engine.next_deadline()
+        now = clock.now()
+        room = math.inf if deadline is None else deadline - self.lead_s - now - self.margin_s
+        if room > self._unit_cost and engine.wants_think(now):
+            units = int(min(self.max_units, max(1, room / max(self._unit_cost, 1e-6))))
+            started = clock.now()
+            done = engine.think(now, units)
+            if done:
+                spent = clock.now() - started
+                self._unit_cost = 0.8 * self._unit_cost + 0.2 * (spent / done)
+            return
+        if self.ports is not None and now >= self._next_check and room > 0.05:
+            self._check_ports(now)
+            return
+        wakeup = engine.next_wakeup()
+        if wakeup is not None and wakeup <= now:
+            wakeup = deadline  # the engine has work, but a send comes first: wait for the send
+        if wakeup is not None and wakeup == deadline:
+            wakeup -= self.lead_s  # sends (and call ends) are taken early; think work is not
+        target = now + self.idle_s
+        for t in (wakeup, self._next_arrival(), until):
+            if t is not None:
+                target = min(target, t)
+        if self.ports is not None and self._next_check > now:
+            target = min(target, self._next_check)
+        clock.sleep_until(target, self.wake)
+
+    def close(self) -> None:
+        """Send the engine's last messages (every note-off, All Notes Off), once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._send(self.engine.shutdown(self.clock.now()))  # all stamped now: no waiting
+        for ex in self.engine.take_reports():
+            self.stats.exchanges.append(ex)
+            self.on_status(ex.status_line())
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _send(self, batch: list[tuple[float, mido.Message]]) -> None:
+        if not batch:
+            return
+        started = self.engine.take_started()
+        for t, msg in batch:
+            self.clock.sleep_until(t)  # taken up to lead_s early: wait (spin) for the exact time
+            try:
+                self.outport.send(msg)
+            except (OSError, ValueError) as exc:  # a vanished output: keep serving, report once
+                self.stats.send_errors += 1
+                if self._output_ok:
+                    self.on_status(f"improv: cannot send to the MIDI output ({exc})")
+                self._output_ok = False
+                continue
+            self._output_ok = True
+            sent = self.clock.now()
+            self.stats.lateness.append(sent - t)
+            self.stats.sent += 1
+            if started is not None and started.first_sent_at is None and msg.type == "note_on":
+                started.first_sent_at = sent
+
+    def _next_arrival(self) -> float | None:
+        next_arrival = getattr(self.inport, "next_arrival", None)
+        return next_arrival() if next_arrival is not None else None
+
+    def _check_ports(self, now: float) -> None:
+        self._next_check = now + self.reconnect_s
+        for event, line in self.ports.check():
+            self.on_status(f"improv: {line}")
+            if event == "lost-input":
+                self.engine.input_lost(now)
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole session: what `improv serve` (and the demo) run
+
+
+def serve(
+    loop: ServeLoop,
+    *,
+    until: float | None = None,
+    handle_signals: bool = True,
+) -> LoopStats:
+    """Run ``loop`` as a session: Ctrl-C and SIGTERM end it cleanly (a second one interrupts at
+    once; the loop still closes every note), and the interpreter is tuned for steady timing."""
+    import gc
+    import signal
+    import sys
+
+    previous: dict[int, Any] = {}
+    requests = 0
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal requests
+        requests += 1
+        if requests > 1:
+            raise KeyboardInterrupt
+        loop.request_stop()
+
+    switch = sys.getswitchinterval()
+    # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
+    # bounds how long it waits while this thread computes (the default is 5 ms).
+    sys.setswitchinterval(0.0005)
+    # Why: everything loaded so far (model, torch, music21) is long-lived; frozen, the cyclic
+    # collector never walks it again, so its pauses stay short during the session.
+    gc.collect()
+    gc.freeze()
+    in_main = threading.current_thread() is threading.main_thread()
+    try:
+        if handle_signals and in_main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, stop)
+        return loop.run(until)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        gc.unfreeze()
+        sys.setswitchinterval(switch)

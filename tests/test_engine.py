@@ -1,0 +1,429 @@
+"""The real-time engine, in simulated time: exact messages at exact times, instantly.
+
+Most tests use ``LadderModel`` (tests/fakes.py), whose answers are predictable by hand: each note
+climbs 2 semitones above the previous event, one beat apart, half a beat long. At the default
+100 bpm a beat is 0.6 s, so the expected times below are plain arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mido
+import numpy as np
+import pytest
+
+from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
+from improv.config import ServeSettings
+from improv.engine import EchoFilter, Engine, Recorder, estimate_bpm, estimate_key
+from improv.inference import random_step_model
+from improv.sampling import SamplingParams
+from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
+
+PLAIN = ServeSettings(estimate_tempo=False, keep_key=False)
+CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # last release at 1.15 s
+ANSWER_AT = 1.15 + 0.6
+
+
+def engine(settings: ServeSettings = PLAIN, model=None, **kw) -> Engine:
+    return Engine(model or LadderModel(), settings, **kw)
+
+
+def note_ons(out):
+    return [(round(t, 6), m.note, m.velocity) for t, m in out if m.type == "note_on" and m.velocity > 0]
+
+
+# ---- the call ends -------------------------------------------------------------------------------
+
+
+def test_call_ends_after_silence_and_answer_is_exact():
+    e = engine()
+    out = simulate(e, CALL, until=10)
+    assert kinds(out) == [
+        (1.75, "note_on", 67, 80),
+        (2.05, "note_off", 67, 0),
+        (2.35, "note_on", 69, 80),
+        (2.65, "note_off", 69, 0),
+    ]
+    (report,) = e.take_reports()
+    assert report.end_reason == "silence" and report.call_notes == 4
+    assert report.first_note_at == pytest.approx(ANSWER_AT) and report.decided_at == pytest.approx(ANSWER_AT)
+    assert report.sync_units == 0  # the answer was ready before the call ended
+    assert report.ended == "finished" and report.response_notes == 2
+    assert "call 4 notes" in report.status_line() and "100 bpm" in report.status_line()
+
+
+def test_sustain_pedal_delays_the_end():
+    script = CALL + [(0.1, cc(64, 127)), (2.0, cc(64, 0))]
+    out = simulate(engine(), script, until=10)
+    assert note_ons(out)[0][0] == pytest.approx(2.6)
+
+
+def test_silence_in_beats_when_longer():
+    e = engine(dataclasses.replace(PLAIN, silence_beats=2))  # 1.2 s at 100 bpm
+    assert note_ons(simulate(e, CALL, until=10))[0][0] == pytest.approx(1.15 + 1.2)
+
+
+def test_end_of_call_controller_answers_at_once_even_with_a_key_down():
+    script = [(0.0, on(60)), (0.2, off(60)), (0.3, on(62)), (0.4, cc(20, 127)), (1.0, off(62))]
+    e = engine()
+    out = simulate(e, script, until=10)
+    assert note_ons(out) == [(0.4, 64, 80)]  # the call lasted 0.4 s: less than a beat, one note
+    (report,) = e.take_reports()
+    assert report.end_reason == "control" and report.latency_s == pytest.approx(0)
+
+
+def test_maximum_call_length():
+    e = engine(dataclasses.replace(PLAIN, max_call_beats=4))  # 2.4 s
+    script = phrase([60, 62, 64, 65, 67, 69, 71, 72], step=0.3, length=0.25) + [(2.4, on(74)), (5.0, off(74))]
+    out = simulate(e, script, until=10)
+    assert note_ons(out)[0][0] == pytest.approx(2.4)
+    assert e.take_reports()[0].end_reason == "max length"
+
+
+def test_short_call_is_ignored_but_remembered():
+    m = LadderModel()
+    e = engine(model=m)
+    out = simulate(e, [(0.0, on(60)), (0.2, off(60))], until=5)
+    assert out == [] and e.take_reports() == []
+    assert m.fed[-1][PITCH] == 60  # the note still reached the model
+    out = simulate(e, phrase([62, 64], start=5.0), until=10)
+    assert note_ons(out)[0][0] == pytest.approx(5.0 + 0.25 + 0.2 + 0.6)
+
+
+# ---- the answer ------------------------------------------------------------------------------
+
+
+def test_answer_as_long_as_the_call_in_events():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    assert note_ons(simulate(e, CALL, until=10)) == [(1.75, 67, 80), (2.35, 69, 80), (2.95, 71, 80), (3.55, 73, 80)]
+
+
+def test_fixed_answer_length_and_the_length_knob():
+    fixed = engine(dataclasses.replace(PLAIN, response_length=3))
+    assert len(note_ons(simulate(fixed, CALL, until=10))) == 3
+    longer = engine()
+    assert len(note_ons(simulate(longer, CALL + [(1.3, cc(22, 96))], until=10))) == 4  # x2: 3.8 beats
+    shorter = engine()
+    assert len(note_ons(simulate(shorter, CALL + [(1.3, cc(22, 0))], until=10))) == 1  # x0.25
+
+
+def test_temperature_knob():
+    e = engine()
+    e.on_message(cc(21, 127), 0.0)
+    assert e.temperature == pytest.approx(2.0)
+    e.on_message(cc(21, 0), 0.0)
+    assert e.temperature == pytest.approx(0.25)
+
+
+def test_velocities_follow_the_performer():
+    soft = phrase([60, 62, 64, 65], step=0.3, length=0.25, velocity=30)
+    assert {v for _, _, v in note_ons(simulate(engine(), soft, until=10))} == {30}
+    loud = phrase([60, 62, 64, 65], step=0.3, length=0.25, velocity=120)
+    assert {v for _, _, v in note_ons(simulate(engine(), loud, until=10))} == {120}
+    own = engine(dataclasses.replace(PLAIN, follow_velocity=0.0))
+    model_velocity = int(Tokenizer().velocity_values[4])
+    assert {v for _, _, v in note_ons(simulate(own, soft, until=10))} == {model_velocity}
+
+
+def test_keep_the_key():
+    # A call in C major; the ladder climbs by whole tones, the mask bends it back into the key.
+    e = engine(dataclasses.replace(PLAIN, keep_key=True, response_unit="events", response_length=12))
+    call = phrase([60, 64, 67, 65, 62, 60, 71, 72], step=0.3, length=0.25)
+    out = simulate(e, call, until=20)
+    pitches = [n for _, n, _ in note_ons(out)]
+    assert len(pitches) == 12
+    assert {p % 12 for p in pitches} <= {0, 2, 4, 5, 7, 9, 11}
+    assert e.take_reports()[0].key == "C major"
+
+
+def test_answer_pitch_range_and_never_special_tokens():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=30, highest_pitch=80))
+    pitches = [n for _, n, _ in note_ons(simulate(e, CALL, until=60))]
+    assert len(pitches) == 30 and max(pitches) <= 80
+
+
+def test_same_pitch_again_ends_the_sounding_note_first():
+    m = LadderModel(climb=0, offset=3, duration=24)  # repeated notes, each longer than the gap
+    e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=3), model=m)
+    out = simulate(e, CALL, until=10)
+    kinds_ = kinds(out)
+    assert [k[1] for k in kinds_] == ["note_on", "note_off", "note_on", "note_off", "note_on", "note_off"]
+    assert unclosed(out) == {}
+
+
+# ---- barge-in, panic, shutdown, failures ------------------------------------------------------
+
+
+def test_barge_in_stops_the_answer_and_starts_a_new_call():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    script = CALL + phrase([72, 74], start=2.5, step=0.3, length=0.2)
+    out = simulate(e, script, until=10)
+    assert kinds(out)[:5] == [
+        (1.75, "note_on", 67, 80),
+        (2.05, "note_off", 67, 0),
+        (2.35, "note_on", 69, 80),
+        (2.5, "note_off", 69, 0),  # at the barge-in, not at 2.65
+        (3.6, "note_on", 76, 80),  # the next call (72, 74) answered after its own silence
+    ]
+    first, second = e.take_reports()
+    assert first.ended == "barge-in" and first.response_notes == 2
+    assert second.call_notes == 2
+
+
+def test_panic_silences_everything_and_forgets_the_call():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    out = simulate(e, CALL + [(2.5, cc(23, 127))], until=10)
+    at_panic = [k for k in kinds(out) if k[0] == 2.5]
+    assert at_panic[0] == (2.5, "note_off", 69, 0)
+    assert [k[2] for k in at_panic[1:]] == [123] * 16
+    assert {m.channel for _, m in out if m.type == "control_change"} == set(range(16))
+    assert max(t for t, _ in out) == 2.5  # nothing after the panic
+
+    calm = engine()
+    out = simulate(calm, phrase([60, 62]) + [(0.6, cc(23, 127))], until=10)
+    assert note_ons(out) == []  # the call was forgotten: no answer
+
+
+def test_shutdown_mid_answer_closes_every_note():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    out = simulate(e, CALL, until=2.4)
+    assert unclosed(out) == {(0, 69): 1}
+    last = e.shutdown(2.4)
+    assert kinds(last)[0] == (2.4, "note_off", 69, 0)
+    assert unclosed(out + last) == {}
+    assert e.due(5.0) == [] and e.next_deadline() is None  # silent afterwards
+
+
+def test_model_error_during_the_answer_closes_its_notes_and_the_engine_goes_on():
+    m = LadderModel(fail_at={8})
+    e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=12), model=m)
+    out = simulate(e, CALL + phrase([72, 74], start=8.0), until=20)
+    assert unclosed(out) == {}
+    first, second = e.take_reports()
+    assert first.ended == "error" and 0 < first.response_notes < 12
+    assert second.ended == "finished" and second.response_notes == 12
+    assert any("the model broke" in line for line in e.take_errors())
+
+
+def test_model_error_when_the_call_ends_is_reported_not_raised():
+    m = LadderModel(fail_at={1, 2, 3, 4, 5, 6})
+    e = engine(model=m)
+    out = simulate(e, CALL, until=10, think=False)  # no speculation: the failure hits the sync path
+    assert out == [] and e.take_errors()
+
+
+def test_without_thinking_time_the_answer_is_made_on_the_spot():
+    e = engine()
+    out = simulate(e, CALL, until=1.75, think=False)  # no think until the call has ended
+    out += simulate(e, [], until=10)
+    assert note_ons(out) == [(1.75, 67, 80), (2.35, 69, 80)]
+    assert e.take_reports()[0].sync_units > 0
+
+
+# ---- tempo ---------------------------------------------------------------------------------------
+
+
+def clock_ticks(bpm: float, start: float, end: float):
+    dt = 60 / (bpm * 24)
+    return [(start + k * dt, mido.Message("clock")) for k in range(int((end - start) / dt))]
+
+
+def test_tempo_from_midi_clock():
+    e = engine(ServeSettings(keep_key=False))  # estimation on, but a running clock wins
+    script = clock_ticks(120, 0.0, 4.0) + phrase([60, 62, 64, 65], start=1.0, step=0.3, length=0.25)
+    out = simulate(e, script, until=4.0)
+    assert e.bpm == pytest.approx(120, abs=1e-6) and e.tempo_source == "clock"
+    times = [t for t, _, _ in note_ons(out)]
+    assert times[0] == pytest.approx(2.75)
+    assert np.diff(times) == pytest.approx([0.5] * (len(times) - 1))  # one beat at 120 bpm
+    simulate(e, [(5.0, on(40))], until=5.5)
+    assert e.tempo_source == "clock, held" and e.bpm == pytest.approx(120, abs=1e-6)
+
+
+def test_tempo_estimated_from_the_call():
+    beat = 60 / 130
+    onsets = [0, 0.5, 1, 1.5, 2, 3, 3.5, 4]  # eighths and quarters at 130 bpm
+    script = []
+    for k, b in enumerate(onsets):
+        script += [(b * beat, on(60 + k)), (b * beat + 0.15, off(60 + k))]
+    e = engine(ServeSettings(keep_key=False))
+    out = simulate(e, script, until=15)
+    report = e.take_reports()[0]
+    assert report.tempo_source == "estimate" and report.bpm == pytest.approx(130, rel=0.01)
+    times = [t for t, _, _ in note_ons(out)]
+    assert np.diff(times) == pytest.approx([60 / report.bpm] * (len(times) - 1), abs=1e-5)
+    # The call was re-read at the new tempo: its eighths are 6 grid steps apart.
+    call_offsets = [int(r[OFFSET]) for r in e.window_rows() if r[PITCH] < BOS][1:8]
+    assert call_offsets == [6, 6, 6, 6, 12, 6, 6]
+
+
+def test_estimate_bpm():
+    quarters = [k * 60 / 90 for k in range(8)]
+    assert estimate_bpm(quarters, around=100) == pytest.approx(90, rel=0.01)
+    assert estimate_bpm(quarters, around=170) == pytest.approx(180, rel=0.01)  # the octave nearest
+    assert estimate_bpm([0, 0.5, 1.0], around=100) is None  # too few
+    chords = [t + d for t in quarters for d in (0, 0.01, 0.02)]
+    assert estimate_bpm(chords, around=100) == pytest.approx(90, rel=0.01)
+    rng = np.random.default_rng(3)
+    assert estimate_bpm(np.cumsum(rng.uniform(0.1, 0.9, 12)), around=100) is None  # no pulse
+
+
+def test_estimate_key():
+    c_major = np.zeros(12)
+    c_major[[0, 2, 4, 5, 7, 9, 11]] = 1
+    c_major[[0, 4, 7]] += 1
+    assert estimate_key(c_major) == (0, False)
+    a_minor = np.zeros(12)
+    a_minor[[9, 11, 0, 2, 4, 5, 8]] = 1
+    a_minor[[9, 0, 4]] += 1
+    assert estimate_key(a_minor) == (9, True)
+
+
+# ---- safety -------------------------------------------------------------------------------------
+
+
+def test_echo_filter():
+    f = EchoFilter(0.1)
+    f.sent(on(60, 90), 1.0)
+    f.sent(off(60), 1.2)
+    assert f.is_echo(on(60, 90), 1.001)
+    assert not f.is_echo(on(60, 90), 1.002)  # one echo per message sent
+    assert f.is_echo(mido.Message("note_on", note=60, velocity=0), 1.21)  # note_off as note_on 0
+    f.sent(on(61), 2.0)
+    assert not f.is_echo(on(61), 2.2)  # too late: the performer's
+
+
+def test_echoes_do_not_barge_in():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    clean = simulate(engine(dataclasses.replace(PLAIN, response_unit="events")), CALL, until=10)
+    echoes = [(t + 0.002, m) for t, m in clean]  # what a loopback port would send back
+    out = simulate(e, CALL + echoes, until=10)
+    assert kinds(out) == kinds(clean)
+
+
+def test_stuck_input_note_is_released():
+    e = engine(dataclasses.replace(PLAIN, stuck_note_s=2.0))
+    script = [(0.0, on(60)), (0.3, on(62)), (0.5, off(62))]  # 60 never released
+    out = simulate(e, script, until=10)
+    assert note_ons(out)[0][0] == pytest.approx(2.6)
+
+
+def test_junk_changes_nothing():
+    junk = [
+        (0.05, mido.Message("sysex", data=[1, 2, 3])),
+        (0.1, mido.Message("aftertouch", value=50)),
+        (0.15, mido.Message("polytouch", note=60, value=50)),
+        (0.2, mido.Message("pitchwheel", pitch=2000)),
+        (0.25, mido.Message("program_change", program=5)),
+        (0.35, mido.Message("songpos", pos=10)),
+        (0.4, mido.Message("active_sensing")),
+        (0.45, mido.Message("reset")),
+        (0.5, cc(7, 100)),
+        (0.55, mido.Message("clock")),
+        (0.6, off(99)),  # a note-off for a key never pressed
+    ]
+    vel0 = [(t, mido.Message("note_on", note=m.note, velocity=0)) if m.type == "note_off" else (t, m) for t, m in CALL]
+    out = simulate(engine(), vel0 + junk, until=10)
+    assert kinds(out) == kinds(simulate(engine(), CALL, until=10))
+
+
+def test_listen_channel():
+    e = engine(dataclasses.replace(PLAIN, listen_channel=2))
+    assert simulate(e, CALL, until=10) == []
+    two = [(t, m.copy(channel=1)) for t, m in CALL]
+    assert note_ons(simulate(engine(dataclasses.replace(PLAIN, listen_channel=2)), two, until=10))
+
+
+def test_every_note_on_is_closed_on_every_path():
+    """Random sessions (notes, chords, pedal, knobs, panics, end-of-call, junk, model errors),
+    with the untrained real model: all notes end by themselves, and shutdown at any moment
+    leaves none hanging."""
+    rng = np.random.default_rng(7)
+    model = random_step_model(hidden_size=16, embed_dim=8)
+    for trial in range(12):
+        script = []
+        t = 0.0
+        for _ in range(60):
+            t += float(rng.choice([0.0, 0.05, 0.2, 0.4, 1.0, 2.5]))
+            pick = rng.random()
+            if pick < 0.7:
+                note = int(rng.integers(40, 90))
+                script += [(t, on(note, int(rng.integers(1, 128)))), (t + float(rng.uniform(0.01, 1.5)), off(note))]
+            elif pick < 0.8:
+                script.append((t, cc(64, int(rng.choice([0, 127])))))
+            elif pick < 0.9:
+                script.append((t, cc(int(rng.choice([20, 21, 22, 23])), int(rng.integers(0, 128)))))
+            else:
+                script.append((t, mido.Message("pitchwheel", pitch=int(rng.integers(-8000, 8000)))))
+        settings = ServeSettings(
+            silence_ms=float(rng.choice([100, 300, 600])),
+            min_call_notes=int(rng.integers(1, 3)),
+            response_unit=str(rng.choice(["beats", "events"])),
+            stuck_note_s=float(rng.choice([0.5, 10.0])),
+        )
+        e = Engine(model, settings, seed=trial)
+        out = simulate(e, script, until=t + 120)
+        assert unclosed(out) == {}, trial
+        cut = float(rng.uniform(0, t))
+        e2 = Engine(model, settings, seed=trial)
+        part = simulate(e2, script, until=cut)
+        assert unclosed(part + e2.shutdown(cut)) == {}, trial
+
+
+# ---- the model state: event by event = primed from the window ---------------------------------
+
+
+def _first_answer_row(e: Engine, model, rows):
+    rng = np.random.default_rng((e.seed, 0))
+    r = e._response  # the speculation, ready before the call ends
+    return model.sample_event(model.prime(rows), rng, e.params, r.mask), r
+
+
+@pytest.mark.parametrize("window", [100, 6])
+def test_stepping_event_by_event_equals_priming_the_window(window):
+    model = random_step_model(seed=1)
+    e = Engine(model, dataclasses.replace(ServeSettings(), window=window), params=SamplingParams(1.0, 0, 0.95), seed=5)
+    call = phrase([60, 62, 64, 65, 67, 69, 71, 72, 74, 76], step=0.3, length=0.25)
+    end = 9 * 0.3 + 0.25
+    simulate(e, call, until=end + 0.59)  # just before the call ends: everything fed, answer prepared
+    rows = e.window_rows()
+    assert len(rows) == min(window, 11)
+    if window == 100:  # nothing rolled out: the running state is exactly the primed window
+        primed = model.prime(rows)
+        assert np.array_equal(e.state.h, primed.h) and np.array_equal(e.state.c, primed.c)
+    expected, r = _first_answer_row(e, model, rows)
+    assert np.array_equal(r.planned[0].row, expected)
+    base = r.base
+    primed = model.prime(rows)
+    assert np.array_equal(base.h, primed.h) and np.array_equal(base.c, primed.c)
+
+
+def test_window_rows_are_the_performance():
+    e = engine()
+    simulate(e, CALL, until=10)
+    rows = e.window_rows()
+    assert rows[0].tolist() == [BOS, 0, 0, 0]
+    assert rows[1:, PITCH].tolist() == [60, 62, 64, 65, 67, 69]  # call, then the answer as played
+    assert rows[1:5, OFFSET].tolist() == [0, 6, 6, 6]
+    assert EOS not in rows[:, PITCH]
+
+
+def test_chords_are_fed_lowest_first():
+    m = LadderModel()
+    e = engine(model=m)
+    script = [(0.0, on(67)), (0.01, on(60)), (0.02, on(64)), (0.5, off(60)), (0.5, off(64)), (0.5, off(67)), (0.6, on(72)), (0.8, off(72))]
+    simulate(e, script, until=1.0)
+    assert [r[PITCH] for r in m.fed[1:5]] == [60, 64, 67, 72]
+    assert [r[OFFSET] for r in m.fed[1:5]] == [0, 0, 0, 12]
+
+
+def test_recorder_keeps_both_parts():
+    rec = Recorder()
+    e = engine(recorder=rec)
+    simulate(e, CALL, until=10)
+    performer, improv = rec.tracks(bpm=120)
+    assert [n.pitch for n in performer.notes] == [60, 62, 64, 65]
+    assert [round(n.start, 6) for n in performer.notes] == [0, 0.6, 1.2, 1.8]
+    assert [n.pitch for n in improv.notes] == [67, 69]
+    assert improv.notes[0].start == pytest.approx(3.5) and improv.notes[0].duration == pytest.approx(0.6)

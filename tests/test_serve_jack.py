@@ -1,0 +1,194 @@
+"""End to end through real MIDI ports: `improv serve --virtual --api jack` as a process, a
+performer and a listener as JACK clients of a private jackd. Skipped where jackd cannot start.
+
+No wall-clock assertion: the checks are about what arrives (an answer, a barge-in that stops it,
+every note_on closed after SIGTERM, a recording with both parts), with generous timeouts.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+from fakes import unclosed
+from jack_server import JackServer
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def jack():
+    server = JackServer()
+    reason = server.start()
+    if reason is not None:
+        pytest.skip(f"JACK cannot run here: {reason}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from improv.checkpoint import write_untrained_checkpoint
+    from improv.config import load_settings
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
+    write_untrained_checkpoint(path, settings, seed=0)
+    return path
+
+
+class Lines:
+    """A child's stdout, line by line, without blocking the test."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"no line starting {prefix!r} within {timeout} s; got {self.seen}")
+
+    def rest(self) -> list[str]:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.seen
+
+
+def serve_cmd(checkpoint: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "improv", "serve", "--api", "jack", "--checkpoint", str(checkpoint),
+        "--bpm", "400",  # an untrained model picks long gaps; a fast beat keeps its answers short
+        "--set", "serve.silence_ms=250",
+        "--set", "serve.estimate_tempo=false",
+        "--set", "serve.response_unit=events",
+        "--set", "serve.response_length=6",
+        *extra,
+    ]  # fmt: skip
+
+
+class Listener:
+    """Collects what improv sends, with arrival times."""
+
+    def __init__(self, port_name: str) -> None:
+        from improv.ports import RtInput, resolve_api
+
+        self.port = RtInput(resolve_api("jack"), "listener", port=port_name)
+        self.got: list[tuple[float, mido.Message]] = []
+
+    def poll(self) -> None:
+        for msg in self.port.iter_pending():
+            self.got.append((time.monotonic(), msg))
+
+    def wait(self, test, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if test(self.got):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def note_ons(self, after: float = 0.0) -> list[tuple[float, mido.Message]]:
+        return [(t, m) for t, m in self.got if m.type == "note_on" and m.velocity > 0 and t > after]
+
+
+def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
+    for n in notes:
+        out.send(mido.Message("note_on", note=n, velocity=velocity))
+        time.sleep(length)
+        out.send(mido.Message("note_off", note=n))
+        time.sleep(step - length)
+
+
+def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tmp_path):
+    from improv.ports import RtOutput, resolve_api
+
+    record = tmp_path / "session.mid"
+    proc = subprocess.Popen(
+        serve_cmd(tiny_checkpoint, "--virtual", "--record", str(record)),
+        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    listener = performer = None
+    try:
+        lines = Lines(proc.stdout)
+        banner = lines.wait_for("improv: listening on", timeout=60)
+        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
+        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+        listener = Listener(out_name)
+
+        # A call; the answer comes after the silence.
+        play(performer, [60, 62, 64, 65, 67])
+        assert listener.wait(lambda got: sum(m.type == "note_on" for _, m in got) >= 2, timeout=15), lines.rest()
+
+        # Barge in: the answer stops; nothing new while the key is down.
+        barge = time.monotonic()
+        performer.send(mido.Message("note_on", note=72, velocity=90))
+        time.sleep(0.6)
+        listener.poll()
+        assert not listener.note_ons(after=barge + 0.1), "improv kept playing over the performer"
+        performer.send(mido.Message("note_off", note=72))
+        assert unclosed(listener.got) == {}, "the barge-in left improv's notes sounding"
+
+        # The next call is answered; stop improv in the middle of that answer.
+        asked = time.monotonic()
+        play(performer, [74, 72])
+        assert listener.wait(lambda got: any(t > asked for t, m in got if m.type == "note_on"), timeout=15), lines.rest()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, lines.rest()
+        listener.wait(lambda got: False, timeout=0.3)  # the last messages in flight
+
+        assert unclosed(listener.got) == {}, "a note was left hanging"
+        all_off = [m for _, m in listener.got if m.type == "control_change" and m.control == 123]
+        assert sorted(m.channel for m in all_off) == list(range(16))
+        out = lines.rest()
+        assert any(line.startswith("#1 call 5 notes") for line in out), out
+        assert any("(barge-in)" in line for line in out), out
+        recorded = mido.MidiFile(record)
+        names = [t.name for t in recorded.tracks]
+        assert "performer" in names and "improv" in names
+        counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in recorded.tracks}
+        assert counts["performer"] == 8 and counts["improv"] >= 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for port in (listener.port if listener else None, performer):
+            if port is not None:
+                port.close()
+
+
+def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
+    from improv.ports import RtOutput, resolve_api
+
+    keyboard = RtOutput(resolve_api("jack"), "keyboard", virtual="keys")
+    try:
+        listed = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], env=jack.env, capture_output=True, text=True, timeout=30)
+        assert listed.returncode == 0 and "keyboard:keys" in listed.stdout
+        wrong = subprocess.run(serve_cmd(tiny_checkpoint, "--port", "nosuch"), env=jack.env, capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2
+        assert wrong.stderr.strip() == "improv: error: no MIDI input port matches 'nosuch' (input ports: 'keyboard:keys')"
+    finally:
+        keyboard.close()
