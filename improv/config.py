@@ -42,7 +42,7 @@ class CorpusSettings:
     cache_dir: str = ""
     # Parser processes; 0 = one per CPU core.
     workers: int = 0
-    # A file that takes longer than this to parse is skipped (reported, never a hang).
+    # A file that takes more CPU seconds than this to parse is skipped (reported, never a hang).
     file_timeout_s: float = 60.0
 
 
