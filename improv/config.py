@@ -177,12 +177,16 @@ class ServeSettings:
     temperature_max: float = 2.0
     # A performer's key held longer than this (no note-off arrived) counts as released.
     stuck_note_s: float = 10.0
-    # An incoming message equal to one improv sent within this window is its echo, not the performer.
-    echo_ms: float = 100.0
+    # An incoming message equal to one improv sent within this window is its echo, not the performer
+    # (narrowed to the echo delay once a loopback is seen).
+    echo_ms: float = 50.0
     # Sample the answer this far ahead of the notes being sent.
     lookahead_ms: float = 500.0
     # The loop sleeps until this long before a send, then spins on the clock to the exact time.
     spin_ms: float = 1.5
+    # Real-time (SCHED_FIFO) priority of the serve loop where the system allows it (Linux, root or
+    # an rtprio limit), below JACK's own threads; 0 = normal scheduling.
+    realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
     # Tempo of the file written by --record (the session's seconds become beats at this tempo).
@@ -378,6 +382,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "echo_ms"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
     ("serve", "lookahead_ms"): (lambda v: 10 <= v <= 10000, "between 10 and 10000"),
     ("serve", "spin_ms"): (lambda v: 0 <= v <= 20, "between 0 and 20"),
+    ("serve", "realtime_priority"): (lambda v: 0 <= v <= 99, "between 0 and 99"),
     ("serve", "reconnect_s"): (lambda v: v > 0, "> 0"),
     ("serve", "record_bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
     ("demo", "calls"): (lambda v: v >= 1, ">= 1"),

@@ -225,12 +225,25 @@ class EchoFilter:
     """Recognises improv's own messages coming back through a loopback port.
 
     Every message improv sends is remembered for ``window_s``; an incoming message equal to one of
-    them (a note-off also matches a note_on of velocity 0) is an echo and consumes that memory.
+    them is an echo and consumes that memory. A note_on matches on channel, pitch and velocity,
+    specific enough to tell an echo from the performer. A note-off (or note_on of velocity 0) or a
+    controller is not: the performer releasing the key improv just released looks the same. So
+    those count as echoes only once a note_on echo has shown that a loopback exists. Once it has,
+    the window narrows to a few times the echo delay seen, so a performer striking the key improv
+    just struck is taken for an echo only within that (tiny) delay.
     """
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
+        self.loopback = False  # set by the first note_on echo
+        self._delay = 0.0  # the longest echo delay seen
         self._recent: deque[tuple[float, tuple]] = deque()
+
+    @property
+    def current_window_s(self) -> float:
+        if not self.loopback:
+            return self.window_s
+        return min(self.window_s, max(0.01, 3 * self._delay))
 
     @staticmethod
     def _key(msg: mido.Message) -> tuple | None:
@@ -254,9 +267,14 @@ class EchoFilter:
         if not self._recent:
             return False
         key = self._key(msg)
-        for i, (_, sent) in enumerate(self._recent):
-            if sent == key:
+        if key is None or (key[0] != "on" and not self.loopback):
+            return False
+        window = self.current_window_s
+        for i, (t, sent) in enumerate(self._recent):
+            if sent == key and now - t <= window:
                 del self._recent[i]
+                self.loopback = True
+                self._delay = max(self._delay, now - t)
                 return True
         return False
 

@@ -285,13 +285,34 @@ def test_estimate_key():
 
 def test_echo_filter():
     f = EchoFilter(0.1)
+    f.sent(off(59), 0.9)
+    assert not f.is_echo(off(59), 0.95)  # no loopback seen yet: a release is the performer's
     f.sent(on(60, 90), 1.0)
     f.sent(off(60), 1.2)
     assert f.is_echo(on(60, 90), 1.001)
+    assert f.loopback
     assert not f.is_echo(on(60, 90), 1.002)  # one echo per message sent
-    assert f.is_echo(mido.Message("note_on", note=60, velocity=0), 1.21)  # note_off as note_on 0
+    assert f.is_echo(mido.Message("note_on", note=60, velocity=0), 1.205)  # note_off as note_on 0
     f.sent(on(61), 2.0)
     assert not f.is_echo(on(61), 2.2)  # too late: the performer's
+
+
+def test_performer_releasing_the_key_improv_just_released_is_not_an_echo():
+    # improv sounds 69 when the performer barges in on 69 itself; improv's note-off (at the
+    # barge-in) must not swallow the performer's own release of 69 a moment later.
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    script = CALL + [(2.4, on(69, 100)), (2.45, off(69)), (2.6, on(71)), (2.7, off(71))]
+    out = simulate(e, script, until=10)
+    assert note_ons(out)[2][0] == pytest.approx(2.7 + 0.6)  # not 2.4 + stuck_note_s
+
+
+def test_echo_window_narrows_to_the_loopback_delay():
+    f = EchoFilter(0.05)
+    f.sent(on(60, 80), 1.0)
+    assert f.is_echo(on(60, 80), 1.002)
+    assert f.current_window_s == pytest.approx(0.01)
+    f.sent(on(62, 80), 2.0)
+    assert not f.is_echo(on(62, 80), 2.03)  # the performer, 30 ms later: not an echo any more
 
 
 def test_echoes_do_not_barge_in():

@@ -192,3 +192,47 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
         assert wrong.stderr.strip() == "improv: error: no MIDI input port matches 'nosuch' (input ports: 'keyboard:keys')"
     finally:
         keyboard.close()
+
+
+def test_a_vanished_keyboard_is_reopened_when_it_comes_back(jack, tiny_checkpoint):
+    from improv.ports import RtInput, RtOutput, resolve_api
+
+    api = resolve_api("jack")
+    keyboard = RtOutput(api, "keyboard", virtual="keys")
+    synth = RtInput(api, "synth", virtual="in")
+    proc = subprocess.Popen(
+        serve_cmd(tiny_checkpoint, "--in", "keyboard:keys", "--out", "synth:in", "--set", "serve.reconnect_s=0.2"),
+        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    got: list[mido.Message] = []
+
+    def answered(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got.extend(synth.iter_pending())
+            if any(m.type == "note_on" for m in got):
+                return True
+            time.sleep(0.01)
+        return False
+
+    try:
+        lines = Lines(proc.stdout)
+        lines.wait_for("improv: listening on 'keyboard:keys'", timeout=60)
+        play(keyboard, [60, 62, 64])
+        assert answered(15), lines.rest()
+        keyboard.close()  # unplugged
+        lines.wait_for("improv: MIDI input 'keyboard:keys' vanished", timeout=10)
+        keyboard = RtOutput(api, "keyboard", virtual="keys")  # plugged in again
+        lines.wait_for("improv: MIDI input 'keyboard:keys' is back", timeout=10)
+        time.sleep(1.0)  # the first answer has ended
+        got.clear()
+        play(keyboard, [67, 65, 64])
+        assert answered(15), lines.rest()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, lines.rest()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        keyboard.close()
+        synth.close()

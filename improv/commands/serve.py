@@ -94,7 +94,7 @@ def serve_session(s, sample, checkpoint: str, seed: int, record: str | None) -> 
             wake=wake,
             reconnect_s=s.reconnect_s,
         )
-        stats = serve(loop)
+        stats = serve(loop, realtime_priority=s.realtime_priority)
         time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
     finally:
         ports.close()

@@ -1,0 +1,282 @@
+"""Real-time figures of `improv serve`, through real JACK MIDI ports of a private jackd.
+
+* ``send_late_p50_ms`` / ``_p99_ms`` / ``_max_ms``: how late each message left (the port's send
+  call returned) against its scheduled time, over several exchanges and one long answer.
+  Targets: p99 <= 1 ms, max <= 5 ms.
+* ``recv_late_*``: the same messages as a listener in another process received them through
+  JACK (adds JACK's own delivery: up to about a period, ``jack_period_ms``).
+* ``response_overhead_ms`` (median; ``_max_ms``): from the end-of-call decision (last release
+  seen + silence threshold) to the first answer note leaving. Target <= 5 ms.
+  ``response_e2e_overhead_ms``: performer's last release sent -> first answer note received,
+  minus the threshold: the whole round trip through JACK, both ways.
+
+The model does the real work of the default architecture (256x2 LSTM; the trained
+checkpoints/default.pt when present, else the same size untrained), with its answers kept dense
+(offsets of at most half a beat at 200 bpm) so the timing is measured under many notes. Without
+jackd the same session runs with an in-memory output (``real_ports`` = 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # jack_server: the private jackd the JACK test uses too
+sys.path.insert(0, str(REPO))
+
+THRESHOLD_MS = 600.0
+BPM = 200.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--serve-events", type=int, default=240, help="notes in the long answer (default 240)")
+    parser.add_argument("--serve-exchanges", type=int, default=4, help="short exchanges before it, each ended by a barge-in (default 4)")
+    parser.add_argument("--serve-period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
+    parser.add_argument("--serve-priority", type=int, default=None, help="real-time priority of the loop (default: serve.realtime_priority; 0 = normal)")
+
+
+class Dense:
+    """The model's real work per event, with answers kept dense (timing under load)."""
+
+    def __init__(self, model) -> None:
+        from improv.tokenizer import DURATION, OFFSET
+
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self._offset, self._duration = OFFSET, DURATION
+
+    def initial_state(self):
+        return self.model.initial_state()
+
+    def step(self, state, row):
+        return self.model.step(state, row)
+
+    def prime(self, rows, state=None):
+        return self.model.prime(rows, state)
+
+    def sample_event(self, state, rng, params, pitch_mask=None):
+        row = self.model.sample_event(state, rng, params, pitch_mask)
+        row[self._offset] = (0, 3, 6)[int(row[self._offset]) % 3]  # chord, sixteenth or eighth
+        row[self._duration] = max(1, min(int(row[self._duration]), 6))
+        return row
+
+
+def load_model():
+    path = REPO / "checkpoints" / "default.pt"
+    if path.exists():
+        from improv.checkpoint import load_checkpoint
+
+        return load_checkpoint(path).step_model(), 1
+    from improv.inference import random_step_model
+
+    return random_step_model(hidden_size=256, num_layers=2, embed_dim=128), 0
+
+
+class QueueInput:
+    """A thread-safe input for the in-memory fallback: the performer thread puts, the loop drains."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self.queue: deque = deque()
+        self.wake = wake
+
+    def put(self, msg) -> None:
+        self.queue.append(msg)
+        self.wake.set()
+
+    def iter_pending(self):
+        while self.queue:
+            yield self.queue.popleft()
+
+    def send(self, msg) -> None:  # the performer's side
+        self.put(msg)
+
+
+class Timestamped:
+    """Wraps an output: the time each message left (after the send call returned)."""
+
+    def __init__(self, port, clock) -> None:
+        self.port, self.clock = port, clock
+        self.times: list[float] = []
+
+    def send(self, msg) -> None:
+        self.port.send(msg)
+        self.times.append(self.clock.now())
+
+
+def perform(performer, loop, exchanges: int, marks: dict, done: threading.Event) -> None:
+    """The performer (a thread): calls of 8 notes; the first answers are interrupted by the next
+    call (barge-in), the last one plays to its end."""
+    import mido
+
+    try:
+        time.sleep(0.5)
+        for k in range(exchanges + 1):
+            notes = [60 + (k * 5 + i * 2) % 24 for i in range(8)]
+            for n in notes:
+                performer.send(mido.Message("note_on", note=n, velocity=70 + 5 * (n % 5)))
+                time.sleep(0.08)
+                performer.send(mido.Message("note_off", note=n))
+                released = time.perf_counter()
+                time.sleep(0.04)
+            marks.setdefault("release", []).append(released)
+            deadline = time.monotonic() + 10
+            while len(loop.stats.exchanges) + (loop.engine.mode == "responding") <= k and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if k < exchanges:
+                time.sleep(0.8)  # let the answer play a while, then barge in with the next call
+        deadline = time.monotonic() + 120
+        while len(loop.stats.exchanges) <= exchanges and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        done.set()
+        loop.request_stop()
+
+
+def run(args) -> dict:
+    from jack_server import JackServer
+
+    events = getattr(args, "serve_events", 240)
+    exchanges = getattr(args, "serve_exchanges", 4)
+    period = getattr(args, "serve_period", 64)
+    priority = getattr(args, "serve_priority", None)
+    jack = JackServer(period=period)
+    reason = jack.start()
+    try:
+        if reason is not None:
+            print(f"# serve: no JACK ({reason}); measuring with an in-memory output", file=sys.stderr)
+        return session(events, exchanges, jack if reason is None else None, period, priority)
+    finally:
+        jack.stop()
+
+
+def session(events: int, exchanges: int, jack, period: int, priority: int | None = None) -> dict:
+    from improv.clock import RealClock
+    from improv.config import ServeSettings
+    from improv.engine import Engine
+    from improv.ports import MemoryOutput, MidiPorts, PortChoice, RtOutput
+    from improv.sampling import SamplingParams
+    from improv.serve_loop import ServeLoop, serve
+
+    model, trained = load_model()
+    settings = ServeSettings(
+        silence_ms=THRESHOLD_MS,
+        bpm=BPM,
+        estimate_tempo=False,
+        response_unit="events",
+        response_length=float(events),
+        max_response_events=max(events, 256),
+    )
+    if priority is not None:
+        settings = dataclasses.replace(settings, realtime_priority=priority)
+    engine = Engine(Dense(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
+    clock = RealClock(settings.spin_ms / 1000)
+    wake = threading.Event()
+    listener = ports = None
+    marks: dict = {}
+    if jack is not None:
+        ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="improvbench"), wake)
+        in_name, out_name = ports.describe()
+        listener = subprocess.Popen(
+            [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        from improv.ports import resolve_api
+
+        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+        inport, out = ports.input, Timestamped(ports.output, clock)
+    else:
+        inport = QueueInput(wake)
+        performer = inport
+        out = Timestamped(MemoryOutput(clock), clock)
+    timing: list[str] = []
+    loop = ServeLoop(engine, inport, out, clock, wake=wake, on_status=timing.append)
+    done = threading.Event()
+    thread = threading.Thread(target=perform, args=(performer, loop, exchanges, marks, done), daemon=True)
+    thread.start()
+    try:
+        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority)
+        done.wait(5)
+        time.sleep(0.05)
+    finally:
+        if jack is not None:
+            performer.close()
+            ports.close()
+    print(f"# serve: {timing[0] if timing else ''}", file=sys.stderr)
+    figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained, "serve_realtime_priority": settings.realtime_priority}
+    figures.update(stats.lateness_ms())
+    figures["serve_messages"] = stats.sent
+    answers = [ex for ex in stats.exchanges if ex.first_sent_at is not None]
+    overhead = np.array([ex.latency_s - 0.0 for ex in answers]) * 1000
+    figures["response_overhead_ms"] = float(np.median(overhead)) if overhead.size else float("nan")
+    figures["response_overhead_max_ms"] = float(overhead.max()) if overhead.size else float("nan")
+    figures["serve_exchanges"] = len(stats.exchanges)
+    figures["serve_sync_model_units"] = int(sum(ex.sync_units for ex in stats.exchanges))
+    if listener is not None:
+        assert listener.stdin is not None and listener.stdout is not None
+        listener.stdin.close()
+        received = json.loads(listener.stdout.readline())
+        listener.wait(10)
+        figures.update(receive_figures(received, out.times, stats.lateness, marks.get("release", []), answers))
+        figures["jack_period_ms"] = period / 48.0
+    return figures
+
+
+def receive_figures(received, sent_times, lateness, releases, answers) -> dict:
+    """Lateness on arrival (k-th sent <-> k-th received: JACK keeps order), and the round trip."""
+    arrivals = [t for t, _ in received]
+    n = min(len(arrivals), len(sent_times), len(lateness))
+    scheduled = np.array(sent_times[:n]) - np.array(lateness[:n])
+    late = (np.array(arrivals[:n]) - scheduled) * 1000
+    out = {
+        "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
+        "recv_late_p99_ms": float(np.percentile(late, 99)) if n else float("nan"),
+        "recv_late_max_ms": float(late.max()) if n else float("nan"),
+        "recv_missing": len(sent_times) - len(arrivals),
+    }
+    # First answer note received after each call's last release.
+    ons = [t for t, data in received if (data[0] & 0xF0) == 0x90 and data[2] > 0]
+    e2e = []
+    for release in releases:
+        first = next((t for t in ons if t > release), None)
+        if first is not None:
+            e2e.append((first - release) * 1000 - THRESHOLD_MS)
+    out["response_e2e_overhead_ms"] = float(np.median(e2e)) if e2e else float("nan")
+    out["response_e2e_overhead_max_ms"] = float(max(e2e)) if e2e else float("nan")
+    return out
+
+
+def listen(port_name: str) -> None:
+    """Listener process: record (perf_counter, bytes) of every message until stdin closes."""
+    import rtmidi
+
+    got: list = []
+    midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "listener")
+    midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
+    midi_in.set_callback(lambda event, data=None: got.append((time.perf_counter(), event[0])))
+    midi_in.open_port(midi_in.get_ports().index(port_name), "in")
+    print("ready", flush=True)
+    sys.stdin.read()
+    time.sleep(0.1)
+    midi_in.cancel_callback()
+    print(json.dumps(got), flush=True)
+    midi_in.close_port()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--listen":
+        listen(sys.argv[2])
+    else:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        print(json.dumps(run(parser.parse_args()), indent=2))
