@@ -32,24 +32,23 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import mido
 import numpy as np
 
 from .config import ServeSettings
 from .events import Note
+from .listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, key_name, scale_pitch_classes
 from .midi_io import Track
 from .sampling import SamplingParams
 from .tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, TOKEN_DTYPE, VELOCITY, Tokenizer
 
 SUSTAIN = 64  # the sustain pedal controller
 ALL_NOTES_OFF = 123
-CLOCKS_PER_BEAT = 24
 _DRIFT_SLACK = 28  # the running state may absorb window + this many events before a background re-prime
 _SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
 _SPEC_DELAY_S = 0.15  # speculate once the silence has lasted this long (or a third of the threshold)
-_CHORD_MERGE_S = 0.06  # onsets closer than this are one onset for the tempo estimate
 
 Timed = tuple[float, mido.Message]
 
@@ -137,149 +136,6 @@ class Recorder:
 
 
 # ---------------------------------------------------------------------------------------------
-# Listening helpers: tempo and key, echoes
-
-
-class ClockFollower:
-    """Tempo from incoming MIDI clock (24 pulses per beat), smoothed over the last two beats."""
-
-    def __init__(self) -> None:
-        self._ticks: deque[float] = deque(maxlen=2 * CLOCKS_PER_BEAT + 1)
-        self.bpm: float | None = None
-        self.last_tick = -math.inf
-
-    def tick(self, now: float) -> None:
-        if self._ticks and now - self._ticks[-1] > 0.25:  # a gap: the clock stopped and restarted
-            self._ticks.clear()
-        self._ticks.append(now)
-        self.last_tick = now
-        n = len(self._ticks)
-        if n > CLOCKS_PER_BEAT:  # a whole beat of pulses: a least-squares slope of time per tick
-            t = np.fromiter(self._ticks, dtype=np.float64, count=n)
-            k = np.arange(n) - (n - 1) / 2
-            period = float((k * (t - t.mean())).sum() / (k * k).sum())
-            if period > 0:
-                self.bpm = 60.0 / (period * CLOCKS_PER_BEAT)
-
-    def reset(self) -> None:
-        self._ticks.clear()
-
-    def active(self, now: float) -> bool:
-        return self.bpm is not None and now - self.last_tick < 0.3
-
-
-def estimate_bpm(onsets: Sequence[float], around: float, lo: float = 30.0, hi: float = 300.0) -> float | None:
-    """The tempo (within an octave centred on ``around``) whose half-beat grid fits the call's
-    inter-onset intervals best, or None when no tempo fits well (too few notes, no clear pulse).
-
-    Why an octave around the current tempo: any tempo's double fits the same onsets, so the
-    estimate keeps the pulse and lets the current tempo settle the octave.
-    """
-    times = sorted(onsets)
-    distinct: list[float] = []
-    for t in times:
-        if not distinct or t - distinct[-1] > _CHORD_MERGE_S:
-            distinct.append(t)
-    iois = np.diff(np.asarray(distinct, dtype=np.float64))
-    iois = iois[iois < 2.5]
-    if iois.size < 3:
-        return None
-    candidates = around * np.exp2(np.linspace(-0.5, 0.5, 121))
-    candidates = candidates[(candidates >= lo) & (candidates <= hi)]
-    if candidates.size == 0:
-        return None
-    half_beats = iois[None, :] * candidates[:, None] / 30.0
-    fit = np.cos(2 * np.pi * half_beats).mean(axis=1)
-    score = fit - 0.05 * np.abs(np.log2(candidates / around))  # ties go to the current tempo
-    best = int(np.argmax(score))
-    return float(candidates[best]) if fit[best] >= 0.8 else None
-
-
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-_PROFILES = np.stack([np.roll(_MAJOR, k) for k in range(12)] + [np.roll(_MINOR, k) for k in range(12)])
-_PROFILES = (_PROFILES - _PROFILES.mean(axis=1, keepdims=True)) / _PROFILES.std(axis=1, keepdims=True)
-_SCALES = (np.array([0, 2, 4, 5, 7, 9, 11]), np.array([0, 2, 3, 5, 7, 8, 10, 11]))  # minor: natural + leading tone
-_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-
-
-def estimate_key(pitch_class_weights: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, is minor): Krumhansl-Schmuckler, the best-correlated of 24 key profiles."""
-    w = np.asarray(pitch_class_weights, dtype=np.float64)
-    if w.std() == 0:
-        return 0, False
-    z = (w - w.mean()) / w.std()
-    best = int(np.argmax(_PROFILES @ z))
-    return best % 12, best >= 12
-
-
-def key_name(tonic: int, minor: bool) -> str:
-    return f"{_NAMES[tonic]} {'minor' if minor else 'major'}"
-
-
-def scale_pitch_classes(tonic: int, minor: bool) -> np.ndarray:
-    return (_SCALES[minor] + tonic) % 12
-
-
-class EchoFilter:
-    """Recognises improv's own messages coming back through a loopback port.
-
-    Every message improv sends is remembered for ``window_s``; an incoming message equal to one of
-    them is an echo and consumes that memory. A note_on matches on channel, pitch and velocity,
-    specific enough to tell an echo from the performer. A note-off (or note_on of velocity 0) or a
-    controller is not: the performer releasing the key improv just released looks the same. So
-    those count as echoes only once a note_on echo has shown that a loopback exists. Once it has,
-    the window narrows to a few times the echo delay seen, so a performer striking the key improv
-    just struck is taken for an echo only within that (tiny) delay.
-    """
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.loopback = False  # set by the first note_on echo
-        self._delay = 0.0  # the longest echo delay seen
-        self._recent: deque[tuple[float, tuple]] = deque()
-
-    @property
-    def current_window_s(self) -> float:
-        if not self.loopback:
-            return self.window_s
-        return min(self.window_s, max(0.01, 3 * self._delay))
-
-    @staticmethod
-    def _key(msg: mido.Message) -> tuple | None:
-        if msg.type == "note_on" and msg.velocity > 0:
-            return ("on", msg.channel, msg.note, msg.velocity)
-        if msg.type in ("note_on", "note_off"):
-            return ("off", msg.channel, msg.note)
-        if msg.type == "control_change":
-            return ("cc", msg.channel, msg.control, msg.value)
-        return None
-
-    def sent(self, msg: mido.Message, t: float) -> None:
-        if self.window_s > 0:
-            key = self._key(msg)
-            if key is not None:
-                self._recent.append((t, key))
-
-    def is_echo(self, msg: mido.Message, now: float) -> bool:
-        while self._recent and self._recent[0][0] < now - self.window_s:
-            self._recent.popleft()
-        if not self._recent:
-            return False
-        key = self._key(msg)
-        if key is None or (key[0] != "on" and not self.loopback):
-            return False
-        window = self.current_window_s
-        for i, (t, sent) in enumerate(self._recent):
-            if sent == key and now - t <= window:
-                del self._recent[i]
-                self.loopback = True
-                self._delay = max(self._delay, now - t)
-                return True
-        return False
-
-
-# ---------------------------------------------------------------------------------------------
 # Internal records
 
 
@@ -352,6 +208,7 @@ class _Response:
     beats: float = 0.0  # onset of the last sampled event, in beats after the first
     model_velocity_sum: float = 0.0
     finished: bool = False  # no more events will be sampled
+    finished_target: float = math.inf  # the length that finished it (a longer one resumes sampling)
     start: float | None = None
     exchange: Exchange | None = None
 
@@ -605,6 +462,7 @@ class Engine:
     def _note_on(self, channel: int, pitch: int, velocity: int, now: float) -> None:
         if self.mode == RESPOND:
             self._stop_response(now, "barge-in")
+        self._silence(now)  # the last notes of a finished answer may still ring: they stop too
         self._response = None  # a speculative answer no longer fits
         key = (channel, pitch)
         if key in self._held:  # struck again without a note-off: the old one ends here
@@ -960,7 +818,7 @@ class Engine:
         s = self.settings
         target = self._target(r)
         if r.sampled >= s.max_response_events or (s.response_unit == "events" and r.sampled >= max(1, round(target))):
-            r.finished = True
+            r.finished, r.finished_target = True, target
             return 0
         row = self.model.sample_event(r.state, r.rng, self.params, r.mask)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
@@ -968,7 +826,7 @@ class Engine:
             return 1
         beats = 0.0 if r.sampled == 0 else r.beats + float(self._time_values[int(row[OFFSET])])
         if s.response_unit == "beats" and r.sampled > 0 and beats >= target:
-            r.finished = True
+            r.finished, r.finished_target = True, target
             return 1
         state = self.model.step(r.state, row)
         model_velocity = float(self._velocity_values[int(row[VELOCITY])])
@@ -1008,9 +866,11 @@ class Engine:
         else:
             while len(r.planned) > 1 and r.planned[-1].beats >= target:
                 r.planned.pop()
-        if r.planned:
+        if len(r.planned) < r.sampled:
+            r.finished = True
             r.state = r.planned[-1].state
-        r.finished = False if len(r.planned) == r.sampled else True
+        elif r.finished and target > r.finished_target:
+            r.finished = False
         r.sampled = len(r.planned)
         r.beats = r.planned[-1].beats if r.planned else 0.0
         r.start = now

@@ -15,7 +15,8 @@ import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 from improv.config import ServeSettings
-from improv.engine import EchoFilter, Engine, Recorder, estimate_bpm, estimate_key
+from improv.engine import Engine, Recorder
+from improv.listening import EchoFilter, estimate_bpm, estimate_key
 from improv.inference import random_step_model
 from improv.sampling import SamplingParams
 from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
@@ -169,6 +170,13 @@ def test_barge_in_stops_the_answer_and_starts_a_new_call():
     first, second = e.take_reports()
     assert first.ended == "barge-in" and first.response_notes == 2
     assert second.call_notes == 2
+
+
+def test_a_note_in_the_ringing_tail_of_an_answer_silences_it():
+    m = LadderModel(duration=48)  # 4-beat notes: the answer's last note rings on after its onset
+    e = engine(model=m)
+    out = simulate(e, CALL + [(3.0, on(72)), (3.1, off(72))], until=10)
+    assert [k for k in kinds(out) if k[1] == "note_off"] == [(3.0, "note_off", 67, 0), (3.0, "note_off", 69, 0)]
 
 
 def test_panic_silences_everything_and_forgets_the_call():
