@@ -85,12 +85,23 @@ class TrainSettings:
     # Augmentation: random transposition within +-transpose semitones, tempo stretch within +-tempo_stretch.
     transpose: int = 6
     tempo_stretch: float = 0.1
+    # How chunks are made: "stream" = each batch row runs through pieces back to back, the state
+    # carried from chunk to chunk and piece to piece; "pieces" = every piece padded to whole chunks
+    # and started from a zero state.
+    chunking: Literal["stream", "pieces"] = "stream"
+    # Zero-state restarts mid-piece (as the real-time engine primes the model mid-phrase): the share
+    # of chunk boundaries where a row's state is zeroed ("stream"), or of pieces cut in two ("pieces").
+    crop: float = 0.0
+    # Validate (and write checkpoints) every this many steps as well as after each epoch (0 = per epoch only).
+    val_every: int = 0
     # Early stopping: stop after this many validations without improvement (0 = never).
     patience: int = 5
     # Random seed for the split, the augmentation and the initial weights.
     seed: int = 0
     # "auto" picks cuda, then mps, then cpu.
     device: str = "auto"
+    # CPU threads per process (0 = the cores shared among the processes on this machine).
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -348,6 +359,9 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "transpose"): (lambda v: 0 <= v <= 24, "between 0 and 24"),
     ("train", "tempo_stretch"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("train", "patience"): (lambda v: v >= 0, ">= 0"),
+    ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
+    ("train", "threads"): (lambda v: v >= 0, ">= 0"),
     ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
     ("sample", "temperature"): (lambda v: v > 0, "> 0"),
     ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),

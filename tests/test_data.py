@@ -1,0 +1,146 @@
+"""Training data: the split by piece, augmentation that keeps pieces valid, the epoch plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from improv.data import Augmenter, piece_batches, plan_epoch, split_pieces, unigram_loss
+from improv.events import Note
+from improv.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, Tokenizer
+
+TOK = Tokenizer()
+
+
+@dataclass
+class Piece:
+    name: str
+    tokens: np.ndarray
+
+
+def make_pieces(n: int = 12, seed: int = 0, low: int = 30, high: int = 90) -> list[Piece]:
+    """Arpeggios with chords in random keys, one rhythm and loudness per piece: short and learnable."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for i in range(n):
+        notes, t = [], 0.0
+        root = int(rng.integers(low, high - 12))
+        step = float(rng.choice([0.25, 0.5, 1.0, 1 / 3]))
+        velocity = int(rng.integers(40, 110))
+        for k in range(int(rng.integers(10, 40))):
+            if k % 4 == 3:  # a chord
+                for interval in (0, 4, 7):
+                    notes.append(Note(root + interval, t, 1.0, velocity))
+            else:
+                notes.append(Note(root + (0, 4, 7, 12)[k % 4], t, step, velocity))
+            t += step
+        pieces.append(Piece(f"piece{i:02d}.mid", TOK.encode(notes)))
+    return pieces
+
+
+def test_split_is_by_piece_seeded_and_disjoint():
+    pieces = make_pieces(20)
+    train, val = split_pieces(pieces, 0.2, seed=1)
+    assert len(val) == 4 and len(train) == 16
+    assert {p.name for p in train}.isdisjoint(p.name for p in val)
+    assert {p.name for p in train} | {p.name for p in val} == {p.name for p in pieces}
+    again = split_pieces(pieces, 0.2, seed=1)[1]
+    assert [p.name for p in again] == [p.name for p in val]
+    assert [p.name for p in split_pieces(pieces, 0.2, seed=2)[1]] != [p.name for p in val]
+    # The split follows names, not positions: adding a piece does not reshuffle the others.
+    more = split_pieces(pieces + [Piece("zzz.mid", pieces[0].tokens)], 0.2, seed=1)[1]
+    assert {p.name for p in more} - {"zzz.mid"} <= {p.name for p in val}
+    assert split_pieces(pieces[:2], 0.01, seed=0)[1] and split_pieces(pieces[:1], 0.5, seed=0) == (pieces[:1], [])
+    assert split_pieces(pieces, 0.0, seed=0) == (pieces, [])
+
+
+def test_augmentation_keeps_pieces_valid():
+    aug = Augmenter(TOK, transpose=12, tempo_stretch=0.2)
+    rng = np.random.default_rng(0)
+    for piece in make_pieces(10, low=2, high=126):  # near both ends of the pitch range
+        for _ in range(10):
+            out = aug(piece.tokens, rng)
+            assert out.shape == piece.tokens.shape and out.dtype == np.uint8
+            notes = out[1:-1]
+            assert out[0].tolist() == [BOS, 0, 0, 0] and out[-1].tolist() == [EOS, 0, 0, 0]
+            assert notes[:, PITCH].max() <= 127
+            assert (notes[:, DURATION] >= 1).all() and (notes[:, DURATION] < TOK.sizes[DURATION]).all()
+            assert (notes[:, OFFSET] < TOK.sizes[OFFSET]).all()
+            # Chords stay chords: a zero offset stays zero.
+            assert ((piece.tokens[1:-1, OFFSET] == 0) <= (notes[:, OFFSET] == 0)).all()
+
+
+def test_transposition_and_stretch_tables():
+    aug = Augmenter(TOK, transpose=3, tempo_stretch=0.1, n_stretch=3)
+    piece = make_pieces(1)[0]
+    up = aug.apply(piece.tokens, 2, 1)  # factor 1.0: pitch shift only
+    assert (up[1:-1, PITCH] == piece.tokens[1:-1, PITCH] + 2).all()
+    assert (up[:, 1:] == piece.tokens[:, 1:]).all()
+    assert aug.factors.tolist() == pytest.approx([0.9, 1.0, 1.1])
+    beat = TOK.quantize_time(1.0)
+    assert TOK.time_values[aug.offset_tables[2][beat]] == pytest.approx(1.1, abs=1 / 24)
+    assert TOK.time_values[aug.offset_tables[0][beat]] == pytest.approx(0.9, abs=1 / 24)
+    assert Augmenter(TOK, 0, 0.0).identity
+
+
+def test_epoch_plan_covers_every_target_once():
+    pieces = make_pieces(15)
+    plan = plan_epoch(pieces, None, batch_size=3, chunk_len=16, seed=0, epoch=0, mode="pieces")
+    assert plan.targets_count == sum(len(p.tokens) - 1 for p in pieces)
+    assert plan.starts.sum() == len(pieces)
+    # Every piece starts at a chunk boundary with its BOS as the first input.
+    rows, chunks = np.nonzero(plan.starts)
+    assert (plan.inputs[rows, chunks * 16, PITCH] == BOS).all()
+    # Deterministic per (seed, epoch), different across epochs.
+    again = plan_epoch(pieces, None, 3, 16, seed=0, epoch=0, mode="pieces")
+    other = plan_epoch(pieces, None, 3, 16, seed=0, epoch=1, mode="pieces")
+    assert np.array_equal(plan.inputs, again.inputs) and not np.array_equal(plan.inputs, other.inputs[:, : plan.inputs.shape[1]])
+    batch = plan.batch(1)
+    assert batch.inputs.shape == (3, 16, 4) and batch.mask.shape == (3, 16) and batch.reset.shape == (3,)
+    flat_x, flat_y, flat_m = plan.inputs.reshape(-1, 4), plan.targets.reshape(-1, 4), plan.mask.reshape(-1)
+    inside = flat_m[:-1] & flat_m[1:] & (flat_x[1:, PITCH] != BOS)
+    assert np.array_equal(flat_x[1:][inside], flat_y[:-1][inside])  # each target is the next input
+    assert (flat_y[flat_m][:, PITCH] != BOS).all()  # never asked to predict a BOS
+
+
+def test_stream_plan_runs_pieces_back_to_back():
+    pieces = make_pieces(15)
+    plan = plan_epoch(pieces, None, batch_size=3, chunk_len=16, seed=0, epoch=0)
+    assert plan.targets_count == sum(len(p.tokens) - 1 for p in pieces)
+    assert plan.starts[:, 0].all() and not plan.starts[:, 1:].any()  # state carried all epoch
+    assert plan.mask.size - plan.targets_count < 3 * 16  # padding only at the ends of rows
+    x, m = plan.inputs.reshape(-1, 4), plan.mask.reshape(-1)
+    assert (x[m][:, PITCH] != EOS).all()  # EOS is predicted, never fed (as in evaluation)
+    assert (x[m][:, PITCH] == BOS).sum() == len(pieces)
+
+
+def test_crop_starts_some_pieces_mid_piece():
+    pieces = make_pieces(40)
+    plan = plan_epoch(pieces, None, 4, 16, seed=0, epoch=0, crop=0.5, mode="pieces")
+    rows, chunks = np.nonzero(plan.starts)
+    first = plan.inputs[rows, chunks * 16, PITCH]
+    assert 5 < (first != BOS).sum() < 35 and (first == BOS).sum() == len(pieces)
+    assert plan.targets_count == sum(len(p.tokens) - 1 for p in pieces)  # cut, not dropped
+
+
+def test_ranks_split_the_rows_of_one_plan():
+    pieces = make_pieces(15)
+    aug = Augmenter(TOK, 5, 0.1)
+    whole = plan_epoch(pieces, aug, 4, 16, seed=3, epoch=2, crop=0.2)
+    r0 = plan_epoch(pieces, aug, 2, 16, seed=3, epoch=2, crop=0.2, rank=0, world=2)
+    r1 = plan_epoch(pieces, aug, 2, 16, seed=3, epoch=2, crop=0.2, rank=1, world=2)
+    assert len(r0) == len(r1) == len(whole)
+    assert np.array_equal(r0.inputs, whole.inputs[0::2]) and np.array_equal(r1.inputs, whole.inputs[1::2])
+
+
+def test_piece_batches_and_unigram():
+    pieces = make_pieces(9)
+    batches = piece_batches(pieces, max_events=60)
+    assert len(batches) > 1
+    assert sum(b.targets_count for b in batches) == sum(len(p.tokens) - 1 for p in pieces)
+    for b in batches:
+        assert b.inputs[:, 0, PITCH].tolist() == [BOS] * len(b.inputs)
+    loss = unigram_loss(pieces[:6], pieces[6:], TOK.sizes)
+    assert 0 < loss < np.log(TOK.sizes).sum()

@@ -1,0 +1,229 @@
+"""`improv train`: it learns, records its split, resumes exactly, survives interrupts, errs in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+import improv.train as train_mod
+from improv.checkpoint import load_checkpoint
+from improv.cli import main
+from improv.config import ModelSettings, Settings, TrainSettings
+from improv.train import last_path, lr_at, plot_path, train
+
+from test_data import make_pieces
+
+REPO = Path(__file__).resolve().parent.parent
+RECORD_KEYS = {"data", "heldout", "train_pieces", "settings", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "history", "device", "seconds"}
+
+
+def tiny(tmp_path: Path, **train_kw) -> Settings:
+    ts = dict(batch_size=4, chunk_len=16, epochs=3, warmup_steps=4, lr=0.03, val_fraction=0.2, threads=1, out=str(tmp_path / "m.pt"), data=["synthetic"])
+    ts.update(train_kw)
+    return Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0), train=TrainSettings(**ts))
+
+
+def quiet(line: str) -> None:
+    pass
+
+
+def test_training_learns_and_records_its_split(tmp_path):
+    pieces = make_pieces(20)
+    summary = train(tiny(tmp_path, epochs=6), pieces=pieces, show_progress=False, log=quiet)
+    assert summary["steps"] > 0 and summary["epochs"] == 6
+    best = load_checkpoint(tmp_path / "m.pt")
+    last = load_checkpoint(last_path(tmp_path / "m.pt"))
+    assert RECORD_KEYS <= set(best.train) and RECORD_KEYS <= set(last.train)
+    history = best.train["history"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"] - 1.0  # it learns
+    assert summary["best_val_loss"] < summary["unigram_val_loss"] - 1.0
+    heldout, train_names = set(best.heldout), set(best.train["train_pieces"])
+    assert len(heldout) == 4 and heldout.isdisjoint(train_names) and heldout | train_names == {p.name for p in pieces}
+    assert best.resume is None and last.resume is not None  # the shipped file carries no optimiser state
+    assert best.train["val_loss"] == pytest.approx(summary["best_val_loss"])
+    assert plot_path(tmp_path / "m.pt").stat().st_size > 1000
+    assert best.train["settings"]["batch_size"] == 4
+
+
+def test_lr_schedule_warms_up_then_decays():
+    ts = TrainSettings(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [lr_at(s, ts, 110) for s in range(120)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[60] == pytest.approx(0.55) and lrs[119] == pytest.approx(0.1)
+
+
+def weights_of(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).weights
+
+
+def stop_at(monkeypatch, step: int) -> None:
+    """Behave as if Ctrl-C arrived while step `step` was running."""
+    real = train_mod.train_step
+
+    def step_then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if not hasattr(step_then_signal, "count"):
+            step_then_signal.count = 0
+        step_then_signal.count += 1
+        if step_then_signal.count == step:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal: the loop must finish the step, save, stop
+        return result
+
+    monkeypatch.setattr(train_mod, "train_step", step_then_signal)
+
+
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    pieces = make_pieces(16)
+    kw = dict(epochs=3, transpose=4, tempo_stretch=0.1, crop=0.3)
+    straight = tmp_path / "straight"
+    train(tiny(straight, **kw), pieces=pieces, show_progress=False, log=quiet)
+    broken = tmp_path / "broken"
+    settings = tiny(broken, **kw)
+    with monkeypatch.context() as m:
+        stop_at(m, 5)  # mid-epoch: there are more than 5 steps in an epoch here
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, pieces=pieces, show_progress=False, log=quiet)
+    stopped = load_checkpoint(last_path(broken / "m.pt"))
+    assert stopped.train["step"] == 5 and stopped.resume["progress"]["batch"] == 5
+    train(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
+    a, b = weights_of(last_path(straight / "m.pt")), weights_of(last_path(broken / "m.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha = load_checkpoint(straight / "m.pt").train["history"]
+    hb = load_checkpoint(broken / "m.pt").train["history"]
+    assert [(h["step"], h["val_loss"]) for h in ha] == [(h["step"], h["val_loss"]) for h in hb]
+
+
+def test_hard_interrupt_mid_epoch_leaves_valid_checkpoints(tmp_path, monkeypatch):
+    pieces = make_pieces(16)
+    settings = tiny(tmp_path, epochs=3, val_every=3, patience=0)
+    real = train_mod.train_step
+    calls = []
+
+    def explode(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # e.g. a second Ctrl-C: no chance to save
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_step", explode)
+    with pytest.raises(KeyboardInterrupt):
+        train(settings, pieces=pieces, show_progress=False, log=quiet)
+    assert load_checkpoint(tmp_path / "m.pt").train["step"] == 3
+    assert load_checkpoint(last_path(tmp_path / "m.pt")).train["step"] == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    monkeypatch.setattr(train_mod, "train_step", real)
+    summary = train(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
+    assert summary["epochs"] == 3
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def write_midi_folder(folder: Path, n: int = 10) -> Path:
+    """Small MIDI files of arpeggios, written with mido."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        mid = mido.MidiFile(ticks_per_beat=96)
+        track = mido.MidiTrack()
+        mid.tracks.append(track)
+        root = int(rng.integers(48, 72))
+        for k in range(int(rng.integers(12, 30))):
+            pitch = root + int(rng.choice([0, 4, 7, 12]))
+            track.append(mido.Message("note_on", note=pitch, velocity=int(rng.integers(50, 110)), time=0))
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=int(rng.choice([48, 96]))))
+        mid.save(folder / f"song{i:02d}.mid")
+    return folder
+
+
+TINY_SETS = [
+    "--set", "model.hidden_size=16", "--set", "model.embed_dim=8", "--set", "model.num_layers=1",
+    "--set", "train.batch_size=2", "--set", "train.chunk_len=16", "--set", "train.threads=1",
+    "--set", "train.warmup_steps=2", "--set", "corpus.workers=1",
+]  # fmt: skip
+
+
+def test_command_json_summary(tmp_path, capsys):
+    data = write_midi_folder(tmp_path / "midi")
+    out = tmp_path / "out" / "model.pt"
+    sets = TINY_SETS + ["--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--seed", "3", "--json", *sets])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"steps", "train_loss", "val_loss", "checkpoint", "best_val_loss", "epochs", "events_per_s", "seconds", "device", "unigram_val_loss"} <= set(summary)
+    assert summary["checkpoint"] == str(out) and summary["epochs"] == 2 and summary["device"] == "cpu"
+    ckpt = load_checkpoint(out)
+    assert ckpt.train["data"] == [str(data)] and ckpt.train["settings"]["seed"] == 3
+    assert all(name.startswith(str(data)) for name in ckpt.heldout)
+    # --resume of a finished run with more epochs carries on from where it ended.
+    code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "3", "--resume", "--json", *sets])
+    assert code == 0 and json.loads(capsys.readouterr().out)["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "{tmp}/nope"], "no such file or folder: {tmp}/nope"),
+        (["--data", "{tmp}/junk"], "no usable pieces in {tmp}/junk"),
+        (["--data", "{tmp}/midi", "--resume"], "nothing to resume: {tmp}/m.last.pt does not exist"),
+        (["--data", "{tmp}/midi", "--device", "tpu"], "bad value for train.device: 'tpu'"),
+        pytest.param(
+            ["--data", "{tmp}/midi", "--device", "cuda"],
+            "device 'cuda' asked for, but torch sees no CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "broken.mid").write_bytes(b"MThd not really")
+    write_midi_folder(tmp_path / "midi", n=2)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code = main(["train", *args, "--out", str(tmp_path / "m.pt"), "--set", f"corpus.cache_dir={tmp_path / 'cache'}", "--set", "corpus.workers=1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err
+    assert err.startswith("improv: error: ") and "\n" not in err
+
+
+def test_two_process_distributed_run(tmp_path):
+    data = write_midi_folder(tmp_path / "midi", n=8)
+    out = tmp_path / "ddp.pt"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "improv", "train", "--data", str(data), "--out", str(out), "--epochs", "2", "--json",
+        *TINY_SETS, "--set", f"corpus.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summaries = [json.loads(part) for part in _json_objects(done.stdout)]
+    assert len(summaries) == 1  # only rank 0 prints
+    ckpt = load_checkpoint(out)
+    assert ckpt.train["processes"] == 2 and ckpt.train["step"] == summaries[0]["steps"] > 0
+    assert load_checkpoint(last_path(out)).resume["world"] == 2
+
+
+def _json_objects(text: str) -> list[str]:
+    """The top-level JSON objects printed on stdout (each pretty-printed over several lines)."""
+    objects, depth, start = [], 0, None
+    for i, ch in enumerate(text):
+        if ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                objects.append(text[start : i + 1])
+    return objects
