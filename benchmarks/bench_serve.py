@@ -12,7 +12,7 @@
 
 The model does the real work of the default architecture (256x2 LSTM; the trained
 checkpoints/default.pt when present, else the same size untrained), with its answers kept dense
-(offsets of at most half a beat at 200 bpm) so the timing is measured under many notes. Without
+(offsets of at most a sixteenth at 200 bpm) so the timing is measured under many notes. Without
 jackd the same session runs with an in-memory output (``real_ports`` = 0).
 """
 
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve-exchanges", type=int, default=4, help="short exchanges before it, each ended by a barge-in (default 4)")
     parser.add_argument("--serve-period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
     parser.add_argument("--serve-priority", type=int, default=None, help="real-time priority of the loop (default: serve.realtime_priority; 0 = normal)")
+    parser.add_argument("--serve-checkpoint", default=None, help="model (default: checkpoints/default.pt if present, else an untrained one of the default size)")
 
 
 class Dense:
@@ -66,13 +67,13 @@ class Dense:
 
     def sample_event(self, state, rng, params, pitch_mask=None):
         row = self.model.sample_event(state, rng, params, pitch_mask)
-        row[self._offset] = (0, 3, 6)[int(row[self._offset]) % 3]  # chord, sixteenth or eighth
+        row[self._offset] = min(int(row[self._offset]), 3)  # chords stay chords; gaps at most a sixteenth
         row[self._duration] = max(1, min(int(row[self._duration]), 6))
         return row
 
 
-def load_model():
-    path = REPO / "checkpoints" / "default.pt"
+def load_model(checkpoint: str | None = None):
+    path = Path(checkpoint) if checkpoint else REPO / "checkpoints" / "default.pt"
     if path.exists():
         from improv.checkpoint import load_checkpoint
 
@@ -150,17 +151,18 @@ def run(args) -> dict:
     exchanges = getattr(args, "serve_exchanges", 4)
     period = getattr(args, "serve_period", 64)
     priority = getattr(args, "serve_priority", None)
+    checkpoint = getattr(args, "serve_checkpoint", None)
     jack = JackServer(period=period)
     reason = jack.start()
     try:
         if reason is not None:
             print(f"# serve: no JACK ({reason}); measuring with an in-memory output", file=sys.stderr)
-        return session(events, exchanges, jack if reason is None else None, period, priority)
+        return session(events, exchanges, jack if reason is None else None, period, priority, checkpoint)
     finally:
         jack.stop()
 
 
-def session(events: int, exchanges: int, jack, period: int, priority: int | None = None) -> dict:
+def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None) -> dict:
     from improv.clock import RealClock
     from improv.config import ServeSettings
     from improv.engine import Engine
@@ -168,7 +170,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     from improv.sampling import SamplingParams
     from improv.serve_loop import ServeLoop, serve
 
-    model, trained = load_model()
+    model, trained = load_model(checkpoint)
     settings = ServeSettings(
         silence_ms=THRESHOLD_MS,
         bpm=BPM,

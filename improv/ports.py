@@ -378,6 +378,17 @@ class MidiPorts:
         self.lister.close()
 
 
+def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutput:
+    """One output port by (part of) its name, e.g. for `improv demo --out PORT`."""
+    rt_api = resolve_api(api)
+    lister = PortLister(rt_api)
+    try:
+        port = match_port(lister.outputs(), name, "output")
+    finally:
+        lister.close()
+    return RtOutput(rt_api, client_name, port=port)
+
+
 # ---------------------------------------------------------------------------------------------
 # In-memory ports (tests, the demo, benchmarks without a MIDI system)
 

@@ -187,6 +187,16 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
     try:
         listed = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], env=jack.env, capture_output=True, text=True, timeout=30)
         assert listed.returncode == 0 and "keyboard:keys" in listed.stdout
+        from improv.errors import PortError
+        from improv.ports import RtInput, open_output
+
+        synth = RtInput(resolve_api("jack"), "synth", virtual="midi_in")
+        out = open_output("synth:midi", api="jack")
+        assert out.name == "synth:midi_in"
+        out.close()
+        synth.close()
+        with pytest.raises(PortError, match="no MIDI output port matches 'synth'"):
+            open_output("synth", api="jack")
         wrong = subprocess.run(serve_cmd(tiny_checkpoint, "--port", "nosuch"), env=jack.env, capture_output=True, text=True, timeout=60)
         assert wrong.returncode == 2
         assert wrong.stderr.strip() == "improv: error: no MIDI input port matches 'nosuch' (input ports: 'keyboard:keys')"
