@@ -59,7 +59,7 @@ def serve_session(s, sample, checkpoint: str, seed: int, record: str | None) -> 
 
     path = Path(checkpoint)
     if not path.exists():
-        raise ImprovError(f"no model at {path}: train one with `improv train --set train.out={path}`, or pass --checkpoint FILE")
+        raise ImprovError(f"no model at {path}: train one with `improv train --out {path}`, or pass --checkpoint FILE")
     if record and not Path(record).resolve().parent.is_dir():
         raise ImprovError(f"cannot record to {record}: its folder does not exist")
 
