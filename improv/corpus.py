@@ -42,7 +42,7 @@ from .config import CorpusSettings, TokenizerSettings
 from .errors import ImprovError, MIDIConversionError
 from .events import Note
 from .midi_io import Track, midi_bytes, read_midi
-from .tokenizer import BOS, PITCH, TOKEN_DTYPE, Tokenizer
+from .tokenizer import BOS, ENCODING_VERSION, PITCH, TOKEN_DTYPE, Tokenizer
 
 # Bump when a change in the readers changes the notes they produce: it invalidates every cache entry.
 READER_VERSION = 1
@@ -710,6 +710,7 @@ def _cache_key(data: bytes, kind: str, tokenizer_settings: TokenizerSettings) ->
         "reader": READER_VERSION,
         "kind": kind,
         "tokenizer": dataclasses.asdict(tokenizer_settings),
+        "encoding": ENCODING_VERSION,
         "music21": _music21_version() if kind == "music21" else None,
     }
     h.update(json.dumps(recipe, sort_keys=True).encode())

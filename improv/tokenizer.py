@@ -29,7 +29,7 @@ import numpy as np
 
 from .config import TokenizerSettings, section_from_dict
 from .errors import CheckpointError, ConfigError
-from .events import Event, Note, canonical_order, fold_pitch
+from .events import Event, Note, fold_pitch
 
 # Column of each field in a token row.
 PITCH, OFFSET, DURATION, VELOCITY = 0, 1, 2, 3
@@ -38,6 +38,9 @@ FIELDS = ("pitch", "offset", "duration", "velocity")
 BOS = 128  # start of a piece
 EOS = 129  # end of a piece
 N_PITCH = 130
+
+# Bump when the same notes and settings would encode differently (corpus caches are keyed on it).
+ENCODING_VERSION = 2
 
 TOKEN_DTYPE = np.uint8  # every field fits in a byte with the default grid: 4 bytes per event
 
@@ -125,39 +128,51 @@ class Tokenizer:
 
     # ---- whole pieces ----------------------------------------------------------------------
 
+    def grid_notes(self, notes: Iterable[Note]) -> list[tuple[int, int, float, int]]:
+        """(onset grid step, pitch, duration, velocity) of each note, in token order.
+
+        Onsets are rounded to the grid *before* ordering, so the notes of a chord come out lowest
+        first even when the source spread them over a few ticks, and two notes of one pitch that
+        land on the same step (a doubling between parts or tracks) become one note with the longer
+        duration and the louder velocity: one instrument cannot strike one key twice at once.
+        """
+        merged: dict[tuple[int, int], tuple[float, int]] = {}
+        for note in notes:
+            key = (round_half_down(note.start * self.steps_per_beat), fold_pitch(note.pitch))
+            old = merged.get(key)
+            if old is None:
+                merged[key] = (note.duration, note.velocity)
+            else:
+                merged[key] = (max(old[0], note.duration), max(old[1], note.velocity))
+        return [(step, pitch, *merged[(step, pitch)]) for step, pitch in sorted(merged)]
+
     def encode(self, notes: Iterable[Note], bos: bool = True, eos: bool = True) -> np.ndarray:
         """Notes of one piece -> token rows of shape (N, 4).
 
         Offsets are quantised with error feedback: each offset is measured from where the decoded
-        previous event lies on the grid, not where the source had it, so rounding never
-        accumulates. Leading silence is dropped; a gap longer than ``max_beats`` is shortened to
-        ``max_beats`` and timing restarts from the next note.
+        previous event lies, not where the source had it, so rounding never accumulates; notes
+        of one onset always stay one chord. Leading silence is dropped; a gap longer than
+        ``max_beats`` is shortened to ``max_beats`` and timing restarts from the next note.
         """
-        ordered = canonical_order(notes)
-        rows = np.zeros((len(ordered) + bos + eos, 4), dtype=TOKEN_DTYPE)
+        grid = self.grid_notes(notes)
+        rows = np.zeros((len(grid) + bos + eos, 4), dtype=TOKEN_DTYPE)
         i = 0
         if bos:
             rows[i, PITCH] = BOS
             i += 1
-        spb = self.steps_per_beat
-        decoded_step: float | None = None  # where the previous event lies, in source grid steps
-        for note in ordered:
-            source_step = note.start * spb
-            if decoded_step is None:
-                offset_cls = 0
-                decoded_step = float(round_half_down(source_step))
-            elif source_step - decoded_step > self.max_steps + 0.5:
-                offset_cls = len(self._time_list) - 1
-                decoded_step = float(round_half_down(source_step))
+        decoded: int | None = None  # where the previous event lies after decoding, in source steps
+        previous: int | None = None  # the previous event's source step
+        for step, pitch, duration, velocity in grid:
+            if decoded is None or step - decoded > self.max_steps:
+                offset_cls = 0 if decoded is None else len(self._time_list) - 1
+                decoded = step
+            elif step == previous:
+                offset_cls = 0  # the same chord, even where the grid rounded the chord's onset
             else:
-                offset_cls = bisect.bisect_left(self._time_mids, source_step - decoded_step)
-                decoded_step += self._time_list[offset_cls]
-            rows[i] = (
-                fold_pitch(note.pitch),
-                offset_cls,
-                self.quantize_time(note.duration, minimum=1),
-                self.quantize_velocity(note.velocity),
-            )
+                offset_cls = bisect.bisect_left(self._time_mids, step - decoded)
+                decoded += self._time_list[offset_cls]
+            previous = step
+            rows[i] = (pitch, offset_cls, self.quantize_time(duration, minimum=1), self.quantize_velocity(velocity))
             i += 1
         if eos:
             rows[i, PITCH] = EOS
@@ -196,21 +211,19 @@ class Tokenizer:
         """(grid step, pitch) of each source note as the tokens should keep it.
 
         The reference for round-trip recall: onsets rounded to the grid, measured from the first
-        note, with gaps longer than ``max_beats`` shortened exactly as ``encode`` shortens them.
+        note, doublings merged and gaps longer than ``max_beats`` shortened exactly as ``encode``
+        does them.
         """
-        ordered = canonical_order(notes)
         out: list[tuple[int, int]] = []
         shift = 0
-        prev: int | None = None
-        first: int | None = None
-        for note in ordered:
-            step = round_half_down(note.start * self.steps_per_beat)
-            if first is None:
-                first = step
-            elif prev is not None and step - prev > self.max_steps:
-                shift += step - prev - self.max_steps
-            prev = step
-            out.append((step - first - shift, fold_pitch(note.pitch)))
+        previous: int | None = None
+        for step, pitch, _, _ in self.grid_notes(notes):
+            if previous is None:
+                shift = step
+            elif step - previous > self.max_steps:
+                shift += step - previous - self.max_steps
+            previous = step
+            out.append((step - shift, pitch))
         return out
 
     # ---- persistence -----------------------------------------------------------------------

@@ -148,3 +148,28 @@ def test_to_dict_round_trip_and_mismatch():
 
     with pytest.raises(CheckpointError, match="vocabulary differs"):
         Tokenizer.from_dict(data)
+
+
+def test_chord_spread_over_ticks_stays_one_chord_lowest_first():
+    # A chord whose notes the source spread over a few ticks, highest first.
+    notes = [Note(67, 2.0, 1, 64), Note(64, 2.004, 1, 64), Note(60, 2.008, 1, 64)]
+    rows = TOK.encode(notes, bos=False, eos=False)
+    assert rows[:, 0].tolist() == [60, 64, 67] and rows[:, 1].tolist() == [0, 0, 0]
+
+
+def test_doubling_on_one_grid_step_is_one_note():
+    # The same pitch struck twice a tick apart (two tracks doubling): one note, longer and louder.
+    notes = [Note(60, 0.0, 1.0, 50), Note(60, 0.002, 2.0, 90), Note(62, 1.0, 1.0, 64)]
+    rows = TOK.encode(notes, bos=False, eos=False)
+    assert rows.tolist() == [[60, 0, 24, 5], [62, 12, 12, 3]]
+    assert TOK.grid_onsets(notes) == [(0, 60), (12, 62)]
+
+
+def test_chord_after_long_gap_stays_together():
+    # The onset after a > 2 bar gap is rounded coarsely; the chord's other notes must not drift.
+    notes = [Note(40, 0.0, 1, 64), Note(60, 8.25, 1, 64), Note(64, 8.25, 1, 64), Note(67, 8.5, 1, 64)]
+    rows = TOK.encode(notes, bos=False, eos=False)
+    # 8.25 beats rounds (tie, to the shorter) to 8.0; the chord stays at 8.0; the next onset recovers.
+    assert rows[1:, 1].tolist() == [60, 0, 6]
+    decoded = TOK.decode(rows)
+    assert [d.start for d in decoded] == [0.0, 8.0, 8.0, 8.5]
