@@ -25,6 +25,7 @@ import numpy as np
 
 from .clock import Clock
 from .engine import Engine, Exchange
+from .inference import one_blas_thread
 
 
 @dataclass
@@ -191,33 +192,6 @@ class ServeLoop:
 
 # ---------------------------------------------------------------------------------------------
 # A whole session: what `improv serve` (and the demo) run
-
-
-def one_blas_thread() -> bool:
-    """Make numpy's OpenBLAS use one thread; True if it could.
-
-    Why: a model step is a few matrix-vector products of a few hundred rows. With two BLAS
-    threads on a busy two-core machine one step took 12 ms (p50) instead of 0.13 ms: the threads
-    wait for each other. (Linux: found among the loaded libraries; elsewhere a no-op.)
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        return False
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(1)
-                return True
-    return False
 
 
 def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:
