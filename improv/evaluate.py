@@ -449,7 +449,9 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
         heldout = select_pieces(corpus, record["heldout"], "held-out")
     params = SamplingParams.from_settings(settings.sample)
     result = evaluate(ckpt, [p.tokens for p in heldout], [p.tokens for p in train], params, samples, settings.eval.sample_length, settings.eval.markov_order, seed, log)
-    return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), **result}
+    # NaN (an overlap needs two real pieces) is not JSON: None prints as null.
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}
+    return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), **clean}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -474,6 +476,7 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     for name in FEATURES:
         key = f"{name}_overlap"
-        lines.append(f"{key:<24}{result[key]:>10.3f}   MGEval overlap with held-out music (target >= 0.8)")
+        value = "n/a" if result[key] is None else f"{result[key]:.3f}"
+        lines.append(f"{key:<24}{value:>10}   MGEval overlap with held-out music (target >= 0.8)")
     return "\n".join(lines)
 

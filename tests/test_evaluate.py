@@ -190,7 +190,7 @@ def tiny_setup(tmp_path_factory) -> tuple[Path, Path, list[str]]:
 def eval_json(path: Path, overrides: list[str], *extra: str, capsys) -> dict:
     sets = [a for o in overrides for a in ("--set", o)]
     assert main(["eval", "--checkpoint", str(path), "--json", "--samples", "3", *sets, *extra]) == 0
-    return json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
 
 def test_eval_json_shape(tiny_setup, capsys):
@@ -214,6 +214,7 @@ def test_eval_on_other_data_and_table(tiny_setup, capsys):
     path, folder, overrides = tiny_setup
     result = eval_json(path, overrides, "--data", str(folder / "piece0.mid"), capsys=capsys)
     assert result["heldout_pieces"] == 1 and result["train_pieces"] == 5
+    assert result["pitch_class_overlap"] is None  # needs two real pieces: null, not NaN
     sets = [a for o in overrides for a in ("--set", o)]
     assert main(["eval", "--checkpoint", str(path), "--samples", "2", *sets]) == 0
     table = capsys.readouterr().out

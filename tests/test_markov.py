@@ -110,3 +110,13 @@ def test_markov_beats_unigram_on_structured_music():
     markov = MarkovModel(4, TOK.sizes).fit(train)
     unigram = UnigramModel(TOK.sizes).fit(train)
     assert markov.nll(test)[0].sum() < 0.3 * unigram.nll(test)[0].sum()
+
+
+def test_a_field_never_sees_its_own_value_or_later_fields(corpus):
+    model = MarkovModel(4, TOK.sizes).fit(corpus)
+    history, event = corpus[1][:12], corpus[1][12].copy()
+    for k, field in enumerate(HEAD_ORDER):
+        changed = event.copy()
+        for later in HEAD_ORDER[k:]:
+            changed[later] = (int(changed[later]) + 1) % TOK.sizes[later]
+        assert np.array_equal(model.field_probs(history, event, field), model.field_probs(history, changed, field))
