@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ImprovError
-from .events import Note
+from .events import Note, canonical_order
 from .inference import StepModel
 from .midi_io import Track, midi_bytes
 from .sampling import SamplingParams
@@ -97,6 +97,24 @@ def fold_notes(notes: Sequence[Note], pitch_range: tuple[int, int]) -> list[Note
     return [Note(fold_into(n.pitch, low, high), n.start, n.duration, n.velocity) for n in notes]
 
 
+def playable(notes: Sequence[Note]) -> list[Note]:
+    """Notes a MIDI file can hold unambiguously: a unison inside a chord becomes one note (as
+    ``canonical_order`` merges them), and a note still sounding when its pitch is struck again ends
+    there. (MIDI has one key per pitch and channel: otherwise the first note-off would silence the
+    second note, or a reader would keep a one-tick note.)"""
+    ordered = canonical_order(notes)
+    out: list[Note] = []
+    sounding: dict[int, int] = {}  # pitch -> index in out of its latest note
+    for note in ordered:
+        i = sounding.get(note.pitch)
+        if i is not None and out[i].end > note.start:
+            prev = out[i]
+            out[i] = Note(prev.pitch, prev.start, note.start - prev.start, prev.velocity)
+        sounding[note.pitch] = len(out)
+        out.append(note)
+    return out
+
+
 @dataclass(frozen=True)
 class Composition:
     prompt: list[Note]  # the prompt as given (empty without one)
@@ -124,7 +142,7 @@ def compose(model: StepModel, rng: np.random.Generator, params: SamplingParams, 
     # The first sampled offset counts from the last event primed: the prompt's last onset.
     start = _grid(max(n.start for n in prompt), tok) if prompt else 0.0
     sampled = sample_rows(model, rng, params, length, prime_rows)
-    notes = tok.decode(sampled.rows, start=start)
+    notes = playable(tok.decode(sampled.rows, start=start))
     if notes and not continue_prompt:
         shift = math.floor(notes[0].start / BEATS_PER_BAR) * BEATS_PER_BAR
         notes = [Note(n.pitch, n.start - shift, n.duration, n.velocity) for n in notes]
