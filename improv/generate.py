@@ -51,10 +51,12 @@ class GenerateError(ImprovError):
 # ---- the pure core: rows --------------------------------------------------------------------
 
 
-def generation_pitch_mask() -> np.ndarray:
-    """Pitch classes the sampler may draw: every note and EOS, never BOS (it only starts a piece)."""
+def generation_pitch_mask(allow_end: bool = True) -> np.ndarray:
+    """Pitch classes the sampler may draw: every note, EOS if ``allow_end``, never BOS (it only
+    starts a piece)."""
     mask = np.ones(N_PITCH, dtype=bool)
     mask[BOS] = False
+    mask[EOS] = allow_end
     return mask
 
 
@@ -64,11 +66,12 @@ class Sampled:
     ended: bool  # the model chose to end the piece (EOS) before ``length``
 
 
-def sample_rows(model: StepModel, rng: np.random.Generator, params: SamplingParams, length: int, prime_rows: np.ndarray | None = None) -> Sampled:
-    """Up to ``length`` events after ``prime_rows`` (BOS first; BOS alone when None)."""
+def sample_rows(model: StepModel, rng: np.random.Generator, params: SamplingParams, length: int, prime_rows: np.ndarray | None = None, allow_end: bool = True) -> Sampled:
+    """Up to ``length`` events after ``prime_rows`` (BOS first; BOS alone when None); exactly
+    ``length`` when not ``allow_end``."""
     prime = model.tokenizer.special(BOS)[None] if prime_rows is None else np.asarray(prime_rows)
     state = model.prime(prime)
-    mask = generation_pitch_mask()
+    mask = generation_pitch_mask(allow_end)
     out = np.zeros((length, 4), dtype=TOKEN_DTYPE)
     for i in range(length):
         row = model.sample_event(state, rng, params, mask)
@@ -130,7 +133,12 @@ def _grid(beats: float, tokenizer: Tokenizer) -> float:
 
 
 def compose(model: StepModel, rng: np.random.Generator, params: SamplingParams, length: int, prompt: Sequence[Note] = (), continue_prompt: bool = True, pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE) -> Composition:
-    """Generate ``length`` events (fewer if the model ends the piece), primed with ``prompt``.
+    """Generate ``length`` events, primed with ``prompt``; without a prompt, fewer if the model
+    ends the piece.
+
+    Why no end with a prompt: the user asked for a continuation, and a short phrase often looks
+    like a whole piece to the model (measured: a Bach model ended 2 of 3 music21 test phrases at
+    once), so the end-of-piece token is masked out then.
 
     With ``continue_prompt`` the new notes start where the prompt's last onset lies (on the grid),
     as a continuation heard with the prompt; otherwise they are moved back by whole bars so the
@@ -141,7 +149,7 @@ def compose(model: StepModel, rng: np.random.Generator, params: SamplingParams, 
     prime_rows = tok.encode(fold_notes(prompt, pitch_range), bos=True, eos=False) if prompt else None
     # The first sampled offset counts from the last event primed: the prompt's last onset.
     start = _grid(max(n.start for n in prompt), tok) if prompt else 0.0
-    sampled = sample_rows(model, rng, params, length, prime_rows)
+    sampled = sample_rows(model, rng, params, length, prime_rows, allow_end=not prompt)
     notes = playable(tok.decode(sampled.rows, start=start))
     if notes and not continue_prompt:
         shift = math.floor(notes[0].start / BEATS_PER_BAR) * BEATS_PER_BAR
