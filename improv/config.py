@@ -206,10 +206,21 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class DemoSettings:
-    # music21 corpus works the built-in performer takes its calls from.
+    # Works the built-in performer cuts its calls from (as for `improv corpus`; one work per call).
     source: str = "music21:bach"
-    # Number of calls the performer plays.
+    # Number of calls the performer plays, and each call's length in beats.
     calls: int = 6
+    phrase_beats: float = 8.0
+    # Every Nth call starts halfway through the answer before it, to show a barge-in (0 = never).
+    barge_every: int = 3
+    # Tempo of works whose score states none.
+    bpm: float = 88.0
+    # Beats the performer waits after an answer before the next call.
+    breath_beats: float = 1.0
+    # MIDI channel (1-16) of the performer's notes (improv plays on serve.channel).
+    performer_channel: int = 2
+    # The session is written here: performer and improv on separate tracks.
+    record: str = "demo.mid"
 
 
 @dataclass(frozen=True)
@@ -399,7 +410,12 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "realtime_priority"): (lambda v: 0 <= v <= 99, "between 0 and 99"),
     ("serve", "reconnect_s"): (lambda v: v > 0, "> 0"),
     ("serve", "record_bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
-    ("demo", "calls"): (lambda v: v >= 1, ">= 1"),
+    ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
+    ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),
+    ("demo", "bpm"): (lambda v: 20 <= v <= 300, "between 20 and 300"),
+    ("demo", "breath_beats"): (lambda v: v >= 0, ">= 0"),
+    ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
 }
 
 

@@ -1,0 +1,96 @@
+"""improv demo: phrases, the performer's plan, a whole session in simulated time, the command."""
+
+from __future__ import annotations
+
+import json
+
+import mido
+import numpy as np
+import pytest
+
+from improv.cli import main
+from improv.clock import FakeClock
+from improv.commands.demo import play_session
+from improv.config import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
+from improv.checkpoint import write_untrained_checkpoint
+from improv.demo import Phrase, call_messages, cut_phrase, plan_session
+from improv.events import Note
+
+from fakes import LadderModel
+
+
+def scale_phrase(bpm: float = 120.0, beats: int = 8, source: str = "test") -> Phrase:
+    return Phrase(source, 0.0, tuple(Note(60 + i % 8, float(i), 1.0, 80) for i in range(beats)), bpm)
+
+
+def test_cut_phrase_starts_on_a_bar_and_cuts_notes_at_the_end():
+    notes = [Note(60, 0.0, 1, 64)] + [Note(62 + i % 5, 4.0 + i * 0.5, 2.0, 64) for i in range(16)]
+    phrase = cut_phrase(notes, "w", 90.0, 4.0, np.random.default_rng(0), min_notes=6)
+    assert phrase.start_beat in (4.0, 8.0)
+    assert phrase.notes[0].start == 0.0 and phrase.beats <= 4.0
+    assert all(n.end <= 4.0 + 1e-9 for n in phrase.notes)
+    assert cut_phrase(notes[:3], "w", 90.0, 4.0, np.random.default_rng(0)) is None  # too few notes
+
+
+def test_plan_waits_for_answers_and_barges_in_every_third_call():
+    phrases = [scale_phrase()] * 4  # 8 beats at 120 bpm = 4 s each
+    calls, end = plan_session(phrases, start=1.0, silence_s=0.5, barge_every=3, breath_beats=1.0)
+    starts = [c.start for c in calls]
+    # call, silence, answer as long as the call, a one-beat breath
+    assert starts[0] == 1.0 and starts[1] == pytest.approx(1.0 + 4 + 0.5 + 4 + 0.5)
+    assert starts[2] == pytest.approx(starts[1] + 9.0)
+    assert starts[3] == pytest.approx(starts[2] + 4 + 0.5 + 2.0)  # halfway through the answer
+    assert [c.barge_in for c in calls] == [False, False, False, True]
+    assert end == pytest.approx(starts[3] + 9.0)
+
+
+def test_call_messages_close_every_note_offs_first():
+    calls, _ = plan_session([scale_phrase()], 0.0, 0.5, 0, 1.0)
+    msgs = call_messages(calls[0], channel=1)
+    assert sum(m.type == "note_on" for _, m in msgs) == sum(m.type == "note_off" for _, m in msgs) == 8
+    assert all(m.channel == 1 for _, m in msgs)
+    times = [t for t, _ in msgs]
+    assert times == sorted(times)
+
+
+def test_a_session_answers_every_call_and_barges_in():
+    demo = DemoSettings(barge_every=2, breath_beats=1.0)
+    phrases = [scale_phrase(source=f"w{i}") for i in range(3)]
+    serve = ServeSettings(silence_ms=400.0, estimate_tempo=False, keep_key=False)
+    clock = FakeClock()
+    result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), clock, seed=0)
+    assert result["exchanges"] == 3 and result["answered"] == 3
+    assert result["planned_barge_ins"] == 1 and result["barge_ins"] == 1
+    assert result["first_note_after_threshold_ms_max"] == pytest.approx(0.0, abs=1e-6)
+    assert [t.name for t in tracks] == ["performer", "improv"]
+    assert len(tracks[0].notes) == 24 and len(tracks[1].notes) > 0
+    sounding: set[tuple[int, int]] = set()
+    for _, msg in sent:
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding.add((msg.channel, msg.note))
+        elif msg.type in ("note_off", "note_on"):
+            sounding.discard((msg.channel, msg.note))
+    assert not sounding  # every note improv started was ended
+
+
+def test_demo_command_fast(tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1)))
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "2", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1)  # an untrained model may stay silent; the session still runs
+    assert result["calls"] == 2 and result["exchanges"] == 2 and result["performer_notes"] > 0
+    assert all(s.startswith("music21:bach/") for s in result["sources"])
+    mid = mido.MidiFile(out)
+    names = [msg.name for track in mid.tracks for msg in track if msg.type == "track_name"]
+    assert names == ["performer", "improv"]
+
+
+def test_demo_command_errors(tmp_path, capsys):
+    assert main(["demo", "--fast", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no model at" in capsys.readouterr().err
+    assert main(["demo", "--fast", "--out", "synth"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --out plays through a port in real time; drop --fast to hear it"
+    assert main(["demo", "--calls", "0"]) == 2
+    assert "bad value for demo.calls: 0" in capsys.readouterr().err
