@@ -41,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"improv {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        module = _command_module(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(f"improv.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         common = p.add_argument_group("configuration")
         common.add_argument(
@@ -84,15 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def _command_module(module_name: str):
-    try:
-        return importlib.import_module(f"improv.commands.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"improv.commands.{module_name}":
-            return None  # not written yet
-        raise
 
 
 def _version() -> str:
