@@ -416,12 +416,14 @@ def evaluate(ckpt: Any, heldout: Sequence[np.ndarray], train: Sequence[np.ndarra
     return out
 
 
-def select_pieces(pieces: Sequence[Any], names: Sequence[str], what: str) -> list[Any]:
+def select_pieces(pieces: Sequence[Any], names: Sequence[str], what: str, log: Callable[[str], None] | None = None) -> list[Any]:
     """The pieces named, in the corpus's order; none found is an error naming ``what``."""
     wanted = set(names)
     found = [p for p in pieces if p.name in wanted]
     if wanted and not found:
         raise EvalError(f"none of the checkpoint's {len(wanted)} {what} pieces are in its training data any more (pass --data)")
+    if log and len(found) < len(wanted):
+        log(f"{len(wanted) - len(found)} of the checkpoint's {len(wanted)} {what} pieces are no longer in its data; using the rest")
     return found
 
 
@@ -438,7 +440,7 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
     if not record.get("data") or not record.get("train_pieces"):
         raise EvalError(f"{checkpoint} holds no training record (data, train_pieces): evaluate a checkpoint written by `improv train`")
     corpus, _ = load_corpus(list(record["data"]), ckpt.tokenizer, settings.corpus)
-    train = select_pieces(corpus, record["train_pieces"], "training")
+    train = select_pieces(corpus, record["train_pieces"], "training", log)
     if data:
         heldout, _ = load_corpus(list(data), ckpt.tokenizer, settings.corpus)
         if not heldout:
@@ -446,7 +448,7 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
     else:
         if not record.get("heldout"):
             raise EvalError(f"{checkpoint} held out no pieces (train.val_fraction = 0?): pass --data")
-        heldout = select_pieces(corpus, record["heldout"], "held-out")
+        heldout = select_pieces(corpus, record["heldout"], "held-out", log)
     params = SamplingParams.from_settings(settings.sample)
     result = evaluate(ckpt, [p.tokens for p in heldout], [p.tokens for p in train], params, samples, settings.eval.sample_length, settings.eval.markov_order, seed, log)
     # NaN (an overlap needs two real pieces) is not JSON: None prints as null.
