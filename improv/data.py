@@ -1,15 +1,13 @@
 """Training data: the split by piece, augmentation, and the chunks of truncated BPTT. Pure numpy.
 
-How chunks are made (measured against the alternatives, see ``improv train``'s README section):
-every epoch the training pieces are shuffled, augmented (one random transposition and tempo stretch
-per piece), and dealt out to ``batch_size x world`` rows, each row a queue of whole pieces. A piece
-always starts at a chunk boundary from a zero state and its rows are padded to a whole number of
-chunks; within a piece the recurrent state is carried (detached) from one chunk to the next. So the
-model is trained exactly the way it is evaluated and used offline (zero state at BOS, then the
-whole piece), every position of every chunk is a target, and each event is a target once per epoch.
-With probability ``crop`` a piece is cut in two at a random event and the tail starts from a zero
-state there: the zero state then meets the middle of a piece, which is how the real-time engine
-primes it (no target is lost: the head is trained from BOS as usual).
+How chunks are made (``plan_epoch``; measured against the alternatives, see README "Training on
+your own MIDI"): every epoch the training pieces are shuffled, augmented (one random transposition
+and tempo stretch per piece) and dealt out to ``batch_size x world`` rows, longest first to the
+shortest row so that rows end together. A batch is the next ``chunk_len`` events of every row, and
+every position is a target. In "stream" mode (the default) a row runs through its pieces back to
+back and the recurrent state is carried (detached) from chunk to chunk and from one piece into the
+next, so no step is spent on padding; in "pieces" mode each piece is padded to whole chunks and
+starts from a zero state, exactly as evaluation runs it. EOS is only ever a target, never an input.
 
 An epoch's plan depends only on (seed, epoch), so a resumed run rebuilds it and skips to the batch
 it stopped at; in a distributed run every rank builds the same plan and takes its own rows.
@@ -17,13 +15,14 @@ it stopped at; in a distributed run every rank builds the same plan and takes it
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from .tokenizer import BOS, DURATION, OFFSET, PITCH, TOKEN_DTYPE, Tokenizer
+from .tokenizer import DURATION, OFFSET, TOKEN_DTYPE, Tokenizer
 
 
 class PieceLike(Protocol):
@@ -65,8 +64,6 @@ def split_pieces(pieces: Sequence[PieceLike], val_fraction: float, seed: int) ->
 
 
 def _name_key(name: str, seed: int) -> int:
-    import hashlib
-
     return int.from_bytes(hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest(), "big")
 
 
@@ -287,11 +284,3 @@ def unigram_loss(train: Sequence[PieceLike], val: Sequence[PieceLike], sizes: Se
         logp = np.log(counts / counts.sum())
         total -= float(logp[val_rows[:, field]].sum())
     return total / len(val_rows)
-
-
-def total_events(pieces: Sequence[PieceLike]) -> int:
-    return int(sum(len(p.tokens) for p in pieces))
-
-
-def is_special(rows: np.ndarray) -> np.ndarray:
-    return rows[:, PITCH] >= BOS

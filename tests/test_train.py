@@ -39,14 +39,16 @@ def quiet(line: str) -> None:
 
 def test_training_learns_and_records_its_split(tmp_path):
     pieces = make_pieces(20)
-    summary = train(tiny(tmp_path, epochs=6), pieces=pieces, show_progress=False, log=quiet)
-    assert summary["steps"] > 0 and summary["epochs"] == 6
+    settings = tiny(tmp_path, epochs=15, patience=0)
+    settings = replace(settings, model=replace(settings.model, embed_dim=16, hidden_size=32))
+    summary = train(settings, pieces=pieces, show_progress=False, log=quiet)
+    assert summary["steps"] > 0 and summary["epochs"] == 15
     best = load_checkpoint(tmp_path / "m.pt")
     last = load_checkpoint(last_path(tmp_path / "m.pt"))
     assert RECORD_KEYS <= set(best.train) and RECORD_KEYS <= set(last.train)
     history = best.train["history"]
-    assert history[-1]["val_loss"] < history[0]["val_loss"] - 1.0  # it learns
-    assert summary["best_val_loss"] < summary["unigram_val_loss"] - 1.0
+    assert min(h["val_loss"] for h in history) < history[0]["val_loss"] - 3.0  # it learns
+    assert summary["best_val_loss"] < summary["unigram_val_loss"] - 2.0
     heldout, train_names = set(best.heldout), set(best.train["train_pieces"])
     assert len(heldout) == 4 and heldout.isdisjoint(train_names) and heldout | train_names == {p.name for p in pieces}
     assert best.resume is None and last.resume is not None  # the shipped file carries no optimiser state
@@ -106,7 +108,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch):
 
 def test_hard_interrupt_mid_epoch_leaves_valid_checkpoints(tmp_path, monkeypatch):
     pieces = make_pieces(16)
-    settings = tiny(tmp_path, epochs=3, val_every=3, patience=0)
+    settings = tiny(tmp_path, epochs=3, val_every=3, patience=0, chunking="pieces", crop=0.3)
     real = train_mod.train_step
     calls = []
 
