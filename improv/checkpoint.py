@@ -191,11 +191,12 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
         "vocabulary": dict(zip(("pitch", "offset", "duration", "velocity"), ckpt.tokenizer.sizes)),
         "resumable": ckpt.resume is not None,
     }
-    for key in ("untrained", "data", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "train_pieces", "heldout_pieces", "events_per_s", "device", "seconds"):
+    for key in ("untrained", "data", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "unigram_val_loss", "events_per_s", "device", "seconds"):
         if key in train:
             info[key] = train[key]
-    if "heldout" in train:
-        info["heldout_count"] = len(train["heldout"])
+    for key in ("train_pieces", "heldout"):
+        if key in train:
+            info[f"{key}_count"] = len(train[key])
     if "settings" in train:
         info["train_settings"] = train["settings"]
     return info
