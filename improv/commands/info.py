@@ -20,10 +20,11 @@ def run(args: argparse.Namespace, settings) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    width = max(map(len, info))
     for key, value in info.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = f"{len(value)} items" if len(value) > 6 else ", ".join(map(str, value))
-        print(f"{key:>16}: {value}")
+        print(f"{key:>{width}}: {value}")
     return 0
