@@ -157,6 +157,11 @@ class ServeSettings:
     # silence_beats at the current tempo when that is longer (0 = off).
     silence_ms: float = 600.0
     silence_beats: float = 0.0
+    # The answer's first note goes on the call's beat grid: the first point of this grid (in beats;
+    # 1 = the next beat, 0.5 = the next half beat) at or after the end of the call; 0 = at once.
+    # The grid is the MIDI clock's beat when a DAW's transport (start / song position) places it,
+    # else the call's own, its first note on a beat.
+    answer_grid_beats: float = 1.0
     # A call ends anyway after this many beats (0 = no limit); a call of fewer notes gets no answer.
     max_call_beats: float = 64.0
     min_call_notes: int = 2
@@ -391,6 +396,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "listen_channel"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
     ("serve", "silence_ms"): (lambda v: 0 <= v <= 60000, "between 0 and 60000"),
     ("serve", "silence_beats"): (lambda v: 0 <= v <= 64, "between 0 and 64"),
+    ("serve", "answer_grid_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
     ("serve", "max_call_beats"): (lambda v: v >= 0, ">= 0"),
     ("serve", "min_call_notes"): (lambda v: v >= 1, ">= 1"),
     ("serve", "response_length"): (lambda v: v >= 0, ">= 0"),

@@ -3,7 +3,8 @@ the command (``commands/demo.py``) runs it on a clock and writes the file.
 
 The performer plays phrases cut from real music (music21's corpus) at their tempo. It knows the
 engine's rules, so it plans the whole session up front: each call ends with all keys up; the
-answer begins one silence threshold later and lasts as long as the call; the performer waits for
+answer begins one silence threshold later, on the next point of the call's beat grid (the
+phrase's tempo, its first note on a beat), and lasts as long as the call; the performer waits for
 it to finish (plus a short breath) before the next call, except every ``barge_every``-th call,
 which it starts halfway through the answer, to show a barge-in. Nothing in the plan reads a
 clock: times are seconds from ``start`` on whatever clock runs the session.
@@ -19,6 +20,7 @@ import mido
 import numpy as np
 
 from .events import Note
+from .listening import next_grid_point
 
 # A note-off goes this long before the written end, so a repeated pitch is struck anew.
 _RELEASE_GAP_S = 0.004
@@ -66,18 +68,38 @@ def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng
     return Phrase(source, s, cut, bpm)
 
 
-def plan_session(phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float) -> tuple[list[PlannedCall], float]:
-    """When each call starts, and when the session is over (the last answer's end plus a breath)."""
+def plan_session(
+    phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float, grid_beats: float = 0.0
+) -> tuple[list[PlannedCall], float]:
+    """When each call starts, and when the session is over (the last answer's end plus a breath).
+    ``grid_beats`` is the engine's ``answer_grid_beats`` (0 = the answer starts at once)."""
     calls: list[PlannedCall] = []
     t = start
     end = start
     for i, phrase in enumerate(phrases):
         calls.append(PlannedCall(phrase, t, _is_barge(i, barge_every)))
-        answer_starts = t + phrase.seconds + silence_s
+        answer_starts = answer_start(phrase, t, silence_s, grid_beats)
         answer_s = phrase.seconds  # the engine answers as long as the call
         end = answer_starts + answer_s + breath_beats * 60 / phrase.bpm
         t = answer_starts + 0.5 * answer_s if _is_barge(i + 1, barge_every) else end
     return calls, end
+
+
+def answer_start(phrase: Phrase, start: float, silence_s: float, grid_beats: float) -> float:
+    """When the engine's answer to ``phrase`` played from ``start`` begins: the last release plus
+    the silence, then on to the next point of the call's grid (its first note on a beat)."""
+    spb = 60 / phrase.bpm
+    decided = start + max(_note_times(n, 0.0, spb)[1] for n in phrase.notes) + silence_s
+    if grid_beats <= 0:
+        return decided
+    first = start + min(n.start for n in phrase.notes) * spb
+    return next_grid_point(decided, first, grid_beats * spb)
+
+
+def _note_times(n: Note, start: float, spb: float) -> tuple[float, float]:
+    """When the performer presses and releases ``n`` (released a little early: see _RELEASE_GAP_S)."""
+    on = start + n.start * spb
+    return on, max(on + 0.01, start + n.end * spb - _RELEASE_GAP_S)
 
 
 def _is_barge(index: int, barge_every: int) -> bool:
@@ -90,8 +112,7 @@ def call_messages(call: PlannedCall, channel: int) -> list[tuple[float, mido.Mes
     spb = 60 / call.phrase.bpm
     out: list[tuple[float, mido.Message]] = []
     for n in call.phrase.notes:
-        on = call.start + n.start * spb
-        off = max(on + 0.01, call.start + n.end * spb - _RELEASE_GAP_S)
+        on, off = _note_times(n, call.start, spb)
         out.append((on, mido.Message("note_on", channel=channel, note=n.pitch, velocity=n.velocity)))
         out.append((off, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)))
     out.sort(key=lambda item: (item[0], item[1].type == "note_on"))  # offs first at equal times
@@ -101,6 +122,8 @@ def call_messages(call: PlannedCall, channel: int) -> list[tuple[float, mido.Mes
 def summary(exchanges: Sequence, calls: Sequence[PlannedCall], performer_notes: int, improv_notes: int, lateness: dict[str, float], real_time: bool) -> dict:
     """The figures the demo prints (and `--json` returns)."""
     latencies = [ex.latency_s * 1000 for ex in exchanges if ex.latency_s is not None]
+    waits = [ex.wait_s * 1000 for ex in exchanges if ex.wait_s is not None]
+    overheads = [ex.overhead_s * 1000 for ex in exchanges if ex.overhead_s is not None]
     answered = [ex for ex in exchanges if ex.response_notes > 0]
     result = {
         "calls": len(calls),
@@ -113,6 +136,10 @@ def summary(exchanges: Sequence, calls: Sequence[PlannedCall], performer_notes: 
         "real_time": real_time,
         "first_note_after_threshold_ms_median": float(np.median(latencies)) if latencies else None,
         "first_note_after_threshold_ms_max": float(max(latencies)) if latencies else None,
+        # ... of which the musical wait for the beat, and the machine's overhead:
+        "answer_wait_ms_median": float(np.median(waits)) if waits else None,
+        "response_overhead_ms_median": float(np.median(overheads)) if overheads else None,
+        "response_overhead_ms_max": float(max(overheads)) if overheads else None,
         "sources": sorted({c.phrase.source for c in calls}),
     }
     if real_time:

@@ -16,10 +16,20 @@ How an exchange goes:
    speculatively: tempo and key estimates, a re-prime of the model from the last ``window``
    events (exactly ``prime(window)``), and the first notes sampled ahead. A new note throws it away.
 3. The call ends after the silence threshold, on the end-of-call controller, or at the maximum
-   length. The prepared answer starts at once: its first note is due at the decision time.
+   length. The prepared answer starts on the call's beat grid: its first note is due at the first
+   grid point (``answer_grid_beats``) at or after the decision, so it keeps the performer's pulse.
+   The grid is the MIDI clock's beat when a DAW's transport places it, else the call's own pulse:
+   its first onset on a beat, at the answer's tempo. The wait is musical: the answer is ready at
+   the decision.
 4. Responding. Notes leave at exact times computed from their sampled offsets; ``think`` keeps
-   sampling ``lookahead`` ahead. A performer note stops the answer at once (barge-in): every
-   sounding note gets its note-off now and the note begins the next call.
+   sampling ``lookahead`` ahead. A performer note stops the answer at once (barge-in), also while
+   it waits for its first grid point: every sounding note gets its note-off now and the note
+   begins the next call.
+
+Times given to ``on_message`` are arrival stamps, which may lie slightly before a time already
+given to ``due``/``think`` (the loop drains input after thinking). Input timing uses the stamp;
+what the engine sends in reaction (note-offs of a barge-in, a panic) is never scheduled before a
+message it has already handed out.
 
 Safety: every note_on has a note_off on every path (end, barge-in, panic, model error,
 ``shutdown``); incoming echoes of what improv sent are ignored; a key with no note-off is released
@@ -39,7 +49,7 @@ import numpy as np
 
 from .config import ServeSettings
 from .events import Note
-from .listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, key_name, scale_pitch_classes
+from .listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, key_name, next_grid_point, scale_pitch_classes
 from .midi_io import Track
 from .sampling import SamplingParams
 from .tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, TOKEN_DTYPE, VELOCITY, Tokenizer
@@ -59,7 +69,13 @@ Timed = tuple[float, mido.Message]
 
 @dataclass
 class Exchange:
-    """One call and its answer, for the status line."""
+    """One call and its answer, for the status line.
+
+    Two different delays lie between the end of the call and the first answer note: the musical
+    wait (decision -> the grid point the first note is scheduled on, chosen) and the machine's
+    overhead (that note sent late, plus any model work done at the decision because the
+    speculation was not ready: a wait may hide it, so it is counted apart).
+    """
 
     number: int
     end_reason: str  # silence | control | max length
@@ -70,32 +86,70 @@ class Exchange:
     key: str  # "" when keep_key is off
     decided_at: float  # when the call ended: last release + threshold, or the controller's time
     threshold_s: float  # the silence threshold, for the status line (0 for other ends)
+    grid: str = ""  # what the first note was aligned to ("beat", ...); "" = at once
     sync_units: int = 0  # model work done after the decision (0 when the speculation was ready)
+    sync_s: float = 0.0  # how long that work took on the loop's clock (the engine cannot tell)
+    sync_done_at: float | None = None  # when it was done, on the loop's clock
     first_note_at: float | None = None  # scheduled time of the first answer note
     first_sent_at: float | None = None  # when the loop actually sent it
     response_notes: int = 0
     ended: str = ""  # finished | barge-in | panic | error | shutdown
 
     @property
+    def wait_s(self) -> float | None:
+        """The musical wait: decision -> the first note's scheduled time (the grid point)."""
+        return None if self.first_note_at is None else self.first_note_at - self.decided_at
+
+    @property
+    def send_late_s(self) -> float | None:
+        """Scheduled first note -> actually sent (None until the loop sent it)."""
+        if self.first_note_at is None or self.first_sent_at is None:
+            return None
+        return self.first_sent_at - self.first_note_at
+
+    @property
+    def overhead_s(self) -> float | None:
+        """The machine's part: the first note's lateness and the model work at the decision, as
+        time intervals, counted once where they overlap (work that made the note late)."""
+        if self.first_note_at is None:
+            return None
+        sent = self.first_sent_at if self.first_sent_at is not None else self.first_note_at
+        late = max(sent - self.first_note_at, 0.0)
+        if self.sync_s <= 0 or self.sync_done_at is None:
+            return late
+        work_start = self.sync_done_at - self.sync_s
+        overlap = max(0.0, min(self.sync_done_at, sent) - max(work_start, self.first_note_at))
+        return late + self.sync_s - overlap
+
+    @property
     def latency_s(self) -> float | None:
-        """End-of-call decision -> first note leaving (beyond the threshold)."""
+        """End-of-call decision -> first note leaving (beyond the threshold): wait + lateness."""
         first = self.first_sent_at if self.first_sent_at is not None else self.first_note_at
         return None if first is None else first - self.decided_at
 
     def status_line(self) -> str:
-        latency = self.latency_s
-        if latency is None:
-            answer = "no note"
-        elif self.end_reason == "silence":
-            answer = f"first note {latency * 1000:.2f} ms after the {self.threshold_s * 1000:.0f} ms silence"
-        else:
-            answer = f"first note {latency * 1000:.2f} ms after the {self.end_reason}"
         key = f" · {self.key}" if self.key else ""
         return (
             f"#{self.number} call {self.call_notes} notes / {self.call_beats:.1f} beats"
-            f" · {self.bpm:.0f} bpm ({self.tempo_source}){key} · {answer}"
+            f" · {self.bpm:.0f} bpm ({self.tempo_source}){key} · {self._answer_words()}"
             f" · answer {self.response_notes} notes ({self.ended})"
         )
+
+    def _answer_words(self) -> str:
+        wait = self.wait_s
+        if wait is None:
+            return "no note"
+        after = f"the {self.threshold_s * 1000:.0f} ms silence" if self.end_reason == "silence" else f"the {self.end_reason}"
+        if self.grid:
+            words = f"first note on the {self.grid}, {wait * 1000:.0f} ms after {after}"
+        else:
+            words = f"first note at once after {after}"
+        late = self.send_late_s
+        if self.sync_units:
+            spent = f": {self.sync_s * 1000:.2f} ms" if self.sync_s > 0 else ""
+            sent = f"sent {late * 1000:.2f} ms late, " if late is not None else ""
+            return f"{words}, {sent}{self.sync_units} model units at the decision{spent}"
+        return f"{words}, sent {late * 1000:.2f} ms late" if late is not None else words
 
 
 class Recorder:
@@ -223,6 +277,14 @@ class _Response:
 
 LISTEN, RESPOND = "listening", "responding"
 
+# A DAW's transport messages: where its song (and so its beat) is.
+_TRANSPORT: dict[str, Callable[[ClockFollower, mido.Message], None]] = {
+    "start": lambda clock, msg: clock.start(),
+    "continue": lambda clock, msg: clock.resume(),
+    "stop": lambda clock, msg: clock.stop(),
+    "songpos": lambda clock, msg: clock.song_position(msg.pos),
+}
+
 
 # ---------------------------------------------------------------------------------------------
 # The engine
@@ -290,8 +352,10 @@ class Engine:
         self._sounding: dict[int, int] = {}  # pitch -> seq of the note_off that will end it
         self._seq = 0
         self._urgent: list[Timed] = []
+        self._sent_until = -math.inf  # the latest time of a message handed out: reactions never go before it
         self._reports: list[Exchange] = []
         self._started: Exchange | None = None
+        self._decided: Exchange | None = None
         self._cooldown_until = -math.inf  # after a model error, no model work until then
 
     # ---- public API ---------------------------------------------------------------------------
@@ -301,7 +365,8 @@ class Engine:
         return self.params.temperature
 
     def on_message(self, msg: mido.Message, now: float) -> None:
-        """One incoming message, received at ``now``."""
+        """One incoming message that arrived at ``now`` (possibly a little before the last time
+        given to ``due``/``think``: input is stamped on arrival, handled later)."""
         if self._closed:
             return
         kind = msg.type
@@ -310,8 +375,8 @@ class Engine:
             if self.settings.follow_clock and self._clock.bpm is not None:
                 self._set_bpm(self._clock.bpm, "clock")
             return
-        if kind in ("start", "continue", "stop"):
-            self._clock.reset()
+        if kind in _TRANSPORT:
+            _TRANSPORT[kind](self._clock, msg)
             return
         if kind not in ("note_on", "note_off", "control_change"):
             return  # sysex, aftertouch, pitchwheel, program change, ...: not ours
@@ -343,6 +408,7 @@ class Engine:
         self._flush_offs(now, out)
         if self._urgent:
             out.extend(self._urgent)
+            self._sent_until = max(self._sent_until, max(t for t, _ in self._urgent))
             self._urgent.clear()
         return out
 
@@ -406,6 +472,7 @@ class Engine:
 
     def panic(self, now: float) -> None:
         """Silence everything now (note-offs, then All Notes Off on every channel); forget the call."""
+        now = max(now, self._sent_until)
         self._stop_response(now, "panic")
         self._silence(now)
         self._urgent.extend((now, mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0)) for ch in range(16))
@@ -444,6 +511,12 @@ class Engine:
     def take_started(self) -> Exchange | None:
         """The exchange whose first answer note was in the last ``due`` batch, if any."""
         ex, self._started = self._started, None
+        return ex
+
+    def take_decided(self) -> Exchange | None:
+        """The exchange whose call ended in the last ``due`` call, if any (the loop times the
+        model work done there: ``sync_s``)."""
+        ex, self._decided = self._decided, None
         return ex
 
     def take_errors(self) -> list[str]:
@@ -667,9 +740,10 @@ class Engine:
         call = self._call
         if call is not None and not call.events:
             call.pos_before = self._pos
-        offset, self._pos = self._offset_class(note.onset, self._pos, chord, self.bpm)
+        offset, pos = self._offset_class(note.onset, self._pos, chord, self.bpm)
         row = self._row(note.pitch, offset, note.off - note.onset, note.velocity, self.bpm)
         state = self.model.step(self._state, row)  # before any mutation: a failure leaves no trace
+        self._pos = pos
         self._state = state
         self._seen += 1
         event = self._append_window(row, note.onset, note.off - note.onset, note.pitch, note.velocity, chord)
@@ -881,9 +955,10 @@ class Engine:
             r.finished = False
         r.sampled = len(r.planned)
         r.beats = r.planned[-1].beats if r.planned else 0.0
-        r.start = now
+        start, grid = self._answer_start(reason[1], call.first_onset, r.bpm, now)
+        r.start = start
         for p in r.planned:
-            p.onset = now + p.beats * 60 / r.bpm
+            p.onset = start + p.beats * 60 / r.bpm
         call_end = max(n.off or now for n in call.notes)
         self._exchanges += 1
         r.exchange = Exchange(
@@ -896,12 +971,37 @@ class Engine:
             key=r.key,
             decided_at=reason[1],
             threshold_s=self._threshold_s() if reason[0] == "silence" else 0.0,
+            grid=grid,
             sync_units=sync_units,
         )
+        self._decided = r.exchange
         self._call = None
         self.mode = RESPOND
         if not r.planned:
             self._finish_response("finished")
+
+    def _answer_start(self, decided: float, first_onset: float, bpm: float, now: float) -> tuple[float, str]:
+        """When the answer's first note goes, and what it is aligned to ("" = at once): the first
+        point of the beat grid at or after the decision.
+
+        The grid: the MIDI clock's beats when a followed clock's transport places them; else the
+        call's own pulse, its first onset (the arrival stamp) on a beat, at the answer's tempo.
+        Why the onset and not the running grid position ``_pos``: ``_pos`` carries the previous
+        answer's grid into the call, and a long gap before the call is quantised coarsely (a
+        call 5 s after a note sat 100 ms off its real onset), which would put the answer off the
+        beat the performer actually played.
+        """
+        beats = self.settings.answer_grid_beats
+        if beats <= 0:
+            return decided, ""
+        name = "beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid"
+        clock = self._clock.beat_grid(now) if self.settings.follow_clock else None
+        if clock is not None:
+            origin, beat_s = clock
+            name += " of the MIDI clock"
+        else:
+            origin, beat_s = first_onset, 60 / bpm
+        return next_grid_point(decided, origin, beats * beat_s), name
 
     def _emit_response(self, now: float, out: list[Timed]) -> None:
         r = self._response
@@ -947,6 +1047,7 @@ class Engine:
         self._finish_response(how)
 
     def _silence(self, now: float) -> None:
+        now = max(now, self._sent_until)  # a stamp in the past must not end a note before it began
         for pitch in list(self._sounding):
             self._seq += 1
             self._sounding[pitch] = self._seq
@@ -967,6 +1068,8 @@ class Engine:
     def _send(self, msg: mido.Message, t: float, out: list[Timed]) -> None:
         self._echo.sent(msg, t)
         out.append((t, msg))
+        if t > self._sent_until:
+            self._sent_until = t
 
     # ---- failures and resets --------------------------------------------------------------------
 

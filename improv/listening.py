@@ -18,31 +18,93 @@ _CHORD_MERGE_S = 0.06  # onsets closer than this are one onset for the tempo est
 
 
 class ClockFollower:
-    """Tempo from incoming MIDI clock (24 pulses per beat), smoothed over the last two beats."""
+    """Tempo from incoming MIDI clock (24 pulses per beat), smoothed over the last two beats, and
+    the beat phase when the transport says where the song is.
+
+    Why the transport: ticks alone tell the tempo, not where the beat falls. Start (the next tick
+    is the song's first beat) and Song Position (in sixteenths, 6 ticks each; Continue resumes
+    there) give each tick a song position, so beats are the ticks at multiples of 24. Ticks while
+    stopped do not move the song; with no Start or Song Position seen, the phase is unknown.
+    """
 
     def __init__(self) -> None:
         self._ticks: deque[float] = deque(maxlen=2 * CLOCKS_PER_BEAT + 1)
         self.bpm: float | None = None
         self.last_tick = -math.inf
+        self._fit_last: float | None = None  # the fitted time of the last tick (None: no fit at it)
+        self._playing = False
+        self._next_pos: int | None = None  # song position (ticks) of the next tick; None = unknown
+        self._last_pos: int | None = None  # song position of the last tick, while playing
 
     def tick(self, now: float) -> None:
         if self._ticks and now - self._ticks[-1] > 0.25:  # a gap: the clock stopped and restarted
             self._ticks.clear()
         self._ticks.append(now)
         self.last_tick = now
+        self._fit_last = None
         n = len(self._ticks)
         if n > CLOCKS_PER_BEAT:  # a whole beat of pulses: a least-squares slope of time per tick
             t = np.fromiter(self._ticks, dtype=np.float64, count=n)
             k = np.arange(n) - (n - 1) / 2
-            period = float((k * (t - t.mean())).sum() / (k * k).sum())
+            mean = float(t.mean())
+            period = float((k * (t - mean)).sum() / (k * k).sum())
             if period > 0:
                 self.bpm = 60.0 / (period * CLOCKS_PER_BEAT)
+                self._fit_last = mean + (n - 1) / 2 * period  # less jitter than the raw stamp
+        if self._playing and self._next_pos is not None:
+            self._last_pos = self._next_pos
+            self._next_pos += 1
 
     def reset(self) -> None:
         self._ticks.clear()
+        self._fit_last = None
+
+    def start(self) -> None:
+        """0xFA: the song plays from its top; the next tick is its first beat."""
+        self.reset()
+        self._playing, self._next_pos, self._last_pos = True, 0, None
+
+    def resume(self) -> None:
+        """0xFB (Continue): the song plays on from its position."""
+        self.reset()
+        self._playing, self._last_pos = True, None
+
+    def stop(self) -> None:
+        """0xFC: the song stops where it is (a Continue resumes there)."""
+        self.reset()
+        self._playing, self._last_pos = False, None
+
+    def song_position(self, sixteenths: int) -> None:
+        """0xF2: where the next tick is in the song (6 ticks per sixteenth)."""
+        self._next_pos, self._last_pos = sixteenths * CLOCKS_PER_BEAT // 4, None
 
     def active(self, now: float) -> bool:
         return self.bpm is not None and now - self.last_tick < 0.3
+
+    def beat_grid(self, now: float) -> tuple[float, float] | None:
+        """(time of a beat, seconds per beat) extrapolated from the last tick, or None when the
+        clock is not running or its phase is unknown."""
+        if not self._playing or self._last_pos is None or self.bpm is None or not self.active(now):
+            return None
+        period = 60.0 / (self.bpm * CLOCKS_PER_BEAT)
+        last = self._fit_last if self._fit_last is not None else self.last_tick
+        return last - (self._last_pos % CLOCKS_PER_BEAT) * period, CLOCKS_PER_BEAT * period
+
+
+GRID_EPS_S = 1e-6  # a decision this close after a grid point is on it (float noise, not music)
+
+
+def next_grid_point(t: float, origin: float, step: float, eps: float = GRID_EPS_S) -> float:
+    """The first point ``origin + k * step`` at or after ``t``; never before ``t``.
+
+    A ``t`` within ``eps`` after a grid point counts as on it (and the result is ``t`` itself):
+    the sums that make ``t`` and the grid differ by float noise, and such noise must not cost a
+    whole grid step of waiting.
+    """
+    if step <= 0:
+        return t
+    k = math.ceil((t - eps - origin) / step)
+    return max(origin + k * step, t)
 
 
 def estimate_bpm(onsets: Sequence[float], around: float, lo: float = 30.0, hi: float = 300.0) -> float | None:

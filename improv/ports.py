@@ -2,8 +2,9 @@
 
 Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
 improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
-thread, only queues the raw bytes and wakes the serve loop; the loop (one thread) parses and
-handles them. Client names are improv's own (``improv``), on every API. Parsing is tolerant:
+thread, only stamps the raw bytes with their arrival time (``time.perf_counter``, the serve
+loop's ``RealClock``), queues them and wakes the serve loop; the loop (one thread) parses and
+handles them, with those stamps (``iter_stamped``). Client names are improv's own (``improv``), on every API. Parsing is tolerant:
 running status, real-time bytes inside messages, sysex and junk never break it.
 
 A port is named by a substring of its name; a name matching no port or several is a one-line
@@ -16,6 +17,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -218,16 +220,48 @@ def match_port(names: Sequence[str], wanted: str, kind: str) -> str:
 # Real ports
 
 
+class ArrivalQueue:
+    """Raw MIDI bytes as rtmidi's callback hands them over, stamped on arrival.
+
+    Why stamp in the callback: the loop drains the queue only between its own turns (after up to
+    a think slice, a few milliseconds); the performer's timing is when the message arrived.
+    """
+
+    def __init__(self, wake: threading.Event | None = None, stamp: Callable[[], float] = time.perf_counter) -> None:
+        self.wake = wake
+        self._stamp = stamp
+        self._queue: deque[tuple[float, Sequence[int]]] = deque()
+        self._parser = MidiParser()
+
+    def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
+        # rtmidi's thread: stamp, queue (deque.append is atomic), wake the loop; nothing else.
+        self._queue.append((self._stamp(), event[0]))
+        if self.wake is not None:
+            self.wake.set()
+
+    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
+        """(arrival time, message), oldest first; a message split over two callbacks has the
+        later one's stamp (it was complete only then)."""
+        while self._queue:
+            t, data = self._queue.popleft()
+            self._parser.feed(data)
+            for msg in self._parser:
+                yield t, msg
+
+    def iter_pending(self) -> Iterator[mido.Message]:
+        for _, msg in self.iter_stamped():
+            yield msg
+
+
 class RtInput:
-    """An rtmidi input whose callback queues bytes and wakes the loop; ``iter_pending`` parses them."""
+    """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
+    ``iter_stamped`` parses them into (arrival time, message)."""
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
-        self.wake = wake
-        self._queue: deque[list[int]] = deque()
-        self._parser = MidiParser()
+        self._arrivals = ArrivalQueue(wake)
         self._rt = _client("MidiIn", api, client_name)
         self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
-        self._rt.set_callback(self._callback)
+        self._rt.set_callback(self._arrivals.callback)
         self.name = virtual or port or ""
         self.virtual = virtual is not None
         self.open_port(port, virtual)
@@ -246,16 +280,11 @@ class RtInput:
         self.name = port
         self.open_port(port)
 
-    def _callback(self, event: tuple[list[int], float], data: object = None) -> None:
-        # rtmidi's thread: queue the bytes (deque.append is atomic) and wake the loop; nothing else.
-        self._queue.append(event[0])
-        if self.wake is not None:
-            self.wake.set()
+    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
+        return self._arrivals.iter_stamped()
 
     def iter_pending(self) -> Iterator[mido.Message]:
-        while self._queue:
-            self._parser.feed(self._queue.popleft())
-            yield from self._parser
+        return self._arrivals.iter_pending()
 
     def close(self) -> None:
         self._rt.cancel_callback()
@@ -396,8 +425,9 @@ def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutp
 class ScriptedInput:
     """Messages that arrive at given times on ``clock``: what a performer plays, scripted.
 
-    ``iter_pending`` yields those whose time has come; ``next_arrival`` tells the loop when to
-    wake for the next. Raw bytes (``feed_bytes``) go through ``MidiParser`` like a real port's.
+    ``iter_stamped`` yields those whose time has come, stamped with their scheduled time (what a
+    real port's arrival stamp would be); ``next_arrival`` tells the loop when to wake for the
+    next. Raw bytes go through ``MidiParser`` like a real port's.
     """
 
     def __init__(self, clock: Any, messages: Sequence[tuple[float, mido.Message]] = ()) -> None:
@@ -421,17 +451,22 @@ class ScriptedInput:
     def next_arrival(self) -> float | None:
         return self._queue[0][0] if self._queue else None
 
-    def iter_pending(self) -> Iterator[mido.Message]:
+    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
         import heapq
 
         now = self.clock.now()
         while self._queue and self._queue[0][0] <= now:
-            _, _, item = heapq.heappop(self._queue)
+            t, _, item = heapq.heappop(self._queue)
             if isinstance(item, mido.Message):
-                yield item
+                yield t, item
             else:
                 self._parser.feed(item)
-                yield from self._parser
+                for msg in self._parser:
+                    yield t, msg
+
+    def iter_pending(self) -> Iterator[mido.Message]:
+        for _, msg in self.iter_stamped():
+            yield msg
 
     def close(self) -> None:
         self._queue.clear()

@@ -1,10 +1,12 @@
 """The serve loop: one thread between the ports and the engine.
 
-Each turn: take what arrived on the input (stamped with the clock's ``now``), hand it to the
-engine, send whatever is due, and then either let the engine think (model work ahead of time,
-in slices that end well before the next send) or sleep until the next send / wake-up. Sleeping
-ends early when a message arrives (the real input sets ``wake``); the clock sleeps, then spins
-the last moment on ``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
+Each turn: take what arrived on the input, each message with its arrival stamp (taken in the
+port's callback, so the performer's timing does not depend on when the loop drains it: a think
+slice may delay that by a few milliseconds), hand it to the engine, send whatever is due, and
+then either let the engine think (model work ahead of time, in slices that end well before the
+next send) or sleep until the next send / wake-up. Sleeping ends early when a message arrives
+(the real input sets ``wake``); the clock sleeps, then spins the last moment on
+``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
 send and takes the messages due by then from the engine, so the engine's work is done before
 the send time; it then spins to each message's exact time and sends it.
 
@@ -51,9 +53,10 @@ class LoopStats:
 class ServeLoop:
     """Runs an ``Engine`` between an input and an output on ``clock``; see the module docstring.
 
-    ``inport`` needs ``iter_pending()`` (and may have ``next_arrival()``, for scripted input);
-    ``outport`` needs ``send(msg)``. ``ports`` (a ``ports.MidiPorts``) is checked now and then
-    for vanished and returned ports. ``on_status`` receives one line per event worth telling.
+    ``inport`` needs ``iter_stamped()`` yielding (arrival time on ``clock``'s scale, message),
+    or else ``iter_pending()`` (messages, stamped with the drain time); it may have
+    ``next_arrival()``, for scripted input. ``outport`` needs ``send(msg)``. ``ports`` (a
+    ``ports.MidiPorts``) is checked now and then for vanished and returned ports. ``on_status`` receives one line per event worth telling.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class ServeLoop:
         self._unit_cost = 0.0005  # seconds per model unit, learnt as the loop runs
         self._next_check = -math.inf
         self._output_ok = True
+        self._stamped = getattr(inport, "iter_stamped", None)
 
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread: the loop ends at its next turn."""
@@ -110,9 +114,9 @@ class ServeLoop:
         engine, clock = self.engine, self.clock
         self.wake.clear()  # before draining: a message arriving after the drain still wakes the sleep
         now = clock.now()
-        for msg in self.inport.iter_pending():
-            engine.on_message(msg, now)
-        self._send(engine.due(now + self.lead_s))
+        for t, msg in self._arrivals(now):
+            engine.on_message(msg, t)
+        self._send(self._due(now + self.lead_s))
         for line in engine.take_errors():
             self.on_status(f"improv: {line}")
         for ex in engine.take_reports():
@@ -177,6 +181,23 @@ class ServeLoop:
             self.stats.sent += 1
             if started is not None and started.first_sent_at is None and msg.type == "note_on":
                 started.first_sent_at = sent
+
+    def _arrivals(self, now: float) -> Any:
+        if self._stamped is not None:
+            return self._stamped()
+        return ((now, msg) for msg in self.inport.iter_pending())
+
+    def _due(self, t: float) -> list[tuple[float, mido.Message]]:
+        """``engine.due``; when it ended a call with model work left to do (the speculation was
+        not ready), the time that work took goes into the exchange: machine overhead that a
+        musical wait would otherwise hide."""
+        started = self.clock.now()
+        batch = self.engine.due(t)
+        decided = self.engine.take_decided()
+        if decided is not None and decided.sync_units:
+            done = self.clock.now()
+            decided.sync_s, decided.sync_done_at = done - started, done
+        return batch
 
     def _next_arrival(self) -> float | None:
         next_arrival = getattr(self.inport, "next_arrival", None)

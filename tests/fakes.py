@@ -103,24 +103,26 @@ def unclosed(timed) -> dict[tuple[int, int], int]:
     return sounding
 
 
-def simulate(engine, script, until: float, think: bool = True, max_turns: int = 100000):
+def simulate(engine, script, until: float, think: bool = True, max_turns: int = 100000, delay: float = 0.0):
     """Drive ``engine`` in simulated time the way the serve loop does, with unlimited think time:
     deliver each scripted (time, message) at its time, call ``due`` at every deadline, and let the
-    engine think fully after each turn. Returns every message sent, with its scheduled time."""
+    engine think fully after each turn. Returns every message sent, with its scheduled time.
+    ``delay``: each message is handed over that much later, stamped with its time (as the loop
+    drains input stamped on arrival after a think slice)."""
     script = sorted(script, key=lambda tm: tm[0])
     out = []
     now = 0.0
     i = 0
     for _ in range(max_turns):
-        times = [script[i][0]] if i < len(script) else []
+        times = [script[i][0] + delay] if i < len(script) else []
         wake = engine.next_wakeup() if think else engine.next_deadline()
         if wake is not None:
             times.append(max(wake, now))
         if not times or min(times) > until:
             break
         now = max(now, min(times))
-        while i < len(script) and script[i][0] <= now:
-            engine.on_message(script[i][1], now)
+        while i < len(script) and script[i][0] + delay <= now:
+            engine.on_message(script[i][1], script[i][0] if delay else now)
             i += 1
         out += engine.due(now)
         while think and engine.wants_think(now):

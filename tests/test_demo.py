@@ -13,7 +13,7 @@ from improv.clock import FakeClock
 from improv.commands.demo import play_session
 from improv.config import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
 from improv.checkpoint import write_untrained_checkpoint
-from improv.demo import Phrase, call_messages, cut_phrase, plan_session
+from improv.demo import Phrase, answer_start, call_messages, cut_phrase, plan_session
 from improv.events import Note
 
 from fakes import LadderModel
@@ -32,16 +32,38 @@ def test_cut_phrase_starts_on_a_bar_and_cuts_notes_at_the_end():
     assert cut_phrase(notes[:3], "w", 90.0, 4.0, np.random.default_rng(0)) is None  # too few notes
 
 
+RELEASE = 4 - 0.004  # the last key of a 4 s phrase goes up 4 ms early (repeated keys strike anew)
+
+
 def test_plan_waits_for_answers_and_barges_in_every_third_call():
     phrases = [scale_phrase()] * 4  # 8 beats at 120 bpm = 4 s each
     calls, end = plan_session(phrases, start=1.0, silence_s=0.5, barge_every=3, breath_beats=1.0)
     starts = [c.start for c in calls]
-    # call, silence, answer as long as the call, a one-beat breath
-    assert starts[0] == 1.0 and starts[1] == pytest.approx(1.0 + 4 + 0.5 + 4 + 0.5)
-    assert starts[2] == pytest.approx(starts[1] + 9.0)
-    assert starts[3] == pytest.approx(starts[2] + 4 + 0.5 + 2.0)  # halfway through the answer
+    # call, silence, answer (at once) as long as the call, a one-beat breath
+    assert starts[0] == 1.0 and starts[1] == pytest.approx(1.0 + RELEASE + 0.5 + 4 + 0.5)
+    assert starts[2] == pytest.approx(starts[1] + RELEASE + 5.0)
+    assert starts[3] == pytest.approx(starts[2] + RELEASE + 0.5 + 2.0)  # halfway through the answer
     assert [c.barge_in for c in calls] == [False, False, False, True]
-    assert end == pytest.approx(starts[3] + 9.0)
+    assert end == pytest.approx(starts[3] + RELEASE + 5.0)
+
+
+def test_plan_adds_the_wait_for_the_beat():
+    phrases = [scale_phrase()] * 4  # beats every 0.5 s from each call's first note
+    calls, end = plan_session(phrases, start=1.0, silence_s=0.6, barge_every=3, breath_beats=1.0, grid_beats=1.0)
+    starts = [c.start for c in calls]
+    # decided at 1.0 + 3.996 + 0.6 = 5.596: the answer waits for the beat at 6.0 (beat 10 of the call)
+    assert answer_start(phrases[0], 1.0, 0.6, 1.0) == pytest.approx(6.0)
+    assert starts[1] == pytest.approx(6.0 + 4 + 0.5)
+    assert starts[2] == pytest.approx(starts[1] + 9.5)
+    assert starts[3] == pytest.approx(starts[2] + 5.0 + 2.0)  # halfway through the answer
+    assert end == pytest.approx(starts[3] + 9.5)
+    # Half beats: 5.75. A phrase with a pickup (first note half a beat in) shifts the grid with it.
+    assert answer_start(phrases[0], 1.0, 0.6, 0.5) == pytest.approx(5.75)
+    pickup = Phrase("p", 0.0, tuple(Note(60, 0.5 + i, 1.0, 80) for i in range(7)), 120.0)
+    assert answer_start(pickup, 1.0, 0.6, 1.0) == pytest.approx(5.75)  # decided at 5.346; beats at 1.25 + k/2
+    # A decision exactly on a beat (to float noise) is on it: no extra beat of waiting.
+    on_beat = Phrase("b", 0.0, (Note(60, 0.0, 1.0, 80), Note(62, 1.0, 1.008, 80)), 120.0)
+    assert answer_start(on_beat, 1.0, 0.5, 1.0) == pytest.approx(1.0 + 1.5)
 
 
 def test_call_messages_close_every_note_offs_first():
@@ -56,12 +78,20 @@ def test_call_messages_close_every_note_offs_first():
 def test_a_session_answers_every_call_and_barges_in():
     demo = DemoSettings(barge_every=2, breath_beats=1.0)
     phrases = [scale_phrase(source=f"w{i}") for i in range(3)]
-    serve = ServeSettings(silence_ms=400.0, estimate_tempo=False, keep_key=False)
+    serve = ServeSettings(silence_ms=400.0, estimate_tempo=False, keep_key=False)  # answers on the beat
     clock = FakeClock()
     result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), clock, seed=0)
     assert result["exchanges"] == 3 and result["answered"] == 3
     assert result["planned_barge_ins"] == 1 and result["barge_ins"] == 1
-    assert result["first_note_after_threshold_ms_max"] == pytest.approx(0.0, abs=1e-6)
+    # Each call: last release 3.996 s after its start, decided 0.4 s later, the beat 0.104 s after.
+    assert result["answer_wait_ms_median"] == pytest.approx(104.0)
+    assert result["response_overhead_ms_max"] == pytest.approx(0.0, abs=1e-6)
+    assert result["first_note_after_threshold_ms_max"] == pytest.approx(104.0)
+    # The performer's plan knew when each answer would start.
+    calls, _ = plan_session(phrases, 0.5, 0.4, 2, 1.0, grid_beats=1.0)
+    planned = [answer_start(c.phrase, c.start, 0.4, 1.0) for c in calls]
+    improv_ons = [t for t, m in sent if m.type == "note_on" and m.velocity > 0]
+    assert [t for t in improv_ons if any(abs(t - p) < 1e-9 for p in planned)] == pytest.approx(planned)
     assert [t.name for t in tracks] == ["performer", "improv"]
     assert len(tracks[0].notes) == 24 and len(tracks[1].notes) > 0
     sounding: set[tuple[int, int]] = set()

@@ -2,7 +2,9 @@
 
 Most tests use ``LadderModel`` (tests/fakes.py), whose answers are predictable by hand: each note
 climbs 2 semitones above the previous event, one beat apart, half a beat long. At the default
-100 bpm a beat is 0.6 s, so the expected times below are plain arithmetic.
+100 bpm a beat is 0.6 s, so the expected times below are plain arithmetic. By default an answer
+starts on the call's next beat (``answer_grid_beats`` = 1): the first beat of the grid through
+the call's first onset at or after the decision.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 from improv.config import ServeSettings
-from improv.engine import Engine, Recorder
-from improv.listening import EchoFilter, estimate_bpm, estimate_key
+from improv.engine import Engine, Exchange, Recorder
+from improv.listening import EchoFilter, estimate_bpm, estimate_key, next_grid_point
 from improv.inference import random_step_model
 from improv.sampling import SamplingParams
 from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False)
-CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # last release at 1.15 s
-ANSWER_AT = 1.15 + 0.6
+CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s
+DECIDED_AT = 1.15 + 0.6
+ANSWER_AT = 1.8  # the next beat: the call's pulse is 0.6 s from its first onset (0)
 
 
 def engine(settings: ServeSettings = PLAIN, model=None, **kw) -> Engine:
@@ -41,14 +44,15 @@ def test_call_ends_after_silence_and_answer_is_exact():
     e = engine()
     out = simulate(e, CALL, until=10)
     assert kinds(out) == [
-        (1.75, "note_on", 67, 80),
-        (2.05, "note_off", 67, 0),
-        (2.35, "note_on", 69, 80),
-        (2.65, "note_off", 69, 0),
+        (1.8, "note_on", 67, 80),
+        (2.1, "note_off", 67, 0),
+        (2.4, "note_on", 69, 80),
+        (2.7, "note_off", 69, 0),
     ]
     (report,) = e.take_reports()
     assert report.end_reason == "silence" and report.call_notes == 4
-    assert report.first_note_at == pytest.approx(ANSWER_AT) and report.decided_at == pytest.approx(ANSWER_AT)
+    assert report.first_note_at == pytest.approx(ANSWER_AT) and report.decided_at == pytest.approx(DECIDED_AT)
+    assert report.wait_s == pytest.approx(0.05) and report.grid == "beat"
     assert report.sync_units == 0  # the answer was ready before the call ended
     assert report.ended == "finished" and report.response_notes == 2
     assert "call 4 notes" in report.status_line() and "100 bpm" in report.status_line()
@@ -57,28 +61,28 @@ def test_call_ends_after_silence_and_answer_is_exact():
 def test_sustain_pedal_delays_the_end():
     script = CALL + [(0.1, cc(64, 127)), (2.0, cc(64, 0))]
     out = simulate(engine(), script, until=10)
-    assert note_ons(out)[0][0] == pytest.approx(2.6)
+    assert note_ons(out)[0][0] == pytest.approx(3.0)  # decided at 2.6, on the beat after it
 
 
 def test_silence_in_beats_when_longer():
     e = engine(dataclasses.replace(PLAIN, silence_beats=2))  # 1.2 s at 100 bpm
-    assert note_ons(simulate(e, CALL, until=10))[0][0] == pytest.approx(1.15 + 1.2)
+    assert note_ons(simulate(e, CALL, until=10))[0][0] == pytest.approx(2.4)  # decided at 1.15 + 1.2
 
 
-def test_end_of_call_controller_answers_at_once_even_with_a_key_down():
+def test_end_of_call_controller_answers_on_the_next_beat_even_with_a_key_down():
     script = [(0.0, on(60)), (0.2, off(60)), (0.3, on(62)), (0.4, cc(20, 127)), (1.0, off(62))]
     e = engine()
     out = simulate(e, script, until=10)
-    assert note_ons(out) == [(0.4, 64, 80)]  # the call lasted 0.4 s: less than a beat, one note
+    assert note_ons(out) == [(0.6, 64, 80)]  # the call lasted 0.4 s: less than a beat, one note
     (report,) = e.take_reports()
-    assert report.end_reason == "control" and report.latency_s == pytest.approx(0)
+    assert report.end_reason == "control" and report.decided_at == 0.4 and report.wait_s == pytest.approx(0.2)
 
 
 def test_maximum_call_length():
     e = engine(dataclasses.replace(PLAIN, max_call_beats=4))  # 2.4 s
     script = phrase([60, 62, 64, 65, 67, 69, 71, 72], step=0.3, length=0.25) + [(2.4, on(74)), (5.0, off(74))]
     out = simulate(e, script, until=10)
-    assert note_ons(out)[0][0] == pytest.approx(2.4)
+    assert note_ons(out)[0][0] == pytest.approx(2.4)  # decided on a beat: at once
     assert e.take_reports()[0].end_reason == "max length"
 
 
@@ -89,7 +93,7 @@ def test_short_call_is_ignored_but_remembered():
     assert out == [] and e.take_reports() == []
     assert m.fed[-1][PITCH] == 60  # the note still reached the model
     out = simulate(e, phrase([62, 64], start=5.0), until=10)
-    assert note_ons(out)[0][0] == pytest.approx(5.0 + 0.25 + 0.2 + 0.6)
+    assert note_ons(out)[0][0] == pytest.approx(6.2)  # decided at 5.0 + 0.25 + 0.2 + 0.6; beats from 5.0
 
 
 # ---- the answer ------------------------------------------------------------------------------
@@ -97,7 +101,7 @@ def test_short_call_is_ignored_but_remembered():
 
 def test_answer_as_long_as_the_call_in_events():
     e = engine(dataclasses.replace(PLAIN, response_unit="events"))
-    assert note_ons(simulate(e, CALL, until=10)) == [(1.75, 67, 80), (2.35, 69, 80), (2.95, 71, 80), (3.55, 73, 80)]
+    assert note_ons(simulate(e, CALL, until=10)) == [(1.8, 67, 80), (2.4, 69, 80), (3.0, 71, 80), (3.6, 73, 80)]
 
 
 def test_fixed_answer_length_and_the_length_knob():
@@ -161,11 +165,11 @@ def test_barge_in_stops_the_answer_and_starts_a_new_call():
     script = CALL + phrase([72, 74], start=2.5, step=0.3, length=0.2)
     out = simulate(e, script, until=10)
     assert kinds(out)[:5] == [
-        (1.75, "note_on", 67, 80),
-        (2.05, "note_off", 67, 0),
-        (2.35, "note_on", 69, 80),
-        (2.5, "note_off", 69, 0),  # at the barge-in, not at 2.65
-        (3.6, "note_on", 76, 80),  # the next call (72, 74) answered after its own silence
+        (1.8, "note_on", 67, 80),
+        (2.1, "note_off", 67, 0),
+        (2.4, "note_on", 69, 80),
+        (2.5, "note_off", 69, 0),  # at the barge-in, not at 2.7
+        (3.7, "note_on", 76, 80),  # the next call (72, 74): decided at 3.6, on its beat (from 2.5)
     ]
     first, second = e.take_reports()
     assert first.ended == "barge-in" and first.response_notes == 2
@@ -225,7 +229,7 @@ def test_without_thinking_time_the_answer_is_made_on_the_spot():
     e = engine()
     out = simulate(e, CALL, until=1.75, think=False)  # no think until the call has ended
     out += simulate(e, [], until=10)
-    assert note_ons(out) == [(1.75, 67, 80), (2.35, 69, 80)]
+    assert note_ons(out) == [(1.8, 67, 80), (2.4, 69, 80)]
     assert e.take_reports()[0].sync_units > 0
 
 
@@ -243,7 +247,7 @@ def test_tempo_from_midi_clock():
     out = simulate(e, script, until=4.0)
     assert e.bpm == pytest.approx(120, abs=1e-6) and e.tempo_source == "clock"
     times = [t for t, _, _ in note_ons(out)]
-    assert times[0] == pytest.approx(2.75)
+    assert times[0] == pytest.approx(3.0)  # decided at 2.75; no transport: the call's beat (from 1.0)
     assert np.diff(times) == pytest.approx([0.5] * (len(times) - 1))  # one beat at 120 bpm
     simulate(e, [(5.0, on(40))], until=5.5)
     assert e.tempo_source == "clock, held" and e.bpm == pytest.approx(120, abs=1e-6)
@@ -261,6 +265,9 @@ def test_tempo_estimated_from_the_call():
     assert report.tempo_source == "estimate" and report.bpm == pytest.approx(130, rel=0.01)
     times = [t for t, _, _ in note_ons(out)]
     assert np.diff(times) == pytest.approx([60 / report.bpm] * (len(times) - 1), abs=1e-5)
+    # The first note is on a beat of the call (from its first onset, 0) at the estimated tempo.
+    assert times[0] / (60 / report.bpm) == pytest.approx(round(times[0] / (60 / report.bpm)))
+    assert 0 <= report.wait_s < 60 / report.bpm
     # The call was re-read at the new tempo: its eighths are 6 grid steps apart.
     call_offsets = [int(r[OFFSET]) for r in e.window_rows() if r[PITCH] < BOS][1:8]
     assert call_offsets == [6, 6, 6, 6, 12, 6, 6]
@@ -306,12 +313,12 @@ def test_echo_filter():
 
 
 def test_performer_releasing_the_key_improv_just_released_is_not_an_echo():
-    # improv sounds 69 when the performer barges in on 69 itself; improv's note-off (at the
-    # barge-in) must not swallow the performer's own release of 69 a moment later.
+    # improv sounds 69 (from 2.4) when the performer barges in on 69 itself; improv's note-off (at
+    # the barge-in) must not swallow the performer's own release of 69 a moment later.
     e = engine(dataclasses.replace(PLAIN, response_unit="events"))
-    script = CALL + [(2.4, on(69, 100)), (2.45, off(69)), (2.6, on(71)), (2.7, off(71))]
+    script = CALL + [(2.5, on(69, 100)), (2.55, off(69)), (2.7, on(71)), (2.8, off(71))]
     out = simulate(e, script, until=10)
-    assert note_ons(out)[2][0] == pytest.approx(2.7 + 0.6)  # not 2.4 + stuck_note_s
+    assert note_ons(out)[2][0] == pytest.approx(3.7)  # decided at 2.8 + 0.6, not 2.5 + stuck_note_s
 
 
 def test_echo_window_narrows_to_the_loopback_delay():
@@ -335,7 +342,7 @@ def test_stuck_input_note_is_released():
     e = engine(dataclasses.replace(PLAIN, stuck_note_s=2.0))
     script = [(0.0, on(60)), (0.3, on(62)), (0.5, off(62))]  # 60 never released
     out = simulate(e, script, until=10)
-    assert note_ons(out)[0][0] == pytest.approx(2.6)
+    assert note_ons(out)[0][0] == pytest.approx(3.0)  # released at 2.0, decided at 2.6, next beat
 
 
 def test_junk_changes_nothing():
@@ -455,4 +462,161 @@ def test_recorder_keeps_both_parts():
     assert [n.pitch for n in performer.notes] == [60, 62, 64, 65]
     assert [round(n.start, 6) for n in performer.notes] == [0, 0.6, 1.2, 1.8]
     assert [n.pitch for n in improv.notes] == [67, 69]
-    assert improv.notes[0].start == pytest.approx(3.5) and improv.notes[0].duration == pytest.approx(0.6)
+    assert improv.notes[0].start == pytest.approx(3.6) and improv.notes[0].duration == pytest.approx(0.6)
+
+
+# ---- the answer on the beat ----------------------------------------------------------------------
+
+
+def test_answer_starts_on_the_next_beat_of_the_call():
+    # 120 bpm (0.5 s beats) from the call's first onset at 0.37: beats at 0.37 + k/2.
+    e = engine(dataclasses.replace(PLAIN, bpm=120))
+    call = phrase([60, 62, 64, 65], start=0.37, step=0.5, length=0.3)  # last release 2.17, decided 2.77
+    out = simulate(e, call, until=10)
+    assert note_ons(out) == [(2.87, 67, 80), (3.37, 69, 80), (3.87, 71, 80), (4.37, 73, 80)]
+    (report,) = e.take_reports()
+    assert report.decided_at == pytest.approx(2.77) and report.first_note_at == pytest.approx(2.87)
+    assert report.wait_s == pytest.approx(0.1) and report.overhead_s == 0.0
+    assert "first note on the beat, 100 ms after the 600 ms silence" in report.status_line()
+
+
+def test_answer_on_the_next_half_beat():
+    e = engine(dataclasses.replace(PLAIN, bpm=120, answer_grid_beats=0.5))
+    out = simulate(e, phrase([60, 62, 64, 65], start=0.37, step=0.5, length=0.3), until=10)
+    assert note_ons(out)[0][0] == pytest.approx(2.87)  # 2.77 -> 2.87 (0.37 + 2.5)
+    e = engine(dataclasses.replace(PLAIN, bpm=120, answer_grid_beats=0.5))
+    out = simulate(e, phrase([60, 62, 64, 65], start=0.37, step=0.5, length=0.1), until=10)
+    assert note_ons(out)[0][0] == pytest.approx(2.62)  # decided at 2.57: the half beat 0.37 + 2.25
+    assert e.take_reports()[0].grid == "half beat"
+
+
+def test_answer_at_once_when_the_grid_is_off():
+    e = engine(dataclasses.replace(PLAIN, answer_grid_beats=0))
+    out = simulate(e, CALL, until=10)
+    assert note_ons(out) == [(1.75, 67, 80), (2.35, 69, 80)]
+    (report,) = e.take_reports()
+    assert report.wait_s == 0 and report.grid == ""
+    assert "first note at once after the 600 ms silence" in report.status_line()
+
+
+def test_next_grid_point_never_before_the_decision_and_on_it_within_float_noise():
+    assert next_grid_point(1.75, 0.0, 0.6) == pytest.approx(1.8)
+    assert next_grid_point(1.8, 0.0, 0.6) == 1.8  # on a grid point: at once
+    assert next_grid_point(0.6 * 3 + 1e-9, 0.0, 0.6) == 0.6 * 3 + 1e-9  # float noise after it: still at once (not before)
+    assert next_grid_point(1.801, 0.0, 0.6) == pytest.approx(2.4)  # a millisecond after: the next one
+    assert next_grid_point(0.5, 2.0, 1.0) == pytest.approx(1.0)  # a grid origin in the future works too
+    rng = np.random.default_rng(0)
+    for t, origin, step in rng.uniform([0, -5, 0.01], [100, 5, 2], size=(2000, 3)):
+        g = next_grid_point(t, origin, step)
+        assert t <= g < t + step
+        k = (g - origin) / step
+        assert abs(k - round(k)) < 1e-6 or g == t
+
+
+def clock_with_transport(start_at: float, end: float, bpm: float = 120.0, songpos: int | None = None):
+    """A DAW: Start (or Song Position + Continue) at ``start_at``, then ticks from 10 ms later."""
+    head = [(start_at, mido.Message("start"))]
+    if songpos is not None:
+        head = [(start_at, mido.Message("songpos", pos=songpos)), (start_at, mido.Message("continue"))]
+    return head + clock_ticks(bpm, start_at + 0.01, end)
+
+
+def test_answer_on_the_beat_of_the_midi_clock():
+    call = phrase([60, 62, 64, 65], start=1.23, step=0.3, length=0.25)  # decided at 2.98
+    # Start at 0: the first tick (0.01) is a beat, so beats at 0.01 + k/2, not the call's 1.23 + k/2.
+    e = engine(ServeSettings(keep_key=False))
+    out = simulate(e, clock_with_transport(0.0, 5.0) + call, until=5.0)
+    assert note_ons(out)[0][0] == pytest.approx(3.01)
+    (report,) = e.take_reports()
+    assert report.grid == "beat of the MIDI clock" and report.tempo_source == "clock"
+    # Song position 2 sixteenths (half a beat) then Continue: the first tick is half a beat in.
+    e = engine(ServeSettings(keep_key=False))
+    out = simulate(e, clock_with_transport(0.0, 5.0, songpos=2) + call, until=5.0)
+    assert note_ons(out)[0][0] == pytest.approx(3.26)  # beats at 0.01 + 0.25 + k/2
+    # Ticks with no transport seen: the clock's phase is unknown, the call's own beat is used.
+    e = engine(ServeSettings(keep_key=False))
+    out = simulate(e, clock_ticks(120, 0.01, 5.0) + call, until=5.0)
+    assert note_ons(out)[0][0] == pytest.approx(3.23)
+    assert e.take_reports()[0].grid == "beat"
+    # Stopped: ticks still come but the song does not move; the call's beat again.
+    e = engine(ServeSettings(keep_key=False))
+    out = simulate(e, clock_with_transport(0.0, 5.0) + [(0.5, mido.Message("stop"))] + call, until=5.0)
+    assert note_ons(out)[0][0] == pytest.approx(3.23)
+
+
+def test_barge_in_while_the_answer_waits_for_the_beat():
+    # Decided at 1.75, the answer would start at 1.8; the performer plays at 1.77.
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    script = CALL + [(1.77, on(72)), (1.9, off(72)), (2.0, on(74)), (2.1, off(74))]
+    out = simulate(e, script, until=10)
+    ons = note_ons(out)
+    assert all(t > 2.1 for t, _, _ in ons)  # nothing of the first answer ever started
+    assert ons[0][0] == pytest.approx(2.97)  # the new call: decided at 2.7, its beats from 1.77
+    assert unclosed(out) == {}
+    first, second = e.take_reports()
+    assert first.ended == "barge-in" and first.response_notes == 0 and first.first_note_at is None
+    assert "no note" in first.status_line()
+    assert second.ended == "finished" and second.call_notes == 2
+
+
+def test_a_barge_in_during_the_wait_silences_the_previous_answers_ringing_tail():
+    m = LadderModel(duration=48)  # 4-beat notes: the first answer's last note still rings
+    e = engine(model=m)
+    script = CALL + phrase([72, 74], start=3.0, step=0.3, length=0.2) + [(4.15, on(76)), (4.2, off(76))]
+    out = simulate(e, script, until=20)
+    # The first answer: 67 at 1.8, 69 at 2.4, both ringing until the next call silences them at 3.0.
+    assert [k for k in kinds(out) if k[0] <= 3.0] == [
+        (1.8, "note_on", 67, 80), (2.4, "note_on", 69, 80), (3.0, "note_off", 67, 0), (3.0, "note_off", 69, 0),
+    ]  # fmt: skip
+    # The second call was decided at 4.1 and would answer at 4.2; 76 at 4.15 cancels it.
+    reports = e.take_reports()
+    assert reports[1].ended == "barge-in" and reports[1].response_notes == 0
+    assert unclosed(out) == {}
+
+
+def test_exchange_tells_the_musical_wait_from_the_machine_overhead():
+    ex = Exchange(1, "silence", 4, 2.0, 100.0, "config", "", decided_at=10.0, threshold_s=0.6, grid="beat")
+    ex.first_note_at, ex.first_sent_at = 10.2, 10.2003
+    assert ex.wait_s == pytest.approx(0.2) and ex.send_late_s == pytest.approx(0.0003)
+    assert ex.overhead_s == pytest.approx(0.0003) and ex.latency_s == pytest.approx(0.2003)
+    assert "first note on the beat, 200 ms after the 600 ms silence, sent 0.30 ms late" in ex.status_line()
+    # Model work at the decision (the speculation was not ready): the wait hid it, it still counts.
+    ex.sync_units, ex.sync_s, ex.sync_done_at = 12, 0.01, 10.0105
+    assert ex.overhead_s == pytest.approx(0.0103)
+    assert "sent 0.30 ms late, 12 model units at the decision: 10.00 ms" in ex.status_line()
+    # At once (no grid): the same work made the note late; counted once, not twice.
+    now = Exchange(2, "silence", 4, 2.0, 100.0, "config", "", decided_at=10.0, threshold_s=0.6)
+    now.first_note_at, now.first_sent_at = 10.0, 10.0102
+    now.sync_units, now.sync_s, now.sync_done_at = 12, 0.01, 10.0101
+    assert now.wait_s == 0 and now.overhead_s == pytest.approx(0.0102)
+
+
+# ---- input stamped on arrival: times slightly in the engine's past ---------------------------------
+
+
+def test_a_barge_in_stamped_before_a_note_already_sent_never_ends_it_before_it_began():
+    rec = Recorder()
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"), recorder=rec)
+    out = simulate(e, CALL, until=2.4)  # 69 handed out for 2.4
+    assert note_ons(out)[-1] == (2.4, 69, 80)
+    e.on_message(on(72), 2.398)  # arrived just before, drained just after
+    out += e.due(2.401)
+    assert kinds(out)[-1] == (2.4, "note_off", 69, 0)  # at once, but not before its note_on
+    assert unclosed(out) == {}
+    assert e.take_reports()[0].ended == "barge-in"
+    _, improv = rec.tracks(bpm=100)
+    assert all(n.duration > 0 for n in improv.notes)
+    # The call that began with it is timed from its stamp: released at 2.5, decided at 3.1.
+    out += simulate(e, [(2.5, off(72)), (2.6, on(74)), (2.7, off(74))], until=10)
+    assert e.take_reports()[0].decided_at == pytest.approx(2.7 + 0.6)
+
+
+def test_stamps_in_the_past_give_the_same_answer_as_exact_ones():
+    """Every message handed over 3 ms late with its arrival stamp: the engine answers as if it
+    had seen each one on time (the decision, the grid, every note)."""
+    for settings in (PLAIN, ServeSettings(keep_key=False)):
+        exact = engine(settings)
+        expected = simulate(exact, CALL, until=10)
+        late = engine(settings)
+        assert kinds(simulate(late, CALL, until=10, delay=0.003)) == kinds(expected)
+        assert late.take_reports()[0].decided_at == exact.take_reports()[0].decided_at == pytest.approx(1.75)

@@ -1,18 +1,24 @@
 """The serve loop with a fake clock and in-memory ports: same answers as the bare engine, sends at
-their exact times, loopback echoes ignored, every exit path closes every note."""
+their exact times, loopback echoes ignored, every exit path closes every note; input stamped on
+arrival (rtmidi's callback, without a MIDI system), and the machine's overhead measured apart
+from the musical wait."""
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import threading
+import time
 
 import mido
 import pytest
 
-from fakes import LadderModel, kinds, phrase, simulate, unclosed
+from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
+from improv import ports
 from improv.clock import FakeClock
 from improv.config import ServeSettings
 from improv.engine import Engine
-from improv.ports import MemoryOutput, ScriptedInput
+from improv.ports import ArrivalQueue, MemoryOutput, ScriptedInput
 from improv.serve_loop import ServeLoop
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events")
@@ -37,14 +43,15 @@ def test_loop_sends_what_the_engine_plans_at_the_exact_times():
     assert kinds(sent) == kinds(expected)
     assert max(stats.lateness) == 0.0  # simulated time: every send exactly on time
     (ex,) = stats.exchanges
-    assert ex.first_sent_at == pytest.approx(1.75) and ex.latency_s == pytest.approx(0.0)
-    assert any(line.startswith("#1 call 4 notes") for line in lines)
+    assert ex.decided_at == pytest.approx(1.75) and ex.first_sent_at == pytest.approx(1.8)
+    assert ex.wait_s == pytest.approx(0.05) and ex.overhead_s == 0.0 and ex.sync_s == 0.0
+    assert any(line.startswith("#1 call 4 notes") and "first note on the beat, 50 ms after the 600 ms silence, sent 0.00 ms late" in line for line in lines)
 
 
 def test_loop_shutdown_sends_all_notes_off_on_every_channel():
     loop, out, _ = rig()
-    loop.run(until=2.4)  # mid-answer: 69 sounds
-    tail = [(t, m) for t, m in out.sent if t == pytest.approx(2.4)]
+    loop.run(until=2.5)  # mid-answer: 69 sounds
+    tail = [(t, m) for t, m in out.sent if t == pytest.approx(2.5)]
     assert (tail[0][1].type, tail[0][1].note) == ("note_off", 69)
     assert sorted(m.channel for _, m in tail if m.type == "control_change" and m.control == 123) == list(range(16))
     assert unclosed(out.sent) == {}
@@ -85,10 +92,10 @@ class Interrupting(ScriptedInput):
         self.at, self.exc = at, exc
         clock.alarm(at)
 
-    def iter_pending(self):
+    def iter_stamped(self):
         if self.clock.now() >= self.at:
             raise self.exc
-        yield from super().iter_pending()
+        yield from super().iter_stamped()
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("boom")])
@@ -107,7 +114,7 @@ def test_stop_request_ends_the_loop_cleanly():
     loop, out, _ = rig()
     out.on_send = lambda t, m: loop.request_stop() if m.type == "note_on" else None
     loop.run()
-    assert loop.clock.now() == pytest.approx(1.75)
+    assert loop.clock.now() == pytest.approx(1.8)
     assert unclosed(out.sent) == {}
 
 
@@ -132,12 +139,132 @@ def test_vanished_input_releases_held_keys_and_is_reported():
     loop.run(until=5.0)
     assert any("vanished" in line for line in lines)
     assert ports.calls >= 3  # looked again every second
-    # Both keys count as released when the port vanished: the call ends 0.6 s later.
-    assert [t for t, m in out.sent if m.type == "note_on"][0] == pytest.approx(1.1)
+    # Both keys count as released when the port vanished: the call ends 0.6 s later (1.1), and
+    # the answer starts on the next beat of the call (from 0).
+    assert [t for t, m in out.sent if m.type == "note_on"][0] == pytest.approx(1.2)
 
 
 def test_model_errors_are_reported_as_status_lines():
     loop, out, lines = rig(model=LadderModel(fail_at={6}), settings=dataclasses.replace(PLAIN, response_length=12))
     loop.run(until=20.0)
     assert any("model error" in line for line in lines)
+    assert unclosed(out.sent) == {}
+
+
+# ---- input stamped on arrival ----------------------------------------------------------------------
+
+
+def test_rtmidi_callback_stamps_each_message_on_arrival():
+    stamps = iter([1.0, 2.0, 3.0, 4.0])
+    wake = threading.Event()
+    arrivals = ArrivalQueue(wake, stamp=lambda: next(stamps))
+    # rtmidi calls back on its own thread with (bytes, delta time)
+    threads = [threading.Thread(target=arrivals.callback, args=((data, 0.0),)) for data in ([0x90, 60, 80, 62, 90], [0x80, 60, 0])]
+    for th in threads:
+        th.start()
+        th.join()
+    assert wake.is_set()
+    arrivals.callback(([0x90, 64], 0.0))  # half a message: complete only with the next bytes
+    arrivals.callback(([70], 0.0))
+    got = [(t, m.type, m.note, m.velocity) for t, m in arrivals.iter_stamped()]
+    assert got == [(1.0, "note_on", 60, 80), (1.0, "note_on", 62, 90), (2.0, "note_off", 60, 0), (4.0, "note_on", 64, 70)]
+    assert list(arrivals.iter_stamped()) == []
+
+
+class FakeMidiIn:
+    """Stands in for rtmidi.MidiIn: keeps the callback improv registers."""
+
+    def __init__(self):
+        self.callback = None
+
+    def ignore_types(self, **kw):
+        pass
+
+    def set_callback(self, callback):
+        self.callback = callback
+
+    def open_virtual_port(self, name):
+        pass
+
+
+def test_rt_input_stamps_in_rtmidi_callback_with_perf_counter(monkeypatch):
+    fake = FakeMidiIn()
+    monkeypatch.setattr(ports, "_client", lambda kind, api, name: fake)
+    wake = threading.Event()
+    port = ports.RtInput(0, "improv", virtual="in", wake=wake)
+    before = time.perf_counter()
+    fake.callback(([0x90, 60, 80], 0.001), None)  # as rtmidi's thread would
+    after = time.perf_counter()
+    time.sleep(0.002)  # drained later: the stamp stays the arrival
+    ((t, msg),) = list(port.iter_stamped())
+    assert before <= t <= after and msg.type == "note_on" and wake.is_set()
+
+
+class LateInput(ScriptedInput):
+    """Messages the loop sees ``delay`` after they arrived (as after a think slice), stamped with
+    their arrival."""
+
+    def __init__(self, clock, script, delay):
+        super().__init__(clock)
+        self.delay = delay
+        for t, msg in script:
+            self.add(t, msg)
+            clock.alarm(t + delay)
+
+    def next_arrival(self):
+        first = super().next_arrival()
+        return None if first is None else first + self.delay
+
+    def iter_stamped(self):
+        now = self.clock.now()
+        while self._queue and self._queue[0][0] + self.delay <= now:
+            t, _, msg = heapq.heappop(self._queue)
+            yield t, msg
+
+
+def test_loop_hands_the_engine_arrival_stamps():
+    exact, exact_out, _ = rig(settings=ServeSettings(keep_key=False))
+    exact.run(until=10.0)
+    clock = FakeClock()
+    out = MemoryOutput(clock)
+    loop = ServeLoop(Engine(LadderModel(), ServeSettings(keep_key=False)), LateInput(clock, CALL, 0.0025), out, clock)
+    stats = loop.run(until=10.0)
+    assert kinds(out.sent) == kinds(exact_out.sent)
+    assert stats.exchanges[0].decided_at == pytest.approx(1.75)  # the last release's stamp + 0.6, not its drain
+
+
+class SlowLadder(LadderModel):
+    """A LadderModel whose every step and sample take 1 ms of the fake clock."""
+
+    def __init__(self, clock, **kw):
+        super().__init__(**kw)
+        self.clock = clock
+
+    def step(self, state, row):
+        self.clock.advance(0.001)
+        return super().step(state, row)
+
+    def sample_event(self, *a, **kw):
+        self.clock.advance(0.001)
+        return super().sample_event(*a, **kw)
+
+
+@pytest.mark.parametrize("grid", [1.0, 0.0])
+def test_model_work_at_the_decision_is_overhead_even_when_the_wait_hides_it(grid):
+    # The end-of-call switch while a key is down: nothing was prepared, the answer is made at the
+    # decision (3 model units, 3 ms here).
+    script = [(0.0, on(60)), (0.2, off(60)), (0.3, on(62)), (0.4, cc(20, 127)), (1.0, off(62))]
+    clock = FakeClock()
+    out = MemoryOutput(clock)
+    settings = dataclasses.replace(PLAIN, answer_grid_beats=grid)
+    lines: list[str] = []
+    loop = ServeLoop(Engine(SlowLadder(clock), settings), ScriptedInput(clock, script), out, clock, on_status=lines.append)
+    (ex,) = loop.run(until=5.0).exchanges
+    assert ex.sync_units == 3 and ex.sync_s == pytest.approx(0.003)
+    assert ex.decided_at == 0.4 and ex.overhead_s == pytest.approx(0.003)  # counted once
+    if grid:  # on the beat (0.6): the wait hid the work, the note left on time
+        assert ex.first_sent_at == pytest.approx(0.6) and ex.send_late_s == pytest.approx(0.0)
+        assert "first note on the beat, 200 ms after the control, sent 0.00 ms late, 3 model units at the decision: 3.00 ms" in lines[-1]
+    else:  # at once: the work made the note late
+        assert ex.wait_s == 0 and ex.send_late_s == pytest.approx(0.003)
     assert unclosed(out.sent) == {}

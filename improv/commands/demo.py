@@ -107,7 +107,9 @@ def play_session(model, phrases, serve_settings, demo, sample, clock, seed: int,
     from ..serve_loop import ServeLoop, serve
 
     serve_settings = dataclasses.replace(serve_settings, bpm=phrases[0].bpm)
-    calls, end = plan_session(phrases, clock.now() + 0.5, serve_settings.silence_ms / 1000, demo.barge_every, demo.breath_beats)
+    calls, end = plan_session(
+        phrases, clock.now() + 0.5, serve_settings.silence_ms / 1000, demo.barge_every, demo.breath_beats, serve_settings.answer_grid_beats
+    )
     performer = ScriptedInput(clock)
     for call in calls:
         for t, msg in call_messages(call, demo.performer_channel - 1):
@@ -172,10 +174,10 @@ class _Audible:
     def next_arrival(self):
         return self.inner.next_arrival()
 
-    def iter_pending(self):
-        for msg in self.inner.iter_pending():
+    def iter_stamped(self):
+        for t, msg in self.inner.iter_stamped():
             self.port.send(msg)
-            yield msg
+            yield t, msg
 
 
 def _print_summary(r: dict, say) -> None:
@@ -186,7 +188,9 @@ def _print_summary(r: dict, say) -> None:
     if r["first_note_after_threshold_ms_median"] is not None:
         say(
             f"improv demo: end of call -> first answer note: median {r['first_note_after_threshold_ms_median']:.3f} ms, "
-            f"max {r['first_note_after_threshold_ms_max']:.3f} ms beyond the silence threshold"
+            f"max {r['first_note_after_threshold_ms_max']:.3f} ms beyond the silence threshold "
+            f"(a musical wait for the beat, median {r['answer_wait_ms_median']:.1f} ms; machine overhead "
+            f"median {r['response_overhead_ms_median']:.3f} ms, max {r['response_overhead_ms_max']:.3f} ms)"
         )
     if r["real_time"]:
         say(
