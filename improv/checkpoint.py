@@ -68,6 +68,23 @@ class Checkpoint:
         return int(sum(t.numel() for t in self.weights.values()))
 
 
+def model_path(given: str | None, configured: str) -> Path:
+    """The checkpoint a command uses: ``--checkpoint`` if given, else the configured one.
+
+    The configured default (``checkpoints/default.pt``, relative) is looked up in the current
+    folder first, then in the improv checkout the package runs from, so the shipped model works
+    from any folder. A missing model is the first thing a new user meets: say how to get one.
+    """
+    path = Path(given or configured).expanduser()
+    if not given and not path.is_absolute() and not path.exists():
+        shipped = Path(__file__).resolve().parent.parent / path
+        if shipped.exists():
+            return shipped
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path} (train one with `improv train --out {path}`, or pass --checkpoint FILE)")
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
     """Write ``ckpt`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -112,5 +114,21 @@ def test_info_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '"hidden_size": 16' in out and '"untrained": true' in out
     assert main(["info", str(tmp_path / "nope.pt")]) == 2
-    assert capsys.readouterr().err.strip() == f"improv: error: checkpoint not found: {tmp_path / 'nope.pt'}"
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"improv: error: checkpoint not found: {tmp_path / 'nope.pt'} (train one with")
     assert describe(load_checkpoint(path))["vocabulary"]["pitch"] == 130
+
+
+def test_model_path_finds_the_shipped_default_from_any_folder(tmp_path, monkeypatch):
+    from improv.checkpoint import model_path
+
+    monkeypatch.chdir(tmp_path)
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
+    if shipped.exists():
+        assert model_path(None, "checkpoints/default.pt") == shipped
+    local = tmp_path / "checkpoints" / "default.pt"
+    local.parent.mkdir()
+    local.write_bytes(b"x")
+    assert model_path(None, "checkpoints/default.pt") == Path("checkpoints/default.pt")  # the folder's own first
+    with pytest.raises(CheckpointError, match="checkpoint not found: other.pt \\(train one with `improv train --out other.pt`"):
+        model_path("other.pt", "checkpoints/default.pt")

@@ -119,7 +119,7 @@ def test_demo_command_fast(tmp_path, capsys):
 
 def test_demo_command_errors(tmp_path, capsys):
     assert main(["demo", "--fast", "--checkpoint", str(tmp_path / "none.pt")]) == 2
-    assert "no model at" in capsys.readouterr().err
+    assert "checkpoint not found" in capsys.readouterr().err
     assert main(["demo", "--fast", "--out", "synth"]) == 2
     assert capsys.readouterr().err.strip() == "improv: error: --out plays through a port in real time; drop --fast to hear it"
     assert main(["demo", "--calls", "0"]) == 2

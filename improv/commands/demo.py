@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
+    from ..checkpoint import model_path
     from ..config import DemoSettings, SampleSettings, section_from_dict
     from ..errors import ImprovError
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, settings) -> int:
         settings,
         demo,
         sample,
-        checkpoint=args.checkpoint or settings.generate.checkpoint,
+        checkpoint=str(model_path(args.checkpoint, settings.generate.checkpoint)),
         record=args.record or demo.record,
         fast=args.fast,
         out_port=args.out,
@@ -70,8 +71,6 @@ def run_demo(settings, demo, sample, *, checkpoint: str, record: str, fast: bool
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     path = Path(checkpoint)
-    if not path.exists():
-        raise ImprovError(f"no model at {path}: train one with `improv train --out {path}`, or pass --checkpoint FILE")
     if not Path(record).resolve().parent.is_dir():
         raise ImprovError(f"cannot write {record}: its folder does not exist")
     ckpt = load_checkpoint(path)

@@ -29,6 +29,8 @@ def run(args: argparse.Namespace, settings) -> int:
     def log(message: str) -> None:
         print(f"improv eval: {message}", file=sys.stderr, flush=True)
 
-    result = run_eval(args.checkpoint or settings.generate.checkpoint, args.data, samples, args.seed, settings, log)
+    from ..checkpoint import model_path
+
+    result = run_eval(str(model_path(args.checkpoint, settings.generate.checkpoint)), args.data, samples, args.seed, settings, log)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
+    from ..checkpoint import model_path
     from ..generate import GenerateOptions, generate_file
     from ..sampling import SamplingParams
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace, settings) -> int:
     )
     g = settings.generate
     opts = GenerateOptions(
-        checkpoint=args.checkpoint or g.checkpoint,
+        checkpoint=str(model_path(args.checkpoint, g.checkpoint)),
         out=args.out,
         length=g.length if args.length is None else args.length,
         params=params,

@@ -14,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from ..checkpoint import describe, load_checkpoint
+    from ..checkpoint import describe, load_checkpoint, model_path
 
-    info = describe(load_checkpoint(args.checkpoint or settings.generate.checkpoint))
+    info = describe(load_checkpoint(model_path(args.checkpoint, settings.generate.checkpoint)))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace, settings) -> int:
     sample = settings.sample
     if args.temperature is not None:
         sample = section_from_dict(type(sample), {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
-    return serve_session(serve_settings, sample, args.checkpoint or settings.generate.checkpoint, args.seed, args.record)
+    from ..checkpoint import model_path
+
+    return serve_session(serve_settings, sample, str(model_path(args.checkpoint, settings.generate.checkpoint)), args.seed, args.record)
 
 
 def serve_session(s, sample, checkpoint: str, seed: int, record: str | None) -> int:
@@ -58,8 +60,6 @@ def serve_session(s, sample, checkpoint: str, seed: int, record: str | None) -> 
     from ..clock import RealClock
 
     path = Path(checkpoint)
-    if not path.exists():
-        raise ImprovError(f"no model at {path}: train one with `improv train --out {path}`, or pass --checkpoint FILE")
     if record and not Path(record).resolve().parent.is_dir():
         raise ImprovError(f"cannot record to {record}: its folder does not exist")
 
