@@ -1,6 +1,7 @@
 """Notes as improv sees them, before and after tokenisation. Pure: no files, no clock.
 
-A ``Note`` has an absolute start in beats (quarter notes) from the start of its piece. Time is in
+A ``Note`` has an absolute start in beats (quarter notes) from the start of its piece; the
+tokenizer turns each into one model event (its offset from the event before, on the grid). Time is in
 beats in the corpus and in files; the real-time engine converts to seconds with the current tempo.
 """
 
@@ -20,16 +21,6 @@ class Note:
     @property
     def end(self) -> float:
         return self.start + self.duration
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One model step: a note relative to the event before it (all times in beats)."""
-
-    pitch: int  # MIDI pitch 0..127
-    offset: float  # beats since the previous event's start (0 inside a chord)
-    duration: float  # beats
-    velocity: int  # 1..127
 
 
 def canonical_order(notes: Iterable[Note]) -> list[Note]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import asdict
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from .config import TokenizerSettings, section_from_dict
 from .errors import CheckpointError, ConfigError
-from .events import Event, Note, fold_pitch
+from .events import Note, fold_pitch
 
 # Column of each field in a token row.
 PITCH, OFFSET, DURATION, VELOCITY = 0, 1, 2, 3
@@ -98,29 +98,6 @@ class Tokenizer:
     def quantize_velocity(self, velocity: int) -> int:
         return int(self._velocity_bin[min(max(int(velocity), 1), 127)])
 
-    # ---- one event -------------------------------------------------------------------------
-
-    def encode_event(self, event: Event) -> tuple[int, int, int, int]:
-        """An event (times in beats) -> token row. Out-of-range pitches are folded by octaves."""
-        return (
-            fold_pitch(int(event.pitch)),
-            self.quantize_time(event.offset),
-            self.quantize_time(event.duration, minimum=1),
-            self.quantize_velocity(event.velocity),
-        )
-
-    def decode_event(self, row: Sequence[int]) -> Event | None:
-        """Token row -> event, or None for a special token (start or end of piece)."""
-        pitch = int(row[PITCH])
-        if pitch >= BOS:
-            return None
-        return Event(
-            pitch,
-            float(self.time_values[int(row[OFFSET])]),
-            float(self.time_values[max(int(row[DURATION]), 1)]),
-            int(self.velocity_values[int(row[VELOCITY])]),
-        )
-
     @staticmethod
     def special(token: int) -> np.ndarray:
         """The row of a special token (BOS or EOS)."""
@@ -146,25 +123,24 @@ class Tokenizer:
                 merged[key] = (max(old[0], note.duration), max(old[1], note.velocity))
         return [(step, pitch, *merged[(step, pitch)]) for step, pitch in sorted(merged)]
 
-    def encode(self, notes: Iterable[Note], bos: bool = True, eos: bool = True) -> np.ndarray:
-        """Notes of one piece -> token rows of shape (N, 4).
+    def _walk(self, grid: list[tuple[int, int, float, int]]) -> Iterator[tuple[int, int]]:
+        """(offset class, steps a long gap lost) of each grid note: the one timing rule.
 
         Offsets are quantised with error feedback: each offset is measured from where the decoded
-        previous event lies, not where the source had it, so rounding never accumulates; notes
-        of one onset always stay one chord. Leading silence is dropped; a gap longer than
-        ``max_beats`` is shortened to ``max_beats`` and timing restarts from the next note.
+        previous event lies, not where the source had it, so rounding never accumulates; notes of
+        one onset always stay one chord. A gap longer than ``max_beats`` becomes the longest class,
+        and timing restarts from that note (the steps it lost are reported).
         """
-        grid = self.grid_notes(notes)
-        rows = np.zeros((len(grid) + bos + eos, 4), dtype=TOKEN_DTYPE)
-        i = 0
-        if bos:
-            rows[i, PITCH] = BOS
-            i += 1
         decoded: int | None = None  # where the previous event lies after decoding, in source steps
         previous: int | None = None  # the previous event's source step
-        for step, pitch, duration, velocity in grid:
-            if decoded is None or step - decoded > self.max_steps:
-                offset_cls = 0 if decoded is None else len(self._time_list) - 1
+        last_class = len(self._time_list) - 1
+        for step, _, _, _ in grid:
+            lost = 0
+            if decoded is None:
+                offset_cls = 0  # leading silence is dropped
+                decoded = step
+            elif step - decoded > self.max_steps:
+                offset_cls, lost = last_class, step - decoded - self.max_steps
                 decoded = step
             elif step == previous:
                 offset_cls = 0  # the same chord, even where the grid rounded the chord's onset
@@ -172,10 +148,18 @@ class Tokenizer:
                 offset_cls = bisect.bisect_left(self._time_mids, step - decoded)
                 decoded += self._time_list[offset_cls]
             previous = step
+            yield offset_cls, lost
+
+    def encode(self, notes: Iterable[Note], bos: bool = True, eos: bool = True) -> np.ndarray:
+        """Notes of one piece -> token rows of shape (N, 4), timed as ``_walk`` describes."""
+        grid = self.grid_notes(notes)
+        rows = np.zeros((len(grid) + bos + eos, 4), dtype=TOKEN_DTYPE)
+        if bos:
+            rows[0, PITCH] = BOS
+        for i, ((_, pitch, duration, velocity), (offset_cls, _)) in enumerate(zip(grid, self._walk(grid)), start=int(bos)):
             rows[i] = (pitch, offset_cls, self.quantize_time(duration, minimum=1), self.quantize_velocity(velocity))
-            i += 1
         if eos:
-            rows[i, PITCH] = EOS
+            rows[-1, PITCH] = EOS
         return rows
 
     def decode(self, rows: np.ndarray, start: float = 0.0) -> list[Note]:
@@ -211,19 +195,16 @@ class Tokenizer:
         """(grid step, pitch) of each source note as the tokens should keep it.
 
         The reference for round-trip recall: onsets rounded to the grid, measured from the first
-        note, doublings merged and gaps longer than ``max_beats`` shortened exactly as ``encode``
-        does them.
+        note, doublings merged and long gaps shortened by exactly what ``encode`` cut from them.
+        Coarse rounding of an onset (beyond 2 beats the grid is coarser) is *not* applied: that
+        is a loss the recall counts.
         """
+        grid = self.grid_notes(notes)
         out: list[tuple[int, int]] = []
-        shift = 0
-        previous: int | None = None
-        for step, pitch, _, _ in self.grid_notes(notes):
-            if previous is None:
-                shift = step
-            elif step - previous > self.max_steps:
-                shift += step - previous - self.max_steps
-            previous = step
-            out.append((step - shift, pitch))
+        cut = grid[0][0] if grid else 0
+        for (step, pitch, _, _), (_, lost) in zip(grid, self._walk(grid)):
+            cut += lost
+            out.append((step - cut, pitch))
         return out
 
     # ---- persistence -----------------------------------------------------------------------

@@ -6,57 +6,63 @@ import numpy as np
 import pytest
 
 from improv.config import TokenizerSettings
-from improv.events import Event, Note
+from improv.events import Note
 from improv.tokenizer import BOS, EOS, Tokenizer, time_grid
 
 TOK = Tokenizer()
 
-# (event, token row): exact grid values, decoded back to the same event.
+# The golden table, through the functions the pipeline uses (``encode`` and ``decode``): each
+# note follows a reference note (pitch 60 at beat 0, a quarter note, velocity 73) in a piece of
+# two, and must encode to its row; the row, after the reference's, must decode to the note again.
+REFERENCE = Note(60, 0.0, 1.0, 73)
+REFERENCE_ROW = (60, 0, 12, 4)
 GOLDEN = [
-    (Event(60, 0.0, 1.0, 73), (60, 0, 12, 4)),  # a quarter note, start of a chord
-    (Event(0, 0.25, 0.25, 9), (0, 3, 3, 0)),  # sixteenth offset and length, lowest pitch and velocity
-    (Event(127, 1 / 3, 1 / 3, 120), (127, 4, 4, 7)),  # triplet eighth
-    (Event(64, 1 / 6, 1 / 12, 57), (64, 2, 1, 3)),  # sixteenth triplet, shortest duration
-    (Event(72, 1.5, 0.75, 89), (72, 18, 9, 5)),  # dotted quarter offset, dotted eighth length
-    (Event(48, 2.0, 2.0, 105), (48, 24, 24, 6)),  # last fine step: a half note
-    (Event(50, 2.25, 7 / 3, 41), (50, 25, 26, 2)),  # beyond 2 beats: quarters and thirds only
-    (Event(55, 4.0, 6.25, 25), (55, 36, 49, 1)),  # a bar; a sixteenth after a bar and a half
-    (Event(57, 8.0, 16.0, 73), (57, 60, 76, 4)),  # two bars; the longest duration
-    (Event(59, 16.0, 9.5, 73), (59, 76, 63, 4)),  # the longest offset; half beats beyond 2 bars
+    (Note(64, 0.0, 1.0, 73), (64, 0, 12, 4)),  # a chord with the reference: offset 0
+    (Note(0, 0.25, 0.25, 9), (0, 3, 3, 0)),  # sixteenth offset and length, lowest pitch and velocity
+    (Note(127, 1 / 3, 1 / 3, 120), (127, 4, 4, 7)),  # triplet eighth
+    (Note(64, 1 / 6, 1 / 12, 57), (64, 2, 1, 3)),  # sixteenth triplet, the shortest duration
+    (Note(72, 1.5, 0.75, 89), (72, 18, 9, 5)),  # dotted quarter offset, dotted eighth length
+    (Note(48, 2.0, 2.0, 105), (48, 24, 24, 6)),  # last fine step: a half note
+    (Note(50, 2.25, 7 / 3, 41), (50, 25, 26, 2)),  # beyond 2 beats: quarters and thirds only
+    (Note(55, 4.0, 6.25, 25), (55, 36, 49, 1)),  # a bar; a sixteenth after a bar and a half
+    (Note(57, 8.0, 16.0, 73), (57, 60, 76, 4)),  # two bars; the longest duration
+    (Note(59, 16.0, 9.5, 73), (59, 76, 63, 4)),  # the longest offset; half beats beyond 2 bars
 ]
 
 
-@pytest.mark.parametrize("event, row", GOLDEN)
-def test_golden_encode(event, row):
-    assert TOK.encode_event(event) == row
+@pytest.mark.parametrize("note, row", GOLDEN)
+def test_golden_encode(note, row):
+    rows = TOK.encode([REFERENCE, note])
+    assert rows.tolist() == [[BOS, 0, 0, 0], list(REFERENCE_ROW), list(row), [EOS, 0, 0, 0]]
 
 
-@pytest.mark.parametrize("event, row", GOLDEN)
-def test_golden_decode(event, row):
-    decoded = TOK.decode_event(row)
-    assert decoded.pitch == event.pitch and decoded.velocity == event.velocity
-    assert decoded.offset == pytest.approx(event.offset) and decoded.duration == pytest.approx(event.duration)
+@pytest.mark.parametrize("note, row", GOLDEN)
+def test_golden_decode(note, row):
+    first, second = TOK.decode(np.array([(BOS, 0, 0, 0), REFERENCE_ROW, row, (EOS, 0, 0, 0)], dtype=np.uint8))
+    assert first == REFERENCE
+    assert (second.pitch, second.velocity) == (note.pitch, note.velocity)
+    assert second.start == pytest.approx(note.start) and second.duration == pytest.approx(note.duration)
 
 
 @pytest.mark.parametrize(
-    "event, row",
+    "note, row",
     [
-        (Event(60, 0.04, 0.0, 1), (60, 0, 1, 0)),  # jitter snaps to the chord; zero length -> shortest
-        (Event(60, 0.125, 0.49, 127), (60, 1, 6, 7)),  # a 32nd: tie goes to the shorter class
-        (Event(60, 2.1, 100.0, 64), (60, 24, 76, 3)),  # very long duration capped
-        (Event(60, 8.3, 1.0, 64), (60, 61, 12, 3)),  # beyond 2 bars: half beats (8.5)
-        (Event(60, 40.0, 1.0, 200), (60, 76, 12, 7)),  # long gap capped; velocity clamped
-        (Event(130, 1.0, 1.0, 64), (118, 12, 12, 3)),  # out-of-range pitch folded by octaves
-        (Event(-5, 1.0, 1.0, 0), (7, 12, 12, 0)),
+        (Note(62, 0.04, 0.0, 1), (62, 0, 1, 0)),  # jitter snaps to the chord; zero length -> shortest
+        (Note(60, 0.125, 0.49, 127), (60, 1, 6, 7)),  # a 32nd: tie goes to the shorter class
+        (Note(60, 2.1, 100.0, 64), (60, 24, 76, 3)),  # very long duration capped
+        (Note(60, 8.3, 1.0, 64), (60, 61, 12, 3)),  # beyond 2 bars: half beats (8.5)
+        (Note(60, 40.0, 1.0, 200), (60, 76, 12, 7)),  # long gap capped; velocity clamped
+        (Note(130, 1.0, 1.0, 64), (118, 12, 12, 3)),  # out-of-range pitch folded by octaves
+        (Note(-5, 1.0, 1.0, 0), (7, 12, 12, 0)),
     ],
 )
-def test_off_grid_values_quantise_to_nearest(event, row):
-    assert TOK.encode_event(event) == row
+def test_off_grid_values_quantise_to_nearest(note, row):
+    assert TOK.encode([REFERENCE, note], bos=False, eos=False)[1].tolist() == list(row)
 
 
-def test_specials_decode_to_none_and_vocab_is_fixed():
-    assert TOK.decode_event((BOS, 0, 0, 0)) is None
-    assert TOK.decode_event((EOS, 0, 0, 0)) is None
+def test_specials_are_skipped_and_vocab_is_fixed():
+    assert TOK.decode(np.array([(BOS, 0, 0, 0), (EOS, 0, 0, 0)], dtype=np.uint8)) == []
+    assert TOK.encode([]).tolist() == [[BOS, 0, 0, 0], [EOS, 0, 0, 0]]
     assert TOK.sizes == (130, 77, 77, 8)
 
 
@@ -173,3 +179,15 @@ def test_chord_after_long_gap_stays_together():
     assert rows[1:, 1].tolist() == [60, 0, 6]
     decoded = TOK.decode(rows)
     assert [d.start for d in decoded] == [0.0, 8.0, 8.0, 8.5]
+
+
+def test_recall_reference_follows_encodes_gap_rule():
+    # An onset rounded coarsely (25/12 beats -> 2.0) and then a long gap: the gap is cut by what
+    # encode cut, so only the coarsely rounded onset counts as moved, not everything after it.
+    notes = [Note(60, 0.0, 1, 64), Note(62, 25 / 12, 1, 64), Note(64, 25 / 12 + 16.5, 1, 64)] + [
+        Note(65 + i, 25 / 12 + 16.5 + i, 1, 64) for i in range(1, 11)
+    ]
+    rows = TOK.encode(notes)
+    got = {(round(d.start * 12), d.pitch) for d in TOK.decode(rows)}
+    expected = TOK.grid_onsets(notes)
+    assert [e for e in expected if e not in got] == [(25, 62)]  # 12 of 13 survive (before: 1 of 13)
