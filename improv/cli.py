@@ -82,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A backstop: commands name their own file errors, but a disk that fills up or a file
+        # that vanishes mid-run must still end in one line, not a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"improv: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 def _version() -> str:

@@ -94,3 +94,15 @@ def test_settings_are_frozen():
     s = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.model.hidden_size = 3  # type: ignore[misc]
+
+
+def test_an_os_error_anywhere_is_one_line(monkeypatch, capsys):
+    from improv import cli
+    from improv.commands import info
+
+    def vanished(args, settings):
+        raise FileNotFoundError(2, "No such file or directory", "/gone/model.pt")
+
+    monkeypatch.setattr(info, "run", vanished)
+    assert cli.main(["info"]) == 2
+    assert capsys.readouterr().err == "improv: error: No such file or directory: /gone/model.pt\n"
