@@ -241,8 +241,13 @@ def random_weights(tokenizer: Tokenizer, hidden_size: int, num_layers: int, embe
     return w
 
 
-def random_step_model(tokenizer: Tokenizer | None = None, hidden_size: int = 32, num_layers: int = 1, embed_dim: int = 16, seed: int = 0, cell: str = "lstm", conditional_heads: bool = True) -> StepModel:
-    """An untrained step model, without torch: for tests of the engine and of generation."""
+def random_step_model(tokenizer: Tokenizer | None = None, hidden_size: int = 32, num_layers: int = 1, embed_dim: int = 16, seed: int = 0, cell: str | None = None, conditional_heads: bool = True) -> StepModel:
+    """An untrained step model, without torch: for tests of the engine and of generation.
+    ``cell`` defaults to the configured default (``ModelSettings().cell``)."""
+    if cell is None:
+        from .config import ModelSettings
+
+        cell = ModelSettings().cell
     tokenizer = tokenizer or Tokenizer()
     weights = random_weights(tokenizer, hidden_size, num_layers, embed_dim, cell, conditional_heads, seed)
     return StepModel(weights, cell, num_layers, conditional_heads, tokenizer)

@@ -58,21 +58,24 @@ def sample(logits: np.ndarray, rng: np.random.Generator, params: SamplingParams 
     path (four draws per event), so it works on one cumulative sum of the kept classes instead of
     building the renormalised distribution.
     """
-    z = np.asarray(logits, dtype=np.float64) / params.temperature
+    # In place on one float64 copy: each numpy call costs about a microsecond here.
+    z = np.array(logits, dtype=np.float64)
+    if params.temperature != 1.0:
+        z /= params.temperature
     if mask is not None and mask.any():
-        z = np.where(mask, z, -np.inf)
-    p = np.exp(z - z.max())
+        z[~mask] = -np.inf
+    z -= z.max()
+    p = np.exp(z, out=z)
     n = p.shape[0]
     if 0 < params.top_k < n:
         kth = np.partition(p, n - params.top_k)[n - params.top_k]
         p[p < kth] = 0.0
     if params.top_p < 1.0:
         order = np.argsort(-p, kind="stable")
-        cumulative = np.cumsum(p[order])
-        keep = int(np.searchsorted(cumulative, params.top_p * cumulative[-1] * (1 - 1e-12))) + 1
-        cumulative = cumulative[:keep]
-        index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        cumulative = p[order].cumsum()
+        keep = int(cumulative.searchsorted(params.top_p * cumulative[-1] * (1 - 1e-12))) + 1
+        index = int(cumulative[:keep].searchsorted(rng.random() * cumulative[keep - 1], side="right"))
         return int(order[min(index, keep - 1)])
-    cumulative = np.cumsum(p)
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    cumulative = p.cumsum()
+    index = int(cumulative.searchsorted(rng.random() * cumulative[-1], side="right"))
     return min(index, n - 1)
