@@ -26,3 +26,9 @@ class CheckpointError(ImprovError):
 
 class PortError(ImprovError):
     """A MIDI port name matches nothing, or several ports."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line, ``Type: message`` (for a reason in a report)."""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
