@@ -4,8 +4,11 @@ The dataclass defaults below are the defaults; the repository's commented ``conf
 same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
 type, is a ``ConfigError`` naming the key and the value.
 
-Each section belongs to one part of improv; the module that uses a section receives only that
-section, never the whole ``Settings``.
+Each section belongs to one part of improv, and most modules receive only the section they use
+(``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
+engine its ``ServeSettings``; ``generate`` gets options the command built from its sections). A few
+take the whole ``Settings`` because their job spans sections: ``train.train`` (tokenizer, corpus,
+model, train), ``evaluate.run_eval`` (corpus, sample, eval) and the demo (corpus, serve, demo).
 """
 
 from __future__ import annotations
@@ -381,6 +384,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
     ("train", "threads"): (lambda v: v >= 0, ">= 0"),
+    ("train", "seed"): (lambda v: v >= 0, ">= 0"),
     ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
     ("sample", "temperature"): (lambda v: v > 0, "> 0"),
     ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),
@@ -426,11 +430,6 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("demo", "breath_beats"): (lambda v: v >= 0, ">= 0"),
     ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
 }
-
-
-def register_range(section: str, key: str, predicate: typing.Callable[[Any], bool], what: str) -> None:
-    """Let a section's owner add a range check next to its own code."""
-    _RANGES[(section, key)] = (predicate, what)
 
 
 def _check_ranges(section: str, obj: Any) -> None:

@@ -1,1 +1,56 @@
-"""One module per `improv` subcommand: HELP, add_arguments(parser), run(args, settings) -> int."""
+"""One module per `improv` subcommand: HELP, add_arguments(parser), run(args, settings) -> int.
+
+Also what the commands share: argparse types for whole numbers (every ``--seed`` takes ``seed``)
+and ``json_ready`` for every ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def non_negative(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type of every ``--seed``: a whole number >= 0 (numpy's generators take no negative
+    seed: without this check a negative one ends in a traceback, or silently breaks every answer
+    of `improv serve`)."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (nested in dicts, lists, tuples) turned into None:
+    JSON has no NaN or Infinity, so ``json.dumps`` would write text other readers reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

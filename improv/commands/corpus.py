@@ -7,6 +7,8 @@ import dataclasses
 import json
 from typing import Any
 
+from . import non_negative
+
 HELP = "read MIDI files, folders or music21:NAME corpora into tokens and report what was found"
 
 
@@ -20,18 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: corpus.cache_dir, else ~/.cache/improv/corpus)")
     parser.add_argument("--no-cache", action="store_true", help="parse every file, read and write no cache")
-    parser.add_argument("--workers", type=_workers, metavar="N", help="parser processes (0 = one per core; default: corpus.workers)")
+    parser.add_argument("--workers", type=non_negative, metavar="N", help="parser processes (0 = one per core; default: corpus.workers)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:

@@ -12,6 +12,8 @@ import argparse
 import dataclasses
 import json
 
+from . import seed
+
 HELP = "hear improv without a keyboard: a built-in performer plays calls, improv answers (writes demo.mid)"
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="PORT", help="also play through this MIDI output port (a substring of its name)")
     parser.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system for --out")
     parser.add_argument("--record", metavar="FILE.mid", help="where the session is written (default: demo.record)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: which phrases, and improv's answers (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed: which phrases, and improv's answers (default: 0)")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 

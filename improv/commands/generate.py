@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import secrets
 
+from . import seed
+
 HELP = "write a model's music to a MIDI (or MusicXML) file, optionally continuing a prompt"
 
 
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, metavar="T", help="softmax temperature > 0 (default: sample.temperature)")
     parser.add_argument("--top-k", type=int, metavar="K", help="keep the K most likely choices, 0 = off (default: sample.top_k)")
     parser.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling in (0, 1], 1 = off (default: sample.top_p)")
-    parser.add_argument("--seed", type=int, metavar="S", help="random seed; the same seed writes the same file (default: a fresh one, printed)")
+    parser.add_argument("--seed", type=seed, metavar="S", help="random seed; the same seed writes the same file (default: a fresh one, printed)")
     parser.add_argument("--bpm", type=float, metavar="B", help="tempo of the file (default: the prompt's, else generate.bpm)")
     parser.add_argument("--program", type=int, metavar="P", help="General MIDI program 0-127 (default: generate.program)")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import json_ready
+
 HELP = "print what a checkpoint holds (model, tokenizer, training record)"
 
 
@@ -18,7 +20,7 @@ def run(args: argparse.Namespace, settings) -> int:
 
     info = describe(load_checkpoint(model_path(args.checkpoint, settings.generate.checkpoint)))
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(json_ready(info), indent=2))
         return 0
     width = max(map(len, info))
     for key, value in info.items():

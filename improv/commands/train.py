@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+
+from . import json_ready, non_negative, positive, seed
 
 HELP = "train a model on MIDI files (default: music21's Bach chorales); resumable, distributed with torchrun"
 
@@ -13,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", metavar="PATH", help="MIDI files, folders, or music21:NAME (default: train.data)")
     parser.add_argument("--out", metavar="FILE", help="best checkpoint (default: train.out); the last one goes beside it as NAME.last.pt")
     parser.add_argument("--resume", action="store_true", help="continue from NAME.last.pt exactly where it stopped")
-    parser.add_argument("--epochs", type=_positive, metavar="N", help="stop after N epochs (default: train.epochs)")
-    parser.add_argument("--max-steps", type=_non_negative, metavar="N", help="stop after N optimiser steps (0 = no limit)")
-    parser.add_argument("--seed", type=int, metavar="S", help="seed of the split, augmentation and weights (default: train.seed)")
+    parser.add_argument("--epochs", type=positive, metavar="N", help="stop after N epochs (default: train.epochs)")
+    parser.add_argument("--max-steps", type=non_negative, metavar="N", help="stop after N optimiser steps (0 = no limit)")
+    parser.add_argument("--seed", type=seed, metavar="S", help="seed of the split, augmentation and weights (default: train.seed)")
     parser.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: train.device)")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object at the end")
 
@@ -39,26 +40,6 @@ def run(args: argparse.Namespace, settings) -> int:
     section_from_dict(type(settings.train), {**asdict(settings.train), **overrides}, "train")
     summary = train(settings, resume=args.resume, overrides=overrides)
     if args.json and summary.get("rank", 0) == 0:  # under torchrun only rank 0 speaks
-        print(json.dumps({k: _plain(v) for k, v in summary.items()}, indent=2))
+        print(json.dumps(json_ready(summary), indent=2))
     return 0
 
-
-def _plain(value):
-    """JSON has no NaN/inf: write null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
