@@ -239,7 +239,7 @@ def _padded_pairs(tokens: np.ndarray, chunk_len: int) -> tuple[np.ndarray, np.nd
     return x, y, m
 
 
-# ---- evaluation batches and the unigram baseline ------------------------------------------------
+# ---- evaluation batches ---------------------------------------------------------------------------
 
 
 def piece_batches(pieces: Sequence[PieceLike], max_events: int = 16384) -> list[Batch]:
@@ -270,17 +270,3 @@ def _whole_pieces(group: list[np.ndarray]) -> Batch:
         x[r, :n], y[r, :n], m[r, :n] = tokens[:-1], tokens[1:], True
     return Batch(x, y, m, np.ones(len(group), dtype=bool))
 
-
-def unigram_loss(train: Sequence[PieceLike], val: Sequence[PieceLike], sizes: Sequence[int]) -> float:
-    """NLL per event (nats, summed over the four fields) of add-one-smoothed field frequencies
-    from the training targets, on the validation targets: the floor a model must clearly beat."""
-    if not val:
-        return float("nan")
-    train_rows = np.concatenate([p.tokens[1:] for p in train]).astype(np.int64)
-    val_rows = np.concatenate([p.tokens[1:] for p in val]).astype(np.int64)
-    total = 0.0
-    for field, size in enumerate(sizes):
-        counts = np.bincount(train_rows[:, field], minlength=size) + 1.0
-        logp = np.log(counts / counts.sum())
-        total -= float(logp[val_rows[:, field]].sum())
-    return total / len(val_rows)

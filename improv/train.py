@@ -24,14 +24,24 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .config import Settings, TrainSettings, section_from_dict
 from .errors import ImprovError
+from .system import check_writable, default_threads
 
 # torch is imported inside the functions that use it: `improv --help` stays fast.
+if TYPE_CHECKING:  # for the signatures only
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoint import Checkpoint
+    from .corpus import Piece
+    from .data import Augmenter, Batch
+    from .model import ImprovNet, State
+    from .tokenizer import Tokenizer
 
 
 class TrainError(ImprovError):
@@ -97,7 +107,7 @@ def lr_at(step: int, ts: TrainSettings, total_steps: int) -> float:
     return ts.lr * (ts.min_lr_ratio + (1 - ts.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def pick_device(name: str, dist: Dist):
+def pick_device(name: str, dist: Dist) -> torch.device:
     """``auto``: cuda, then mps, else cpu. Under torchrun each process takes its local GPU."""
     import torch
 
@@ -119,18 +129,13 @@ def pick_device(name: str, dist: Dist):
 
 
 def set_threads(threads: int, dist: Dist) -> int:
-    """CPU threads for torch; 0 = half the cores, shared among the local processes.
-
-    Why not every core: OpenMP threads spin at each of the many small matrix products of a
-    recurrent step, so a process with as many threads as cores collapses as soon as anything else
-    runs (measured on 2 cores: 8.4k events/s with 2 threads alone, 116 with another training run
-    beside it; 6.4k with 1 thread in the same conditions).
-    """
+    """CPU threads for torch; 0 = ``system.default_threads``: half the usable cores (CPU affinity),
+    shared among the processes of this run on this machine (why not every core: see there)."""
     import torch
 
     if threads <= 0:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world if dist.enabled else 1))
-        threads = max(1, (os.cpu_count() or 1) // (2 * max(local, 1)))
+        threads = default_threads(local)
     torch.set_num_threads(threads)
     return threads
 
@@ -155,7 +160,7 @@ def init_distributed(device_name: str) -> Dist:
     return dist
 
 
-def all_sum(values: Sequence[float], dist: Dist, device) -> list[float]:
+def all_sum(values: Sequence[float], dist: Dist, device: torch.device) -> list[float]:
     """Sum numbers over all processes (identity in a one-process run)."""
     if not dist.enabled:
         return [float(v) for v in values]
@@ -188,7 +193,7 @@ def barrier(dist: Dist) -> None:
 # ---- data ---------------------------------------------------------------------------------------
 
 
-def load_pieces(sources: Sequence[str], tokenizer, settings: Settings, dist: Dist, show_progress: bool) -> list:
+def load_pieces(sources: Sequence[str], tokenizer: Tokenizer, settings: Settings, dist: Dist, show_progress: bool) -> list[Piece]:
     """The corpus's pieces; rank 0 parses first so the others read its cache."""
     from .corpus import load_corpus
 
@@ -207,7 +212,7 @@ def load_pieces(sources: Sequence[str], tokenizer, settings: Settings, dist: Dis
     return usable
 
 
-def choose_split(pieces: list, ts: TrainSettings, record: dict[str, Any] | None) -> tuple[list, list]:
+def choose_split(pieces: list[Piece], ts: TrainSettings, record: dict[str, Any] | None) -> tuple[list[Piece], list[Piece]]:
     """The seeded split by piece, or on --resume exactly the split recorded in the checkpoint."""
     from .data import split_pieces
 
@@ -227,7 +232,7 @@ def choose_split(pieces: list, ts: TrainSettings, record: dict[str, Any] | None)
 # ---- model, optimiser, one step -----------------------------------------------------------------
 
 
-def make_optimizer(model, ts: TrainSettings):
+def make_optimizer(model: torch.nn.Module, ts: TrainSettings) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and embeddings (decay there only shrinks rare classes)."""
     import torch
 
@@ -238,7 +243,7 @@ def make_optimizer(model, ts: TrainSettings):
     return torch.optim.AdamW(groups, lr=ts.lr, betas=(0.9, 0.99))
 
 
-def to_tensors(batch, device):
+def to_tensors(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(batch.inputs)).to(device).long()
@@ -247,7 +252,7 @@ def to_tensors(batch, device):
     return x, y, m
 
 
-def reset_rows(state, reset: np.ndarray, device):
+def reset_rows(state: State | None, reset: np.ndarray, device: torch.device) -> State | None:
     """Zero the carried state of rows that start a new piece at this chunk."""
     import torch
 
@@ -259,7 +264,7 @@ def reset_rows(state, reset: np.ndarray, device):
     return state * keep
 
 
-def detach(state):
+def detach(state: State | None) -> State | None:
     if state is None:
         return None
     if isinstance(state, tuple):
@@ -267,7 +272,7 @@ def detach(state):
     return state.detach()
 
 
-def train_step(model, optimizer, batch, state, ts: TrainSettings, device) -> tuple[float, int, Any]:
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, state: State | None, ts: TrainSettings, device: torch.device) -> tuple[float, int, State]:
     """One optimiser step on one batch of chunks: (mean loss, targets, carried state)."""
     import torch
 
@@ -286,7 +291,7 @@ def train_step(model, optimizer, batch, state, ts: TrainSettings, device) -> tup
     return float(loss.detach()), count, detach(new_state)
 
 
-def evaluate(model, pieces: Sequence, device, dist: Dist) -> tuple[float, list[float]]:
+def evaluate(model: torch.nn.Module, pieces: Sequence[Piece], device: torch.device, dist: Dist) -> tuple[float, list[float]]:
     """NLL per event of whole pieces from a zero state (BOS ... EOS): (total, per field)."""
     import torch
 
@@ -312,7 +317,7 @@ def evaluate(model, pieces: Sequence, device, dist: Dist) -> tuple[float, list[f
 # ---- random states and resume -------------------------------------------------------------------
 
 
-def random_states(device) -> dict[str, Any]:
+def random_states(device: torch.device) -> dict[str, Any]:
     import torch
 
     np_state = np.random.get_state()
@@ -326,7 +331,7 @@ def random_states(device) -> dict[str, Any]:
     return states
 
 
-def set_random_states(states: dict[str, Any], device) -> None:
+def set_random_states(states: dict[str, Any], device: torch.device) -> None:
     import torch
 
     torch.set_rng_state(states["torch"])
@@ -346,7 +351,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def state_to_cpu(state):
+def state_to_cpu(state: State | None) -> State | None:
     if state is None:
         return None
     if isinstance(state, tuple):
@@ -354,7 +359,7 @@ def state_to_cpu(state):
     return state.detach().cpu()
 
 
-def state_to_device(state, device):
+def state_to_device(state: State | list[torch.Tensor] | None, device: torch.device) -> State | None:
     if state is None:
         return None
     if isinstance(state, (tuple, list)):
@@ -365,7 +370,7 @@ def state_to_device(state, device):
 # ---- checkpoints and the plot -------------------------------------------------------------------
 
 
-def training_record(run: "Run", progress: Progress, val_loss: float, train_loss: float) -> dict[str, Any]:
+def training_record(run: Run, progress: Progress, val_loss: float, train_loss: float) -> dict[str, Any]:
     """The ``Checkpoint.train`` dict (keys pinned in DEVELOPERS.md)."""
     return {
         "data": list(run.ts.data),
@@ -386,7 +391,7 @@ def training_record(run: "Run", progress: Progress, val_loss: float, train_loss:
     }
 
 
-def save(run: "Run", path: Path, progress: Progress, val_loss: float, train_loss: float, resumable: bool, carry=None) -> None:
+def save(run: Run, path: Path, progress: Progress, val_loss: float, train_loss: float, resumable: bool, carry: State | None = None) -> None:
     """Write one checkpoint (collective in a distributed run: every rank must call it)."""
     from .checkpoint import Checkpoint, save_checkpoint
 
@@ -404,7 +409,10 @@ def save(run: "Run", path: Path, progress: Progress, val_loss: float, train_loss
         return
     weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
     ckpt = Checkpoint(run.settings.model, run.tokenizer, weights, train=training_record(run, progress, val_loss, train_loss), resume=resume)
-    save_checkpoint(path, ckpt)
+    try:
+        save_checkpoint(path, ckpt)
+    except OSError as exc:  # the folder was checked at the start; a full disk, or it went away since
+        raise TrainError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
 
 
 def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> bool:
@@ -444,15 +452,15 @@ class Run:
     settings: Settings
     ts: TrainSettings
     dist: Dist
-    device: Any
-    tokenizer: Any
-    train: list
-    val: list
-    net: Any
-    model: Any  # net, or its DistributedDataParallel wrapper
-    optimizer: Any
-    augmenter: Any
-    unigram: float
+    device: torch.device
+    tokenizer: Tokenizer
+    train: list[Piece]
+    val: list[Piece]  # empty: no validation (one source piece, or val_fraction 0)
+    net: ImprovNet
+    model: torch.nn.Module  # net, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    augmenter: Augmenter
+    unigram: float  # the unigram baseline's NLL on the validation pieces (NaN without any)
     out: Path
     started: float = field(default_factory=time.perf_counter)
     seconds_before: float = 0.0
@@ -479,22 +487,22 @@ class StopFlag:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
 
-def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces: list | None, dist: Dist, show_progress: bool) -> tuple[Run, Progress, dict | None]:
+def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces: list[Piece] | None, dist: Dist, show_progress: bool) -> tuple[Run, Progress, State | None]:
     """Build the run: settings (the checkpoint's on --resume), data split, model, optimiser."""
     import torch
 
     from .checkpoint import load_checkpoint
-    from .data import Augmenter, unigram_loss
+    from .data import Augmenter
     from .model import ImprovNet
     from .tokenizer import Tokenizer
 
@@ -509,10 +517,12 @@ def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces:
             raise TrainError(f"{path} holds no resume state")
         recorded = section_from_dict(TrainSettings, dict(ckpt.train["settings"]), "train")
         # The run continues with its own settings; only what was named on the command line changes.
-        ts = replace(recorded, out=ts.out, **{k: v for k, v in overrides.items() if v is not None and k in ("epochs", "max_steps", "device", "patience")})
+        ts = replace(recorded, out=ts.out, **{k: v for k, v in overrides.items() if v is not None and k in ("epochs", "max_steps", "device")})
         settings = replace(settings, model=ckpt.model_settings, tokenizer=ckpt.tokenizer.settings, train=ts)
     else:
         settings = replace(settings, train=ts)
+    if dist.main:
+        check_writable(ts.out)  # before the data and the epochs: not a traceback after them
     device = pick_device(ts.device, dist)
     set_threads(ts.threads, dist)
     tokenizer = Tokenizer(settings.tokenizer)
@@ -530,7 +540,7 @@ def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces:
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(net, ts)
     augmenter = Augmenter(tokenizer, ts.transpose, ts.tempo_stretch)
-    run = Run(settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram_loss(train, val, tokenizer.sizes), Path(ts.out))
+    run = Run(settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram_baseline(train, val, tokenizer.sizes), Path(ts.out))
     progress = Progress()
     carry = None
     if ckpt is not None:
@@ -542,7 +552,18 @@ def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces:
     return run, progress, carry
 
 
-def restore(run: Run, ckpt, progress: Progress):
+def unigram_baseline(train: Sequence[Piece], val: Sequence[Piece], sizes: Sequence[int]) -> float:
+    """NLL per event on the validation pieces of ``markov.UnigramModel`` fitted on the training
+    pieces: the same baseline (and number) as `improv eval`'s ``unigram_nll``; NaN without any."""
+    from .markov import UnigramModel
+
+    if not val:
+        return float("nan")
+    total, count = UnigramModel(sizes).fit([p.tokens for p in train]).nll([p.tokens for p in val])
+    return float(total.sum() / max(count, 1))
+
+
+def restore(run: Run, ckpt: Checkpoint, progress: Progress) -> State | None:
     """Optimiser, counters, random states and carried state from the last checkpoint."""
     state = ckpt.resume
     run.optimizer.load_state_dict(state["optimizer"])
@@ -576,7 +597,7 @@ def validate(run: Run, progress: Progress, lr: float) -> tuple[float, bool]:
     if improved:
         progress.best_val_loss = val_loss
         progress.bad_validations = 0
-    else:
+    elif run.val:  # without validation pieces nothing can improve: early stopping must not count it
         progress.bad_validations += 1
     progress.history.append(
         {
@@ -597,7 +618,7 @@ def train(
     *,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
-    pieces: list | None = None,
+    pieces: list[Piece] | None = None,
     show_progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -620,7 +641,7 @@ def train(
                 td.destroy_process_group()
 
 
-def loop(run: Run, progress: Progress, carry, show_progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """The epochs; returns the summary dict (see ``summary``)."""
     from .data import plan_epoch
 
@@ -629,7 +650,11 @@ def loop(run: Run, progress: Progress, carry, show_progress: bool, log: Callable
     if not progress.total_steps:
         progress.total_steps = planned_steps(run, len(plan))
     if progress.step == 0 and run.dist.main:
-        log(f"training on {len(run.train)} pieces ({sum(len(p.tokens) for p in run.train)} events), validating on {len(run.val)}; device {run.device}, {run.dist.world} process(es); unigram baseline {run.unigram:.3f}")
+        baseline = f"; unigram baseline {run.unigram:.3f}" if run.val else ""
+        log(f"training on {len(run.train)} pieces ({sum(len(p.tokens) for p in run.train)} events), validating on {len(run.val)}; device {run.device}, {run.dist.world} process(es){baseline}")
+        if not run.val:
+            why = "train.val_fraction is 0" if ts.val_fraction == 0 else "a single piece is never held out"
+            log(f"no validation pieces ({why}): the model of every validation step is saved and early stopping is off")
     bar = make_bar(progress, show_progress)
     last_val, last_train = math.nan, math.nan
     stop_reason = "epochs"
@@ -693,16 +718,19 @@ def stop_requested(stop: StopFlag, run: Run) -> bool:
     return all_sum([1.0 if stop.requested else 0.0], run.dist, run.device)[0] > 0
 
 
-def checkpoint_and_check(run: Run, progress: Progress, lr: float, carry, log, bar) -> tuple[float, float, bool]:
+def checkpoint_and_check(run: Run, progress: Progress, lr: float, carry: State | None, log: Callable[[str], None], bar: tqdm | None) -> tuple[float, float, bool]:
     """Validate, write best (if better) and last, log a line; True when early stopping says stop."""
     val_loss, improved = validate(run, progress, lr)
     train_loss = progress.history[-1]["train_loss"]
     if improved or not run.val:
         save(run, run.out, progress, val_loss, train_loss, resumable=False)
     save(run, last_path(run.out), progress, val_loss, train_loss, resumable=True, carry=carry)
+    if run.val:
+        val = f"val {val_loss:.4f} (best {progress.best_val_loss:.4f}{', saved' if improved else ''})"
+    else:
+        val = "no validation (saved)"
     line = (
-        f"epoch {progress.epoch}/{run.ts.epochs} step {progress.step}: train {train_loss:.4f} val {val_loss:.4f} "
-        f"(best {progress.best_val_loss:.4f}{', saved' if improved else ''}) lr {lr:.2e} "
+        f"epoch {progress.epoch}/{run.ts.epochs} step {progress.step}: train {train_loss:.4f} {val} lr {lr:.2e} "
         f"{progress.history[-1]['events_per_s']:.0f} ev/s {progress.seconds:.0f} s"
     )
     if bar is not None:
@@ -715,14 +743,21 @@ def checkpoint_and_check(run: Run, progress: Progress, lr: float, carry, log, ba
     return val_loss, train_loss, stop
 
 
-def finish(run: Run, progress: Progress, val_loss: float, train_loss: float, reason: str, log) -> dict[str, Any]:
+def finish(run: Run, progress: Progress, val_loss: float, train_loss: float, reason: str, log: Callable[[str], None]) -> dict[str, Any]:
     """The plot and the summary (rank 0 writes; all ranks return it)."""
     if not math.isfinite(val_loss) and progress.history:  # a resumed run that had nothing left to do
         val_loss, train_loss = progress.history[-1]["val_loss"], progress.history[-1]["train_loss"]
     plot = plot_path(run.out)
-    wrote_plot = write_plot(plot, progress.history, run.unigram) if run.dist.main else False
+    wrote_plot = False
     if run.dist.main:
-        log(f"done ({reason}): best val {progress.best_val_loss:.4f} (unigram {run.unigram:.4f}) -> {run.out}")
+        try:
+            wrote_plot = write_plot(plot, progress.history, run.unigram)
+        except OSError as exc:  # the checkpoints are written: a missing plot is worth a line, not the run
+            log(f"warning: cannot write the loss plot {plot}: {exc.strerror or exc}")
+        if run.val:
+            log(f"done ({reason}): best val {progress.best_val_loss:.4f} (unigram {run.unigram:.4f}) -> {run.out}")
+        else:
+            log(f"done ({reason}): the last model -> {run.out} (nothing to validate on)")
     return {
         "steps": progress.step,
         "epochs": progress.epoch,
@@ -747,7 +782,7 @@ def finish(run: Run, progress: Progress, val_loss: float, train_loss: float, rea
 # ---- progress bar -------------------------------------------------------------------------------
 
 
-def make_bar(progress: Progress, show: bool):
+def make_bar(progress: Progress, show: bool) -> tqdm | None:
     if not show:
         return None
     from tqdm import tqdm
@@ -755,7 +790,7 @@ def make_bar(progress: Progress, show: bool):
     return tqdm(total=progress.total_steps, initial=progress.step, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
 
 
-def update_bar(bar, run: Run, progress: Progress, loss: float) -> None:
+def update_bar(bar: tqdm | None, run: Run, progress: Progress, loss: float) -> None:
     if bar is None:
         return
     bar.update(1)
@@ -763,6 +798,6 @@ def update_bar(bar, run: Run, progress: Progress, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.3f}", ev_s=f"{run.events_per_s(progress) * run.dist.world:.0f}", epoch=progress.epoch, refresh=False)
 
 
-def close_bar(bar) -> None:
+def close_bar(bar: tqdm | None) -> None:
     if bar is not None:
         bar.close()

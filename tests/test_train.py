@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,11 @@ import improv.train as train_mod
 from improv.checkpoint import load_checkpoint
 from improv.cli import main
 from improv.config import ModelSettings, Settings, TrainSettings
-from improv.train import last_path, lr_at, plot_path, train
+from improv.data import split_pieces
+from improv.errors import ImprovError
+from improv.markov import UnigramModel
+from improv.tokenizer import Tokenizer
+from improv.train import Dist, last_path, lr_at, plot_path, set_threads, train
 
 from test_data import make_pieces
 
@@ -55,6 +60,10 @@ def test_training_learns_and_records_its_split(tmp_path):
     assert best.train["val_loss"] == pytest.approx(summary["best_val_loss"])
     assert plot_path(tmp_path / "m.pt").stat().st_size > 1000
     assert best.train["settings"]["batch_size"] == 4
+    # The unigram baseline train prints is eval's unigram_nll (markov.UnigramModel), not a second one.
+    train_part, val_part = split_pieces(pieces, 0.2, seed=0)
+    total, count = UnigramModel(Tokenizer().sizes).fit([p.tokens for p in train_part]).nll([p.tokens for p in val_part])
+    assert summary["unigram_val_loss"] == pytest.approx(total.sum() / count)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -63,6 +72,34 @@ def test_lr_schedule_warms_up_then_decays():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[60] == pytest.approx(0.55) and lrs[119] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("pieces, val_fraction", [(1, 0.2), (6, 0.0)], ids=["one piece", "val_fraction 0"])
+def test_without_validation_pieces_training_runs_every_epoch_and_says_so_once(tmp_path, capsys, pieces, val_fraction):
+    lines: list[str] = []
+    settings = tiny(tmp_path, epochs=4, patience=2, val_fraction=val_fraction)
+    summary = train(settings, pieces=make_pieces(pieces), show_progress=False, log=lines.append)
+    assert summary["epochs"] == 4 and summary["stopped"] == "epochs"  # never "no improvement in 2 validations"
+    assert summary["val_pieces"] == 0 and summary["best_val_loss"] is None
+    assert sum("no validation pieces" in line for line in lines) == 1, lines
+    assert not any(re.search(r"no improvement|\b(inf|nan)\b", line) for line in lines), lines
+    assert load_checkpoint(tmp_path / "m.pt").train["step"] == summary["steps"]  # the best file is the last model
+    # Nothing it wrote prints as NaN or Infinity in JSON (JSON has neither).
+    assert main(["info", str(tmp_path / "m.pt"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in info --json"))
+    assert info["best_val_loss"] is None and info["val_loss"] is None
+
+
+def test_threads_follow_the_cpu_affinity_not_the_core_count(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)  # e.g. a container given 4 cores
+    try:
+        assert set_threads(0, Dist()) == 2 and torch.get_num_threads() == 2  # half the usable cores
+        assert set_threads(0, Dist(0, 4, 0)) == 1  # never fewer than one
+        assert set_threads(3, Dist()) == 3  # as asked
+    finally:
+        torch.set_num_threads(before)
 
 
 def weights_of(path: Path) -> dict[str, torch.Tensor]:
@@ -196,6 +233,29 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err
     assert err.startswith("improv: error: ") and "\n" not in err
+
+
+def test_an_output_that_cannot_be_written_fails_before_training(tmp_path, capsys, monkeypatch):
+    data = write_midi_folder(tmp_path / "midi", n=2)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: pytest.fail("trained before finding the output unwritable"))
+    outs = [blocker / "m.pt"] + ([Path("/proc/x.pt")] if Path("/proc/self").exists() else [])
+    for out in outs:
+        code = main(["train", "--data", str(data), "--out", str(out), *TINY_SETS, "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith(f"improv: error: cannot write {out}") and "\n" not in err, err
+
+
+def test_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
+    import improv.checkpoint
+
+    def disk_full(path, ckpt):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(improv.checkpoint, "save_checkpoint", disk_full)
+    with pytest.raises(ImprovError, match=r"cannot write checkpoint .*m\.pt: No space left on device"):
+        train(tiny(tmp_path, epochs=1), pieces=make_pieces(6), show_progress=False, log=quiet)
 
 
 def test_two_process_distributed_run(tmp_path):
