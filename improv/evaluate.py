@@ -315,12 +315,27 @@ def feature_overlaps(generated: Sequence[Sequence[Note]], real: Sequence[Sequenc
 
 def model_nll(ckpt: Any, pieces: Sequence[np.ndarray], batch_events: int = 1 << 16) -> tuple[np.ndarray, int]:
     """(summed NLL of each field in FIELD order, number of events): each piece from a zero state at
-    BOS through EOS, batched by similar length (padding is masked out)."""
+    BOS through EOS, batched by similar length (padding is masked out).
+
+    torch threads follow training's rule (``system.default_threads``: half the usable cores) for
+    the call: a thread per core thrashes on a loaded machine (2 threads on a busy 2-core box)."""
+    import torch
+
+    from .system import default_threads
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(default_threads())
+    try:
+        return _batched_nll(ckpt.build_model().eval(), pieces, batch_events)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _batched_nll(net: Any, pieces: Sequence[np.ndarray], batch_events: int) -> tuple[np.ndarray, int]:
     import torch
 
     from .model import event_losses
 
-    net = ckpt.build_model().eval()
     total = torch.zeros(4, dtype=torch.float64)
     count = 0
     order = sorted((i for i in range(len(pieces)) if len(pieces[i]) >= 2), key=lambda i: len(pieces[i]))
@@ -430,10 +445,8 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
     """The shell of `improv eval`: load the checkpoint and the pieces, then ``evaluate``."""
     from .checkpoint import load_checkpoint
     from .corpus import load_corpus
-    from .generate import require_checkpoint
     from .sampling import SamplingParams
 
-    require_checkpoint(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     record = ckpt.train
     if not record.get("data") or not record.get("train_pieces"):
@@ -446,13 +459,21 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
             raise EvalError(f"no pieces could be read from --data {' '.join(data)}")
     else:
         if not record.get("heldout"):
-            raise EvalError(f"{checkpoint} held out no pieces (train.val_fraction = 0?): pass --data")
+            raise EvalError(f"{checkpoint} held out no pieces ({_why_no_heldout(record)}): pass --data FILES to evaluate on")
         heldout = select_pieces(corpus, record["heldout"], "held-out", log)
     params = SamplingParams.from_settings(settings.sample)
     result = evaluate(ckpt, [p.tokens for p in heldout], [p.tokens for p in train], params, samples, settings.eval.sample_length, settings.eval.markov_order, seed, log)
-    # NaN (an overlap needs two real pieces) is not JSON: None prints as null.
-    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}
-    return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), **clean}
+    return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), **result}
+
+
+def _why_no_heldout(record: dict[str, Any]) -> str:
+    """Why a training run held nothing out, from its record."""
+    fraction = record.get("settings", {}).get("val_fraction")
+    if fraction == 0:
+        return "it was trained with train.val_fraction = 0"
+    if len(record.get("train_pieces", [])) < 2:
+        return "it was trained on a single piece, which is never held out"
+    return "its training record names none"
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -477,7 +498,8 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     for name in FEATURES:
         key = f"{name}_overlap"
-        value = "n/a" if result[key] is None else f"{result[key]:.3f}"
+        value = result[key]
+        value = f"{value:.3f}" if value is not None and math.isfinite(value) else "n/a"  # an overlap needs two real pieces
         lines.append(f"{key:<24}{value:>10}   MGEval overlap with held-out music (target >= 0.8)")
     return "\n".join(lines)
 

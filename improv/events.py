@@ -41,10 +41,16 @@ def canonical_order(notes: Iterable[Note]) -> list[Note]:
     return [merged[key] for key in sorted(merged)]
 
 
-def fold_pitch(pitch: int) -> int:
-    """Bring a pitch into 0..127 by whole octaves (for transposition and out-of-range prompts)."""
-    while pitch < 0:
-        pitch += 12
-    while pitch > 127:
-        pitch -= 12
+def fold_pitch(pitch: int, low: int = 0, high: int = 127) -> int:
+    """Bring a pitch into ``low..high`` (default: MIDI's 0..127) by the fewest whole octaves.
+
+    The range must hold a whole octave (``high - low >= 11``): a narrower one has pitch classes no
+    octave shift can reach, so that is a ``ValueError``, never a pitch silently left outside.
+    """
+    if high - low < 11:
+        raise ValueError(f"cannot fold pitches into {low}..{high}: the range must span at least an octave")
+    if pitch < low:
+        return pitch + 12 * -((pitch - low) // 12)
+    if pitch > high:
+        return pitch - 12 * -((high - pitch) // 12)
     return pitch

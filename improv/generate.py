@@ -7,8 +7,8 @@ A pure core and a thin file shell:
   top-k / top-p until EOS or ``length`` events. No torch here: the same numpy path as real time.
 * ``compose(...)`` — notes in (the prompt), notes out: folds and tokenises the prompt, samples,
   and lays the new events out in beats after the prompt.
-* ``midi_file_bytes`` / ``musicxml_bytes`` — the written file; ``generate_file`` reads the prompt,
-  loads the checkpoint and writes ``--out``.
+* ``midi_io.midi_bytes`` / ``musicxml_bytes`` — the written file; ``generate_file`` reads the
+  prompt, loads the checkpoint and writes ``--out``.
 
 Why the seeds failed and what this does instead: they decoded with argmax (one repeated note) and
 wrote every note half a beat after the last with one length; here each event's offset, pitch,
@@ -28,15 +28,15 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ImprovError
-from .events import Note, canonical_order
+from .events import Note, canonical_order, fold_pitch
 from .inference import StepModel
 from .midi_io import Track, midi_bytes
 from .sampling import SamplingParams
-from .tokenizer import BOS, EOS, N_PITCH, PITCH, TOKEN_DTYPE, Tokenizer
+from .tokenizer import BOS, EOS, N_PITCH, PITCH, TOKEN_DTYPE, round_half_down
 
-# Where prompt notes are folded to when the checkpoint does not record the pitches it was trained
-# on: the piano keyboard (A0..C8). Notes outside it are rare in any corpus, so the model has barely
-# seen them and a prompt that uses them would prime it with untrained embeddings.
+# Where prompt notes are folded to: the piano keyboard (A0..C8). Notes outside it are rare in any
+# corpus, so the model has barely seen them and a prompt that uses them would prime it with
+# untrained embeddings.
 DEFAULT_PITCH_RANGE = (21, 108)
 BEATS_PER_BAR = 4  # the files are written in 4/4: whole-bar shifts keep the model's metre
 
@@ -86,18 +86,10 @@ def sample_rows(model: StepModel, rng: np.random.Generator, params: SamplingPara
 # ---- notes in, notes out ----------------------------------------------------------------------
 
 
-def fold_into(pitch: int, low: int, high: int) -> int:
-    """Move a pitch by whole octaves into [low, high] (which must span at least an octave)."""
-    while pitch < low:
-        pitch += 12
-    while pitch > high:
-        pitch -= 12
-    return pitch
-
-
 def fold_notes(notes: Sequence[Note], pitch_range: tuple[int, int]) -> list[Note]:
+    """Every note moved by whole octaves into ``pitch_range`` (which must span an octave)."""
     low, high = pitch_range
-    return [Note(fold_into(n.pitch, low, high), n.start, n.duration, n.velocity) for n in notes]
+    return [Note(fold_pitch(n.pitch, low, high), n.start, n.duration, n.velocity) for n in notes]
 
 
 def playable(notes: Sequence[Note]) -> list[Note]:
@@ -126,12 +118,6 @@ class Composition:
     ended: bool  # stopped at the model's end-of-piece token
 
 
-def _grid(beats: float, tokenizer: Tokenizer) -> float:
-    """A time rounded to the token grid, ties down (as the tokenizer rounds onsets)."""
-    spb = tokenizer.steps_per_beat
-    return math.ceil(beats * spb - 0.5) / spb
-
-
 def compose(model: StepModel, rng: np.random.Generator, params: SamplingParams, length: int, prompt: Sequence[Note] = (), continue_prompt: bool = True, pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE) -> Composition:
     """Generate ``length`` events, primed with ``prompt``; without a prompt, fewer if the model
     ends the piece.
@@ -148,7 +134,7 @@ def compose(model: StepModel, rng: np.random.Generator, params: SamplingParams, 
     prompt = list(prompt)
     prime_rows = tok.encode(fold_notes(prompt, pitch_range), bos=True, eos=False) if prompt else None
     # The first sampled offset counts from the last event primed: the prompt's last onset.
-    start = _grid(max(n.start for n in prompt), tok) if prompt else 0.0
+    start = round_half_down(max(n.start for n in prompt) * tok.steps_per_beat) / tok.steps_per_beat if prompt else 0.0
     sampled = sample_rows(model, rng, params, length, prime_rows, allow_end=not prompt)
     notes = playable(tok.decode(sampled.rows, start=start))
     if notes and not continue_prompt:
@@ -177,10 +163,6 @@ def tracks_for(comp: Composition, program: int, include_prompt: bool) -> list[Tr
         tracks.append(Track("prompt", list(comp.prompt), program=program, channel=1))
     tracks.append(Track("improv", list(comp.notes), program=program, channel=0))
     return tracks
-
-
-def midi_file_bytes(tracks: Sequence[Track], bpm: float) -> bytes:
-    return midi_bytes(tracks, bpm)
 
 
 def musicxml_bytes(tracks: Sequence[Track], bpm: float) -> bytes:
@@ -290,20 +272,6 @@ def read_prompt(path: str) -> tuple[list[Note], float]:
     return list(content.notes), float(content.bpm)
 
 
-def pitch_range_of(train_record: dict) -> tuple[int, int]:
-    """The pitches the model was trained on, if its checkpoint says (else the piano's)."""
-    value = train_record.get("pitch_range")
-    if isinstance(value, (list, tuple)) and len(value) == 2 and int(value[1]) - int(value[0]) >= 11:
-        return int(value[0]), int(value[1])
-    return DEFAULT_PITCH_RANGE
-
-
-def require_checkpoint(path: str) -> None:
-    """A missing checkpoint is the first thing a new user meets: say how to get one."""
-    if not Path(path).exists():
-        raise GenerateError(f"checkpoint not found: {path} (train one with `improv train --out {path}`, or pass --checkpoint FILE)")
-
-
 def write_bytes(path: str, data: bytes) -> None:
     """Write the file, creating its folder; any failure is one line."""
     target = Path(path)
@@ -319,7 +287,6 @@ def generate_file(opts: GenerateOptions) -> GenerateReport:
     from .checkpoint import load_checkpoint
 
     check_options(opts)
-    require_checkpoint(opts.checkpoint)
     fmt = output_format(opts.out)
     prompt: list[Note] = []
     prompt_bpm: float | None = None
@@ -328,11 +295,11 @@ def generate_file(opts: GenerateOptions) -> GenerateReport:
     ckpt = load_checkpoint(opts.checkpoint)
     model = ckpt.step_model()
     rng = np.random.default_rng(opts.seed)
-    comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt, pitch_range=pitch_range_of(ckpt.train))
+    comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt)
     bpm = opts.bpm if opts.bpm is not None else prompt_bpm if prompt_bpm is not None else opts.default_bpm
     bpm = min(max(bpm, 10.0), 400.0)  # a prompt's odd tempo must not give an odd file
     tracks = tracks_for(comp, opts.program, opts.include_prompt)
-    data = midi_file_bytes(tracks, bpm) if fmt == "midi" else musicxml_bytes(tracks, bpm)
+    data = midi_bytes(tracks, bpm) if fmt == "midi" else musicxml_bytes(tracks, bpm)
     write_bytes(opts.out, data)
     beats = max((n.end for n in comp.notes), default=0.0)
     return GenerateReport(opts.out, fmt, comp.events, comp.ended, len(comp.notes), beats, bpm, opts.seed, len(prompt))

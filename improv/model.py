@@ -108,6 +108,3 @@ def event_losses(logits: list[torch.Tensor], targets: torch.Tensor, reduction: s
         return torch.stack([p.reshape(targets.shape[:-1]) for p in per_field])
     return torch.stack(per_field)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -221,6 +221,41 @@ def test_eval_on_other_data_and_table(tiny_setup, capsys):
     assert "markov-4" in table and "unigram" in table and "collapse_rate" in table and "pitch_class_overlap" in table
 
 
+@pytest.mark.parametrize(
+    "names, val_fraction, why",
+    [
+        (["only.mid"], 0.1, "it was trained on a single piece, which is never held out"),
+        (["a.mid", "b.mid"], 0.0, "it was trained with train.val_fraction = 0"),
+    ],
+)
+def test_nothing_held_out_says_why(tmp_path, capsys, names, val_fraction, why):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(midi_bytes([Track("x", [Note(60, 0.0, 1.0, 80), Note(62, 1.0, 1.0, 80)])], 100))
+    ckpt = untrained_checkpoint(load_settings(None, SMALL))
+    pieces = [f"{folder}/{name}" for name in names]
+    ckpt.train = {"data": [str(folder)], "heldout": [], "train_pieces": pieces, "settings": {"val_fraction": val_fraction}}
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, ckpt)
+    sets = [a for o in [*SMALL, f"corpus.cache_dir={tmp_path / 'cache'}", "corpus.workers=1"] for a in ("--set", o)]
+    assert main(["eval", "--checkpoint", str(path), *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"held out no pieces ({why}): pass --data" in err[0], err
+
+
+def test_batched_nll_uses_the_training_thread_rule(monkeypatch):
+    import improv.evaluate
+    import improv.system
+
+    seen = []
+    monkeypatch.setattr(improv.system, "usable_cores", lambda: 6)
+    monkeypatch.setattr(improv.evaluate, "_batched_nll", lambda net, pieces, batch: seen.append(torch.get_num_threads()) or (np.zeros(4), 0))
+    before = torch.get_num_threads()
+    model_nll(untrained_checkpoint(load_settings(None, SMALL)), [])
+    assert seen == [3] and torch.get_num_threads() == before  # half the usable cores, for the call only
+
+
 def test_eval_errors_are_one_line(tmp_path, capsys):
     bare = tmp_path / "bare.pt"
     save_checkpoint(bare, untrained_checkpoint(load_settings(None, SMALL)))

@@ -11,7 +11,7 @@ import torch
 from improv.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.cli import main
 from improv.config import load_settings
-from improv.events import Note
+from improv.events import Note, fold_pitch
 from improv.generate import DEFAULT_PITCH_RANGE, compose, fold_notes, generation_pitch_mask, playable, sample_rows
 from improv.inference import HEAD_ORDER, random_step_model
 from improv.midi_io import Track, midi_bytes, read_midi
@@ -123,6 +123,14 @@ def test_out_of_range_prompt_notes_are_folded_not_refused():
     assert sorted(pitches.tolist()) == sorted([127 - 24, 0 + 24, 60]) and all(lo <= p <= hi for p in pitches)
     assert len(comp.notes) <= comp.events == 10  # with a prompt: always the full length
     assert [n.pitch for n in fold_notes(prompt, (40, 80))] == [79, 48, 60]
+
+
+def test_folding_into_a_range_narrower_than_an_octave_is_refused():
+    prompt = [Note(66, 0.0, 1.0, 80)]
+    with pytest.raises(ValueError, match="at least an octave"):
+        fold_notes(prompt, (60, 65))  # no octave of F# lies in 60..65 (it used to come back as 54, outside)
+    assert [n.pitch for n in fold_notes(prompt + [Note(40, 1.0, 1.0, 80)], (60, 71))] == [66, 64]
+    assert fold_pitch(-1) == 11 and fold_pitch(140) == 128 - 12 and fold_pitch(200, 21, 108) == 104
 
 
 def test_playable_merges_unisons_and_ends_a_note_when_its_pitch_is_struck_again():
