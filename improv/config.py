@@ -177,7 +177,7 @@ class ServeSettings:
     follow_velocity: float = 1.0
     # Keep the answer in the key of the call (Krumhansl-Schmuckler estimate, plus the call's own pitches).
     keep_key: bool = True
-    # Range of pitches the answer may use.
+    # Range of pitches the answer may use (lowest <= highest).
     lowest_pitch: int = 21
     highest_pitch: int = 108
     # Events (performer and improv) the model is re-primed from before each answer.
@@ -189,12 +189,12 @@ class ServeSettings:
     # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
     estimate_tempo: bool = True
     # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
-    # centre = as long as the call), end-of-call switch, panic switch.
+    # centre = as long as the call), end-of-call switch, panic switch. Each its own number, none 64 (the pedal).
     cc_temperature: int = 21
     cc_length: int = 22
     cc_end_call: int = 20
     cc_panic: int = 23
-    # The temperature knob's range (log scale from min at 0 to max at 127).
+    # The temperature knob's range (log scale from min at 0 to max at 127; min <= max).
     temperature_min: float = 0.25
     temperature_max: float = 2.0
     # A performer's key held longer than this (no note-off arrived) counts as released.
@@ -304,7 +304,7 @@ def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
             raise ConfigError(f"unknown config key {section}.{key}{_did_you_mean(key, hints)}")
         kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
     obj = cls(**kwargs)
-    _check_ranges(section, obj)
+    check_section(section, obj)
     return obj
 
 
@@ -430,6 +430,38 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("demo", "breath_beats"): (lambda v: v >= 0, ">= 0"),
     ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
 }
+
+
+def _serve_cross_checks(s: Any) -> str | None:
+    """What the serve section's keys must agree on (each alone may be in range)."""
+    if s.lowest_pitch > s.highest_pitch:
+        return f"serve.lowest_pitch ({s.lowest_pitch}) is above serve.highest_pitch ({s.highest_pitch})"
+    if s.temperature_min > s.temperature_max:
+        return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
+    used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
+    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic"):
+        number = getattr(s, key)
+        if number < 0:
+            continue
+        if number in used:
+            return f"serve.{key} ({number}) is the same controller as {used[number]} (each control needs its own number; -1 = off)"
+        used[number] = f"serve.{key}"
+    return None
+
+
+# Checks between keys of one section, after its ranges: section -> functions returning a one-line
+# problem, or None. A section that needs one adds its function here.
+_CROSS_CHECKS: dict[str, list[typing.Callable[[Any], str | None]]] = {"serve": [_serve_cross_checks]}
+
+
+def check_section(section: str, obj: Any) -> None:
+    """A built section's ranges, then what its keys must agree on; ``ConfigError`` on the first problem.
+    (Also for sections built in code, e.g. with ``dataclasses.replace``, which skips the loader.)"""
+    _check_ranges(section, obj)
+    for check in _CROSS_CHECKS.get(section, ()):
+        problem = check(obj)
+        if problem is not None:
+            raise ConfigError(problem)
 
 
 def _check_ranges(section: str, obj: Any) -> None:

@@ -47,7 +47,7 @@ from typing import Any, Callable
 import mido
 import numpy as np
 
-from .config import ServeSettings
+from .config import ServeSettings, check_section
 from .events import Note
 from .listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, key_name, next_grid_point, scale_pitch_classes
 from .midi_io import Track
@@ -303,6 +303,7 @@ class Engine:
     ) -> None:
         self.model = model
         self.settings = s = settings or ServeSettings()
+        check_section("serve", s)  # built in code (dataclasses.replace) skips the loader's checks
         self.tokenizer: Tokenizer = model.tokenizer
         self.params = params
         self.seed = seed
@@ -325,9 +326,7 @@ class Engine:
         # Note-offs built once: ``due`` only picks them (a mido.Message costs ~15 us to build).
         self._off_msgs = [mido.Message("note_off", channel=self.channel, note=p, velocity=0) for p in range(128)]
         self._range_mask = np.zeros(N_PITCH, dtype=bool)
-        self._range_mask[s.lowest_pitch : s.highest_pitch + 1] = True
-        if not self._range_mask.any():
-            self._range_mask[:128] = True
+        self._range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
         # Input
         self._held: dict[tuple[int, int], _InNote] = {}
         self._pending: list[_InNote] = []  # released or held, not yet fed to the model; onset order

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
-from improv.config import ServeSettings
+from improv.config import ServeSettings, load_settings
 from improv.engine import Engine, Exchange, Recorder
+from improv.errors import ConfigError
 from improv.listening import EchoFilter, estimate_bpm, estimate_key, next_grid_point
 from improv.inference import random_step_model
 from improv.sampling import SamplingParams
@@ -35,6 +36,35 @@ def engine(settings: ServeSettings = PLAIN, model=None, **kw) -> Engine:
 
 def note_ons(out):
     return [(round(t, 6), m.note, m.velocity) for t, m in out if m.type == "note_on" and m.velocity > 0]
+
+
+# ---- settings the keys must agree on --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["serve.lowest_pitch=90", "serve.highest_pitch=80"], "serve.lowest_pitch (90) is above serve.highest_pitch (80)"),
+        (["serve.temperature_min=3"], "serve.temperature_min (3.0) is above serve.temperature_max (2.0)"),
+        (["serve.cc_panic=64"], "serve.cc_panic (64) is the same controller as the sustain pedal (each control needs its own number; -1 = off)"),
+        (["serve.cc_length=21"], "serve.cc_length (21) is the same controller as serve.cc_temperature (each control needs its own number; -1 = off)"),
+        (["serve.cc_panic=20"], "serve.cc_panic (20) is the same controller as serve.cc_end_call (each control needs its own number; -1 = off)"),
+    ],
+)
+def test_serve_keys_that_disagree_are_a_one_line_error(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, overrides)
+    assert str(info.value) == message
+
+
+def test_serve_keys_that_agree_pass_and_controls_may_be_off_together():
+    s = load_settings(None, ["serve.cc_panic=-1", "serve.cc_end_call=-1", "serve.lowest_pitch=60", "serve.highest_pitch=60"]).serve
+    assert (s.cc_panic, s.cc_end_call, s.lowest_pitch) == (-1, -1, 60)
+
+
+def test_engine_refuses_settings_built_in_code_that_disagree():
+    with pytest.raises(ConfigError, match="serve.lowest_pitch"):
+        engine(dataclasses.replace(PLAIN, lowest_pitch=90, highest_pitch=80))  # not all 128 pitches instead
 
 
 # ---- the call ends -------------------------------------------------------------------------------
