@@ -1,0 +1,111 @@
+"""What the commands share: every --seed refuses a negative one, JSON without NaN, and serve --record
+checked before the session and written however it ends."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mido
+import pytest
+
+import improv.ports
+import improv.serve_loop
+from improv.checkpoint import write_untrained_checkpoint
+from improv.cli import build_parser, main
+from improv.commands import json_ready
+from improv.config import load_settings
+from improv.midi_io import read_midi
+
+SMALL = ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1"]
+
+SEEDED = [["train"], ["generate", "--out", "x.mid"], ["eval"], ["serve"], ["demo", "--fast"]]
+
+
+@pytest.mark.parametrize("command", SEEDED, ids=lambda c: c[0])
+def test_every_seed_refuses_a_negative_one(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--seed", "-1"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("error: argument --seed: a seed must be >= 0, got -1")
+    assert build_parser().parse_args([*command, "--seed", "7"]).seed == 7
+
+
+def test_json_ready_turns_every_non_finite_float_into_null():
+    value = {"a": math.nan, "b": [1.5, math.inf, {"c": -math.inf}], "d": (2, "x", None), "e": 0.0}
+    assert json_ready(value) == {"a": None, "b": [1.5, None, {"c": None}], "d": [2, "x", None], "e": 0.0}
+
+
+# ---- serve --record -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.pt"
+    write_untrained_checkpoint(path, load_settings(None, SMALL))
+    return path
+
+
+class FakePorts:
+    """``MidiPorts`` without a MIDI system: in-memory input and output."""
+
+    def __init__(self, choice, wake=None) -> None:
+        from improv.clock import RealClock
+
+        clock = RealClock()
+        self.api = -1
+        self.input = improv.ports.ScriptedInput(clock)
+        self.output = improv.ports.MemoryOutput(clock)
+        self.closed = False
+
+    def describe(self) -> tuple[str, str]:
+        return "fake:in", "fake:out"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_record_to_an_unwritable_path_fails_before_the_session(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(improv.ports, "MidiPorts", lambda *a, **k: pytest.fail("opened ports before checking --record"))
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    records = [blocker / "session.mid", tmp_path / "missing" / "session.mid", tmp_path]
+    if Path("/proc/self").exists():
+        records.append(Path("/proc/session.mid"))
+    for record in records:
+        assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"improv: error: cannot write {record}") and "\n" not in err, err
+
+
+def test_the_recording_survives_an_error_that_ends_the_session(checkpoint, tmp_path, capsys, monkeypatch):
+    ports: list[FakePorts] = []
+
+    def fake_ports(choice, wake=None):
+        ports.append(FakePorts(choice, wake))
+        return ports[-1]
+
+    def session_that_crashes(loop, **kwargs):
+        loop.engine.on_message(mido.Message("note_on", note=60, velocity=90), 1.0)
+        loop.engine.on_message(mido.Message("note_off", note=60), 1.5)
+        raise RuntimeError("something broke mid-session")
+
+    monkeypatch.setattr(improv.ports, "MidiPorts", fake_ports)
+    monkeypatch.setattr(improv.serve_loop, "serve", session_that_crashes)
+    record = tmp_path / "session.mid"
+    with pytest.raises(RuntimeError, match="something broke"):
+        main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)])
+    assert ports[0].closed
+    notes = read_midi(record.read_bytes()).notes
+    assert [n.pitch for n in notes] == [60]
+    assert f"recorded {record}: performer 1 notes" in capsys.readouterr().out
+
+
+def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(improv.ports, "MidiPorts", FakePorts)
+    monkeypatch.setattr(improv.serve_loop, "serve", lambda loop, **kwargs: loop.stats)
+    record = tmp_path / "session.mid"
+    assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)]) == 0
+    assert record.read_bytes()[:4] == b"MThd"
+    out = capsys.readouterr().out
+    assert "0 exchanges" in out and f"recorded {record}" in out
