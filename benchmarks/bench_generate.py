@@ -14,15 +14,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_CHECKPOINT = HERE.parent / "checkpoints" / "default.pt"
+from _common import child_main, run_child
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,20 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     events = getattr(args, "generate_events", 3000)
-    figures = _child("generate", {"events": events})
-    figures.update(_child("corpus", {}))
+    figures = run_child(__file__, "generate", {"events": events})
+    figures.update(run_child(__file__, "corpus", {}))
     return figures
-
-
-def _child(task: str, params: dict) -> dict[str, float]:
-    env = dict(os.environ)
-    for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[key] = "1"  # numpy's BLAS reads this when first imported: hence a child process
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), task, json.dumps(params)], env=env, capture_output=True, text=True, check=False)
-    sys.stderr.write("".join(line + "\n" for line in out.stderr.splitlines() if line.startswith("note:")))
-    if out.returncode != 0:
-        raise RuntimeError(f"bench_generate {task} failed: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---- in the child process -----------------------------------------------------------------------
@@ -120,12 +107,5 @@ def corpus_speed() -> dict[str, float]:
     return {"copy_index_1m_s": round(t1 - t0, 3), "copy_search_1m_s": round(t2 - t1, 3), "markov_fit_1m_s": round(t3 - t2, 2)}
 
 
-def _main(argv: list[str]) -> None:
-    task, params = argv[0], json.loads(argv[1])
-    sys.path.insert(0, str(HERE.parent))
-    result = generate_speed(**params) if task == "generate" else corpus_speed()
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    child_main({"generate": generate_speed, "corpus": corpus_speed})

@@ -17,14 +17,9 @@ thread" (numpy's BLAS reads its thread count when it is first imported).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _common import child_main, run_child
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,29 +32,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     steps = getattr(args, "model_steps", 3000)
     windows = getattr(args, "model_windows", 300)
     seconds = getattr(args, "model_train_seconds", 20.0)
-    one = _child("latency", {"steps": steps, "windows": windows}, threads=1)
-    train = _child("train", {"seconds": seconds}, threads=0)
+    one = run_child(__file__, "latency", {"steps": steps, "windows": windows}, threads=1)
+    train = run_child(__file__, "train", {"seconds": seconds}, threads=0)
     figures = dict(one)
     figures["step_speedup"] = round(one["window_p50_ms"] / one["predict_p50_ms"], 1)
     figures.update(train)
     return figures
-
-
-def _child(task: str, params: dict, threads: int) -> dict[str, float]:
-    env = dict(os.environ)
-    if threads:
-        for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[key] = str(threads)
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), task, json.dumps(params)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"bench_model {task} failed: {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---- in the child process -----------------------------------------------------------------------
@@ -194,12 +172,5 @@ def ckpt_sizes():
     return Tokenizer(TokenizerSettings()).sizes
 
 
-def _main(argv: list[str]) -> None:
-    task, params = argv[0], json.loads(argv[1])
-    sys.path.insert(0, str(HERE.parent))
-    result = latency(**params) if task == "latency" else train_throughput(**params)
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    child_main({"latency": latency, "train": train_throughput})

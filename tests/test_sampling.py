@@ -15,12 +15,15 @@ LOGITS = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04]))
     [SamplingParams(), SamplingParams(temperature=0.5), SamplingParams(temperature=2.0), SamplingParams(top_k=3), SamplingParams(top_p=0.7), SamplingParams(temperature=1.3, top_k=4, top_p=0.9)],
 )
 def test_draws_follow_probabilities(params):
+    # 10,000 draws: a share's standard error is at most 0.005, so 0.02 is 4 of them, and a fixed
+    # seed makes the test deterministic. Still tight: one class too many or too few kept by top-k
+    # or top-p, or a temperature ignored, moves some share by more than 0.03 on these logits.
     expected = probabilities(LOGITS, params)
     rng = np.random.default_rng(0)
-    n = 40000
+    n = 10_000
     counts = np.bincount([sample(LOGITS, rng, params) for _ in range(n)], minlength=len(LOGITS))
     assert np.all(counts[expected == 0] == 0)
-    assert np.abs(counts / n - expected).max() < 0.01
+    assert np.abs(counts / n - expected).max() < 0.02
 
 
 def test_filters():
