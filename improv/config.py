@@ -154,7 +154,8 @@ class ServeSettings:
     client_name: str = "improv"
     # MIDI channel (1-16) improv plays on.
     channel: int = 1
-    # Only notes on this channel (1-16) are the performer's; 0 = every channel.
+    # Only notes and the sustain pedal on this channel (1-16) are the performer's; 0 = every channel.
+    # improv's own controllers (cc_*) count on every channel (a controller box sends on its own).
     listen_channel: int = 0
     # A call ends this long after the last key and the sustain pedal are released: silence_ms, or
     # silence_beats at the current tempo when that is longer (0 = off).

@@ -381,8 +381,10 @@ class Engine:
             return  # sysex, aftertouch, pitchwheel, program change, ...: not ours
         if self._echo.is_echo(msg, now):
             return
+        # listen_channel picks the performer's notes and pedal; improv's own controls (temperature,
+        # length, end of call, panic) count on every channel: a controller box sends on its own.
         listen = self.settings.listen_channel
-        if listen and msg.channel != listen - 1:
+        if listen and msg.channel != listen - 1 and (kind != "control_change" or msg.control == SUSTAIN):
             return
         if kind == "note_on" and msg.velocity > 0:
             self._note_on(msg.channel, msg.note, msg.velocity, now)

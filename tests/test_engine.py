@@ -401,6 +401,24 @@ def test_listen_channel():
     assert note_ons(simulate(engine(dataclasses.replace(PLAIN, listen_channel=2)), two, until=10))
 
 
+def test_listen_channel_takes_notes_and_pedal_from_it_and_improvs_controls_from_any_channel():
+    listen = dataclasses.replace(PLAIN, listen_channel=2)
+    two = [(t, m.copy(channel=1)) for t, m in CALL]
+    # The pedal on another channel is not the performer's: it does not hold the call open.
+    out = simulate(engine(listen), two + [(0.1, cc(64, 127, channel=0)), (2.0, cc(64, 0, channel=0))], until=10)
+    assert note_ons(out)[0][0] == pytest.approx(ANSWER_AT)
+    # The end-of-call switch and the panic on a controller box's own channel (10) work.
+    ended = engine(listen)
+    script = [(0.0, on(60, channel=1)), (0.2, off(60, channel=1)), (0.3, on(62, channel=1)), (0.4, cc(20, 127, channel=9)), (1.0, off(62, channel=1))]
+    assert note_ons(simulate(ended, script, until=10)) == [(0.6, 64, 80)]
+    panicked = engine(dataclasses.replace(listen, response_unit="events"))
+    out = simulate(panicked, two + [(2.5, cc(23, 127, channel=9))], until=10)
+    assert max(t for t, _ in out) == 2.5 and unclosed(out) == {}
+    knob = engine(listen)
+    knob.on_message(cc(21, 127, channel=15), 0.0)
+    assert knob.temperature == pytest.approx(2.0)
+
+
 def test_every_note_on_is_closed_on_every_path():
     """Random sessions (notes, chords, pedal, knobs, panics, end-of-call, junk, model errors),
     with the untrained real model: all notes end by themselves, and shutdown at any moment
