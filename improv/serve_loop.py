@@ -26,8 +26,9 @@ import mido
 import numpy as np
 
 from .clock import Clock
-from .engine import Engine, Exchange
+from .engine import Engine
 from .inference import one_blas_thread
+from .report import Exchange
 
 
 @dataclass

@@ -17,9 +17,10 @@ import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 from improv.config import ServeSettings, load_settings
-from improv.engine import Engine, Exchange, Recorder
+from improv.engine import Engine
 from improv.errors import ConfigError
 from improv.listening import EchoFilter, estimate_bpm, estimate_key, next_grid_point
+from improv.report import Exchange, Recorder
 from improv.inference import random_step_model
 from improv.sampling import SamplingParams
 from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
