@@ -210,10 +210,11 @@ def match_port(names: Sequence[str], wanted: str, kind: str) -> str:
     hits = [n for n in names if wanted.lower() in n.lower()]
     if len(hits) == 1:
         return hits[0]
-    there = ", ".join(repr(n) for n in names) or "none"
     if not hits:
+        there = ", ".join(repr(n) for n in names) or "none"
         raise PortError(f"no MIDI {kind} port matches {wanted!r} ({kind} ports: {there})")
-    raise PortError(f"{wanted!r} matches several MIDI {kind} ports ({', '.join(repr(n) for n in hits)}); name one exactly")
+    there = ", ".join(f"{n!r} (matches)" if n in hits else repr(n) for n in names)
+    raise PortError(f"{wanted!r} matches {len(hits)} MIDI {kind} ports; name one exactly ({kind} ports: {there})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,18 +254,23 @@ class ArrivalQueue:
             yield msg
 
 
-class RtInput:
-    """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
-    ``iter_stamped`` parses them into (arrival time, message)."""
+class _RtPort:
+    """What an rtmidi input and output share: the client, opening a port (named, or a virtual one
+    of improv's own), reopening it when it is back, closing. A port that cannot be opened frees
+    its client (an rtmidi client left behind is a JACK client, or an ALSA one, that stays)."""
 
-    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
-        self._arrivals = ArrivalQueue(wake)
-        self._rt = _client("MidiIn", api, client_name)
-        self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
-        self._rt.set_callback(self._arrivals.callback)
+    _kind = ""  # "input" / "output", for messages
+    _own_name = ""  # the name of improv's end of the connection: "in" / "out"
+
+    def __init__(self, rt: Any, port: str | None, virtual: str | None) -> None:
+        self._rt = rt
         self.name = virtual or port or ""
         self.virtual = virtual is not None
-        self.open_port(port, virtual)
+        try:
+            self.open_port(port, virtual)
+        except BaseException:
+            self._rt.delete()
+            raise
 
     def open_port(self, port: str | None, virtual: str | None = None) -> None:
         if virtual is not None:
@@ -272,13 +278,31 @@ class RtInput:
             return
         names = self._rt.get_ports()
         if port not in names:
-            raise PortError(f"MIDI input port {port!r} is not there")
-        self._rt.open_port(names.index(port), "in")
+            raise PortError(f"MIDI {self._kind} port {port!r} is not there")
+        self._rt.open_port(names.index(port), self._own_name)
 
     def reopen(self, port: str) -> None:
         self._rt.close_port()
         self.name = port
         self.open_port(port)
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class RtInput(_RtPort):
+    """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
+    ``iter_stamped`` parses them into (arrival time, message)."""
+
+    _kind, _own_name = "input", "in"
+
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
+        self._arrivals = ArrivalQueue(wake)
+        rt = _client("MidiIn", api, client_name)
+        rt.ignore_types(sysex=False, timing=False, active_sense=True)
+        rt.set_callback(self._arrivals.callback)
+        super().__init__(rt, port, virtual)
 
     def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
         return self._arrivals.iter_stamped()
@@ -288,39 +312,19 @@ class RtInput:
 
     def close(self) -> None:
         self._rt.cancel_callback()
-        self._rt.close_port()
-        self._rt.delete()
+        super().close()
 
 
-class RtOutput:
+class RtOutput(_RtPort):
     """An rtmidi output."""
 
+    _kind, _own_name = "output", "out"
+
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
-        self._rt = _client("MidiOut", api, client_name)
-        self.name = virtual or port or ""
-        self.virtual = virtual is not None
-        self.open_port(port, virtual)
-
-    def open_port(self, port: str | None, virtual: str | None = None) -> None:
-        if virtual is not None:
-            self._rt.open_virtual_port(virtual)
-            return
-        names = self._rt.get_ports()
-        if port not in names:
-            raise PortError(f"MIDI output port {port!r} is not there")
-        self._rt.open_port(names.index(port), "out")
-
-    def reopen(self, port: str) -> None:
-        self._rt.close_port()
-        self.name = port
-        self.open_port(port)
+        super().__init__(_client("MidiOut", api, client_name), port, virtual)
 
     def send(self, msg: mido.Message) -> None:
         self._rt.send_message(msg.bytes())
-
-    def close(self) -> None:
-        self._rt.close_port()
-        self._rt.delete()
 
 
 @dataclass
@@ -345,6 +349,7 @@ class MidiPorts:
         self.input: RtInput | None = None
         self.output: RtOutput | None = None
         self.lost: dict[str, bool] = {"input": False, "output": False}
+        self._system_problem: str | None = None  # the last failure to list the ports, reported once
         try:
             if choice.virtual:
                 self.input = RtInput(self.api, choice.client_name, virtual="in", wake=wake)
@@ -373,13 +378,26 @@ class MidiPorts:
 
     def check(self) -> list[tuple[str, str]]:
         """Look for vanished or returned ports: [(event, message)], event in lost-input,
-        lost-output, back-input, back-output. Virtual ports are ours and never vanish."""
+        lost-output, back-input, back-output, retry-input, retry-output, and system-error /
+        system-back when the MIDI system itself cannot list its ports (reported once, not every
+        check). Virtual ports are ours and never vanish."""
         events: list[tuple[str, str]] = []
         if self.choice.virtual:
             return events
+        try:
+            inputs, outputs = self.lister.inputs(), self.lister.outputs()
+        except _rtmidi().RtMidiError as exc:  # the MIDI system itself failed: say so once, keep serving
+            problem = f"cannot list the MIDI ports ({exc}); still trying"
+            if problem != self._system_problem:
+                events.append(("system-error", problem))
+            self._system_problem = problem
+            return events
+        if self._system_problem is not None:
+            events.append(("system-back", "the MIDI ports can be listed again"))
+            self._system_problem = None
         for side, port, names, wanted in (
-            ("input", self.input, self.lister.inputs(), self.choice.in_name),
-            ("output", self.output, self.lister.outputs(), self.choice.out_name),
+            ("input", self.input, inputs, self.choice.in_name),
+            ("output", self.output, outputs, self.choice.out_name),
         ):
             assert port is not None
             if not self.lost[side]:

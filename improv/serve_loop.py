@@ -208,7 +208,7 @@ class ServeLoop:
         self._next_check = now + self.reconnect_s
         for event, line in self.ports.check():
             self.on_status(f"improv: {line}")
-            if event == "lost-input":
+            if event in ("lost-input", "system-error"):  # keys held now will send no note-off
                 self.engine.input_lost(now)
 
 

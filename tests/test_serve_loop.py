@@ -268,3 +268,134 @@ def test_model_work_at_the_decision_is_overhead_even_when_the_wait_hides_it(grid
     else:  # at once: the work made the note late
         assert ex.wait_s == 0 and ex.send_late_s == pytest.approx(0.003)
     assert unclosed(out.sent) == {}
+
+
+# ---- real ports, without a MIDI system (rtmidi stood in for) ---------------------------------------
+
+
+class FakeRt:
+    """Stands in for rtmidi.MidiIn / MidiOut: its ports, what it opened, whether it was freed."""
+
+    def __init__(self, ports=(), fail_open=None):
+        self.ports = list(ports)
+        self.fail_open = fail_open
+        self.opened: str | None = None
+        self.deleted = False
+
+    def get_ports(self):
+        return self.ports
+
+    def open_port(self, index, name):
+        if self.fail_open is not None:
+            raise self.fail_open
+        self.opened = self.ports[index]
+
+    def open_virtual_port(self, name):
+        self.opened = name
+
+    def close_port(self):
+        self.opened = None
+
+    def delete(self):
+        self.deleted = True
+
+    def ignore_types(self, **kw):
+        pass
+
+    def set_callback(self, callback):
+        pass
+
+    def cancel_callback(self):
+        pass
+
+    def send_message(self, data):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["input", "output"])
+@pytest.mark.parametrize("fail", ["missing", "rtmidi"])
+def test_a_port_that_will_not_open_frees_its_rtmidi_client(monkeypatch, kind, fail):
+    rtmidi = pytest.importorskip("rtmidi")
+    error = rtmidi.RtMidiError("device busy") if fail == "rtmidi" else None
+    fake = FakeRt(["keys"], fail_open=error)
+    monkeypatch.setattr(ports, "_client", lambda k, api, name: fake)
+    cls = ports.RtInput if kind == "input" else ports.RtOutput
+    with pytest.raises((ports.PortError, rtmidi.RtMidiError)):
+        cls(0, "improv", port="keys" if fail == "rtmidi" else "gone")
+    assert fake.deleted  # no client left behind (a JACK or ALSA client that would stay)
+
+
+def test_rt_ports_open_reopen_and_close(monkeypatch):
+    fake_in, fake_out = FakeRt(["a", "b"]), FakeRt(["x"])
+    monkeypatch.setattr(ports, "_client", lambda k, api, name: fake_in if k == "MidiIn" else fake_out)
+    inp, out = ports.RtInput(0, "improv", port="b"), ports.RtOutput(0, "improv", virtual="out")
+    assert (fake_in.opened, inp.name, inp.virtual) == ("b", "b", False)
+    assert (fake_out.opened, out.name, out.virtual) == ("out", "out", True)
+    inp.reopen("a")
+    assert (fake_in.opened, inp.name) == ("a", "a")
+    inp.close()
+    out.close()
+    assert fake_in.deleted and fake_out.deleted
+
+
+def test_a_name_matching_several_ports_lists_every_port():
+    names = ["keyboard:keys", "synth:in", "keyboard2:keys"]
+    with pytest.raises(ports.PortError) as info:
+        ports.match_port(names, "keys", "input")
+    assert str(info.value) == (
+        "'keys' matches 2 MIDI input ports; name one exactly "
+        "(input ports: 'keyboard:keys' (matches), 'synth:in', 'keyboard2:keys' (matches))"
+    )
+    assert ports.match_port(names, "synth", "input") == "synth:in"
+
+
+class FakeLister:
+    def __init__(self):
+        self.ins, self.outs, self.error = ["keys"], ["synth"], None
+
+    def inputs(self):
+        if self.error is not None:
+            raise self.error
+        return self.ins
+
+    def outputs(self):
+        return self.outs
+
+    def close(self):
+        pass
+
+
+def test_a_failing_midi_system_is_a_status_line_not_a_traceback(monkeypatch):
+    rtmidi = pytest.importorskip("rtmidi")
+    lister = FakeLister()
+    monkeypatch.setattr(ports, "resolve_api", lambda name: 0)
+    monkeypatch.setattr(ports, "PortLister", lambda api: lister)
+    monkeypatch.setattr(ports, "_client", lambda k, api, name: FakeRt(["keys", "synth"]))
+    midi = ports.MidiPorts(ports.PortChoice(in_name="keys", out_name="synth"))
+    assert midi.check() == []
+    lister.error = rtmidi.RtMidiError("JACK server is gone")
+    assert midi.check() == [("system-error", "cannot list the MIDI ports (JACK server is gone); still trying")]
+    assert midi.check() == []  # said once, not every second
+    lister.error = None
+    assert midi.check() == [("system-back", "the MIDI ports can be listed again")]
+    midi.close()
+
+
+def test_a_failing_midi_system_releases_the_keys_held():
+    clock = FakeClock()
+    script = [(0.0, on(60)), (0.3, on(62))]  # no note-off will come
+    out = MemoryOutput(clock)
+    lines: list[str] = []
+
+    class Failing:
+        calls = 0
+
+        def check(self):
+            self.calls += 1
+            return [("system-error", "cannot list the MIDI ports (gone); still trying")] if self.calls == 1 else []
+
+    loop = ServeLoop(Engine(LadderModel(), PLAIN), ScriptedInput(clock, script), out, clock, ports=Failing(), on_status=lines.append)
+    loop._next_check = 0.5
+    loop.run(until=5.0)
+    assert "improv: cannot list the MIDI ports (gone); still trying" in lines
+    assert [t for t, m in out.sent if m.type == "note_on"][0] == pytest.approx(1.2)  # released at 0.5, decided 1.1
