@@ -10,10 +10,10 @@ import pytest
 
 from improv.cli import main
 from improv.clock import FakeClock
-from improv.commands.demo import play_session
 from improv.config import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
 from improv.checkpoint import write_untrained_checkpoint
 from improv.demo import Phrase, answer_start, call_messages, cut_phrase, plan_session
+from improv.demo_session import play_session
 from improv.events import Note
 
 from fakes import LadderModel
@@ -109,7 +109,7 @@ def test_demo_command_fast(tmp_path, capsys):
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "2", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
-    assert code in (0, 1)  # an untrained model may stay silent; the session still runs
+    assert code == (0 if result["answered"] else 1)  # an untrained model may stay silent; the session still runs
     assert result["calls"] == 2 and result["exchanges"] == 2 and result["performer_notes"] > 0
     assert all(s.startswith("music21:bach/") for s in result["sources"])
     mid = mido.MidiFile(out)
@@ -124,3 +124,60 @@ def test_demo_command_errors(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "improv: error: --out plays through a port in real time; drop --fast to hear it"
     assert main(["demo", "--calls", "0"]) == 2
     assert "bad value for demo.calls: 0" in capsys.readouterr().err
+
+
+def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, capsys, monkeypatch):
+    from improv import demo_session
+
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1)))
+
+    def played(*a, **kw):
+        raise AssertionError("the session was played")
+
+    monkeypatch.setattr(demo_session, "_phrases", played)
+    assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"improv: error: cannot write {tmp_path}: Is a directory\n"
+    blocked = tmp_path / "m.pt" / "d.mid"  # a "folder" that is a file (as /proc/d.mid is not writable)
+    assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(blocked)]) == 2
+    assert capsys.readouterr().err == f"improv: error: cannot write {blocked}: Not a directory\n"
+    kept = tmp_path / "old.mid"
+    kept.write_bytes(b"old")
+    demo_session.check_writable(str(kept))  # writable: left as it was
+    assert kept.read_bytes() == b"old"
+    demo_session.check_writable(str(tmp_path / "new.mid"))
+    assert not (tmp_path / "new.mid").exists()  # no empty file left behind by the check
+
+
+class Interrupted(LadderModel):
+    """A model whose 6th sample is a second Ctrl-C (it escapes the engine, as it should)."""
+
+    def sample_event(self, *a, **kw):
+        if self.samples == 5:
+            raise KeyboardInterrupt
+        return super().sample_event(*a, **kw)
+
+
+def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_path, monkeypatch):
+    from improv import checkpoint, demo_session
+
+    class Loaded:
+        tokenizer = None
+        train: dict = {}
+
+        @staticmethod
+        def step_model():
+            return Interrupted()
+
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path: Loaded())
+    monkeypatch.setattr(demo_session, "_phrases", lambda *a: [scale_phrase(source=f"w{i}") for i in range(3)])
+    record = tmp_path / "cut.mid"
+    settings = Settings()
+    with pytest.raises(KeyboardInterrupt):
+        demo_session.run_demo(
+            settings, settings.demo, settings.sample, checkpoint="m.pt", record=str(record),
+            fast=True, out_port=None, api="", seed=0, quiet=True,
+        )  # fmt: skip
+    mid = mido.MidiFile(record)
+    counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in mid.tracks}
+    assert counts["performer"] >= 8 and counts["improv"] >= 1  # what was played before it broke
