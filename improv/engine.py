@@ -55,7 +55,7 @@ from .tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, TOKEN_DTYPE, VELOC
 
 SUSTAIN = 64  # the sustain pedal controller
 ALL_NOTES_OFF = 123
-_DRIFT_SLACK = 28  # the running state may absorb window + this many events before a background re-prime
+_DRIFT_SLACK = 14  # the running state may absorb window + this many events before a background re-prime
 _SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
 _SPEC_DELAY_S = 0.15  # speculate once the silence has lasted this long (or a third of the threshold)
 
@@ -560,7 +560,7 @@ class Engine:
             if self._wants_more(r, now):
                 return lambda now: self._sample(r)
             return None
-        if self._seen > self.settings.window + _DRIFT_SLACK // 2 or self._reprime is not None:
+        if self._seen > self.settings.window + _DRIFT_SLACK or self._reprime is not None:
             return lambda now: self._reprime_step()
         return None
 
@@ -963,5 +963,5 @@ class Engine:
         self._pending = [n for n in self._pending if n.off is None]  # the failed notes are skipped
         self._forget_call(keep_pending=True)
         self._state = self.model.initial_state()
-        self._seen = len(self._window) + _DRIFT_SLACK  # forces a re-prime before the next answer
+        self._seen = len(self._window) + _DRIFT_SLACK + 1  # past the slack: re-primed in the background and before the next answer
         self._cooldown_until = now + 1.0

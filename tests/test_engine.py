@@ -19,9 +19,9 @@ from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 from improv.config import ServeSettings, load_settings
 from improv.engine import Engine
 from improv.errors import ConfigError
-from improv.listening import EchoFilter, estimate_bpm, estimate_key, next_grid_point
-from improv.report import Exchange, Recorder
 from improv.inference import random_step_model
+from improv.listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, next_grid_point
+from improv.report import Exchange, Recorder
 from improv.sampling import SamplingParams
 from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 
@@ -284,6 +284,27 @@ def test_tempo_from_midi_clock():
     assert e.tempo_source == "clock, held" and e.bpm == pytest.approx(120, abs=1e-6)
 
 
+def test_clock_follower_keeps_the_least_squares_fit_per_tick():
+    """The fit is updated per tick (O(1)); it equals a least-squares fit of the last two beats,
+    through jitter, restarts and a long session."""
+    rng = np.random.default_rng(4)
+    times = 86400.0 + np.cumsum(rng.uniform(0.018, 0.024, 3000))  # a day after boot: big stamps
+    times[1500:] += 1.0  # the clock stops for a second and restarts
+    clock = ClockFollower()
+    start = 0
+    for i, t in enumerate(times):
+        clock.tick(float(t))
+        if i and times[i] - times[i - 1] > 0.25:
+            start = i
+        w = times[max(start, i - 48) : i + 1]
+        if len(w) <= 24:
+            continue
+        k = np.arange(len(w)) - (len(w) - 1) / 2
+        period = float((k * (w - w.mean())).sum() / (k * k).sum())
+        assert clock.bpm == pytest.approx(60 / (period * 24), rel=1e-9)
+        assert clock._fit_last == pytest.approx(w.mean() + (len(w) - 1) / 2 * period, abs=1e-9)
+
+
 def test_tempo_estimated_from_the_call():
     beat = 60 / 130
     onsets = [0, 0.5, 1, 1.5, 2, 3, 3.5, 4]  # eighths and quarters at 130 bpm
@@ -359,6 +380,16 @@ def test_echo_window_narrows_to_the_loopback_delay():
     assert f.current_window_s == pytest.approx(0.01)
     f.sent(on(62, 80), 2.0)
     assert not f.is_echo(on(62, 80), 2.03)  # the performer, 30 ms later: not an echo any more
+
+
+def test_echo_memory_stays_small_through_a_long_answer_with_no_input():
+    f = EchoFilter(0.05)
+    for k in range(20000):  # 100 s of notes going out, nothing coming in
+        f.sent(on(60 + k % 12, 80), k * 0.005)
+        f.sent(off(60 + k % 12), k * 0.005 + 0.004)
+    assert len(f._recent) <= 2 * 2 * 0.05 / 0.005 + 2  # two windows' worth, not 40000
+    f.sent(on(72, 80), 100.0)
+    assert f.is_echo(on(72, 80), 100.001)  # and it still recognises an echo
 
 
 def test_echoes_do_not_barge_in():
