@@ -14,10 +14,10 @@
   ``response_e2e_overhead_ms``: performer's last release sent -> first answer note received,
   minus the threshold and the musical wait: the whole round trip through JACK, both ways.
 
-The model does the real work of the default architecture (256x2 LSTM; the trained
-checkpoints/default.pt when present, else the same size untrained), with its answers kept dense
-(offsets of at most a sixteenth at 200 bpm) so the timing is measured under many notes. Without
-jackd the same session runs with an in-memory output (``real_ports`` = 0).
+The model does the real work of the default architecture (``ModelSettings()``: a 2-layer GRU of
+256 units; the trained checkpoints/default.pt when present, else the same untrained), with its
+answers kept dense (offsets of at most a sixteenth at 200 bpm) so the timing is measured under
+many notes. Without jackd the same session runs with an in-memory output (``real_ports`` = 0).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve-exchanges", type=int, default=4, help="short exchanges before it, each ended by a barge-in (default 4)")
     parser.add_argument("--serve-period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
     parser.add_argument("--serve-priority", type=int, default=None, help="real-time priority of the loop (default: serve.realtime_priority; 0 = normal)")
-    parser.add_argument("--serve-checkpoint", default=None, help="model (default: checkpoints/default.pt if present, else an untrained one of the default size)")
+    parser.add_argument("--serve-checkpoint", default=None, help="model (default: checkpoints/default.pt if present, else an untrained one of the default architecture)")
 
 
 class Dense:
@@ -82,9 +82,11 @@ def load_model(checkpoint: str | None = None):
         from improv.checkpoint import load_checkpoint
 
         return load_checkpoint(path).step_model(), 1
+    from improv.config import ModelSettings
     from improv.inference import random_step_model
 
-    return random_step_model(hidden_size=256, num_layers=2, embed_dim=128), 0
+    m = ModelSettings()  # the default architecture, cell included
+    return random_step_model(hidden_size=m.hidden_size, num_layers=m.num_layers, embed_dim=m.embed_dim, cell=m.cell, conditional_heads=m.conditional_heads), 0
 
 
 class QueueInput:
