@@ -1,8 +1,12 @@
 """End to end through real MIDI ports: `improv serve --virtual --api jack` as a process, a
 performer and a listener as JACK clients of a private jackd. Skipped where jackd cannot start.
 
-No wall-clock assertion: the checks are about what arrives (an answer, a barge-in that stops it,
-every note_on closed after SIGTERM, a recording with both parts), with generous timeouts.
+No tight wall-clock assertion: the checks are about what arrives (an answer, a barge-in that stops
+it, every note_on closed after SIGTERM, a recording with both parts), with generous timeouts and
+margins a loaded two-core machine cannot eat: the performer's gaps (50 ms) are a tenth of the
+silence threshold (500 ms), and the barge-in is judged on improv's own record of the session (what
+it scheduled after the key arrived) as well as on what a listener received, stamped on arrival,
+with 300 ms to spare.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def serve_cmd(checkpoint: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "improv", "serve", "--api", "jack", "--checkpoint", str(checkpoint),
         "--bpm", "400",  # an untrained model picks long gaps; a fast beat keeps its answers short
-        "--set", "serve.silence_ms=250",
+        "--set", "serve.silence_ms=500",  # the performer's 50 ms gaps never end a call, even on a loaded machine
         "--set", "serve.estimate_tempo=false",
         "--set", "serve.response_unit=events",
         "--set", "serve.response_length=6",
@@ -90,7 +94,8 @@ def serve_cmd(checkpoint: Path, *extra: str) -> list[str]:
 
 
 class Listener:
-    """Collects what improv sends, with arrival times."""
+    """Collects what improv sends, each message stamped (``time.perf_counter``) when it arrived, in
+    rtmidi's callback: not when the test gets round to polling."""
 
     def __init__(self, port_name: str) -> None:
         from improv.ports import RtInput, resolve_api
@@ -99,8 +104,7 @@ class Listener:
         self.got: list[tuple[float, mido.Message]] = []
 
     def poll(self) -> None:
-        for msg in self.port.iter_pending():
-            self.got.append((time.monotonic(), msg))
+        self.got.extend(self.port.iter_stamped())
 
     def wait(self, test, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -113,6 +117,18 @@ class Listener:
 
     def note_ons(self, after: float = 0.0) -> list[tuple[float, mido.Message]]:
         return [(t, m) for t, m in self.got if m.type == "note_on" and m.velocity > 0 and t > after]
+
+
+def recorded_notes(track, ticks_per_beat: int, bpm: float = 120.0) -> list[tuple[int, float, float]]:
+    """(pitch, on, off) in seconds of a track written by --record (at serve.record_bpm, 120)."""
+    t, held, notes = 0.0, {}, []
+    for msg in track:
+        t += msg.time / ticks_per_beat * 60 / bpm
+        if msg.type == "note_on" and msg.velocity > 0:
+            held[msg.note] = t
+        elif msg.type in ("note_on", "note_off") and msg.note in held:
+            notes.append((msg.note, held.pop(msg.note), t))
+    return notes
 
 
 def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
@@ -143,17 +159,18 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
         play(performer, [60, 62, 64, 65, 67])
         assert listener.wait(lambda got: sum(m.type == "note_on" for _, m in got) >= 2, timeout=15), lines.rest()
 
-        # Barge in: the answer stops; nothing new while the key is down.
-        barge = time.monotonic()
+        # Barge in: the answer stops; nothing new while the key is down (checked again below, on
+        # improv's own record, which no scheduling delay can blur).
+        barge = time.perf_counter()
         performer.send(mido.Message("note_on", note=72, velocity=90))
-        time.sleep(0.6)
+        time.sleep(1.0)
         listener.poll()
-        assert not listener.note_ons(after=barge + 0.1), "improv kept playing over the performer"
+        assert not listener.note_ons(after=barge + 0.3), "improv kept playing over the performer"
         performer.send(mido.Message("note_off", note=72))
         assert unclosed(listener.got) == {}, "the barge-in left improv's notes sounding"
 
         # The next call is answered; stop improv in the middle of that answer.
-        asked = time.monotonic()
+        asked = time.perf_counter()
         play(performer, [74, 72])
         assert listener.wait(lambda got: any(t > asked for t, m in got if m.type == "note_on"), timeout=15), lines.rest()
         proc.send_signal(signal.SIGTERM)
@@ -171,6 +188,11 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
         assert "performer" in names and "improv" in names
         counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in recorded.tracks}
         assert counts["performer"] == 8 and counts["improv"] >= 2
+        # improv's record: no answer note starts while the barge-in key (the first 72) is down,
+        # beyond the few ms a note already handed to the port may lead the key's arrival stamp.
+        notes = {t.name: recorded_notes(t, recorded.ticks_per_beat) for t in recorded.tracks}
+        key_on, key_off = next((on, off) for pitch, on, off in notes["performer"] if pitch == 72)
+        assert not [on for _, on, _ in notes["improv"] if key_on + 0.02 < on <= key_off], "improv played over the barge-in"
     finally:
         if proc.poll() is None:
             proc.kill()
