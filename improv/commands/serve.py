@@ -10,8 +10,8 @@ from . import seed
 
 if TYPE_CHECKING:  # the command module stays light to import: these are for the signatures only
     from ..config import SampleSettings, ServeSettings, Settings
-    from ..engine import Recorder
     from ..inference import StepModel
+    from ..report import Recorder
     from ..sampling import SamplingParams
 
 HELP = "answer a MIDI keyboard in real time: play a phrase, improv replies (call and response)"
@@ -67,8 +67,9 @@ def serve_session(s: ServeSettings, sample: SampleSettings, checkpoint: str, see
     from pathlib import Path
 
     from ..clock import RealClock
-    from ..engine import Engine, Recorder
+    from ..engine import Engine
     from ..ports import MidiPorts, PortChoice, api_name
+    from ..report import Recorder
     from ..sampling import SamplingParams
     from ..serve_loop import ServeLoop, serve
     from ..system import check_writable
