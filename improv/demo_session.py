@@ -26,6 +26,7 @@ from .ports import MemoryOutput, ScriptedInput, open_output
 from .report import Recorder
 from .sampling import SamplingParams
 from .serve_loop import ServeLoop, serve
+from .system import one_blas_thread
 
 
 def run_demo(
@@ -46,6 +47,7 @@ def run_demo(
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     check_writable(record)
+    one_blas_thread()  # one model step at a time, in fast mode too
     path = Path(checkpoint)
     ckpt = load_checkpoint(path)
     phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))

@@ -12,7 +12,6 @@ Two precomputations keep a step short:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -25,34 +24,6 @@ from .tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, TOKEN_DTYPE, VELOCITY,
 HEAD_ORDER: tuple[int, int, int, int] = (OFFSET, PITCH, DURATION, VELOCITY)
 
 _F32 = np.float32
-
-
-@functools.lru_cache(maxsize=1)
-def one_blas_thread() -> bool:
-    """Make numpy's OpenBLAS use one thread (once per process); True if it could.
-
-    Why: a model step is a few matrix-vector products of a few hundred rows. With two BLAS
-    threads on a busy two-core machine one step took 12 ms (p50) instead of 0.13 ms: the threads
-    wait for each other. (Linux: found among the loaded libraries; elsewhere a no-op.)
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        return False
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(1)
-                return True
-    return False
 
 
 @dataclass
@@ -75,7 +46,6 @@ class StepModel:
     """One event in, one state out; sample the next event from a state. Immutable weights."""
 
     def __init__(self, weights: Mapping[str, np.ndarray], cell: str, num_layers: int, conditional_heads: bool, tokenizer: Tokenizer) -> None:
-        one_blas_thread()  # every user of the step path needs it: serve, generate, eval, demo
         self.tokenizer = tokenizer
         self.cell = cell
         self.num_layers = num_layers

@@ -27,7 +27,7 @@ import numpy as np
 
 from .clock import Clock
 from .engine import Engine
-from .inference import one_blas_thread
+from .system import one_blas_thread
 from .report import Exchange
 
 

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings) -> int:
     from ..evaluate import EvalError, format_table, run_eval
+    from ..system import one_blas_thread
+
+    one_blas_thread()  # the samples are drawn one model step at a time
 
     samples = settings.eval.samples if args.samples is None else args.samples
     if samples < 1:

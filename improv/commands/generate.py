@@ -28,7 +28,9 @@ def run(args: argparse.Namespace, settings) -> int:
     from ..checkpoint import model_path
     from ..generate import GenerateOptions, generate_file
     from ..sampling import SamplingParams
+    from ..system import one_blas_thread
 
+    one_blas_thread()  # one model step at a time: BLAS threads only wait for each other
     s = settings.sample
     params = SamplingParams(
         s.temperature if args.temperature is None else args.temperature,

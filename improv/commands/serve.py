@@ -90,6 +90,9 @@ def serve_session(s: ServeSettings, sample: SampleSettings, checkpoint: str, see
         try:
             from ..checkpoint import load_checkpoint
 
+            from ..system import one_blas_thread
+
+            one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
             ckpt = load_checkpoint(path)
             model = ckpt.step_model()
             params = SamplingParams.from_settings(sample)
