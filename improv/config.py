@@ -89,7 +89,10 @@ class TrainSettings:
     # Augmentation: random transposition within +-transpose semitones, tempo stretch within +-tempo_stretch.
     # Off by default: tokens count beats, so stretching re-quantises rhythms off the sixteenth/triplet
     # grid (measured: 43% of a stretched model's generated durations off the grid, 0% without).
-    transpose: int = 2
+    transpose: int = 1
+    # Steps of transpose: "semitones" (-transpose..+transpose semitones) or "fifths" (steps on the
+    # circle of fifths, each the smallest shift to that key: keeps to neighbouring key signatures).
+    transpose_by: Literal["semitones", "fifths"] = "fifths"
     tempo_stretch: float = 0.0
     # How chunks are made: "stream" = each batch row runs through pieces back to back, the state
     # carried from chunk to chunk and piece to piece; "pieces" = every piece padded to whole chunks

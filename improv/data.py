@@ -70,6 +70,24 @@ def _name_key(name: str, seed: int) -> int:
 # ---- augmentation -----------------------------------------------------------------------------
 
 
+def transposition_shifts(transpose: int, by: str = "semitones") -> np.ndarray:
+    """The pitch shifts (semitones) augmentation draws from, uniformly: ``-transpose..+transpose``
+    steps of a semitone, or of a fifth on the circle of fifths (``by="fifths"``).
+
+    Why fifths: a semitone moves a piece's key signature by five or seven accidentals (G major up
+    one is Ab major), so semitone shifts teach the model remote keys its corpus rarely uses and its
+    unprompted music drifts there; a step of a fifth changes the key signature by one accidental.
+    Each fifth step is realised as the smallest shift to that key (+1 fifth = -5 semitones, a fourth
+    down; +2 = +2), so the register moves by at most a tritone.
+    """
+    if by == "semitones":
+        return np.arange(-transpose, transpose + 1)
+    if by == "fifths":
+        shifts = [(7 * k + 5) % 12 - 5 for k in range(-transpose, transpose + 1)]  # into -5..6
+        return np.array(sorted(set(shifts)))
+    raise ValueError(f"transpose_by must be semitones or fifths, not {by!r}")
+
+
 class Augmenter:
     """Random transposition and tempo stretch of whole pieces, with precomputed class tables.
 
@@ -79,9 +97,11 @@ class Augmenter:
     so stretching a piece is two table lookups.
     """
 
-    def __init__(self, tokenizer: Tokenizer, transpose: int, tempo_stretch: float, n_stretch: int = 9) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, transpose: int, tempo_stretch: float, n_stretch: int = 9, transpose_by: str = "semitones"
+    ) -> None:
         self.tokenizer = tokenizer
-        self.transpose = int(transpose)
+        self.shifts = transposition_shifts(int(transpose), transpose_by)
         self.factors = np.linspace(1 - tempo_stretch, 1 + tempo_stretch, n_stretch) if tempo_stretch > 0 else np.ones(1)
         mids = (tokenizer.time_steps[1:] + tokenizer.time_steps[:-1]) / 2
         steps = tokenizer.time_steps.astype(np.float64)
@@ -94,10 +114,10 @@ class Augmenter:
 
     @property
     def identity(self) -> bool:
-        return self.transpose == 0 and len(self.factors) == 1
+        return len(self.shifts) == 1 and len(self.factors) == 1
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        shift = int(rng.integers(-self.transpose, self.transpose + 1)) if self.transpose else 0
+        shift = int(self.shifts[rng.integers(len(self.shifts))]) if len(self.shifts) > 1 else 0
         k = int(rng.integers(len(self.factors))) if len(self.factors) > 1 else 0
         return self.apply(tokens, shift, k)
 

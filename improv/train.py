@@ -539,7 +539,7 @@ def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces:
 
         model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(net, ts)
-    augmenter = Augmenter(tokenizer, ts.transpose, ts.tempo_stretch)
+    augmenter = Augmenter(tokenizer, ts.transpose, ts.tempo_stretch, transpose_by=ts.transpose_by)
     run = Run(settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram_baseline(train, val, tokenizer.sizes), Path(ts.out))
     progress = Progress()
     carry = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from improv.data import Augmenter, piece_batches, plan_epoch, split_pieces
+from improv.data import Augmenter, piece_batches, plan_epoch, split_pieces, transposition_shifts
 from improv.events import Note
 from improv.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, Tokenizer
 
@@ -83,6 +83,26 @@ def test_transposition_and_stretch_tables():
     assert TOK.time_values[aug.offset_tables[2][beat]] == pytest.approx(1.1, abs=1 / 24)
     assert TOK.time_values[aug.offset_tables[0][beat]] == pytest.approx(0.9, abs=1 / 24)
     assert Augmenter(TOK, 0, 0.0).identity
+
+
+def test_transposition_by_semitones_or_fifths():
+    assert transposition_shifts(2).tolist() == [-2, -1, 0, 1, 2]
+    assert transposition_shifts(0, "fifths").tolist() == [0]
+    # One fifth up is a fourth down (C -> G), one down a fourth up (C -> F): never a semitone.
+    assert transposition_shifts(1, "fifths").tolist() == [-5, 0, 5]
+    assert transposition_shifts(2, "fifths").tolist() == [-5, -2, 0, 2, 5]
+    # Six fifths either way reach every key, each once, within a tritone of the original register.
+    assert sorted(np.mod(transposition_shifts(6, "fifths"), 12).tolist()) == list(range(12))
+    assert np.abs(transposition_shifts(6, "fifths")).max() <= 6
+    with pytest.raises(ValueError, match="fifths"):
+        transposition_shifts(1, "thirds")
+    # The augmenter draws every shift of its set, and nothing else.
+    aug = Augmenter(TOK, 1, 0.0, transpose_by="fifths")
+    piece = make_pieces(1)[0]
+    rng = np.random.default_rng(0)
+    seen = {int(aug(piece.tokens, rng)[1, PITCH]) - int(piece.tokens[1, PITCH]) for _ in range(200)}
+    assert seen == {-5, 0, 5}
+    assert not aug.identity and Augmenter(TOK, 0, 0.0, transpose_by="fifths").identity
 
 
 def test_epoch_plan_covers_every_target_once():
