@@ -63,6 +63,20 @@ class Skipped:
     reason: str
 
 
+def skipped_lines(skipped: Sequence[Skipped], limit: int = 8) -> list[str]:
+    """The skipped files for a log, grouped by reason (most first): ``reason: path`` for one file,
+    ``reason: N files, e.g. path`` for several; at most ``limit`` lines, then how many more."""
+    groups: dict[str, list[str]] = {}
+    for s in skipped:
+        groups.setdefault(s.reason, []).append(s.path)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    lines = [f"{paths[0]}: {reason}" if len(paths) == 1 else f"{len(paths)} files, e.g. {paths[0]}: {reason}" for reason, paths in ordered[:limit]]
+    rest = sum(len(paths) for _, paths in ordered[limit:])
+    if rest:
+        lines.append(f"... and {rest} more files (`improv corpus` lists every one)")
+    return lines
+
+
 @dataclass
 class CorpusReport:
     files: int  # source files found

@@ -195,7 +195,7 @@ def barrier(dist: Dist) -> None:
 
 def load_pieces(sources: Sequence[str], tokenizer: Tokenizer, settings: Settings, dist: Dist, show_progress: bool) -> list[Piece]:
     """The corpus's pieces; rank 0 parses first so the others read its cache."""
-    from .corpus import load_corpus
+    from .corpus import load_corpus, skipped_lines
 
     if not sources:
         raise TrainError("no training data given (use --data PATH or train.data in the config)")
@@ -206,9 +206,14 @@ def load_pieces(sources: Sequence[str], tokenizer: Tokenizer, settings: Settings
     if not dist.main:
         pieces, report = load_corpus(list(sources), tokenizer, settings.corpus, progress=False)
     usable = [p for p in pieces if len(p.tokens) >= 3]
+    lines = skipped_lines(report.skipped)
     if not usable:
-        skipped = getattr(report, "skipped", None) or []
-        raise TrainError(f"no usable pieces in {', '.join(sources)}" + (f" ({len(skipped)} files skipped)" if skipped else ""))
+        why = f"; skipped {lines[0]}" + (f" (and {len(report.skipped) - 1} more)" if len(report.skipped) > 1 else "") if lines else ""
+        raise TrainError(f"no usable pieces in {', '.join(sources)}{why}")
+    if dist.main and lines:  # nothing is lost silently: what was left out, and why
+        print(f"improv train: skipped {len(report.skipped)} of {report.files} files:", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
     return usable
 
 

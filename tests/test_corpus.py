@@ -374,3 +374,13 @@ def test_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert corpus_mod.default_cache_dir() == tmp_path / "home" / ".cache" / "improv" / "corpus"
+
+
+def test_skipped_files_are_grouped_by_reason_for_the_training_log():
+    from improv.corpus import Skipped, skipped_lines
+
+    skipped = [Skipped("a.rntxt", "an analysis"), Skipped("bad.mid", "not a MIDI file"), Skipped("b.rntxt", "an analysis")]
+    assert skipped_lines(skipped) == ["2 files, e.g. a.rntxt: an analysis", "bad.mid: not a MIDI file"]
+    many = [Skipped(f"f{i}.mid", f"reason {i}") for i in range(5)]
+    assert skipped_lines(many, limit=3)[-1] == "... and 2 more files (`improv corpus` lists every one)"
+    assert skipped_lines([]) == []

@@ -195,11 +195,14 @@ TINY_SETS = [
 
 def test_command_json_summary(tmp_path, capsys):
     data = write_midi_folder(tmp_path / "midi")
+    (data / "broken.mid").write_bytes(b"junk")  # skipped, said with its reason, and training goes on
     out = tmp_path / "out" / "model.pt"
     sets = TINY_SETS + ["--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
     code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--seed", "3", "--json", *sets])
     assert code == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert f"skipped 1 of {len(list(data.iterdir()))} files:\n  {data / 'broken.mid'}: not a MIDI file" in captured.err
+    summary = json.loads(captured.out)
     assert {"steps", "train_loss", "val_loss", "checkpoint", "best_val_loss", "epochs", "events_per_s", "seconds", "device", "unigram_val_loss"} <= set(summary)
     assert summary["checkpoint"] == str(out) and summary["epochs"] == 2 and summary["device"] == "cpu"
     ckpt = load_checkpoint(out)
@@ -214,7 +217,7 @@ def test_command_json_summary(tmp_path, capsys):
     "args, message",
     [
         (["--data", "{tmp}/nope"], "no such file or folder: {tmp}/nope"),
-        (["--data", "{tmp}/junk"], "no usable pieces in {tmp}/junk"),
+        (["--data", "{tmp}/junk"], "no usable pieces in {tmp}/junk; skipped {tmp}/junk/broken.mid: "),
         (["--data", "{tmp}/midi", "--resume"], "nothing to resume: {tmp}/m.last.pt does not exist"),
         (["--data", "{tmp}/midi", "--device", "tpu"], "bad value for train.device: 'tpu'"),
         pytest.param(
