@@ -21,6 +21,7 @@ same seed writes the same bytes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -179,7 +180,11 @@ def musicxml_bytes(tracks: Sequence[Track], bpm: float) -> bytes:
     for index, track in enumerate(tracks):
         part = stream.Part()
         part.partName = track.name
-        part.insert(0, instrument.instrumentFromMidiProgram(track.program))
+        # Fixed ids (music21 makes up random ones), so the same seed writes the same file.
+        part.id = f"P{index + 1}"
+        instr = instrument.instrumentFromMidiProgram(track.program)
+        instr.partId, instr.instrumentId = part.id, f"P{index + 1}-I1"
+        part.insert(0, instr)
         part.insert(0, meter.TimeSignature(f"{BEATS_PER_BAR}/4"))
         if index == 0:
             part.insert(0, tempo.MetronomeMark(number=round(bpm, 2)))
@@ -195,7 +200,8 @@ def musicxml_bytes(tracks: Sequence[Track], bpm: float) -> bytes:
             element.volume.velocity = max(n.velocity for n in group)
             part.insert(start, element)
         score.insert(0, part)
-    return GeneralObjectExporter(score).parse()
+    xml = GeneralObjectExporter(score).parse()
+    return re.sub(rb"[ \t]*<encoding-date>[^<]*</encoding-date>\r?\n?", b"", xml)  # optional; today's date would change the bytes
 
 
 @dataclass(frozen=True)

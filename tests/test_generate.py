@@ -85,6 +85,10 @@ def test_musicxml_output(ckpt_path, tmp_path):
     assert len(score.flatten().notes) >= 10
     mark = score.flatten().getElementsByClass(music21.tempo.MetronomeMark)[0]
     assert mark.number == 120
+    # The same seed writes the same sheet, byte for byte (no random part ids, no date).
+    again = tmp_path / "again.musicxml"
+    assert gen(ckpt_path, again, "--seed", "1", "--length", "40", "--bpm", "120") == 0
+    assert again.read_bytes() == out.read_bytes()
 
 
 def test_prompt_primes_and_sets_tempo(ckpt_path, prompt_path, tmp_path):
