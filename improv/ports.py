@@ -350,10 +350,13 @@ class MidiPorts:
         self.output: RtOutput | None = None
         self.lost: dict[str, bool] = {"input": False, "output": False}
         self._system_problem: str | None = None  # the last failure to list the ports, reported once
+        self._virtual_names = (f"{choice.client_name}:in", f"{choice.client_name}:out")  # --virtual: as others see them
         try:
             if choice.virtual:
+                before = self._own_candidates()  # to tell ours from another improv's
                 self.input = RtInput(self.api, choice.client_name, virtual="in", wake=wake)
                 self.output = RtOutput(self.api, choice.client_name, virtual="out")
+                self._virtual_names = self._names_since(before)  # now: another improv may open its own later
             else:
                 if not choice.in_name or not choice.out_name:
                     raise PortError("name the MIDI ports: --port NAME (or --in NAME and --out NAME), or use --virtual; `improv ports` lists them")
@@ -370,11 +373,26 @@ class MidiPorts:
         assert self.input is not None and self.output is not None
         if not self.choice.virtual:
             return self.input.name, self.output.name
+        return self._virtual_names
+
+    def _names_since(self, before: tuple[list[str], list[str]]) -> tuple[str, str]:
+        """The names our virtual ports got: JACK renames a second client of the same name
+        (improv-01), ALSA appends numbers, so look for the ports that appeared as ours opened."""
         client = self.choice.client_name
-        # JACK renames a second client of the same name (improv-01), ALSA appends numbers: look.
-        ins = [n for n in self.lister.outputs() if n.startswith(client) and "in" in n[len(client):]]
-        outs = [n for n in self.lister.inputs() if n.startswith(client) and "out" in n[len(client):]]
-        return (ins[-1] if ins else f"{client}:in"), (outs[-1] if outs else f"{client}:out")
+        ins, outs = self._own_candidates()
+        new_ins = [n for n in ins if n not in before[0]] or ins
+        new_outs = [n for n in outs if n not in before[1]] or outs
+        return (new_ins[-1] if new_ins else f"{client}:in"), (new_outs[-1] if new_outs else f"{client}:out")
+
+    def _own_candidates(self) -> tuple[list[str], list[str]]:
+        """Ports that could be our virtual ones: (our input, as others see it, among their outputs; ours out)."""
+        client = self.choice.client_name
+        try:
+            ins = [n for n in self.lister.outputs() if n.startswith(client) and "in" in n[len(client):]]
+            outs = [n for n in self.lister.inputs() if n.startswith(client) and "out" in n[len(client):]]
+        except _rtmidi().RtMidiError:
+            return [], []
+        return ins, outs
 
     def check(self) -> list[tuple[str, str]]:
         """Look for vanished or returned ports: [(event, message)], event in lost-input,

@@ -226,6 +226,24 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
         keyboard.close()
 
 
+def test_virtual_ports_name_themselves_not_those_of_another_improv(jack):
+    from improv.ports import MidiPorts, PortChoice
+
+    first = MidiPorts(PortChoice(api="jack", virtual=True, client_name="twin"))
+    second = None
+    try:
+        ours = first.describe()
+        # A second improv opens its ports while the first is still starting (loading its model).
+        second = MidiPorts(PortChoice(api="jack", virtual=True, client_name="twin"))
+        theirs = second.describe()
+        assert first.describe() == ours and theirs != ours
+        assert set(ours) | set(theirs) == set(n for n in first.lister.inputs() + first.lister.outputs() if n.startswith("twin"))
+    finally:
+        for ports in (first, second):
+            if ports is not None:
+                ports.close()
+
+
 def test_a_vanished_keyboard_is_reopened_when_it_comes_back(jack, tiny_checkpoint):
     from improv.ports import RtInput, RtOutput, resolve_api
 
