@@ -499,7 +499,8 @@ def format_table(result: dict[str, Any]) -> str:
     for name in FEATURES:
         key = f"{name}_overlap"
         value = result[key]
-        value = f"{value:.3f}" if value is not None and math.isfinite(value) else "n/a"  # an overlap needs two real pieces
-        lines.append(f"{key:<24}{value:>10}   MGEval overlap with held-out music (target >= 0.8)")
+        known = value is not None and math.isfinite(value)
+        why = "MGEval overlap with held-out music (target >= 0.8)" if known else "needs at least 2 real pieces to compare with"
+        lines.append(f"{key:<24}{f'{value:.3f}' if known else 'n/a':>10}   {why}")
     return "\n".join(lines)
 

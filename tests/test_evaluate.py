@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,10 @@ def test_eval_on_other_data_and_table(tiny_setup, capsys):
     assert main(["eval", "--checkpoint", str(path), "--samples", "2", *sets]) == 0
     table = capsys.readouterr().out
     assert "markov-4" in table and "unigram" in table and "collapse_rate" in table and "pitch_class_overlap" in table
+    # One real piece: the table says why the overlaps are missing.
+    assert main(["eval", "--checkpoint", str(path), "--samples", "2", "--data", str(folder / "piece0.mid"), *sets]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"pitch_class_overlap +n/a +needs at least 2 real pieces", table), table
 
 
 @pytest.mark.parametrize(
