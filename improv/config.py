@@ -86,12 +86,12 @@ class TrainSettings:
     grad_clip: float = 1.0
     # Share of pieces held out for validation (split by piece, recorded in the checkpoint).
     val_fraction: float = 0.1
-    # Augmentation: random transposition within +-transpose semitones, tempo stretch within +-tempo_stretch.
-    # Off by default: tokens count beats, so stretching re-quantises rhythms off the sixteenth/triplet
-    # grid (measured: 43% of a stretched model's generated durations off the grid, 0% without).
+    # Augmentation: random transposition within +-transpose steps of transpose_by ("fifths": steps on
+    # the circle of fifths, each the smallest shift to that key, so pieces keep to neighbouring key
+    # signatures; "semitones"), tempo stretch within +-tempo_stretch. Stretch is off by default:
+    # tokens count beats, so stretching re-quantises rhythms off the sixteenth/triplet grid
+    # (measured: 43% of a stretched model's generated durations off the grid, 0% without).
     transpose: int = 1
-    # Steps of transpose: "semitones" (-transpose..+transpose semitones) or "fifths" (steps on the
-    # circle of fifths, each the smallest shift to that key: keeps to neighbouring key signatures).
     transpose_by: Literal["semitones", "fifths"] = "fifths"
     tempo_stretch: float = 0.0
     # How chunks are made: "stream" = each batch row runs through pieces back to back, the state

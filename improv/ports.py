@@ -249,10 +249,6 @@ class ArrivalQueue:
             for msg in self._parser:
                 yield t, msg
 
-    def iter_pending(self) -> Iterator[mido.Message]:
-        for _, msg in self.iter_stamped():
-            yield msg
-
 
 class _RtPort:
     """What an rtmidi input and output share: the client, opening a port (named, or a virtual one
@@ -308,7 +304,7 @@ class RtInput(_RtPort):
         return self._arrivals.iter_stamped()
 
     def iter_pending(self) -> Iterator[mido.Message]:
-        return self._arrivals.iter_pending()
+        return (msg for _, msg in self._arrivals.iter_stamped())
 
     def close(self) -> None:
         self._rt.cancel_callback()
@@ -499,10 +495,6 @@ class ScriptedInput:
                 self._parser.feed(item)
                 for msg in self._parser:
                     yield t, msg
-
-    def iter_pending(self) -> Iterator[mido.Message]:
-        for _, msg in self.iter_stamped():
-            yield msg
 
     def close(self) -> None:
         self._queue.clear()
