@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 def generate_speed(events: int) -> dict[str, float]:
     import numpy as np
 
-    from improv.checkpoint import load_checkpoint, untrained_checkpoint
-    from improv.config import Settings
-    from improv.generate import sample_rows
-    from improv.sampling import SamplingParams
+    from improv.model.checkpoint import load_checkpoint, untrained_checkpoint
+    from improv.settings.sections import Settings
+    from improv.generation.compose import sample_rows
+    from improv.model.sampling import SamplingParams
 
     settings = Settings()
     if DEFAULT_CHECKPOINT.exists():
@@ -67,7 +67,7 @@ def synthetic_corpus(pieces: int = 1000, length: int = 1000, seed: int = 0):
     """Token rows of a random walk over pitch with a few rhythms and dynamics (BOS ... EOS)."""
     import numpy as np
 
-    from improv.tokenizer import BOS, EOS
+    from improv.music.tokenizer import BOS, EOS
 
     rng = np.random.default_rng(seed)
     out = []
@@ -82,9 +82,9 @@ def synthetic_corpus(pieces: int = 1000, length: int = 1000, seed: int = 0):
 def corpus_speed() -> dict[str, float]:
     import numpy as np
 
-    from improv.evaluate import CopyIndex, note_codes
-    from improv.markov import MarkovModel
-    from improv.tokenizer import Tokenizer
+    from improv.evaluation.metrics import CopyIndex, note_codes
+    from improv.evaluation.baselines import MarkovModel
+    from improv.music.tokenizer import Tokenizer
 
     tok = Tokenizer()
     pieces = synthetic_corpus()

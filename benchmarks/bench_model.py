@@ -51,8 +51,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _default_checkpoint():
-    from improv.checkpoint import untrained_checkpoint
-    from improv.config import Settings
+    from improv.model.checkpoint import untrained_checkpoint
+    from improv.settings.sections import Settings
 
     return untrained_checkpoint(Settings(), seed=0)
 
@@ -108,10 +108,11 @@ def train_throughput(seconds: float) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from improv.config import Settings
-    from improv.data import Batch
-    from improv.model import ImprovNet, event_losses
-    from improv.train import Dist, make_optimizer, set_threads, train_step
+    from improv.settings.sections import Settings
+    from improv.training.batches import Batch
+    from improv.model.network import ImprovNet, event_losses
+    from improv.training.distributed import Dist, set_threads
+    from improv.training.step import make_optimizer, train_step
 
     settings = Settings()
     ts = settings.train
@@ -166,8 +167,8 @@ def train_throughput(seconds: float) -> dict[str, float]:
 
 
 def ckpt_sizes():
-    from improv.config import TokenizerSettings
-    from improv.tokenizer import Tokenizer
+    from improv.settings.sections import TokenizerSettings
+    from improv.music.tokenizer import Tokenizer
 
     return Tokenizer(TokenizerSettings()).sizes
 

@@ -54,7 +54,7 @@ class Dense:
     """The model's real work per event, with answers kept dense (timing under load)."""
 
     def __init__(self, model) -> None:
-        from improv.tokenizer import DURATION, OFFSET
+        from improv.music.tokenizer import DURATION, OFFSET
 
         self.model = model
         self.tokenizer = model.tokenizer
@@ -79,11 +79,11 @@ class Dense:
 def load_model(checkpoint: str | None = None):
     path = Path(checkpoint) if checkpoint else REPO / "checkpoints" / "default.pt"
     if path.exists():
-        from improv.checkpoint import load_checkpoint
+        from improv.model.checkpoint import load_checkpoint
 
         return load_checkpoint(path).step_model(), 1
-    from improv.config import ModelSettings
-    from improv.inference import random_step_model
+    from improv.settings.sections import ModelSettings
+    from improv.model.step_model import random_step_model
 
     m = ModelSettings()  # the default architecture, cell included
     return random_step_model(hidden_size=m.hidden_size, num_layers=m.num_layers, embed_dim=m.embed_dim, cell=m.cell, conditional_heads=m.conditional_heads), 0
@@ -170,12 +170,14 @@ def run(args) -> dict:
 
 
 def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None) -> dict:
-    from improv.clock import RealClock
-    from improv.config import ServeSettings
-    from improv.engine import Engine
-    from improv.ports import MemoryOutput, MidiPorts, PortChoice, RtOutput
-    from improv.sampling import SamplingParams
-    from improv.serve_loop import ServeLoop, serve
+    from improv.io.clock import RealClock
+    from improv.settings.sections import ServeSettings
+    from improv.realtime.engine import Engine
+    from improv.io.memory_ports import MemoryOutput
+    from improv.io.rtmidi_ports import MidiPorts, PortChoice, RtOutput
+    from improv.model.sampling import SamplingParams
+    from improv.session.loop import ServeLoop
+    from improv.session.process import serve
 
     model, trained = load_model(checkpoint)
     settings = ServeSettings(
@@ -200,7 +202,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
             [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
-        from improv.ports import resolve_api
+        from improv.io.rtmidi_ports import resolve_api
 
         performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
         inport, out = ports.input, Timestamped(ports.output, clock)

@@ -28,6 +28,10 @@ class PortError(ImprovError):
     """A MIDI port name matches nothing, or several ports."""
 
 
+class TrainError(ImprovError):
+    """Bad training input: no data, nothing to resume, a changed corpus."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one short line, ``Type: message`` (for a reason in a report)."""
     text = " ".join(str(exc).split())[:160]

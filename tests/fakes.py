@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from improv.sampling import SamplingParams
-from improv.tokenizer import BOS, TOKEN_DTYPE, Tokenizer
+from improv.model.sampling import SamplingParams
+from improv.music.tokenizer import BOS, TOKEN_DTYPE, Tokenizer
 
 
 @dataclass(frozen=True)

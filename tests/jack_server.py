@@ -57,7 +57,7 @@ class JackServer:
         return f"jackd did not come up within {timeout:.0f} s"
 
     def _reachable(self) -> bool:
-        from improv.ports import PortLister, resolve_api
+        from improv.io.rtmidi_ports import PortLister, resolve_api
         from improv.errors import PortError
 
         try:

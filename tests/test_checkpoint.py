@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from improv.checkpoint import Checkpoint, describe, load_checkpoint, save_checkpoint, untrained_checkpoint
-from improv.cli import main
-from improv.config import ModelSettings, Settings, TokenizerSettings
+from improv.model.checkpoint import describe, load_checkpoint, save_checkpoint, untrained_checkpoint
+from improv.cli.main import main
+from improv.settings.sections import ModelSettings, Settings, TokenizerSettings
 from improv.errors import CheckpointError
-from improv.sampling import SamplingParams
-from improv.tokenizer import Tokenizer
+from improv.model.sampling import SamplingParams
+from improv.music.tokenizer import Tokenizer
 
 SMALL = Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
 
@@ -120,7 +120,7 @@ def test_info_command(tmp_path, capsys):
 
 
 def test_model_path_finds_the_shipped_default_from_any_folder(tmp_path, monkeypatch):
-    from improv.checkpoint import model_path
+    from improv.model.checkpoint import model_path
 
     monkeypatch.chdir(tmp_path)
     shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"

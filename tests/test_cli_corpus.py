@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from improv.cli import main
-from improv.events import Note
-from improv.midi_io import Track, midi_bytes
+from improv.cli.main import main
+from improv.music.notes import Note
+from improv.music.midi import Track, midi_bytes
 
 
 @pytest.fixture

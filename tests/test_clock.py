@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from improv.clock import FakeClock, RealClock
+from improv.io.clock import FakeClock, RealClock
 
 
 def test_fake_clock_jumps_and_stops_at_alarms():

@@ -9,13 +9,14 @@ from pathlib import Path
 import mido
 import pytest
 
-import improv.ports
-import improv.serve_loop
-from improv.checkpoint import write_untrained_checkpoint
-from improv.cli import build_parser, main
-from improv.commands import json_ready
-from improv.config import load_settings
-from improv.midi_io import read_midi
+import improv.io.memory_ports
+import improv.io.rtmidi_ports
+import improv.session.process
+from improv.model.checkpoint import write_untrained_checkpoint
+from improv.cli.main import build_parser, main
+from improv.cli.common import json_ready
+from improv.settings.load import load_settings
+from improv.music.midi import read_midi
 
 SMALL = ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1"]
 
@@ -50,12 +51,12 @@ class FakePorts:
     """``MidiPorts`` without a MIDI system: in-memory input and output."""
 
     def __init__(self, choice, wake=None) -> None:
-        from improv.clock import RealClock
+        from improv.io.clock import RealClock
 
         clock = RealClock()
         self.api = -1
-        self.input = improv.ports.ScriptedInput(clock)
-        self.output = improv.ports.MemoryOutput(clock)
+        self.input = improv.io.memory_ports.ScriptedInput(clock)
+        self.output = improv.io.memory_ports.MemoryOutput(clock)
         self.closed = False
 
     def describe(self) -> tuple[str, str]:
@@ -66,7 +67,7 @@ class FakePorts:
 
 
 def test_record_to_an_unwritable_path_fails_before_the_session(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(improv.ports, "MidiPorts", lambda *a, **k: pytest.fail("opened ports before checking --record"))
+    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", lambda *a, **k: pytest.fail("opened ports before checking --record"))
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     records = [blocker / "session.mid", tmp_path / "missing" / "session.mid", tmp_path]
@@ -90,8 +91,8 @@ def test_the_recording_survives_an_error_that_ends_the_session(checkpoint, tmp_p
         loop.engine.on_message(mido.Message("note_off", note=60), 1.5)
         raise RuntimeError("something broke mid-session")
 
-    monkeypatch.setattr(improv.ports, "MidiPorts", fake_ports)
-    monkeypatch.setattr(improv.serve_loop, "serve", session_that_crashes)
+    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", fake_ports)
+    monkeypatch.setattr(improv.session.process, "serve", session_that_crashes)
     record = tmp_path / "session.mid"
     with pytest.raises(RuntimeError, match="something broke"):
         main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)])
@@ -102,8 +103,8 @@ def test_the_recording_survives_an_error_that_ends_the_session(checkpoint, tmp_p
 
 
 def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(improv.ports, "MidiPorts", FakePorts)
-    monkeypatch.setattr(improv.serve_loop, "serve", lambda loop, **kwargs: loop.stats)
+    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", FakePorts)
+    monkeypatch.setattr(improv.session.process, "serve", lambda loop, **kwargs: loop.stats)
     record = tmp_path / "session.mid"
     assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)]) == 0
     assert record.read_bytes()[:4] == b"MThd"

@@ -11,22 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from improv import corpus as corpus_mod
-from improv import file_reader, workers
-from improv.config import CorpusSettings, TokenizerSettings
-from improv.corpus import (
-    ANALYSIS_REASON,
-    load_corpus,
-    music21_corpus_dir,
-    music21_works,
-    notes_from_music21,
-    read_music21,
-    resolve_sources,
-)
+from improv.corpus import cache as corpus_mod
+from improv.corpus import pool as workers
+from improv.corpus import reader as file_reader
+from improv.settings.sections import CorpusSettings, TokenizerSettings
+from improv.corpus.sources import ANALYSIS_REASON, music21_corpus_dir, music21_works, resolve_sources
+from improv.corpus.load import load_corpus
+from improv.music.scores import notes_from_music21, read_music21
 from improv.errors import ImprovError
-from improv.events import Note, canonical_order
-from improv.midi_io import Track, midi_bytes, read_midi
-from improv.tokenizer import BOS, EOS, Tokenizer
+from improv.music.notes import Note, canonical_order
+from improv.music.midi import Track, midi_bytes, read_midi
+from improv.music.tokenizer import BOS, EOS, Tokenizer
 
 TOK = Tokenizer()
 M21 = music21_corpus_dir().parent  # the music21 package folder
@@ -161,7 +156,7 @@ def test_unreadable_score_is_skipped_with_music21s_reason(tmp_path):
 
 def test_music21_names_resolve_without_importing_music21():
     code = (
-        "import sys; from improv.corpus import music21_works;"
+        "import sys; from improv.corpus.sources import music21_works;"
         "w = music21_works('bach'); assert len(w) > 400, len(w);"
         "assert 'music21' not in sys.modules, 'music21 imported'"
     )
@@ -377,7 +372,7 @@ def test_default_cache_folder_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_skipped_files_are_grouped_by_reason_for_the_training_log():
-    from improv.corpus import Skipped, skipped_lines
+    from improv.corpus.load import Skipped, skipped_lines
 
     skipped = [Skipped("a.rntxt", "an analysis"), Skipped("bad.mid", "not a MIDI file"), Skipped("b.rntxt", "an analysis")]
     assert skipped_lines(skipped) == ["2 files, e.g. a.rntxt: an analysis", "bad.mid: not a MIDI file"]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from improv.data import Augmenter, piece_batches, plan_epoch, split_pieces, transposition_shifts
-from improv.events import Note
-from improv.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, Tokenizer
+from improv.training.batches import Augmenter, plan_epoch, split_pieces, transposition_shifts
+from improv.music.notes import Note
+from improv.music.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, Tokenizer
 
 TOK = Tokenizer()
 
@@ -153,12 +153,3 @@ def test_ranks_split_the_rows_of_one_plan():
     r1 = plan_epoch(pieces, aug, 2, 16, seed=3, epoch=2, crop=0.2, rank=1, world=2)
     assert len(r0) == len(r1) == len(whole)
     assert np.array_equal(r0.inputs, whole.inputs[0::2]) and np.array_equal(r1.inputs, whole.inputs[1::2])
-
-
-def test_piece_batches_hold_whole_pieces():
-    pieces = make_pieces(9)
-    batches = piece_batches(pieces, max_events=60)
-    assert len(batches) > 1
-    assert sum(b.targets_count for b in batches) == sum(len(p.tokens) - 1 for p in pieces)
-    for b in batches:
-        assert b.inputs[:, 0, PITCH].tolist() == [BOS] * len(b.inputs)

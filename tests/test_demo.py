@@ -8,13 +8,13 @@ import mido
 import numpy as np
 import pytest
 
-from improv.cli import main
-from improv.clock import FakeClock
-from improv.config import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
-from improv.checkpoint import write_untrained_checkpoint
-from improv.demo import Phrase, answer_start, call_messages, cut_phrase, plan_session
-from improv.demo_session import play_session
-from improv.events import Note
+from improv.cli.main import main
+from improv.io.clock import FakeClock
+from improv.settings.sections import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
+from improv.model.checkpoint import write_untrained_checkpoint
+from improv.session.demo_plan import Phrase, answer_start, call_messages, cut_phrase, plan_session
+from improv.session.demo import play_session
+from improv.music.notes import Note
 
 from fakes import LadderModel
 
@@ -127,7 +127,7 @@ def test_demo_command_errors(tmp_path, capsys):
 
 
 def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, capsys, monkeypatch):
-    from improv import demo_session
+    from improv.session import demo as demo_session
 
     ckpt = tmp_path / "m.pt"
     write_untrained_checkpoint(ckpt, Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1)))
@@ -159,7 +159,8 @@ class Interrupted(LadderModel):
 
 
 def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_path, monkeypatch):
-    from improv import checkpoint, demo_session
+    from improv.model import checkpoint
+    from improv.session import demo as demo_session
 
     class Loaded:
         tokenizer = None

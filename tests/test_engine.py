@@ -16,14 +16,18 @@ import numpy as np
 import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
-from improv.config import ServeSettings, load_settings
-from improv.engine import Engine
+from improv.settings.sections import ServeSettings
+from improv.settings.load import load_settings
+from improv.realtime.engine import Engine
 from improv.errors import ConfigError
-from improv.inference import random_step_model
-from improv.listening import ClockFollower, EchoFilter, estimate_bpm, estimate_key, next_grid_point
-from improv.report import Exchange, Recorder
-from improv.sampling import SamplingParams
-from improv.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
+from improv.model.step_model import random_step_model
+from improv.realtime.clock_follower import ClockFollower
+from improv.realtime.echo import EchoFilter
+from improv.music.rhythm import estimate_bpm, next_grid_point
+from improv.music.keys import estimate_key
+from improv.realtime.report import Exchange, Recorder
+from improv.model.sampling import SamplingParams
+from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False)
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s

@@ -10,23 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from improv.checkpoint import save_checkpoint, untrained_checkpoint
-from improv.cli import main
-from improv.config import load_settings
-from improv.evaluate import (
-    CopyIndex,
-    collapse_rate,
-    excerpt,
-    kde_overlap,
-    mean_ioi,
-    mgeval_overlap,
-    model_nll,
-    note_length_histogram,
-    pitch_class_histogram,
-)
-from improv.events import Note
-from improv.midi_io import Track, midi_bytes
-from improv.tokenizer import BOS, EOS, Tokenizer
+from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+from improv.cli.main import main
+from improv.settings.load import load_settings
+from improv.evaluation.nll import heldout_nll, piece_batches
+from improv.evaluation.run import model_nll
+from improv.evaluation.metrics import CopyIndex, collapse_rate, excerpt, kde_overlap, mean_ioi, mgeval_overlap, note_length_histogram, pitch_class_histogram
+from improv.music.notes import Note
+from improv.music.midi import Track, midi_bytes
+from improv.music.tokenizer import BOS, EOS, Tokenizer
 
 SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 
@@ -137,7 +129,7 @@ def test_batched_torch_nll_equals_numpy_step_model():
             w.mul_(2.0)  # away from the near-uniform initialisation
     rng = np.random.default_rng(4)
     pieces = [random_piece(rng, n) for n in (3, 40, 17, 0, 25)]
-    total, n = model_nll(ckpt, pieces, batch_events=64)  # small batches: padding and several flushes
+    total, n = heldout_nll(ckpt.build_model(), pieces, max_events=64)  # small batches: padding and several flushes
     assert n == sum(len(p) - 1 for p in pieces)
     step = ckpt.step_model()
     expected = np.zeros(4)
@@ -177,7 +169,7 @@ def tiny_setup(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     overrides = [*SMALL, f"corpus.cache_dir={root / 'cache'}", "corpus.workers=1", "eval.sample_length=24"]
     settings = load_settings(None, overrides)
     ckpt = untrained_checkpoint(settings, seed=0)
-    from improv.corpus import load_corpus
+    from improv.corpus.load import load_corpus
 
     pieces, _ = load_corpus([str(folder)], ckpt.tokenizer, settings.corpus)
     names = [p.name for p in pieces]
@@ -250,12 +242,12 @@ def test_nothing_held_out_says_why(tmp_path, capsys, names, val_fraction, why):
 
 
 def test_batched_nll_uses_the_training_thread_rule(monkeypatch):
-    import improv.evaluate
-    import improv.system
+    import improv.evaluation.nll
+    import improv.io.machine
 
     seen = []
-    monkeypatch.setattr(improv.system, "usable_cores", lambda: 6)
-    monkeypatch.setattr(improv.evaluate, "_batched_nll", lambda net, pieces, batch: seen.append(torch.get_num_threads()) or (np.zeros(4), 0))
+    monkeypatch.setattr(improv.io.machine, "usable_cores", lambda: 6)
+    monkeypatch.setattr(improv.evaluation.nll, "heldout_nll", lambda net, pieces: seen.append(torch.get_num_threads()) or (np.zeros(4), 0))
     before = torch.get_num_threads()
     model_nll(untrained_checkpoint(load_settings(None, SMALL)), [])
     assert seen == [3] and torch.get_num_threads() == before  # half the usable cores, for the call only
@@ -272,3 +264,14 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
         assert main(["eval", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_piece_batches_hold_whole_pieces_from_bos():
+    rng = np.random.default_rng(9)
+    pieces = [random_piece(rng, n) for n in (5, 30, 12, 7, 22, 16, 9, 3, 28)]
+    batches = piece_batches(pieces, max_events=60)
+    assert len(batches) > 1
+    assert sum(int(mask.sum()) for _, mask in batches) == sum(len(p) - 1 for p in pieces)
+    for rows, mask in batches:
+        assert rows[:, 0, 0].tolist() == [BOS] * len(rows)
+        assert rows.shape[1] == mask.shape[1] + 1

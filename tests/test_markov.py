@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.inference import HEAD_ORDER
-from improv.markov import MarkovModel, UnigramModel, event_codes
-from improv.tokenizer import BOS, DURATION, EOS, PITCH, Tokenizer
+from improv.model.step_model import HEAD_ORDER
+from improv.evaluation.baselines import MarkovModel, UnigramModel, event_codes
+from improv.music.tokenizer import BOS, DURATION, EOS, PITCH, Tokenizer
 
 TOK = Tokenizer()
 

@@ -10,8 +10,8 @@ import mido
 import pytest
 
 from improv.errors import MIDIConversionError
-from improv.events import Note
-from improv.midi_io import Track, midi_bytes, notes_from_midi_bytes, read_midi, read_midi_file
+from improv.music.notes import Note
+from improv.music.midi import Track, midi_bytes, notes_from_midi_bytes, read_midi, read_midi_file
 
 
 def on(note, tick, velocity=80, channel=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.sampling import SamplingParams, probabilities, sample
+from improv.model.sampling import SamplingParams, probabilities, sample
 
 LOGITS = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04]))
 

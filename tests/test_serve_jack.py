@@ -42,8 +42,8 @@ def jack():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from improv.checkpoint import write_untrained_checkpoint
-    from improv.config import load_settings
+    from improv.model.checkpoint import write_untrained_checkpoint
+    from improv.settings.load import load_settings
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
@@ -98,7 +98,7 @@ class Listener:
     rtmidi's callback: not when the test gets round to polling."""
 
     def __init__(self, port_name: str) -> None:
-        from improv.ports import RtInput, resolve_api
+        from improv.io.rtmidi_ports import RtInput, resolve_api
 
         self.port = RtInput(resolve_api("jack"), "listener", port=port_name)
         self.got: list[tuple[float, mido.Message]] = []
@@ -140,7 +140,7 @@ def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
 
 
 def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tmp_path):
-    from improv.ports import RtOutput, resolve_api
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
 
     record = tmp_path / "session.mid"
     proc = subprocess.Popen(
@@ -203,14 +203,14 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
 
 
 def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
-    from improv.ports import RtOutput, resolve_api
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
 
     keyboard = RtOutput(resolve_api("jack"), "keyboard", virtual="keys")
     try:
         listed = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], env=jack.env, capture_output=True, text=True, timeout=30)
         assert listed.returncode == 0 and "keyboard:keys" in listed.stdout
         from improv.errors import PortError
-        from improv.ports import RtInput, open_output
+        from improv.io.rtmidi_ports import RtInput, open_output
 
         synth = RtInput(resolve_api("jack"), "synth", virtual="midi_in")
         out = open_output("synth:midi", api="jack")
@@ -227,7 +227,7 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
 
 
 def test_virtual_ports_name_themselves_not_those_of_another_improv(jack):
-    from improv.ports import MidiPorts, PortChoice
+    from improv.io.rtmidi_ports import MidiPorts, PortChoice
 
     first = MidiPorts(PortChoice(api="jack", virtual=True, client_name="twin"))
     second = None
@@ -245,7 +245,7 @@ def test_virtual_ports_name_themselves_not_those_of_another_improv(jack):
 
 
 def test_a_vanished_keyboard_is_reopened_when_it_comes_back(jack, tiny_checkpoint):
-    from improv.ports import RtInput, RtOutput, resolve_api
+    from improv.io.rtmidi_ports import RtInput, RtOutput, resolve_api
 
     api = resolve_api("jack")
     keyboard = RtOutput(api, "keyboard", virtual="keys")

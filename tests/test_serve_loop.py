@@ -14,12 +14,13 @@ import mido
 import pytest
 
 from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
-from improv import ports
-from improv.clock import FakeClock
-from improv.config import ServeSettings
-from improv.engine import Engine
-from improv.ports import ArrivalQueue, MemoryOutput, ScriptedInput
-from improv.serve_loop import ServeLoop
+from improv.io import rtmidi_ports as ports
+from improv.io.clock import FakeClock
+from improv.settings.sections import ServeSettings
+from improv.realtime.engine import Engine
+from improv.io.rtmidi_ports import ArrivalQueue
+from improv.io.memory_ports import MemoryOutput, ScriptedInput
+from improv.session.loop import ServeLoop
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events")
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)

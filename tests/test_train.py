@@ -16,15 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-import improv.train as train_mod
-from improv.checkpoint import load_checkpoint
-from improv.cli import main
-from improv.config import ModelSettings, Settings, TrainSettings
-from improv.data import split_pieces
+import improv.training.loop as train_mod
+from improv.model.checkpoint import load_checkpoint
+from improv.cli.main import main
+from improv.settings.sections import ModelSettings, Settings, TrainSettings
+from improv.training.batches import split_pieces
 from improv.errors import ImprovError
-from improv.markov import UnigramModel
-from improv.tokenizer import Tokenizer
-from improv.train import Dist, last_path, lr_at, plot_path, set_threads, train
+from improv.evaluation.baselines import UnigramModel
+from improv.music.tokenizer import Tokenizer
+from improv.training.distributed import Dist, set_threads
+from improv.training.artefacts import last_path, plot_path
+from improv.training.step import lr_at
+from improv.training.run import train
 
 from test_data import make_pieces
 
@@ -251,12 +254,12 @@ def test_an_output_that_cannot_be_written_fails_before_training(tmp_path, capsys
 
 
 def test_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
-    import improv.checkpoint
+    import improv.model.checkpoint
 
     def disk_full(path, ckpt):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(improv.checkpoint, "save_checkpoint", disk_full)
+    monkeypatch.setattr(improv.model.checkpoint, "save_checkpoint", disk_full)
     with pytest.raises(ImprovError, match=r"cannot write checkpoint .*m\.pt: No space left on device"):
         train(tiny(tmp_path, epochs=1), pieces=make_pieces(6), show_progress=False, log=quiet)
 

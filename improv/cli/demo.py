@@ -1,0 +1,61 @@
+"""`improv demo`: a whole call-and-response session without any MIDI hardware.
+
+A built-in performer plays phrases from music21's corpus into the real engine on the real clock
+(or simulated time with --fast); improv answers; some calls barge in. The session is written to
+a MIDI file (performer and improv on separate tracks) and a summary gives the timing figures.
+With --out PORT the same session also plays through a MIDI port, so a synth makes it audible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from improv.cli.common import seed
+
+HELP = "hear improv without a keyboard: a built-in performer plays calls, improv answers (writes demo.mid)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", metavar="FILE", help="model to play (default: generate.checkpoint)")
+    parser.add_argument("--calls", type=int, metavar="N", help="calls the performer plays (default: demo.calls)")
+    parser.add_argument("--fast", action="store_true", help="simulated time: the whole session at once")
+    parser.add_argument("--out", metavar="PORT", help="also play through this MIDI output port (a substring of its name)")
+    parser.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system for --out")
+    parser.add_argument("--record", metavar="FILE.mid", help="where the session is written (default: demo.record)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed: which phrases, and improv's answers (default: 0)")
+    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def run(args: argparse.Namespace, settings) -> int:
+    from improv.model.checkpoint import model_path
+    from improv.settings.sections import DemoSettings, SampleSettings
+    from improv.settings.load import section_from_dict
+    from improv.session.demo import run_demo
+    from improv.errors import ImprovError
+
+    demo = settings.demo
+    if args.calls is not None:
+        demo = section_from_dict(DemoSettings, {**dataclasses.asdict(demo), "calls": args.calls}, "demo")
+    sample = settings.sample
+    if args.temperature is not None:
+        sample = section_from_dict(SampleSettings, {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
+    if args.fast and args.out:
+        raise ImprovError("--out plays through a port in real time; drop --fast to hear it")
+    result = run_demo(
+        settings,
+        demo,
+        sample,
+        checkpoint=str(model_path(args.checkpoint, settings.generate.checkpoint)),
+        record=args.record or demo.record,
+        fast=args.fast,
+        out_port=args.out,
+        api=args.api or settings.serve.api,
+        seed=args.seed,
+        quiet=args.json,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0 if result["answered"] > 0 else 1

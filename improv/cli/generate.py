@@ -1,0 +1,55 @@
+"""`improv generate`: a model's music to a MIDI or MusicXML file."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+
+from improv.cli.common import seed
+
+HELP = "write a model's music to a MIDI (or MusicXML) file, optionally continuing a prompt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", metavar="FILE", help="trained model (default: generate.checkpoint)")
+    parser.add_argument("--out", metavar="FILE", required=True, help="file to write: .mid/.midi, or .musicxml/.xml for sheet music")
+    parser.add_argument("--prompt", metavar="FILE.mid", help="MIDI file whose notes prime the model; the output continues it")
+    parser.add_argument("--include-prompt", action="store_true", help="also write the prompt (its own track/part) before the continuation")
+    parser.add_argument("--length", type=int, metavar="N", help="events to generate (default: generate.length); the model may end sooner")
+    parser.add_argument("--temperature", type=float, metavar="T", help="softmax temperature > 0 (default: sample.temperature)")
+    parser.add_argument("--top-k", type=int, metavar="K", help="keep the K most likely choices, 0 = off (default: sample.top_k)")
+    parser.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling in (0, 1], 1 = off (default: sample.top_p)")
+    parser.add_argument("--seed", type=seed, metavar="S", help="random seed; the same seed writes the same file (default: a fresh one, printed)")
+    parser.add_argument("--bpm", type=float, metavar="B", help="tempo of the file (default: the prompt's, else generate.bpm)")
+    parser.add_argument("--program", type=int, metavar="P", help="General MIDI program 0-127 (default: generate.program)")
+
+
+def run(args: argparse.Namespace, settings) -> int:
+    from improv.model.checkpoint import model_path
+    from improv.generation.generate import GenerateOptions, generate_file
+    from improv.model.sampling import SamplingParams
+    from improv.io.machine import one_blas_thread
+
+    one_blas_thread()  # one model step at a time: BLAS threads only wait for each other
+    s = settings.sample
+    params = SamplingParams(
+        s.temperature if args.temperature is None else args.temperature,
+        s.top_k if args.top_k is None else args.top_k,
+        s.top_p if args.top_p is None else args.top_p,
+    )
+    g = settings.generate
+    opts = GenerateOptions(
+        checkpoint=str(model_path(args.checkpoint, g.checkpoint)),
+        out=args.out,
+        length=g.length if args.length is None else args.length,
+        params=params,
+        seed=secrets.randbelow(2**31) if args.seed is None else args.seed,
+        bpm=args.bpm,
+        default_bpm=g.bpm,
+        program=g.program if args.program is None else args.program,
+        prompt=args.prompt,
+        include_prompt=args.include_prompt,
+    )
+    report = generate_file(opts)
+    print(report.summary())
+    return 0

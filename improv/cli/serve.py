@@ -1,0 +1,55 @@
+"""`improv serve`: call and response with a MIDI keyboard, in real time."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import TYPE_CHECKING
+
+from improv.cli.common import seed
+from improv.session.serve import serve_session
+
+if TYPE_CHECKING:  # the command module stays light to import: these are for the signatures only
+    from improv.settings.sections import Settings
+
+
+HELP = "answer a MIDI keyboard in real time: play a phrase, improv replies (call and response)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    ports = parser.add_argument_group("ports (see `improv ports`)")
+    ports.add_argument("--port", metavar="NAME", help="input and output whose names contain NAME (e.g. \"IAC Bus\")")
+    ports.add_argument("--in", dest="in_port", metavar="NAME", help="input port (a substring of its name)")
+    ports.add_argument("--out", dest="out_port", metavar="NAME", help="output port (a substring of its name)")
+    ports.add_argument("--virtual", action="store_true", help="create ports of improv's own: client 'improv', ports 'in' and 'out'")
+    ports.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the first that runs here)")
+    parser.add_argument("--checkpoint", metavar="FILE", help="model to play (default: generate.checkpoint)")
+    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
+    parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
+    parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from improv.settings.sections import ServeSettings
+    from improv.settings.load import section_from_dict
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("port", args.port),
+            ("in_port", args.in_port),
+            ("out_port", args.out_port),
+            ("api", args.api),
+            ("bpm", args.bpm),
+            ("virtual", True if args.virtual else None),
+        )
+        if value is not None
+    }
+    serve_settings = section_from_dict(ServeSettings, {**dataclasses.asdict(settings.serve), **overrides}, "serve")
+    sample = settings.sample
+    if args.temperature is not None:
+        sample = section_from_dict(type(sample), {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
+    from improv.model.checkpoint import model_path
+
+    return serve_session(serve_settings, sample, str(model_path(args.checkpoint, settings.generate.checkpoint)), args.seed, args.record)

@@ -1,0 +1,227 @@
+"""Parser worker processes: every file parsed in a pool, each within a time limit.
+
+Files are parsed in worker processes, one file at a time each (a worker reads the file itself, so
+the parent never holds the corpus's bytes). A file that fails, times out or kills its worker is
+skipped with its reason and the rest goes on:
+
+* each worker stops its own file after ``corpus.file_timeout_s`` of *CPU* time (an alarm), so a big
+  file on a machine busy with other work is not skipped for waiting its turn;
+* a worker that does not answer within ``GUARD_FACTOR`` times that in *wall* time (stuck in C code,
+  or waiting on nothing) or dies is killed and replaced.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_connections
+from pathlib import Path
+from typing import Any, Iterable
+
+from improv.settings.sections import TokenizerSettings
+from improv.corpus.cache import cache_key
+from improv.errors import one_line
+from improv.corpus.reader import FileResult, parse_file
+from improv.music.tokenizer import Tokenizer
+
+
+@dataclass
+class Job:
+    name: str
+    path: str
+    kind: str
+
+
+# Wall time a worker gets per file, in multiples of its CPU-time limit: on 2 cores shared by 8
+# busy processes a parse takes ~4x its CPU time, and must not be killed for that.
+GUARD_FACTOR = 5.0
+
+
+class _FileTimeout(BaseException):
+    """Raised by the alarm inside a worker. A BaseException, so library code catching Exception
+    cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _FileTimeout()
+
+
+def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recall: bool, timeout_s: float) -> None:
+    """A parser process: receive (path, kind), answer (cache key, FileResult), until told to stop.
+
+    The worker reads the file itself, so the parent never holds the corpus's bytes, and keys the
+    result by the content it actually parsed.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    use_alarm = hasattr(signal, "setitimer")
+    if use_alarm:
+        signal.signal(signal.SIGPROF, _on_alarm)
+    warnings.simplefilter("ignore")
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # a chatty library must not garble the report
+    tokenizer = Tokenizer(tokenizer_settings)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        path, kind = task
+        key, result = _parse_task(path, kind, tokenizer, measure_recall, timeout_s if use_alarm else 0.0)
+        try:
+            conn.send((key, result))
+        except (OSError, ValueError):
+            return
+        if result.restart:
+            return
+
+
+def _parse_task(path: str, kind: str, tokenizer: Tokenizer, measure_recall: bool, alarm_s: float) -> tuple[str | None, FileResult]:
+    """(cache key, result) of one file, within ``alarm_s`` seconds of CPU time (0 = no alarm).
+
+    CPU time, not wall time: on a machine busy with other work a big file must not be skipped for
+    waiting its turn. A parser stuck without using the CPU is the pool's guard's to stop.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, FileResult(skip=f"cannot read the file: {exc.strerror or exc}", cacheable=False)
+    key = cache_key(data, kind, tokenizer.settings)
+    try:
+        if alarm_s:
+            signal.setitimer(signal.ITIMER_PROF, alarm_s)
+        try:
+            return key, parse_file(path, kind, data, tokenizer, measure_recall)
+        finally:
+            if alarm_s:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+    except _FileTimeout:
+        reason = f"took more than {alarm_s:g} s of CPU time to parse (corpus.file_timeout_s)"
+        return key, FileResult(skip=reason, cacheable=False, restart=True)
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the corpus
+        return key, FileResult(skip=f"reader failed ({one_line(exc)})")
+
+
+class _Worker:
+    """One parser process and the job it is on."""
+
+    def __init__(self, ctx: Any, args: tuple) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, *args), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.deadline = 0.0
+
+    def give(self, job: Job, limit_s: float) -> None:
+        self.job = job
+        self.deadline = time.monotonic() + limit_s
+        self.conn.send((job.path, job.kind))
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                self.process.kill()
+        self.process.join(timeout=1.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _context() -> Any:
+    # fork starts a worker in milliseconds and the workers only parse files (no threads, no
+    # torch); elsewhere the platform's default (spawn) re-imports improv in each worker.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def run_jobs(
+    jobs: list[Job],
+    tokenizer_settings: TokenizerSettings,
+    measure_recall: bool,
+    timeout_s: float,
+    n_workers: int,
+    show_progress: bool,
+) -> Iterable[tuple[Job, str | None, FileResult]]:
+    """Parse every job in ``n_workers`` processes; yield (job, cache key, result) as each finishes.
+
+    Each worker stops its own file after ``timeout_s`` of CPU time (an alarm); one that does not
+    answer within ``GUARD_FACTOR`` times that in wall time (stuck inside C code or waiting on
+    nothing) or dies is killed and replaced, and its file skipped with the reason.
+    """
+    ctx = _context()
+    args = (tokenizer_settings, measure_recall, timeout_s)
+    guard_s = GUARD_FACTOR * timeout_s + 2.0
+    pending = collections.deque(jobs)
+    workers = [_Worker(ctx, args) for _ in range(n_workers)]
+    bar = _progress_bar(len(jobs), show_progress)
+    try:
+        while pending or any(w.job for w in workers):
+            for w in workers:
+                if w.job is None and pending:
+                    w.give(pending.popleft(), guard_s)
+            busy = [w for w in workers if w.job is not None]
+            now = time.monotonic()
+            wait_s = max(0.0, min(w.deadline for w in busy) - now)
+            ready = set(wait_connections([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=wait_s))
+            for i, w in enumerate(workers):
+                if w.job is None:
+                    continue
+                if w.conn in ready or w.process.sentinel in ready:
+                    key, result = _receive(w)
+                elif time.monotonic() >= w.deadline:
+                    reason = f"its parser was stuck for {guard_s:g} s and was stopped"
+                    key, result = None, FileResult(skip=reason, cacheable=False, restart=True)
+                else:
+                    continue
+                job, w.job = w.job, None
+                if result.restart:  # dead, wedged or interrupted: a fresh worker for the remaining files
+                    w.stop(kill=True)
+                    workers[i] = _Worker(ctx, args)
+                bar.update(1)
+                yield job, key, result
+    finally:
+        bar.close()
+        for w in workers:
+            w.stop(kill=w.job is not None)
+
+
+def _receive(worker: _Worker) -> tuple[str | None, FileResult]:
+    """The worker's (cache key, result), or the reason it has none (it died)."""
+    try:
+        if worker.conn.poll():
+            return worker.conn.recv()
+    except (EOFError, OSError):
+        pass
+    worker.process.join(timeout=1.0)
+    code = worker.process.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+    return None, FileResult(skip=f"its parser process died ({how})", cacheable=False, restart=True)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, show: bool) -> Any:
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="parsing", file=sys.stderr, leave=False)

@@ -1,0 +1,377 @@
+"""MIDI ports: discovery, opening by name, reconnection, and in-memory ports for tests and the demo.
+
+Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
+improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
+thread, only stamps the raw bytes with their arrival time (``time.perf_counter``, the serve
+loop's ``RealClock``), queues them and wakes the serve loop; the loop (one thread) parses and
+handles them, with those stamps (``iter_stamped``). Client names are improv's own (``improv``), on every API. Parsing is tolerant:
+running status, real-time bytes inside messages, sysex and junk never break it.
+
+A port is named by a substring of its name; a name matching no port or several is a one-line
+``PortError`` listing the ports there are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import mido
+
+from improv.errors import PortError
+from improv.io.midi_parser import MidiParser
+
+
+# improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
+APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
+
+
+def _rtmidi() -> Any:
+    import rtmidi  # lazily: `improv --help` need not load it
+
+    return rtmidi
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Hide what libasound/libjack print on their own when a MIDI system is absent: improv says
+    it in one line instead. (File-descriptor level: those libraries write from C.)"""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _client(kind: str, api: int, client_name: str) -> Any:
+    """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there."""
+    rt = _rtmidi()
+    try:
+        with _quiet_stderr():
+            port = getattr(rt, kind)(api, client_name)
+    except rt.RtMidiError as exc:
+        raise PortError(f"cannot reach the {api_name(api)} MIDI system: {exc}") from None
+    port.set_error_callback(lambda *a: None)  # warnings become improv's own reports
+    return port
+
+
+def available_apis() -> list[str]:
+    """improv's names of the rtmidi APIs compiled into this python-rtmidi."""
+    rt = _rtmidi()
+    compiled = set(rt.get_compiled_api())
+    return [name for name, const in APIS.items() if getattr(rt, const, None) in compiled]
+
+
+def resolve_api(name: str = "") -> int:
+    """The rtmidi API constant for ``name``; "" = the first compiled API that can start here."""
+    rt = _rtmidi()
+    if name:
+        if name not in APIS:
+            raise PortError(f"unknown MIDI API {name!r} (choose one of {', '.join(APIS)})")
+        if name not in available_apis():
+            raise PortError(f"MIDI API {name!r} is not available in this python-rtmidi (available: {', '.join(available_apis()) or 'none'})")
+        return getattr(rt, APIS[name])
+    failures = []
+    for candidate in available_apis():
+        api = getattr(rt, APIS[candidate])
+        try:
+            probe = _client("MidiIn", api, "improv-probe")
+        except PortError as exc:
+            failures.append(f"{candidate}: {str(exc).split(': ', 1)[-1]}")
+            continue
+        probe.delete()
+        return api
+    raise PortError(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'})")
+
+
+def api_name(api: int) -> str:
+    rt = _rtmidi()
+    for name, const in APIS.items():
+        if getattr(rt, const, None) == api:
+            return name
+    return str(api)
+
+
+class PortLister:
+    """Lists port names through one persistent pair of rtmidi objects (cheap to ask again)."""
+
+    def __init__(self, api: int, client_name: str = "improv-probe") -> None:
+        self._in = _client("MidiIn", api, client_name)
+        self._out = _client("MidiOut", api, client_name)
+
+    def inputs(self) -> list[str]:
+        return self._in.get_ports()
+
+    def outputs(self) -> list[str]:
+        return self._out.get_ports()
+
+    def close(self) -> None:
+        self._in.delete()
+        self._out.delete()
+
+
+def list_ports(api: str = "") -> tuple[str, list[str], list[str]]:
+    """(API name, input port names, output port names)."""
+    rt_api = resolve_api(api)
+    lister = PortLister(rt_api)
+    try:
+        return api_name(rt_api), lister.inputs(), lister.outputs()
+    finally:
+        lister.close()
+
+
+def match_port(names: Sequence[str], wanted: str, kind: str) -> str:
+    """The one port whose name is ``wanted``, or else contains it (case-insensitive)."""
+    if wanted in names:
+        return wanted
+    hits = [n for n in names if wanted.lower() in n.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        there = ", ".join(repr(n) for n in names) or "none"
+        raise PortError(f"no MIDI {kind} port matches {wanted!r} ({kind} ports: {there})")
+    there = ", ".join(f"{n!r} (matches)" if n in hits else repr(n) for n in names)
+    raise PortError(f"{wanted!r} matches {len(hits)} MIDI {kind} ports; name one exactly ({kind} ports: {there})")
+
+
+class ArrivalQueue:
+    """Raw MIDI bytes as rtmidi's callback hands them over, stamped on arrival.
+
+    Why stamp in the callback: the loop drains the queue only between its own turns (after up to
+    a think slice, a few milliseconds); the performer's timing is when the message arrived.
+    """
+
+    def __init__(self, wake: threading.Event | None = None, stamp: Callable[[], float] = time.perf_counter) -> None:
+        self.wake = wake
+        self._stamp = stamp
+        self._queue: deque[tuple[float, Sequence[int]]] = deque()
+        self._parser = MidiParser()
+
+    def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
+        # rtmidi's thread: stamp, queue (deque.append is atomic), wake the loop; nothing else.
+        self._queue.append((self._stamp(), event[0]))
+        if self.wake is not None:
+            self.wake.set()
+
+    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
+        """(arrival time, message), oldest first; a message split over two callbacks has the
+        later one's stamp (it was complete only then)."""
+        while self._queue:
+            t, data = self._queue.popleft()
+            self._parser.feed(data)
+            for msg in self._parser:
+                yield t, msg
+
+
+class _RtPort:
+    """What an rtmidi input and output share: the client, opening a port (named, or a virtual one
+    of improv's own), reopening it when it is back, closing. A port that cannot be opened frees
+    its client (an rtmidi client left behind is a JACK client, or an ALSA one, that stays)."""
+
+    _kind = ""  # "input" / "output", for messages
+    _own_name = ""  # the name of improv's end of the connection: "in" / "out"
+
+    def __init__(self, rt: Any, port: str | None, virtual: str | None) -> None:
+        self._rt = rt
+        self.name = virtual or port or ""
+        self.virtual = virtual is not None
+        try:
+            self.open_port(port, virtual)
+        except BaseException:
+            self._rt.delete()
+            raise
+
+    def open_port(self, port: str | None, virtual: str | None = None) -> None:
+        if virtual is not None:
+            self._rt.open_virtual_port(virtual)
+            return
+        names = self._rt.get_ports()
+        if port not in names:
+            raise PortError(f"MIDI {self._kind} port {port!r} is not there")
+        self._rt.open_port(names.index(port), self._own_name)
+
+    def reopen(self, port: str) -> None:
+        self._rt.close_port()
+        self.name = port
+        self.open_port(port)
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class RtInput(_RtPort):
+    """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
+    ``iter_stamped`` parses them into (arrival time, message)."""
+
+    _kind, _own_name = "input", "in"
+
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
+        self._arrivals = ArrivalQueue(wake)
+        rt = _client("MidiIn", api, client_name)
+        rt.ignore_types(sysex=False, timing=False, active_sense=True)
+        rt.set_callback(self._arrivals.callback)
+        super().__init__(rt, port, virtual)
+
+    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
+        return self._arrivals.iter_stamped()
+
+    def iter_pending(self) -> Iterator[mido.Message]:
+        return (msg for _, msg in self._arrivals.iter_stamped())
+
+    def close(self) -> None:
+        self._rt.cancel_callback()
+        super().close()
+
+
+class RtOutput(_RtPort):
+    """An rtmidi output."""
+
+    _kind, _own_name = "output", "out"
+
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
+        super().__init__(_client("MidiOut", api, client_name), port, virtual)
+
+    def send(self, msg: mido.Message) -> None:
+        self._rt.send_message(msg.bytes())
+
+
+@dataclass
+class PortChoice:
+    """What the user asked for: names (substrings) per side, or virtual ports."""
+
+    api: str = ""
+    in_name: str = ""
+    out_name: str = ""
+    virtual: bool = False
+    client_name: str = "improv"
+
+
+class MidiPorts:
+    """The input and output improv serves on, watched: a named port that vanishes (a keyboard
+    unplugged) is reported and reopened when a port matching the same name is back."""
+
+    def __init__(self, choice: PortChoice, wake: threading.Event | None = None) -> None:
+        self.choice = choice
+        self.api = resolve_api(choice.api)
+        self.lister = PortLister(self.api)
+        self.input: RtInput | None = None
+        self.output: RtOutput | None = None
+        self.lost: dict[str, bool] = {"input": False, "output": False}
+        self._system_problem: str | None = None  # the last failure to list the ports, reported once
+        self._virtual_names = (f"{choice.client_name}:in", f"{choice.client_name}:out")  # --virtual: as others see them
+        try:
+            if choice.virtual:
+                before = self._own_candidates()  # to tell ours from another improv's
+                self.input = RtInput(self.api, choice.client_name, virtual="in", wake=wake)
+                self.output = RtOutput(self.api, choice.client_name, virtual="out")
+                self._virtual_names = self._names_since(before)  # now: another improv may open its own later
+            else:
+                if not choice.in_name or not choice.out_name:
+                    raise PortError("name the MIDI ports: --port NAME (or --in NAME and --out NAME), or use --virtual; `improv ports` lists them")
+                in_port = match_port(self.lister.inputs(), choice.in_name, "input")
+                out_port = match_port(self.lister.outputs(), choice.out_name, "output")
+                self.input = RtInput(self.api, choice.client_name, port=in_port, wake=wake)
+                self.output = RtOutput(self.api, choice.client_name, port=out_port)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self) -> tuple[str, str]:
+        """(input, output) as other programs see them: for virtual ports, the names they got."""
+        assert self.input is not None and self.output is not None
+        if not self.choice.virtual:
+            return self.input.name, self.output.name
+        return self._virtual_names
+
+    def _names_since(self, before: tuple[list[str], list[str]]) -> tuple[str, str]:
+        """The names our virtual ports got: JACK renames a second client of the same name
+        (improv-01), ALSA appends numbers, so look for the ports that appeared as ours opened."""
+        client = self.choice.client_name
+        ins, outs = self._own_candidates()
+        new_ins = [n for n in ins if n not in before[0]] or ins
+        new_outs = [n for n in outs if n not in before[1]] or outs
+        return (new_ins[-1] if new_ins else f"{client}:in"), (new_outs[-1] if new_outs else f"{client}:out")
+
+    def _own_candidates(self) -> tuple[list[str], list[str]]:
+        """Ports that could be our virtual ones: (our input, as others see it, among their outputs; ours out)."""
+        client = self.choice.client_name
+        try:
+            ins = [n for n in self.lister.outputs() if n.startswith(client) and "in" in n[len(client):]]
+            outs = [n for n in self.lister.inputs() if n.startswith(client) and "out" in n[len(client):]]
+        except _rtmidi().RtMidiError:
+            return [], []
+        return ins, outs
+
+    def check(self) -> list[tuple[str, str]]:
+        """Look for vanished or returned ports: [(event, message)], event in lost-input,
+        lost-output, back-input, back-output, retry-input, retry-output, and system-error /
+        system-back when the MIDI system itself cannot list its ports (reported once, not every
+        check). Virtual ports are ours and never vanish."""
+        events: list[tuple[str, str]] = []
+        if self.choice.virtual:
+            return events
+        try:
+            inputs, outputs = self.lister.inputs(), self.lister.outputs()
+        except _rtmidi().RtMidiError as exc:  # the MIDI system itself failed: say so once, keep serving
+            problem = f"cannot list the MIDI ports ({exc}); still trying"
+            if problem != self._system_problem:
+                events.append(("system-error", problem))
+            self._system_problem = problem
+            return events
+        if self._system_problem is not None:
+            events.append(("system-back", "the MIDI ports can be listed again"))
+            self._system_problem = None
+        for side, port, names, wanted in (
+            ("input", self.input, inputs, self.choice.in_name),
+            ("output", self.output, outputs, self.choice.out_name),
+        ):
+            assert port is not None
+            if not self.lost[side]:
+                if port.name not in names:
+                    self.lost[side] = True
+                    events.append((f"lost-{side}", f"MIDI {side} {port.name!r} vanished; waiting for it to come back"))
+                continue
+            try:
+                found = match_port(names, wanted, side)
+            except PortError:
+                continue
+            try:
+                port.reopen(found)
+            except (PortError, _rtmidi().RtMidiError) as exc:
+                events.append((f"retry-{side}", f"MIDI {side} {found!r} is back but would not open ({exc}); retrying"))
+                continue
+            self.lost[side] = False
+            events.append((f"back-{side}", f"MIDI {side} {found!r} is back"))
+        return events
+
+    def close(self) -> None:
+        for port in (self.input, self.output):
+            if port is not None:
+                port.close()
+        self.lister.close()
+
+
+def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutput:
+    """One output port by (part of) its name, e.g. for `improv demo --out PORT`."""
+    rt_api = resolve_api(api)
+    lister = PortLister(rt_api)
+    try:
+        port = match_port(lister.outputs(), name, "output")
+    finally:
+        lister.close()
+    return RtOutput(rt_api, client_name, port=port)

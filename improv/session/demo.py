@@ -1,0 +1,203 @@
+"""`improv demo`'s session: the built-in performer (``demo.py``'s plan) plays into the real engine
+and serve loop, on the real clock or simulated time, optionally also through a MIDI port, and the
+session is written to a MIDI file. The command (``commands/demo.py``) only parses and calls
+``run_demo``.
+
+The file is checked for writing before anything is played (a wrong path costs no session), and
+written however the session ends: an exception (a second Ctrl-C) still leaves what was played.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from improv.io.clock import FakeClock, RealClock
+from improv.settings.sections import DemoSettings, SampleSettings, ServeSettings, Settings
+from improv.session.demo_plan import Phrase, call_messages, cut_phrase, plan_session, summary
+from improv.realtime.engine import Engine
+from improv.errors import ImprovError
+from improv.music.midi import Track, midi_bytes
+from improv.io.memory_ports import MemoryOutput, ScriptedInput
+from improv.io.rtmidi_ports import open_output
+from improv.realtime.report import Recorder
+from improv.model.sampling import SamplingParams
+from improv.session.loop import ServeLoop
+from improv.session.process import serve
+from improv.io.machine import one_blas_thread
+
+
+def run_demo(
+    settings: Settings,
+    demo: DemoSettings,
+    sample: SampleSettings,
+    *,
+    checkpoint: str,
+    record: str,
+    fast: bool,
+    out_port: str | None,
+    api: str,
+    seed: int,
+    quiet: bool = False,
+) -> dict:
+    """Load the model and the phrases, play the session, write the file; the summary as a dict."""
+    from improv.model.checkpoint import load_checkpoint  # torch: only when a checkpoint is loaded
+
+    say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
+    check_writable(record)
+    one_blas_thread()  # one model step at a time, in fast mode too
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path)
+    phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))
+    port = open_output(out_port, api, settings.serve.client_name) if out_port else None
+    untrained = " (untrained)" if ckpt.train.get("untrained") else ""
+    say(
+        f"improv demo: {len(phrases)} calls cut from {demo.source} · model {path}{untrained}"
+        f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
+    )
+    clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
+    recorder = Recorder()
+    bpm = phrases[0].bpm
+    try:
+        result, _, _ = play_session(
+            ckpt.step_model(), phrases, settings.serve, demo, sample, clock, seed,
+            port=port, on_status=say, real_time=not fast, recorder=recorder,
+        )  # fmt: skip
+    finally:
+        try:
+            if port is not None:
+                port.close()
+        finally:
+            Path(record).write_bytes(midi_bytes(recorder.tracks(bpm), bpm))
+    result["file"] = str(record)
+    _print_summary(result, say)
+    return result
+
+
+def check_writable(path: str) -> None:
+    """A one-line ``ImprovError`` now if ``path`` cannot be written, rather than after the session.
+    Leaves an existing file as it is, and no file where there was none."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ImprovError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        os.remove(path)
+
+
+def play_session(
+    model: Any,
+    phrases: list[Phrase],
+    serve_settings: ServeSettings,
+    demo: DemoSettings,
+    sample: SampleSettings,
+    clock: Any,
+    seed: int,
+    *,
+    port: Any = None,
+    on_status: Callable[[str], None] | None = None,
+    real_time: bool = False,
+    recorder: Recorder | None = None,
+) -> tuple[dict, list[Track], list]:
+    """The performer plays ``phrases`` into an engine running ``model`` on ``clock``.
+
+    Returns (summary dict, the recorded tracks, every message improv sent with its time).
+    ``port`` (optional) also hears both parts. ``recorder`` (optional, else a new one) keeps what
+    was played, also when the session ends in an exception.
+    """
+    serve_settings = dataclasses.replace(serve_settings, bpm=phrases[0].bpm)
+    calls, end = plan_session(
+        phrases, clock.now() + 0.5, serve_settings.silence_ms / 1000, demo.barge_every, demo.breath_beats, serve_settings.answer_grid_beats
+    )
+    performer = ScriptedInput(clock)
+    for call in calls:
+        for t, msg in call_messages(call, demo.performer_channel - 1):
+            performer.add(t, msg)
+    recorder = recorder if recorder is not None else Recorder()
+    engine = Engine(model, serve_settings, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+    memory = MemoryOutput(clock)
+    inport = _Audible(performer, port) if port is not None else performer
+    outport = _Tee(memory, port) if port is not None else memory
+    loop = ServeLoop(engine, inport, outport, clock, on_status=on_status)
+    if real_time:
+        stats = serve(loop, until=end, realtime_priority=serve_settings.realtime_priority)
+    else:
+        stats = loop.run(until=end)
+    tracks = recorder.tracks(phrases[0].bpm)
+    counts = {t.name: len(t.notes) for t in tracks}
+    result = summary(stats.exchanges, calls, counts.get("performer", 0), counts.get("improv", 0), stats.lateness_ms(), real_time)
+    return result, tracks, memory.sent
+
+
+def _phrases(settings: Settings, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
+    """One phrase per call, each from a different work of ``demo.source`` (tempo from the work)."""
+    from improv.corpus.load import load_corpus
+    from improv.corpus.sources import resolve_sources  # music21: only when phrases are cut
+
+    works = resolve_sources([demo.source])
+    order = rng.permutation(len(works))
+    phrases = []
+    for start in range(0, len(order), demo.calls):  # a few more works when some cannot be read
+        chosen = [works[i].name for i in order[start : start + demo.calls]]
+        pieces, _ = load_corpus(chosen, tokenizer, settings.corpus, progress=False)
+        for piece in pieces:
+            phrase = cut_phrase(tokenizer.decode(piece.tokens), piece.name, piece.bpm or demo.bpm, demo.phrase_beats, rng)
+            if phrase is not None:
+                phrases.append(phrase)
+        if len(phrases) >= demo.calls:
+            return phrases[: demo.calls]
+    if not phrases:
+        raise ImprovError(f"no playable phrase found in {demo.source}")
+    return phrases
+
+
+class _Tee:
+    """Sends to the in-memory record and to a real port."""
+
+    def __init__(self, *outs: Any) -> None:
+        self.outs = outs
+
+    def send(self, msg: Any) -> None:
+        for out in self.outs:
+            out.send(msg)
+
+
+class _Audible:
+    """The performer's input, also played on the port as it arrives (so the calls are heard)."""
+
+    def __init__(self, inner: ScriptedInput, port: Any) -> None:
+        self.inner = inner
+        self.port = port
+
+    def next_arrival(self) -> float | None:
+        return self.inner.next_arrival()
+
+    def iter_stamped(self):
+        for t, msg in self.inner.iter_stamped():
+            self.port.send(msg)
+            yield t, msg
+
+
+def _print_summary(r: dict, say: Callable[[str], None]) -> None:
+    say(
+        f"improv demo: {r['exchanges']} exchanges ({r['barge_ins']} barge-ins), "
+        f"performer {r['performer_notes']} notes, improv {r['improv_notes']} notes -> {r['file']}"
+    )
+    if r["first_note_after_threshold_ms_median"] is not None:
+        say(
+            f"improv demo: end of call -> first answer note: median {r['first_note_after_threshold_ms_median']:.3f} ms, "
+            f"max {r['first_note_after_threshold_ms_max']:.3f} ms beyond the silence threshold "
+            f"(a musical wait for the beat, median {r['answer_wait_ms_median']:.1f} ms; machine overhead "
+            f"median {r['response_overhead_ms_median']:.3f} ms, max {r['response_overhead_ms_max']:.3f} ms)"
+        )
+    if r["real_time"]:
+        say(
+            f"improv demo: send lateness p50 {r['send_late_p50_ms']:.3f} ms, p99 {r['send_late_p99_ms']:.3f} ms, "
+            f"max {r['send_late_max_ms']:.3f} ms"
+        )

@@ -1,0 +1,211 @@
+"""The serve loop: one thread between the ports and the engine.
+
+Each turn: take what arrived on the input, each message with its arrival stamp (taken in the
+port's callback, so the performer's timing does not depend on when the loop drains it: a think
+slice may delay that by a few milliseconds), hand it to the engine, send whatever is due, and
+then either let the engine think (model work ahead of time, in slices that end well before the
+next send) or sleep until the next send / wake-up. Sleeping ends early when a message arrives
+(the real input sets ``wake``); the clock sleeps, then spins the last moment on
+``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
+send and takes the messages due by then from the engine, so the engine's work is done before
+the send time; it then spins to each message's exact time and sends it.
+
+Every exit path (a stop request, Ctrl-C, SIGTERM, an exception) goes through ``close``, which
+sends the engine's final note-offs and All Notes Off.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import mido
+import numpy as np
+
+from improv.io.clock import Clock
+from improv.realtime.engine import Engine
+from improv.realtime.report import Exchange
+
+
+@dataclass
+class LoopStats:
+    """What the loop measured: lateness of every send, and the exchanges."""
+
+    lateness: array = field(default_factory=lambda: array("d"))  # seconds after the scheduled time (8 bytes each)
+    exchanges: list[Exchange] = field(default_factory=list)
+    sent: int = 0
+    send_errors: int = 0
+
+    def lateness_ms(self) -> dict[str, float]:
+        if not self.lateness:
+            return {"send_late_p50_ms": math.nan, "send_late_p99_ms": math.nan, "send_late_max_ms": math.nan}
+        late = np.frombuffer(self.lateness, dtype=np.float64) * 1000
+        return {
+            "send_late_p50_ms": float(np.percentile(late, 50)),
+            "send_late_p99_ms": float(np.percentile(late, 99)),
+            "send_late_max_ms": float(late.max()),
+        }
+
+
+class ServeLoop:
+    """Runs an ``Engine`` between an input and an output on ``clock``; see the module docstring.
+
+    ``inport`` needs ``iter_stamped()`` yielding (arrival time on ``clock``'s scale, message),
+    or else ``iter_pending()`` (messages, stamped with the drain time); it may have
+    ``next_arrival()``, for scripted input. ``outport`` needs ``send(msg)``. ``ports`` (a
+    ``ports.MidiPorts``) is checked now and then for vanished and returned ports. ``on_status`` receives one line per event worth telling.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        inport: Any,
+        outport: Any,
+        clock: Clock,
+        *,
+        ports: Any = None,
+        on_status: Callable[[str], None] | None = None,
+        wake: threading.Event | None = None,
+        margin_s: float = 0.002,
+        lead_s: float = 0.0005,
+        idle_s: float = 0.5,
+        max_units: int = 8,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.inport = inport
+        self.outport = outport
+        self.clock = clock
+        self.ports = ports
+        self.on_status = on_status or (lambda line: None)
+        self.wake = wake or threading.Event()
+        self.stop = threading.Event()
+        self.margin_s = margin_s  # no thinking closer than this to a send
+        self.lead_s = lead_s
+        self.idle_s = idle_s
+        self.max_units = max_units
+        self.reconnect_s = reconnect_s
+        self.stats = LoopStats()
+        self.closed = False
+        self._unit_cost = 0.0005  # seconds per model unit, learnt as the loop runs
+        self._next_check = -math.inf
+        self._output_ok = True
+        self._stamped = getattr(inport, "iter_stamped", None)
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread: the loop ends at its next turn."""
+        self.stop.set()
+        self.wake.set()
+
+    def run(self, until: float | None = None) -> LoopStats:
+        """Serve until ``request_stop`` (or the clock reaches ``until``); always ends with ``close``."""
+        try:
+            while not self.stop.is_set() and (until is None or self.clock.now() < until):
+                self.turn(until)
+        finally:
+            self.close()
+        return self.stats
+
+    def turn(self, until: float | None = None) -> None:
+        """One turn: input, sends, then think or sleep."""
+        engine, clock = self.engine, self.clock
+        self.wake.clear()  # before draining: a message arriving after the drain still wakes the sleep
+        now = clock.now()
+        for t, msg in self._arrivals(now):
+            engine.on_message(msg, t)
+        self._send(self._due(now + self.lead_s))
+        for line in engine.take_errors():
+            self.on_status(f"improv: {line}")
+        for ex in engine.take_reports():
+            self.stats.exchanges.append(ex)
+            self.on_status(ex.status_line())
+        deadline = engine.next_deadline()
+        now = clock.now()
+        room = math.inf if deadline is None else deadline - self.lead_s - now - self.margin_s
+        if room > self._unit_cost and engine.wants_think(now):
+            units = int(min(self.max_units, max(1, room / max(self._unit_cost, 1e-6))))
+            started = clock.now()
+            done = engine.think(now, units)
+            if done:
+                spent = clock.now() - started
+                self._unit_cost = 0.8 * self._unit_cost + 0.2 * (spent / done)
+            return
+        if self.ports is not None and now >= self._next_check and room > 0.05:
+            self._check_ports(now)
+            return
+        wakeup = engine.next_wakeup()
+        if wakeup is not None and wakeup <= now:
+            wakeup = deadline  # the engine has work, but a send comes first: wait for the send
+        if wakeup is not None and wakeup == deadline:
+            wakeup -= self.lead_s  # sends (and call ends) are taken early; think work is not
+        target = now + self.idle_s
+        for t in (wakeup, self._next_arrival(), until):
+            if t is not None:
+                target = min(target, t)
+        if self.ports is not None and self._next_check > now:
+            target = min(target, self._next_check)
+        clock.sleep_until(target, self.wake)
+
+    def close(self) -> None:
+        """Send the engine's last messages (every note-off, All Notes Off), once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._send(self.engine.shutdown(self.clock.now()))  # all stamped now: no waiting
+        for ex in self.engine.take_reports():
+            self.stats.exchanges.append(ex)
+            self.on_status(ex.status_line())
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _send(self, batch: list[tuple[float, mido.Message]]) -> None:
+        if not batch:
+            return
+        started = self.engine.take_started()
+        for t, msg in batch:
+            self.clock.sleep_until(t)  # taken up to lead_s early: wait (spin) for the exact time
+            try:
+                self.outport.send(msg)
+            except (OSError, ValueError) as exc:  # a vanished output: keep serving, report once
+                self.stats.send_errors += 1
+                if self._output_ok:
+                    self.on_status(f"improv: cannot send to the MIDI output ({exc})")
+                self._output_ok = False
+                continue
+            self._output_ok = True
+            sent = self.clock.now()
+            self.stats.lateness.append(sent - t)
+            self.stats.sent += 1
+            if started is not None and started.first_sent_at is None and msg.type == "note_on":
+                started.first_sent_at = sent
+
+    def _arrivals(self, now: float) -> Any:
+        if self._stamped is not None:
+            return self._stamped()
+        return ((now, msg) for msg in self.inport.iter_pending())
+
+    def _due(self, t: float) -> list[tuple[float, mido.Message]]:
+        """``engine.due``; when it ended a call with model work left to do (the speculation was
+        not ready), the time that work took goes into the exchange: machine overhead that a
+        musical wait would otherwise hide."""
+        started = self.clock.now()
+        batch = self.engine.due(t)
+        decided = self.engine.take_decided()
+        if decided is not None and decided.sync_units:
+            done = self.clock.now()
+            decided.sync_s, decided.sync_done_at = done - started, done
+        return batch
+
+    def _next_arrival(self) -> float | None:
+        next_arrival = getattr(self.inport, "next_arrival", None)
+        return next_arrival() if next_arrival is not None else None
+
+    def _check_ports(self, now: float) -> None:
+        self._next_check = now + self.reconnect_s
+        for event, line in self.ports.check():
+            self.on_status(f"improv: {line}")
+            if event in ("lost-input", "system-error"):  # keys held now will send no note-off
+                self.engine.input_lost(now)

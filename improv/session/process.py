@@ -1,0 +1,102 @@
+"""The serve loop: one thread between the ports and the engine.
+
+Each turn: take what arrived on the input, each message with its arrival stamp (taken in the
+port's callback, so the performer's timing does not depend on when the loop drains it: a think
+slice may delay that by a few milliseconds), hand it to the engine, send whatever is due, and
+then either let the engine think (model work ahead of time, in slices that end well before the
+next send) or sleep until the next send / wake-up. Sleeping ends early when a message arrives
+(the real input sets ``wake``); the clock sleeps, then spins the last moment on
+``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
+send and takes the messages due by then from the engine, so the engine's work is done before
+the send time; it then spins to each message's exact time and sends it.
+
+Every exit path (a stop request, Ctrl-C, SIGTERM, an exception) goes through ``close``, which
+sends the engine's final note-offs and All Notes Off.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+
+from improv.io.machine import one_blas_thread
+from improv.session.loop import LoopStats
+from improv.session.loop import ServeLoop
+
+
+def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:
+    """Ask for SCHED_FIFO at ``priority`` for this thread; (what we got, how to undo it).
+
+    Why: on a loaded machine the kernel may wake a normal thread milliseconds late, and no spin
+    makes up for that. A real-time priority (below JACK's own threads) makes it wake on time.
+    Needs Linux and root or an rtprio limit; otherwise the loop runs at normal priority.
+    """
+    import os
+
+    if priority <= 0:
+        return "normal priority", lambda: None
+    try:
+        old_policy = os.sched_getscheduler(0)
+        old_param = os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(priority))
+    except (AttributeError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or "not supported here"
+        return f"normal priority (no real-time scheduling: {reason})", lambda: None
+
+    def undo() -> None:
+        try:
+            os.sched_setscheduler(0, old_policy, old_param)
+        except OSError:
+            pass
+
+    return f"real-time priority {priority}", undo
+
+
+def serve(
+    loop: ServeLoop,
+    *,
+    until: float | None = None,
+    handle_signals: bool = True,
+    realtime_priority: int = 0,
+) -> LoopStats:
+    """Run ``loop`` as a session: Ctrl-C and SIGTERM end it cleanly (a second one interrupts at
+    once; the loop still closes every note), and the process is tuned for steady timing (one
+    BLAS thread, a real-time priority when allowed, short GIL switches, a frozen heap)."""
+    import gc
+    import signal
+    import sys
+
+    previous: dict[int, Any] = {}
+    requests = 0
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal requests
+        requests += 1
+        if requests > 1:
+            raise KeyboardInterrupt
+        loop.request_stop()
+
+    blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
+    priority, undo_priority = realtime_scheduling(realtime_priority)
+    loop.on_status(f"improv: timing: {priority}, {blas}")
+    switch = sys.getswitchinterval()
+    # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
+    # bounds how long it waits while this thread computes (the default is 5 ms).
+    sys.setswitchinterval(0.0005)
+    # Why: everything loaded so far (model, torch, music21) is long-lived; frozen, the cyclic
+    # collector never walks it again, so its pauses stay short during the session.
+    gc.collect()
+    gc.freeze()
+    in_main = threading.current_thread() is threading.main_thread()
+    try:
+        if handle_signals and in_main:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, stop)
+        return loop.run(until)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        gc.unfreeze()
+        sys.setswitchinterval(switch)
+        undo_priority()

@@ -1,0 +1,289 @@
+"""Typed settings, loaded from ``config.yaml`` and ``--set section.key=value`` overrides.
+
+The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
+same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
+type, is a ``ConfigError`` naming the key and the value.
+
+Each section belongs to one part of improv, and most modules receive only the section they use
+(``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
+engine its ``ServeSettings``; ``generate`` gets options the command built from its sections). A few
+take the whole ``Settings`` because their job spans sections: ``train.train`` (tokenizer, corpus,
+model, train), ``evaluate.run_eval`` (corpus, sample, eval) and the demo (corpus, serve, demo).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from improv.errors import ConfigError
+from improv.settings.sections import Settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Settings:
+    """Defaults, then the YAML file (if any), then ``section.key=value`` overrides, validated."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = _read_yaml(Path(path))
+    for item in overrides or []:
+        section, key, value = _parse_override(item)
+        tree.setdefault(section, {})
+        if not isinstance(tree[section], dict):
+            tree[section] = {}
+        tree[section][key] = value
+    return settings_from_dict(tree)
+
+
+def settings_from_dict(tree: dict[str, Any]) -> Settings:
+    """Build ``Settings`` from a nested dict, rejecting unknown keys and bad values."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config must be a mapping of sections, got {type(tree).__name__}")
+    sections = {f.name: f for f in dataclasses.fields(Settings)}
+    built: dict[str, Any] = {}
+    for name, values in tree.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section {name!r}{_did_you_mean(name, sections)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping, got {values!r}")
+        built[name] = _build_section(name, _section_type(name), values)
+    return Settings(**built)
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """Plain nested dict (for checkpoints and --json output)."""
+    return dataclasses.asdict(settings)
+
+
+def section_from_dict(cls: type, values: dict[str, Any], section: str = "") -> Any:
+    """Rebuild one section (e.g. from a checkpoint), with the same validation as the config file."""
+    return _build_section(section or cls.__name__, cls, values)
+
+
+def _section_type(name: str) -> type:
+    return get_type_hints(Settings)[name]
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key {section}.{key}{_did_you_mean(key, hints)}")
+        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
+    obj = cls(**kwargs)
+    check_section(section, obj)
+    return obj
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """Check ``value`` against a type hint; ints are accepted for floats, nothing else is converted."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"bad value for {key}: {value!r} (choose one of {', '.join(map(repr, choices))})")
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, option, value)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin in (list, typing.List):
+        (item_hint,) = get_args(hint)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # `--set train.data=music21:bach` means a list of one
+        if not isinstance(value, list):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a list)")
+        return [_coerce(f"{key}[{i}]", item_hint, v) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected true or false)")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a whole number)")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected a number)")
+        return float(value)
+    if hint is str:
+        if value is None:
+            return ""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"bad value for {key}: {value!r} (expected text)")
+        return str(value)
+    raise ConfigError(f"cannot check {key}: unsupported type {hint!r}")  # a bug in improv, not the user's
+
+
+# Ranges that types alone do not express: (section, key) -> (predicate, what it must be).
+_RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("tokenizer", "steps_per_beat"): (lambda v: v >= 1 and v % 12 == 0, "a positive multiple of 12"),
+    ("tokenizer", "max_beats"): (lambda v: 8 <= v <= 64, "between 8 and 64"),
+    ("tokenizer", "velocity_bins"): (lambda v: 1 <= v <= 127, "between 1 and 127"),
+    ("corpus", "workers"): (lambda v: v >= 0, ">= 0"),
+    ("corpus", "file_timeout_s"): (lambda v: v > 0, "> 0"),
+    ("model", "embed_dim"): (lambda v: v >= 1, ">= 1"),
+    ("model", "hidden_size"): (lambda v: v >= 1, ">= 1"),
+    ("model", "num_layers"): (lambda v: v >= 1, ">= 1"),
+    ("model", "dropout"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "epochs"): (lambda v: v >= 1, ">= 1"),
+    ("train", "max_steps"): (lambda v: v >= 0, ">= 0"),
+    ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("train", "chunk_len"): (lambda v: v >= 2, ">= 2"),
+    ("train", "lr"): (lambda v: v > 0, "> 0"),
+    ("train", "weight_decay"): (lambda v: v >= 0, ">= 0"),
+    ("train", "warmup_steps"): (lambda v: v >= 0, ">= 0"),
+    ("train", "min_lr_ratio"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("train", "grad_clip"): (lambda v: v > 0, "> 0"),
+    ("train", "val_fraction"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "transpose"): (lambda v: 0 <= v <= 24, "between 0 and 24"),
+    ("train", "tempo_stretch"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("train", "patience"): (lambda v: v >= 0, ">= 0"),
+    ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
+    ("train", "threads"): (lambda v: v >= 0, ">= 0"),
+    ("train", "seed"): (lambda v: v >= 0, ">= 0"),
+    ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
+    ("sample", "temperature"): (lambda v: v > 0, "> 0"),
+    ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),
+    ("sample", "top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("generate", "length"): (lambda v: v >= 1, ">= 1"),
+    ("generate", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("generate", "program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("eval", "markov_order"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "samples"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "sample_length"): (lambda v: v >= 8, ">= 8"),
+    ("serve", "api"): (lambda v: v in ("", "alsa", "jack", "coremidi", "winmm"), "one of alsa, jack, coremidi, winmm"),
+    ("serve", "channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("serve", "listen_channel"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "silence_ms"): (lambda v: 0 <= v <= 60000, "between 0 and 60000"),
+    ("serve", "silence_beats"): (lambda v: 0 <= v <= 64, "between 0 and 64"),
+    ("serve", "answer_grid_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "max_call_beats"): (lambda v: v >= 0, ">= 0"),
+    ("serve", "min_call_notes"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "response_length"): (lambda v: v >= 0, ">= 0"),
+    ("serve", "max_response_events"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "follow_velocity"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "lowest_pitch"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("serve", "highest_pitch"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("serve", "window"): (lambda v: v >= 1, ">= 1"),
+    ("serve", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("serve", "cc_temperature"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_length"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_end_call"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_panic"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "temperature_min"): (lambda v: v > 0, "> 0"),
+    ("serve", "temperature_max"): (lambda v: v > 0, "> 0"),
+    ("serve", "stuck_note_s"): (lambda v: v > 0, "> 0"),
+    ("serve", "echo_ms"): (lambda v: 0 <= v <= 1000, "between 0 and 1000"),
+    ("serve", "lookahead_ms"): (lambda v: 10 <= v <= 10000, "between 10 and 10000"),
+    ("serve", "spin_ms"): (lambda v: 0 <= v <= 20, "between 0 and 20"),
+    ("serve", "realtime_priority"): (lambda v: 0 <= v <= 99, "between 0 and 99"),
+    ("serve", "reconnect_s"): (lambda v: v > 0, "> 0"),
+    ("serve", "record_bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
+    ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),
+    ("demo", "bpm"): (lambda v: 20 <= v <= 300, "between 20 and 300"),
+    ("demo", "breath_beats"): (lambda v: v >= 0, ">= 0"),
+    ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+}
+
+
+def _serve_cross_checks(s: Any) -> str | None:
+    """What the serve section's keys must agree on (each alone may be in range)."""
+    if s.lowest_pitch > s.highest_pitch:
+        return f"serve.lowest_pitch ({s.lowest_pitch}) is above serve.highest_pitch ({s.highest_pitch})"
+    if s.temperature_min > s.temperature_max:
+        return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
+    used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
+    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic"):
+        number = getattr(s, key)
+        if number < 0:
+            continue
+        if number in used:
+            return f"serve.{key} ({number}) is the same controller as {used[number]} (each control needs its own number; -1 = off)"
+        used[number] = f"serve.{key}"
+    return None
+
+
+# Checks between keys of one section, after its ranges: section -> functions returning a one-line
+# problem, or None. A section that needs one adds its function here.
+_CROSS_CHECKS: dict[str, list[typing.Callable[[Any], str | None]]] = {"serve": [_serve_cross_checks]}
+
+
+def check_section(section: str, obj: Any) -> None:
+    """A built section's ranges, then what its keys must agree on; ``ConfigError`` on the first problem.
+    (Also for sections built in code, e.g. with ``dataclasses.replace``, which skips the loader.)"""
+    _check_ranges(section, obj)
+    for check in _CROSS_CHECKS.get(section, ()):
+        problem = check(obj)
+        if problem is not None:
+            raise ConfigError(problem)
+
+
+def _check_ranges(section: str, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        rule = _RANGES.get((section, f.name))
+        if rule is None:
+            continue
+        predicate, what = rule
+        value = getattr(obj, f.name)
+        if not predicate(value):
+            raise ConfigError(f"bad value for {section}.{f.name}: {value!r} (must be {what})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return tree
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """``section.key=value``; the value is read as YAML, so 3, 0.5, true, [a, b] mean what they look like."""
+    name, sep, raw = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise ConfigError(f"bad override {item!r} (expected section.key=value)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: take it as text
+    return section, key, value
+
+
+def _did_you_mean(name: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"

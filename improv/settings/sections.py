@@ -1,0 +1,243 @@
+"""Typed settings, loaded from ``config.yaml`` and ``--set section.key=value`` overrides.
+
+The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
+same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
+type, is a ``ConfigError`` naming the key and the value.
+
+Each section belongs to one part of improv, and most modules receive only the section they use
+(``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
+engine its ``ServeSettings``; ``generate`` gets options the command built from its sections). A few
+take the whole ``Settings`` because their job spans sections: ``train.train`` (tokenizer, corpus,
+model, train), ``evaluate.run_eval`` (corpus, sample, eval) and the demo (corpus, serve, demo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    # Grid steps per beat for offsets and durations: 12 holds sixteenths (3) and triplets (4).
+    steps_per_beat: int = 12
+    # Longest offset or duration, in beats; longer gaps between notes are shortened to this.
+    max_beats: float = 16.0
+    # Number of velocity classes (equal-width bins over 1..127).
+    velocity_bins: int = 8
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    # Cache parsed token arrays (keyed by file content and tokenizer settings); false = always parse.
+    cache: bool = True
+    # Where parsed token arrays are cached; empty = the user cache folder (~/.cache/improv/corpus).
+    cache_dir: str = ""
+    # Parser processes; 0 = one per CPU core.
+    workers: int = 0
+    # A file that takes more CPU seconds than this to parse is skipped (reported, never a hang).
+    file_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # Recurrent cell: "gru" (default: 0.35-0.4 nats lower held-out loss than "lstm" on the Bach
+    # chorales at equal training, and a cheaper step) or "lstm".
+    cell: Literal["lstm", "gru"] = "gru"
+    # Width of each field's embedding (pitch, offset, duration, velocity are summed).
+    embed_dim: int = 128
+    # LSTM hidden units per layer and number of layers.
+    hidden_size: int = 256
+    num_layers: int = 2
+    # Dropout between layers and before the heads (training only).
+    dropout: float = 0.3
+    # Each head also sees the fields already sampled for this event (offset -> pitch -> ...).
+    conditional_heads: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    # Sources, as for `improv corpus`: files, folders, or music21:NAME.
+    data: list[str] = field(default_factory=lambda: ["music21:bach"])
+    # Where the best checkpoint goes; the last one is written beside it as NAME.last.pt.
+    out: str = "model.pt"
+    # Stop after this many epochs, or this many optimiser steps (0 = no step limit).
+    epochs: int = 60
+    max_steps: int = 0
+    # Sequences per batch and their length in events (truncated backpropagation through time).
+    batch_size: int = 16
+    chunk_len: int = 64
+    # AdamW learning rate, weight decay, linear warm-up steps then cosine decay to lr * min_lr_ratio.
+    lr: float = 0.002
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    # Gradient norm clip.
+    grad_clip: float = 1.0
+    # Share of pieces held out for validation (split by piece, recorded in the checkpoint).
+    val_fraction: float = 0.1
+    # Augmentation: random transposition within +-transpose steps of transpose_by ("fifths": steps on
+    # the circle of fifths, each the smallest shift to that key, so pieces keep to neighbouring key
+    # signatures; "semitones"), tempo stretch within +-tempo_stretch. Stretch is off by default:
+    # tokens count beats, so stretching re-quantises rhythms off the sixteenth/triplet grid
+    # (measured: 43% of a stretched model's generated durations off the grid, 0% without).
+    transpose: int = 1
+    transpose_by: Literal["semitones", "fifths"] = "fifths"
+    tempo_stretch: float = 0.0
+    # How chunks are made: "stream" = each batch row runs through pieces back to back, the state
+    # carried from chunk to chunk and piece to piece; "pieces" = every piece padded to whole chunks
+    # and started from a zero state.
+    chunking: Literal["stream", "pieces"] = "stream"
+    # Zero-state restarts mid-piece (as the real-time engine primes the model mid-phrase): the share
+    # of chunk boundaries where a row's state is zeroed ("stream"), or of pieces cut in two ("pieces").
+    crop: float = 0.0
+    # Validate (and write checkpoints) every this many steps as well as after each epoch (0 = per epoch only).
+    val_every: int = 0
+    # Early stopping: stop after this many validations without improvement (0 = never).
+    patience: int = 10
+    # Random seed for the split, the augmentation and the initial weights.
+    seed: int = 0
+    # "auto" picks cuda, then mps, then cpu.
+    device: str = "auto"
+    # CPU threads per process (0 = half the cores, shared among the training processes on this machine).
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    # Softmax temperature (>0); 1.0 samples the model as trained.
+    temperature: float = 1.0
+    # Keep only the k most likely classes (0 = off).
+    top_k: int = 0
+    # Nucleus sampling: keep the smallest set of classes whose probability reaches top_p (1.0 = off).
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    # Checkpoint used when --checkpoint is not given.
+    checkpoint: str = "checkpoints/default.pt"
+    # Events to generate (generation may end earlier at the end-of-piece token).
+    length: int = 500
+    # Tempo of the written file when neither --bpm nor a prompt gives one.
+    bpm: float = 100.0
+    # General MIDI program (0 = acoustic grand piano).
+    program: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    # Order of the Markov baseline (with back-off to shorter contexts).
+    markov_order: int = 4
+    # Generated samples for the statistics and their length in events.
+    samples: int = 16
+    sample_length: int = 256
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    # rtmidi API: "" = the system default; or alsa, jack, coremidi, winmm.
+    api: str = ""
+    # Port name (substring) for both input and output; in_port / out_port override it per side.
+    port: str = ""
+    in_port: str = ""
+    out_port: str = ""
+    # Create virtual ports (client "improv", ports "in" and "out") instead of opening existing ones.
+    virtual: bool = False
+    client_name: str = "improv"
+    # MIDI channel (1-16) improv plays on.
+    channel: int = 1
+    # Only notes and the sustain pedal on this channel (1-16) are the performer's; 0 = every channel.
+    # improv's own controllers (cc_*) count on every channel (a controller box sends on its own).
+    listen_channel: int = 0
+    # A call ends this long after the last key and the sustain pedal are released: silence_ms, or
+    # silence_beats at the current tempo when that is longer (0 = off).
+    silence_ms: float = 600.0
+    silence_beats: float = 0.0
+    # The answer's first note goes on the call's beat grid: the first point of this grid (in beats;
+    # 1 = the next beat, 0.5 = the next half beat) at or after the end of the call; 0 = at once.
+    # The grid is the MIDI clock's beat when a DAW's transport (start / song position) places it,
+    # else the call's own, its first note on a beat.
+    answer_grid_beats: float = 1.0
+    # A call ends anyway after this many beats (0 = no limit); a call of fewer notes gets no answer.
+    max_call_beats: float = 64.0
+    min_call_notes: int = 2
+    # The answer is as long as the call, counted in beats or in note events; response_length > 0
+    # fixes it to that many units instead. Never more than max_response_events notes.
+    response_unit: Literal["beats", "events"] = "beats"
+    response_length: float = 0.0
+    max_response_events: int = 256
+    # How far the answer's loudness follows the call's (1 = same average velocity, 0 = the model's own).
+    follow_velocity: float = 1.0
+    # Keep the answer in the key of the call (Krumhansl-Schmuckler estimate, plus the call's own pitches).
+    keep_key: bool = True
+    # Range of pitches the answer may use (lowest <= highest).
+    lowest_pitch: int = 21
+    highest_pitch: int = 108
+    # Events (performer and improv) the model is re-primed from before each answer.
+    window: int = 100
+    # Tempo when no MIDI clock is followed and no estimate is made.
+    bpm: float = 100.0
+    # Follow incoming MIDI clock (24 per beat) when a DAW sends it.
+    follow_clock: bool = True
+    # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
+    estimate_tempo: bool = True
+    # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
+    # centre = as long as the call), end-of-call switch, panic switch. Each its own number, none 64 (the pedal).
+    cc_temperature: int = 21
+    cc_length: int = 22
+    cc_end_call: int = 20
+    cc_panic: int = 23
+    # The temperature knob's range (log scale from min at 0 to max at 127; min <= max).
+    temperature_min: float = 0.25
+    temperature_max: float = 2.0
+    # A performer's key held longer than this (no note-off arrived) counts as released.
+    stuck_note_s: float = 10.0
+    # An incoming message equal to one improv sent within this window is its echo, not the performer
+    # (narrowed to the echo delay once a loopback is seen).
+    echo_ms: float = 50.0
+    # Sample the answer this far ahead of the notes being sent.
+    lookahead_ms: float = 500.0
+    # The loop sleeps until this long before a send, then spins on the clock to the exact time.
+    spin_ms: float = 1.5
+    # Real-time (SCHED_FIFO) priority of the serve loop where the system allows it (Linux, root or
+    # an rtprio limit), below JACK's own threads; 0 = normal scheduling.
+    realtime_priority: int = 5
+    # Check a named port that has vanished this often, and reopen it when it is back.
+    reconnect_s: float = 1.0
+    # Tempo of the file written by --record (the session's seconds become beats at this tempo).
+    record_bpm: float = 120.0
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    # Works the built-in performer cuts its calls from (as for `improv corpus`; one work per call).
+    source: str = "music21:bach"
+    # Number of calls the performer plays, and each call's length in beats.
+    calls: int = 6
+    phrase_beats: float = 8.0
+    # Every Nth call starts halfway through the answer before it, to show a barge-in (0 = never).
+    barge_every: int = 3
+    # Tempo of works whose score states none.
+    bpm: float = 88.0
+    # Beats the performer waits after an answer before the next call.
+    breath_beats: float = 1.0
+    # MIDI channel (1-16) of the performer's notes (improv plays on serve.channel).
+    performer_channel: int = 2
+    # The session is written here: performer and improv on separate tracks.
+    record: str = "demo.mid"
+
+
+@dataclass(frozen=True)
+class Settings:
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)

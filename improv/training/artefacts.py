@@ -1,0 +1,119 @@
+"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
+
+One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
+position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
+NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
+measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
+
+Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
+beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
+epoch, recurrent state carried between chunks, every random state). Both are written atomically.
+Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
+batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+from improv.training.progress import Progress
+from improv.training.progress import Run
+from improv.errors import TrainError
+from improv.training.distributed import gather
+from improv.training.state import random_states
+from improv.training.state import state_to_cpu
+
+# torch is imported inside the functions that use it: `improv --help` stays fast.
+if TYPE_CHECKING:  # for the signatures only
+
+    from improv.model.network import State
+
+
+def last_path(out: str | os.PathLike[str]) -> Path:
+    """``model.pt`` -> ``model.last.pt``: the resumable checkpoint beside the best one."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.last{out.suffix or '.pt'}")
+
+
+def plot_path(out: str | os.PathLike[str]) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}.loss.png")
+
+
+def training_record(run: Run, progress: Progress, val_loss: float, train_loss: float) -> dict[str, Any]:
+    """The ``Checkpoint.train`` dict (keys pinned in DEVELOPERS.md)."""
+    return {
+        "data": list(run.ts.data),
+        "heldout": [p.name for p in run.val],
+        "train_pieces": [p.name for p in run.train],
+        "settings": asdict(run.ts),
+        "step": progress.step,
+        "epoch": progress.epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "best_val_loss": progress.best_val_loss,
+        "unigram_val_loss": run.unigram,
+        "history": list(progress.history),
+        "device": str(run.device),
+        "processes": run.dist.world,
+        "seconds": round(progress.seconds, 1),
+        "events_per_s": run.events_per_s(progress),
+    }
+
+
+def save(run: Run, path: Path, progress: Progress, val_loss: float, train_loss: float, resumable: bool, carry: State | None = None) -> None:
+    """Write one checkpoint (collective in a distributed run: every rank must call it)."""
+    from improv.model.checkpoint import Checkpoint, save_checkpoint
+
+    resume = None
+    if resumable:
+        mine = {"rng": random_states(run.device), "carry": state_to_cpu(carry)}
+        ranks = gather(mine, run.dist)
+        resume = {
+            "optimizer": run.optimizer.state_dict(),
+            "progress": {k: v for k, v in asdict(progress).items() if k != "history"},
+            "world": run.dist.world,
+            "ranks": ranks,
+        }
+    if not run.dist.main:
+        return
+    weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
+    ckpt = Checkpoint(run.settings.model, run.tokenizer, weights, train=training_record(run, progress, val_loss, train_loss), resume=resume)
+    try:
+        save_checkpoint(path, ckpt)
+    except OSError as exc:  # the folder was checked at the start; a full disk, or it went away since
+        raise TrainError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> bool:
+    """Train and validation loss against steps, as a PNG (written atomically). False if no data."""
+    if not history:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [h["train_loss"] for h in history], label="train", marker=".")
+    ax.plot(steps, [h["val_loss"] for h in history], label="validation (whole pieces)", marker=".")
+    if math.isfinite(unigram):
+        ax.axhline(unigram, color="grey", linestyle="--", label="unigram baseline")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("NLL per event (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True

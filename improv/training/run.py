@@ -1,0 +1,206 @@
+"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
+
+One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
+position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
+NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
+measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
+
+Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
+beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
+epoch, recurrent state carried between chunks, every random state). Both are written atomically.
+Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
+batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+
+from improv.settings.sections import Settings, TrainSettings
+from improv.settings.load import section_from_dict
+from improv.io.files import check_writable
+from improv.training.distributed import Dist
+from improv.training.progress import Progress
+from improv.training.progress import Run
+from improv.errors import TrainError
+from improv.training.distributed import barrier
+from improv.training.distributed import init_distributed
+from improv.training.artefacts import last_path
+from improv.training.loop import loop
+from improv.training.step import make_optimizer
+from improv.training.distributed import pick_device
+from improv.training.state import seed_everything
+from improv.training.state import set_random_states
+from improv.training.distributed import set_threads
+from improv.training.state import state_to_device
+
+# torch is imported inside the functions that use it: `improv --help` stays fast.
+if TYPE_CHECKING:  # for the signatures only
+
+    from improv.model.checkpoint import Checkpoint
+    from improv.corpus.load import Piece
+    from improv.model.network import State
+    from improv.music.tokenizer import Tokenizer
+
+
+
+
+
+
+def load_pieces(sources: Sequence[str], tokenizer: Tokenizer, settings: Settings, dist: Dist, show_progress: bool) -> list[Piece]:
+    """The corpus's pieces; rank 0 parses first so the others read its cache."""
+    from improv.corpus.load import load_corpus, skipped_lines
+
+    if not sources:
+        raise TrainError("no training data given (use --data PATH or train.data in the config)")
+    pieces = None
+    if dist.main:
+        pieces, report = load_corpus(list(sources), tokenizer, settings.corpus, progress=show_progress)
+    barrier(dist)
+    if not dist.main:
+        pieces, report = load_corpus(list(sources), tokenizer, settings.corpus, progress=False)
+    usable = [p for p in pieces if len(p.tokens) >= 3]
+    lines = skipped_lines(report.skipped)
+    if not usable:
+        why = f"; skipped {lines[0]}" + (f" (and {len(report.skipped) - 1} more)" if len(report.skipped) > 1 else "") if lines else ""
+        raise TrainError(f"no usable pieces in {', '.join(sources)}{why}")
+    if dist.main and lines:  # nothing is lost silently: what was left out, and why
+        print(f"improv train: skipped {len(report.skipped)} of {report.files} files:", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
+    return usable
+
+
+def choose_split(pieces: list[Piece], ts: TrainSettings, record: dict[str, Any] | None) -> tuple[list[Piece], list[Piece]]:
+    """The seeded split by piece, or on --resume exactly the split recorded in the checkpoint."""
+    from improv.training.batches import split_pieces
+
+    if record is None:
+        train, val = split_pieces(pieces, ts.val_fraction, ts.seed)
+        if not train:
+            raise TrainError("no pieces left to train on after holding out the validation pieces")
+        return train, val
+    by_name = {p.name: p for p in pieces}
+    wanted_train, wanted_val = list(record.get("train_pieces", [])), list(record.get("heldout", []))
+    missing = [n for n in wanted_train + wanted_val if n not in by_name]
+    if missing:
+        raise TrainError(f"the data changed since this run started: {len(missing)} of its pieces are missing (e.g. {missing[0]!r})")
+    return [by_name[n] for n in wanted_train], [by_name[n] for n in wanted_val]
+
+
+def prepare(settings: Settings, resume: bool, overrides: dict[str, Any], pieces: list[Piece] | None, dist: Dist, show_progress: bool) -> tuple[Run, Progress, State | None]:
+    """Build the run: settings (the checkpoint's on --resume), data split, model, optimiser."""
+    import torch
+
+    from improv.model.checkpoint import load_checkpoint
+    from improv.training.batches import Augmenter
+    from improv.model.network import ImprovNet
+    from improv.music.tokenizer import Tokenizer
+
+    ts = replace(settings.train, **{k: v for k, v in overrides.items() if v is not None})
+    ckpt = None
+    if resume:
+        path = last_path(ts.out)
+        if not path.exists():
+            raise TrainError(f"nothing to resume: {path} does not exist (train without --resume first)")
+        ckpt = load_checkpoint(path)
+        if ckpt.resume is None:
+            raise TrainError(f"{path} holds no resume state")
+        recorded = section_from_dict(TrainSettings, dict(ckpt.train["settings"]), "train")
+        # The run continues with its own settings; only what was named on the command line changes.
+        ts = replace(recorded, out=ts.out, **{k: v for k, v in overrides.items() if v is not None and k in ("epochs", "max_steps", "device")})
+        settings = replace(settings, model=ckpt.model_settings, tokenizer=ckpt.tokenizer.settings, train=ts)
+    else:
+        settings = replace(settings, train=ts)
+    if dist.main:
+        check_writable(ts.out)  # before the data and the epochs: not a traceback after them
+    device = pick_device(ts.device, dist)
+    set_threads(ts.threads, dist)
+    tokenizer = Tokenizer(settings.tokenizer)
+    if pieces is None:
+        pieces = load_pieces(ts.data, tokenizer, settings, dist, show_progress)
+    train, val = choose_split(pieces, ts, ckpt.train if ckpt else None)
+    seed_everything(ts.seed)  # the same initial weights on every rank
+    net = ImprovNet(settings.model, tokenizer.sizes).to(device)
+    if ckpt is not None:
+        net.load_state_dict(ckpt.weights)
+    model = net
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(net, ts)
+    augmenter = Augmenter(tokenizer, ts.transpose, ts.tempo_stretch, transpose_by=ts.transpose_by)
+    run = Run(settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram_baseline(train, val, tokenizer.sizes), Path(ts.out))
+    progress = Progress()
+    carry = None
+    if ckpt is not None:
+        carry = restore(run, ckpt, progress)
+        if (ts.epochs, ts.max_steps) != (recorded.epochs, recorded.max_steps):
+            progress.total_steps = 0  # a longer (or shorter) run: the schedule follows the new length
+    else:
+        torch.manual_seed(ts.seed * 1009 + 1 + dist.rank)  # each rank its own dropout masks
+    return run, progress, carry
+
+
+def unigram_baseline(train: Sequence[Piece], val: Sequence[Piece], sizes: Sequence[int]) -> float:
+    """NLL per event on the validation pieces of ``markov.UnigramModel`` fitted on the training
+    pieces: the same baseline (and number) as `improv eval`'s ``unigram_nll``; NaN without any."""
+    from improv.evaluation.baselines import UnigramModel
+
+    if not val:
+        return float("nan")
+    total, count = UnigramModel(sizes).fit([p.tokens for p in train]).nll([p.tokens for p in val])
+    return float(total.sum() / max(count, 1))
+
+
+def restore(run: Run, ckpt: Checkpoint, progress: Progress) -> State | None:
+    """Optimiser, counters, random states and carried state from the last checkpoint."""
+    state = ckpt.resume
+    run.optimizer.load_state_dict(state["optimizer"])
+    for key, value in state["progress"].items():
+        if hasattr(progress, key):
+            setattr(progress, key, value)
+    progress.history = list(ckpt.train.get("history", []))
+    run.seconds_before = progress.seconds
+    if state.get("world") != run.dist.world:
+        if run.dist.main:
+            print(f"improv: warning: resuming on {run.dist.world} processes, not {state.get('world')}: continues, but not bit-exact", file=sys.stderr)
+        return None
+    mine = state["ranks"][run.dist.rank]
+    set_random_states(mine["rng"], run.device)
+    return state_to_device(mine["carry"], run.device)
+
+
+def train(
+    settings: Settings,
+    *,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    pieces: list[Piece] | None = None,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) and return the summary. ``overrides``: values named on the command line
+    (``epochs``, ``max_steps``, ``seed``, ``device``, ``out``, ``data``); ``pieces``: skip the corpus
+    loader (tests). Raises ``KeyboardInterrupt`` after saving ``last`` when asked to stop."""
+    dist = init_distributed((overrides or {}).get("device") or settings.train.device)
+    try:
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        show_progress = show_progress and dist.main
+        log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        run, progress, carry = prepare(settings, resume, dict(overrides or {}), pieces, dist, show_progress)
+        return loop(run, progress, carry, show_progress, log if dist.main else (lambda line: None))
+    finally:
+        if dist.enabled:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()
