@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from improv.corpus import cache as corpus_mod
+from improv.corpus import load as corpus_load
 from improv.corpus import pool as workers
 from improv.corpus import reader as file_reader
 from improv.settings.sections import CorpusSettings, TokenizerSettings
@@ -19,7 +20,7 @@ from improv.corpus.sources import ANALYSIS_REASON, music21_corpus_dir, music21_w
 from improv.corpus.load import load_corpus
 from improv.music.scores import notes_from_music21, read_music21
 from improv.errors import ImprovError
-from improv.music.notes import Note, canonical_order
+from improv.music.notes import Note, canonical_order, note_array
 from improv.music.midi import Track, midi_bytes, read_midi
 from improv.music.tokenizer import BOS, EOS, Tokenizer
 
@@ -138,10 +139,12 @@ def test_abc_collection_gives_one_piece_per_tune(tmp_path):
         "X:2\nT:Two\nM:3/4\nL:1/4\nK:G\nGAB|d3|]\n"
     )
     works = read_music21(str(book))
-    assert [suffix for suffix, _, _ in works] == ["#1", "#2"]
+    assert [suffix for suffix, _, _, _ in works] == ["#1", "#2"]
     assert [n.pitch for n in works[0][1]] == [60, 62, 64, 65, 67]
+    assert [meter for _, _, _, meter in works] == [(4, 4), (3, 4)]
     pieces, report = load_corpus([str(book)], TOK, settings(tmp_path))
     assert [p.name for p in pieces] == [f"{book}#1", f"{book}#2"] and report.parsed == 1 and report.pieces == 2
+    assert [p.beats_per_bar for p in pieces] == [4.0, 3.0] and {p.source for p in pieces} == {str(book)}
 
 
 def test_unreadable_score_is_skipped_with_music21s_reason(tmp_path):
@@ -265,7 +268,7 @@ def _misbehaving_reader(path, kind, data):
         os._exit(7)
     if name.startswith("bug"):
         raise ZeroDivisionError("a bug in a reader")
-    return [("", read_midi(data).notes, 120.0)]
+    return [file_reader.Work("", note_array(read_midi(data).notes), 120.0, None)]
 
 
 def _songs(root: Path, names: list[str]) -> Path:
@@ -297,7 +300,7 @@ def test_a_parser_stuck_without_using_the_cpu_is_stopped_by_the_wall_time_guard(
     pieces, report = load_corpus([str(root)], TOK, settings(tmp_path, file_timeout_s=0.5))
     assert [s.reason for s in report.skipped] == [f"its parser was stuck for {workers.GUARD_FACTOR * 0.5 + 2.0:g} s and was stopped"]
     assert sorted(p.name.rsplit("/", 1)[1] for p in pieces) == ["ok1.mid", "ok2.mid"]
-    assert len(list((tmp_path / "cache").glob("*.tok"))) == 2  # a stuck parse is not cached: the next run tries again
+    assert len(list((tmp_path / "cache").glob("*.corpus"))) == 2  # a stuck parse is not cached: the next run tries again
 
 
 # ---- cache ----------------------------------------------------------------------------------
@@ -323,17 +326,22 @@ def test_changed_file_is_parsed_again(folder, tmp_path):
     assert len(a.tokens) == 3 + 2
 
 
-def test_changed_tokenizer_setting_parses_again(folder, tmp_path):
+def test_changed_tokenizer_setting_reencodes_the_cached_notes_without_parsing(folder, tmp_path, monkeypatch):
     load_corpus([str(folder)], TOK, settings(tmp_path))
+    monkeypatch.setattr(corpus_load, "run_jobs", lambda *a, **k: pytest.fail("parsed again"))
     coarse = Tokenizer(TokenizerSettings(velocity_bins=4))
     pieces, report = load_corpus([str(folder)], coarse, settings(tmp_path))
-    assert report.cached == 0
+    assert report.cached == 8 and report.workers == 0
     assert max(int(p.tokens[:, 3].max()) for p in pieces) < 4
+    again, _ = load_corpus([str(folder)], TOK, settings(tmp_path))  # and back: the same tokens as a fresh parse
+    monkeypatch.undo()
+    fresh, _ = load_corpus([str(folder)], TOK, CorpusSettings(cache=False, workers=1))
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(again, fresh))
 
 
 def test_corrupt_cache_entries_are_ignored_and_rebuilt(folder, tmp_path):
     first, _ = load_corpus([str(folder)], TOK, settings(tmp_path))
-    entries = sorted((tmp_path / "cache").glob("*.tok"))
+    entries = sorted((tmp_path / "cache").glob("*.corpus"))
     assert len(entries) == 8
     entries[0].write_bytes(b"garbage")
     blob = bytearray(entries[1].read_bytes())
@@ -352,7 +360,7 @@ def test_recall_is_measured_when_a_cached_entry_lacks_it(folder, tmp_path):
     _, r1 = load_corpus([str(folder)], TOK, settings(tmp_path))
     assert r1.roundtrip_recall is None
     _, r2 = load_corpus([str(folder)], TOK, settings(tmp_path), measure_recall=True)
-    assert r2.cached == 4 and r2.roundtrip_recall == 1.0  # the 4 skips stay cached; 4 files re-parsed
+    assert r2.cached == 8 and r2.workers == 0 and r2.roundtrip_recall == 1.0  # measured on the cached notes: no parse
     _, r3 = load_corpus([str(folder)], TOK, settings(tmp_path), measure_recall=True)
     assert r3.cached == 8
 

@@ -191,3 +191,29 @@ def test_recall_reference_follows_encodes_gap_rule():
     got = {(round(d.start * 12), d.pitch) for d in TOK.decode(rows)}
     expected = TOK.grid_onsets(notes)
     assert [e for e in expected if e not in got] == [(25, 62)]  # 12 of 13 survive (before: 1 of 13)
+
+
+def _random_piece(rng: np.random.Generator) -> list[Note]:
+    """Onsets on and off the grid, chords, long and coarse gaps, doublings: what real files hold."""
+    t, notes = 0.0, []
+    for _ in range(int(rng.integers(1, 40))):
+        t += float(rng.choice([0, 0, 0.01, 0.25, 1 / 3, 0.5, 1, 2.1, 2.6, 3.37, 5.5, 9.1, 17.3, 20.0]))
+        notes.append(Note(int(rng.integers(30, 90)), t, float(rng.choice([0.1, 0.5, 1, 3.3, 20])), int(rng.integers(1, 128))))
+    return notes
+
+
+def test_encode_is_idempotent_on_random_pieces():
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        rows = TOK.encode(_random_piece(rng))
+        assert np.array_equal(TOK.encode(TOK.decode(rows)), rows)
+
+
+def test_a_coarse_offset_that_lands_on_the_next_onset_makes_one_chord_lowest_first():
+    # 35 steps (2 11/12 beats) after the first note is off the coarse grid (quarters and thirds of
+    # a beat beyond 2 beats): it rounds up to 3 beats, onto the next note's onset, which then
+    # sounds with it: one chord, lowest first.
+    notes = [Note(60, 0.0, 1.0, 80), Note(72, 35 / 12, 1.0, 80), Note(50, 3.0, 1.0, 90)]
+    rows = TOK.encode(notes, bos=False, eos=False)
+    assert rows[1:, 0].tolist() == [50, 72] and rows[1:, 1].tolist()[1] == 0
+    assert np.array_equal(TOK.encode(TOK.decode(rows), bos=False, eos=False), rows)

@@ -1,17 +1,16 @@
 """Sources -> pieces of tokens: the one entry point, ``load_corpus``, and what it returns.
 
-``load_corpus(sources, tokenizer, settings)`` is called by ``improv corpus``, ``improv train``,
-``improv eval`` and the demo. It puts together the modules that each do one job:
+``load_corpus(sources, tokenizer, settings)`` is what `improv corpus`, `train`, `eval` and the
+demo call. It puts together the modules of this room, each with one job:
 
 * ``sources`` — which files the sources name (MIDI files, folders, ``music21:NAME``);
-* ``corpus_cache`` — token rows already parsed, keyed by file content and tokenizer settings;
-* ``workers`` — the files left to parse, in worker processes with a time limit per file;
-* ``file_reader`` / ``score_reader`` — one file -> notes -> token rows (mido for MIDI, music21 for
-  its own formats).
+* ``cache`` — what reading a file gave before (its notes, and tokens for the last tokenizer);
+* ``pool`` — the files left to read, in worker processes within limits of time and memory;
+* ``reader`` — one file -> works (notes) -> token rows.
 
-Bad files end up in ``CorpusReport.skipped`` with their reason, never as an exception. The names
-other modules use (``resolve_sources``, ``music21_works``, ``default_cache_dir``, ...) are
-importable from here too.
+A cached file whose tokens were made by another tokenizer is re-encoded from its cached notes
+here (fast), never parsed again. Bad files end up in ``CorpusReport.skipped`` with their reason,
+never as an exception.
 """
 
 from __future__ import annotations
@@ -24,30 +23,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from improv.settings.sections import CorpusSettings, TokenizerSettings
-from improv.corpus.cache import Cache, cache_key, default_cache_dir, open_cache
-from improv.corpus.reader import FileResult
-from improv.music.scores import notes_from_music21, read_music21
-from improv.corpus.sources import ANALYSIS_REASON, SourceFile, file_kind, music21_corpus_dir, music21_works, resolve_sources
+from improv.corpus.cache import Cache, cache_key, open_cache
+from improv.corpus.pool import Job, Limits, run_jobs
+from improv.corpus.reader import FileResult, tokenize, tokenizer_recipe
+from improv.corpus.sources import ANALYSIS_REASON, SourceFile, file_kind, resolve_sources
+from improv.io.files import FileProblem, read_regular_file
 from improv.io.machine import usable_cores
 from improv.music.tokenizer import BOS, PITCH, Tokenizer
-from improv.corpus.pool import Job, run_jobs
-
-# The names other modules and the tests use, whichever module now holds them.
-__all__ = [
-    "ANALYSIS_REASON",
-    "CorpusReport",
-    "Piece",
-    "Skipped",
-    "SourceFile",
-    "default_cache_dir",
-    "load_corpus",
-    "music21_corpus_dir",
-    "music21_works",
-    "notes_from_music21",
-    "read_music21",
-    "resolve_sources",
-]
+from improv.settings.sections import CorpusSettings
 
 
 @dataclass
@@ -55,6 +38,13 @@ class Piece:
     name: str  # the file as the user named it (or music21:PATH); "#N" appended for one work of many
     tokens: np.ndarray  # (N, 4) uint8 rows: BOS, notes..., EOS (Tokenizer.encode)
     bpm: float | None = None  # tempo of the source at its first note (None: a score without one)
+    meter: tuple[int, int] | None = None  # its first time signature, if it states one
+    source: str = ""  # the source (as given to load_corpus) it came from: training splits within each
+
+    @property
+    def beats_per_bar(self) -> float:
+        """Quarter-note beats in a bar of its metre (4 when it states none)."""
+        return 4.0 * self.meter[0] / self.meter[1] if self.meter else 4.0
 
 
 @dataclass
@@ -79,11 +69,11 @@ def skipped_lines(skipped: Sequence[Skipped], limit: int = 8) -> list[str]:
 
 @dataclass
 class CorpusReport:
-    files: int  # source files found
+    files: int  # source files named
     parsed: int  # files that gave at least one piece
-    skipped: list[Skipped]  # the others, with the reason
+    skipped: list[Skipped]
     events: int  # note events in all pieces (BOS/EOS not counted)
-    roundtrip_recall: float | None  # share of notes whose pitch and grid onset survive; None if not measured
+    roundtrip_recall: float | None  # None unless measured
     seconds: float  # wall time of load_corpus
     cached: int  # files answered by the cache (parsed or skipped)
     pieces: int = 0
@@ -127,12 +117,13 @@ def load_corpus(
     started = time.perf_counter()
     files = resolve_sources(sources)
     cache, warn = open_cache(settings)
-    results, jobs, cached = _from_cache(files, cache, tokenizer.settings, measure_recall)
+    limits = Limits(settings.file_timeout_s, int(settings.max_file_mb * 1e6), int(settings.worker_memory_mb * 2**20))
+    results, jobs, cached = _from_cache(files, cache, tokenizer, measure_recall, limits)
     workers = 0
     if jobs:
         workers = min(settings.workers or usable_cores(), len(jobs))
         show = sys.stderr.isatty() if progress is None else progress
-        for job, key, result in run_jobs(jobs, tokenizer.settings, measure_recall, settings.file_timeout_s, workers, show):
+        for job, key, result in run_jobs(jobs, tokenizer.settings, measure_recall, limits, workers, show):
             results[job.name] = result
             if cache and key and result.cacheable:
                 cache.store(key, result)
@@ -144,29 +135,38 @@ def load_corpus(
 
 
 def _from_cache(
-    files: list[SourceFile], cache: Cache | None, tokenizer_settings: TokenizerSettings, measure_recall: bool
+    files: list[SourceFile], cache: Cache | None, tokenizer: Tokenizer, measure_recall: bool, limits: Limits
 ) -> tuple[dict[str, FileResult], list[Job], int]:
-    """What the cache already knows (and the analyses, skipped unread), the files left to parse,
-    and the number of cache hits."""
+    """What is known without parsing (skips found by looking, the cache's answers, re-encoded from
+    cached notes where the tokenizer changed), the files left to parse, and the cache hits."""
     results: dict[str, FileResult] = {}
     jobs: list[Job] = []
     hits = 0
+    recipe = tokenizer_recipe(tokenizer)
     for f in files:
         kind = file_kind(f.path)
+        if f.problem is not None:
+            results[f.name] = FileResult(skip=f.problem, cacheable=False)
+            continue
         if kind == "analysis":
             results[f.name] = FileResult(skip=ANALYSIS_REASON)
             continue
         hit = None
         if cache:
             try:
-                hit = cache.load(cache_key(f.path.read_bytes(), kind, tokenizer_settings))
-            except OSError:
-                hit = None  # unreadable: the worker says why
-        if hit is not None and (hit.skip or hit.kept is not None or not measure_recall):
-            results[f.name] = hit
-            hits += 1
-        else:
+                key = cache_key(read_regular_file(f.path, limits.file_bytes), kind)
+            except FileProblem:
+                key = None  # the worker says why
+            hit = cache.load(key, recipe, tokenizer.sizes) if key else None
+        if hit is None:
             jobs.append(Job(f.name, str(f.path), kind))
+            continue
+        hits += 1
+        stale = hit.tokens is None or (measure_recall and hit.tokens.kept is None)
+        if hit.skip is None and stale:
+            hit.tokens = tokenize(hit.works, tokenizer, measure_recall)
+            cache.store(key, hit)  # type: ignore[union-attr,arg-type]
+        results[f.name] = hit
     return results, jobs, hits
 
 
@@ -176,13 +176,13 @@ def _assemble(files: list[SourceFile], results: dict[str, FileResult], measure_r
     kept = total = 0
     for f in files:
         result = results[f.name]
-        if result.skip is not None:
-            skipped.append(Skipped(f.name, result.skip))
+        if result.skip is not None or result.tokens is None:
+            skipped.append(Skipped(f.name, result.skip or "not read"))
             continue
-        for suffix, rows, bpm in result.pieces:
-            pieces.append(Piece(f.name + suffix, rows, bpm))
-        kept += result.kept or 0
-        total += result.total or 0
+        for work, rows in zip(result.works, result.tokens.rows):
+            pieces.append(Piece(f.name + work.suffix, rows, work.bpm, work.meter, f.source))
+        kept += result.tokens.kept or 0
+        total += result.tokens.total or 0
     pieces.sort(key=lambda p: p.name)
     skipped.sort(key=lambda s: s.path)
     events = sum(int(np.count_nonzero(p.tokens[:, PITCH] < BOS)) for p in pieces)

@@ -1,13 +1,17 @@
-"""Parser worker processes: every file parsed in a pool, each within a time limit.
+"""Parser worker processes: every file parsed in a pool, each within limits of time and memory.
 
 Files are parsed in worker processes, one file at a time each (a worker reads the file itself, so
-the parent never holds the corpus's bytes). A file that fails, times out or kills its worker is
-skipped with its reason and the rest goes on:
+the parent never holds the corpus's bytes). A file that fails, times out, runs out of memory or
+kills its worker is skipped with its reason and the rest goes on:
 
 * each worker stops its own file after ``corpus.file_timeout_s`` of *CPU* time (an alarm), so a big
   file on a machine busy with other work is not skipped for waiting its turn;
-* a worker that does not answer within ``GUARD_FACTOR`` times that in *wall* time (stuck in C code,
-  or waiting on nothing) or dies is killed and replaced.
+* each worker may allocate ``corpus.worker_memory_mb`` beyond what it started with (a data-segment
+  limit: a zip bomb of a score fails with MemoryError instead of eating the machine);
+* only regular files up to ``corpus.max_file_mb`` are read (a FIFO or ``/dev/zero`` named
+  ``.mid`` is refused, never read);
+* a worker that does not answer within ``GUARD_FACTOR`` times its time limit in *wall* time
+  (stuck in C code, or waiting on nothing) or dies is killed and replaced.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ import time
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_connections
-from pathlib import Path
 from typing import Any, Iterable
 
-from improv.settings.sections import TokenizerSettings
 from improv.corpus.cache import cache_key
+from improv.corpus.reader import FileResult, read_file, tokenize
 from improv.errors import one_line
-from improv.corpus.reader import FileResult, parse_file
+from improv.io.files import FileProblem, read_regular_file
 from improv.music.tokenizer import Tokenizer
+from improv.settings.sections import TokenizerSettings
 
 
 @dataclass
@@ -36,6 +40,15 @@ class Job:
     name: str
     path: str
     kind: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost a worker."""
+
+    cpu_s: float  # CPU seconds (corpus.file_timeout_s)
+    file_bytes: int  # size of the file (corpus.max_file_mb)
+    memory_bytes: int  # memory allocated beyond the worker's start (corpus.worker_memory_mb); 0 = no limit
 
 
 # Wall time a worker gets per file, in multiples of its CPU-time limit: on 2 cores shared by 8
@@ -52,7 +65,22 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _FileTimeout()
 
 
-def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recall: bool, timeout_s: float) -> None:
+def _limit_memory(extra_bytes: int) -> None:
+    """Cap this process's data segment at what it uses now plus ``extra_bytes`` (Linux; elsewhere
+    a no-op). RLIMIT_DATA counts heap and private mappings, not the shared libraries a parent
+    with torch loaded has mapped, so the allowance means the same in every parent."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as status:
+            used_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+        limit = used_kb * 1024 + extra_bytes
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass
+
+
+def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recall: bool, limits: Limits) -> None:
     """A parser process: receive (path, kind), answer (cache key, FileResult), until told to stop.
 
     The worker reads the file itself, so the parent never holds the corpus's bytes, and keys the
@@ -65,6 +93,8 @@ def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recal
     warnings.simplefilter("ignore")
     sys.stdout = sys.stderr = open(os.devnull, "w")  # a chatty library must not garble the report
     tokenizer = Tokenizer(tokenizer_settings)
+    if limits.memory_bytes:
+        _limit_memory(limits.memory_bytes)
     while True:
         try:
             task = conn.recv()
@@ -73,7 +103,7 @@ def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recal
         if task is None:
             return
         path, kind = task
-        key, result = _parse_task(path, kind, tokenizer, measure_recall, timeout_s if use_alarm else 0.0)
+        key, result = parse_task(path, kind, tokenizer, measure_recall, limits, use_alarm)
         try:
             conn.send((key, result))
         except (OSError, ValueError):
@@ -82,28 +112,37 @@ def _worker_main(conn: Any, tokenizer_settings: TokenizerSettings, measure_recal
             return
 
 
-def _parse_task(path: str, kind: str, tokenizer: Tokenizer, measure_recall: bool, alarm_s: float) -> tuple[str | None, FileResult]:
-    """(cache key, result) of one file, within ``alarm_s`` seconds of CPU time (0 = no alarm).
+def parse_task(path: str, kind: str, tokenizer: Tokenizer, measure_recall: bool, limits: Limits, use_alarm: bool = False) -> tuple[str | None, FileResult]:
+    """(cache key, result) of one file: read within the limits, then tokenized.
 
     CPU time, not wall time: on a machine busy with other work a big file must not be skipped for
     waiting its turn. A parser stuck without using the CPU is the pool's guard's to stop.
     """
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return None, FileResult(skip=f"cannot read the file: {exc.strerror or exc}", cacheable=False)
-    key = cache_key(data, kind, tokenizer.settings)
+        data = read_regular_file(path, limits.file_bytes)
+    except FileProblem as exc:
+        return None, FileResult(skip=f"{exc} (corpus.max_file_mb)" if str(exc).startswith("too big") else str(exc), cacheable=False)
+    key = cache_key(data, kind)
+    alarm_s = limits.cpu_s if use_alarm else 0.0
     try:
         if alarm_s:
             signal.setitimer(signal.ITIMER_PROF, alarm_s)
         try:
-            return key, parse_file(path, kind, data, tokenizer, measure_recall)
+            result = read_file(path, kind, data)
+            if result.skip is None:
+                result.tokens = tokenize(result.works, tokenizer, measure_recall)
+            return key, result
         finally:
             if alarm_s:
                 signal.setitimer(signal.ITIMER_PROF, 0)
     except _FileTimeout:
         reason = f"took more than {alarm_s:g} s of CPU time to parse (corpus.file_timeout_s)"
         return key, FileResult(skip=reason, cacheable=False, restart=True)
+    except MemoryError:
+        reason = f"needed more than {limits.memory_bytes / 2**20:g} MB of memory to parse (corpus.worker_memory_mb)"
+        return key, FileResult(skip=reason, cacheable=False, restart=True)
+    except RecursionError:
+        return key, FileResult(skip="nested too deeply to parse", restart=True)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the corpus
         return key, FileResult(skip=f"reader failed ({one_line(exc)})")
 
@@ -151,19 +190,19 @@ def run_jobs(
     jobs: list[Job],
     tokenizer_settings: TokenizerSettings,
     measure_recall: bool,
-    timeout_s: float,
+    limits: Limits,
     n_workers: int,
     show_progress: bool,
 ) -> Iterable[tuple[Job, str | None, FileResult]]:
     """Parse every job in ``n_workers`` processes; yield (job, cache key, result) as each finishes.
 
-    Each worker stops its own file after ``timeout_s`` of CPU time (an alarm); one that does not
-    answer within ``GUARD_FACTOR`` times that in wall time (stuck inside C code or waiting on
+    Each worker stops its own file after ``limits.cpu_s`` of CPU time (an alarm); one that does
+    not answer within ``GUARD_FACTOR`` times that in wall time (stuck inside C code or waiting on
     nothing) or dies is killed and replaced, and its file skipped with the reason.
     """
     ctx = _context()
-    args = (tokenizer_settings, measure_recall, timeout_s)
-    guard_s = GUARD_FACTOR * timeout_s + 2.0
+    args = (tokenizer_settings, measure_recall, limits)
+    guard_s = GUARD_FACTOR * limits.cpu_s + 2.0
     pending = collections.deque(jobs)
     workers = [_Worker(ctx, args) for _ in range(n_workers)]
     bar = _progress_bar(len(jobs), show_progress)

@@ -9,6 +9,7 @@ nothing is an ``ImprovError`` with a hint (the closest name in the folder, or th
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from improv.errors import ImprovError
+from improv.io.files import file_problem
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 # music21's score formats that improv reads (matched case-insensitively), by preference: when the
@@ -35,6 +37,8 @@ MUSIC21_PREFIX = "music21:"
 class SourceFile:
     path: Path  # where to read it
     name: str  # how pieces and reports name it: the path as given, or music21:RELATIVE/PATH
+    source: str = ""  # the source string that named it
+    problem: str | None = None  # why it cannot be read (a link loop, a FIFO, a device), found by looking
 
 
 def resolve_sources(sources: Sequence[str]) -> list[SourceFile]:
@@ -42,13 +46,13 @@ def resolve_sources(sources: Sequence[str]) -> list[SourceFile]:
     if not sources:
         raise ImprovError("no corpus sources given (name MIDI files, folders or music21:NAME)")
     out: list[SourceFile] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for source in sources:
         for f in _resolve_one(str(source)):
-            real = f.path.resolve()
+            real = os.path.realpath(f.path)  # never raises, even on a link loop (Path.resolve does)
             if real not in seen:
                 seen.add(real)
-                out.append(f)
+                out.append(dataclasses.replace(f, source=str(source), problem=file_problem(f.path)))
     return out
 
 
@@ -56,8 +60,11 @@ def _resolve_one(source: str) -> list[SourceFile]:
     if source.startswith(MUSIC21_PREFIX):
         return music21_works(source[len(MUSIC21_PREFIX):])
     path = Path(source).expanduser()
-    if path.is_file():
-        return [SourceFile(path, source)]
+    if path.is_symlink() and not path.exists():
+        problem = file_problem(path)
+        raise ImprovError(f"cannot read {source}: {problem}")
+    if path.exists() and not path.is_dir():
+        return [SourceFile(path, source)]  # a FIFO or a device is refused, with its reason, when read
     if path.is_dir():
         found = [
             SourceFile(p, (Path(source) / p.relative_to(path)).as_posix())

@@ -1,18 +1,29 @@
-"""What the machine allows: the CPU cores this process may use, and whether a file can be written.
+"""Files, safely: the one writable-path check, the one atomic write, and reading a file that may be
+anything a folder can hold.
 
-Small checks shared by the shell (`train`, `serve`, the corpus workers), so that each rule is made
-once: thread counts follow the CPU *affinity* (a container or ``taskset`` gives fewer cores than
-``os.cpu_count()`` reports), and an output that cannot be written fails in one line *before* the
-slow work, not after it.
+* ``check_writable`` fails in one line *before* slow work (a training run, a session), not after.
+* ``write_atomic`` writes a fresh temporary file in the target's folder (an unpredictable name,
+  created exclusively) and renames it over the target: a kill at any moment leaves the old file or
+  the new one, never half of one, and a symlink at the target is replaced, never written through
+  (a link planted at ``--out`` cannot make improv overwrite the file it points to).
+* ``read_regular_file`` reads a regular file of bounded size: a FIFO named ``.mid`` (which would
+  block forever), a device such as ``/dev/zero`` (endless), a folder or a file over the limit is a
+  ``FileProblem`` naming what it is, never a hang or a memory blow-up.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Callable, IO
 
 from improv.errors import ImprovError
+
+
+class FileProblem(ImprovError):
+    """A file that cannot be read as asked (not a regular file, too big, unreadable)."""
 
 
 def check_writable(path: str | os.PathLike[str], *, create_folder: bool = True) -> None:
@@ -38,5 +49,100 @@ def check_writable(path: str | os.PathLike[str], *, create_folder: bool = True) 
         os.unlink(probe)
     except OSError as exc:
         raise ImprovError(f"cannot write {path}: no file can be written in {folder} ({exc.strerror or exc})") from None
-    if target.exists() and not os.access(target, os.W_OK):
+    if target.exists() and not target.is_symlink() and not os.access(target, os.W_OK):
         raise ImprovError(f"cannot write {path}: the file is read-only")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]], None], *, mode: int | None = None) -> None:
+    """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` atomically.
+
+    The temporary file is made by ``mkstemp`` in the target's folder (never a predictable name),
+    flushed to disk, then renamed over ``path``. Any failure removes it and re-raises.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())  # mkstemp makes it private
+        with os.fdopen(fd, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_regular_file(path: str | os.PathLike[str], limit_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit_bytes``; anything else is a ``FileProblem``.
+
+    Opened without blocking (a FIFO would otherwise wait for a writer forever), then checked on
+    the open descriptor, so a file swapped for something else in between cannot slip through.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileProblem(_os_reason(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem(f"not a regular file ({_kind(info.st_mode)})")
+        if limit_bytes is not None and info.st_size > limit_bytes:
+            raise FileProblem(f"too big ({info.st_size / 1e6:.1f} MB; the limit is {limit_bytes / 1e6:g} MB)")
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if limit_bytes is not None and size > limit_bytes:  # grew while we read it
+                raise FileProblem(f"too big (over the {limit_bytes / 1e6:g} MB limit)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise FileProblem(_os_reason(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def file_problem(path: str | os.PathLike[str], limit_bytes: int | None = None) -> str | None:
+    """Why ``path`` could not be read by ``read_regular_file`` (without reading it), or None."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return _os_reason(exc)
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file ({_kind(info.st_mode)})"
+    if limit_bytes is not None and info.st_size > limit_bytes:
+        return f"too big ({info.st_size / 1e6:.1f} MB; the limit is {limit_bytes / 1e6:g} MB)"
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "missing (a dangling link?)"
+    return f"cannot read the file: {exc.strerror or exc}"

@@ -32,7 +32,7 @@ class Track:
     channel: int = 0  # 0-based MIDI channel (9 is drums)
 
 
-def midi_bytes(tracks: Sequence[Track], bpm: float, ticks_per_beat: int = TICKS_PER_BEAT) -> bytes:
+def midi_bytes(tracks: Sequence[Track], bpm: float, ticks_per_beat: int = TICKS_PER_BEAT, meter: tuple[int, int] = (4, 4)) -> bytes:
     """A type-1 MIDI file: a tempo track, then one track per ``Track``, notes on the tick grid.
 
     At the same tick, note-offs go before note-ons, so a note repeated without a gap is heard
@@ -41,7 +41,7 @@ def midi_bytes(tracks: Sequence[Track], bpm: float, ticks_per_beat: int = TICKS_
     mid = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     tempo = mido.MidiTrack()
     tempo.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
-    tempo.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    tempo.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0))
     tempo.append(mido.MetaMessage("end_of_track", time=0))
     mid.tracks.append(tempo)
     for track in tracks:
@@ -84,6 +84,7 @@ class MidiContent:
     ticks_per_beat: int
     midi_type: int  # 0, 1 or 2
     drum_notes: int  # notes on channel 10, left out of ``notes``
+    meter: tuple[int, int] | None = None  # the first time signature (numerator, denominator), if any
 
 
 @dataclass
@@ -128,7 +129,7 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
     """
     mid = _parse(data)
     tpb = mid.ticks_per_beat
-    raw, pedals, tempos, ends, drums = _collect(mid)
+    raw, pedals, tempos, ends, drums, meters = _collect(mid)
     file_end = max(ends, default=0)
     if sustain:
         _apply_sustain(raw, pedals, file_end, per_track=mid.type == 2)
@@ -141,7 +142,8 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
         for n in raw
     ]
     notes.sort(key=lambda n: (n.start, n.pitch, n.duration))
-    return MidiContent(notes, bpm, changes, tpb, mid.type, drums)
+    meter = min(meters)[1:] if meters else None
+    return MidiContent(notes, bpm, changes, tpb, mid.type, drums, meter)
 
 
 def _parse(data: bytes) -> mido.MidiFile:
@@ -174,11 +176,12 @@ def _collect(mid: mido.MidiFile):
     """Pair note_on/note_off per (track, channel, pitch); gather pedal and tempo events.
 
     Returns (notes, pedal events (tick, track, order, channel, down), tempos (tick, us per beat),
-    end tick of each track, number of drum notes).
+    end tick of each track, number of drum notes, time signatures (tick, numerator, denominator)).
     """
     raw: list[_RawNote] = []
     pedals: list[tuple[int, int, int, int, bool]] = []
     tempos: list[tuple[int, int]] = []
+    meters: list[tuple[int, int, int]] = []
     ends: list[int] = []
     drums = 0
     offset = 0  # type 2: each track starts where the previous one ended
@@ -204,13 +207,15 @@ def _collect(mid: mido.MidiFile):
                 pedals.append((tick, ti, order, msg.channel, msg.value >= 64))
             elif kind == "set_tempo":
                 tempos.append((tick, msg.tempo))
+            elif kind == "time_signature" and msg.numerator > 0:
+                meters.append((tick, msg.numerator, msg.denominator))
         for note in sounding.values():
             note.end = tick  # never released: ends with its track
         ends.append(tick)
         if mid.type == 2:
             offset = tick
     tempos.sort(key=lambda t: t[0])  # stable: file order within a tick
-    return raw, pedals, tempos, ends, drums
+    return raw, pedals, tempos, ends, drums, meters
 
 
 # Event kinds in the order note-seq processes them within one tick.

@@ -18,8 +18,9 @@ from improv.errors import MIDIConversionError, one_line
 from improv.music.notes import Note
 
 
-def read_music21(path: str) -> list[tuple[str, list[Note], float | None]]:
-    """A score file music21 reads -> (suffix, notes, bpm) per work ("#N" for a collection's Nth)."""
+def read_music21(path: str) -> list[tuple[str, list[Note], float | None, tuple[int, int] | None]]:
+    """A score file music21 reads -> (suffix, notes, bpm, meter) per work ("#N" for a collection's
+    Nth; meter: the first time signature as (numerator, denominator), None without one)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # music21 warns freely about what it guesses; not the user's business here
         try:
@@ -44,14 +45,14 @@ def notes_from_music21(score: Any) -> list[Note]:
         return _score_notes(score)[0]
 
 
-def _score_notes(score: Any) -> tuple[list[Note], float | None]:
+def _score_notes(score: Any) -> tuple[list[Note], float | None, tuple[int, int] | None]:
     """Every part: ties joined, chords expanded (octaves kept), grace notes and percussion left out.
 
     Velocities are what music21's own MIDI export writes (``volume.realizeVolume`` per part:
     explicit velocities, dynamics marks, accents); a score without dynamics gets music21's
     default, 90. So a score and music21's MIDI rendering of it read the same.
     """
-    from music21 import instrument, tempo
+    from music21 import instrument, meter, tempo
 
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     notes: list[Note] = []
@@ -62,7 +63,9 @@ def _score_notes(score: Any) -> tuple[list[Note], float | None]:
         notes.extend(_part_notes(part))
     mark = score.recurse().getElementsByClass(tempo.MetronomeMark).first()
     bpm = mark.getQuarterBPM() if mark is not None else None
-    return notes, (round(float(bpm), 3) if bpm else None)
+    signature = score.recurse().getElementsByClass(meter.TimeSignature).first()
+    bar = (int(signature.numerator), int(signature.denominator)) if signature is not None and signature.numerator else None
+    return notes, (round(float(bpm), 3) if bpm else None), bar
 
 
 def _part_notes(part: Any) -> list[Note]:

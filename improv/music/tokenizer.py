@@ -23,14 +23,14 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import asdict
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 from improv.settings.sections import TokenizerSettings
 from improv.settings.load import section_from_dict
 from improv.errors import CheckpointError, ConfigError
-from improv.music.notes import Note, fold_pitch
+from improv.music.notes import Note, fold_pitches, note_array
 
 # Column of each field in a token row.
 PITCH, OFFSET, DURATION, VELOCITY = 0, 1, 2, 3
@@ -41,7 +41,7 @@ EOS = 129  # end of a piece
 N_PITCH = 130
 
 # Bump when the same notes and settings would encode differently (corpus caches are keyed on it).
-ENCODING_VERSION = 2
+ENCODING_VERSION = 3  # 3: an onset's notes lowest first after a coarse offset (encode is idempotent)
 
 TOKEN_DTYPE = np.uint8  # every field fits in a byte with the default grid: 4 bytes per event
 
@@ -72,6 +72,45 @@ def velocity_table(bins: int) -> tuple[np.ndarray, np.ndarray]:
     return of_velocity, centres
 
 
+class GridNotes(NamedTuple):
+    """Notes on the grid, in token order (``Tokenizer.grid_notes``)."""
+
+    steps: np.ndarray  # onset, in grid steps from the piece's start
+    pitches: np.ndarray
+    durations: np.ndarray  # beats, not yet quantised
+    velocities: np.ndarray
+
+
+def _canonical_chords(events: np.ndarray) -> np.ndarray:
+    """Each onset's notes (a row with an offset, then the rows with offset 0) lowest first and each
+    pitch once, the onset's offset on its first row: the order ``decode`` then ``encode`` gives.
+    Only onsets out of that order are touched (they are rare: a coarse offset rounded past a note)."""
+    if len(events) < 2:
+        return events
+    disorder = np.flatnonzero((events[1:, OFFSET] == 0) & (events[1:, PITCH] <= events[:-1, PITCH])) + 1
+    if not len(disorder):
+        return events
+    starts = np.concatenate([[0], np.flatnonzero(events[1:, OFFSET] != 0) + 1])
+    ends = np.append(starts[1:], len(events))
+    pieces, at = [], 0
+    for g in np.unique(np.searchsorted(starts, disorder, side="right") - 1):
+        s, e = starts[g], ends[g]
+        group = events[s:e]
+        group = group[np.argsort(group[:, PITCH], kind="stable")]
+        first = np.ones(len(group), dtype=bool)
+        first[1:] = group[1:, PITCH] != group[:-1, PITCH]
+        keep = np.flatnonzero(first)
+        merged = group[keep].copy()
+        merged[:, DURATION] = np.maximum.reduceat(group[:, DURATION], keep)
+        merged[:, VELOCITY] = np.maximum.reduceat(group[:, VELOCITY], keep)
+        merged[:, OFFSET] = 0
+        merged[0, OFFSET] = events[s, OFFSET]
+        pieces += [events[at:s], merged]
+        at = e
+    pieces.append(events[at:])
+    return np.concatenate(pieces)
+
+
 class Tokenizer:
     """Encodes notes as token rows and back. Immutable; build one from ``TokenizerSettings``."""
 
@@ -82,6 +121,7 @@ class Tokenizer:
         self.time_values: np.ndarray = self.time_steps / self.steps_per_beat  # beats
         self._time_list = self.time_steps.tolist()
         self._time_mids = [(a + b) / 2 for a, b in zip(self._time_list, self._time_list[1:])]
+        self._mids_array = np.array(self._time_mids)
         self._velocity_bin, self.velocity_values = velocity_table(self.settings.velocity_bins)
         self.sizes: tuple[int, int, int, int] = (N_PITCH, len(self.time_steps), len(self.time_steps), self.settings.velocity_bins)
         if max(self.sizes) > np.iinfo(TOKEN_DTYPE).max + 1:
@@ -106,26 +146,31 @@ class Tokenizer:
 
     # ---- whole pieces ----------------------------------------------------------------------
 
-    def grid_notes(self, notes: Iterable[Note]) -> list[tuple[int, int, float, int]]:
-        """(onset grid step, pitch, duration, velocity) of each note, in token order.
+    def grid_notes(self, notes: Iterable[Note] | np.ndarray) -> GridNotes:
+        """The notes on the grid, in token order: (onset step, pitch, duration in beats, velocity)
+        arrays, sorted by step then pitch.
 
         Onsets are rounded to the grid *before* ordering, so the notes of a chord come out lowest
         first even when the source spread them over a few ticks, and two notes of one pitch that
         land on the same step (a doubling between parts or tracks) become one note with the longer
         duration and the louder velocity: one instrument cannot strike one key twice at once.
         """
-        merged: dict[tuple[int, int], tuple[float, int]] = {}
-        for note in notes:
-            key = (round_half_down(note.start * self.steps_per_beat), fold_pitch(note.pitch))
-            old = merged.get(key)
-            if old is None:
-                merged[key] = (note.duration, note.velocity)
-            else:
-                merged[key] = (max(old[0], note.duration), max(old[1], note.velocity))
-        return [(step, pitch, *merged[(step, pitch)]) for step, pitch in sorted(merged)]
+        arr = note_array(notes)
+        steps = np.ceil(arr["start"] * self.steps_per_beat - 0.5).astype(np.int64)  # round_half_down
+        pitch = fold_pitches(arr["pitch"].astype(np.int64))
+        order = np.lexsort((pitch, steps))
+        steps, pitch = steps[order], pitch[order]
+        duration, velocity = arr["duration"][order], arr["velocity"][order].astype(np.int64)
+        if len(steps) > 1:
+            first = np.ones(len(steps), dtype=bool)
+            first[1:] = (steps[1:] != steps[:-1]) | (pitch[1:] != pitch[:-1])
+            at = np.flatnonzero(first)
+            duration, velocity = np.maximum.reduceat(duration, at), np.maximum.reduceat(velocity, at)
+            steps, pitch = steps[at], pitch[at]
+        return GridNotes(steps, pitch, duration, velocity)
 
-    def _walk(self, grid: list[tuple[int, int, float, int]]) -> Iterator[tuple[int, int]]:
-        """(offset class, steps a long gap lost) of each grid note: the one timing rule.
+    def _walk(self, steps: Sequence[int]) -> Iterator[tuple[int, int]]:
+        """(offset class, steps a long gap lost) of each grid onset: the one timing rule.
 
         Offsets are quantised with error feedback: each offset is measured from where the decoded
         previous event lies, not where the source had it, so rounding never accumulates; notes of
@@ -135,7 +180,7 @@ class Tokenizer:
         decoded: int | None = None  # where the previous event lies after decoding, in source steps
         previous: int | None = None  # the previous event's source step
         last_class = len(self._time_list) - 1
-        for step, _, _, _ in grid:
+        for step in steps:
             lost = 0
             if decoded is None:
                 offset_cls = 0  # leading silence is dropped
@@ -146,19 +191,28 @@ class Tokenizer:
             elif step == previous:
                 offset_cls = 0  # the same chord, even where the grid rounded the chord's onset
             else:
+                # A coarse class may round past the next onset: that note then joins this chord.
                 offset_cls = bisect.bisect_left(self._time_mids, step - decoded)
                 decoded += self._time_list[offset_cls]
             previous = step
             yield offset_cls, lost
 
-    def encode(self, notes: Iterable[Note], bos: bool = True, eos: bool = True) -> np.ndarray:
-        """Notes of one piece -> token rows of shape (N, 4), timed as ``_walk`` describes."""
+    def encode(self, notes: Iterable[Note] | np.ndarray, bos: bool = True, eos: bool = True) -> np.ndarray:
+        """Notes of one piece -> token rows of shape (N, 4), timed as ``_walk`` describes.
+
+        Every decoded onset's notes come out lowest first, each pitch once (the longer and louder
+        where two meet): so ``encode(decode(rows)) == rows`` for any rows ``encode`` made, even where
+        a coarse offset moved one onset onto the next."""
         grid = self.grid_notes(notes)
-        rows = np.zeros((len(grid) + bos + eos, 4), dtype=TOKEN_DTYPE)
+        offsets = np.fromiter((cls for cls, _ in self._walk(grid.steps.tolist())), dtype=np.int64, count=len(grid.steps))
+        durations = np.maximum(np.searchsorted(self._mids_array, grid.durations * self.steps_per_beat, side="left"), 1)
+        velocities = self._velocity_bin[np.clip(grid.velocities, 1, 127)]
+        events = np.stack([grid.pitches, offsets, durations, velocities], axis=1)
+        events = _canonical_chords(events)
+        rows = np.zeros((len(events) + bos + eos, 4), dtype=TOKEN_DTYPE)
         if bos:
             rows[0, PITCH] = BOS
-        for i, ((_, pitch, duration, velocity), (offset_cls, _)) in enumerate(zip(grid, self._walk(grid)), start=int(bos)):
-            rows[i] = (pitch, offset_cls, self.quantize_time(duration, minimum=1), self.quantize_velocity(velocity))
+        rows[int(bos) : int(bos) + len(events)] = events
         if eos:
             rows[-1, PITCH] = EOS
         return rows
@@ -192,7 +246,7 @@ class Tokenizer:
         out[notes, PITCH] = pitch
         return out
 
-    def grid_onsets(self, notes: Iterable[Note]) -> list[tuple[int, int]]:
+    def grid_onsets(self, notes: Iterable[Note] | np.ndarray) -> list[tuple[int, int]]:
         """(grid step, pitch) of each source note as the tokens should keep it.
 
         The reference for round-trip recall: onsets rounded to the grid, measured from the first
@@ -201,9 +255,10 @@ class Tokenizer:
         is a loss the recall counts.
         """
         grid = self.grid_notes(notes)
+        steps = grid.steps.tolist()
         out: list[tuple[int, int]] = []
-        cut = grid[0][0] if grid else 0
-        for (step, pitch, _, _), (_, lost) in zip(grid, self._walk(grid)):
+        cut = steps[0] if steps else 0
+        for step, pitch, (_, lost) in zip(steps, grid.pitches.tolist(), self._walk(steps)):
             cut += lost
             out.append((step - cut, pitch))
         return out

@@ -39,6 +39,10 @@ class CorpusSettings:
     workers: int = 0
     # A file that takes more CPU seconds than this to parse is skipped (reported, never a hang).
     file_timeout_s: float = 60.0
+    # Files larger than this (MB) are skipped unread: a real score or MIDI file is far smaller.
+    max_file_mb: float = 32.0
+    # Memory (MB) a parser process may allocate for one file; past it the file is skipped.
+    worker_memory_mb: float = 2048.0
 
 
 @dataclass(frozen=True)
