@@ -50,7 +50,7 @@ def generate_speed(events: int) -> dict[str, float]:
         ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
         print(f"note: generate_events_per_s uses {DEFAULT_CHECKPOINT}", file=sys.stderr)
     else:
-        ckpt = untrained_checkpoint(settings, seed=0)
+        ckpt = untrained_checkpoint(settings.model, settings.tokenizer, seed=0)
         print("note: no checkpoints/default.pt: generate_events_per_s uses an untrained default-size model (same cost per event)", file=sys.stderr)
     model = ckpt.step_model()
     params = SamplingParams.from_settings(settings.sample)

@@ -52,9 +52,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 def _default_checkpoint():
     from improv.model.checkpoint import untrained_checkpoint
-    from improv.settings.sections import Settings
 
-    return untrained_checkpoint(Settings(), seed=0)
+    return untrained_checkpoint(ModelSettings(), seed=0)
 
 
 def _rows(n: int, sizes, seed: int = 0):

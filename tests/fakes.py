@@ -14,7 +14,8 @@ import mido
 import numpy as np
 
 from improv.model.sampling import SamplingParams
-from improv.music.tokenizer import BOS, TOKEN_DTYPE, Tokenizer
+from improv.realtime.echo import PROBE_ID
+from improv.music.tokenizer import BOS, OFFSET, PITCH, TOKEN_DTYPE, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -50,18 +51,27 @@ class LadderModel:
             state = self.step(state, row)
         return state
 
-    def sample_event(self, state: LadderState, rng: np.random.Generator, params: SamplingParams = SamplingParams(), pitch_mask: np.ndarray | None = None) -> np.ndarray:
+    def sample_event(self, state: LadderState, rng: np.random.Generator, params: SamplingParams = SamplingParams(), pitch_mask: np.ndarray | None = None, guide=None) -> np.ndarray:
         self.samples += 1
         if self.samples in self.fail_at:
             raise RuntimeError("the model broke")
         rng.random()  # consume like the real model does, so streams behave alike
+        row = np.array([0, self.offset, self.duration, self.velocity], dtype=TOKEN_DTYPE)
+        sizes = self.tokenizer.sizes
+        if guide is not None:  # the engine's constraints on the offset (a single line: never 0)
+            _, mask = guide(OFFSET, row, np.zeros(sizes[OFFSET]), None)
+            if mask is not None and not mask[row[OFFSET]]:
+                row[OFFSET] = int(np.flatnonzero(mask)[0])
         last = state.last[0] if state.last[0] < BOS else 60
         want = last + self.climb
         pitch = want
+        if guide is not None:
+            _, pitch_mask = guide(PITCH, row, np.zeros(sizes[PITCH]), pitch_mask)
         if pitch_mask is not None:
             allowed = np.flatnonzero(pitch_mask[:128])
             pitch = int(allowed[np.argmin(np.abs(allowed - want) + (allowed < want) * 0.5)])
-        return np.array([pitch, self.offset, self.duration, self.velocity], dtype=TOKEN_DTYPE)
+        row[PITCH] = pitch
+        return row
 
 
 def on(note: int, velocity: int = 80, channel: int = 0) -> mido.Message:
@@ -76,10 +86,18 @@ def cc(control: int, value: int, channel: int = 0) -> mido.Message:
     return mido.Message("control_change", control=control, value=value, channel=channel)
 
 
+def is_probe(msg) -> bool:
+    """improv's loopback probe (a sysex with the non-commercial ID): not music."""
+    return msg.type == "sysex" and tuple(msg.data[:4]) == PROBE_ID
+
+
 def kinds(timed) -> list[tuple]:
-    """(time rounded to µs, type, note or control, velocity or value) of timed messages."""
+    """(time rounded to µs, type, note or control, velocity or value) of timed messages, the
+    loopback probes left out."""
     out = []
     for t, m in timed:
+        if is_probe(m):
+            continue
         if m.type in ("note_on", "note_off"):
             out.append((round(t, 6), m.type, m.note, m.velocity))
         elif m.type == "control_change":

@@ -10,8 +10,7 @@ import mido
 import pytest
 
 import improv.io.memory_ports
-import improv.io.rtmidi_ports
-import improv.session.process
+import improv.session.serve
 from improv.model.checkpoint import write_untrained_checkpoint
 from improv.cli.main import build_parser, main
 from improv.cli.common import json_ready
@@ -43,7 +42,7 @@ def test_json_ready_turns_every_non_finite_float_into_null():
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.pt"
-    write_untrained_checkpoint(path, load_settings(None, SMALL))
+    write_untrained_checkpoint(path, load_settings(None, SMALL).model)
     return path
 
 
@@ -66,8 +65,14 @@ class FakePorts:
         self.closed = True
 
 
+@pytest.fixture(autouse=True)
+def no_midi_system(monkeypatch):
+    """No MIDI system here: the port names are taken as they are."""
+    monkeypatch.setattr(improv.session.serve, "check_names", lambda choice: (None, None))
+
+
 def test_record_to_an_unwritable_path_fails_before_the_session(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", lambda *a, **k: pytest.fail("opened ports before checking --record"))
+    monkeypatch.setattr(improv.session.serve, "MidiPorts", lambda *a, **k: pytest.fail("opened ports before checking --record"))
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a folder")
     records = [blocker / "session.mid", tmp_path / "missing" / "session.mid", tmp_path]
@@ -91,8 +96,8 @@ def test_the_recording_survives_an_error_that_ends_the_session(checkpoint, tmp_p
         loop.engine.on_message(mido.Message("note_off", note=60), 1.5)
         raise RuntimeError("something broke mid-session")
 
-    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", fake_ports)
-    monkeypatch.setattr(improv.session.process, "serve", session_that_crashes)
+    monkeypatch.setattr(improv.session.serve, "MidiPorts", fake_ports)
+    monkeypatch.setattr(improv.session.serve, "serve", session_that_crashes)
     record = tmp_path / "session.mid"
     with pytest.raises(RuntimeError, match="something broke"):
         main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)])
@@ -103,8 +108,8 @@ def test_the_recording_survives_an_error_that_ends_the_session(checkpoint, tmp_p
 
 
 def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(improv.io.rtmidi_ports, "MidiPorts", FakePorts)
-    monkeypatch.setattr(improv.session.process, "serve", lambda loop, **kwargs: loop.stats)
+    monkeypatch.setattr(improv.session.serve, "MidiPorts", FakePorts)
+    monkeypatch.setattr(improv.session.serve, "serve", lambda loop, **kwargs: loop.stats)
     record = tmp_path / "session.mid"
     assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--record", str(record)]) == 0
     assert record.read_bytes()[:4] == b"MThd"

@@ -18,6 +18,7 @@ TOK = Tokenizer()
 class Piece:
     name: str
     tokens: np.ndarray
+    source: str = ""
 
 
 def make_pieces(n: int = 12, seed: int = 0, low: int = 30, high: int = 90) -> list[Piece]:
@@ -54,6 +55,18 @@ def test_split_is_by_piece_seeded_and_disjoint():
     assert {p.name for p in more} - {"zzz.mid"} <= {p.name for p in val}
     assert split_pieces(pieces[:2], 0.01, seed=0)[1] and split_pieces(pieces[:1], 0.5, seed=0) == (pieces[:1], [])
     assert split_pieces(pieces, 0.0, seed=0) == (pieces, [])
+
+
+def test_split_within_each_source_holds_out_what_each_source_alone_holds_out():
+    folk = [Piece(f"folk/{i:03d}.abc", t.tokens, "folk") for i, t in enumerate(make_pieces(40, seed=1))]
+    bach = [Piece(f"bach/{i:03d}.mxl", t.tokens, "bach") for i, t in enumerate(make_pieces(25, seed=2))]
+    both_train, both_val = split_pieces(folk + bach, 0.1, seed=0)
+    folk_val = split_pieces(folk, 0.1, seed=0)[1]
+    bach_val = split_pieces(bach, 0.1, seed=0)[1]
+    # A base model on both never trains on a piece that a model of one collection holds out.
+    assert {p.name for p in both_val} == {p.name for p in folk_val + bach_val}
+    assert len(folk_val) == 4 and len(bach_val) == 2  # each collection is represented
+    assert not {p.name for p in both_train} & {p.name for p in folk_val + bach_val}
 
 
 def test_augmentation_keeps_pieces_valid():

@@ -105,7 +105,7 @@ def test_a_session_answers_every_call_and_barges_in():
 
 def test_demo_command_fast(tmp_path, capsys):
     ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1)))
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "2", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -130,17 +130,17 @@ def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, 
     from improv.session import demo as demo_session
 
     ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1)))
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
 
     def played(*a, **kw):
         raise AssertionError("the session was played")
 
     monkeypatch.setattr(demo_session, "_phrases", played)
     assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == f"improv: error: cannot write {tmp_path}: Is a directory\n"
+    assert capsys.readouterr().err == f"improv: error: cannot write {tmp_path}: it is a folder\n"
     blocked = tmp_path / "m.pt" / "d.mid"  # a "folder" that is a file (as /proc/d.mid is not writable)
     assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(blocked)]) == 2
-    assert capsys.readouterr().err == f"improv: error: cannot write {blocked}: Not a directory\n"
+    assert capsys.readouterr().err == f"improv: error: cannot write {blocked}: its folder does not exist\n"
     kept = tmp_path / "old.mid"
     kept.write_bytes(b"old")
     demo_session.check_writable(str(kept))  # writable: left as it was
@@ -159,18 +159,17 @@ class Interrupted(LadderModel):
 
 
 def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_path, monkeypatch):
-    from improv.model import checkpoint
     from improv.session import demo as demo_session
 
     class Loaded:
         tokenizer = None
-        train: dict = {}
+        info: dict = {}
 
         @staticmethod
         def step_model():
             return Interrupted()
 
-    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path: Loaded())
+    monkeypatch.setattr(demo_session, "load_player", lambda path: Loaded())
     monkeypatch.setattr(demo_session, "_phrases", lambda *a: [scale_phrase(source=f"w{i}") for i in range(3)])
     record = tmp_path / "cut.mid"
     settings = Settings()

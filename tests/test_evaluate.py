@@ -123,7 +123,7 @@ def random_piece(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def test_batched_torch_nll_equals_numpy_step_model():
-    ckpt = untrained_checkpoint(load_settings(None, SMALL), seed=4)
+    ckpt = untrained_checkpoint(load_settings(None, SMALL).model, seed=4)
     with torch.no_grad():
         for w in ckpt.weights.values():
             w.mul_(2.0)  # away from the near-uniform initialisation
@@ -168,7 +168,7 @@ def tiny_setup(tmp_path_factory) -> tuple[Path, Path, list[str]]:
         (folder / f"piece{i}.mid").write_bytes(midi_bytes([Track("x", notes)], 100))
     overrides = [*SMALL, f"corpus.cache_dir={root / 'cache'}", "corpus.workers=1", "eval.sample_length=24"]
     settings = load_settings(None, overrides)
-    ckpt = untrained_checkpoint(settings, seed=0)
+    ckpt = untrained_checkpoint(settings.model, settings.tokenizer, seed=0)
     from improv.corpus.load import load_corpus
 
     pieces, _ = load_corpus([str(folder)], ckpt.tokenizer, settings.corpus)
@@ -230,7 +230,7 @@ def test_nothing_held_out_says_why(tmp_path, capsys, names, val_fraction, why):
     folder.mkdir()
     for name in names:
         (folder / name).write_bytes(midi_bytes([Track("x", [Note(60, 0.0, 1.0, 80), Note(62, 1.0, 1.0, 80)])], 100))
-    ckpt = untrained_checkpoint(load_settings(None, SMALL))
+    ckpt = untrained_checkpoint(load_settings(None, SMALL).model)
     pieces = [f"{folder}/{name}" for name in names]
     ckpt.train = {"data": [str(folder)], "heldout": [], "train_pieces": pieces, "settings": {"val_fraction": val_fraction}}
     path = tmp_path / "m.pt"
@@ -249,13 +249,13 @@ def test_batched_nll_uses_the_training_thread_rule(monkeypatch):
     monkeypatch.setattr(improv.io.machine, "usable_cores", lambda: 6)
     monkeypatch.setattr(improv.evaluation.nll, "heldout_nll", lambda net, pieces: seen.append(torch.get_num_threads()) or (np.zeros(4), 0))
     before = torch.get_num_threads()
-    model_nll(untrained_checkpoint(load_settings(None, SMALL)), [])
+    model_nll(untrained_checkpoint(load_settings(None, SMALL).model), [])
     assert seen == [3] and torch.get_num_threads() == before  # half the usable cores, for the call only
 
 
 def test_eval_errors_are_one_line(tmp_path, capsys):
     bare = tmp_path / "bare.pt"
-    save_checkpoint(bare, untrained_checkpoint(load_settings(None, SMALL)))
+    save_checkpoint(bare, untrained_checkpoint(load_settings(None, SMALL).model))
     for args, message in [
         (["--checkpoint", str(bare)], "holds no training record"),
         (["--checkpoint", str(tmp_path / "none.pt")], "improv train --out"),

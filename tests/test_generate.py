@@ -25,7 +25,7 @@ SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 @pytest.fixture(scope="module")
 def ckpt_path(tmp_path_factory) -> str:
     """A tiny untrained model that likes chords (offset 0) and never ends the piece early."""
-    ckpt = untrained_checkpoint(load_settings(None, SMALL), seed=1)
+    ckpt = untrained_checkpoint(load_settings(None, SMALL).model, seed=1)
     with torch.no_grad():
         k_offset, k_pitch = HEAD_ORDER.index(OFFSET), HEAD_ORDER.index(PITCH)
         ckpt.weights[f"head_out.{k_offset}.bias"][0] += 3.0  # offset class 0 = same onset = a chord
@@ -175,7 +175,7 @@ def test_bad_options_are_one_line_errors(ckpt_path, tmp_path, capsys, args, mess
 def test_missing_checkpoint_says_how_to_get_one(tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.mid")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "checkpoint not found" in err and "improv train --out" in err and "--checkpoint" in err and "\n" not in err
+    assert "checkpoint not found" in err and "improv train --out" in err and "improv voices" in err and "\n" not in err
 
 
 def test_bad_outputs_and_prompts_are_one_line_errors(ckpt_path, tmp_path, capsys):

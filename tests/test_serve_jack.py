@@ -47,7 +47,7 @@ def tiny_checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
-    write_untrained_checkpoint(path, settings, seed=0)
+    write_untrained_checkpoint(path, settings.model, seed=0)
     return path
 
 
@@ -227,7 +227,7 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
 
 
 def test_virtual_ports_name_themselves_not_those_of_another_improv(jack):
-    from improv.io.rtmidi_ports import MidiPorts, PortChoice
+    from improv.io.watched_ports import MidiPorts, PortChoice
 
     first = MidiPorts(PortChoice(api="jack", virtual=True, client_name="twin"))
     second = None

@@ -35,6 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"data", "heldout", "train_pieces", "settings", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "history", "device", "seconds"}
 
 
+def fit(settings: Settings, **kw):
+    """``training.run.train`` with the sections of ``settings`` (as the command hands them)."""
+    return train(settings.train, settings.model, settings.tokenizer, settings.corpus, **kw)
+
+
 def tiny(tmp_path: Path, **train_kw) -> Settings:
     ts = dict(batch_size=4, chunk_len=16, epochs=3, warmup_steps=4, lr=0.03, val_fraction=0.2, threads=1, out=str(tmp_path / "m.pt"), data=["synthetic"])
     ts.update(train_kw)
@@ -49,7 +54,7 @@ def test_training_learns_and_records_its_split(tmp_path):
     pieces = make_pieces(20)
     settings = tiny(tmp_path, epochs=15, patience=0)
     settings = replace(settings, model=replace(settings.model, embed_dim=16, hidden_size=32))
-    summary = train(settings, pieces=pieces, show_progress=False, log=quiet)
+    summary = fit(settings, pieces=pieces, show_progress=False, log=quiet)
     assert summary["steps"] > 0 and summary["epochs"] == 15
     best = load_checkpoint(tmp_path / "m.pt")
     last = load_checkpoint(last_path(tmp_path / "m.pt"))
@@ -81,7 +86,7 @@ def test_lr_schedule_warms_up_then_decays():
 def test_without_validation_pieces_training_runs_every_epoch_and_says_so_once(tmp_path, capsys, pieces, val_fraction):
     lines: list[str] = []
     settings = tiny(tmp_path, epochs=4, patience=2, val_fraction=val_fraction)
-    summary = train(settings, pieces=make_pieces(pieces), show_progress=False, log=lines.append)
+    summary = fit(settings, pieces=make_pieces(pieces), show_progress=False, log=lines.append)
     assert summary["epochs"] == 4 and summary["stopped"] == "epochs"  # never "no improvement in 2 validations"
     assert summary["val_pieces"] == 0 and summary["best_val_loss"] is None
     assert sum("no validation pieces" in line for line in lines) == 1, lines
@@ -129,16 +134,16 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     pieces = make_pieces(16)
     kw = dict(epochs=3, transpose=4, tempo_stretch=0.1, crop=0.3)
     straight = tmp_path / "straight"
-    train(tiny(straight, **kw), pieces=pieces, show_progress=False, log=quiet)
+    fit(tiny(straight, **kw), pieces=pieces, show_progress=False, log=quiet)
     broken = tmp_path / "broken"
     settings = tiny(broken, **kw)
     with monkeypatch.context() as m:
         stop_at(m, 5)  # mid-epoch: there are more than 5 steps in an epoch here
         with pytest.raises(KeyboardInterrupt):
-            train(settings, pieces=pieces, show_progress=False, log=quiet)
+            fit(settings, pieces=pieces, show_progress=False, log=quiet)
     stopped = load_checkpoint(last_path(broken / "m.pt"))
     assert stopped.train["step"] == 5 and stopped.resume["progress"]["batch"] == 5
-    train(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
+    fit(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
     a, b = weights_of(last_path(straight / "m.pt")), weights_of(last_path(broken / "m.pt"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     ha = load_checkpoint(straight / "m.pt").train["history"]
@@ -160,12 +165,12 @@ def test_hard_interrupt_mid_epoch_leaves_valid_checkpoints(tmp_path, monkeypatch
 
     monkeypatch.setattr(train_mod, "train_step", explode)
     with pytest.raises(KeyboardInterrupt):
-        train(settings, pieces=pieces, show_progress=False, log=quiet)
+        fit(settings, pieces=pieces, show_progress=False, log=quiet)
     assert load_checkpoint(tmp_path / "m.pt").train["step"] == 3
     assert load_checkpoint(last_path(tmp_path / "m.pt")).train["step"] == 3
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     monkeypatch.setattr(train_mod, "train_step", real)
-    summary = train(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
+    summary = fit(settings, resume=True, pieces=pieces, show_progress=False, log=quiet)
     assert summary["epochs"] == 3
 
 
@@ -253,15 +258,23 @@ def test_an_output_that_cannot_be_written_fails_before_training(tmp_path, capsys
         assert code == 2 and err.startswith(f"improv: error: cannot write {out}") and "\n" not in err, err
 
 
-def test_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        (OSError(28, "No space left on device"), "No space left on device"),
+        # What torch.save raises on a full disk: a RuntimeError, not an OSError.
+        (RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed writing file data/3: file write failed"), "PytorchStreamWriter failed writing file"),
+    ],
+)
+def test_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch, error, said):
     import improv.model.checkpoint
 
-    def disk_full(path, ckpt):
-        raise OSError(28, "No space left on device")
+    def disk_full(path, ckpt, **kw):
+        raise error
 
     monkeypatch.setattr(improv.model.checkpoint, "save_checkpoint", disk_full)
-    with pytest.raises(ImprovError, match=r"cannot write checkpoint .*m\.pt: No space left on device"):
-        train(tiny(tmp_path, epochs=1), pieces=make_pieces(6), show_progress=False, log=quiet)
+    with pytest.raises(ImprovError, match=rf"cannot write checkpoint .*m\.pt: .*{said}"):
+        fit(tiny(tmp_path, epochs=1), pieces=make_pieces(6), show_progress=False, log=quiet)
 
 
 def test_two_process_distributed_run(tmp_path):

@@ -54,3 +54,16 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, what: str = "to play") -> None:
+    """``--voice`` and ``--checkpoint``: the two ways every command names its model."""
+    parser.add_argument("--voice", metavar="NAME", help=f"a shipped voice {what} (`improv voices` lists them; default: voice.default)")
+    parser.add_argument("--checkpoint", metavar="FILE", help=f"any model file {what} instead (.pt or .npz)")
+
+
+def chosen_model(args: argparse.Namespace, settings: Any) -> Any:
+    """The model file the command's ``--voice`` / ``--checkpoint`` / ``voice.default`` name."""
+    from improv.model.voices import model_location
+
+    return model_location(args.voice, args.checkpoint, settings.voice.default)

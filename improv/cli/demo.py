@@ -12,13 +12,13 @@ import argparse
 import dataclasses
 import json
 
-from improv.cli.common import seed
+from improv.cli.common import add_model_arguments, chosen_model, seed
 
 HELP = "hear improv without a keyboard: a built-in performer plays calls, improv answers (writes demo.mid)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", metavar="FILE", help="model to play (default: generate.checkpoint)")
+    add_model_arguments(parser)
     parser.add_argument("--calls", type=int, metavar="N", help="calls the performer plays (default: demo.calls)")
     parser.add_argument("--fast", action="store_true", help="simulated time: the whole session at once")
     parser.add_argument("--out", metavar="PORT", help="also play through this MIDI output port (a substring of its name)")
@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from improv.model.checkpoint import model_path
     from improv.settings.sections import DemoSettings, SampleSettings
     from improv.settings.load import section_from_dict
     from improv.session.demo import run_demo
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace, settings) -> int:
         settings,
         demo,
         sample,
-        checkpoint=str(model_path(args.checkpoint, settings.generate.checkpoint)),
+        checkpoint=str(chosen_model(args, settings)),
         record=args.record or demo.record,
         fast=args.fast,
         out_port=args.out,

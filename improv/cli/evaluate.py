@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
-from improv.cli.common import json_ready, seed
+from improv.cli.common import add_model_arguments, chosen_model, json_ready, seed
 
 HELP = "measure a model: held-out NLL per head vs Markov/unigram baselines, collapse, copying, MGEval overlaps"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", metavar="FILE", help="trained model (default: generate.checkpoint)")
+    add_model_arguments(parser, "to evaluate")
     parser.add_argument("--data", nargs="+", metavar="PATH", help="evaluate on these sources instead of the pieces the checkpoint held out")
     parser.add_argument("--samples", type=int, metavar="N", help="generated samples for the statistics (default: eval.samples)")
     parser.add_argument("--seed", type=seed, default=0, metavar="S", help="random seed of the samples (default: 0)")
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace, settings) -> int:
     def log(message: str) -> None:
         print(f"improv eval: {message}", file=sys.stderr, flush=True)
 
-    from improv.model.checkpoint import model_path
+    from improv.model.voices import training_checkpoint
 
-    result = run_eval(str(model_path(args.checkpoint, settings.generate.checkpoint)), args.data, samples, args.seed, settings, log)
+    result = run_eval(str(training_checkpoint(chosen_model(args, settings))), args.data, samples, args.seed, settings, log)
     print(json.dumps(json_ready(result), indent=2) if args.json else format_table(result))
     return 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import secrets
 
-from improv.cli.common import seed
+from improv.cli.common import add_model_arguments, chosen_model, seed
 
 HELP = "write a model's music to a MIDI (or MusicXML) file, optionally continuing a prompt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", metavar="FILE", help="trained model (default: generate.checkpoint)")
+    add_model_arguments(parser)
     parser.add_argument("--out", metavar="FILE", required=True, help="file to write: .mid/.midi, or .musicxml/.xml for sheet music")
     parser.add_argument("--prompt", metavar="FILE.mid", help="MIDI file whose notes prime the model; the output continues it")
     parser.add_argument("--include-prompt", action="store_true", help="also write the prompt (its own track/part) before the continuation")
@@ -25,7 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from improv.model.checkpoint import model_path
     from improv.generation.generate import GenerateOptions, generate_file
     from improv.model.sampling import SamplingParams
     from improv.io.machine import one_blas_thread
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace, settings) -> int:
     )
     g = settings.generate
     opts = GenerateOptions(
-        checkpoint=str(model_path(args.checkpoint, g.checkpoint)),
+        checkpoint=str(chosen_model(args, settings)),
         out=args.out,
         length=g.length if args.length is None else args.length,
         params=params,

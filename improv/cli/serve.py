@@ -6,8 +6,7 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from improv.cli.common import seed
-from improv.session.serve import serve_session
+from improv.cli.common import add_model_arguments, chosen_model, seed
 
 if TYPE_CHECKING:  # the command module stays light to import: these are for the signatures only
     from improv.settings.sections import Settings
@@ -21,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ports.add_argument("--port", metavar="NAME", help="input and output whose names contain NAME (e.g. \"IAC Bus\")")
     ports.add_argument("--in", dest="in_port", metavar="NAME", help="input port (a substring of its name)")
     ports.add_argument("--out", dest="out_port", metavar="NAME", help="output port (a substring of its name)")
-    ports.add_argument("--virtual", action="store_true", help="create ports of improv's own: client 'improv', ports 'in' and 'out'")
+    ports.add_argument("--virtual", action="store_true", help="create ports of improv's own (client 'improv', ports 'in' and 'out') for the sides no name is given for")
     ports.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the first that runs here)")
-    parser.add_argument("--checkpoint", metavar="FILE", help="model to play (default: generate.checkpoint)")
+    add_model_arguments(parser)
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
     parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
@@ -50,6 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sample = settings.sample
     if args.temperature is not None:
         sample = section_from_dict(type(sample), {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
-    from improv.model.checkpoint import model_path
+    from improv.session.serve import serve_session, voice_choice
 
-    return serve_session(serve_settings, sample, str(model_path(args.checkpoint, settings.generate.checkpoint)), args.seed, args.record)
+    voices = voice_choice(chosen_model(args, settings), settings.voice.live)
+    return serve_session(serve_settings, sample, voices, args.seed, args.record)

@@ -150,7 +150,7 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def generate_file(opts: GenerateOptions) -> GenerateReport:
     """The shell of `improv generate`: options checked, prompt read, model loaded, file written."""
-    from improv.model.checkpoint import load_checkpoint
+    from improv.model.voices import load_player
 
     check_options(opts)
     fmt = output_format(opts.out)
@@ -158,8 +158,7 @@ def generate_file(opts: GenerateOptions) -> GenerateReport:
     prompt_bpm: float | None = None
     if opts.prompt:
         prompt, prompt_bpm = read_prompt(opts.prompt)
-    ckpt = load_checkpoint(opts.checkpoint)
-    model = ckpt.step_model()
+    model = load_player(opts.checkpoint).step_model()
     rng = np.random.default_rng(opts.seed)
     comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt)
     bpm = opts.bpm if opts.bpm is not None else prompt_bpm if prompt_bpm is not None else opts.default_bpm

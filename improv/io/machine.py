@@ -1,9 +1,8 @@
-"""What the machine allows: the CPU cores this process may use, and whether a file can be written.
+"""What the machine allows: the CPU cores this process may use, and its thread rules.
 
-Small checks shared by the shell (`train`, `serve`, the corpus workers), so that each rule is made
-once: thread counts follow the CPU *affinity* (a container or ``taskset`` gives fewer cores than
-``os.cpu_count()`` reports), and an output that cannot be written fails in one line *before* the
-slow work, not after it.
+Shared by the shell (`train`, `serve`, the corpus workers), so that each rule is made once: thread
+counts follow the CPU *affinity* (a container or ``taskset`` gives fewer cores than
+``os.cpu_count()`` reports), and a model stepped one event at a time runs on one BLAS thread.
 """
 
 from __future__ import annotations
@@ -35,31 +34,18 @@ def default_threads(processes: int = 1) -> int:
 
 @functools.lru_cache(maxsize=1)
 def one_blas_thread() -> bool:
-    """Make numpy's OpenBLAS use one thread (once per process); True if it could.
+    """Make the BLAS libraries this process has loaded (numpy's OpenBLAS, MKL) use one thread,
+    through threadpoolctl, once per process; True if there was one to limit.
 
     Why: a model step is a few matrix-vector products of a few hundred rows. With two BLAS
     threads on a busy two-core machine one step took 12 ms (p50) instead of 0.13 ms: the threads
-    wait for each other. (Linux: found among the loaded libraries; elsewhere a no-op.) It changes
-    the whole process, so the shell calls it before it steps a model (serve, demo, generate, eval),
-    not the pure step code.
+    wait for each other. It changes the whole process, so the shell calls it before it steps a
+    model (serve, demo, generate, eval), not the pure step code.
     """
-    import ctypes
+    import numpy  # noqa: F401  (loads numpy's BLAS, so that threadpoolctl finds it)
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    import numpy  # noqa: F401  (loads numpy's OpenBLAS, so that it is among the loaded libraries)
-
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line})
-    except OSError:
+    if not [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]:
         return False
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads"):
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter(1)
-                return True
-    return False
+    threadpool_limits(limits=1, user_api="blas")  # not used as a context: it stays for the process
+    return True

@@ -1,4 +1,5 @@
-"""MIDI ports: discovery, opening by name, reconnection, and in-memory ports for tests and the demo.
+"""Real MIDI ports through python-rtmidi: the MIDI systems there are, listing and naming ports,
+and one input or output opened by name (or a virtual one of improv's own).
 
 Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
 improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
@@ -19,7 +20,6 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import mido
@@ -32,7 +32,7 @@ from improv.io.midi_parser import MidiParser
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
 
 
-def _rtmidi() -> Any:
+def rtmidi_module() -> Any:
     import rtmidi  # lazily: `improv --help` need not load it
 
     return rtmidi
@@ -59,7 +59,7 @@ def _quiet_stderr() -> Iterator[None]:
 
 def _client(kind: str, api: int, client_name: str) -> Any:
     """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there."""
-    rt = _rtmidi()
+    rt = rtmidi_module()
     try:
         with _quiet_stderr():
             port = getattr(rt, kind)(api, client_name)
@@ -71,14 +71,14 @@ def _client(kind: str, api: int, client_name: str) -> Any:
 
 def available_apis() -> list[str]:
     """improv's names of the rtmidi APIs compiled into this python-rtmidi."""
-    rt = _rtmidi()
+    rt = rtmidi_module()
     compiled = set(rt.get_compiled_api())
     return [name for name, const in APIS.items() if getattr(rt, const, None) in compiled]
 
 
 def resolve_api(name: str = "") -> int:
     """The rtmidi API constant for ``name``; "" = the first compiled API that can start here."""
-    rt = _rtmidi()
+    rt = rtmidi_module()
     if name:
         if name not in APIS:
             raise PortError(f"unknown MIDI API {name!r} (choose one of {', '.join(APIS)})")
@@ -99,7 +99,7 @@ def resolve_api(name: str = "") -> int:
 
 
 def api_name(api: int) -> str:
-    rt = _rtmidi()
+    rt = rtmidi_module()
     for name, const in APIS.items():
         if getattr(rt, const, None) == api:
             return name
@@ -233,6 +233,12 @@ class RtInput(_RtPort):
     def iter_pending(self) -> Iterator[mido.Message]:
         return (msg for _, msg in self._arrivals.iter_stamped())
 
+    def reopen(self, port: str) -> None:
+        # python-rtmidi's close_port() cancels the input callback, and opening again does not
+        # bring it back: without this a replugged keyboard would be heard by no one.
+        super().reopen(port)
+        self._rt.set_callback(self._arrivals.callback)
+
     def close(self) -> None:
         self._rt.cancel_callback()
         super().close()
@@ -248,122 +254,6 @@ class RtOutput(_RtPort):
 
     def send(self, msg: mido.Message) -> None:
         self._rt.send_message(msg.bytes())
-
-
-@dataclass
-class PortChoice:
-    """What the user asked for: names (substrings) per side, or virtual ports."""
-
-    api: str = ""
-    in_name: str = ""
-    out_name: str = ""
-    virtual: bool = False
-    client_name: str = "improv"
-
-
-class MidiPorts:
-    """The input and output improv serves on, watched: a named port that vanishes (a keyboard
-    unplugged) is reported and reopened when a port matching the same name is back."""
-
-    def __init__(self, choice: PortChoice, wake: threading.Event | None = None) -> None:
-        self.choice = choice
-        self.api = resolve_api(choice.api)
-        self.lister = PortLister(self.api)
-        self.input: RtInput | None = None
-        self.output: RtOutput | None = None
-        self.lost: dict[str, bool] = {"input": False, "output": False}
-        self._system_problem: str | None = None  # the last failure to list the ports, reported once
-        self._virtual_names = (f"{choice.client_name}:in", f"{choice.client_name}:out")  # --virtual: as others see them
-        try:
-            if choice.virtual:
-                before = self._own_candidates()  # to tell ours from another improv's
-                self.input = RtInput(self.api, choice.client_name, virtual="in", wake=wake)
-                self.output = RtOutput(self.api, choice.client_name, virtual="out")
-                self._virtual_names = self._names_since(before)  # now: another improv may open its own later
-            else:
-                if not choice.in_name or not choice.out_name:
-                    raise PortError("name the MIDI ports: --port NAME (or --in NAME and --out NAME), or use --virtual; `improv ports` lists them")
-                in_port = match_port(self.lister.inputs(), choice.in_name, "input")
-                out_port = match_port(self.lister.outputs(), choice.out_name, "output")
-                self.input = RtInput(self.api, choice.client_name, port=in_port, wake=wake)
-                self.output = RtOutput(self.api, choice.client_name, port=out_port)
-        except BaseException:
-            self.close()
-            raise
-
-    def describe(self) -> tuple[str, str]:
-        """(input, output) as other programs see them: for virtual ports, the names they got."""
-        assert self.input is not None and self.output is not None
-        if not self.choice.virtual:
-            return self.input.name, self.output.name
-        return self._virtual_names
-
-    def _names_since(self, before: tuple[list[str], list[str]]) -> tuple[str, str]:
-        """The names our virtual ports got: JACK renames a second client of the same name
-        (improv-01), ALSA appends numbers, so look for the ports that appeared as ours opened."""
-        client = self.choice.client_name
-        ins, outs = self._own_candidates()
-        new_ins = [n for n in ins if n not in before[0]] or ins
-        new_outs = [n for n in outs if n not in before[1]] or outs
-        return (new_ins[-1] if new_ins else f"{client}:in"), (new_outs[-1] if new_outs else f"{client}:out")
-
-    def _own_candidates(self) -> tuple[list[str], list[str]]:
-        """Ports that could be our virtual ones: (our input, as others see it, among their outputs; ours out)."""
-        client = self.choice.client_name
-        try:
-            ins = [n for n in self.lister.outputs() if n.startswith(client) and "in" in n[len(client):]]
-            outs = [n for n in self.lister.inputs() if n.startswith(client) and "out" in n[len(client):]]
-        except _rtmidi().RtMidiError:
-            return [], []
-        return ins, outs
-
-    def check(self) -> list[tuple[str, str]]:
-        """Look for vanished or returned ports: [(event, message)], event in lost-input,
-        lost-output, back-input, back-output, retry-input, retry-output, and system-error /
-        system-back when the MIDI system itself cannot list its ports (reported once, not every
-        check). Virtual ports are ours and never vanish."""
-        events: list[tuple[str, str]] = []
-        if self.choice.virtual:
-            return events
-        try:
-            inputs, outputs = self.lister.inputs(), self.lister.outputs()
-        except _rtmidi().RtMidiError as exc:  # the MIDI system itself failed: say so once, keep serving
-            problem = f"cannot list the MIDI ports ({exc}); still trying"
-            if problem != self._system_problem:
-                events.append(("system-error", problem))
-            self._system_problem = problem
-            return events
-        if self._system_problem is not None:
-            events.append(("system-back", "the MIDI ports can be listed again"))
-            self._system_problem = None
-        for side, port, names, wanted in (
-            ("input", self.input, inputs, self.choice.in_name),
-            ("output", self.output, outputs, self.choice.out_name),
-        ):
-            assert port is not None
-            if not self.lost[side]:
-                if port.name not in names:
-                    self.lost[side] = True
-                    events.append((f"lost-{side}", f"MIDI {side} {port.name!r} vanished; waiting for it to come back"))
-                continue
-            try:
-                found = match_port(names, wanted, side)
-            except PortError:
-                continue
-            try:
-                port.reopen(found)
-            except (PortError, _rtmidi().RtMidiError) as exc:
-                events.append((f"retry-{side}", f"MIDI {side} {found!r} is back but would not open ({exc}); retrying"))
-                continue
-            self.lost[side] = False
-            events.append((f"back-{side}", f"MIDI {side} {found!r} is back"))
-        return events
-
-    def close(self) -> None:
-        for port in (self.input, self.output):
-            if port is not None:
-                port.close()
-        self.lister.close()
 
 
 def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutput:

@@ -1,21 +1,24 @@
-"""One self-describing checkpoint file: save atomically, load safely.
+"""The training checkpoint (``NAME.pt``): one self-describing file, saved atomically, loaded safely.
 
-A checkpoint holds everything needed to use the model with no other file: the weights, the model
-settings, the tokenizer's settings and its whole vocabulary, the training settings and history, the
-held-out pieces, and a format version. (The seed tutorials pickled the vocabulary apart from the
-weights, and rebuilt it from the data at generation time.)
+It holds everything needed to go on training or to evaluate with no other file: the weights, the
+model settings, the tokenizer's settings and its whole vocabulary, the training settings and
+history, the held-out pieces, a SHA-256 of the weights and a format version; ``NAME.last.pt`` adds
+the resume state (optimiser, random states, position). (The seed tutorials pickled the
+vocabulary apart from the weights, and rebuilt it from the data at generation time.) What plays
+live is the torch-free ``NAME.npz`` beside it (``model.weights``).
 
 Saving writes a temporary file beside the target and renames it over the target, so Ctrl-C or a
 kill at any moment leaves either the old checkpoint or the new one, never half of one. Loading uses
 ``torch.load(..., weights_only=True)``: a checkpoint from the internet cannot run code. A missing,
-truncated or foreign file, or one of another format version, is a one-line ``CheckpointError``.
+truncated, foreign, altered (hash) or diverged (non-finite) file, or one of another format
+version, is a one-line ``CheckpointError``. ``load_checkpoint`` also reads a ``.npz`` (its
+weights as tensors), so evaluation and fine-tuning take either file.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +27,17 @@ import numpy as np
 import torch
 
 from improv import __version__
-from improv.settings.sections import ModelSettings, Settings
-from improv.settings.load import section_from_dict
 from improv.errors import CheckpointError, ConfigError
+from improv.io.files import write_atomic
 from improv.model.step_model import StepModel
+from improv.model.weights import SUFFIX as WEIGHTS_SUFFIX
+from improv.model.weights import ModelFile, check_weights, expected_shapes, load_weights, model_info, save_weights, weights_digest
 from improv.music.tokenizer import Tokenizer
+from improv.settings.load import section_from_dict
+from improv.settings.sections import ModelSettings, TokenizerSettings
 
 FORMAT = "improv-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the weights' SHA-256 is stored and checked
 
 
 @dataclass
@@ -52,7 +58,7 @@ class Checkpoint:
         """Names of the pieces held out for validation (evaluate on these)."""
         return list(self.train.get("heldout", []))
 
-    def build_model(self):
+    def build_model(self) -> Any:
         """The torch network with these weights (for training and batch evaluation)."""
         from improv.model.network import ImprovNet
 
@@ -60,74 +66,52 @@ class Checkpoint:
         net.load_state_dict(self.weights)
         return net
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().float().numpy() for k, v in self.weights.items()}
+
+    def model_file(self) -> ModelFile:
+        return ModelFile(self.model_settings, self.tokenizer, self.arrays(), model_info(self.train), self.path)
+
     def step_model(self) -> StepModel:
         """The numpy step model for real time and generation."""
-        s = self.model_settings
-        return StepModel(numpy_weights(self), s.cell, s.num_layers, s.conditional_heads, self.tokenizer)
+        return self.model_file().step_model()
 
     def parameter_count(self) -> int:
         return int(sum(t.numel() for t in self.weights.values()))
 
 
-def model_path(given: str | None, configured: str) -> Path:
-    """The checkpoint a command uses: ``--checkpoint`` if given, else the configured one.
-
-    The configured default (``checkpoints/default.pt``, relative) is looked up in the current
-    folder first, then in the improv checkout the package runs from, so the shipped model works
-    from any folder. A missing model is the first thing a new user meets: say how to get one.
-    """
-    path = Path(given or configured).expanduser()
-    if not given and not path.is_absolute() and not path.exists():
-        shipped = Path(__file__).resolve().parents[2] / path
-        if shipped.exists():
-            return shipped
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path} (train one with `improv train --out {path}`, or pass --checkpoint FILE)")
-    return path
-
-
-def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
-    """Write ``ckpt`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint, *, with_weights_file: bool = False) -> None:
+    """Write ``ckpt`` to ``path`` atomically; with ``with_weights_file`` also the torch-free
+    ``.npz`` beside it (what the live path loads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu() for k, v in ckpt.weights.items()}
+    created = ckpt.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "improv_version": ckpt.improv_version,
-        "created": ckpt.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "model_settings": asdict(ckpt.model_settings),
         "tokenizer": ckpt.tokenizer.to_dict(),
-        "weights": {k: v.detach().cpu() for k, v in ckpt.weights.items()},
+        "weights": weights,
+        "weights_sha256": weights_digest({k: v.float().numpy() for k, v in weights.items()}),
         "train": ckpt.train,
         "resume": ckpt.resume,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is an ordinary file
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, lambda handle: torch.save(payload, handle))
+    if with_weights_file:
+        save_weights(path.with_suffix(WEIGHTS_SUFFIX), ckpt.model_settings, ckpt.tokenizer, ckpt.arrays(), model_info(ckpt.train), created)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Load and validate a checkpoint; any problem is one ``CheckpointError`` line."""
+    """Load and validate a checkpoint (``.pt``, or the weights of a ``.npz``); any problem is one
+    ``CheckpointError`` line."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}" if not path.exists() else f"checkpoint is not a file: {path}")
+    if path.suffix == WEIGHTS_SUFFIX:
+        return _from_weights_file(load_weights(path))
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
@@ -148,49 +132,48 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         model_settings = section_from_dict(ModelSettings, dict(payload["model_settings"]), "model")
         tokenizer = Tokenizer.from_dict(payload["tokenizer"])
         weights = dict(payload["weights"])
+        resume = payload.get("resume")
+        if resume is not None and not isinstance(resume, dict):
+            raise TypeError("the resume state is not a mapping")
     except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path} is damaged: {exc}") from None
-    ckpt = Checkpoint(
+    if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path} is damaged: a weight is not a tensor")
+    arrays = {k: v.detach().float().numpy() for k, v in weights.items()}
+    check_weights(arrays, expected_shapes(model_settings, tokenizer), str(path))
+    if weights_digest(arrays) != payload.get("weights_sha256"):
+        raise CheckpointError(f"{path} is damaged: its weights do not match their SHA-256 (a changed or corrupted file); refused")
+    return Checkpoint(
         model_settings=model_settings,
         tokenizer=tokenizer,
         weights=weights,
         train=dict(payload.get("train") or {}),
-        resume=payload.get("resume"),
+        resume=resume,
         improv_version=str(payload.get("improv_version", "")),
         created=str(payload.get("created", "")),
         path=str(path),
     )
-    _check_weights(ckpt)
-    return ckpt
 
 
-def _check_weights(ckpt: Checkpoint) -> None:
-    """The weights must be exactly those the settings describe (catches hand-edited files)."""
-    from improv.model.network import ImprovNet
-
-    with torch.device("meta"):  # shapes only, no memory, no initialisation cost
-        expected = {k: tuple(v.shape) for k, v in ImprovNet(ckpt.model_settings, ckpt.tokenizer.sizes).state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in ckpt.weights.items() if isinstance(v, torch.Tensor)}
-    if got != expected:
-        missing = sorted(set(expected) - set(got))
-        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-        detail = f"missing {missing[:3]}" if missing else f"wrong shape {wrong[:3]}" if wrong else f"unexpected {sorted(set(got) - set(expected))[:3]}"
-        raise CheckpointError(f"{ckpt.path} is damaged: weights do not match its model settings ({detail})")
+def _from_weights_file(model: ModelFile) -> Checkpoint:
+    weights = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in model.arrays.items()}
+    return Checkpoint(model.model_settings, model.tokenizer, weights, train=dict(model.info), path=model.path)
 
 
-def untrained_checkpoint(settings: Settings, seed: int = 0) -> Checkpoint:
+def untrained_checkpoint(model: ModelSettings, tokenizer: TokenizerSettings | None = None, seed: int = 0) -> Checkpoint:
     """A checkpoint of a freshly initialised model (for tests, and to try `serve` before training)."""
     from improv.model.network import ImprovNet
 
-    tokenizer = Tokenizer(settings.tokenizer)
+    tok = Tokenizer(tokenizer or TokenizerSettings())
     torch.manual_seed(seed)
-    net = ImprovNet(settings.model, tokenizer.sizes)
-    return Checkpoint(settings.model, tokenizer, net.state_dict(), train={"untrained": True, "seed": seed})
+    net = ImprovNet(model, tok.sizes)
+    return Checkpoint(model, tok, net.state_dict(), train={"untrained": True, "seed": seed})
 
 
-def write_untrained_checkpoint(path: str | os.PathLike[str], settings: Settings, seed: int = 0) -> Checkpoint:
-    ckpt = untrained_checkpoint(settings, seed)
-    save_checkpoint(path, ckpt)
+def write_untrained_checkpoint(path: str | os.PathLike[str], model: ModelSettings, tokenizer: TokenizerSettings | None = None, seed: int = 0) -> Checkpoint:
+    """An untrained model saved as `improv train` saves one: ``.pt`` and ``.npz`` beside it."""
+    ckpt = untrained_checkpoint(model, tokenizer, seed)
+    save_checkpoint(path, ckpt, with_weights_file=True)
     ckpt.path = str(path)
     return ckpt
 
@@ -209,16 +192,14 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
         "vocabulary": dict(zip(("pitch", "offset", "duration", "velocity"), ckpt.tokenizer.sizes)),
         "resumable": ckpt.resume is not None,
     }
-    for key in ("untrained", "data", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "unigram_val_loss", "events_per_s", "device", "seconds"):
+    for key in ("untrained", "data", "from", "texture", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "unigram_val_loss", "events_per_s", "device", "seconds"):
         if key in train:
             info[key] = train[key]
     for key in ("train_pieces", "heldout"):
         if key in train:
             info[f"{key}_count"] = len(train[key])
+        elif f"{key}_count" in train:
+            info[f"{key}_count"] = train[f"{key}_count"]
     if "settings" in train:
         info["train_settings"] = train["settings"]
     return info
-
-
-def numpy_weights(ckpt: Checkpoint) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().float().numpy() for k, v in ckpt.weights.items()}

@@ -56,9 +56,15 @@ class ImprovNet(nn.Module):
             nn.init.normal_(emb.weight, std=0.1)
         for emb in self.cond.values():
             nn.init.normal_(emb.weight, std=0.02)
+        h = self.settings.hidden_size
+        if self.settings.recurrent_init == "orthogonal":
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("weight_hh"):
+                    with torch.no_grad():
+                        for gate in range(param.shape[0] // h):
+                            nn.init.orthogonal_(param[gate * h : (gate + 1) * h])
         if self.settings.cell == "lstm":
             # Forget-gate bias 1: remember by default early in training (Jozefowicz et al. 2015).
-            h = self.settings.hidden_size
             for name, param in self.rnn.named_parameters():
                 if name.startswith("bias_ih"):
                     with torch.no_grad():

@@ -13,7 +13,7 @@ Two precomputations keep a step short:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from improv.music.tokenizer import BOS, DURATION, OFFSET, PITCH, TOKEN_DTYPE, VE
 HEAD_ORDER: tuple[int, int, int, int] = (OFFSET, PITCH, DURATION, VELOCITY)
 
 _F32 = np.float32
+
+# How a caller bends one head: (field, the row drawn so far, logits, mask) -> (logits, mask).
+Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
 
 @dataclass
@@ -143,11 +146,14 @@ class StepModel:
                 z = z + self._cond[(k, j)][chosen[j]]
         return self._out_w[k] @ np.maximum(z, 0) + self._out_b[k]
 
-    def sample_event(self, state: State, rng: np.random.Generator, params: SamplingParams = SamplingParams(), pitch_mask: np.ndarray | None = None) -> np.ndarray:
+    def sample_event(self, state: State, rng: np.random.Generator, params: SamplingParams = SamplingParams(), pitch_mask: np.ndarray | None = None, guide: Guide | None = None) -> np.ndarray:
         """The next event drawn from ``state`` (not fed back: call ``step`` with it).
 
         ``pitch_mask`` (bool, length 130) limits the pitch head, e.g. to exclude BOS/EOS in a live
-        response or to keep a key. A sampled EOS/BOS comes back as that special token's row.
+        response or to keep a key. ``guide(field, row, logits, mask) -> (logits, mask)`` may bend
+        each head before its draw, knowing the fields already drawn in ``row`` (the answer's
+        texture, register, imitation of the call). A sampled EOS/BOS comes back as that special
+        token's row. Exactly one random number per head, guided or not.
         """
         pre = self._head_w @ state.h[-1] + self._head_b
         chosen: list[int] = []
@@ -155,6 +161,8 @@ class StepModel:
         for k, field in enumerate(HEAD_ORDER):
             logits = self._head_logits(pre, k, chosen)
             mask = pitch_mask if field == PITCH else self._note_duration_mask if field == DURATION else None
+            if guide is not None:
+                logits, mask = guide(field, row, logits, mask)
             cls = sample(logits, rng, params, mask)
             if field == PITCH and cls >= BOS:
                 return self.tokenizer.special(cls)
@@ -182,33 +190,41 @@ class StepModel:
         return nll
 
 
-def random_weights(tokenizer: Tokenizer, hidden_size: int, num_layers: int, embed_dim: int, cell: str = "lstm", conditional_heads: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
-    """Weights of an untrained model, named as ``ImprovNet.state_dict()`` names them (for tests)."""
-    rng = np.random.default_rng(seed)
-    sizes = tokenizer.sizes
-    hs = hidden_size
-    gates = (4 if cell == "lstm" else 3) * hs
-    scale = 1 / np.sqrt(hs)
-
-    def uniform(*shape: int) -> np.ndarray:
-        return rng.uniform(-scale, scale, size=shape).astype(_F32)
-
-    w: dict[str, np.ndarray] = {f"embed.{i}.weight": rng.normal(0, 0.1, (n, embed_dim)).astype(_F32) for i, n in enumerate(sizes)}
+def weight_shapes(cell: str, hidden_size: int, num_layers: int, embed_dim: int, conditional_heads: bool, sizes: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """Every weight of the network and its shape, named as ``ImprovNet.state_dict()`` names them,
+    from the model settings alone (no torch): what a weights file must hold exactly."""
+    hs, gates = hidden_size, (4 if cell == "lstm" else 3) * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {f"embed.{i}.weight": (n, embed_dim) for i, n in enumerate(sizes)}
     for layer in range(num_layers):
-        w[f"rnn.weight_ih_l{layer}"] = uniform(gates, embed_dim if layer == 0 else hs)
-        w[f"rnn.weight_hh_l{layer}"] = uniform(gates, hs)
-        w[f"rnn.bias_ih_l{layer}"] = uniform(gates)
-        w[f"rnn.bias_hh_l{layer}"] = uniform(gates)
-    w["head_hidden.weight"] = uniform(hs * len(HEAD_ORDER), hs)
-    w["head_hidden.bias"] = uniform(hs * len(HEAD_ORDER))
+        shapes[f"rnn.weight_ih_l{layer}"] = (gates, embed_dim if layer == 0 else hs)
+        shapes[f"rnn.weight_hh_l{layer}"] = (gates, hs)
+        shapes[f"rnn.bias_ih_l{layer}"] = (gates,)
+        shapes[f"rnn.bias_hh_l{layer}"] = (gates,)
+    shapes["head_hidden.weight"] = (hs * len(HEAD_ORDER), hs)
+    shapes["head_hidden.bias"] = (hs * len(HEAD_ORDER),)
     if conditional_heads:
         for k in range(len(HEAD_ORDER)):
             for j in range(k):
-                w[f"cond.{k}_{j}.weight"] = rng.normal(0, 0.02, (sizes[HEAD_ORDER[j]], hs)).astype(_F32)
+                shapes[f"cond.{k}_{j}.weight"] = (sizes[HEAD_ORDER[j]], hs)
     for k, field in enumerate(HEAD_ORDER):
-        w[f"head_out.{k}.weight"] = uniform(sizes[field], hs)
-        w[f"head_out.{k}.bias"] = uniform(sizes[field])
-    return w
+        shapes[f"head_out.{k}.weight"] = (sizes[field], hs)
+        shapes[f"head_out.{k}.bias"] = (sizes[field],)
+    return shapes
+
+
+def random_weights(tokenizer: Tokenizer, hidden_size: int, num_layers: int, embed_dim: int, cell: str = "lstm", conditional_heads: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
+    """Weights of an untrained model, named as ``ImprovNet.state_dict()`` names them (for tests)."""
+    rng = np.random.default_rng(seed)
+    scale = 1 / np.sqrt(hidden_size)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in weight_shapes(cell, hidden_size, num_layers, embed_dim, conditional_heads, tokenizer.sizes).items():
+        if name.startswith("embed."):
+            out[name] = rng.normal(0, 0.1, shape).astype(_F32)
+        elif name.startswith("cond."):
+            out[name] = rng.normal(0, 0.02, shape).astype(_F32)
+        else:
+            out[name] = rng.uniform(-scale, scale, size=shape).astype(_F32)
+    return out
 
 
 def random_step_model(tokenizer: Tokenizer | None = None, hidden_size: int = 32, num_layers: int = 1, embed_dim: int = 16, seed: int = 0, cell: str | None = None, conditional_heads: bool = True) -> StepModel:

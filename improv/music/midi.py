@@ -32,16 +32,36 @@ class Track:
     channel: int = 0  # 0-based MIDI channel (9 is drums)
 
 
-def midi_bytes(tracks: Sequence[Track], bpm: float, ticks_per_beat: int = TICKS_PER_BEAT, meter: tuple[int, int] = (4, 4)) -> bytes:
+def midi_bytes(
+    tracks: Sequence[Track],
+    bpm: float,
+    ticks_per_beat: int = TICKS_PER_BEAT,
+    meter: tuple[int, int] = (4, 4),
+    tempo_changes: Sequence[tuple[float, float]] = (),
+    markers: Sequence[tuple[float, str]] = (),
+) -> bytes:
     """A type-1 MIDI file: a tempo track, then one track per ``Track``, notes on the tick grid.
 
-    At the same tick, note-offs go before note-ons, so a note repeated without a gap is heard
-    twice instead of being cut by its predecessor's note-off.
+    ``bpm`` is the tempo at the start; ``tempo_changes`` (beat, bpm) change it later (a session
+    whose tempo moved); ``markers`` (beat, text) are written as marker events (what each exchange
+    was: `improv plot` writes them on the picture). At the same tick, note-offs go before
+    note-ons, so a note repeated without a gap is heard twice instead of being cut by its
+    predecessor's note-off.
     """
     mid = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     tempo = mido.MidiTrack()
-    tempo.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
-    tempo.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0))
+    meta: list[tuple[int, int, mido.MetaMessage]] = [
+        (0, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0)),
+        (0, 1, mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0)),
+    ]
+    for beat, change in tempo_changes:
+        meta.append((max(0, int(round(beat * ticks_per_beat))), 2, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(min(max(change, 10.0), 400.0)), time=0)))
+    for beat, text in markers:
+        meta.append((max(0, int(round(beat * ticks_per_beat))), 3, mido.MetaMessage("marker", text=text[:120], time=0)))
+    now = 0
+    for tick, _, msg in sorted(meta, key=lambda m: (m[0], m[1])):
+        tempo.append(msg.copy(time=tick - now))
+        now = tick
     tempo.append(mido.MetaMessage("end_of_track", time=0))
     mid.tracks.append(tempo)
     for track in tracks:
@@ -85,6 +105,7 @@ class MidiContent:
     midi_type: int  # 0, 1 or 2
     drum_notes: int  # notes on channel 10, left out of ``notes``
     meter: tuple[int, int] | None = None  # the first time signature (numerator, denominator), if any
+    markers: list[tuple[float, str]] = field(default_factory=list)  # (beat, text) of marker events
 
 
 @dataclass
@@ -129,7 +150,7 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
     """
     mid = _parse(data)
     tpb = mid.ticks_per_beat
-    raw, pedals, tempos, ends, drums, meters = _collect(mid)
+    raw, pedals, tempos, ends, drums, meters, marks = _collect(mid)
     file_end = max(ends, default=0)
     if sustain:
         _apply_sustain(raw, pedals, file_end, per_track=mid.type == 2)
@@ -143,7 +164,8 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
     ]
     notes.sort(key=lambda n: (n.start, n.pitch, n.duration))
     meter = min(meters)[1:] if meters else None
-    return MidiContent(notes, bpm, changes, tpb, mid.type, drums, meter)
+    markers = [(tick * to_beats, text) for tick, text in sorted(marks)]
+    return MidiContent(notes, bpm, changes, tpb, mid.type, drums, meter, markers)
 
 
 def _parse(data: bytes) -> mido.MidiFile:
@@ -176,12 +198,14 @@ def _collect(mid: mido.MidiFile):
     """Pair note_on/note_off per (track, channel, pitch); gather pedal and tempo events.
 
     Returns (notes, pedal events (tick, track, order, channel, down), tempos (tick, us per beat),
-    end tick of each track, number of drum notes, time signatures (tick, numerator, denominator)).
+    end tick of each track, number of drum notes, time signatures (tick, numerator, denominator),
+    markers (tick, text)).
     """
     raw: list[_RawNote] = []
     pedals: list[tuple[int, int, int, int, bool]] = []
     tempos: list[tuple[int, int]] = []
     meters: list[tuple[int, int, int]] = []
+    marks: list[tuple[int, str]] = []
     ends: list[int] = []
     drums = 0
     offset = 0  # type 2: each track starts where the previous one ended
@@ -209,13 +233,15 @@ def _collect(mid: mido.MidiFile):
                 tempos.append((tick, msg.tempo))
             elif kind == "time_signature" and msg.numerator > 0:
                 meters.append((tick, msg.numerator, msg.denominator))
+            elif kind == "marker":
+                marks.append((tick, msg.text))
         for note in sounding.values():
             note.end = tick  # never released: ends with its track
         ends.append(tick)
         if mid.type == 2:
             offset = tick
     tempos.sort(key=lambda t: t[0])  # stable: file order within a tick
-    return raw, pedals, tempos, ends, drums, meters
+    return raw, pedals, tempos, ends, drums, meters, marks
 
 
 # Event kinds in the order note-seq processes them within one tick.

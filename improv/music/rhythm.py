@@ -12,7 +12,6 @@ from typing import Sequence
 import numpy as np
 
 
-_CHORD_MERGE_S = 0.06  # onsets closer than this are one onset for the tempo estimate
 
 
 GRID_EPS_S = 1e-6  # a decision this close after a grid point is on it (float noise, not music)
@@ -31,7 +30,7 @@ def next_grid_point(t: float, origin: float, step: float, eps: float = GRID_EPS_
     return max(origin + k * step, t)
 
 
-def estimate_bpm(onsets: Sequence[float], around: float, lo: float = 30.0, hi: float = 300.0) -> float | None:
+def estimate_bpm(onsets: Sequence[float], around: float, lo: float = 30.0, hi: float = 300.0, chord_s: float = 0.04) -> float | None:
     """The tempo (within an octave centred on ``around``) whose half-beat grid fits the call's
     inter-onset intervals best, or None when no tempo fits well (too few notes, no clear pulse).
 
@@ -39,9 +38,9 @@ def estimate_bpm(onsets: Sequence[float], around: float, lo: float = 30.0, hi: f
     estimate keeps the pulse and lets the current tempo settle the octave.
     """
     times = sorted(onsets)
-    distinct: list[float] = []
+    distinct: list[float] = []  # one onset per chord (notes within chord_s of its first)
     for t in times:
-        if not distinct or t - distinct[-1] > _CHORD_MERGE_S:
+        if not distinct or t - distinct[-1] >= chord_s:
             distinct.append(t)
     iois = np.diff(np.asarray(distinct, dtype=np.float64))
     iois = iois[iois < 2.5]

@@ -1,39 +1,81 @@
-"""How improv listens: tempo from MIDI clock or from a call, the key of a call, its own echoes.
+"""Improv's own messages coming back through a loopback port (IAC, loopMIDI used both ways, a
+synth's MIDI thru): recognised, and never mistaken for the performer.
 
-Pure helpers of the engine: no ports, no clock (times are given). The estimates are plain numpy,
-cheap enough to run during the silence before an answer (no music21 on the real-time path).
+Whether a loopback exists is measured, never guessed from a coincidence. Improv sends a probe
+now and then: a system-exclusive message with the non-commercial manufacturer ID (0x7D, which
+instruments ignore) and a number of its own. If it comes back, there is a loopback, and how long
+it took is its delay; if it does not within ``PROBE_WAIT_S``, there is none. Only while a
+loopback is known is an incoming message equal to one improv sent within a few times that delay
+taken for its echo, and each message sent absorbs one echo at most. Without a loopback nothing
+is ever an echo: a fixed-velocity keyboard that happens to strike the key improv just struck is
+the performer, always.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import mido
 
+PROBE_ID = (0x7D, 0x69, 0x6D, 0x70)  # non-commercial use, then "imp"
+PROBE_WAIT_S = 1.0  # no reply by then: no loopback
+MIN_WINDOW_S = 0.005  # an echo is expected within max(this, 3 x the measured delay)
+
 
 class EchoFilter:
-    """Recognises improv's own messages coming back through a loopback port.
-
-    Every message improv sends is remembered for ``window_s``; an incoming message equal to one of
-    them is an echo and consumes that memory. A note_on matches on channel, pitch and velocity,
-    specific enough to tell an echo from the performer. A note-off (or note_on of velocity 0) or a
-    controller is not: the performer releasing the key improv just released looks the same. So
-    those count as echoes only once a note_on echo has shown that a loopback exists. Once it has,
-    the window narrows to a few times the echo delay seen, so a performer striking the key improv
-    just struck is taken for an echo only within that (tiny) delay.
-    """
-
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self.loopback = False  # set by the first note_on echo
-        self._delay = 0.0  # the longest echo delay seen
+    def __init__(self, window_s: float, probe_every_s: float = 30.0) -> None:
+        self.window_s = window_s  # the longest an echo may take (serve.echo_ms); 0 = no echo handling
+        self.probe_every_s = probe_every_s
+        self.loopback = False
+        self.delay = 0.0  # the longest probe round trip measured while the loopback is known
         self._recent: deque[tuple[float, tuple]] = deque()
+        self._nonce = 0
+        self._probe_sent: float | None = None  # when the probe in flight left (None: none in flight)
+        self._probe_until = -math.inf  # its wait ends then (kept, not recomputed: exact comparisons)
+        self._next_probe = -math.inf
 
     @property
     def current_window_s(self) -> float:
-        if not self.loopback:
-            return self.window_s
-        return min(self.window_s, max(0.01, 3 * self._delay))
+        return min(self.window_s, max(MIN_WINDOW_S, 3 * self.delay))
+
+    # ---- probing ------------------------------------------------------------------------------
+
+    def probe_due(self, now: float) -> mido.Message | None:
+        """A probe to send now, if one is due (and the last one's wait is over)."""
+        if self.window_s <= 0:
+            return None
+        if self._probe_sent is not None and now >= self._probe_until:
+            self._probe_sent = None  # unanswered: no loopback (any more)
+            self.loopback, self.delay = False, 0.0
+        if self._probe_sent is not None or now < self._next_probe:
+            return None
+        self._nonce = (self._nonce + 1) % 128
+        self._probe_sent, self._probe_until, self._next_probe = now, now + PROBE_WAIT_S, now + self.probe_every_s
+        return mido.Message("sysex", data=[*PROBE_ID, self._nonce])
+
+    def probe_soon(self) -> None:
+        """Probe again at the next chance (the output port was reopened: the wiring may differ)."""
+        self._next_probe = -math.inf
+
+    def next_probe_at(self) -> float | None:
+        if self.window_s <= 0:
+            return None
+        if self._probe_sent is not None:
+            return self._probe_until
+        return self._next_probe
+
+    def is_probe(self, msg: mido.Message, now: float) -> bool:
+        """An incoming probe of ours (consumed here: it is never the performer's)."""
+        if msg.type != "sysex" or tuple(msg.data[: len(PROBE_ID)]) != PROBE_ID:
+            return False
+        if self._probe_sent is not None and len(msg.data) == len(PROBE_ID) + 1 and msg.data[-1] == self._nonce:
+            self.loopback = True
+            self.delay = max(self.delay, now - self._probe_sent)
+            self._probe_sent = None
+        return True
+
+    # ---- echoes ---------------------------------------------------------------------------------
 
     @staticmethod
     def _key(msg: mido.Message) -> tuple | None:
@@ -46,28 +88,27 @@ class EchoFilter:
         return None
 
     def sent(self, msg: mido.Message, t: float) -> None:
-        if self.window_s > 0:
-            key = self._key(msg)
-            if key is not None:
-                self._recent.append((t, key))
-            # Pruned here too, not only when input arrives: a long answer with no input must not
-            # grow the memory (2 windows back: sends are stamped a little ahead of the clock).
-            while self._recent and self._recent[0][0] < t - 2 * self.window_s:
-                self._recent.popleft()
+        if self.window_s <= 0:
+            return
+        key = self._key(msg)
+        if key is not None:
+            self._recent.append((t, key))
+        # Pruned here too, not only when input arrives: a long answer with no input must not grow
+        # the memory (2 windows back: sends are stamped a little ahead of the clock).
+        while self._recent and self._recent[0][0] < t - 2 * self.window_s:
+            self._recent.popleft()
 
     def is_echo(self, msg: mido.Message, now: float) -> bool:
         while self._recent and self._recent[0][0] < now - self.window_s:
             self._recent.popleft()
-        if not self._recent:
+        if not self.loopback or not self._recent:
             return False
         key = self._key(msg)
-        if key is None or (key[0] != "on" and not self.loopback):
+        if key is None:
             return False
         window = self.current_window_s
         for i, (t, sent) in enumerate(self._recent):
-            if sent == key and now - t <= window:
+            if sent == key and -0.002 <= now - t <= window:  # a hair early: stamps of two clocks
                 del self._recent[i]
-                self.loopback = True
-                self._delay = max(self._delay, now - t)
                 return True
         return False

@@ -6,149 +6,62 @@ its exact scheduled time), sleeps until ``next_deadline()``, and, when nothing i
 the engine do model work ahead of time with ``think(now, units)`` (one unit = one model step or
 one sampled event, a fraction of a millisecond).
 
+The engine puts together parts that each own their data: ``Performer`` (keys, pedal, notes not
+yet heard), ``Call`` (the phrase and the rules that end it), ``Quantiser`` (seconds -> rows),
+``ModelContext`` (the window and the running state), ``Planner`` (the answer), ``Output``
+(sounding notes and their note-offs), ``Controls``, ``ClockFollower`` and ``EchoFilter``.
+
 How an exchange goes:
 
 1. Listening. Each performer note becomes one event row once its key is released (offset from
-   the previous event on the beat grid at the current tempo; notes starting within half a grid
-   step form a chord, lowest pitch first, as in the corpus). ``think`` feeds each row to the
-   model, so the state follows the performance event by event.
+   the previous event on the beat grid at the current tempo; notes struck within
+   ``serve.chord_ms`` form a chord, lowest pitch first, as in the corpus). ``think`` feeds each
+   row to the model, so the state follows the performance event by event.
 2. When the performer falls quiet (all keys and the pedal up), ``think`` prepares the answer
-   speculatively: tempo and key estimates, a re-prime of the model from the last ``window``
-   events (exactly ``prime(window)``), and the first notes sampled ahead. A new note throws it away.
+   speculatively: tempo, key, texture and register of the call, a re-prime of the model from
+   the last ``window`` events when needed, and the first notes sampled ahead. A new note throws
+   it away.
 3. The call ends after the silence threshold, on the end-of-call controller, or at the maximum
-   length. The prepared answer starts on the call's beat grid: its first note is due at the first
-   grid point (``answer_grid_beats``) at or after the decision, so it keeps the performer's pulse.
-   The grid is the MIDI clock's beat when a DAW's transport places it, else the call's own pulse:
-   its first onset on a beat, at the answer's tempo. The wait is musical: the answer is ready at
-   the decision.
+   length. The prepared answer starts on the call's beat grid (``answer_grid_beats``): the wait
+   is musical, the answer is ready at the decision.
 4. Responding. Notes leave at exact times computed from their sampled offsets; ``think`` keeps
    sampling ``lookahead`` ahead. A performer note stops the answer at once (barge-in), also while
    it waits for its first grid point: every sounding note gets its note-off now and the note
-   begins the next call.
+   begins the next call. A note due too long ago (the machine stalled) is dropped, or the rest of
+   the answer moved later (``serve.late_policy``): never a burst of late notes.
 
 Times given to ``on_message`` are arrival stamps, which may lie slightly before a time already
-given to ``due``/``think`` (the loop drains input after thinking). Input timing uses the stamp;
-what the engine sends in reaction (note-offs of a barge-in, a panic) is never scheduled before a
-message it has already handed out.
+given to ``due``/``think``. Input timing uses the stamp; what the engine sends in reaction is
+never scheduled before a message it has already handed out.
 
-Safety: every note_on has a note_off on every path (end, barge-in, panic, model error,
-``shutdown``); incoming echoes of what improv sent are ignored; a key with no note-off is released
-after ``stuck_note_s``; any other message (sysex, aftertouch, clock, ...) never disturbs it.
+Safety: every note_on has a note_off on every path (end, barge-in, panic, model error, an error
+inside ``due``, ``shutdown``); improv's echoes through a loopback are recognised; a key with no
+note-off is released after ``stuck_note_s`` of no activity; anything else (sysex, aftertouch,
+clock, junk) never disturbs it.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Sequence
 
 import mido
-import numpy as np
 
-from improv.settings.sections import ServeSettings
-from improv.settings.load import check_section
-from improv.realtime.clock_follower import ClockFollower
-from improv.realtime.echo import EchoFilter
-from improv.music.rhythm import estimate_bpm, next_grid_point
-from improv.music.keys import estimate_key, key_name, scale_pitch_classes
-from improv.realtime.report import Exchange, Recorder  # the engine fills them (and `from improv.engine import Recorder` keeps working)
 from improv.model.sampling import SamplingParams
-from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, TOKEN_DTYPE, VELOCITY, Tokenizer
+from improv.realtime.calls import Call, end_deadlines, end_reason, quiet_enough, threshold_s
+from improv.realtime.clock_follower import ClockFollower
+from improv.realtime.context import ModelContext
+from improv.realtime.controls import SUSTAIN, Action, Controls
+from improv.realtime.echo import EchoFilter
+from improv.realtime.output import Output, Timed
+from improv.realtime.performer import InNote, Performer
+from improv.realtime.planner import Answer, Planner
+from improv.realtime.quantiser import Quantiser
+from improv.realtime.report import Exchange, Recorder
+from improv.settings.load import check_section
+from improv.settings.sections import ServeSettings
 
-SUSTAIN = 64  # the sustain pedal controller
-ALL_NOTES_OFF = 123
-_DRIFT_SLACK = 14  # the running state may absorb window + this many events before a background re-prime
-_SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
-_SPEC_DELAY_S = 0.15  # speculate once the silence has lasted this long (or a third of the threshold)
-
-Timed = tuple[float, mido.Message]
-
-
-# ---------------------------------------------------------------------------------------------
-# Internal records
-
-
-@dataclass(eq=False)
-class _InNote:
-    """A performer's note: onset known at note_on, duration at note_off (or when forced)."""
-
-    pitch: int
-    channel: int
-    onset: float
-    velocity: int
-    off: float | None = None
-
-
-@dataclass(eq=False)
-class _WinEvent:
-    """An event of the rolling window: its row as the model saw it, and its real timing."""
-
-    index: int  # running count of events since the session began
-    row: np.ndarray
-    onset: float = 0.0  # seconds
-    duration: float = 0.0  # seconds
-    pitch: int = BOS
-    velocity: int = 0
-    chord: bool = False  # joined the previous event's onset (offset 0 by grouping)
-
-
-@dataclass(eq=False)
-class _Call:
-    first_onset: float
-    last_activity: float
-    notes: list[_InNote] = field(default_factory=list)
-    events: list[_WinEvent] = field(default_factory=list)  # committed, in order
-    pos_before: float | None = None  # grid position before the call's first event
-
-
-@dataclass(eq=False)
-class _Planned:
-    """A sampled answer note, not sent yet."""
-
-    row: np.ndarray
-    state: Any  # the model state after stepping this row
-    beats: float  # onset in beats after the answer's first note
-    duration_beats: float
-    pitch: int
-    velocity: int
-    msg: mido.Message  # its note_on, built while sampling (building one costs ~15 us: not in ``due``)
-    onset: float | None = None  # seconds, once the answer has started
-
-
-@dataclass(eq=False)
-class _Response:
-    """An answer: prepared speculatively during the silence, then played."""
-
-    version: int  # the window version it was prepared from
-    bpm: float
-    tempo_source: str
-    key: str
-    rng: np.random.Generator
-    mask: np.ndarray
-    call_velocity: float
-    target: float  # beats or events, before the length knob
-    rows: np.ndarray | None  # rows to prime from (None: the running state is already primed)
-    call_rows: list[np.ndarray] | None  # the call's rows re-quantised at the estimated tempo
-    pos_after_call: float | None
-    state: Any = None  # after the last sampled row
-    base: Any = None  # after priming, before the first sampled row
-    primed: int = 0  # rows of ``rows`` already stepped
-    planned: deque = field(default_factory=deque)
-    sampled: int = 0
-    beats: float = 0.0  # onset of the last sampled event, in beats after the first
-    model_velocity_sum: float = 0.0
-    finished: bool = False  # no more events will be sampled
-    finished_target: float = math.inf  # the length that finished it (a longer one resumes sampling)
-    start: float | None = None
-    exchange: Exchange | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.base is not None
-
-
+SPEC_DELAY_S = 0.15  # prepare the answer once the silence has lasted this long (or a third of the threshold)
 LISTEN, RESPOND = "listening", "responding"
 
 # A DAW's transport messages: where its song (and so its beat) is.
@@ -160,82 +73,71 @@ _TRANSPORT: dict[str, Callable[[ClockFollower, mido.Message], None]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# The engine
+class Voice(NamedTuple):
+    """A model the engine can answer with, and the name the status line gives it."""
+
+    name: str
+    model: Any
 
 
 class Engine:
-    """Call and response over MIDI messages; see the module docstring. Not thread-safe: one caller."""
+    """Call and response over MIDI messages; see the module docstring. Not thread-safe: one caller.
+
+    ``voices``: one step model, or several ``Voice``s to switch between (``serve.cc_voice``,
+    Program Change); they must share one tokenizer. ``voice`` is the one that starts.
+    """
 
     def __init__(
         self,
-        model: Any,
+        voices: Any,
         settings: ServeSettings | None = None,
         params: SamplingParams = SamplingParams(),
         seed: int = 0,
         recorder: Recorder | None = None,
+        voice: int = 0,
     ) -> None:
-        self.model = model
+        self.voices: list[Voice] = list(voices) if isinstance(voices, (list, tuple)) else [Voice("", voices)]
         self.settings = s = settings or ServeSettings()
         check_section("serve", s)  # built in code (dataclasses.replace) skips the loader's checks
-        self.tokenizer: Tokenizer = model.tokenizer
+        self.tokenizer = self.voices[0].model.tokenizer
+        if any(v.model.tokenizer != self.tokenizer for v in self.voices):
+            raise ValueError("every voice must share one tokenizer (vocabulary)")
+        self.voice = voice
         self.params = params
         self.seed = seed
         self.recorder = recorder
-        self.channel = s.channel - 1
         self.bpm = s.bpm
         self.tempo_source = "config"
         self.length_factor = 1.0
+        self.imitation = s.imitation
         self.errors: list[str] = []
         self.mode = LISTEN
         self._closed = False
-        self._spb = self.tokenizer.steps_per_beat
-        self._time_values = self.tokenizer.time_values
-        self._velocity_values = self.tokenizer.velocity_values
-        self._max_steps = self.tokenizer.max_steps
-        self._last_offset = len(self._time_values) - 1
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000)
-        # The pitch mask without a key: notes in range, never BOS/EOS (improv decides when an answer ends).
-        # Note-offs built once: ``due`` only picks them (a mido.Message costs ~15 us to build).
-        self._off_msgs = [mido.Message("note_off", channel=self.channel, note=p, velocity=0) for p in range(128)]
-        self._range_mask = np.zeros(N_PITCH, dtype=bool)
-        self._range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
-        # Input
-        self._held: dict[tuple[int, int], _InNote] = {}
-        self._pending: list[_InNote] = []  # released or held, not yet fed to the model; onset order
-        self._pedal_since: float | None = None
-        self._call: _Call | None = None
-        self._end_request: float | None = None
-        # Model state and the rolling window (it starts with BOS: a session is a piece)
-        self._window: deque[_WinEvent] = deque(maxlen=s.window)
-        self._n_events = 0
-        self._version = 0  # bumps whenever the window changes
-        self._pos: float | None = None  # grid position (seconds) of the last event's onset
-        self._state = model.initial_state()
-        self._seen = 0  # rows the running state absorbed since it was zero
-        self._append_window(self.tokenizer.special(BOS))
-        self._state = model.step(self._state, self._window[-1].row)
-        self._seen = 1
-        self._reprime: tuple[list[np.ndarray], int, Any, int] | None = None  # rows, done, state, last index
-        # Output
-        self._response: _Response | None = None
+        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._controls = Controls(s, len(self.voices))
+        self._performer = Performer(s.stuck_note_s, s.chord_ms / 1000)
+        self._quantiser = Quantiser(self.tokenizer)
+        self._context = ModelContext(self.model, s.window)
+        self._planner = Planner(s, self._quantiser, s.channel - 1, seed)
+        self._output = Output(s.channel - 1, self._echo, recorder)
+        self._call: Call | None = None
+        self._answer: Answer | None = None
         self._exchanges = 0
-        self._offs: list[tuple[float, int, int]] = []  # heap of (time, seq, pitch)
-        self._sounding: dict[int, int] = {}  # pitch -> seq of the note_off that will end it
-        self._seq = 0
-        self._urgent: list[Timed] = []
-        self._sent_until = -math.inf  # the latest time of a message handed out: reactions never go before it
         self._reports: list[Exchange] = []
         self._started: Exchange | None = None
         self._decided: Exchange | None = None
         self._cooldown_until = -math.inf  # after a model error, no model work until then
 
-    # ---- public API ---------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        return self.voices[self.voice].model
 
     @property
     def temperature(self) -> float:
         return self.params.temperature
+
+    # ---- the loop's API ------------------------------------------------------------------------
 
     def on_message(self, msg: mido.Message, now: float) -> None:
         """One incoming message that arrived at ``now`` (possibly a little before the last time
@@ -251,12 +153,18 @@ class Engine:
         if kind in _TRANSPORT:
             _TRANSPORT[kind](self._clock, msg)
             return
+        if kind == "sysex":
+            self._echo.is_probe(msg, now)
+            return
+        if kind == "program_change":
+            self._act(self._controls.program(msg.program), now)
+            return
         if kind not in ("note_on", "note_off", "control_change"):
-            return  # sysex, aftertouch, pitchwheel, program change, ...: not ours
+            return  # aftertouch, pitchwheel, ...: not ours
         if self._echo.is_echo(msg, now):
             return
-        # listen_channel picks the performer's notes and pedal; improv's own controls (temperature,
-        # length, end of call, panic) count on every channel: a controller box sends on its own.
+        # listen_channel picks the performer's notes and pedal; improv's own controls count on
+        # every channel: a controller box sends on its own.
         listen = self.settings.listen_channel
         if listen and msg.channel != listen - 1 and (kind != "control_change" or msg.control == SUSTAIN):
             return
@@ -264,50 +172,64 @@ class Engine:
             self._note_on(msg.channel, msg.note, msg.velocity, now)
         elif kind in ("note_on", "note_off"):
             self._note_off(msg.channel, msg.note, now)
+        elif msg.control == SUSTAIN:
+            self._performer.pedal(msg.value >= 64, now)
+            if self._call is not None:
+                self._call.touch(now)
         else:
-            self._control(msg.control, msg.value, now)
+            self._act(self._controls.control(msg.control, msg.value), now)
 
     def due(self, now: float) -> list[Timed]:
-        """Messages whose time has come (scheduled time <= now), oldest first, with those times."""
+        """Messages whose time has come (scheduled time <= now), oldest first, with those times.
+        An error in here never leaves a note sounding: everything is silenced and reported."""
         out: list[Timed] = []
         if self._closed:
             return out
-        self._follow_clock(now)
-        self._release_stuck(now)
+        try:
+            self._due(now, out)
+        except Exception as exc:  # a bug must not leave notes hanging: silence, report, go on listening
+            self.errors.append(f"engine error: {type(exc).__name__}: {exc}")
+            self._finish_answer("error")
+            self._forget_call()
+            self._output.silence(now)
+            self._output.flush(math.inf, out)
+        return out
+
+    def _due(self, now: float, out: list[Timed]) -> None:
+        if self.tempo_source == "clock" and not self._clock.active(now):
+            self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
+        released = self._performer.release_stuck(now)
+        self._recorded_offs(released)
+        if released and self._call is not None:
+            self._call.touch(max(n.off for n in released if n.off is not None))
         if self.mode == LISTEN and self._call is not None:
-            reason = self._call_end_reason(now)
+            reason = end_reason(self._call, self._performer.quiet(), self.settings, self.bpm, now)
             if reason is not None:
                 self._end_call(now, reason)
         if self.mode == RESPOND:
-            self._emit_response(now, out)
-        self._flush_offs(now, out)
-        if self._urgent:
-            out.extend(self._urgent)
-            self._sent_until = max(self._sent_until, max(t for t, _ in self._urgent))
-            self._urgent.clear()
-        return out
+            self._play(now, out)
+        elif not self._output.sounding:
+            probe = self._echo.probe_due(now)  # only while improv is silent: a sysex takes wire time
+            if probe is not None:
+                self._output.send(probe, max(now, self._output.sent_until), out)
+        self._output.flush(now, out)
+        self._output.take_urgent(out)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``due`` will have something to do (a send, a call's end)."""
         if self._closed:
             return None
-        times: list[float] = []
-        if self._urgent:
-            times.append(self._urgent[0][0])
-        while self._offs and self._sounding.get(self._offs[0][2]) != self._offs[0][1]:
-            heapq.heappop(self._offs)  # superseded note-offs
-        if self._offs:
-            times.append(self._offs[0][0])
-        r = self._response
-        if self.mode == RESPOND and r is not None and r.planned:
-            times.append(r.planned[0].onset)
-        for note in self._held.values():
-            times.append(note.onset + self.settings.stuck_note_s)
-        if self._pedal_since is not None:
-            times.append(self._pedal_since + self.settings.stuck_note_s)
+        times: list[float | None] = [self._output.urgent[0][0] if self._output.urgent else None, self._output.next_off()]
+        a = self._answer
+        if self.mode == RESPOND and a is not None and a.planned:
+            times.append(a.planned[0].onset)
+        times.append(self._performer.stuck_deadline())
         if self.mode == LISTEN and self._call is not None:
-            times.extend(t for t in self._call_end_times() if t is not None)
-        return min(times) if times else None
+            times.extend(end_deadlines(self._call, self._performer.quiet(), self.settings, self.bpm))
+        if self.mode == LISTEN and not self._output.sounding:
+            times.append(self._echo.next_probe_at())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
     def next_wakeup(self) -> float | None:
         """``next_deadline``, or earlier when ``think`` will have work then (a chord closing, the
@@ -316,12 +238,10 @@ class Engine:
         if self._closed:
             return deadline
         soft: list[float] = []
-        if self._pending:
-            first = self._pending[0]
-            limit = first.onset + self._half_step_s()
-            if all(n.off is not None for n in self._pending if n.onset < limit):
-                soft.append(limit)
-        if self.mode == LISTEN and self._response is None and self._quiet():
+        closes = self._performer.group_closes_at()
+        if closes is not None:
+            soft.append(closes)
+        if self.mode == LISTEN and self._answer is None and self._quiet():
             soft.append(self._speculate_at())
         if not soft:
             return deadline
@@ -347,36 +267,35 @@ class Engine:
 
     def panic(self, now: float) -> None:
         """Silence everything now (note-offs, then All Notes Off on every channel); forget the call."""
-        now = max(now, self._sent_until)
-        self._stop_response(now, "panic")
-        self._silence(now)
-        self._urgent.extend((now, mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0)) for ch in range(16))
-        for t, msg in self._urgent:
-            self._echo.sent(msg, t)
+        self._stop_answer(now, "panic")
+        self._output.silence(now)
+        self._output.all_notes_off(now)
         self._forget_call()
+        self._performer.forget()
 
     def shutdown(self, now: float) -> list[Timed]:
-        """The last messages: every pending note-off and All Notes Off per channel. Then silent."""
+        """The last messages: every sounding note's note-off, then All Notes Off per channel. Then silent."""
         if self._closed:
             return []
-        self._stop_response(now, "shutdown")
-        self.panic(now)
-        out = self.due(now)
+        self._stop_answer(now, "shutdown")
+        out: list[Timed] = []
+        self._output.flush(now, out)
+        out += self._output.close(now)
         if self.recorder is not None:
-            self.recorder.close(now)
+            self.recorder.close(max(now, self._output.sent_until))
         self._closed = True
         return out
 
     def input_lost(self, now: float) -> None:
         """The input port vanished: keys held now will send no note-off; release them."""
-        for note in self._held.values():
-            note.off = now
-            if self.recorder is not None:
-                self.recorder.note_off("performer", note.channel, note.pitch, now)
-        self._held.clear()
-        self._pedal_since = None
+        released = self._performer.release_all(now)
+        self._recorded_offs(released)
         if self._call is not None:
-            self._call.last_activity = now
+            self._call.touch(now)
+
+    def output_changed(self) -> None:
+        """The output port was reopened: probe for a loopback again."""
+        self._echo.probe_soon()
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
@@ -398,574 +317,294 @@ class Engine:
         out, self.errors = self.errors, []
         return out
 
-    # Introspection for tests and the demo.
+    # Introspection for tests, the demo and the monitor.
 
     @property
     def state(self) -> Any:
-        return self._state
+        return self._context.state
 
-    def window_rows(self) -> np.ndarray:
-        return np.stack([e.row for e in self._window]).astype(TOKEN_DTYPE)
+    def window_rows(self) -> Any:
+        return self._context.rows()
 
     @property
     def sounding(self) -> list[int]:
-        return sorted(self._sounding)
+        return sorted(self._output.sounding)
+
+    @property
+    def answer(self) -> Answer | None:
+        return self._answer
+
+    @property
+    def loopback(self) -> bool:
+        return self._echo.loopback
 
     # ---- input --------------------------------------------------------------------------------
 
     def _note_on(self, channel: int, pitch: int, velocity: int, now: float) -> None:
         if self.mode == RESPOND:
-            self._stop_response(now, "barge-in")
-        self._silence(now)  # the last notes of a finished answer may still ring: they stop too
-        self._response = None  # a speculative answer no longer fits
-        key = (channel, pitch)
-        if key in self._held:  # struck again without a note-off: the old one ends here
-            self._held.pop(key).off = now
-        note = _InNote(pitch, channel, now, velocity)
-        self._held[key] = note
-        self._pending.append(note)
+            self._stop_answer(now, "barge-in")
+        self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
+        self._answer = None  # a speculative answer no longer fits
+        note, ended = self._performer.note_on(channel, pitch, velocity, now)
         if self._call is None:
-            self._call = _Call(first_onset=now, last_activity=now)
-        self._call.notes.append(note)
-        self._call.last_activity = now
+            self._call = Call(first_onset=now, last_activity=now)
+        self._call.add(note)
         if self.recorder is not None:
             self.recorder.note_on("performer", channel, pitch, velocity, now)
 
     def _note_off(self, channel: int, pitch: int, now: float) -> None:
         if self.recorder is not None:
             self.recorder.note_off("performer", channel, pitch, now)
-        note = self._held.pop((channel, pitch), None)
-        if note is None:
-            return  # released already (stuck, forced, panic) or never seen
-        note.off = now
-        if self._call is not None:
-            self._call.last_activity = max(self._call.last_activity, now)
+        if self._performer.note_off(channel, pitch, now) is not None and self._call is not None:
+            self._call.touch(now)
 
-    def _control(self, control: int, value: int, now: float) -> None:
-        s = self.settings
-        if control == SUSTAIN:
-            if value >= 64 and self._pedal_since is None:
-                self._pedal_since = now
-            elif value < 64 and self._pedal_since is not None:
-                self._pedal_since = None
-                if self._call is not None:
-                    self._call.last_activity = max(self._call.last_activity, now)
-        elif control == s.cc_panic:
-            if value >= 64:
-                self.panic(now)
-        elif control == s.cc_end_call:
-            if value >= 64 and self._call is not None and self.mode == LISTEN:
-                self._end_request = now
-        elif control == s.cc_temperature:
-            lo, hi = s.temperature_min, s.temperature_max
-            t = lo * (hi / lo) ** (value / 127)
-            self.params = SamplingParams(t, self.params.top_k, self.params.top_p)
-            if self._response is not None and self._response.start is None:
-                self._restart_sampling(self._response)
-        elif control == s.cc_length:
-            self.length_factor = 2.0 ** ((value - 64) / 32)
+    def _recorded_offs(self, notes: Sequence[InNote]) -> None:
+        if self.recorder is not None:
+            for note in notes:
+                self.recorder.note_off("performer", note.channel, note.pitch, note.off if note.off is not None else note.onset)
 
-    # ---- time-driven input: stuck keys, clock, end of call --------------------------------------
+    def _act(self, action: Action | None, now: float) -> None:
+        if action is None:
+            return
+        if action.kind == "panic":
+            self.panic(now)
+        elif action.kind == "end_call":
+            if self._call is not None and self.mode == LISTEN:
+                self._call.end_request = now
+        elif action.kind == "temperature":
+            self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
+            self._resample()
+        elif action.kind == "length":
+            self.length_factor = action.value
+        elif action.kind == "imitation":
+            self.imitation = action.value
+            self._resample()
+        elif action.kind == "voice":
+            self.set_voice(int(action.value))
 
-    def _follow_clock(self, now: float) -> None:
-        if self.tempo_source == "clock" and not self._clock.active(now):
-            self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
+    def set_voice(self, index: int) -> None:
+        """Answer with another voice from the next answer on (the one playing finishes as it
+        began): the new voice is primed from the window in the background."""
+        if index == self.voice or not 0 <= index < len(self.voices):
+            return
+        self.voice = index
+        self._context.forget_state(self.model)
+        if self._answer is not None and self._answer.start is None:
+            self._answer = None  # prepared with the other voice
+
+    def _resample(self) -> None:
+        a = self._answer
+        if a is not None and a.start is None:
+            self._planner.restart(a, self._exchanges)
 
     def _set_bpm(self, bpm: float, source: str) -> None:
         self.bpm = min(max(bpm, 10.0), 400.0)
         self.tempo_source = source
 
-    def _release_stuck(self, now: float) -> None:
-        limit = self.settings.stuck_note_s
-        for key, note in list(self._held.items()):
-            if now >= note.onset + limit:
-                del self._held[key]
-                note.off = note.onset + limit
-                if self._call is not None:
-                    self._call.last_activity = max(self._call.last_activity, note.off)
-                if self.recorder is not None:
-                    self.recorder.note_off("performer", note.channel, note.pitch, note.off)
-        if self._pedal_since is not None and now >= self._pedal_since + limit:
-            if self._call is not None:
-                self._call.last_activity = max(self._call.last_activity, self._pedal_since + limit)
-            self._pedal_since = None
-
-    def _threshold_s(self) -> float:
-        s = self.settings
-        return max(s.silence_ms / 1000, s.silence_beats * 60 / self.bpm)
-
-    def _silence_deadline(self) -> float | None:
-        if self._call is None or self._held or self._pedal_since is not None:
-            return None
-        return self._call.last_activity + self._threshold_s()
-
-    def _call_end_times(self) -> tuple[float | None, float | None, float | None]:
-        """(end-of-call controller, maximum length, silence) deadlines, None where not set."""
-        assert self._call is not None
-        limit = None
-        if self.settings.max_call_beats > 0:
-            limit = self._call.first_onset + self.settings.max_call_beats * 60 / self.bpm
-        return self._end_request, limit, self._silence_deadline()
-
-    def _call_end_reason(self, now: float) -> tuple[str, float] | None:
-        control, limit, silence = self._call_end_times()
-        if control is not None:
-            return "control", control
-        if silence is not None and now >= silence:
-            return "silence", silence
-        if limit is not None and now >= limit:
-            return "max length", limit
-        return None
+    # ---- the call ends -------------------------------------------------------------------------
 
     def _end_call(self, now: float, reason: tuple[str, float]) -> None:
         call = self._call
         assert call is not None
-        for note in self._held.values():  # keys still down: their length so far (a later note-off is ignored)
-            note.off = now
-        self._held.clear()
-        self._end_request = None
-        if len(call.notes) < self.settings.min_call_notes:
-            self._forget_call(keep_pending=True)
+        self._recorded_offs(self._performer.release_all(now))  # keys still down: their length so far
+        call.end_request = None
+        if call.note_count < self.settings.min_call_notes:
+            self._forget_call()
             return
         units = 0
         try:
-            units += self._commit(now, force=True)
-            r = self._response
-            if r is None or r.version != self._version:
-                r = self._response = self._prepare(now)
-            while not r.ready:
-                units += self._prime_step(r)
-            while not r.planned and not r.finished:
-                units += self._sample(r)
+            units += self._hear(now, force=True)
+            a = self._answer
+            if a is None or a.version != self._context.version:
+                a = self._answer = self._prepare(now)
+            while not a.ready:
+                units += self._planner.prime_step(a, self.model)
+            while not a.planned and not a.finished:
+                units += self._planner.sample(a, self.model, self.params, self.length_factor)
         except Exception as exc:  # see think()
             self._model_failed(now, exc)
             return
-        self._start_response(now, reason, units)
+        self._start_answer(now, reason, units)
+
+    def _start_answer(self, now: float, reason: tuple[str, float], sync_units: int) -> None:
+        a, call = self._answer, self._call
+        assert a is not None and call is not None
+        # What the speculation assumed becomes true: the tempo, the call's rows at that tempo.
+        if a.bpm != self.bpm or a.tempo_source == "estimate":
+            self._set_bpm(a.bpm, a.tempo_source)
+        if a.call_rows is not None:
+            for e, row in zip(call.events, a.call_rows):
+                e.row = row
+            self._context.pos = a.pos_after_call
+        if a.rows is not None:
+            self._context.primed_from(len(a.rows), a.base)
+        self._context.cancel_reprime()
+        self._planner.fit_length(a, self.length_factor)
+        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
+        a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
+        for p in a.planned:
+            p.onset = a.start + p.beats * 60 / a.bpm
+        call_end = max(n.off if n.off is not None else now for n in call.notes)
+        self._exchanges += 1
+        a.exchange = Exchange(
+            number=self._exchanges,
+            end_reason=reason[0],
+            call_notes=call.note_count,
+            call_beats=(call_end - call.first_onset) * a.bpm / 60,
+            bpm=a.bpm,
+            tempo_source=a.tempo_source,
+            key=a.key,
+            decided_at=reason[1],
+            threshold_s=threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0,
+            grid=grid,
+            sync_units=sync_units,
+            voice=self.voices[a.voice].name,
+        )
+        if self.recorder is not None:
+            self.recorder.tempo(call.first_onset, a.bpm, f"call {self._exchanges}: {a.key or 'any key'}, {a.bpm:.0f} bpm")
+            self.recorder.tempo(a.start, a.bpm, f"answer {self._exchanges}" + (f" ({a.exchange.voice})" if a.exchange.voice else ""))
+        self._decided = a.exchange
+        self._call = None
+        self.mode = RESPOND
+        if not a.planned:
+            self._finish_answer("finished")
+
+    # ---- the answer plays ------------------------------------------------------------------------
+
+    def _play(self, now: float, out: list[Timed]) -> None:
+        a = self._answer
+        assert a is not None and a.exchange is not None
+        late_s = self.settings.late_ms / 1000
+        while a.planned and a.planned[0].onset <= now:
+            p = a.planned[0]
+            if now - p.onset > late_s:  # the machine stalled: no burst of late notes
+                if self.settings.late_policy == "shift" or a.exchange.first_note_at is None:  # an answer never loses its start
+                    self._shift(a, now - p.onset)
+                    continue
+                a.planned.popleft()
+                a.late_dropped += 1
+                self._context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.pitch, p.velocity)
+                continue
+            a.planned.popleft()
+            duration_s = p.duration_beats * 60 / a.bpm
+            if a.max_voices == 1:  # a single line: the note sounding now ends as this one starts
+                for pitch in list(self._output.sounding):
+                    self._output.end_at(pitch, p.onset)
+            self._output.start(p.msg, p.onset, duration_s, out)
+            # The note is now part of the performance: window, running state, grid position.
+            self._context.adopt(p.row, p.state, p.onset, p.onset, duration_s, p.pitch, p.velocity)
+            a.exchange.response_notes += 1
+            if a.exchange.first_note_at is None:
+                a.exchange.first_note_at = p.onset
+                self._started = a.exchange
+        a.exchange.late_dropped = a.late_dropped
+        if a.finished and not a.planned:
+            self._finish_answer("finished")
+
+    def _shift(self, a: Answer, delay: float) -> None:
+        """Move the rest of the answer ``delay`` later (late_policy: shift)."""
+        a.start = (a.start or 0.0) + delay
+        for p in a.planned:
+            p.onset = (p.onset or 0.0) + delay
+        assert a.exchange is not None
+        a.exchange.late_shifted_s += delay
+
+    def _finish_answer(self, how: str) -> None:
+        a = self._answer
+        if a is not None and a.exchange is not None:
+            a.exchange.ended = how
+            self._reports.append(a.exchange)
+        self._answer = None
+        self.mode = LISTEN
+
+    def _stop_answer(self, now: float, how: str) -> None:
+        """End the answer now: unsent notes dropped, sounding ones get their note-off now."""
+        if self.mode != RESPOND:
+            return
+        self._output.silence(now)
+        self._finish_answer(how)
 
     # ---- the model, ahead of time ---------------------------------------------------------------
 
     def _next_work(self, now: float) -> Callable[[float], int] | None:
         if self._closed or now < self._cooldown_until:
             return None
-        r = self._response
+        a = self._answer
         if self.mode == RESPOND:
-            if r is not None and self._wants_more(r, now):
-                return lambda now: self._sample(r)
+            if a is not None and self._planner.wants_more(a, now):
+                return lambda now: self._planner.sample(a, self.model if a.voice == self.voice else self.voices[a.voice].model, self.params, self.length_factor)
             return None
-        if self._pending and self._commit_ready(now):
-            return lambda now: self._commit(now)
+        if self._performer.ready_group(now) is not None:
+            return lambda now: self._hear(now)
         if self._quiet():
-            if r is None or r.version != self._version:
+            if a is None or a.version != self._context.version:
                 if now < self._speculate_at():
                     return None
-                return lambda now: self._speculate_start(now)
-            if not r.ready:
-                return lambda now: self._prime_step(r)
-            if self._wants_more(r, now):
-                return lambda now: self._sample(r)
+                return lambda now: self._speculate(now)
+            if not a.ready:
+                return lambda now: self._planner.prime_step(a, self.model)
+            if self._planner.wants_more(a, now):
+                return lambda now: self._planner.sample(a, self.model, self.params, self.length_factor)
             return None
-        if self._seen > self.settings.window + _DRIFT_SLACK or self._reprime is not None:
-            return lambda now: self._reprime_step()
+        if self._context.wants_reprime():
+            return lambda now: self._context.reprime_step()
         return None
 
     def _quiet(self) -> bool:
-        """The call may be over: it has enough notes, every key and the pedal are up, all fed."""
-        c = self._call
-        return (
-            c is not None
-            and not self._held
-            and self._pedal_since is None
-            and not self._pending
-            and len(c.notes) >= self.settings.min_call_notes
-        )
+        return quiet_enough(self._call, self._performer, self.settings)
 
     def _speculate_at(self) -> float:
         """When to start preparing the answer: not in every short gap between notes."""
         assert self._call is not None
-        return self._call.last_activity + min(_SPEC_DELAY_S, self._threshold_s() / 3)
+        return self._call.last_activity + min(SPEC_DELAY_S, threshold_s(self.settings, self.bpm) / 3)
 
-    def _half_step_s(self) -> float:
-        return 0.5 * 60 / (self.bpm * self._spb)
+    def _speculate(self, now: float) -> int:
+        self._answer = self._prepare(now)
+        return 1
 
-    def _commit_ready(self, now: float) -> bool:
-        first = self._pending[0]
-        if now < first.onset + self._half_step_s():
-            return False  # another note may still join its chord
-        limit = first.onset + self._half_step_s()
-        return all(n.off is not None for n in self._pending if n.onset < limit)
+    def _prepare(self, now: float) -> Answer:
+        assert self._call is not None
+        return self._planner.prepare(self._call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._exchanges, now)
 
-    def _commit(self, now: float, force: bool = False) -> int:
+    def _hear(self, now: float, force: bool = False) -> int:
         """Feed released performer notes to the model, chord by chord; returns the steps done."""
         steps = 0
-        while self._pending and (force or self._commit_ready(now)):
-            limit = self._pending[0].onset + self._half_step_s()
-            group = [n for n in self._pending if n.onset < limit]
-            if any(n.off is None for n in group):
-                break
-            del self._pending[: len(group)]
-            for i, note in enumerate(sorted(group, key=lambda n: n.pitch)):
-                self._commit_note(note, chord=i > 0)
+        while True:
+            group = self._performer.ready_group(now, force)
+            if group is None:
+                return steps
+            self._performer.take(group)
+            for i, note in enumerate(group):
+                self._hear_note(note, chord=i > 0)
                 steps += 1
             if not force:
-                break
-        return steps
+                return steps
 
-    def _commit_note(self, note: _InNote, chord: bool) -> None:
+    def _hear_note(self, note: InNote, chord: bool) -> None:
         assert note.off is not None
-        call = self._call
+        call, ctx = self._call, self._context
         if call is not None and not call.events:
-            call.pos_before = self._pos
-        offset, pos = self._offset_class(note.onset, self._pos, chord, self.bpm)
-        row = self._row(note.pitch, offset, note.off - note.onset, note.velocity, self.bpm)
-        state = self.model.step(self._state, row)  # before any mutation: a failure leaves no trace
-        self._pos = pos
-        self._state = state
-        self._seen += 1
-        event = self._append_window(row, note.onset, note.off - note.onset, note.pitch, note.velocity, chord)
+            call.pos_before = ctx.pos
+        offset, pos = self._quantiser.offset(note.onset, ctx.pos, chord, self.bpm)
+        row = self._quantiser.row(note.pitch, offset, note.off - note.onset, note.velocity, self.bpm)
+        event = ctx.hear(row, pos, note.onset, note.off - note.onset, note.pitch, note.velocity, chord)
         if call is not None:
             call.events.append(event)
 
-    def _offset_class(self, onset: float, pos: float | None, chord: bool, bpm: float) -> tuple[int, float]:
-        """Grid offset class from the previous event, and the new grid position (error feedback)."""
-        if pos is None:
-            return 0, onset
-        if chord:
-            return 0, pos
-        steps = (onset - pos) * bpm / 60 * self._spb
-        if steps > self._max_steps + 0.5:  # a long silence: shortened to the longest offset
-            return self._last_offset, onset
-        cls = self.tokenizer.quantize_time(steps / self._spb)
-        return cls, pos + self._time_values[cls] * 60 / bpm
-
-    def _row(self, pitch: int, offset: int, duration_s: float, velocity: int, bpm: float) -> np.ndarray:
-        tok = self.tokenizer
-        return np.array(
-            [pitch, offset, tok.quantize_time(duration_s * bpm / 60, minimum=1), tok.quantize_velocity(velocity)],
-            dtype=TOKEN_DTYPE,
-        )
-
-    def _append_window(self, row: np.ndarray, onset: float = 0.0, duration: float = 0.0, pitch: int = BOS, velocity: int = 0, chord: bool = False) -> _WinEvent:
-        event = _WinEvent(self._n_events, row, onset, duration, pitch, velocity, chord)
-        self._window.append(event)
-        self._n_events += 1
-        self._version += 1
-        return event
-
-    def _reprime_step(self) -> int:
-        """Background: re-prime the running state from the window so its drift stays bounded."""
-        if self._reprime is None:
-            rows = [e.row for e in self._window]
-            self._reprime = (rows, 0, self.model.initial_state(), self._window[-1].index)
-        rows, done, state, last = self._reprime
-        if done < len(rows):
-            self._reprime = (rows, done + 1, self.model.step(state, rows[done]), last)
-            return 1
-        newer = [e.row for e in self._window if e.index > last]  # committed while priming
-        for row in newer:
-            state = self.model.step(state, row)
-        self._state, self._seen, self._reprime = state, len(rows) + len(newer), None
-        return len(newer) + 1
-
-    def _speculate_start(self, now: float) -> int:
-        self._response = self._prepare(now)
-        return 1
-
-    def _prepare(self, now: float) -> _Response:
-        """A new answer for the call as it stands: tempo, key, what to prime from, sampling setup."""
-        s = self.settings
-        call = self._call
-        assert call is not None
-        self._reprime = None
-        bpm, source = self.bpm, self.tempo_source
-        if s.estimate_tempo and not (s.follow_clock and self._clock.active(now)):
-            estimate = estimate_bpm([n.onset for n in call.notes], bpm)
-            if estimate is not None and abs(estimate - bpm) > 0.5:
-                bpm, source = estimate, "estimate"
-        call_rows = None
-        pos_after = self._pos
-        if bpm != self.bpm and call.events:
-            call_rows, pos_after = self._requantize(call, bpm)
-            if all(np.array_equal(a, e.row) for a, e in zip(call_rows, call.events)):
-                call_rows = None  # same rows: the running state stays valid
-        rows = None
-        if call_rows is not None or self._seen > len(self._window) or self._seen > s.window:
-            by_index = {} if call_rows is None else {e.index: r for e, r in zip(call.events, call_rows)}
-            rows = np.stack([by_index.get(e.index, e.row) for e in self._window])
-        mask = self._range_mask
-        key = ""
-        if s.keep_key:
-            weights = np.zeros(12)
-            for n in call.notes:
-                weights[n.pitch % 12] += max((n.off or now) - n.onset, 0.05)
-            tonic, minor = estimate_key(weights)
-            allowed = np.zeros(12, dtype=bool)
-            allowed[scale_pitch_classes(tonic, minor)] = True
-            allowed[weights > 0] = True  # what the performer played is in the key by definition
-            pcs = np.zeros(N_PITCH, dtype=bool)
-            pcs[:128] = allowed[np.arange(128) % 12]
-            if (mask & pcs).any():
-                mask = mask & pcs
-            key = key_name(tonic, minor)
-        call_end = max(n.off or now for n in call.notes)
-        if s.response_unit == "events":
-            target = s.response_length or len(call.notes)
-        else:
-            target = s.response_length or (call_end - call.first_onset) * bpm / 60
-        r = _Response(
-            version=self._version,
-            bpm=bpm,
-            tempo_source=source,
-            key=key,
-            rng=np.random.default_rng((self.seed, self._exchanges)),
-            mask=mask,
-            call_velocity=float(np.mean([n.velocity for n in call.notes])),
-            target=target,
-            rows=rows,
-            call_rows=call_rows,
-            pos_after_call=pos_after,
-        )
-        if rows is None:
-            r.state = r.base = self._state
-        else:
-            r.state = self.model.initial_state()
-        return r
-
-    def _requantize(self, call: _Call, bpm: float) -> tuple[list[np.ndarray], float | None]:
-        """The call's rows as they would be at ``bpm`` (the tempo estimated from the call itself)."""
-        pos = call.pos_before
-        rows = []
-        for e in call.events:
-            offset, pos = self._offset_class(e.onset, pos, e.chord, bpm)
-            rows.append(self._row(e.pitch, offset, e.duration, e.velocity, bpm))
-        return rows, pos
-
-    def _prime_step(self, r: _Response) -> int:
-        assert r.rows is not None
-        r.state = self.model.step(r.state, r.rows[r.primed])
-        r.primed += 1
-        if r.primed == len(r.rows):
-            r.base = r.state
-        return 1
-
-    def _restart_sampling(self, r: _Response) -> None:
-        """The temperature changed before the answer started: sample its notes again."""
-        if r.base is not None:
-            r.state = r.base
-        r.planned.clear()
-        r.sampled = 0
-        r.beats = 0.0
-        r.model_velocity_sum = 0.0
-        r.finished = False
-        r.rng = np.random.default_rng((self.seed, self._exchanges))
-
-    def _target(self, r: _Response) -> float:
-        return r.target * self.length_factor
-
-    def _wants_more(self, r: _Response, now: float) -> bool:
-        if r.finished or not r.ready:
-            return False
-        if r.start is None:
-            return r.sampled < _SPEC_EVENTS or r.beats * 60 / r.bpm < self.settings.lookahead_ms / 1000
-        return not r.planned or r.planned[-1].onset < now + self.settings.lookahead_ms / 1000
-
-    def _sample(self, r: _Response) -> int:
-        """Sample the answer's next event and step the model with it (two units)."""
-        s = self.settings
-        target = self._target(r)
-        if r.sampled >= s.max_response_events or (s.response_unit == "events" and r.sampled >= max(1, round(target))):
-            r.finished, r.finished_target = True, target
-            return 0
-        row = self.model.sample_event(r.state, r.rng, self.params, r.mask)
-        if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
-            r.finished = True
-            return 1
-        beats = 0.0 if r.sampled == 0 else r.beats + float(self._time_values[int(row[OFFSET])])
-        if s.response_unit == "beats" and r.sampled > 0 and beats >= target:
-            r.finished, r.finished_target = True, target
-            return 1
-        state = self.model.step(r.state, row)
-        model_velocity = float(self._velocity_values[int(row[VELOCITY])])
-        r.model_velocity_sum += model_velocity
-        shift = s.follow_velocity * (r.call_velocity - r.model_velocity_sum / (r.sampled + 1))
-        velocity = int(min(max(round(model_velocity + shift), 1), 127))
-        pitch = int(row[PITCH])
-        msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
-        planned = _Planned(row, state, beats, float(self._time_values[max(int(row[DURATION]), 1)]), pitch, velocity, msg)
-        if r.start is not None:
-            planned.onset = r.start + beats * 60 / r.bpm
-        r.planned.append(planned)
-        r.state = state
-        r.sampled += 1
-        r.beats = beats
-        return 2
-
-    # ---- the answer -----------------------------------------------------------------------------
-
-    def _start_response(self, now: float, reason: tuple[str, float], sync_units: int) -> None:
-        r = self._response
-        call = self._call
-        assert r is not None and call is not None
-        # What the speculation assumed becomes true: the tempo, the call's rows at that tempo.
-        if r.bpm != self.bpm or r.tempo_source == "estimate":
-            self._set_bpm(r.bpm, r.tempo_source)
-        if r.call_rows is not None:
-            for e, row in zip(call.events, r.call_rows):
-                e.row = row
-            self._pos = r.pos_after_call
-        if r.rows is not None:
-            self._seen = len(r.rows)
-        self._reprime = None
-        # The length knob may have moved since the speculation: cut or continue.
-        target = self._target(r)
-        if self.settings.response_unit == "events":
-            while len(r.planned) > max(1, round(target)):
-                r.planned.pop()
-        else:
-            while len(r.planned) > 1 and r.planned[-1].beats >= target:
-                r.planned.pop()
-        if len(r.planned) < r.sampled:
-            r.finished = True
-            r.state = r.planned[-1].state
-        elif r.finished and target > r.finished_target:
-            r.finished = False
-        r.sampled = len(r.planned)
-        r.beats = r.planned[-1].beats if r.planned else 0.0
-        start, grid = self._answer_start(reason[1], call.first_onset, r.bpm, now)
-        r.start = start
-        for p in r.planned:
-            p.onset = start + p.beats * 60 / r.bpm
-        call_end = max(n.off or now for n in call.notes)
-        self._exchanges += 1
-        r.exchange = Exchange(
-            number=self._exchanges,
-            end_reason=reason[0],
-            call_notes=len(call.notes),
-            call_beats=(call_end - call.first_onset) * r.bpm / 60,
-            bpm=r.bpm,
-            tempo_source=r.tempo_source,
-            key=r.key,
-            decided_at=reason[1],
-            threshold_s=self._threshold_s() if reason[0] == "silence" else 0.0,
-            grid=grid,
-            sync_units=sync_units,
-        )
-        self._decided = r.exchange
-        self._call = None
-        self.mode = RESPOND
-        if not r.planned:
-            self._finish_response("finished")
-
-    def _answer_start(self, decided: float, first_onset: float, bpm: float, now: float) -> tuple[float, str]:
-        """When the answer's first note goes, and what it is aligned to ("" = at once): the first
-        point of the beat grid at or after the decision.
-
-        The grid: the MIDI clock's beats when a followed clock's transport places them; else the
-        call's own pulse, its first onset (the arrival stamp) on a beat, at the answer's tempo.
-        Why the onset and not the running grid position ``_pos``: ``_pos`` carries the previous
-        answer's grid into the call, and a long gap before the call is quantised coarsely (a
-        call 5 s after a note sat 100 ms off its real onset), which would put the answer off the
-        beat the performer actually played.
-        """
-        beats = self.settings.answer_grid_beats
-        if beats <= 0:
-            return decided, ""
-        name = "beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid"
-        clock = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        if clock is not None:
-            origin, beat_s = clock
-            name += " of the MIDI clock"
-        else:
-            origin, beat_s = first_onset, 60 / bpm
-        return next_grid_point(decided, origin, beats * beat_s), name
-
-    def _emit_response(self, now: float, out: list[Timed]) -> None:
-        r = self._response
-        assert r is not None
-        while r.planned and r.planned[0].onset <= now:
-            p = r.planned.popleft()
-            self._flush_offs(p.onset, out)
-            if p.pitch in self._sounding:  # the same key again: end the sounding one first
-                self._send_off(p.pitch, p.onset, out)
-            self._send(p.msg, p.onset, out)
-            self._seq += 1
-            self._sounding[p.pitch] = self._seq
-            heapq.heappush(self._offs, (p.onset + p.duration_beats * 60 / r.bpm, self._seq, p.pitch))
-            if self.recorder is not None:
-                self.recorder.note_on("improv", self.channel, p.pitch, p.velocity, p.onset)
-            # The note is now part of the performance: window, running state, grid position.
-            self._append_window(p.row, p.onset, p.duration_beats * 60 / r.bpm, p.pitch, p.velocity)
-            self._state = p.state
-            self._seen += 1
-            self._pos = p.onset
-            ex = r.exchange
-            assert ex is not None
-            ex.response_notes += 1
-            if ex.first_note_at is None:
-                ex.first_note_at = p.onset
-                self._started = ex
-        if r.finished and not r.planned:
-            self._finish_response("finished")
-
-    def _finish_response(self, how: str) -> None:
-        r = self._response
-        if r is not None and r.exchange is not None:
-            r.exchange.ended = how
-            self._reports.append(r.exchange)
-        self._response = None
-        self.mode = LISTEN
-
-    def _stop_response(self, now: float, how: str) -> None:
-        """End the answer now: unsent notes dropped, sounding ones get their note-off now."""
-        if self.mode != RESPOND:
-            return
-        self._silence(now)
-        self._finish_response(how)
-
-    def _silence(self, now: float) -> None:
-        now = max(now, self._sent_until)  # a stamp in the past must not end a note before it began
-        for pitch in list(self._sounding):
-            self._seq += 1
-            self._sounding[pitch] = self._seq
-            heapq.heappush(self._offs, (now, self._seq, pitch))
-
-    def _flush_offs(self, until: float, out: list[Timed]) -> None:
-        while self._offs and self._offs[0][0] <= until:
-            t, seq, pitch = heapq.heappop(self._offs)
-            if self._sounding.get(pitch) == seq:
-                self._send_off(pitch, t, out)
-
-    def _send_off(self, pitch: int, t: float, out: list[Timed]) -> None:
-        del self._sounding[pitch]
-        self._send(self._off_msgs[pitch], t, out)
-        if self.recorder is not None:
-            self.recorder.note_off("improv", self.channel, pitch, t)
-
-    def _send(self, msg: mido.Message, t: float, out: list[Timed]) -> None:
-        self._echo.sent(msg, t)
-        out.append((t, msg))
-        if t > self._sent_until:
-            self._sent_until = t
-
     # ---- failures and resets --------------------------------------------------------------------
 
-    def _forget_call(self, keep_pending: bool = False) -> None:
+    def _forget_call(self) -> None:
         self._call = None
-        self._end_request = None
-        self._response = None if self.mode == LISTEN else self._response
-        if not keep_pending:
-            self._held.clear()
-            self._pending.clear()
-            self._pedal_since = None
+        if self.mode == LISTEN:
+            self._answer = None
 
     def _model_failed(self, now: float, exc: Exception) -> None:
         """The model raised: stop any answer (its notes get their note-offs), forget the call,
         start the state from zero, and leave the model alone for a second (no hot error loop)."""
         self.errors.append(f"model error: {type(exc).__name__}: {exc}")
-        self._stop_response(now, "error")
-        self._response = None
-        self._reprime = None
-        self._pending = [n for n in self._pending if n.off is None]  # the failed notes are skipped
-        self._forget_call(keep_pending=True)
-        self._state = self.model.initial_state()
-        self._seen = len(self._window) + _DRIFT_SLACK + 1  # past the slack: re-primed in the background and before the next answer
+        self._stop_answer(now, "error")
+        self._answer = None
+        self._performer.drop_released()  # the failed notes are skipped
+        self._forget_call()
+        self._context.forget_state()
         self._cooldown_until = now + 1.0

@@ -40,6 +40,9 @@ class Exchange:
     first_sent_at: float | None = None  # when the loop actually sent it
     response_notes: int = 0
     ended: str = ""  # finished | barge-in | panic | error | shutdown
+    voice: str = ""  # the voice that answered ("" when there is only one)
+    late_dropped: int = 0  # answer notes dropped for being due too long ago (the machine stalled)
+    late_shifted_s: float = 0.0  # or how far the answer moved later instead (serve.late_policy)
 
     @property
     def wait_s(self) -> float | None:
@@ -75,10 +78,16 @@ class Exchange:
 
     def status_line(self) -> str:
         key = f" · {self.key}" if self.key else ""
+        voice = f" · {self.voice}" if self.voice else ""
+        late = ""
+        if self.late_dropped:
+            late = f" · {self.late_dropped} late note{'s' if self.late_dropped > 1 else ''} dropped"
+        elif self.late_shifted_s:
+            late = f" · moved {self.late_shifted_s * 1000:.0f} ms later after a stall"
         return (
             f"#{self.number} call {self.call_notes} notes / {self.call_beats:.1f} beats"
             f" · {self.bpm:.0f} bpm ({self.tempo_source}){key} · {self._answer_words()}"
-            f" · answer {self.response_notes} notes ({self.ended})"
+            f" · answer {self.response_notes} notes{voice} ({self.ended}){late}"
         )
 
     def _answer_words(self) -> str:
@@ -99,40 +108,83 @@ class Exchange:
 
 
 class Recorder:
-    """Collects the session's notes, performer and improv, for ``serve --record`` and the demo."""
+    """Collects the session's notes, performer and improv, for ``serve --record`` and the demo,
+    with the tempo each exchange was played at and a marker per exchange, so the file's beats and
+    bars are the session's own."""
 
     def __init__(self) -> None:
         self.t0: float | None = None
         self._open: dict[tuple[str, int, int], tuple[float, int]] = {}
         self.notes: dict[str, list[tuple[int, float, float, int, int]]] = {"performer": [], "improv": []}
+        self.tempi: list[tuple[float, float]] = []  # (time, bpm) from then on
+        self.marks: list[tuple[float, str]] = []  # (time, text)
 
     def note_on(self, who: str, channel: int, pitch: int, velocity: int, t: float) -> None:
         if self.t0 is None:
             self.t0 = t
+        key = (who, channel, pitch)
+        open_note = self._open.get(key)
+        if open_note is not None and t - open_note[0] < 1e-3:
+            return  # the same key twice at once is one note, not a one-tick blip
         self.note_off(who, channel, pitch, t)  # a re-struck key ends the previous note
-        self._open[(who, channel, pitch)] = (t, velocity)
+        self._open[key] = (t, velocity)
 
     def note_off(self, who: str, channel: int, pitch: int, t: float) -> None:
         started = self._open.pop((who, channel, pitch), None)
         if started is not None:
             self.notes[who].append((pitch, started[0], t, started[1], channel))
 
+    def tempo(self, t: float, bpm: float, text: str = "") -> None:
+        """From ``t`` on the session runs at ``bpm``; ``text`` marks what happens there."""
+        if not self.tempi or abs(self.tempi[-1][1] - bpm) > 1e-6:
+            self.tempi.append((t, bpm))
+        if text:
+            self.marks.append((t, text))
+
     def close(self, t: float) -> None:
         for who, channel, pitch in list(self._open):
             self.note_off(who, channel, pitch, t)
 
-    def tracks(self, bpm: float) -> list[Track]:
-        """One ``midi_io.Track`` per party, seconds from the first note turned into beats at ``bpm``."""
+    def beats(self, t: float, default_bpm: float) -> float:
+        """Seconds on the session's clock -> beats from its first note, through the tempo changes."""
         t0 = self.t0 or 0.0
+        tempi = [(t0, self.tempi[0][1] if self.tempi else default_bpm)] + [(max(at, t0), bpm) for at, bpm in self.tempi]
+        beats, (at, bpm) = 0.0, tempi[0]
+        for nxt_at, nxt_bpm in tempi[1:]:
+            if nxt_at >= t:
+                break
+            beats += (nxt_at - at) * bpm / 60
+            at, bpm = nxt_at, nxt_bpm
+        return beats + (t - at) * bpm / 60
+
+    def start_bpm(self, default_bpm: float) -> float:
+        return self.tempi[0][1] if self.tempi else default_bpm
+
+    def tempo_changes(self, default_bpm: float) -> list[tuple[float, float]]:
+        """(beat, bpm) of every tempo change after the start, for the file's tempo track."""
+        return [(self.beats(t, default_bpm), bpm) for t, bpm in self.tempi[1:]]
+
+    def markers(self, default_bpm: float) -> list[tuple[float, str]]:
+        return [(self.beats(t, default_bpm), text) for t, text in self.marks]
+
+    def tracks(self, default_bpm: float, programs: tuple[int, int] = (0, 0)) -> list[Track]:
+        """One ``midi.Track`` per party (performer, improv), in the session's beats."""
         out = []
-        for who in ("performer", "improv"):
+        for who, program in zip(("performer", "improv"), programs):
             notes = sorted(self.notes[who], key=lambda n: (n[1], n[0]))
             channel = notes[0][4] if notes else 0
-            out.append(
-                Track(
-                    who,
-                    [Note(p, (on - t0) * bpm / 60, max(off - on, 0.001) * bpm / 60, v) for p, on, off, v, _ in notes],
-                    channel=channel,
-                )
-            )
+            converted = []
+            for p, on, off, v, _ in notes:
+                start = self.beats(on, default_bpm)
+                converted.append(Note(p, start, max(self.beats(off, default_bpm) - start, 0.001), v))
+            out.append(Track(who, converted, program=program, channel=channel))
         return out
+
+    def midi(self, default_bpm: float, programs: tuple[int, int] = (0, 0)) -> bytes:
+        """The session as a MIDI file: both parts, at the session's tempi, a marker per exchange."""
+        from improv.music.midi import midi_bytes
+
+        return midi_bytes(
+            self.tracks(default_bpm, programs), self.start_bpm(default_bpm),
+            tempo_changes=self.tempo_changes(default_bpm), markers=self.markers(default_bpm),
+        )  # fmt: skip

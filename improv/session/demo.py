@@ -10,7 +10,6 @@ written however the session ends: an exception (a second Ctrl-C) still leaves wh
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,14 +20,16 @@ from improv.settings.sections import DemoSettings, SampleSettings, ServeSettings
 from improv.session.demo_plan import Phrase, call_messages, cut_phrase, plan_session, summary
 from improv.realtime.engine import Engine
 from improv.errors import ImprovError
-from improv.music.midi import Track, midi_bytes
+from improv.music.midi import Track
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
 from improv.io.rtmidi_ports import open_output
 from improv.realtime.report import Recorder
 from improv.model.sampling import SamplingParams
 from improv.session.loop import ServeLoop
 from improv.session.process import serve
+from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
+from improv.model.voices import load_player
 
 
 def run_demo(
@@ -45,16 +46,15 @@ def run_demo(
     quiet: bool = False,
 ) -> dict:
     """Load the model and the phrases, play the session, write the file; the summary as a dict."""
-    from improv.model.checkpoint import load_checkpoint  # torch: only when a checkpoint is loaded
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
-    check_writable(record)
+    check_writable(record, create_folder=False)
     one_blas_thread()  # one model step at a time, in fast mode too
     path = Path(checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = load_player(path)
     phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))
     port = open_output(out_port, api, settings.serve.client_name) if out_port else None
-    untrained = " (untrained)" if ckpt.train.get("untrained") else ""
+    untrained = " (untrained)" if ckpt.info.get("untrained") else ""
     say(
         f"improv demo: {len(phrases)} calls cut from {demo.source} · model {path}{untrained}"
         f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
@@ -72,23 +72,10 @@ def run_demo(
             if port is not None:
                 port.close()
         finally:
-            Path(record).write_bytes(midi_bytes(recorder.tracks(bpm), bpm))
+            write_atomic(record, recorder.midi(bpm))
     result["file"] = str(record)
     _print_summary(result, say)
     return result
-
-
-def check_writable(path: str) -> None:
-    """A one-line ``ImprovError`` now if ``path`` cannot be written, rather than after the session.
-    Leaves an existing file as it is, and no file where there was none."""
-    existed = os.path.lexists(path)
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise ImprovError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if not existed:
-        os.remove(path)
 
 
 def play_session(

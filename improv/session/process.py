@@ -16,11 +16,11 @@ sends the engine's final note-offs and All Notes Off.
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Callable
+from typing import Callable
 
 
 from improv.io.machine import one_blas_thread
+from improv.io.signals import StopRequests
 from improv.session.loop import LoopStats
 from improv.session.loop import ServeLoop
 
@@ -60,22 +60,13 @@ def serve(
     handle_signals: bool = True,
     realtime_priority: int = 0,
 ) -> LoopStats:
-    """Run ``loop`` as a session: Ctrl-C and SIGTERM end it cleanly (a second one interrupts at
-    once; the loop still closes every note), and the process is tuned for steady timing (one
-    BLAS thread, a real-time priority when allowed, short GIL switches, a frozen heap)."""
+    """Run ``loop`` as a session: the first Ctrl-C (or SIGTERM) ends it cleanly, a second one at
+    once, but never before the final note-offs and All Notes Off have left (``io.signals``); and
+    the process is tuned for steady timing (one BLAS thread, a real-time priority when allowed,
+    short GIL switches, a frozen heap)."""
+    import contextlib
     import gc
-    import signal
     import sys
-
-    previous: dict[int, Any] = {}
-    requests = 0
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal requests
-        requests += 1
-        if requests > 1:
-            raise KeyboardInterrupt
-        loop.request_stop()
 
     blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
     priority, undo_priority = realtime_scheduling(realtime_priority)
@@ -84,19 +75,16 @@ def serve(
     # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
     # bounds how long it waits while this thread computes (the default is 5 ms).
     sys.setswitchinterval(0.0005)
-    # Why: everything loaded so far (model, torch, music21) is long-lived; frozen, the cyclic
+    # Why: everything loaded so far (models, music21) is long-lived; frozen, the cyclic
     # collector never walks it again, so its pauses stay short during the session.
     gc.collect()
     gc.freeze()
-    in_main = threading.current_thread() is threading.main_thread()
+    stop = StopRequests(on_first=loop.request_stop)
     try:
-        if handle_signals and in_main:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, stop)
-        return loop.run(until)
+        with stop if handle_signals else contextlib.nullcontext():
+            loop.shield = stop.shielded
+            return loop.run(until)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         gc.unfreeze()
         sys.setswitchinterval(switch)
         undo_priority()

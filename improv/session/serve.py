@@ -1,120 +1,144 @@
-"""`improv serve`: call and response with a MIDI keyboard, in real time."""
+"""`improv serve`'s session: voices loaded, ports opened, the loop run until Ctrl-C, what happened
+reported, the session written (``--record``).
+
+The order is the performer's: port names are checked first (a wrong name fails in one line before
+anything loads), then the voices are loaded and warmed up, and only then are the ports opened, so
+nothing played while improv was starting arrives late and gets a stale answer. Torch is never
+imported here: the voices play from their ``.npz`` files.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from improv.io.clock import RealClock
+from improv.io.files import check_writable, write_atomic
+from improv.io.machine import one_blas_thread
+from improv.io.rtmidi_ports import api_name
+from improv.io.watched_ports import MidiPorts, PortChoice, check_names
+from improv.model.sampling import SamplingParams
+from improv.model.step_model import StepModel
+from improv.model.voices import load_player
+from improv.realtime.engine import Engine, Voice
+from improv.realtime.report import Recorder
+from improv.session.loop import ServeLoop
+from improv.session.process import serve
+from improv.settings.sections import SampleSettings, ServeSettings
 
 
-if TYPE_CHECKING:  # the command module stays light to import: these are for the signatures only
-    from improv.settings.sections import SampleSettings, ServeSettings
-    from improv.model.step_model import StepModel
-    from improv.realtime.report import Recorder
-    from improv.model.sampling import SamplingParams
+@dataclass(frozen=True)
+class VoiceChoice:
+    """The voices a session loads, as files (each shows its file's name), and the one it starts with."""
+
+    paths: Sequence[Path]
+    start: int = 0
 
 
-def serve_session(s: ServeSettings, sample: SampleSettings, checkpoint: str, seed: int, record: str | None) -> int:
-    """Open the ports, load the model, serve until Ctrl-C/SIGTERM, then report.
-
-    With ``record``, the file is checked before anything starts (a path that cannot be written is
-    a one-line error now, not after the session), and the session is written there however it
-    ends, an error included. Returns 2 when the recording could not be written.
-    """
-    import threading
-    import time
-    from pathlib import Path
-
-    from improv.io.clock import RealClock
-    from improv.realtime.engine import Engine
-    from improv.io.rtmidi_ports import MidiPorts, PortChoice, api_name
-    from improv.realtime.report import Recorder
-    from improv.model.sampling import SamplingParams
-    from improv.session.loop import ServeLoop
-    from improv.session.process import serve
-    from improv.io.files import check_writable
-
-    path = Path(checkpoint)
-    if record:
-        check_writable(record, create_folder=False)
-
-    def status(line: str) -> None:
-        print(line, flush=True)
-
-    wake = threading.Event()
-    choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
-    ports = MidiPorts(choice, wake)  # before the model: a wrong port name fails fast
-    recorder = Recorder() if record else None
-    ended = saved = False
-    try:
-        try:
-            from improv.model.checkpoint import load_checkpoint
-
-            from improv.io.machine import one_blas_thread
-
-            one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
-            ckpt = load_checkpoint(path)
-            model = ckpt.step_model()
-            params = SamplingParams.from_settings(sample)
-            engine = Engine(model, s, params, seed=seed, recorder=recorder)
-            _warm_up(model, params)
-            in_name, out_name = ports.describe()
-            untrained = " (untrained)" if ckpt.train.get("untrained") else ""
-            status(
-                f"improv: listening on {in_name!r}, answering on {out_name!r} ({api_name(ports.api)})"
-                f" · model {path}{untrained} · {engine.bpm:g} bpm · Ctrl-C to stop"
-            )
-            loop = ServeLoop(
-                engine,
-                ports.input,
-                ports.output,
-                RealClock(s.spin_ms / 1000),
-                ports=None if s.virtual else ports,
-                on_status=status,
-                wake=wake,
-                reconnect_s=s.reconnect_s,
-            )
-            stats = serve(loop, realtime_priority=s.realtime_priority)
-            time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
-        finally:
-            ports.close()
-        ended = True
-        late = stats.lateness_ms()
-        status(
-            f"improv: {len(stats.exchanges)} exchanges, {stats.sent} messages sent"
-            f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
-        )
-    finally:
-        # Also after an error: what was played is kept (a session cut short by a crash has notes).
-        if recorder is not None and record and (ended or recorder.t0 is not None):
-            saved = save_recording(recorder, record, s.record_bpm, status)
-    return 0 if saved or not record else 2
+def load_voices(choice: VoiceChoice, say: Callable[[str], None]) -> tuple[list[Voice], bool]:
+    """The voices as step models (torch-free), each warmed up, the starting one first; (voices,
+    whether it is untrained).
+    A voice whose vocabulary differs from the starting one cannot be switched to: left out, said."""
+    first = load_player(choice.paths[choice.start])
+    voices = [Voice(first.name, first.step_model())]
+    for i, path in enumerate(choice.paths):
+        if i == choice.start:
+            continue
+        model = load_player(path)
+        if model.tokenizer != first.tokenizer:
+            say(f"improv: voice {model.name} left out: its vocabulary differs from {first.name}'s, so the two cannot take turns")
+            continue
+        voices.append(Voice(model.name, model.step_model()))
+    for voice in voices:
+        warm_up(voice.model)
+    return voices, bool(first.info.get("untrained"))
 
 
-def save_recording(recorder: Recorder, record: str, bpm: float, status: Callable[[str], None]) -> bool:
-    """Write the session (performer and improv on separate tracks); a failure is one line on stderr."""
-    import sys
-    from pathlib import Path
-
-    from improv.music.midi import midi_bytes
-
-    tracks = recorder.tracks(bpm)
-    try:
-        Path(record).write_bytes(midi_bytes(tracks, bpm))
-    except OSError as exc:
-        print(f"improv: error: cannot write the recording to {record}: {exc.strerror or exc}", file=sys.stderr, flush=True)
-        return False
-    status(f"improv: recorded {record}: " + ", ".join(f"{t.name} {len(t.notes)} notes" for t in tracks))
-    return True
-
-
-def _warm_up(model: StepModel, params: SamplingParams) -> None:
+def warm_up(model: StepModel) -> None:
     """A few steps and samples before the first note, so no first-call cost lands on a send."""
-    import numpy as np
-
     from improv.generation.compose import generation_pitch_mask
 
     rng = np.random.default_rng(0)
     state = model.initial_state()
     mask = generation_pitch_mask(allow_end=False)  # notes only, as an answer samples them
     for _ in range(8):
-        row = model.sample_event(state, rng, params, mask)
+        row = model.sample_event(state, rng, SamplingParams(), mask)
         state = model.step(state, row)
+
+
+def serve_session(s: ServeSettings, sample: SampleSettings, voices: VoiceChoice, seed: int, record: str | None, say: Callable[[str], None] | None = None) -> int:
+    """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
+    starts and written however the session ends, an error included. Returns 2 when the recording
+    could not be written."""
+    say = say or (lambda line: print(line, flush=True))
+    choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
+    check_names(choice)  # before the models: a wrong port name fails at once
+    if record:
+        check_writable(record, create_folder=False)
+    one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
+    loaded, untrained = load_voices(voices, say)
+    recorder = Recorder() if record else None
+    engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+    wake = threading.Event()
+    ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
+    stats = None
+    ended = False
+    try:
+        try:
+            in_name, out_name = ports.describe()
+            names = ", ".join(v.name for v in loaded)
+            say(
+                f"improv: listening on {in_name!r}, answering on {out_name!r} ({api_name(ports.api)})"
+                f" · voice {loaded[0].name}{' (untrained)' if untrained else ''}"
+                + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
+                + f" · {engine.bpm:g} bpm · Ctrl-C to stop"
+            )
+            loop = ServeLoop(engine, ports.input, ports.output, RealClock(s.spin_ms / 1000), ports=ports, on_status=say, wake=wake, reconnect_s=s.reconnect_s)
+            stats = serve(loop, realtime_priority=s.realtime_priority)
+            time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
+        finally:
+            ports.close()
+        ended = True
+        late = stats.lateness_ms()
+        say(
+            f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
+            f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
+        )
+    finally:
+        # Also after an error: what was played is kept (a session cut short by a crash has notes).
+        saved = False
+        if recorder is not None and record and (ended or recorder.t0 is not None):
+            saved = save_recording(recorder, record, s.bpm, say)
+    return 0 if saved or not record else 2
+
+
+def save_recording(recorder: Recorder, record: str, bpm: float, say: Callable[[str], None], programs: tuple[int, int] = (0, 0)) -> bool:
+    """Write the session (performer and improv on separate tracks, at the session's tempi, a
+    marker per exchange); a failure is one line on stderr."""
+    try:
+        write_atomic(record, recorder.midi(bpm, programs))
+    except OSError as exc:
+        print(f"improv: error: cannot write the recording to {record}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        return False
+    counts = {who: len(notes) for who, notes in recorder.notes.items()}
+    say(f"improv: recorded {record}: performer {counts['performer']} notes, improv {counts['improv']} notes")
+    return True
+
+
+def voice_choice(start: Path, live: Sequence[str]) -> VoiceChoice:
+    """The session's voices: ``start`` first, then the others ``live`` names (voices or files;
+    empty: every shipped voice), each once."""
+    from improv.model.voices import model_location, voice_names
+
+    paths = [start]
+    for name in list(live) or voice_names():
+        path = model_location(None, None, name)
+        if path.resolve() not in {p.resolve() for p in paths}:
+            paths.append(path)
+    return VoiceChoice(paths, 0)

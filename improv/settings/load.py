@@ -200,7 +200,13 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "spin_ms"): (lambda v: 0 <= v <= 20, "between 0 and 20"),
     ("serve", "realtime_priority"): (lambda v: 0 <= v <= 99, "between 0 and 99"),
     ("serve", "reconnect_s"): (lambda v: v > 0, "> 0"),
-    ("serve", "record_bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("serve", "chord_ms"): (lambda v: 0 <= v <= 200, "between 0 and 200"),
+    ("serve", "imitation"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "max_voices"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "cc_voice"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_imitation"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "echo_probe_s"): (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
+    ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
     ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),
@@ -217,7 +223,7 @@ def _serve_cross_checks(s: Any) -> str | None:
     if s.temperature_min > s.temperature_max:
         return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
     used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
-    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic"):
+    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic", "cc_voice", "cc_imitation"):
         number = getattr(s, key)
         if number < 0:
             continue

@@ -59,6 +59,9 @@ class ModelSettings:
     dropout: float = 0.3
     # Each head also sees the fields already sampled for this event (offset -> pitch -> ...).
     conditional_heads: bool = True
+    # Initial recurrent weights: "uniform" (torch's default) or "orthogonal" (each gate's block an
+    # orthogonal matrix: gradients keep their size through many steps).
+    recurrent_init: Literal["uniform", "orthogonal"] = "uniform"
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,17 @@ class SampleSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    # The voice that plays when neither --voice nor --checkpoint is given: a shipped voice's name
+    # (`improv voices` lists them) or a model file (.pt or .npz).
+    default: str = "folk"
+    # The voices `improv serve` loads at the start, to switch between during a set (serve.cc_voice,
+    # or MIDI Program Change): names or files; empty = every shipped voice.
+    live: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class GenerateSettings:
-    # Checkpoint used when --checkpoint is not given.
-    checkpoint: str = "checkpoints/default.pt"
     # Events to generate (generation may end earlier at the end-of-piece token).
     length: int = 500
     # Tempo of the written file when neither --bpm nor a prompt gives one.
@@ -177,6 +188,14 @@ class ServeSettings:
     follow_velocity: float = 1.0
     # Keep the answer in the key of the call (Krumhansl-Schmuckler estimate, plus the call's own pitches).
     keep_key: bool = True
+    # Notes the answer strikes at once, at most: 1 = a single line (never two notes at once), 0 = as
+    # the call did (a single line answers a single line, chords answer chords, up to its largest).
+    max_voices: int = 0
+    # Where the answer lies: "follow" = around the call's register; "free" = wherever the voice goes.
+    register: Literal["follow", "free"] = "follow"
+    # How much the answer takes up the call (0 = a free continuation ... 1 = the call's motif
+    # restated and varied: its rhythm, its intervals, moved to another degree); knob: cc_imitation.
+    imitation: float = 0.0
     # Range of pitches the answer may use (lowest <= highest).
     lowest_pitch: int = 21
     highest_pitch: int = 108
@@ -184,24 +203,40 @@ class ServeSettings:
     window: int = 100
     # Tempo when no MIDI clock is followed and no estimate is made.
     bpm: float = 100.0
+    # Notes struck within this many milliseconds of a chord's first note are that chord (for the
+    # model, the tempo estimate and the answer's texture): a human chord spreads over 15-40 ms.
+    chord_ms: float = 40.0
     # Follow incoming MIDI clock (24 per beat) when a DAW sends it.
     follow_clock: bool = True
     # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
     estimate_tempo: bool = True
     # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
-    # centre = as long as the call), end-of-call switch, panic switch. Each its own number, none 64 (the pedal).
+    # centre = as long as the call), end-of-call switch, panic switch, voice knob (its range split
+    # among the loaded voices), imitation knob. Each its own number, none 64 (the pedal).
     cc_temperature: int = 21
     cc_length: int = 22
     cc_end_call: int = 20
     cc_panic: int = 23
+    cc_voice: int = 24
+    cc_imitation: int = 25
+    # MIDI Program Change N picks the Nth loaded voice (0 = the first; `improv serve` lists them).
+    program_change_voice: bool = True
     # The temperature knob's range (log scale from min at 0 to max at 127; min <= max).
     temperature_min: float = 0.25
     temperature_max: float = 2.0
-    # A performer's key held longer than this (no note-off arrived) counts as released.
+    # Keys (and the pedal) still down after this long with no note, release or pedal change at all
+    # count as released (a lost note-off must not hold a call open forever).
     stuck_note_s: float = 10.0
-    # An incoming message equal to one improv sent within this window is its echo, not the performer
-    # (narrowed to the echo delay once a loopback is seen).
+    # Improv's own messages coming back through a loopback port (IAC, loopMIDI) are not the
+    # performer's: a loopback is detected by a probe (a sysex instruments ignore) sent every
+    # echo_probe_s while listening, and while one is there, a message equal to one improv sent at
+    # most echo_ms before (narrowed to 3x the probe's delay) is its echo. echo_ms 0 = no detection.
     echo_ms: float = 50.0
+    echo_probe_s: float = 30.0
+    # A note due more than late_ms ago (the machine stalled) is dropped ("drop": the answer keeps
+    # its beat) or the rest of the answer moves later by the delay ("shift"); counted in the status line.
+    late_policy: Literal["drop", "shift"] = "drop"
+    late_ms: float = 30.0
     # Sample the answer this far ahead of the notes being sent.
     lookahead_ms: float = 500.0
     # The loop sleeps until this long before a send, then spins on the clock to the exact time.
@@ -211,8 +246,6 @@ class ServeSettings:
     realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
-    # Tempo of the file written by --record (the session's seconds become beats at this tempo).
-    record_bpm: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -241,6 +274,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)

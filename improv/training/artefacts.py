@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from improv.training.progress import Progress
 from improv.training.progress import Run
 from improv.errors import TrainError
+from improv.io.files import write_atomic
 from improv.training.distributed import gather
 from improv.training.state import random_states
 from improv.training.state import state_to_cpu
@@ -51,6 +52,8 @@ def training_record(run: Run, progress: Progress, val_loss: float, train_loss: f
     """The ``Checkpoint.train`` dict (keys pinned in DEVELOPERS.md)."""
     return {
         "data": list(run.ts.data),
+        "texture": run.texture,
+        **({"from": run.origin} if run.origin else {}),
         "heldout": [p.name for p in run.val],
         "train_pieces": [p.name for p in run.train],
         "settings": asdict(run.ts),
@@ -69,7 +72,8 @@ def training_record(run: Run, progress: Progress, val_loss: float, train_loss: f
 
 
 def save(run: Run, path: Path, progress: Progress, val_loss: float, train_loss: float, resumable: bool, carry: State | None = None) -> None:
-    """Write one checkpoint (collective in a distributed run: every rank must call it)."""
+    """Write one checkpoint (collective in a distributed run: every rank must call it): the last
+    one with its resume state, the best one with the torch-free weights file beside it."""
     from improv.model.checkpoint import Checkpoint, save_checkpoint
 
     resume = None
@@ -85,11 +89,12 @@ def save(run: Run, path: Path, progress: Progress, val_loss: float, train_loss: 
     if not run.dist.main:
         return
     weights = {k: v.detach().cpu().clone() for k, v in run.net.state_dict().items()}
-    ckpt = Checkpoint(run.settings.model, run.tokenizer, weights, train=training_record(run, progress, val_loss, train_loss), resume=resume)
+    ckpt = Checkpoint(run.model_settings, run.tokenizer, weights, train=training_record(run, progress, val_loss, train_loss), resume=resume)
     try:
-        save_checkpoint(path, ckpt)
-    except OSError as exc:  # the folder was checked at the start; a full disk, or it went away since
-        raise TrainError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+        save_checkpoint(path, ckpt, with_weights_file=not resumable)
+    except (OSError, RuntimeError) as exc:  # checked at the start; a full disk since (torch says RuntimeError)
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:120]
+        raise TrainError(f"cannot write checkpoint {path}: {reason}") from None
 
 
 def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> bool:
@@ -112,8 +117,8 @@ def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> boo
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return True

@@ -46,18 +46,27 @@ class Batch:
 
 
 def split_pieces(pieces: Sequence[PieceLike], val_fraction: float, seed: int) -> tuple[list[PieceLike], list[PieceLike]]:
-    """Seeded split by piece: (train, validation), each in the input order.
+    """Seeded split by piece, within each source: (train, validation), each in the input order.
 
-    At least one piece is held out whenever ``val_fraction > 0`` and there are two pieces or more,
-    and at least one is always kept for training.
+    Each source (``piece.source``: a folder, a file, a ``music21:NAME``) is split on its own, so
+    every collection is represented in validation, and a piece is held out exactly when it would
+    be held out from its own source alone: a model trained on several collections never trains on
+    a piece that a model of one of them holds out (a voice fine-tuned from the base model is
+    evaluated on pieces the base never saw). In each source, at least one piece is held out
+    whenever ``val_fraction > 0`` and it has two pieces or more, and one is always kept.
     """
-    n = len(pieces)
-    n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
-    if val_fraction > 0 and n >= 2:
-        n_val = min(max(n_val, 1), n - 1)
-    # Seeded by piece *names*, not positions: the same pieces are held out whatever else is added.
-    order = sorted(range(n), key=lambda i: _name_key(pieces[i].name, seed))
-    held = set(order[:n_val])
+    groups: dict[str, list[int]] = {}
+    for i, piece in enumerate(pieces):
+        groups.setdefault(getattr(piece, "source", ""), []).append(i)
+    held: set[int] = set()
+    for members in groups.values():
+        n = len(members)
+        n_val = int(round(n * val_fraction)) if val_fraction > 0 else 0
+        if val_fraction > 0 and n >= 2:
+            n_val = min(max(n_val, 1), n - 1)
+        # Seeded by piece *names*, not positions: the same pieces are held out whatever else is added.
+        order = sorted(members, key=lambda i: _name_key(pieces[i].name, seed))
+        held.update(order[:n_val])
     train = [p for i, p in enumerate(pieces) if i not in held]
     val = [p for i, p in enumerate(pieces) if i in held]
     return train, val

@@ -1,28 +1,23 @@
-"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
+"""The epochs of a training run: steps, validation, checkpoints, early stopping, the summary.
 
-One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
-position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
-NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
-measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
-
-Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
-beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
-epoch, recurrent state carried between chunks, every random state). Both are written atomically.
-Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
-
-Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
-batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+``loop(run, progress, carry, ...)`` trains from wherever ``progress`` says (a resumed run picks up
+at the batch it stopped at), validates after each epoch (and every ``val_every`` steps), writes
+the best and the last checkpoint, and stops at the end of the epochs, at ``max_steps``, on early
+stopping, or, saving ``last`` first, on Ctrl-C / SIGTERM (``io.signals``). A loss that stops being
+a finite number ends the run with a one-line error and writes nothing: a diverged model is never
+saved as if it were trained.
 """
 
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 
+from improv.errors import TrainError
+from improv.io.signals import StopRequests
 from improv.training.progress import Progress
 from improv.training.progress import Run
 from improv.training.distributed import all_sum
@@ -38,31 +33,6 @@ if TYPE_CHECKING:  # for the signatures only
     from tqdm import tqdm
 
     from improv.model.network import State
-
-
-class StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop at the next step boundary; a second SIGINT is immediate."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopFlag":
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 def planned_steps(run: Run, steps_per_epoch: int) -> int:
@@ -126,7 +96,7 @@ def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool,
     last_val, last_train = math.nan, math.nan
     stop_reason = "epochs"
     lr = lr_at(progress.step, ts, progress.total_steps)
-    with StopFlag() as stop:
+    with StopRequests() as stop:
         while progress.epoch < ts.epochs:
             if plan is None:
                 plan = plan_epoch(run.train, run.augmenter, ts.batch_size, ts.chunk_len, ts.seed, progress.epoch, ts.crop, run.dist.rank, run.dist.world, ts.chunking)
@@ -139,6 +109,9 @@ def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool,
                 batch = plan.batch(progress.batch)
                 began = time.perf_counter()
                 loss, count, carry = train_step(run.model, run.optimizer, batch, carry, ts, run.device)
+                if not math.isfinite(loss):
+                    close_bar(bar)
+                    raise TrainError(f"training diverged at step {progress.step + 1}: the loss is {loss} (lower train.lr, now {ts.lr:g}); nothing was saved from this step")
                 progress.step_seconds += time.perf_counter() - began
                 progress.step += 1
                 progress.steps_since_val += 1
@@ -178,7 +151,7 @@ def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool,
     return finish(run, progress, last_val, last_train, stop_reason, log)
 
 
-def stop_requested(stop: StopFlag, run: Run) -> bool:
+def stop_requested(stop: StopRequests, run: Run) -> bool:
     """Agreed by every rank (so that all of them save and stop at the same step)."""
     if not run.dist.enabled:
         return stop.requested

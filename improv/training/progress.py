@@ -1,17 +1,5 @@
-"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
-
-One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
-position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
-NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
-measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
-
-Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
-beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
-epoch, recurrent state carried between chunks, every random state). Both are written atomically.
-Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
-
-Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
-batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+"""What one training run holds (``Run``) and how far it has come (``Progress``, restored by
+``--resume``). Plain records, built by ``training.run.prepare`` and advanced by ``training.loop``.
 """
 
 from __future__ import annotations
@@ -22,20 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
-from improv.settings.sections import Settings, TrainSettings
+from improv.settings.sections import ModelSettings, TrainSettings
 from improv.training.distributed import Dist
 
-# torch is imported inside the functions that use it: `improv --help` stays fast.
-if TYPE_CHECKING:  # for the signatures only
+if TYPE_CHECKING:  # torch is imported by the functions that use it: `improv --help` stays fast
     import torch
 
     from improv.corpus.load import Piece
-    from improv.training.batches import Augmenter
     from improv.model.network import ImprovNet
     from improv.music.tokenizer import Tokenizer
-
-
+    from improv.training.batches import Augmenter
 
 
 @dataclass
@@ -61,7 +45,7 @@ class Progress:
 class Run:
     """Everything one training run holds (built by ``prepare``)."""
 
-    settings: Settings
+    model_settings: ModelSettings
     ts: TrainSettings
     dist: Dist
     device: torch.device
@@ -74,6 +58,8 @@ class Run:
     augmenter: Augmenter
     unigram: float  # the unigram baseline's NLL on the validation pieces (NaN without any)
     out: Path
+    texture: dict[str, Any] = field(default_factory=dict)  # of the training pieces (music.texture)
+    origin: dict[str, Any] | None = None  # the model it was fine-tuned from (--from), if any
     started: float = field(default_factory=time.perf_counter)
     seconds_before: float = 0.0
 
