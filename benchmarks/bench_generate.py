@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 def generate_speed(events: int) -> dict[str, float]:
     import numpy as np
 
-    from improv.model.checkpoint import load_checkpoint, untrained_checkpoint
-    from improv.settings.sections import Settings
     from improv.generation.compose import sample_rows
+    from improv.model.checkpoint import load_checkpoint, untrained_checkpoint
     from improv.model.sampling import SamplingParams
+    from improv.settings.sections import Settings
 
     settings = Settings()
     if DEFAULT_CHECKPOINT.exists():
@@ -82,8 +82,8 @@ def synthetic_corpus(pieces: int = 1000, length: int = 1000, seed: int = 0):
 def corpus_speed() -> dict[str, float]:
     import numpy as np
 
-    from improv.evaluation.metrics import CopyIndex, note_codes
     from improv.evaluation.baselines import MarkovModel
+    from improv.evaluation.metrics import CopyIndex, note_codes
     from improv.music.tokenizer import Tokenizer
 
     tok = Tokenizer()

@@ -52,6 +52,7 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 def _default_checkpoint():
     from improv.model.checkpoint import untrained_checkpoint
+    from improv.settings.sections import ModelSettings
 
     return untrained_checkpoint(ModelSettings(), seed=0)
 
@@ -107,9 +108,9 @@ def train_throughput(seconds: float) -> dict[str, float]:
     import numpy as np
     import torch
 
+    from improv.model.network import ImprovNet, event_losses
     from improv.settings.sections import Settings
     from improv.training.batches import Batch
-    from improv.model.network import ImprovNet, event_losses
     from improv.training.distributed import Dist, set_threads
     from improv.training.step import make_optimizer, train_step
 
@@ -166,8 +167,8 @@ def train_throughput(seconds: float) -> dict[str, float]:
 
 
 def ckpt_sizes():
-    from improv.settings.sections import TokenizerSettings
     from improv.music.tokenizer import Tokenizer
+    from improv.settings.sections import TokenizerSettings
 
     return Tokenizer(TokenizerSettings()).sizes
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from improv.settings.sections import CorpusSettings
 from improv.corpus.load import load_corpus
 from improv.music.tokenizer import Tokenizer
+from improv.settings.sections import CorpusSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

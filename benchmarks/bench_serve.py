@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # jack_server: the private jackd the JACK test uses too
+sys.path.insert(0, str(REPO / "tests"))  # tests/support: the private jackd the JACK test uses too
 sys.path.insert(0, str(REPO))
 
 THRESHOLD_MS = 600.0
@@ -82,8 +82,8 @@ def load_model(checkpoint: str | None = None):
         from improv.model.checkpoint import load_checkpoint
 
         return load_checkpoint(path).step_model(), 1
-    from improv.settings.sections import ModelSettings
     from improv.model.step_model import random_step_model
+    from improv.settings.sections import ModelSettings
 
     m = ModelSettings()  # the default architecture, cell included
     return random_step_model(hidden_size=m.hidden_size, num_layers=m.num_layers, embed_dim=m.embed_dim, cell=m.cell, conditional_heads=m.conditional_heads), 0
@@ -152,7 +152,7 @@ def perform(performer, loop, exchanges: int, marks: dict, done: threading.Event)
 
 
 def run(args) -> dict:
-    from jack_server import JackServer
+    from support.jack_server import JackServer
 
     events = getattr(args, "serve_events", 240)
     exchanges = getattr(args, "serve_exchanges", 4)
@@ -171,13 +171,13 @@ def run(args) -> dict:
 
 def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None) -> dict:
     from improv.io.clock import RealClock
-    from improv.settings.sections import ServeSettings
-    from improv.realtime.engine import Engine
     from improv.io.memory_ports import MemoryOutput
     from improv.io.rtmidi_ports import MidiPorts, PortChoice, RtOutput
     from improv.model.sampling import SamplingParams
+    from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop
     from improv.session.process import serve
+    from improv.settings.sections import ServeSettings
 
     model, trained = load_model(checkpoint)
     settings = ServeSettings(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from improv.model.checkpoint import describe, load_checkpoint, save_checkpoint, untrained_checkpoint
 from improv.cli.main import main
-from improv.settings.sections import ModelSettings, Settings, TokenizerSettings
 from improv.errors import CheckpointError
+from improv.model.checkpoint import (
+    describe,
+    load_checkpoint,
+    save_checkpoint,
+    untrained_checkpoint,
+)
 from improv.model.sampling import SamplingParams
 from improv.music.tokenizer import Tokenizer
+from improv.settings.sections import ModelSettings, Settings, TokenizerSettings
 
 SMALL = Settings(model=ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from improv.cli.main import main
-from improv.music.notes import Note
 from improv.music.midi import Track, midi_bytes
+from improv.music.notes import Note
 
 
 @pytest.fixture

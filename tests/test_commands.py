@@ -11,11 +11,11 @@ import pytest
 
 import improv.io.memory_ports
 import improv.session.serve
-from improv.model.checkpoint import write_untrained_checkpoint
-from improv.cli.main import build_parser, main
 from improv.cli.common import json_ready
-from improv.settings.load import load_settings
+from improv.cli.main import build_parser, main
+from improv.model.checkpoint import write_untrained_checkpoint
 from improv.music.midi import read_midi
+from improv.settings.load import load_settings
 
 SMALL = ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from improv.settings.sections import Settings
-from improv.settings.load import load_settings, settings_to_dict
 from improv.errors import ConfigError
+from improv.settings.load import load_settings, settings_to_dict
+from improv.settings.sections import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_YAML = REPO / "config.yaml"
@@ -99,8 +99,8 @@ def test_settings_are_frozen():
 
 
 def test_an_os_error_anywhere_is_one_line(monkeypatch, capsys):
-    from improv.cli import main as cli
     from improv.cli import info
+    from improv.cli import main as cli
 
     def vanished(args, settings):
         raise FileNotFoundError(2, "No such file or directory", "/gone/model.pt")

@@ -15,14 +15,19 @@ from improv.corpus import cache as corpus_mod
 from improv.corpus import load as corpus_load
 from improv.corpus import pool as workers
 from improv.corpus import reader as file_reader
-from improv.settings.sections import CorpusSettings, TokenizerSettings
-from improv.corpus.sources import ANALYSIS_REASON, music21_corpus_dir, music21_works, resolve_sources
 from improv.corpus.load import load_corpus
-from improv.music.scores import notes_from_music21, read_music21
+from improv.corpus.sources import (
+    ANALYSIS_REASON,
+    music21_corpus_dir,
+    music21_works,
+    resolve_sources,
+)
 from improv.errors import ImprovError
-from improv.music.notes import Note, canonical_order, note_array
 from improv.music.midi import Track, midi_bytes, read_midi
+from improv.music.notes import Note, canonical_order, note_array
+from improv.music.scores import notes_from_music21, read_music21
 from improv.music.tokenizer import BOS, EOS, Tokenizer
+from improv.settings.sections import CorpusSettings, TokenizerSettings
 
 TOK = Tokenizer()
 M21 = music21_corpus_dir().parent  # the music21 package folder

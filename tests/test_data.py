@@ -7,9 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from improv.training.batches import Augmenter, plan_epoch, split_pieces, transposition_shifts
 from improv.music.notes import Note
 from improv.music.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, Tokenizer
+from improv.training.batches import (
+    Augmenter,
+    plan_epoch,
+    split_pieces,
+    transposition_shifts,
+)
 
 TOK = Tokenizer()
 

@@ -7,16 +7,27 @@ import json
 import mido
 import numpy as np
 import pytest
+from support.fakes import LadderModel
 
 from improv.cli.main import main
 from improv.io.clock import FakeClock
-from improv.settings.sections import DemoSettings, ModelSettings, SampleSettings, ServeSettings, Settings
 from improv.model.checkpoint import write_untrained_checkpoint
-from improv.session.demo_plan import Phrase, answer_start, call_messages, cut_phrase, plan_session
-from improv.session.demo import play_session
 from improv.music.notes import Note
-
-from fakes import LadderModel
+from improv.session.demo import play_session
+from improv.session.demo_plan import (
+    Phrase,
+    answer_start,
+    call_messages,
+    cut_phrase,
+    plan_session,
+)
+from improv.settings.sections import (
+    DemoSettings,
+    ModelSettings,
+    SampleSettings,
+    ServeSettings,
+    Settings,
+)
 
 
 def scale_phrase(bpm: float = 120.0, beats: int = 8, source: str = "test") -> Phrase:

@@ -14,20 +14,30 @@ import dataclasses
 import mido
 import numpy as np
 import pytest
+from support.fakes import (
+    LadderModel,
+    cc,
+    is_probe,
+    kinds,
+    off,
+    on,
+    phrase,
+    simulate,
+    unclosed,
+)
 
-from fakes import LadderModel, cc, is_probe, kinds, off, on, phrase, simulate, unclosed
-from improv.settings.sections import ServeSettings
-from improv.settings.load import load_settings
-from improv.realtime.engine import Engine
 from improv.errors import ConfigError
+from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
+from improv.music.keys import estimate_key
+from improv.music.rhythm import estimate_bpm, next_grid_point
+from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.echo import EchoFilter
-from improv.music.rhythm import estimate_bpm, next_grid_point
-from improv.music.keys import estimate_key
+from improv.realtime.engine import Engine
 from improv.realtime.report import Exchange, Recorder
-from improv.model.sampling import SamplingParams
-from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
+from improv.settings.load import load_settings
+from improv.settings.sections import ServeSettings
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False)
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s
@@ -752,3 +762,147 @@ def test_stamps_in_the_past_give_the_same_answer_as_exact_ones():
         late = engine(settings)
         assert kinds(simulate(late, CALL, until=10, delay=0.003)) == kinds(expected)
         assert late.take_reports()[0].decided_at == exact.take_reports()[0].decided_at == pytest.approx(1.75)
+
+
+# ---- the review's real-time faults, each pinned ---------------------------------------------------
+
+
+def test_a_pedal_held_through_the_phrase_keeps_the_call_open_however_long():
+    # The pedal goes down at 0 and stays down for 14 s while the performer keeps playing: the call
+    # must not end (the old timer ran from pedal-down and answered at ~11 s, mid-phrase).
+    s = dataclasses.replace(PLAIN, stuck_note_s=10.0)
+    notes = phrase([60, 62, 64, 65] * 12, step=0.3, length=0.25)  # 48 notes, 14.4 s
+    e = engine(s)
+    out = simulate(e, [(0.0, cc(64, 127))] + notes + [(14.5, cc(64, 0))], until=30)
+    first = note_ons(out)[0][0]
+    assert first > 14.5 + 0.6  # only after the pedal came up and the silence passed
+    # A pedal left down with nothing played: released 10 s after the last note, not never.
+    e = engine(s)
+    out = simulate(e, [(0.0, cc(64, 127))] + CALL, until=30)
+    assert note_ons(out)[0][0] == pytest.approx(1.15 + 10 + 0.6, abs=0.61)
+
+
+@pytest.mark.parametrize("bpm", [60.0, 100.0, 200.0])
+def test_a_human_chord_is_one_chord_at_any_tempo(bpm):
+    # A chord spread over 30 ms (as hands strike one): lowest first, offset 0, at every tempo. The
+    # old rule (half a grid step: 50 ms at 60 bpm, 12.5 ms at 200) split it into an arpeggio.
+    m = LadderModel()
+    e = engine(dataclasses.replace(PLAIN, bpm=bpm), model=m)
+    chord = [(0.0, on(64)), (0.015, on(60)), (0.03, on(67))] + [(0.5, off(p)) for p in (60, 64, 67)]
+    simulate(e, chord + [(0.8, on(72)), (1.0, off(72))], until=1.2)
+    assert [r[PITCH] for r in m.fed[1:4]] == [60, 64, 67] and [r[OFFSET] for r in m.fed[2:4]] == [0, 0]
+
+
+@pytest.mark.parametrize("policy", ["drop", "shift"])
+def test_after_a_stall_late_notes_are_dropped_or_the_answer_moves_never_a_burst(policy):
+    e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=8, late_policy=policy))
+    out = simulate(e, CALL, until=2.5)  # 67 at 1.8 and 69 at 2.4, on time
+    # The machine stalls from 2.5 to 4.25: 3.0, 3.6 and 4.2 are overdue by more than 30 ms.
+    e.think(4.25, 1000)
+    out += e.due(4.25)
+    out += simulate(e, [], until=20, start=4.25)
+    ons = [t for t, _, _ in note_ons(out)]
+    (report,) = e.take_reports()
+    if policy == "drop":  # the answer keeps its beat: what was missed is gone
+        assert ons == pytest.approx([1.8, 2.4, 4.8, 5.4, 6.0])
+        assert report.late_dropped == 3 and "3 late notes dropped" in report.status_line()
+    else:  # the rest of the answer, intact, 1.25 s later
+        assert ons == pytest.approx([1.8, 2.4, 4.25, 4.85, 5.45, 6.05, 6.65, 7.25])
+        assert "moved 1250 ms later after a stall" in report.status_line()
+    assert min(b - a for a, b in zip(ons, ons[1:])) > 0.5  # never two notes in a burst
+    assert unclosed(out) == {}
+
+
+def test_an_answer_whose_start_is_noticed_late_still_starts():
+    e = engine(dataclasses.replace(PLAIN, answer_grid_beats=0, response_unit="events"))
+    out = simulate(e, CALL, until=1.7)
+    out += e.due(1.9)  # decided at 1.75, noticed 150 ms late: the answer starts now, whole
+    out += simulate(e, [], until=10, start=1.9)
+    assert [t for t, _, _ in note_ons(out)] == pytest.approx([1.9, 2.5, 3.1, 3.7])
+
+
+def test_shutdown_ends_every_note_even_when_sends_were_handed_out_ahead():
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    out = simulate(e, CALL, until=2.4)  # 69 handed out for 2.4
+    last = e.shutdown(2.398)  # stopped a hair before that: the note-off must still come, then 123s
+    assert kinds(last)[0] == (2.4, "note_off", 69, 0)
+    assert [k[2] for k in kinds(last)[1:]] == [123] * 16
+    assert unclosed(out + last) == {}
+
+
+def test_an_error_inside_due_silences_everything_and_the_engine_goes_on(monkeypatch):
+    e = engine(dataclasses.replace(PLAIN, response_unit="events"))
+    out = simulate(e, CALL, until=2.5)  # 69 sounds
+    monkeypatch.setattr(e._planner, "wants_more", lambda *a: (_ for _ in ()).throw(ZeroDivisionError("a bug")))
+    monkeypatch.setattr(e._responder, "play", lambda now, out: 1 / 0)
+    out += e.due(2.6)
+    assert unclosed(out) == {} and any("engine error: ZeroDivisionError" in line for line in e.take_errors())
+    monkeypatch.undo()
+    out += simulate(e, phrase([72, 74], start=4.0), until=10, start=2.6)
+    assert any(t > 4.0 for t, _, _ in note_ons(out))  # it answers the next call
+
+
+def test_a_call_with_no_length_limit_keeps_bounded_memory():
+    e = engine(dataclasses.replace(PLAIN, max_call_beats=0))
+    notes = phrase([60 + k % 12 for k in range(3000)], step=0.1, length=0.05)
+    simulate(e, notes, until=299.95)  # still playing: the call never ended
+    call = e._listener.call
+    assert call.note_count == 3000 and len(call.notes) <= 512 and len(call.events) <= 512
+
+
+def test_the_same_key_twice_at_one_moment_is_one_recorded_note_not_a_blip():
+    rec = Recorder()
+    rec.note_on("improv", 0, 60, 80, 1.0)
+    rec.note_on("improv", 0, 60, 90, 1.0)  # a doubling at the same instant
+    rec.note_off("improv", 0, 60, 1.5)
+    _, improv = rec.tracks(120)
+    assert [(n.pitch, round(n.duration, 3)) for n in improv.notes] == [(60, 1.0)]
+
+
+def chordal_model(seed: int):
+    """An untrained voice that strikes chords (offset 0) more often than not, low and high."""
+    from improv.model.step_model import StepModel, random_weights
+
+    w = random_weights(Tokenizer(), 32, 1, 16, "lstm", True, seed)
+    w["head_out.0.bias"][0] += 4.0  # head 0 is the offset: class 0 joins the previous onset
+    return StepModel(w, "lstm", 1, True, Tokenizer())
+
+
+def test_a_single_line_call_gets_a_single_line_answer_in_its_register():
+    model = chordal_model(3)
+    alone = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, response_unit="events", response_length=24, register="free", max_voices=4), seed=2)
+    struck = [t for t, _, _ in note_ons(simulate(alone, phrase([72, 74, 76, 77]), until=60))]
+    assert len(set(struck)) < len(struck)  # left to itself, this voice strikes chords
+    call = phrase([72, 74, 76, 77, 79, 77, 76, 74], step=0.3, length=0.25)
+    e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, response_unit="events", response_length=24), seed=2)
+    out = simulate(e, call, until=60)
+    ons = note_ons(out)
+    assert len(ons) >= 12
+    times = [t for t, _, _ in ons]
+    assert len(set(times)) == len(times)  # never two notes struck together
+    sounding, most = set(), 0
+    for t, m in sorted(out, key=lambda tm: (tm[0], tm[1].type == "note_on")):
+        if m.type == "note_on" and m.velocity > 0:
+            sounding.add(m.note)
+        elif m.type in ("note_on", "note_off"):
+            sounding.discard(m.note)
+        most = max(most, len(sounding))
+    assert most == 1  # never two notes at once
+    pitches = [p for _, p, _ in ons]
+    assert abs(float(np.median(pitches)) - 75.5) <= 7  # around the call's register (72-79)
+
+
+
+def test_a_chordal_call_may_be_answered_with_chords_but_never_one_key_twice():
+    model = random_step_model(seed=4, hidden_size=32, embed_dim=16)
+    chords = []
+    for k, root in enumerate([60, 65, 67, 60]):
+        t = k * 0.6
+        chords += [(t + 0.005 * i, on(root + iv)) for i, iv in enumerate((0, 4, 7))] + [(t + 0.5, off(root + iv)) for iv in (0, 4, 7)]
+    e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, response_unit="events", response_length=40, register="free"), seed=1)
+    out = simulate(e, chords, until=60)
+    by_time: dict[float, list[int]] = {}
+    for t, p, _ in note_ons(out):
+        by_time.setdefault(t, []).append(p)
+    assert max(len(v) for v in by_time.values()) <= 3  # no more at once than the call's chords
+    assert all(len(v) == len(set(v)) for v in by_time.values())  # each key once per onset

@@ -10,15 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.cli.main import main
-from improv.settings.load import load_settings
+from improv.evaluation.metrics import (
+    CopyIndex,
+    collapse_rate,
+    excerpt,
+    kde_overlap,
+    mean_ioi,
+    mgeval_overlap,
+    note_length_histogram,
+    pitch_class_histogram,
+)
 from improv.evaluation.nll import heldout_nll, piece_batches
 from improv.evaluation.run import model_nll
-from improv.evaluation.metrics import CopyIndex, collapse_rate, excerpt, kde_overlap, mean_ioi, mgeval_overlap, note_length_histogram, pitch_class_histogram
-from improv.music.notes import Note
+from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.music.midi import Track, midi_bytes
+from improv.music.notes import Note
 from improv.music.tokenizer import BOS, EOS, Tokenizer
+from improv.settings.load import load_settings
 
 SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 

@@ -8,16 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.cli.main import main
-from improv.settings.load import load_settings
-from improv.music.notes import Note, fold_pitch
-from improv.generation.compose import DEFAULT_PITCH_RANGE, compose, fold_notes, generation_pitch_mask, sample_rows
-from improv.music.notes import playable
+from improv.generation.compose import (
+    DEFAULT_PITCH_RANGE,
+    compose,
+    fold_notes,
+    generation_pitch_mask,
+    sample_rows,
+)
+from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+from improv.model.sampling import SamplingParams
 from improv.model.step_model import HEAD_ORDER, random_step_model
 from improv.music.midi import Track, midi_bytes, read_midi
-from improv.model.sampling import SamplingParams
+from improv.music.notes import Note, fold_pitch, playable
 from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
+from improv.settings.load import load_settings
 
 SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.model.step_model import HEAD_ORDER
 from improv.evaluation.baselines import MarkovModel, UnigramModel, event_codes
+from improv.model.step_model import HEAD_ORDER
 from improv.music.tokenizer import BOS, DURATION, EOS, PITCH, Tokenizer
 
 TOK = Tokenizer()

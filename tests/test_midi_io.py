@@ -10,8 +10,14 @@ import mido
 import pytest
 
 from improv.errors import MIDIConversionError
+from improv.music.midi import (
+    Track,
+    midi_bytes,
+    notes_from_midi_bytes,
+    read_midi,
+    read_midi_file,
+)
 from improv.music.notes import Note
-from improv.music.midi import Track, midi_bytes, notes_from_midi_bytes, read_midi, read_midi_file
 
 
 def on(note, tick, velocity=80, channel=0):

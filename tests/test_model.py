@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from improv.settings.sections import ModelSettings
-from improv.model.step_model import HEAD_ORDER, StepModel, random_step_model
 from improv.model.network import ImprovNet, event_losses
 from improv.model.sampling import SamplingParams
+from improv.model.step_model import HEAD_ORDER, StepModel, random_step_model
 from improv.music.tokenizer import DURATION, EOS, PITCH, Tokenizer
+from improv.settings.sections import ModelSettings
 
 TOK = Tokenizer()
 

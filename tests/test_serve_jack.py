@@ -21,9 +21,8 @@ from pathlib import Path
 
 import mido
 import pytest
-
-from fakes import unclosed
-from jack_server import JackServer
+from support.fakes import unclosed
+from support.jack_server import JackServer
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 

@@ -12,16 +12,16 @@ import time
 
 import mido
 import pytest
+from support.fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 
-from fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
 from improv.io import rtmidi_ports as ports
 from improv.io import watched_ports as watched
 from improv.io.clock import FakeClock
-from improv.settings.sections import ServeSettings
-from improv.realtime.engine import Engine
-from improv.io.rtmidi_ports import ArrivalQueue
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
+from improv.io.rtmidi_ports import ArrivalQueue
+from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
+from improv.settings.sections import ServeSettings
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events")
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)

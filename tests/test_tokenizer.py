@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.settings.sections import TokenizerSettings
 from improv.music.notes import Note
 from improv.music.tokenizer import BOS, EOS, Tokenizer, time_grid
+from improv.settings.sections import TokenizerSettings
 
 TOK = Tokenizer()
 

@@ -15,21 +15,20 @@ import mido
 import numpy as np
 import pytest
 import torch
+from test_data import make_pieces
 
 import improv.training.loop as train_mod
-from improv.model.checkpoint import load_checkpoint
 from improv.cli.main import main
-from improv.settings.sections import ModelSettings, Settings, TrainSettings
-from improv.training.batches import split_pieces
 from improv.errors import ImprovError
 from improv.evaluation.baselines import UnigramModel
+from improv.model.checkpoint import load_checkpoint
 from improv.music.tokenizer import Tokenizer
-from improv.training.distributed import Dist, set_threads
+from improv.settings.sections import ModelSettings, Settings, TrainSettings
 from improv.training.artefacts import last_path, plot_path
-from improv.training.step import lr_at
+from improv.training.batches import split_pieces
+from improv.training.distributed import Dist, set_threads
 from improv.training.run import train
-
-from test_data import make_pieces
+from improv.training.step import lr_at
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"data", "heldout", "train_pieces", "settings", "step", "epoch", "train_loss", "val_loss", "best_val_loss", "history", "device", "seconds"}

@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings) -> int:
-    from improv.settings.sections import DemoSettings, SampleSettings
-    from improv.settings.load import section_from_dict
-    from improv.session.demo import run_demo
     from improv.errors import ImprovError
+    from improv.session.demo import run_demo
+    from improv.settings.load import section_from_dict
+    from improv.settings.sections import DemoSettings, SampleSettings
 
     demo = settings.demo
     if args.calls is not None:

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings) -> int:
     from improv.generation.generate import GenerateOptions, generate_file
-    from improv.model.sampling import SamplingParams
     from improv.io.machine import one_blas_thread
+    from improv.model.sampling import SamplingParams
 
     one_blas_thread()  # one model step at a time: BLAS threads only wait for each other
     s = settings.sample

@@ -25,11 +25,13 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "ports": "ports",
+    "voices": "voices",
     "train": "train",
     "generate": "generate",
     "eval": "evaluate",
     "corpus": "corpus",
     "info": "info",
+    "config": "config",
 }
 
 

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from improv.settings.sections import ServeSettings
     from improv.settings.load import section_from_dict
+    from improv.settings.sections import ServeSettings
 
     overrides = {
         key: value

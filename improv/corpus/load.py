@@ -26,7 +26,12 @@ import numpy as np
 from improv.corpus.cache import Cache, cache_key, open_cache
 from improv.corpus.pool import Job, Limits, run_jobs
 from improv.corpus.reader import FileResult, tokenize, tokenizer_recipe
-from improv.corpus.sources import ANALYSIS_REASON, SourceFile, file_kind, resolve_sources
+from improv.corpus.sources import (
+    ANALYSIS_REASON,
+    SourceFile,
+    file_kind,
+    resolve_sources,
+)
 from improv.io.files import FileProblem, read_regular_file
 from improv.io.machine import usable_cores
 from improv.music.tokenizer import BOS, PITCH, Tokenizer

@@ -48,10 +48,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from improv.music.notes import Note
 from improv.evaluation.baselines import event_codes
+from improv.music.notes import Note
 from improv.music.tokenizer import BOS, PITCH, Tokenizer
-
 
 COLLAPSE_RUN = 8  # events in a run of identical events that counts as collapse
 

@@ -51,14 +51,16 @@ import numpy as np
 
 from improv.errors import ImprovError
 from improv.evaluation.baselines import MarkovModel, UnigramModel, per_field_dict
+from improv.evaluation.metrics import (
+    COLLAPSE_RUN,
+    FEATURES,
+    CopyIndex,
+    collapse_rate,
+    excerpt,
+    feature_overlaps,
+    note_codes,
+)
 from improv.music.tokenizer import Tokenizer
-from improv.evaluation.metrics import COLLAPSE_RUN
-from improv.evaluation.metrics import CopyIndex
-from improv.evaluation.metrics import FEATURES
-from improv.evaluation.metrics import collapse_rate
-from improv.evaluation.metrics import excerpt
-from improv.evaluation.metrics import feature_overlaps
-from improv.evaluation.metrics import note_codes
 
 
 class EvalError(ImprovError):
@@ -147,8 +149,8 @@ def select_pieces(pieces: Sequence[Any], names: Sequence[str], what: str, log: C
 
 def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: int, settings: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The shell of `improv eval`: load the checkpoint and the pieces, then ``evaluate``."""
-    from improv.model.checkpoint import load_checkpoint
     from improv.corpus.load import load_corpus
+    from improv.model.checkpoint import load_checkpoint
     from improv.model.sampling import SamplingParams
 
     ckpt = load_checkpoint(checkpoint)

@@ -26,12 +26,17 @@ from typing import Sequence
 
 import numpy as np
 
-from improv.music.notes import Note, fold_pitch
-from improv.model.step_model import StepModel
 from improv.model.sampling import SamplingParams
-from improv.music.tokenizer import BOS, EOS, N_PITCH, PITCH, TOKEN_DTYPE, round_half_down
-from improv.music.notes import playable
-
+from improv.model.step_model import StepModel
+from improv.music.notes import BEATS_PER_BAR, Note, fold_pitch, playable
+from improv.music.tokenizer import (
+    BOS,
+    EOS,
+    N_PITCH,
+    PITCH,
+    TOKEN_DTYPE,
+    round_half_down,
+)
 
 # Where prompt notes are folded to: the piano keyboard (A0..C8). Notes outside it are rare in any
 # corpus, so the model has barely seen them and a prompt that uses them would prime it with
@@ -39,7 +44,6 @@ from improv.music.notes import playable
 DEFAULT_PITCH_RANGE = (21, 108)
 
 
-BEATS_PER_BAR = 4  # the files are written in 4/4: whole-bar shifts keep the model's metre
 
 
 def generation_pitch_mask(allow_end: bool = True) -> np.ndarray:

@@ -27,13 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from improv.errors import ImprovError
-from improv.music.notes import Note
-from improv.music.midi import Track, midi_bytes
+from improv.generation.compose import Composition, compose
 from improv.model.sampling import SamplingParams
-from improv.generation.compose import Composition
-from improv.generation.compose import compose
+from improv.music.midi import Track, midi_bytes
 from improv.music.musicxml import musicxml_bytes
-
+from improv.music.notes import Note
 
 MIDI_SUFFIXES = (".mid", ".midi")
 

@@ -11,7 +11,6 @@ import functools
 import os
 
 
-
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity where the system has one)."""
     try:

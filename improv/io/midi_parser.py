@@ -18,8 +18,6 @@ from typing import Iterator, Sequence
 
 import mido
 
-
-
 _DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
 
 

@@ -27,7 +27,6 @@ import mido
 from improv.errors import PortError
 from improv.io.midi_parser import MidiParser
 
-
 # improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
 

@@ -14,7 +14,14 @@ import threading
 from dataclasses import dataclass
 
 from improv.errors import PortError
-from improv.io.rtmidi_ports import PortLister, RtInput, RtOutput, rtmidi_module, match_port, resolve_api
+from improv.io.rtmidi_ports import (
+    PortLister,
+    RtInput,
+    RtOutput,
+    match_port,
+    resolve_api,
+    rtmidi_module,
+)
 
 
 @dataclass

@@ -31,7 +31,15 @@ from improv.errors import CheckpointError, ConfigError
 from improv.io.files import write_atomic
 from improv.model.step_model import StepModel
 from improv.model.weights import SUFFIX as WEIGHTS_SUFFIX
-from improv.model.weights import ModelFile, check_weights, expected_shapes, load_weights, model_info, save_weights, weights_digest
+from improv.model.weights import (
+    ModelFile,
+    check_weights,
+    expected_shapes,
+    load_weights,
+    model_info,
+    save_weights,
+    weights_digest,
+)
 from improv.music.tokenizer import Tokenizer
 from improv.settings.load import section_from_dict
 from improv.settings.sections import ModelSettings, TokenizerSettings

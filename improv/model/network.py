@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from improv.settings.sections import ModelSettings
 from improv.model.step_model import HEAD_ORDER
+from improv.settings.sections import ModelSettings
 
 State = tuple[torch.Tensor, torch.Tensor] | torch.Tensor  # (h, c) for an LSTM, h for a GRU
 

@@ -18,7 +18,15 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from improv.model.sampling import SamplingParams, sample
-from improv.music.tokenizer import BOS, DURATION, OFFSET, PITCH, TOKEN_DTYPE, VELOCITY, Tokenizer
+from improv.music.tokenizer import (
+    BOS,
+    DURATION,
+    OFFSET,
+    PITCH,
+    TOKEN_DTYPE,
+    VELOCITY,
+    Tokenizer,
+)
 
 # The order the heads are sampled in: when the next event comes, then which pitch, how long, how loud.
 HEAD_ORDER: tuple[int, int, int, int] = (OFFSET, PITCH, DURATION, VELOCITY)

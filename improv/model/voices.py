@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from improv.errors import CheckpointError
-from improv.model.weights import SUFFIX, ModelFile, load_weights, read_meta, weights_path
+from improv.model.weights import (
+    SUFFIX,
+    ModelFile,
+    load_weights,
+    read_meta,
+    weights_path,
+)
 
 CHECKPOINT_SUFFIX = ".pt"
 BASE = "base"  # the model every shipped voice was fine-tuned from

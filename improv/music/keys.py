@@ -6,9 +6,7 @@ cheap enough to run during the silence before an answer (no music21 on the real-
 
 from __future__ import annotations
 
-
 import numpy as np
-
 
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 

@@ -23,10 +23,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-
-from improv.music.notes import Note
 from improv.music.midi import Track
-from improv.generation.compose import BEATS_PER_BAR
+from improv.music.notes import BEATS_PER_BAR, Note
 
 
 def musicxml_bytes(tracks: Sequence[Track], bpm: float) -> bytes:

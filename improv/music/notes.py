@@ -25,6 +25,8 @@ class Note:
         return self.start + self.duration
 
 
+BEATS_PER_BAR = 4  # where a piece states no metre: 4/4, as MIDI files do by default
+
 # Notes as columns, for whole pieces: compact (18 bytes a note), cached as they are, and what the
 # tokenizer's vectorised grid reads. ``Note`` objects stay the interface for single notes.
 NOTE_DTYPE = np.dtype([("pitch", np.uint8), ("velocity", np.uint8), ("start", np.float64), ("duration", np.float64)])

@@ -11,9 +11,6 @@ from typing import Sequence
 
 import numpy as np
 
-
-
-
 GRID_EPS_S = 1e-6  # a decision this close after a grid point is on it (float noise, not music)
 
 

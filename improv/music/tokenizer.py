@@ -27,10 +27,10 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from improv.settings.sections import TokenizerSettings
-from improv.settings.load import section_from_dict
 from improv.errors import CheckpointError, ConfigError
 from improv.music.notes import Note, fold_pitches, note_array
+from improv.settings.load import section_from_dict
+from improv.settings.sections import TokenizerSettings
 
 # Column of each field in a token row.
 PITCH, OFFSET, DURATION, VELOCITY = 0, 1, 2, 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-
+import mido
 
 CLOCKS_PER_BEAT = 24
 
@@ -92,6 +92,24 @@ class ClockFollower:
         self._fit_last = None
         self._sum = self._ksum = 0.0
         self._shifts = 0
+
+    def handle(self, msg: mido.Message, now: float) -> bool:
+        """A clock pulse or a transport message (start, continue, stop, song position); False
+        for any other message."""
+        kind = msg.type
+        if kind == "clock":
+            self.tick(now)
+        elif kind == "start":
+            self.start()
+        elif kind == "continue":
+            self.resume()
+        elif kind == "stop":
+            self.stop()
+        elif kind == "songpos":
+            self.song_position(msg.pos)
+        else:
+            return False
+        return True
 
     def start(self) -> None:
         """0xFA: the song plays from its top; the next tick is its first beat."""

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from improv.music.tokenizer import BOS, TOKEN_DTYPE
 
 DRIFT_SLACK = 14  # the running state may absorb window + this many events before a background re-prime
+
+
+class Voice(NamedTuple):
+    """A model the engine can answer with, and the name the status line gives it."""
+
+    name: str
+    model: Any
 
 
 @dataclass(eq=False)

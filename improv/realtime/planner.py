@@ -276,6 +276,18 @@ class Planner:
 
     # ---- starting ---------------------------------------------------------------------------------
 
+    def commit(self, answer: Answer, call: Any, context: ModelContext, length_factor: float) -> None:
+        """The call has ended: what the answer's preparation assumed becomes true (the call's rows
+        at the estimated tempo, the state primed from the window), and its length is fitted."""
+        if answer.call_rows is not None:
+            for e, row in zip(call.events, answer.call_rows):
+                e.row = row
+            context.pos = answer.pos_after_call
+        if answer.rows is not None:
+            context.primed_from(len(answer.rows), answer.base)
+        context.cancel_reprime()
+        self.fit_length(answer, length_factor)
+
     def fit_length(self, answer: Answer, length_factor: float) -> None:
         """The length knob may have moved since the speculation: cut what is too long, or let a
         finished answer go on."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from improv.music.notes import Note
 from improv.music.midi import Track
+from improv.music.notes import Note
 
 
 @dataclass

@@ -15,21 +15,32 @@ from typing import Any, Callable
 
 import numpy as np
 
-from improv.io.clock import FakeClock, RealClock
-from improv.settings.sections import DemoSettings, SampleSettings, ServeSettings, Settings
-from improv.session.demo_plan import Phrase, call_messages, cut_phrase, plan_session, summary
-from improv.realtime.engine import Engine
 from improv.errors import ImprovError
-from improv.music.midi import Track
-from improv.io.memory_ports import MemoryOutput, ScriptedInput
-from improv.io.rtmidi_ports import open_output
-from improv.realtime.report import Recorder
-from improv.model.sampling import SamplingParams
-from improv.session.loop import ServeLoop
-from improv.session.process import serve
+from improv.io.clock import FakeClock, RealClock
 from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
+from improv.io.memory_ports import MemoryOutput, ScriptedInput
+from improv.io.rtmidi_ports import open_output
+from improv.model.sampling import SamplingParams
 from improv.model.voices import load_player
+from improv.music.midi import Track
+from improv.realtime.engine import Engine
+from improv.realtime.report import Recorder
+from improv.session.demo_plan import (
+    Phrase,
+    call_messages,
+    cut_phrase,
+    plan_session,
+    summary,
+)
+from improv.session.loop import ServeLoop
+from improv.session.process import serve
+from improv.settings.sections import (
+    DemoSettings,
+    SampleSettings,
+    ServeSettings,
+    Settings,
+)
 
 
 def run_demo(
@@ -125,7 +136,9 @@ def play_session(
 def _phrases(settings: Settings, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
     """One phrase per call, each from a different work of ``demo.source`` (tempo from the work)."""
     from improv.corpus.load import load_corpus
-    from improv.corpus.sources import resolve_sources  # music21: only when phrases are cut
+    from improv.corpus.sources import (
+        resolve_sources,  # music21: only when phrases are cut
+    )
 
     works = resolve_sources([demo.source])
     order = rng.permutation(len(works))

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-
 from improv.io.machine import one_blas_thread
 from improv.io.signals import StopRequests
-from improv.session.loop import LoopStats
-from improv.session.loop import ServeLoop
+from improv.session.loop import LoopStats, ServeLoop
 
 
 def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:

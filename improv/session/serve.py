@@ -26,7 +26,8 @@ from improv.io.watched_ports import MidiPorts, PortChoice, check_names
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import StepModel
 from improv.model.voices import load_player
-from improv.realtime.engine import Engine, Voice
+from improv.realtime.context import Voice
+from improv.realtime.engine import Engine
 from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
 from improv.session.process import serve

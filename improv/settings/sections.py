@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
-
-
 @dataclass(frozen=True)
 class TokenizerSettings:
     # Grid steps per beat for offsets and durations: 12 holds sixteenths (3) and triplets (4).

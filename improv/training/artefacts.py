@@ -22,14 +22,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
-from improv.training.progress import Progress
-from improv.training.progress import Run
 from improv.errors import TrainError
 from improv.io.files import write_atomic
 from improv.training.distributed import gather
-from improv.training.state import random_states
-from improv.training.state import state_to_cpu
+from improv.training.progress import Progress, Run
+from improv.training.state import random_states, state_to_cpu
 
 # torch is imported inside the functions that use it: `improv --help` stays fast.
 if TYPE_CHECKING:  # for the signatures only

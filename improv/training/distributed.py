@@ -20,9 +20,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-
-from improv.io.machine import default_threads
 from improv.errors import TrainError
+from improv.io.machine import default_threads
 
 # torch is imported inside the functions that use it: `improv --help` stays fast.
 if TYPE_CHECKING:  # for the signatures only

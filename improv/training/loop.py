@@ -15,18 +15,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-
 from improv.errors import TrainError
 from improv.io.signals import StopRequests
-from improv.training.progress import Progress
-from improv.training.progress import Run
+from improv.training.artefacts import last_path, plot_path, save, write_plot
 from improv.training.distributed import all_sum
-from improv.training.artefacts import last_path
-from improv.training.step import lr_at
-from improv.training.artefacts import plot_path
-from improv.training.artefacts import save
-from improv.training.step import train_step
-from improv.training.artefacts import write_plot
+from improv.training.progress import Progress, Run
+from improv.training.step import lr_at, train_step
 
 # torch is imported inside the functions that use it: `improv --help` stays fast.
 if TYPE_CHECKING:  # for the signatures only

@@ -30,9 +30,20 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from improv.errors import TrainError
 from improv.io.files import check_writable
 from improv.settings.load import section_from_dict
-from improv.settings.sections import CorpusSettings, ModelSettings, TokenizerSettings, TrainSettings
+from improv.settings.sections import (
+    CorpusSettings,
+    ModelSettings,
+    TokenizerSettings,
+    TrainSettings,
+)
 from improv.training.artefacts import last_path
-from improv.training.distributed import Dist, barrier, init_distributed, pick_device, set_threads
+from improv.training.distributed import (
+    Dist,
+    barrier,
+    init_distributed,
+    pick_device,
+    set_threads,
+)
 from improv.training.loop import loop
 from improv.training.progress import Progress, Run
 from improv.training.state import seed_everything, set_random_states, state_to_device

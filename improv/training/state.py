@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-
 # torch is imported inside the functions that use it: `improv --help` stays fast.
 if TYPE_CHECKING:  # for the signatures only
     import torch

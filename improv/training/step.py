@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from improv.settings.sections import TrainSettings
-from improv.training.state import detach
-from improv.training.state import reset_rows
+from improv.training.state import detach, reset_rows
 
 # torch is imported inside the functions that use it: `improv --help` stays fast.
 if TYPE_CHECKING:  # for the signatures only
     import torch
 
-    from improv.training.batches import Batch
     from improv.model.network import State
+    from improv.training.batches import Batch
 
 
 def lr_at(step: int, ts: TrainSettings, total_steps: int) -> float:

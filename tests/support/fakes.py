@@ -14,8 +14,8 @@ import mido
 import numpy as np
 
 from improv.model.sampling import SamplingParams
-from improv.realtime.echo import PROBE_ID
 from improv.music.tokenizer import BOS, OFFSET, PITCH, TOKEN_DTYPE, Tokenizer
+from improv.realtime.echo import PROBE_ID
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def unclosed(timed) -> dict[tuple[int, int], int]:
     return sounding
 
 
-def simulate(engine, script, until: float, think: bool = True, max_turns: int = 100000, delay: float = 0.0):
+def simulate(engine, script, until: float, think: bool = True, max_turns: int = 100000, delay: float = 0.0, start: float = 0.0):
     """Drive ``engine`` in simulated time the way the serve loop does, with unlimited think time:
     deliver each scripted (time, message) at its time, call ``due`` at every deadline, and let the
     engine think fully after each turn. Returns every message sent, with its scheduled time.
@@ -129,7 +129,7 @@ def simulate(engine, script, until: float, think: bool = True, max_turns: int = 
     drains input stamped on arrival after a think slice)."""
     script = sorted(script, key=lambda tm: tm[0])
     out = []
-    now = 0.0
+    now = start
     i = 0
     for _ in range(max_turns):
         times = [script[i][0] + delay] if i < len(script) else []

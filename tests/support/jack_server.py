@@ -57,8 +57,8 @@ class JackServer:
         return f"jackd did not come up within {timeout:.0f} s"
 
     def _reachable(self) -> bool:
-        from improv.io.rtmidi_ports import PortLister, resolve_api
         from improv.errors import PortError
+        from improv.io.rtmidi_ports import PortLister, resolve_api
 
         try:
             PortLister(resolve_api("jack")).close()
