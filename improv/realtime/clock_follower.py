@@ -16,10 +16,20 @@ CLOCKS_PER_BEAT = 24
 
 _FIT_TICKS = 2 * CLOCKS_PER_BEAT + 1  # the tempo is fitted over the last two beats of pulses
 
+# What a clock must look like to be followed. A burst of clock bytes (a flood, a buffer flushed
+# after a stall, a cable's junk) fits a tempo of thousands of bpm: before these bounds the engine
+# clamped it to 400 and held it, as "clock, held", for the rest of the session. The range is
+# serve.bpm's; the steadiness bound (the fit's RMS residual, in periods) is loose enough for a
+# USB clock's jitter on a busy machine, and far below what a burst among real ticks gives.
+MIN_BPM, MAX_BPM = 10.0, 400.0
+MAX_JITTER = 0.5
+
 
 class ClockFollower:
     """Tempo from incoming MIDI clock (24 pulses per beat), smoothed over the last two beats, and
-    the beat phase when the transport says where the song is.
+    the beat phase when the transport says where the song is. Only a plausible clock counts
+    (``MIN_BPM``..``MAX_BPM``, steady within ``MAX_JITTER``): ticks that are not keep the last
+    plausible tempo and do not make the clock ``active``.
 
     Why the transport: ticks alone tell the tempo, not where the beat falls. Start (the next tick
     is the song's first beat) and Song Position (in sixteenths, 6 ticks each; Continue resumes
@@ -31,6 +41,7 @@ class ClockFollower:
         self._ticks: deque[float] = deque(maxlen=_FIT_TICKS)  # seconds after ``_origin``
         self.bpm: float | None = None
         self.last_tick = -math.inf
+        self.last_good = -math.inf  # the last tick at which the fit was a plausible clock
         self._fit_last: float | None = None  # the fitted time of the last tick (None: no fit at it)
         self._playing = False
         self._next_pos: int | None = None  # song position (ticks) of the next tick; None = unknown
@@ -41,6 +52,7 @@ class ClockFollower:
         self._origin = 0.0
         self._sum = 0.0
         self._ksum = 0.0
+        self._sq = 0.0  # the sum of squared times: the fit's residual, for steadiness
         self._shifts = 0
 
     def tick(self, now: float) -> None:
@@ -54,11 +66,13 @@ class ClockFollower:
         if n < _FIT_TICKS:  # growing: every index moves half a step away from the new centre
             self._ksum += (n * t - self._sum) / 2
             self._sum += t
+            self._sq += t * t
             ticks.append(t)
         else:  # sliding: the oldest leaves, every index moves one step down
             dropped = ticks[0]
             ticks.append(t)
             self._sum += t - dropped
+            self._sq += t * t - dropped * dropped
             half = (_FIT_TICKS - 1) / 2
             self._ksum += half * dropped + (_FIT_TICKS - half) * t - self._sum
             self._shifts += 1
@@ -68,13 +82,23 @@ class ClockFollower:
         self._fit_last = None
         n = len(ticks)
         if n > CLOCKS_PER_BEAT:  # a whole beat of pulses: a least-squares slope of time per tick
-            period = self._ksum / (n * (n * n - 1) / 12)  # sum of squared centred indices
-            if period > 0:
+            kk = n * (n * n - 1) / 12  # sum of squared centred indices
+            period = self._ksum / kk
+            if period > 0 and self._plausible(period, n, kk):
                 self.bpm = 60.0 / (period * CLOCKS_PER_BEAT)
+                self.last_good = now
                 self._fit_last = self._origin + self._sum / n + (n - 1) / 2 * period  # less jitter than the raw stamp
         if self._playing and self._next_pos is not None:
             self._last_pos = self._next_pos
             self._next_pos += 1
+
+    def _plausible(self, period: float, n: int, kk: float) -> bool:
+        """A tempo in range, from ticks that keep time (see ``MAX_JITTER``)."""
+        bpm = 60.0 / (period * CLOCKS_PER_BEAT)
+        if not MIN_BPM <= bpm <= MAX_BPM:
+            return False
+        residual = self._sq - self._sum * self._sum / n - self._ksum * self._ksum / kk
+        return math.sqrt(max(residual, 0.0) / n) <= MAX_JITTER * period
 
     def _refit(self) -> None:
         """The sums from the window itself (after a window of incremental updates)."""
@@ -85,12 +109,13 @@ class ClockFollower:
         centre = (len(self._ticks) - 1) / 2
         self._sum = math.fsum(self._ticks)
         self._ksum = math.fsum((i - centre) * t for i, t in enumerate(self._ticks))
+        self._sq = math.fsum(t * t for t in self._ticks)
         self._shifts = 0
 
     def reset(self) -> None:
         self._ticks.clear()
         self._fit_last = None
-        self._sum = self._ksum = 0.0
+        self._sum = self._ksum = self._sq = 0.0
         self._shifts = 0
 
     def handle(self, msg: mido.Message, now: float) -> bool:
@@ -131,7 +156,8 @@ class ClockFollower:
         self._next_pos, self._last_pos = sixteenths * CLOCKS_PER_BEAT // 4, None
 
     def active(self, now: float) -> bool:
-        return self.bpm is not None and now - self.last_tick < 0.3
+        """A plausible clock is running (its last plausible tick was under 0.3 s ago)."""
+        return self.bpm is not None and now - self.last_good < 0.3
 
     def beat_grid(self, now: float) -> tuple[float, float] | None:
         """(time of a beat, seconds per beat) extrapolated from the last tick, or None when the
