@@ -15,6 +15,7 @@ A port is named by a substring of its name; a name matching no port or several i
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -68,6 +69,17 @@ def _client(kind: str, api: int, client_name: str) -> Any:
     return port
 
 
+def abandon(rt: Any) -> None:
+    """Leave an rtmidi client of a MIDI server that died alone for the rest of the process.
+
+    Why: deleting it calls into libjack for a server that is gone (with python-rtmidi's wheel a
+    segfault, or a wait of a second); so does letting Python free it, at any later moment. One
+    reference more than anyone holds keeps it from ever being freed: a few kB per server restart.
+    """
+    if rt is not None:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(rt))
+
+
 def available_apis() -> list[str]:
     """improv's names of the rtmidi APIs compiled into this python-rtmidi."""
     rt = rtmidi_module()
@@ -118,9 +130,9 @@ class PortLister:
     def outputs(self) -> list[str]:
         return self._out.get_ports()
 
-    def close(self) -> None:
-        self._in.delete()
-        self._out.delete()
+    def close(self, server_gone: bool = False) -> None:
+        for rt in (self._in, self._out):
+            abandon(rt) if server_gone else rt.delete()
 
 
 def list_ports(api: str = "") -> tuple[str, list[str], list[str]]:
@@ -162,6 +174,8 @@ class ArrivalQueue:
 
     def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
         # rtmidi's thread: stamp, queue (deque.append is atomic), wake the loop; nothing else.
+        if len(event[0]) == 1 and event[0][0] == 0xF7:
+            return  # SysexRelease's lone F7 with no sysex pending: nothing to hear, no wake-up
         self._queue.append((self._stamp(), event[0]))
         if self.wake is not None:
             self.wake.set()
@@ -178,21 +192,27 @@ class ArrivalQueue:
 
 class _RtPort:
     """What an rtmidi input and output share: the client, opening a port (named, or a virtual one
-    of improv's own), reopening it when it is back, closing. A port that cannot be opened frees
-    its client (an rtmidi client left behind is a JACK client, or an ALSA one, that stays)."""
+    of improv's own), reopening it when it is back, making a new client when the MIDI system
+    itself restarted, closing. A port that cannot be opened frees its client (an rtmidi client
+    left behind is a JACK client, or an ALSA one, that stays)."""
 
     _kind = ""  # "input" / "output", for messages
     _own_name = ""  # the name of improv's end of the connection: "in" / "out"
 
-    def __init__(self, rt: Any, port: str | None, virtual: str | None) -> None:
-        self._rt = rt
+    def __init__(self, api: int, client_name: str, port: str | None, virtual: str | None) -> None:
+        self.api, self.client_name = api, client_name
         self.name = virtual or port or ""
         self.virtual = virtual is not None
+        self._virtual = virtual
+        self._rt = self._new_client()
         try:
             self.open_port(port, virtual)
         except BaseException:
-            self._rt.delete()
+            self.close()
             raise
+
+    def _new_client(self) -> Any:
+        raise NotImplementedError
 
     def open_port(self, port: str | None, virtual: str | None = None) -> None:
         if virtual is not None:
@@ -208,23 +228,116 @@ class _RtPort:
         self.name = port
         self.open_port(port)
 
+    def recreate(self, port: str | None) -> None:
+        """A new client after the MIDI system restarted (the old one belongs to a server that is
+        gone and is only deleted): the virtual port again, or ``port`` (None: none yet; it is
+        opened with ``reopen`` when it is there)."""
+        self.abandon()
+        self._rt = self._new_client()
+        if self.virtual:
+            self.open_port(None, self._virtual)
+        elif port is not None:
+            self.name = port
+            self.open_port(port)
+
+    def abandon(self) -> None:
+        """The MIDI server died: its client is left alone (``abandon``), never closed."""
+        rt, self._rt = self._rt, None
+        abandon(rt)
+
     def close(self) -> None:
-        self._rt.close_port()
-        self._rt.delete()
+        if self._rt is not None:
+            self._rt.close_port()
+            self._rt.delete()
+            self._rt = None
+
+
+class SysexRelease:
+    """Ends a sysex that rtmidi waits for in vain, so that a cut-off one cannot silence improv.
+
+    Why: rtmidi's JACK input (its CoreMIDI one too) holds back *every* later message while a sysex
+    that an event began has not ended with F7, until one does; a keyboard unplugged in the middle
+    of a dump (``F0 01 02`` and nothing more) leaves the performer unheard, then all their notes
+    arrive at once as one call. This port of improv's own, connected to its input, sends a lone
+    F7 every ``every_s``: it ends such a wait (the notes held back arrive at most that late, and
+    ``MidiParser`` drops the sysex at their first status byte); with no sysex pending, rtmidi
+    delivers it alone and the input's callback drops it unseen. A long sysex split over several
+    events may be cut by it: improv has no use for those (its loopback probe is one short event).
+    """
+
+    def __init__(self, api: int, client_name: str, every_s: float = 0.05) -> None:
+        self._rt = _client("MidiOut", api, f"{client_name}-release")
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the sending thread vs. connect/close on the loop's thread
+        self._thread = threading.Thread(target=self._run, name="improv-sysex-release", daemon=True)
+        self._thread.start()
+
+    def destinations(self) -> list[str]:
+        return self._rt.get_ports()
+
+    def connect(self, destination: str) -> bool:
+        """Connect to improv's input port (its name as others see it); False when it is not listed."""
+        with self._lock:
+            names = self._rt.get_ports()
+            if destination not in names:
+                return False
+            self._rt.close_port()
+            self._rt.open_port(names.index(destination), "release")
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            with self._lock:
+                if self._rt is None:
+                    return
+                if self._rt.is_port_open():
+                    self._rt.send_message([0xF7])
+
+    def close(self, server_gone: bool = False) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        with self._lock:
+            rt, self._rt = self._rt, None
+        if server_gone:
+            abandon(rt)
+        elif rt is not None:
+            rt.close_port()
+            rt.delete()
 
 
 class RtInput(_RtPort):
     """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
-    ``iter_stamped`` parses them into (arrival time, message)."""
+    ``iter_stamped`` parses them into (arrival time, message). On JACK a ``SysexRelease`` keeps a
+    cut-off sysex from silencing it."""
 
     _kind, _own_name = "input", "in"
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
         self._arrivals = ArrivalQueue(wake)
-        rt = _client("MidiIn", api, client_name)
+        self._release: SysexRelease | None = None
+        self._own_port: str | None = None  # our input as others see it (for the release to connect to)
+        super().__init__(api, client_name, port, virtual)
+
+    def _new_client(self) -> Any:
+        rt = _client("MidiIn", self.api, self.client_name)
         rt.ignore_types(sysex=False, timing=False, active_sense=True)
         rt.set_callback(self._arrivals.callback)
-        super().__init__(rt, port, virtual)
+        return rt
+
+    def open_port(self, port: str | None, virtual: str | None = None) -> None:
+        if not needs_sysex_release(self.api):
+            super().open_port(port, virtual)
+            return
+        if self._release is None:
+            self._release = SysexRelease(self.api, self.client_name)
+        before = self._release.destinations()
+        super().open_port(port, virtual)
+        if self._own_port is None or self._own_port in before:
+            new = [n for n in self._release.destinations() if n not in before]
+            self._own_port = new[0] if len(new) == 1 else None  # another port at the same moment: unsure, none
+        if self._own_port is not None:
+            self._release.connect(self._own_port)
 
     def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
         return self._arrivals.iter_stamped()
@@ -238,8 +351,18 @@ class RtInput(_RtPort):
         super().reopen(port)
         self._rt.set_callback(self._arrivals.callback)
 
+    def abandon(self) -> None:
+        if self._release is not None:
+            self._release.close(server_gone=True)
+            self._release, self._own_port = None, None
+        super().abandon()
+
     def close(self) -> None:
-        self._rt.cancel_callback()
+        if self._release is not None:
+            self._release.close()
+            self._release = None
+        if self._rt is not None:
+            self._rt.cancel_callback()
         super().close()
 
 
@@ -249,10 +372,20 @@ class RtOutput(_RtPort):
     _kind, _own_name = "output", "out"
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
-        super().__init__(_client("MidiOut", api, client_name), port, virtual)
+        super().__init__(api, client_name, port, virtual)
+
+    def _new_client(self) -> Any:
+        return _client("MidiOut", self.api, self.client_name)
 
     def send(self, msg: mido.Message) -> None:
+        if self._rt is None:  # the MIDI system went away and its new client could not be made yet
+            raise OSError("the MIDI output is not open")
         self._rt.send_message(msg.bytes())
+
+
+def needs_sysex_release(api: int) -> bool:
+    """Whether rtmidi's input on ``api`` waits for a sysex's end holding everything back (JACK)."""
+    return getattr(rtmidi_module(), "API_UNIX_JACK", None) == api
 
 
 def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutput:

@@ -1,6 +1,7 @@
 """The pair of ports a session serves on, watched: a named port that vanishes (a keyboard
 unplugged) is reported and reopened when a port of that name is back; the MIDI system failing is
-reported once, not at every look.
+reported once, not at every look; the JACK server dying is said in one line, and improv rebuilds
+its clients and ports (virtual and named) when the server is back (``jack_watch``).
 
 ``check_choice`` resolves the MIDI system and the names *before* the models load (a wrong name
 fails in one line at once), and ``MidiPorts`` opens them after the warm-up, so nothing played
@@ -14,10 +15,12 @@ import threading
 from dataclasses import dataclass
 
 from improv.errors import PortError
+from improv.io.jack_watch import JackWatch
 from improv.io.rtmidi_ports import (
     PortLister,
     RtInput,
     RtOutput,
+    api_name,
     match_port,
     resolve_api,
     rtmidi_module,
@@ -47,6 +50,9 @@ class MidiPorts:
         self.output: RtOutput | None = None
         self.lost: dict[str, bool] = {"input": False, "output": False}
         self._system_problem: str | None = None  # the last failure to list the ports, reported once
+        self.watch: JackWatch | None = None  # hears the JACK server go away
+        self.server_lost = False  # it did; the ports are rebuilt when it is back
+        self._retry_said = False
         self._virtual_names = (f"{choice.client_name}:in", f"{choice.client_name}:out")  # as others see them
         try:
             in_port, out_port = check_names(choice, self.lister)
@@ -55,6 +61,7 @@ class MidiPorts:
             self.output = RtOutput(self.api, choice.client_name, port=out_port, virtual=None if out_port else "out")
             if in_port is None or out_port is None:
                 self._virtual_names = self._names_since(before)  # now: another improv may open its own later
+            self._watch()
         except BaseException:
             self.close()
             raise
@@ -92,6 +99,8 @@ class MidiPorts:
         system-back when the MIDI system itself cannot list its ports (reported once, not every
         check). Virtual ports are ours and never vanish."""
         events: list[tuple[str, str]] = []
+        if self.server_lost or (self.watch is not None and self.watch.gone.is_set()):
+            return self._server_check()
         try:
             inputs, outputs = self.lister.inputs(), self.lister.outputs()
         except rtmidi_module().RtMidiError as exc:  # the MIDI system itself failed: say so once, keep serving
@@ -128,10 +137,80 @@ class MidiPorts:
             events.append((f"back-{side}", f"MIDI {side} {found!r} is back"))
         return events
 
+    def _watch(self) -> None:
+        """On JACK: a client that hears the server go away (libjack's shutdown callback)."""
+        if api_name(self.api) == "jack":
+            watch = JackWatch(self.choice.client_name)
+            self.watch = watch if watch.available else None
+
+    def _server_check(self) -> list[tuple[str, str]]:
+        """The JACK server went away: say so once; when it is back, rebuild every client."""
+        events: list[tuple[str, str]] = []
+        if not self.server_lost:
+            self.server_lost = True
+            events.append(("system-lost", "the JACK server stopped; improv waits for it and reopens its ports when it is back"))
+        try:
+            lister = PortLister(self.api)
+        except PortError:
+            return events  # not back yet
+        self._drop_clients()
+        self.lister = lister
+        try:
+            self._rebuild()
+        except (PortError, rtmidi_module().RtMidiError) as exc:  # gone again at once: the next check retries
+            if not self._retry_said:
+                events.append(("retry-system", f"the JACK server is back but improv's ports would not open ({exc}); retrying"))
+            self._retry_said = True
+            return events
+        self._retry_said = False
+        self.server_lost = False
+        in_name, out_name = self.describe()
+        events.append(("system-back", f"the JACK server is back: listening on {in_name!r}, answering on {out_name!r}"))
+        return events
+
+    def _drop_clients(self) -> None:
+        """The clients of the dead server: left alone (``rtmidi_ports.abandon``), never closed."""
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            watch.close()
+        self.lister.close(server_gone=True)
+        for port in (self.input, self.output):
+            if port is not None:
+                port.abandon()
+
+    def _rebuild(self) -> None:
+        """Every client again, on the new server: virtual ports as before (their names may differ
+        now), named ones when a port of that name is there (else they count as lost, and come back
+        as a vanished keyboard does)."""
+        assert self.input is not None and self.output is not None
+        before = self._own_candidates()
+        for side, port, names, wanted in (
+            ("input", self.input, self.lister.inputs(), self.choice.in_name),
+            ("output", self.output, self.lister.outputs(), self.choice.out_name),
+        ):
+            found = None
+            if not port.virtual:
+                try:
+                    found = match_port(names, wanted, side)
+                except PortError:
+                    found = None
+            port.recreate(found)
+            self.lost[side] = not port.virtual and found is None
+        if self.input.virtual or self.output.virtual:
+            self._virtual_names = self._names_since(before)
+        self._watch()
+        if self.watch is None:
+            raise PortError("cannot watch the JACK server")
+
     def close(self) -> None:
+        if self.server_lost or (self.watch is not None and self.watch.gone.is_set()):
+            self._drop_clients()  # the server died under them: closing them would crash
+            return
         for port in (self.input, self.output):
             if port is not None:
                 port.close()
+        if self.watch is not None:
+            self.watch.close()
         self.lister.close()
 
 

@@ -246,5 +246,5 @@ class ServeLoop:
         self._next_check = now + self.reconnect_s
         for event, line in self.ports.check():
             self.on_status(f"improv: {line}")
-            if event in ("lost-input", "system-error"):  # keys held now will send no note-off
+            if event in ("lost-input", "system-error", "system-lost"):  # keys held now will send no note-off
                 self.engine.input_lost(now)

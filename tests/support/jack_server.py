@@ -3,6 +3,12 @@
 Each one gets its own server name, so it never meets a jackd someone else started; clients find
 it through ``JACK_DEFAULT_SERVER`` (set in this process while it runs, and passed to children).
 ``start()`` returns None when the server runs, else the reason it cannot (for ``pytest.skip``).
+``crash()`` kills it as a crash would; ``start()`` again brings it back under the same name.
+
+Why ``stop()`` starts a crashed server once more before stopping it: a killed jackd leaves its
+shared memory behind (about 100 MB in /dev/shm) and its slot in libjack's table of servers; a few
+of those and no jackd on the machine starts ("Too many servers already active"). A server started
+under the same name cleans them up, and a clean stop leaves nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import tempfile
 import time
 
 
+_UNSET = object()
+
+
 class JackServer:
     def __init__(self, name: str | None = None, rate: int = 48000, period: int = 256) -> None:
         self.name = name or f"improv-{os.getpid()}-{int(time.time() * 1000) % 100000}"
@@ -21,7 +30,8 @@ class JackServer:
         self.period = period
         self.proc: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
-        self._saved_env: str | None = None
+        self._saved_env: object = _UNSET  # JACK_DEFAULT_SERVER before the first start
+        self._crashed = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -42,7 +52,9 @@ class JackServer:
         if os.geteuid() != 0:
             cmd.insert(1, "--no-realtime")  # realtime scheduling needs privileges
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
+        self._crashed = False
+        if self._saved_env is _UNSET:
+            self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,7 +82,18 @@ class JackServer:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    def crash(self) -> None:
+        """SIGKILL: every client of the server is left with a dead server, as after a real crash."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self._crashed = True
+
     def stop(self) -> None:
+        if self._crashed:
+            self._crashed = False
+            if self.start() is not None:  # started under its name, it cleans up after the killed one
+                return
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -81,5 +104,6 @@ class JackServer:
         self.proc = None
         if self._saved_env is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
+        elif isinstance(self._saved_env, str):
             os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
+        self._saved_env = _UNSET

@@ -1,0 +1,93 @@
+"""`improv serve` as a child process on a private JACK server, and the JACK clients around it (a
+performer, a listener): what the end-to-end JACK tests and the soak benchmark share."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mido
+
+
+class Lines:
+    """A child's stdout, line by line, without blocking the test."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"no line starting {prefix!r} within {timeout} s; got {self.seen}")
+
+    def rest(self) -> list[str]:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.seen
+
+
+def serve_cmd(checkpoint: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "improv", "serve", "--api", "jack", "--checkpoint", str(checkpoint),
+        "--bpm", "400",  # an untrained model picks long gaps; a fast beat keeps its answers short
+        "--set", "serve.silence_ms=500",  # the performer's 50 ms gaps never end a call, even on a loaded machine
+        "--set", "serve.estimate_tempo=false",
+        "--set", "serve.response_unit=events",
+        "--set", "serve.response_length=6",
+        *extra,
+    ]  # fmt: skip
+
+
+class Listener:
+    """Collects what improv sends, each message stamped (``time.perf_counter``) when it arrived, in
+    rtmidi's callback: not when the test gets round to polling."""
+
+    def __init__(self, port_name: str | None, client_name: str = "listener", virtual: str | None = None) -> None:
+        from improv.io.rtmidi_ports import RtInput, resolve_api
+
+        self.port = RtInput(resolve_api("jack"), client_name, port=port_name, virtual=virtual)
+        self.got: list[tuple[float, mido.Message]] = []
+
+    @classmethod
+    def virtual(cls, client_name: str) -> "Listener":
+        """A synth's input of its own (CLIENT:in) for improv to answer on by name."""
+        return cls(None, client_name, virtual="in")
+
+    def poll(self) -> None:
+        self.got.extend(self.port.iter_stamped())
+
+    def wait(self, test, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            if test(self.got):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def note_ons(self, after: float = 0.0) -> list[tuple[float, mido.Message]]:
+        return [(t, m) for t, m in self.got if m.type == "note_on" and m.velocity > 0 and t > after]
+
+
+def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
+    for n in notes:
+        out.send(mido.Message("note_on", note=n, velocity=velocity))
+        time.sleep(length)
+        out.send(mido.Message("note_off", note=n))
+        time.sleep(step - length)
