@@ -48,6 +48,7 @@ def run(args: argparse.Namespace, settings) -> int:
         program=g.program if args.program is None else args.program,
         prompt=args.prompt,
         include_prompt=args.include_prompt,
+        max_file_mb=settings.corpus.max_file_mb,
     )
     report = generate_file(opts)
     print(report.summary())

@@ -74,6 +74,7 @@ class GenerateOptions:
     program: int
     prompt: str | None = None
     include_prompt: bool = False
+    max_file_mb: float = 32.0  # a prompt is read under the corpus's rules (corpus.max_file_mb)
 
 
 @dataclass(frozen=True)
@@ -119,29 +120,42 @@ def check_options(opts: GenerateOptions) -> None:
         raise GenerateError(f"cannot write {opts.out}: it is a folder")
 
 
-def read_prompt(path: str) -> tuple[list[Note], float]:
-    """(notes, tempo in bpm) of a MIDI prompt; unreadable or empty is a one-line error."""
-    from improv.music.midi import read_midi
+def read_prompt(path: str, max_file_mb: float = 32.0) -> tuple[list[Note], float]:
+    """(notes, tempo in bpm) of a MIDI prompt, read as the corpus reads a file (one reader, one
+    set of rules: a regular file within corpus.max_file_mb, ``corpus.reader.read_file``); whatever
+    the corpus would skip is a one-line error naming the reason."""
+    from improv.corpus.reader import read_file
+    from improv.errors import one_line
+    from improv.io.files import FileProblem, read_regular_file
+    from improv.music.notes import notes_of
 
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise GenerateError(f"cannot read prompt {path}: {exc.strerror or exc}") from None
+        data = read_regular_file(path, int(max_file_mb * 1e6))
+    except FileProblem as exc:
+        raise GenerateError(f"cannot read prompt {path}: {exc}") from None
     try:
-        content = read_midi(data)
-    except ImprovError as exc:
-        raise GenerateError(f"prompt {path} is not a readable MIDI file ({exc})") from None
-    if not content.notes:
-        raise GenerateError(f"prompt {path} holds no notes")
-    return list(content.notes), float(content.bpm)
+        result = read_file(path, "midi", data)
+    except RecursionError:
+        raise GenerateError(f"prompt {path} is not a readable MIDI file (nested too deeply to parse)") from None
+    except Exception as exc:  # noqa: BLE001 - as in the corpus's workers: a bad file is a reason, never a traceback
+        raise GenerateError(f"prompt {path} is not a readable MIDI file (reader failed: {one_line(exc)})") from None
+    if result.skip is not None:
+        if result.skip.startswith("no pitched notes"):
+            raise GenerateError(f"prompt {path} holds no notes ({result.skip})")
+        raise GenerateError(f"prompt {path} is not a readable MIDI file ({result.skip})")
+    work = result.works[0]
+    return notes_of(work.notes), float(work.bpm if work.bpm is not None else 120.0)
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Write the file, creating its folder; any failure is one line."""
+    """Write the file, creating its folder, atomically (``io.files.write_atomic``: a symlink at
+    ``--out`` is replaced, never written through); any failure is one line."""
+    from improv.io.files import write_atomic
+
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        write_atomic(target, data)
     except OSError as exc:
         raise GenerateError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -155,7 +169,7 @@ def generate_file(opts: GenerateOptions) -> GenerateReport:
     prompt: list[Note] = []
     prompt_bpm: float | None = None
     if opts.prompt:
-        prompt, prompt_bpm = read_prompt(opts.prompt)
+        prompt, prompt_bpm = read_prompt(opts.prompt, opts.max_file_mb)
     model = load_player(opts.checkpoint).step_model()
     rng = np.random.default_rng(opts.seed)
     comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt)

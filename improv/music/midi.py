@@ -91,6 +91,9 @@ def midi_bytes(
 
 DRUM_CHANNEL = 9  # 0-based: General MIDI channel 10
 DEFAULT_BPM = 120.0  # the tempo a MIDI file has until its first set_tempo (the MIDI file spec)
+# No real piece lasts this long (about 14 hours at 120 bpm); a file whose notes do is made of
+# absurd delta times, and laying it out (MusicXML's bars, a written prompt) would not end.
+MAX_BEATS = 100_000
 SUSTAIN_CONTROL = 64  # CC64, the damper pedal: >= 64 is down
 
 
@@ -144,6 +147,8 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
       synthesizer applies a channel's pedal to every track playing on that channel.
     * Type 2 tracks are independent sequences: they are read one after the other.
     * A zero-length note is kept, one tick long.
+    * A set_tempo of 0 microseconds per beat (no tempo at all) is ignored; notes that end after
+      ``MAX_BEATS`` make the file unreadable (absurd delta times).
 
     ``sustain=False`` ignores the pedal (notes end at their note_off, as music21 reads MIDI).
     Anything mido cannot read raises ``MIDIConversionError`` with a one-line reason.
@@ -163,6 +168,9 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
         for n in raw
     ]
     notes.sort(key=lambda n: (n.start, n.pitch, n.duration))
+    last = max((n.end for n in notes), default=0.0)
+    if last > MAX_BEATS:
+        raise MIDIConversionError(f"notes run to beat {last:.0f}, past {MAX_BEATS} (absurd delta times)")
     meter = min(meters)[1:] if meters else None
     markers = [(tick * to_beats, text) for tick, text in sorted(marks)]
     return MidiContent(notes, bpm, changes, tpb, mid.type, drums, meter, markers)
@@ -229,7 +237,7 @@ def _collect(mid: mido.MidiFile):
                     raw.append(note)
             elif kind == "control_change" and msg.control == SUSTAIN_CONTROL and msg.channel != DRUM_CHANNEL:
                 pedals.append((tick, ti, order, msg.channel, msg.value >= 64))
-            elif kind == "set_tempo":
+            elif kind == "set_tempo" and msg.tempo > 0:  # 0 us per beat is no tempo (and a division by zero)
                 tempos.append((tick, msg.tempo))
             elif kind == "time_signature" and msg.numerator > 0:
                 meters.append((tick, msg.numerator, msg.denominator))
