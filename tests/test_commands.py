@@ -27,7 +27,7 @@ def test_every_seed_refuses_a_negative_one(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command, "--seed", "-1"])
     assert info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("error: argument --seed: a seed must be >= 0, got -1")
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("error: argument --seed: a seed must be between 0 and 4294967295 (2**32 - 1), got -1")
     assert build_parser().parse_args([*command, "--seed", "7"]).seed == 7
 
 

@@ -65,7 +65,7 @@ def test_int_accepted_for_float():
         ("model.conditional_heads=maybe", "bad value for model.conditional_heads: 'maybe' (expected true or false)"),
         ("hidden_size=3", "bad override 'hidden_size=3' (expected section.key=value)"),
         ("tokenizer.steps_per_beat=8", "bad value for tokenizer.steps_per_beat: 8 (must be a positive multiple of 12)"),
-        ("train.seed=-1", "bad value for train.seed: -1 (must be >= 0)"),  # numpy takes no negative seed
+        ("train.seed=-1", "bad value for train.seed: -1 (must be between 0 and 4294967295 (2**32 - 1))"),  # numpy takes no negative seed
     ],
 )
 def test_bad_overrides_name_key_and_value(override, message):

@@ -15,7 +15,8 @@ def _whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {shown!r}") from None
 
 
 def non_negative(text: str) -> int:
@@ -34,13 +35,18 @@ def positive(text: str) -> int:
     return value
 
 
+# numpy's legacy seeding and the training's generators take seeds below 2**32 (2**70 was a traceback).
+MAX_SEED = 2**32 - 1
+
+
 def seed(text: str) -> int:
     """argparse type of every ``--seed``: a whole number >= 0 (numpy's generators take no negative
     seed: without this check a negative one ends in a traceback, or silently breaks every answer
     of `improv serve`)."""
     value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    if not 0 <= value <= MAX_SEED:
+        shown = str(value) if len(str(value)) <= 24 else f"a number of {len(str(value))} digits"
+        raise argparse.ArgumentTypeError(f"a seed must be between 0 and {MAX_SEED} (2**32 - 1), got {shown}")
     return value
 
 

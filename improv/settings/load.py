@@ -2,7 +2,13 @@
 
 The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
 same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
-type, is a ``ConfigError`` naming the key and the value.
+type, is a ``ConfigError`` naming the key and the value (shortened: a value is never echoed whole).
+
+Hostile input stays bounded: a config file is read only if it is a regular file of at most
+``MAX_FILE_BYTES`` in UTF-8, a ``--set`` value is at most ``MAX_VALUE_CHARS``; what YAML builds is
+walked once, counting every node an alias repeats, and refused past ``MAX_NODES`` or ``MAX_DEPTH``
+(an alias bomb is a few hundred bytes that expand to billions of nodes: walking or printing it
+would never end); keys must be text; and a number must be finite (``.inf`` as a timeout hung).
 
 Each section belongs to one part of improv, and most modules receive only the section they use
 (``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
@@ -15,7 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -27,6 +35,20 @@ from improv.errors import ConfigError
 from improv.settings.sections import Settings
 
 
+MAX_FILE_BYTES = 1 << 20  # improv's own config.yaml is 15 kB
+MAX_VALUE_CHARS = 10_000
+MAX_NODES = 100_000
+MAX_DEPTH = 32
+
+_SHOW = reprlib.Repr()  # values in messages: bounded however large or shared the value is
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxlevel = 80, 80, 6, 6, 3
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, shortened (an alias bomb's expansion is never printed)."""
+    return _SHOW.repr(value)
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Settings:
     """Defaults, then the YAML file (if any), then ``section.key=value`` overrides, validated."""
     tree: dict[str, Any] = {}
@@ -34,6 +56,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[st
         tree = _read_yaml(Path(path))
     for item in overrides or []:
         section, key, value = _parse_override(item)
+        _check_tree(value, f"--set {section}.{key}")
         tree.setdefault(section, {})
         if not isinstance(tree[section], dict):
             tree[section] = {}
@@ -48,12 +71,14 @@ def settings_from_dict(tree: dict[str, Any]) -> Settings:
     sections = {f.name: f for f in dataclasses.fields(Settings)}
     built: dict[str, Any] = {}
     for name, values in tree.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"config section names are text, got {shown(name)} ({type(name).__name__})")
         if name not in sections:
-            raise ConfigError(f"unknown config section {name!r}{_did_you_mean(name, sections)}")
+            raise ConfigError(f"unknown config section {shown(name)}{_did_you_mean(name, sections)}")
         if values is None:
             continue
         if not isinstance(values, dict):
-            raise ConfigError(f"config section {name!r} must be a mapping, got {values!r}")
+            raise ConfigError(f"config section {name!r} must be a mapping, got {shown(values)}")
         built[name] = _build_section(name, _section_type(name), values)
     return Settings(**built)
 
@@ -76,8 +101,10 @@ def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
     hints = get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys are text, got {shown(key)} ({type(key).__name__}) in section {section!r}")
         if key not in hints:
-            raise ConfigError(f"unknown config key {section}.{key}{_did_you_mean(key, hints)}")
+            raise ConfigError(f"unknown config key {section}.{shown(key)[1:-1]}{_did_you_mean(key, hints)}")
         kwargs[key] = _coerce(f"{section}.{key}", hints[key], value)
     obj = cls(**kwargs)
     check_section(section, obj)
@@ -90,7 +117,7 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if origin is Literal:
         choices = get_args(hint)
         if value not in choices:
-            raise ConfigError(f"bad value for {key}: {value!r} (choose one of {', '.join(map(repr, choices))})")
+            raise ConfigError(f"bad value for {key}: {shown(value)} (choose one of {', '.join(map(repr, choices))})")
         return value
     if origin in (Union, types.UnionType):
         options = get_args(hint)
@@ -110,25 +137,31 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]  # `--set train.data=music21:bach` means a list of one
         if not isinstance(value, list):
-            raise ConfigError(f"bad value for {key}: {value!r} (expected a list)")
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected a list)")
         return [_coerce(f"{key}[{i}]", item_hint, v) for i, v in enumerate(value)]
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"bad value for {key}: {value!r} (expected true or false)")
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected true or false)")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"bad value for {key}: {value!r} (expected a whole number)")
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected a whole number)")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"bad value for {key}: {value!r} (expected a number)")
-        return float(value)
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected a number)")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected a finite number)")
+        return number
     if hint is str:
         if value is None:
             return ""
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"bad value for {key}: {value!r} (expected text)")
+            raise ConfigError(f"bad value for {key}: {shown(value)} (expected text)")
         return str(value)
     raise ConfigError(f"cannot check {key}: unsupported type {hint!r}")  # a bug in improv, not the user's
 
@@ -162,7 +195,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
     ("train", "threads"): (lambda v: v >= 0, ">= 0"),
-    ("train", "seed"): (lambda v: v >= 0, ">= 0"),
+    ("train", "seed"): (lambda v: 0 <= v <= 2**32 - 1, "between 0 and 4294967295 (2**32 - 1)"),
     ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
     ("sample", "temperature"): (lambda v: v > 0, "> 0"),
     ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),
@@ -256,27 +289,82 @@ def _check_ranges(section: str, obj: Any) -> None:
         predicate, what = rule
         value = getattr(obj, f.name)
         if not predicate(value):
-            raise ConfigError(f"bad value for {section}.{f.name}: {value!r} (must be {what})")
+            raise ConfigError(f"bad value for {section}.{f.name}: {shown(value)} (must be {what})")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    from improv.io.files import FileProblem, read_regular_file
+
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"config file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except FileProblem as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
-        tree = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        tree = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
+    _check_tree(tree, f"config file {path}")
     return tree
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopped at ``MAX_DEPTH`` levels while it composes (it recurses per
+    level: 1,000 levels were a RecursionError, after seconds of work)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep; refused")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load`` within the bounds; a value YAML itself cannot build (an integer of
+    thousands of digits) is a ``ConfigError`` too."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise ConfigError(f"a value YAML cannot read ({type(exc).__name__})") from None
+    finally:
+        loader.dispose()
+
+
+def _check_tree(value: Any, where: str) -> None:
+    """Walk what YAML built, every node an alias repeats counted again, and refuse it past
+    ``MAX_NODES`` nodes or ``MAX_DEPTH`` levels (before anything else walks or prints it)."""
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ConfigError(f"{where}: more than {MAX_NODES} values (a YAML alias bomb?); refused")
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep; refused")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for kv in item.items() for v in kv)
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
@@ -284,11 +372,15 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     name, sep, raw = item.partition("=")
     section, dot, key = name.strip().partition(".")
     if not sep or not dot or not section or not key:
-        raise ConfigError(f"bad override {item!r} (expected section.key=value)")
+        raise ConfigError(f"bad override {shown(item)} (expected section.key=value)")
+    if len(raw) > MAX_VALUE_CHARS:
+        raise ConfigError(f"--set {section}.{key}: the value is {len(raw)} characters long (at most {MAX_VALUE_CHARS})")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: take it as text
+    except ConfigError as exc:
+        raise ConfigError(f"--set {section}.{key}: {exc}") from None
     return section, key, value
 
 
