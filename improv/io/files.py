@@ -6,6 +6,9 @@ anything a folder can hold.
   created exclusively) and renames it over the target: a kill at any moment leaves the old file or
   the new one, never half of one, and a symlink at the target is replaced, never written through
   (a link planted at ``--out`` cannot make improv overwrite the file it points to).
+* a write killed outright (SIGKILL, power loss) leaves its temporary file; ``write_atomic(...,
+  clean=True)`` removes such leftovers beside its target first: a writer holds a lock on its
+  temporary file while it writes, so one that can be locked has no writer left.
 * ``read_regular_file`` reads a regular file of bounded size: a FIFO named ``.mid`` (which would
   block forever), a device such as ``/dev/zero`` (endless), a folder or a file over the limit is a
   ``FileProblem`` naming what it is, never a hang or a memory blow-up.
@@ -13,6 +16,7 @@ anything a folder can hold.
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 import tempfile
@@ -53,14 +57,19 @@ def check_writable(path: str | os.PathLike[str], *, create_folder: bool = True) 
         raise ImprovError(f"cannot write {path}: the file is read-only")
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]], None], *, mode: int | None = None) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]], None], *, mode: int | None = None, clean: bool = False) -> None:
     """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` atomically.
 
     The temporary file is made by ``mkstemp`` in the target's folder (never a predictable name),
-    flushed to disk, then renamed over ``path``. Any failure removes it and re-raises.
+    locked while it is written, flushed to disk, then renamed over ``path``. Any failure removes
+    it and re-raises. ``clean``: first remove what killed writers left beside ``path`` (it lists
+    the folder: for a few big files such as checkpoints, not for a cache of thousands).
     """
     target = Path(path)
+    if clean:
+        remove_stale_temporaries(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _lock(fd, blocking=True)
     try:
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())  # mkstemp makes it private
         with os.fdopen(fd, "wb") as handle:
@@ -77,6 +86,44 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[str]:
+    """Remove ``write_atomic``'s temporary files of ``path`` that no live writer holds (a killed
+    one's); the names removed."""
+    target = Path(path)
+    removed = []
+    try:
+        candidates = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        try:
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue  # gone already, or a link: not ours to remove
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, blocking=False):
+                os.unlink(tmp)
+                removed.append(tmp.name)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    """An exclusive lock on ``fd`` (released when the file is closed or its process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, and no cleaning (nothing is ever removed)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
 
 
 def _umask() -> int:

@@ -107,7 +107,7 @@ def save_checkpoint(path: str | os.PathLike[str], ckpt: Checkpoint, *, with_weig
         "train": ckpt.train,
         "resume": ckpt.resume,
     }
-    write_atomic(path, lambda handle: torch.save(payload, handle))
+    write_atomic(path, lambda handle: torch.save(payload, handle), clean=True)
     if with_weights_file:
         save_weights(path.with_suffix(WEIGHTS_SUFFIX), ckpt.model_settings, ckpt.tokenizer, ckpt.arrays(), model_info(ckpt.train), created)
 

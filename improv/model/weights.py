@@ -112,7 +112,7 @@ def save_weights(path: str | os.PathLike[str], model_settings: ModelSettings, to
         "sha256": weights_digest(arrays),
     }
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    write_atomic(path, lambda handle: np.savez(handle, **{_META: blob}, **arrays))
+    write_atomic(path, lambda handle: np.savez(handle, **{_META: blob}, **arrays), clean=True)
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> boo
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+        write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100), clean=True)
     finally:
         plt.close(fig)
     return True
