@@ -61,6 +61,14 @@ def _loaded_libjack() -> str | None:
     return None
 
 
+def quiet_libjack() -> None:
+    """libjack's own complaints when the server dies ("Cannot read socket ...") would garble the
+    session's report: improv says it in one line instead."""
+    lib = libjack()
+    if lib is not None:
+        lib.jack_set_error_function(_quiet_error)
+
+
 class JackWatch:
     """A port-less JACK client whose shutdown callback sets ``gone`` (see the module docstring)."""
 
@@ -71,9 +79,7 @@ class JackWatch:
         lib = libjack()
         if lib is None:
             return
-        # libjack's own complaints when the server dies ("Cannot read socket ...") would garble
-        # the session's report; improv says it in one line instead.
-        lib.jack_set_error_function(_quiet_error)
+        quiet_libjack()
         status = ctypes.c_int(0)
         client = lib.jack_client_open(f"{client_name}-watch".encode(), _NO_START_SERVER, ctypes.byref(status))
         if not client:
