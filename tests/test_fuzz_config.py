@@ -13,6 +13,7 @@ import sys
 import tracemalloc
 
 import pytest
+from support.junk import CONFIG_VALUES as VALUES
 
 from improv.errors import ConfigError
 from improv.settings.load import MAX_NODES, load_settings
@@ -47,6 +48,8 @@ def test_an_alias_bomb_in_a_config_file(tmp_path):
 
 
 @pytest.mark.parametrize("depth", [40, 1000, 5000])
+
+
 def test_deep_nesting(tmp_path, depth):
     said = refused([f"train.data={'[' * depth}1{']' * depth}"])
     assert "nested" in said or "characters long" in said
@@ -66,6 +69,8 @@ def test_files_that_are_not_utf8_text_or_not_files(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["1: {}\n", "serve:\n  1: 2\n", "serve:\n  [a, b]: 1\n", "? [x]\n: 1\n"])
+
+
 def test_keys_that_are_not_text(tmp_path, text):
     path = tmp_path / "keys.yaml"
     path.write_text(text)
@@ -77,6 +82,8 @@ def test_keys_that_are_not_text(tmp_path, text):
     "override",
     ["corpus.file_timeout_s=.inf", "serve.stuck_note_s=.inf", "demo.breath_beats=.inf", "serve.silence_ms=.nan", "train.lr=.inf", "serve.bpm=-.inf", f"train.lr={10**400}"],
 )
+
+
 def test_numbers_must_be_finite(override):
     assert "expected a finite number" in refused([override])
 
@@ -108,13 +115,9 @@ def test_absurd_seeds_and_breaths_through_the_commands(tmp_path):
         assert "error: " in done.stderr.strip().splitlines()[-1] and len(done.stderr) < 1000, done.stderr
 
 
-VALUES = [
-    0, 1, -1, 2**63, 2**70, -(2**70), 0.5, -0.0, 1e308, float("inf"), float("nan"), True, False, None, "", "x" * 500,
-    "auto", "jack", [], [1, "a"], {"a": 1}, [[[[1]]]], "\udcff", "1e999", ".inf", "~", "[1, 2", "&a 1", "*a",
-]  # fmt: skip
-
-
 @pytest.mark.parametrize("seed", range(3))
+
+
 def test_fuzz_random_values_for_every_key(seed):
     """3 x 400 random (section, key, value) overrides, as YAML text and as values: valid settings or
     a one-line ConfigError, always."""

@@ -9,6 +9,8 @@ import tracemalloc
 import mido
 import pytest
 
+from support.junk import random_stream
+
 from improv.io.midi_parser import MAX_SYSEX_BYTES, MidiParser
 
 
@@ -84,28 +86,9 @@ def test_running_status_abuse_and_junk():
     assert [m.type for m in got].count("reset") == 2
 
 
-def random_stream(rng: random.Random, size: int) -> bytes:
-    """Bytes a broken driver, a noisy cable or a hostile client might send: notes with running
-    status, sysex cut short or left open, real-time bytes anywhere, undefined status bytes."""
-    out = bytearray()
-    while len(out) < size:
-        kind = rng.random()
-        if kind < 0.35:
-            out += bytes([0x90 | rng.randrange(16), rng.randrange(128), rng.randrange(128)])
-        elif kind < 0.5:
-            out += bytes([rng.randrange(128) for _ in range(rng.randrange(1, 6))])  # running status / junk
-        elif kind < 0.6:
-            out += bytes([0xF0, *[rng.randrange(128) for _ in range(rng.randrange(0, 40))]])
-            if rng.random() < 0.5:
-                out.append(0xF7)
-        elif kind < 0.75:
-            out.append(rng.choice([0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF, 0xF9, 0xFD, 0xF4, 0xF5, 0xF7, 0xF6]))
-        else:
-            out.append(rng.randrange(256))
-    return bytes(out)
-
-
 @pytest.mark.parametrize("seed", range(4))
+
+
 def test_fuzz_random_byte_streams_never_break_the_parser(seed):
     """Seeded: 4 x 300 streams of up to 2 kB, fed in random chunks. Invariants: no exception,
     every message is a valid mido message, the parser's memory stays bounded, and a clean note
