@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import math
 import os
-import reprlib
 import types
 import typing
 from pathlib import Path
@@ -32,21 +31,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from improv.errors import ConfigError
+from improv.settings.bounded_yaml import MAX_VALUE_CHARS, check_tree, read_bounded, safe_load, shown
 from improv.settings.sections import Settings
-
-
-MAX_FILE_BYTES = 1 << 20  # improv's own config.yaml is 15 kB
-MAX_VALUE_CHARS = 10_000
-MAX_NODES = 100_000
-MAX_DEPTH = 32
-
-_SHOW = reprlib.Repr()  # values in messages: bounded however large or shared the value is
-_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxlevel = 80, 80, 6, 6, 3
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, shortened (an alias bomb's expansion is never printed)."""
-    return _SHOW.repr(value)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Settings:
@@ -56,7 +42,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, overrides: list[st
         tree = _read_yaml(Path(path))
     for item in overrides or []:
         section, key, value = _parse_override(item)
-        _check_tree(value, f"--set {section}.{key}")
+        check_tree(value, f"--set {section}.{key}")
         tree.setdefault(section, {})
         if not isinstance(tree[section], dict):
             tree[section] = {}
@@ -293,20 +279,13 @@ def _check_ranges(section: str, obj: Any) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    from improv.io.files import FileProblem, read_regular_file
-
-    if not path.exists() and not path.is_symlink():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = read_regular_file(path, MAX_FILE_BYTES)
-    except FileProblem as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    data = read_bounded(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     try:
-        tree = _safe_load(text)
+        tree = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -317,54 +296,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    _check_tree(tree, f"config file {path}")
+    check_tree(tree, f"config file {path}")
     return tree
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, stopped at ``MAX_DEPTH`` levels while it composes (it recurses per
-    level: 1,000 levels were a RecursionError, after seconds of work)."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep; refused")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _safe_load(text: str) -> Any:
-    """``yaml.safe_load`` within the bounds; a value YAML itself cannot build (an integer of
-    thousands of digits) is a ``ConfigError`` too."""
-    loader = _BoundedLoader(text)
-    try:
-        return loader.get_single_data()
-    except (ValueError, OverflowError, RecursionError) as exc:
-        raise ConfigError(f"a value YAML cannot read ({type(exc).__name__})") from None
-    finally:
-        loader.dispose()
-
-
-def _check_tree(value: Any, where: str) -> None:
-    """Walk what YAML built, every node an alias repeats counted again, and refuse it past
-    ``MAX_NODES`` nodes or ``MAX_DEPTH`` levels (before anything else walks or prints it)."""
-    nodes = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise ConfigError(f"{where}: more than {MAX_NODES} values (a YAML alias bomb?); refused")
-        if depth > MAX_DEPTH:
-            raise ConfigError(f"{where}: nested more than {MAX_DEPTH} levels deep; refused")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for kv in item.items() for v in kv)
-        elif isinstance(item, (list, tuple, set)):
-            stack.extend((v, depth + 1) for v in item)
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
@@ -376,7 +309,7 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     if len(raw) > MAX_VALUE_CHARS:
         raise ConfigError(f"--set {section}.{key}: the value is {len(raw)} characters long (at most {MAX_VALUE_CHARS})")
     try:
-        value = _safe_load(raw) if raw.strip() else ""
+        value = safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw  # not YAML: take it as text
     except ConfigError as exc:
