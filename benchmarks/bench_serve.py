@@ -172,7 +172,8 @@ def run(args) -> dict:
 def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None) -> dict:
     from improv.io.clock import RealClock
     from improv.io.memory_ports import MemoryOutput
-    from improv.io.rtmidi_ports import MidiPorts, PortChoice, RtOutput
+    from improv.io.rtmidi_ports import RtOutput
+    from improv.io.watched_ports import MidiPorts, PortChoice
     from improv.model.sampling import SamplingParams
     from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop

@@ -187,7 +187,9 @@ class Soak:
 
     def segment(self) -> None:
         """A reconnection: the calls and status lines so far belong to the segment before it."""
-        time.sleep(1.0)  # the last exchange's line has arrived
+        deadline = time.monotonic() + 15  # the last exchange's line comes when its answer ends
+        while len(self.status_lines()) < self.calls and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.boundary = (self.calls, len(self.status_lines()))
 
     def send_junk(self) -> None:

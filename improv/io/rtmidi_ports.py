@@ -229,9 +229,9 @@ class _RtPort:
         self.open_port(port)
 
     def recreate(self, port: str | None) -> None:
-        """A new client after the MIDI system restarted (the old one belongs to a server that is
-        gone and is only deleted): the virtual port again, or ``port`` (None: none yet; it is
-        opened with ``reopen`` when it is there)."""
+        """A new client after the MIDI system restarted (the old one, of a server that is gone, is
+        abandoned): the virtual port again, or ``port`` (None: none yet; it is opened with
+        ``reopen`` when it is there)."""
         self.abandon()
         self._rt = self._new_client()
         if self.virtual:
@@ -255,7 +255,7 @@ class _RtPort:
 class SysexRelease:
     """Ends a sysex that rtmidi waits for in vain, so that a cut-off one cannot silence improv.
 
-    Why: rtmidi's JACK input (its CoreMIDI one too) holds back *every* later message while a sysex
+    Why: rtmidi's JACK input (and, by its source, its CoreMIDI one) holds back *every* later message while a sysex
     that an event began has not ended with F7, until one does; a keyboard unplugged in the middle
     of a dump (``F0 01 02`` and nothing more) leaves the performer unheard, then all their notes
     arrive at once as one call. This port of improv's own, connected to its input, sends a lone
