@@ -89,7 +89,7 @@ def test_call_messages_close_every_note_offs_first():
 def test_a_session_answers_every_call_and_barges_in():
     demo = DemoSettings(barge_every=2, breath_beats=1.0)
     phrases = [scale_phrase(source=f"w{i}") for i in range(3)]
-    serve = ServeSettings(silence_ms=400.0, estimate_tempo=False, keep_key=False)  # answers on the beat
+    serve = ServeSettings(silence_ms=400.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False, estimate_tempo=False, keep_key=False)  # answers on the beat
     clock = FakeClock()
     result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), clock, seed=0)
     assert result["exchanges"] == 3 and result["answered"] == 3
@@ -192,3 +192,16 @@ def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_pat
     mid = mido.MidiFile(record)
     counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in mid.tracks}
     assert counts["performer"] >= 8 and counts["improv"] >= 1  # what was played before it broke
+
+
+def test_the_performers_plan_knows_when_the_engine_answers_with_the_default_rule():
+    # The default start rule (a beat of silence, half a beat's breath, the next beat): the plan's
+    # answer times are the engine's, so the planned barge-ins land where they are meant to.
+    demo = DemoSettings(barge_every=0, breath_beats=1.0)
+    phrases = [scale_phrase(bpm=90.0, source=f"w{i}") for i in range(2)]
+    serve = ServeSettings(estimate_tempo=False, keep_key=False, phrase_ending=False)
+    result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), FakeClock(), seed=0)
+    assert result["answered"] == 2 and result["barge_ins"] == 0
+    ons = sorted(t for t, m in sent if m.type == "note_on" and m.velocity > 0)
+    calls, _ = plan_session(phrases, 0.5, 60 / 90, 0, 1.0, 1.0, 0.5)
+    assert ons[0] == pytest.approx(answer_start(phrases[0], calls[0].start, 60 / 90, 1.0, 0.5))

@@ -291,7 +291,7 @@ class Engine:
                 self.imitation = action.value
             a = self._answer
             if a is not None and a.start is None:
-                self._planner.restart(a, self._responder.exchanges)
+                self._planner.restart(a, self._responder.exchanges, self.imitation)
         elif kind == "length":
             self.length_factor = action.value
         elif kind == "voice":
@@ -380,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
 
     # ---- failures and resets --------------------------------------------------------------------
 

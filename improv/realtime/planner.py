@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import mido
 import numpy as np
@@ -25,11 +25,10 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 from improv.realtime.context import ModelContext
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange
+from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, Motif, call_register, call_texture, make_motif, motif_pitch, on_beat, register_bias, tonic_triad
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
-REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
-REGISTER_REACH = 12  # ... and beyond this many semitones past it, not at all
 
 
 @dataclass(eq=False)
@@ -64,6 +63,9 @@ class Answer:
     pos_after_call: float | None
     max_voices: int = 0  # notes at one onset, at most (0: as the voice likes)
     pitch_bias: np.ndarray | None = None  # added to the pitch logits (the call's register), or None
+    tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
+    motif_call: tuple[list[np.ndarray], list[bool]] = ([], [])  # the call's rows and chord flags
+    motif: Motif | None = None  # what the answer imitates (serve.imitation)
     state: Any = None  # after the last sampled row
     base: Any = None  # after priming, before the first sampled row
     primed: int = 0  # rows of ``rows`` already stepped
@@ -71,6 +73,9 @@ class Answer:
     sampled: int = 0
     beats: float = 0.0  # onset of the last sampled event, in beats after the first
     onset_pitches: set[int] = field(default_factory=set)  # pitches at the last sampled onset
+    onsets: int = 0  # onsets sampled
+    line_pitch: int | None = None  # the top note of the last onset
+    closing: bool = False  # its ending note is sampled: only notes of that chord may follow
     model_velocity_sum: float = 0.0
     finished: bool = False  # no more events will be sampled
     finished_target: float = math.inf  # the length that finished it (a longer one resumes sampling)
@@ -81,16 +86,6 @@ class Answer:
     @property
     def ready(self) -> bool:
         return self.base is not None
-
-
-def call_texture(onset_groups: Sequence[int]) -> int:
-    """How many notes the answer may strike at once, from the call's onsets (notes per onset):
-    1 for a single line, else its largest chord."""
-    if not onset_groups:
-        return 1
-    if sum(onset_groups) / len(onset_groups) <= 1.15:
-        return 1
-    return int(max(onset_groups))
 
 
 class Planner:
@@ -112,7 +107,7 @@ class Planner:
 
     # ---- preparing ------------------------------------------------------------------------------
 
-    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float) -> Answer:
+    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0) -> Answer:
         """A new answer for the call as it stands: tempo, key, texture, register, what to prime from."""
         s = self.settings
         context.cancel_reprime()
@@ -131,7 +126,7 @@ class Planner:
         if call_rows is not None or context.stale:
             by_index = {} if call_rows is None else {e.index: r for e, r in zip(call.events, call_rows)}
             rows = np.stack([by_index.get(e.index, e.row) for e in context.window])
-        mask, key = self.range_mask, ""
+        mask, key, tonality = self.range_mask, "", None
         if s.keep_key:
             weights = np.zeros(12)
             for n in call.notes:
@@ -144,7 +139,7 @@ class Planner:
             pcs[:128] = allowed[np.arange(128) % 12]
             if (mask & pcs).any():
                 mask = mask & pcs
-            key = key_name(tonic, minor)
+            key, tonality = key_name(tonic, minor), (tonic, minor)
         call_end = max(n.off or now for n in call.notes)
         if s.response_unit == "events":
             target = s.response_length or call.note_count
@@ -164,20 +159,16 @@ class Planner:
             call_rows=call_rows,
             pos_after_call=pos_after,
             max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
-            pitch_bias=register_bias(self._register(call)) if s.register == "follow" else None,
+            pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
+            tonality=tonality,
+            motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
         )
+        answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng)
         if rows is None:
             answer.state = answer.base = context.state
         else:
             answer.state = context.model.initial_state()
         return answer
-
-    def _register(self, call: Any) -> tuple[float, float]:
-        """The call's register: its median pitch, and half the span of its middle 80 % (at least
-        half an octave), in semitones."""
-        pitches = np.array([n.pitch for n in call.notes], dtype=float)
-        low, high = np.percentile(pitches, [10, 90])
-        return float(np.median(pitches)), max(6.0, (high - low) / 2 + 2)
 
     def requantize(self, call: Any, bpm: float) -> tuple[list[np.ndarray], float | None]:
         """The call's rows as they would be at ``bpm`` (the tempo estimated from the call itself)."""
@@ -198,17 +189,19 @@ class Planner:
             answer.base = answer.state
         return 1
 
-    def restart(self, answer: Answer, exchange: int) -> None:
-        """The temperature changed before the answer started: sample its notes again."""
+    def restart(self, answer: Answer, exchange: int, imitation: float) -> None:
+        """The temperature or the imitation changed before the answer started: sample it again."""
         if answer.base is not None:
             answer.state = answer.base
         answer.planned.clear()
-        answer.sampled = 0
+        answer.sampled = answer.onsets = 0
         answer.beats = 0.0
         answer.onset_pitches = set()
+        answer.line_pitch = None
+        answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
-        answer.finished = False
         answer.rng = self.rng(exchange)
+        answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng)
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -218,20 +211,30 @@ class Planner:
             return answer.sampled < SPEC_EVENTS or answer.beats * 60 / answer.bpm < lookahead
         return not answer.planned or answer.planned[-1].onset < now + lookahead
 
+    def progress(self, answer: Answer, length_factor: float, beats: float | None = None) -> float:
+        """How far through its length the answer is: by its last onset (beats) or its events."""
+        target = max(answer.target * length_factor, 1e-9)
+        if self.settings.response_unit == "events":
+            return answer.sampled / target
+        return (answer.beats if beats is None else beats) / target
+
     def sample(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
         """Sample the answer's next event and step the model with it (two units)."""
         s = self.settings
         target = answer.target * length_factor
-        if answer.sampled >= s.max_response_events or (s.response_unit == "events" and answer.sampled >= max(1, round(target))):
+        limit = HARD_STOP if s.phrase_ending else 1.0  # with phrase endings, the length is a goal, not a cut
+        if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer))
+        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer, length_factor))
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
         offset = float(self._time_values[int(row[OFFSET])])
+        new_onset = answer.sampled == 0 or offset > 0
         beats = 0.0 if answer.sampled == 0 else answer.beats + offset
-        if s.response_unit == "beats" and answer.sampled > 0 and beats >= target:
+        beyond = answer.sampled and s.response_unit == "beats" and self.progress(answer, length_factor, beats) >= limit
+        if (answer.closing and new_onset) or beyond:  # the ending's chord is complete, or it is long enough
             answer.finished, answer.finished_target = True, target
             return 1
         state = model.step(answer.state, row)
@@ -241,28 +244,57 @@ class Planner:
         velocity = int(min(max(round(model_velocity + shift), 1), 127))
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
-        planned = Planned(row, state, beats, float(self._time_values[max(int(row[DURATION]), 1)]), pitch, velocity, msg)
+        duration = float(self._time_values[max(int(row[DURATION]), 1)])
+        planned = Planned(row, state, beats, duration, pitch, velocity, msg)
         if answer.start is not None:
             planned.onset = answer.start + beats * 60 / answer.bpm
-        answer.onset_pitches = ({pitch} | answer.onset_pitches) if answer.sampled and offset == 0 else {pitch}
+        if new_onset:
+            answer.onsets += 1
+            answer.onset_pitches, answer.line_pitch = {pitch}, pitch
+        else:
+            answer.onset_pitches = answer.onset_pitches | {pitch}
+            answer.line_pitch = max(pitch, answer.line_pitch or 0)
         answer.planned.append(planned)
         answer.state = state
         answer.sampled += 1
         answer.beats = beats
+        if s.phrase_ending and self._ends_phrase(answer, pitch, duration, self.progress(answer, length_factor)):
+            answer.closing = True
         return 2
 
-    def guide(self, answer: Answer) -> Callable[[int, np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
-        """The answer's constraints on each head, given the fields already drawn."""
+    def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
+        """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
+        call's key (when known), and a beat long or more (or the answer is at its length)."""
+        if progress < CADENCE_FROM or not on_beat(answer.beats):
+            return False
+        if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
+            return False
+        return duration >= 1.0 or progress >= 1.0
+
+    def guide(self, answer: Answer, length_factor: float = 1.0) -> Callable[[int, np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
+        """The answer's bends on each head, given the fields already drawn: texture (no chord
+        beyond the call's, each key once per onset), register, the motif (imitation), the cadence."""
         first = answer.sampled == 0
         chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
+        motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
+        cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
+        values = self._time_values
 
         def guide(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-            if field == OFFSET and not first and (answer.max_voices == 1 or (answer.max_voices and chord_full)):
-                no_chord = np.ones(len(logits), dtype=bool)
-                no_chord[0] = False  # offset 0 joins the onset: no room for another note there
-                return logits, no_chord if mask is None else mask & no_chord
-            if field == PITCH:
-                if not first and int(row[OFFSET]) == 0 and answer.onset_pitches:
+            new_onset = first or int(row[OFFSET]) > 0
+            if field == OFFSET and not first:
+                if answer.max_voices == 1 or (answer.max_voices and chord_full):
+                    no_chord = np.ones(len(logits), dtype=bool)
+                    no_chord[0] = False  # offset 0 joins the onset: no room for another note there
+                    mask = no_chord if mask is None else mask & no_chord
+                if motif is not None and motif.offsets[answer.onsets] > 0:
+                    logits = logits.copy()
+                    logits[motif.offsets[answer.onsets]] += motif.strength
+                if cadence:  # onsets that land on a beat
+                    landing = answer.beats + values[: len(logits)]
+                    logits = logits + CADENCE_NATS * (np.abs(landing - np.round(landing)) < 1e-6)
+            elif field == PITCH:
+                if not new_onset and answer.onset_pitches:
                     fresh = np.ones(len(logits), dtype=bool)
                     fresh[list(answer.onset_pitches)] = False  # one instrument: each key once per onset
                     mask = fresh if mask is None else mask & fresh
@@ -270,6 +302,21 @@ class Planner:
                         mask = None
                 if answer.pitch_bias is not None:
                     logits = logits + answer.pitch_bias
+                if motif is not None and new_onset and answer.max_voices == 1:
+                    wanted = motif_pitch(motif, answer.onsets, answer.line_pitch)
+                    if 0 <= wanted < 128:
+                        logits = logits.copy()
+                        logits[wanted] += motif.strength
+                if cadence and answer.tonality is not None:
+                    landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
+                    if on_beat(landing):
+                        logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
+            elif field == DURATION:
+                if motif is not None and new_onset:
+                    logits = logits.copy()
+                    logits[motif.durations[answer.onsets]] += motif.strength
+                if cadence:
+                    logits = logits + CADENCE_NATS * (values[: len(logits)] >= 1.0)
             return logits, mask
 
         return guide
@@ -291,7 +338,7 @@ class Planner:
     def fit_length(self, answer: Answer, length_factor: float) -> None:
         """The length knob may have moved since the speculation: cut what is too long, or let a
         finished answer go on."""
-        target = answer.target * length_factor
+        target = answer.target * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
         if self.settings.response_unit == "events":
             while len(answer.planned) > max(1, round(target)):
                 answer.planned.pop()
@@ -301,7 +348,7 @@ class Planner:
         if len(answer.planned) < answer.sampled:
             answer.finished = True
             answer.state = answer.planned[-1].state
-        elif answer.finished and target > answer.finished_target:
+        elif answer.finished and not answer.closing and target > answer.finished_target * (HARD_STOP if self.settings.phrase_ending else 1.0):
             answer.finished = False
         answer.sampled = len(answer.planned)
         answer.beats = answer.planned[-1].beats if answer.planned else 0.0
@@ -318,6 +365,7 @@ class Planner:
         the performer actually played.
         """
         beats = self.settings.answer_grid_beats
+        decided += self.settings.answer_lead_beats * 60 / bpm  # a breath after the silence, in beats: the same at any tempo
         if beats <= 0:
             return decided, ""
         name = "beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid"
@@ -327,15 +375,3 @@ class Planner:
         else:
             origin, beat_s = first_onset, 60 / bpm
         return next_grid_point(decided, origin, beats * beat_s), name
-
-
-def register_bias(register: tuple[float, float]) -> np.ndarray:
-    """Pitch-logit penalties for notes beyond the register: 0 inside it, REGISTER_SLOPE nats a
-    semitone beyond it, and a wall (finite, so a mask that leaves only far notes still draws one)
-    past REGISTER_REACH."""
-    centre, half = register
-    distance = np.abs(np.arange(N_PITCH, dtype=float) - centre) - half
-    bias = -REGISTER_SLOPE * np.clip(distance, 0.0, None)
-    bias[distance > REGISTER_REACH] = -40.0
-    bias[128:] = 0.0  # BOS/EOS are the mask's business
-    return bias

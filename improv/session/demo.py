@@ -24,6 +24,7 @@ from improv.io.rtmidi_ports import open_output
 from improv.model.sampling import SamplingParams
 from improv.model.voices import load_player
 from improv.music.midi import Track
+from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
 from improv.realtime.report import Recorder
 from improv.session.demo_plan import (
@@ -41,6 +42,9 @@ from improv.settings.sections import (
     ServeSettings,
     Settings,
 )
+
+
+ANSWER_RATIO = 1.25  # an answer ending as a phrase runs a little past the call's length (up to 1.5)
 
 
 def run_demo(
@@ -111,7 +115,8 @@ def play_session(
     """
     serve_settings = dataclasses.replace(serve_settings, bpm=phrases[0].bpm)
     calls, end = plan_session(
-        phrases, clock.now() + 0.5, serve_settings.silence_ms / 1000, demo.barge_every, demo.breath_beats, serve_settings.answer_grid_beats
+        phrases, clock.now() + 0.5, threshold_s(serve_settings, phrases[0].bpm), demo.barge_every, demo.breath_beats,
+        serve_settings.answer_grid_beats, serve_settings.answer_lead_beats, ANSWER_RATIO if serve_settings.phrase_ending else 1.0
     )
     performer = ScriptedInput(clock)
     for call in calls:

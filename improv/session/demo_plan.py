@@ -69,27 +69,30 @@ def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng
 
 
 def plan_session(
-    phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float, grid_beats: float = 0.0
+    phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float, grid_beats: float = 0.0,
+    lead_beats: float = 0.0, answer_ratio: float = 1.0,
 ) -> tuple[list[PlannedCall], float]:
     """When each call starts, and when the session is over (the last answer's end plus a breath).
-    ``grid_beats`` is the engine's ``answer_grid_beats`` (0 = the answer starts at once)."""
+    ``grid_beats`` and ``lead_beats`` are the engine's ``answer_grid_beats`` and
+    ``answer_lead_beats`` (0 = the answer starts at once); ``answer_ratio`` how long an answer
+    lasts for the call's length (1: as long; an answer ending as a phrase runs a little over)."""
     calls: list[PlannedCall] = []
     t = start
     end = start
     for i, phrase in enumerate(phrases):
         calls.append(PlannedCall(phrase, t, _is_barge(i, barge_every)))
-        answer_starts = answer_start(phrase, t, silence_s, grid_beats)
-        answer_s = phrase.seconds  # the engine answers as long as the call
+        answer_starts = answer_start(phrase, t, silence_s, grid_beats, lead_beats)
+        answer_s = phrase.seconds * answer_ratio
         end = answer_starts + answer_s + breath_beats * 60 / phrase.bpm
         t = answer_starts + 0.5 * answer_s if _is_barge(i + 1, barge_every) else end
     return calls, end
 
 
-def answer_start(phrase: Phrase, start: float, silence_s: float, grid_beats: float) -> float:
+def answer_start(phrase: Phrase, start: float, silence_s: float, grid_beats: float, lead_beats: float = 0.0) -> float:
     """When the engine's answer to ``phrase`` played from ``start`` begins: the last release plus
     the silence, then on to the next point of the call's grid (its first note on a beat)."""
     spb = 60 / phrase.bpm
-    decided = start + max(_note_times(n, 0.0, spb)[1] for n in phrase.notes) + silence_s
+    decided = start + max(_note_times(n, 0.0, spb)[1] for n in phrase.notes) + silence_s + lead_beats * spb
     if grid_beats <= 0:
         return decided
     first = start + min(n.start for n in phrase.notes) * spb

@@ -179,6 +179,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "silence_ms"): (lambda v: 0 <= v <= 60000, "between 0 and 60000"),
     ("serve", "silence_beats"): (lambda v: 0 <= v <= 64, "between 0 and 64"),
     ("serve", "answer_grid_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "answer_lead_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
     ("serve", "max_call_beats"): (lambda v: v >= 0, ">= 0"),
     ("serve", "min_call_notes"): (lambda v: v >= 1, ">= 1"),
     ("serve", "response_length"): (lambda v: v >= 0, ">= 0"),

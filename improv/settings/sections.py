@@ -165,15 +165,18 @@ class ServeSettings:
     # Only notes and the sustain pedal on this channel (1-16) are the performer's; 0 = every channel.
     # improv's own controllers (cc_*) count on every channel (a controller box sends on its own).
     listen_channel: int = 0
-    # A call ends this long after the last key and the sustain pedal are released: silence_ms, or
-    # silence_beats at the current tempo when that is longer (0 = off).
-    silence_ms: float = 600.0
-    silence_beats: float = 0.0
+    # A call ends this long after the last key and the sustain pedal are released: silence_beats at
+    # the current tempo, or silence_ms when that is longer (0 = off): a beat of silence, at any tempo.
+    silence_ms: float = 300.0
+    silence_beats: float = 1.0
     # The answer's first note goes on the call's beat grid: the first point of this grid (in beats;
     # 1 = the next beat, 0.5 = the next half beat) at or after the end of the call; 0 = at once.
     # The grid is the MIDI clock's beat when a DAW's transport (start / song position) places it,
     # else the call's own, its first note on a beat.
     answer_grid_beats: float = 1.0
+    # ... and at least this many beats after the silence: the answer comes on the second beat after
+    # the call's last note ends (with a beat of silence), the same for the same call at any tempo.
+    answer_lead_beats: float = 0.5
     # A call ends anyway after this many beats (0 = no limit); a call of fewer notes gets no answer.
     max_call_beats: float = 64.0
     min_call_notes: int = 2
@@ -194,6 +197,9 @@ class ServeSettings:
     # How much the answer takes up the call (0 = a free continuation ... 1 = the call's motif
     # restated and varied: its rhythm, its intervals, moved to another degree); knob: cc_imitation.
     imitation: float = 0.0
+    # The answer ends as a phrase: from 80% of its length on, on the first note that lies on a beat,
+    # on a tonic-triad tone of the call's key and lasts a beat or more (at 1.5x its length at the latest).
+    phrase_ending: bool = True
     # Range of pitches the answer may use (lowest <= highest).
     lowest_pitch: int = 21
     highest_pitch: int = 108

@@ -1,0 +1,145 @@
+"""How an answer follows its call: its texture and register, how it takes up the call's motif,
+and how it ends as a phrase. Pure numpy, per sampled head.
+
+**Texture and register**: a single line answers a single line, chords answer chords (no more at
+once than the call struck); notes beyond the call's register are made unlikely, far beyond it all
+but impossible (``serve.register: follow``).
+
+**Imitation** (``serve.imitation``, 0..1): the call's motif, its onsets' rhythm (offset and length
+classes) and its top line's shape, is restated from the answer's start, moved to another degree
+of the key (restated, or in sequence a step or two up or down, or a fifth), for the first
+``imitation`` share of the call's onsets. Each head of the voice gets a bonus toward the motif's
+next value, up to ``IMITATION_NATS`` at 1: the voice follows the motif where it agrees and varies
+it where it disagrees strongly. The top line follows the motif's intervals from wherever the
+answer is, so one different note does not derail the rest of the shape. A chordal answer takes up
+the rhythm only (its top line is known only once an onset is complete).
+
+**Cadence** (``serve.phrase_ending``): from ``CADENCE_FROM`` of its length on, the answer leans
+toward an ending (onsets on a beat, tonic-triad tones of the call's key, notes a beat long or
+more) and ends after the first note that is all three (its chord completed), or at
+``HARD_STOP`` times its length at the latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from improv.music.tokenizer import N_PITCH
+
+IMITATION_NATS = 5.0  # the bonus toward the motif's value at imitation 1 (e^5: ~150 to 1)
+CADENCE_FROM = 0.8  # share of the answer's length after which it looks for an ending
+HARD_STOP = 1.5  # ... and after which it ends anyway
+CADENCE_NATS = 1.5  # bonus toward an ending's tonic-triad tones, beats and long notes
+SHIFTS = (0, 1, -1, 2, -2, 4, -3)  # scale degrees the motif moves by: restated, in sequence, a fifth
+SHIFT_WEIGHTS = np.array([0.3, 0.15, 0.15, 0.1, 0.1, 0.1, 0.1])
+REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
+REGISTER_REACH = 12  # ... and beyond this many semitones past it, all but impossible
+_MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])  # natural minor: the degrees a motif moves along
+
+
+@dataclass
+class Motif:
+    """The call's motif as the answer imitates it."""
+
+    offsets: list[int]  # offset class of each onset (the first unused: the answer's start is the grid's)
+    durations: list[int]  # duration class of each onset's longest note
+    pitches: list[int]  # each onset's top note, moved by ``shift`` degrees
+    span: int  # onsets imitated
+    strength: float  # nats at the motif's values
+
+
+def call_onsets(rows: list[np.ndarray], chords: list[bool]) -> tuple[list[int], list[int], list[int]]:
+    """(offset class, longest duration class, top pitch) of each onset of the call's rows."""
+    offsets: list[int] = []
+    durations: list[int] = []
+    pitches: list[int] = []
+    for row, chord in zip(rows, chords):
+        pitch, offset, duration = int(row[0]), int(row[1]), int(row[2])
+        if chord and pitches:
+            durations[-1] = max(durations[-1], duration)
+            pitches[-1] = max(pitches[-1], pitch)
+        else:
+            offsets.append(offset)
+            durations.append(duration)
+            pitches.append(pitch)
+    return offsets, durations, pitches
+
+
+def move_by_degrees(pitch: int, degrees: int, key: tuple[int, bool] | None) -> int:
+    """``pitch`` moved ``degrees`` steps along the key's scale (major-scale steps with no key); a
+    note outside the scale keeps its distance to the scale note below it."""
+    scale = _MINOR if key is not None and key[1] else _MAJOR
+    tonic = key[0] if key is not None else 0
+    rel = pitch - tonic
+    octave, pc = divmod(rel, 12)
+    degree = int(np.searchsorted(scale, pc, side="right")) - 1
+    chromatic = pc - int(scale[degree])
+    octave_shift, new_degree = divmod(degree + degrees, 7)
+    return int(tonic + 12 * (octave + octave_shift) + scale[new_degree] + chromatic)
+
+
+def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key: tuple[int, bool] | None, rng: np.random.Generator) -> Motif | None:
+    """The motif an answer imitates (None at imitation 0, or for a call of one onset)."""
+    if imitation <= 0 or len(rows) < 2:
+        return None
+    offsets, durations, pitches = call_onsets(rows, chords)
+    shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=SHIFT_WEIGHTS / SHIFT_WEIGHTS.sum()))])
+    moved = [move_by_degrees(p, shift, key) for p in pitches]
+    span = max(2, int(round(imitation * len(offsets))))
+    return Motif(offsets, durations, moved, min(span, len(offsets)), IMITATION_NATS * imitation)
+
+
+def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int:
+    """The pitch the motif asks for at ``onset``: its own first pitch, then its intervals from
+    wherever the answer's top line is."""
+    if onset == 0 or line_pitch is None:
+        return motif.pitches[0]
+    return line_pitch + motif.pitches[onset] - motif.pitches[onset - 1]
+
+
+def tonic_triad(key: tuple[int, bool]) -> np.ndarray:
+    """A bool mask over the 130 pitch classes of the key's tonic triad tones."""
+    tonic, minor = key
+    triad = np.zeros(12, dtype=bool)
+    triad[[tonic % 12, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12]] = True
+    mask = np.zeros(130, dtype=bool)
+    mask[:128] = triad[np.arange(128) % 12]
+    return mask
+
+
+def on_beat(beats: float) -> bool:
+    return abs(beats - round(beats)) < 1e-6
+
+
+def call_texture(onset_groups: Sequence[int]) -> int:
+    """How many notes the answer may strike at once, from the call's onsets (notes per onset):
+    1 for a single line, else its largest chord."""
+    if not onset_groups:
+        return 1
+    if sum(onset_groups) / len(onset_groups) <= 1.15:
+        return 1
+    return int(max(onset_groups))
+
+
+def call_register(call: Any) -> tuple[float, float]:
+    """The call's register: its median pitch, and half the span of its middle 80 % (at least
+    half an octave), in semitones."""
+    pitches = np.array([n.pitch for n in call.notes], dtype=float)
+    low, high = np.percentile(pitches, [10, 90])
+    return float(np.median(pitches)), max(6.0, (high - low) / 2 + 2)
+
+
+def register_bias(register: tuple[float, float]) -> np.ndarray:
+    """Pitch-logit penalties for notes beyond the register: 0 inside it, REGISTER_SLOPE nats a
+    semitone beyond it, and a wall (finite, so a mask that leaves only far notes still draws one)
+    past REGISTER_REACH."""
+    centre, half = register
+    distance = np.abs(np.arange(N_PITCH, dtype=float) - centre) - half
+    bias = -REGISTER_SLOPE * np.clip(distance, 0.0, None)
+    bias[distance > REGISTER_REACH] = -40.0
+    bias[128:] = 0.0  # BOS/EOS are the mask's business
+    return bias
