@@ -1001,3 +1001,29 @@ def test_the_answer_starts_the_same_number_of_beats_after_the_call_at_any_tempo(
     # A beat of silence, half a beat's breath, the next beat: the second beat after the call's last
     # note ends (it ends at 3.5 beats: the answer comes at 5), whatever the tempo.
     assert waits == pytest.approx([1.5, 1.5, 1.5])
+
+
+def test_the_running_state_never_drifts_beyond_the_window():
+    """A long call: the state is re-primed from the window in the background, so it never carries
+    more than window + a few events of history, and right after a re-prime it is exactly
+    ``prime(window)``."""
+    from improv.realtime.context import DRIFT_SLACK
+
+    model = random_step_model(seed=2, hidden_size=16, embed_dim=8)
+    e = Engine(model, dataclasses.replace(PLAIN, window=12, max_call_beats=0), seed=0)
+    exact = 0
+    for k in range(80):
+        simulate(e, phrase([60 + k % 7], start=k * 0.3, step=0.3, length=0.2), until=k * 0.3 + 0.29, start=k * 0.3)
+        assert e._context.seen <= 12 + DRIFT_SLACK + 1
+        exact += same_state(e.state, model.prime(e.window_rows()))
+    assert exact >= 3  # re-primed several times along the way
+
+
+def test_a_long_silence_is_the_longest_offset_and_timing_restarts_at_the_note_after_it():
+    m = LadderModel()
+    e = engine(dataclasses.replace(PLAIN, min_call_notes=3), model=m)  # the first two notes get no answer
+    simulate(e, phrase([60, 62]) + phrase([64, 65], start=40.0, step=0.3), until=40.9)  # 40 s apart, at 100 bpm
+    rows = [r for r in m.fed if r[PITCH] in (64, 65)]
+    last_class = len(Tokenizer().time_values) - 1
+    assert rows[0][OFFSET] == last_class  # shortened to the longest offset
+    assert rows[1][OFFSET] == 6  # 0.3 s = half a beat after it: measured from its real onset, not a rounded one

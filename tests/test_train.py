@@ -307,3 +307,22 @@ def _json_objects(text: str) -> list[str]:
             if depth == 0:
                 objects.append(text[start : i + 1])
     return objects
+
+
+def test_early_stopping_stops_after_patience_validations_without_improvement(tmp_path, monkeypatch):
+    import improv.training.loop as loop_mod
+
+    losses = iter([3.0, 2.5, 2.6, 2.7, 2.55, 2.9, 2.0, 1.0])  # best at the 2nd, then 3 worse in a row
+    monkeypatch.setattr(loop_mod, "validation_loss", lambda run: (next(losses), [0.0] * 4))
+    lines: list[str] = []
+    summary = fit(tiny(tmp_path, epochs=8, patience=3), pieces=make_pieces(6), show_progress=False, log=lines.append)
+    assert summary["epochs"] == 5 and summary["stopped"] == "early stopping"  # validations 3, 4, 5 did not improve on 2.5
+    assert summary["best_val_loss"] == 2.5 and load_checkpoint(tmp_path / "m.pt").train["epoch"] == 2
+    assert any("early stopping: no improvement in 3 validations" in line for line in lines)
+
+
+def test_max_steps_stops_at_exactly_that_step_and_the_schedule_ends_there(tmp_path):
+    summary = fit(tiny(tmp_path, epochs=50, max_steps=7, warmup_steps=2), pieces=make_pieces(6), show_progress=False, log=quiet)
+    assert summary["steps"] == 7 and summary["stopped"] == "max_steps"
+    last = load_checkpoint(last_path(tmp_path / "m.pt"))
+    assert last.train["step"] == 7 and last.resume["progress"]["total_steps"] == 7  # the cosine decays over 7 steps, not 50 epochs
