@@ -1,7 +1,6 @@
-"""One module per `improv` subcommand: HELP, add_arguments(parser), run(args, settings) -> int.
-
-Also what the commands share: argparse types for whole numbers (every ``--seed`` takes ``seed``)
-and ``json_ready`` for every ``--json``.
+"""What the `improv` commands share: argparse types for whole numbers (every ``--seed`` takes
+``seed``), ``--voice``/``--checkpoint`` (the two ways a command names its model), and
+``json_ready`` for every ``--json``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`improv demo`: a built-in performer plays calls into the real engine. Pure planning here;
-``demo_session.py`` runs it on a clock and writes the file.
+``session.demo`` runs it on a clock and writes the file.
 
 The performer plays phrases cut from real music (music21's corpus) at their tempo. It knows the
 engine's rules, so it plans the whole session up front: each call ends with all keys up; the

@@ -1,14 +1,7 @@
-"""Typed settings, loaded from ``config.yaml`` and ``--set section.key=value`` overrides.
-
-The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
-same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
-type, is a ``ConfigError`` naming the key and the value.
-
-Each section belongs to one part of improv, and most modules receive only the section they use
-(``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
-engine its ``ServeSettings``; ``generate`` gets options the command built from its sections). A few
-take the whole ``Settings`` because their job spans sections: ``train.train`` (tokenizer, corpus,
-model, train), ``evaluate.run_eval`` (corpus, sample, eval) and the demo (corpus, serve, demo).
+"""The settings, one typed section per part of improv: the dataclass defaults below are the
+defaults, and the repository's commented ``config.yaml`` holds the same values (a test keeps the
+two identical). Each room receives only the section it uses (the corpus loader its
+``CorpusSettings``, the tokenizer its ``TokenizerSettings``, the engine its ``ServeSettings``).
 """
 
 from __future__ import annotations
