@@ -115,3 +115,43 @@ def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, mon
     assert record.read_bytes()[:4] == b"MThd"
     out = capsys.readouterr().out
     assert "0 exchanges" in out and f"recorded {record}" in out
+
+
+def test_serve_opens_its_ports_only_after_the_voices_are_loaded_and_warm(checkpoint, monkeypatch):
+    import improv.session.serve as session
+
+    order: list[str] = []
+    real_load = session.load_voices
+
+    def load(choice, say):
+        order.append("names checked" if order == ["names"] else "?")
+        out = real_load(choice, say)
+        order.append("voices loaded")
+        return out
+
+    def ports(choice, wake=None):
+        order.append("ports opened")
+        return FakePorts(choice, wake)
+
+    monkeypatch.setattr(session, "check_names", lambda choice: order.append("names") or (None, None))
+    monkeypatch.setattr(session, "load_voices", load)
+    monkeypatch.setattr(session, "MidiPorts", ports)
+    monkeypatch.setattr(session, "serve", lambda loop, **kwargs: loop.stats)
+    assert main(["serve", "--virtual", "--checkpoint", str(checkpoint)]) == 0
+    # A wrong port name fails before anything loads; nothing played while loading reaches improv.
+    assert order == ["names", "names checked", "voices loaded", "ports opened"]
+
+
+def test_virtual_makes_only_the_sides_no_name_was_given_for():
+    from improv.io.watched_ports import PortChoice, check_names
+
+    class Lister:
+        def inputs(self):
+            return ["keyboard:out"]
+
+        def outputs(self):
+            return ["FLUID Synth:midi_in", "keyboard:in"]
+
+    assert check_names(PortChoice(out_name="FLUID", virtual=True), Lister()) == (None, "FLUID Synth:midi_in")
+    assert check_names(PortChoice(in_name="keyboard", virtual=True), Lister()) == ("keyboard:out", None)
+    assert check_names(PortChoice(in_name="keyboard", out_name="FLUID"), Lister()) == ("keyboard:out", "FLUID Synth:midi_in")

@@ -326,3 +326,14 @@ def test_max_steps_stops_at_exactly_that_step_and_the_schedule_ends_there(tmp_pa
     assert summary["steps"] == 7 and summary["stopped"] == "max_steps"
     last = load_checkpoint(last_path(tmp_path / "m.pt"))
     assert last.train["step"] == 7 and last.resume["progress"]["total_steps"] == 7  # the cosine decays over 7 steps, not 50 epochs
+
+
+def test_train_never_silently_replaces_a_model(tmp_path, capsys):
+    data = write_midi_folder(tmp_path / "midi", n=4)
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"a model worth keeping")
+    args = ["train", "--data", str(data), "--out", str(out), *TINY_SETS, "--max-steps", "1", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == f"improv: error: {out} already exists: --resume continues its run, --force trains a new model over it (or pick another --out)"
+    assert out.read_bytes() == b"a model worth keeping"
+    assert main([*args, "--force"]) == 0 and load_checkpoint(out).train["step"] == 1
