@@ -71,6 +71,10 @@ def test_motif_uptake_is_transposition_free_on_the_top_line():
     chords = note_array([n for k, p in enumerate([67, 69, 71, 72]) for n in (Note(p, k, 1, 80), Note(p - 19, k, 1, 80))])
     assert top_line(chords, SPB).tolist() == [67, 69, 71, 72]
     assert motif_uptake(call, chords, SPB) == 1.0
+    # The skyline: an alto moving under the soprano's held half note is not the melody.
+    chorale = note_array([Note(72, 0, 2, 80), Note(64, 0, 1, 80), Note(65, 1, 1, 80), Note(74, 2, 1, 80), Note(67, 2, 1, 80), Note(76, 3, 1, 80), Note(60, 3, 0.5, 80), Note(62, 3.5, 0.5, 80)])
+    assert top_line(chorale, SPB).tolist() == [72, 74, 76]
+    assert top_line(note_array([Note(60, 0, 1, 80), Note(67, 1, 1, 80), Note(62, 2, 1, 80)]), SPB).tolist() == [60, 67, 62]
     assert uptake([1, 2, 3, 1, 2, 3], [1, 2, 3, 9, 9, 9]) == pytest.approx(1 / 4)  # repeats counted
 
 
@@ -264,3 +268,67 @@ def test_evaluate_duet_layout_and_the_engine_settings_pass_through():
     # The engine plays with the settings given: a single voice at most and no key changes what it answers.
     loud = evaluate_duet(model, pairs, markov, ServeSettings(keep_key=False, register="free"), SamplingParams(), answers=2, seed=0)
     assert loud["improv"] != result["improv"] and loud["real"] == result["real"]
+
+
+# ---- the command ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def duet_setup(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Six small 3/4 MIDI pieces and an untrained checkpoint whose record holds out two of them."""
+    from improv.corpus.load import load_corpus
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+    from improv.music.midi import Track, midi_bytes
+    from improv.settings.load import load_settings
+
+    root = tmp_path_factory.mktemp("duet")
+    folder = root / "corpus"
+    folder.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(6):
+        durations = [float(d) for d in rng.choice([0.5, 1.0], 40)]
+        notes = list(line([int(p) for p in 60 + rng.choice([0, 2, 4, 5, 7, 9, 11], 40)], durations))
+        (folder / f"piece{i}.mid").write_bytes(midi_bytes([Track("x", [Note(int(n["pitch"]), float(n["start"]), float(n["duration"]), 80) for n in notes])], 100, meter=(3, 4)))
+    overrides = ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1", f"corpus.cache_dir={root / 'cache'}", "corpus.workers=1"]
+    settings = load_settings(None, overrides)
+    ckpt = untrained_checkpoint(settings.model, settings.tokenizer, seed=0)
+    pieces, _ = load_corpus([str(folder)], ckpt.tokenizer, settings.corpus)
+    assert [p.meter for p in pieces] == [(3, 4)] * 6
+    names = [p.name for p in pieces]
+    ckpt.train = {"data": [str(folder)], "heldout": names[:2], "train_pieces": names[2:]}
+    path = root / "tiny.pt"
+    save_checkpoint(path, ckpt)
+    return path, [a for o in overrides for a in ("--set", o)]
+
+
+def test_eval_duet_json_layout_and_table(duet_setup, capsys):
+    path, sets = duet_setup
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "3", "--seed", "1", *sets]) == 0
+    result = json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    for name in SYSTEMS:
+        assert set(FIGURES) <= set(result[name]), name
+    for key in ("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll", "pairs", "bars", "answers_per_call", "seed", "checkpoint"):
+        assert key in result, key
+    assert result["pairs"] == 3 and result["bars"] == 2 and result["answers_per_call"] == 2 and result["seed"] == 1
+    assert result["improv"]["answers"] == 6 and result["real"]["answers"] == 3
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--answers", "1", "--pairs", "2", "--bars", "1", *sets]) == 0
+    table = capsys.readouterr().out
+    assert "rhythm_uptake" in table and "shuffled" in table and ">= 0.8x real" in table and "after the call (primed)" in table
+    # The serve settings are the engine's: another setting, other answers; the real ones the same.
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "3", "--seed", "1", *sets, "--set", "serve.max_voices=1", "--set", "serve.register=free", "--set", "serve.keep_key=false"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["real"] == result["real"] and other["improv"] != result["improv"]
+
+
+def test_eval_duet_errors_are_one_line(duet_setup, tmp_path, capsys):
+    path, sets = duet_setup
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--bars", "40", *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no 40-bar phrase pair" in err[0], err
+    empty = tmp_path / "empty.mid"
+    from improv.music.midi import Track, midi_bytes
+
+    empty.write_bytes(midi_bytes([Track("x", [Note(60, 0, 1, 80), Note(62, 1, 1, 80)])], 100))
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--data", str(empty), *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "phrase pair" in err[0], err

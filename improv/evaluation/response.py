@@ -10,9 +10,10 @@ Per (call, answer):
 * rhythm 3-grams: the inter-onset intervals between the answer's consecutive onsets (grid steps),
   taken three at a time; ``rhythm_uptake`` = the share of the answer's 3-grams (each occurrence
   counted) that occur anywhere among the call's. Undefined for an answer of fewer than 4 onsets.
-* motif 3-grams: the *top line* (the highest note of each onset), its melodic intervals in
-  signed semitones, three at a time (four notes); ``motif_uptake`` = the same share. Intervals,
-  not pitches: a motif moved to another degree is taken up.
+* motif 3-grams: the *top line* (at each onset the highest note sounding, struck there or held:
+  the skyline, so an inner part moving under a held melody note is not the melody), its melodic
+  intervals in signed semitones, three at a time (four notes); ``motif_uptake`` = the same share.
+  Intervals, not pitches: a motif moved to another degree is taken up.
 * key: ``music.keys.estimate_phrase_key`` of each phrase (its pitches, starts, durations, the
   metre's beat and bar); the answer agrees when tonic and mode are the call's.
 * register gap: |median pitch of the call - median pitch of the answer|, semitones.
@@ -52,16 +53,22 @@ def iois(notes: np.ndarray, steps_per_beat: int) -> np.ndarray:
 
 
 def top_line(notes: np.ndarray, steps_per_beat: int) -> np.ndarray:
-    """The highest pitch of each onset, in time order."""
+    """The melody on top (the skyline): at each onset the highest note sounding, struck there or
+    held from before, each note once; in time order. A part moving under a held top note (a
+    chorale's alto under the soprano's half note) is not the top line."""
     if len(notes) == 0:
         return np.zeros(0, dtype=np.int64)
     steps = onset_steps(notes, steps_per_beat)
+    ends = np.round((notes["start"] + notes["duration"]) * steps_per_beat).astype(np.int64)
     pitch = np.asarray(notes["pitch"], dtype=np.int64)
-    order = np.lexsort((pitch, steps))  # by onset, highest last
-    steps, pitch = steps[order], pitch[order]
-    last = np.ones(len(steps), dtype=bool)
-    last[:-1] = steps[1:] != steps[:-1]
-    return pitch[last]
+    line, last = [], -1
+    for at in np.unique(steps):
+        sounding = np.flatnonzero(((steps <= at) & (ends > at)) | (steps == at))
+        top = int(sounding[np.lexsort((steps[sounding], pitch[sounding]))[-1]])  # highest, then latest
+        if top != last:
+            line.append(pitch[top])
+            last = top
+    return np.array(line, dtype=np.int64)
 
 
 def ngrams(values: Sequence[int] | np.ndarray, n: int = N) -> list[tuple[int, ...]]:
