@@ -139,6 +139,7 @@ def test_pairs_are_cut_at_bar_lines_in_three_four_with_a_pickup():
     assert TOK.time_values[first.answer_rows[0, OFFSET]] == 0.5
     # The pair after it starts 12 beats later, at the fourth bar line (bar 3, from 10 beats).
     assert pairs[1].call["pitch"].tolist()[:3] == [65, 67, 68] and pairs[1].call["start"].min() == 0.0
+    assert pairs[1].call_rows[0, OFFSET] == 0  # heard at a session's start, not 0.5 beats after the note before
 
 
 def test_six_eight_bars_and_clipped_calls():
