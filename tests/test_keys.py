@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from improv.music.keys import PhraseKeyWeights, estimate_key, estimate_phrase_key, key_name
+from improv.music.keys import PhraseKeyWeights, estimate_key, estimate_phrase_key, key_name, phrase_key_scores
 
 PROFILE_ONLY = PhraseKeyWeights(0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -50,6 +50,15 @@ def test_first_and_last_notes_decide_between_relative_keys():
     assert new(tune) == "C major"  # begun and ended on C
 
 
+def test_the_last_and_the_first_note_weigh_as_told():
+    tune = [69, 71, 72, 74, 76, 74, 72, 71, 72]  # from A to C
+    p, t, d = phrase(tune)
+    last = PhraseKeyWeights(0.0, 0.0, 2.0, 0.5, 0.0, 0.0, 0.0, 0.0)
+    first = PhraseKeyWeights(0.0, 0.0, 2.0, 0.0, 0.0, 0.5, 0.0, 0.0)
+    assert key_name(*estimate_phrase_key(p, t, d, weights=last)) == "C major"
+    assert key_name(*estimate_phrase_key(p, t, d, weights=first)) == "A minor"
+
+
 def test_transposed_phrases_move_the_key_with_them():
     pitches, onsets, durations = phrase([60, 62, 64, 65, 67, 64, 62, 59, 60], [1, 0.5, 0.5, 1, 1, 0.5, 0.5, 1, 2])
     for shift in range(-6, 6):
@@ -63,7 +72,21 @@ def test_seconds_or_beats_and_where_the_call_starts():
     assert estimate_phrase_key(pitches, onsets * 0.6, durations * 0.6, beat=0.6) == beats  # 100 bpm, in seconds
     # Scores with accents: on the beat grid from the first onset, in any unit.
     accented = PhraseKeyWeights(beat_accent=1.0, bar_accent=1.0)
-    assert estimate_phrase_key(pitches, onsets * 0.6, durations * 0.6, beat=0.6, bar=2.4, weights=accented) == estimate_phrase_key(pitches, onsets, durations, bar=4.0, weights=accented)
+    in_beats = phrase_key_scores(pitches, onsets, durations, bar=4.0, weights=accented)
+    assert np.allclose(phrase_key_scores(pitches, onsets * 0.6, durations * 0.6, beat=0.6, bar=2.4, weights=accented), in_beats)
+    assert not np.allclose(phrase_key_scores(pitches, onsets, durations, bar=4.0), in_beats)  # the accents count
+
+
+def test_accents_weigh_notes_on_beats_and_downbeats():
+    # Eighths: A on each downbeat, E and C on the other beats, C, G off them: flat, C major; with
+    # the downbeats stressed, A minor.
+    pitches = [69, 72, 64, 67, 64, 72, 64, 67] * 2
+    onsets = np.arange(16) * 0.5
+    durations = np.full(16, 0.5)
+    flat = PhraseKeyWeights(0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    heavy = PhraseKeyWeights(1.0, 3.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert key_name(*estimate_phrase_key(pitches, onsets, durations, bar=4.0, weights=flat)) == "C major"
+    assert key_name(*estimate_phrase_key(pitches, onsets, durations, bar=4.0, weights=heavy)) == "A minor"
 
 
 def test_degenerate_input():
