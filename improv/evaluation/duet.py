@@ -18,6 +18,7 @@ ends a call) are skipped for every system alike, so that all five answer the sam
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -160,18 +161,39 @@ def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: in
     markov = MarkovModel(settings.eval.markov_order, ckpt.tokenizer.sizes).fit([p.tokens for p in train])
     params = SamplingParams.from_settings(settings.sample)
     result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log)
-    return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), "pieces": len(heldout), "bars": bars, **result}
+    result["targets_met"] = targets_met(result)
+    where = {"checkpoint": checkpoint, "voice": Path(checkpoint).stem, "data": list(data) if data else list(record["data"])}
+    return {**where, "pieces": len(heldout), "bars": bars, **result}
 
 
-# What the issue asks of improv's answers, beside each figure of the table.
+# What the issue asks of improv's answers, beside each figure of the table ("clearly above" the
+# shuffled control is read as at least 1.25 times its figure).
 TARGETS = {
-    "rhythm_uptake": ">= 0.8x real, > shuffled",
-    "motif_uptake": ">= 0.8x real, > shuffled",
+    "rhythm_uptake": ">= 0.8x real, >= 1.25x shuffled",
+    "motif_uptake": ">= 0.8x real, >= 1.25x shuffled",
     "key_agreement": ">= real",
     "register_gap": "<= real + 3",
     "polyphony": "as the call",
     "cadence_rate": "",
 }
+
+
+def targets_met(result: dict[str, Any]) -> dict[str, bool | None]:
+    """Whether each target of the issue holds for improv's answers (None: a figure is missing)."""
+    real, improv, shuffled = result["real"], result["improv"], result["shuffled"]
+
+    def rule(figure: str, test: Callable[..., bool]) -> bool | None:
+        values = (improv[figure], real[figure], shuffled[figure])
+        return None if any(v is None for v in values) else bool(test(*values))
+
+    nll = (result["answer_nll_primed"], result["answer_nll_unprimed"], result["markov_answer_nll"])
+    return {
+        "answer_nll": bool(nll[0] < nll[1] and nll[0] < nll[2]),
+        "rhythm_uptake": rule("rhythm_uptake", lambda i, r, s: i >= 0.8 * r and i >= 1.25 * s),
+        "motif_uptake": rule("motif_uptake", lambda i, r, s: i >= 0.8 * r and i >= 1.25 * s),
+        "key_agreement": rule("key_agreement", lambda i, r, s: i >= r),
+        "register_gap": rule("register_gap", lambda i, r, s: i <= r + 3),
+    }
 
 
 def format_duet_table(result: dict[str, Any]) -> str:
@@ -180,19 +202,24 @@ def format_duet_table(result: dict[str, Any]) -> str:
     def shown(value: Any) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
+    met = result.get("targets_met") or targets_met(result)
+
+    def verdict(name: str) -> str:
+        return {True: "met", False: "NOT met", None: ""}[met.get(name)]
+
     lines = [
         f"{result.get('checkpoint', '')}: {result['pairs']} call/answer pairs of {result.get('bars', '?')} bars "
         f"from {result.get('pieces', '?')} held-out pieces ({result['skipped_silence']} skipped: a silence inside the call); "
         f"{result['answers_per_call']} generated answers per call, seed {result['seed']}, serve.imitation {result['imitation']:g}",
         "",
         f"{'NLL of the real answer':<30}{'nats/event':>11}",
-        f"{'  after the call (primed)':<30}{result['answer_nll_primed']:>11.3f}   target: below both others",
+        f"{'  after the call (primed)':<30}{result['answer_nll_primed']:>11.3f}   target: below both others ({verdict('answer_nll')})",
         f"{'  from a fresh state':<30}{result['answer_nll_unprimed']:>11.3f}",
         f"{'  markov-' + str(result['markov_order']) + ' after the call':<30}{result['markov_answer_nll']:>11.3f}",
         "",
         f"{'figure':<16}" + "".join(f"{name:>10}" for name in SYSTEMS) + "   target (improv)",
     ]
     for figure in FIGURES:
-        lines.append(f"{figure:<16}" + "".join(f"{shown(result[name][figure]):>10}" for name in SYSTEMS) + f"   {TARGETS[figure]}")
+        lines.append(f"{figure:<16}" + "".join(f"{shown(result[name][figure]):>10}" for name in SYSTEMS) + f"   {TARGETS[figure]}" + (f" ({verdict(figure)})" if verdict(figure) else ""))
     lines.append(f"{'  the calls':<16}{shown(result['real']['call_polyphony']):>10}   (notes per onset)")
     return "\n".join(lines)
