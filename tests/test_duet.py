@@ -178,6 +178,11 @@ def test_the_shuffled_control_never_pairs_a_call_with_its_own_piece():
     assert shuffled_partners(["a", "a"], 0) == [None, None]
     partners = shuffled_partners(["a", "a", "b", "b", "c", "c"], 3)
     assert sorted(partners) == list(range(6))  # balanced pieces: every real answer used once
+    pieces = ["a"] * 3 + ["b"] * 4 + ["c"] * 2 + ["d"] * 5 + ["e"] * 3
+    rounds = [shuffled_partners(pieces, 1, k) for k in range(4)]
+    for i in range(len(pieces)):
+        mine = [r[i] for r in rounds]
+        assert len(set(mine)) == 4 and all(pieces[j] != pieces[i] for j in mine)  # four other answers
 
 
 def test_spread_keeps_the_ends():
@@ -261,7 +266,7 @@ def test_evaluate_duet_layout_and_the_engine_settings_pass_through():
     for name in SYSTEMS:
         assert set(FIGURES) <= set(result[name])
     assert result["improv"]["answers"] == result["unprimed"]["answers"] == result["markov"]["answers"] == 2 * len(pairs)
-    assert result["real"]["answers"] == result["shuffled"]["answers"] == len(pairs)
+    assert result["real"]["answers"] == len(pairs) and result["shuffled"]["answers"] == 2 * len(pairs)
     assert result["improv"]["empty_answers"] == 0 and result["improv"]["answer_notes"] > 2
     assert result["real"]["rhythm_uptake"] is not None
     for key in ("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll"):
@@ -311,7 +316,7 @@ def test_eval_duet_json_layout_and_table(duet_setup, capsys):
     for key in ("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll", "pairs", "bars", "answers_per_call", "seed", "checkpoint"):
         assert key in result, key
     assert result["pairs"] == 3 and result["bars"] == 2 and result["answers_per_call"] == 2 and result["seed"] == 1
-    assert result["improv"]["answers"] == 6 and result["real"]["answers"] == 3
+    assert result["improv"]["answers"] == result["shuffled"]["answers"] == 6 and result["real"]["answers"] == 3
     assert main(["eval", "--duet", "--checkpoint", str(path), "--answers", "1", "--pairs", "2", "--bars", "1", *sets]) == 0
     table = capsys.readouterr().out
     assert "rhythm_uptake" in table and "shuffled" in table and ">= 0.8x real" in table and "after the call (primed)" in table

@@ -5,7 +5,7 @@ On the held-out pieces (``phrases``: pairs of N-bar phrases, the call and its re
 call gets answers from five systems (``answers``): ``real`` (the piece's own next N bars),
 ``improv`` (the engine, with the user's serve and sample settings, several seeds per call),
 ``unprimed`` (the same voice from a fresh state), ``markov`` (an order-k continuator primed with
-the call) and ``shuffled`` (another piece's real answer). Each system's answers are summarised by
+the call) and ``shuffled`` (other pieces' real answers, as many per call as generated ones). Each system's answers are summarised by
 ``response.summarize``. Top-level figures: the real answers' NLL per event after the call
 (``answer_nll_primed``), from a fresh state (``answer_nll_unprimed``) and under the Markov model
 given the call (``markov_answer_nll``), each also per head.
@@ -88,7 +88,7 @@ def evaluate_duet(
     turns: dict[str, list[Turn]] = {name: [] for name in SYSTEMS}
     nll = np.zeros((3, 4))  # primed, unprimed, markov; per field
     events = 0
-    partners = shuffled_partners([p.piece for p in kept], seed)
+    partners = [shuffled_partners([p.piece for p in kept], seed, k) for k in range(answers)]
     rng = np.random.default_rng(seed)
     tempi = []
     for i, pair in enumerate(kept):
@@ -99,10 +99,10 @@ def evaluate_duet(
         nll += np.stack([primed, fresh, markov_answer_nll(markov, tok, pair.call_rows, pair.answer_rows)])
         events += len(pair.answer_rows)
         turns["real"].append(turn(pair.answer))
-        partner = partners[i]
-        if partner is not None:
-            turns["shuffled"].append(turn(kept[partner].answer))
         for k in range(answers):
+            partner = partners[k][i]
+            if partner is not None:
+                turns["shuffled"].append(turn(kept[partner].answer))
             notes, answer_bpm = engine_answer(model, serve, params, pair.call, pair.span, bpm, seed * 1_000_003 + i * answers + k)
             tempi.append(answer_bpm / bpm)
             turns["improv"].append(turn(notes))

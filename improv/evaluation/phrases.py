@@ -155,13 +155,14 @@ def longest_rest(notes: np.ndarray) -> float:
     return float(max(gaps.max(), 0.0))
 
 
-def shuffled_partners(pieces: Sequence[str], seed: int) -> list[int | None]:
+def shuffled_partners(pieces: Sequence[str], seed: int, rotation: int = 0) -> list[int | None]:
     """For pair i (of piece ``pieces[i]``), the index of another piece's pair whose real answer
     the shuffled control pairs with call i; None where every pair is of the same piece.
 
     The pieces are put in a seeded random order and the pairs, grouped by piece in that order, are
-    rotated by the largest piece's count: no pair then meets a pair of its own piece when that
-    piece holds at most half the pairs; the rare rest take the nearest pair of another piece.
+    rotated by the largest piece's count (plus ``rotation``: each rotation gives each call another
+    partner): no pair then meets a pair of its own piece when that piece holds at most half the
+    pairs; the rare rest take the next pair of another piece.
     """
     n = len(pieces)
     names = sorted(set(pieces))
@@ -169,7 +170,7 @@ def shuffled_partners(pieces: Sequence[str], seed: int) -> list[int | None]:
     rank = {name: int(r) for name, r in zip(names, rng.permutation(len(names)))}
     order = sorted(range(n), key=lambda i: (rank[pieces[i]], i))
     counts = {name: pieces.count(name) for name in names}
-    shift = max(counts.values(), default=0)
+    shift = max(counts.values(), default=0) + rotation
     out: list[int | None] = [None] * n
     for k, i in enumerate(order):
         for step in range(n):
