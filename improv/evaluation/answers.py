@@ -29,7 +29,7 @@ import numpy as np
 from improv.evaluation.baselines import MarkovModel
 from improv.model.sampling import SamplingParams, sample
 from improv.model.step_model import HEAD_ORDER
-from improv.music.notes import NOTE_DTYPE, Note, note_array, notes_of, playable
+from improv.music.notes import Note, note_array, notes_of, playable
 from improv.music.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, TOKEN_DTYPE, Tokenizer
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine

@@ -6,6 +6,9 @@ sits ``pickup`` beats before the first downbeat, chosen among the half-beat posi
 as the one that puts the most sounding time on downbeats (a note's duration, counted when it starts
 on a bar line), the piece's end on a bar line breaking ties. ``pickup = 0`` (the first note on a
 downbeat) wins every tie, so a piece without a clear pickup is read as starting on the bar line.
+Against music21's measures (120 pieces of each), this finds the downbeat of 67 % of Bach chorales
+and 77 % of Essen folk songs, and a downbeat or the bar's middle in 99 % and 92 %: mostly, a
+misplaced call starts half a bar early or late.
 
 Bar 0 is the first note's bar (with a pickup, the bar the pickup lies in); pairs are cut from
 there: call = bars ``[2jN, 2jN + N)``, its real answer the next ``N`` bars, for j = 0, 1, ...
