@@ -338,3 +338,19 @@ def test_eval_duet_errors_are_one_line(duet_setup, tmp_path, capsys):
     assert main(["eval", "--duet", "--checkpoint", str(path), "--data", str(empty), *sets]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "phrase pair" in err[0], err
+
+
+def test_the_engine_answer_is_read_back_on_the_bar_grid():
+    from improv.evaluation.answers import engine_answer
+    from tests.support.fakes import LadderModel
+
+    call = line([60, 62, 64, 65])  # one bar of quarters, from its downbeat
+    played = engine_answer(LadderModel(), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
+    # The call ends at beat 4; 600 ms of silence later (beat 5.2) the answer starts on the next
+    # beat, 6: beat 2 of the bar after the call's. The ladder then climbs a beat apart, for as
+    # long as the call lasted (4 beats).
+    assert played.bpm == 120.0 and played.errors == []
+    assert played.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
+    broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
+    assert len(broken.notes) == 0 and "model error" in broken.errors[0]

@@ -21,7 +21,7 @@ start on it; the engine's start where its start rule puts them).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import mido
 import numpy as np
@@ -103,10 +103,16 @@ def playable_call(call: np.ndarray, settings: ServeSettings, bpm: float) -> bool
     return not too_long and longest_rest(call) * 60 / bpm < threshold_s(settings, bpm) * 0.9
 
 
-def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int) -> tuple[np.ndarray, float]:
-    """improv's answer to ``call`` (beats from its bar line) played at ``bpm``: (its notes, starts
-    in beats from the answer's bar line ``span`` beats after the call's, at the engine's tempo;
-    that tempo)."""
+class EngineAnswer(NamedTuple):
+    notes: np.ndarray  # NOTE_DTYPE, starts in beats from the answer's bar line
+    bpm: float  # the engine's tempo for the answer
+    errors: list[str]  # what the engine reported going wrong (a model error silences an answer)
+
+
+def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int) -> EngineAnswer:
+    """improv's answer to ``call`` (beats from its bar line) played at ``bpm``: its notes, their
+    starts in beats (at the engine's tempo) from the answer's bar line ``span`` beats after the
+    call's."""
     engine = Engine(model, dataclasses.replace(settings, bpm=bpm), params, seed=seed)
     performer = settings.listen_channel - 1 if settings.listen_channel else (settings.channel % 16)
     script = call_script(call, bpm, performer)
@@ -116,7 +122,7 @@ def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, c
     first = float(call["start"].min())
     # The engine's grid has the call's first note on a beat; place that note where the bar has it.
     notes = [Note(p, first + (on - START_S) * answer_bpm / 60 - span, (off - on) * answer_bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
-    return note_array(notes), answer_bpm
+    return EngineAnswer(note_array(notes), answer_bpm, engine.take_errors())
 
 
 def _pitch_mask() -> np.ndarray:

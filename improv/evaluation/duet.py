@@ -90,11 +90,14 @@ def evaluate_duet(
     events = 0
     partners = [shuffled_partners([p.piece for p in kept], seed, k) for k in range(answers)]
     rng = np.random.default_rng(seed)
-    tempi = []
+    tempi, errors = [], []
     for i, pair in enumerate(kept):
         bpm = pair.bpm or serve.bpm
         key = phrase_key(pair.call, pair.beat, pair.bar)
-        turn = lambda answer: Turn(pair.call, answer, pair.beat, pair.bar, key)  # noqa: E731
+
+        def turn(answer: np.ndarray, pair: PhrasePair = pair, key: Any = key) -> Turn:
+            return Turn(pair.call, answer, pair.beat, pair.bar, key)
+
         primed, fresh = answer_nll(model, pair.call_rows, pair.answer_rows)
         nll += np.stack([primed, fresh, markov_answer_nll(markov, tok, pair.call_rows, pair.answer_rows)])
         events += len(pair.answer_rows)
@@ -103,9 +106,12 @@ def evaluate_duet(
             partner = partners[k][i]
             if partner is not None:
                 turns["shuffled"].append(turn(kept[partner].answer))
-            notes, answer_bpm = engine_answer(model, serve, params, pair.call, pair.span, bpm, seed * 1_000_003 + i * answers + k)
-            tempi.append(answer_bpm / bpm)
-            turns["improv"].append(turn(notes))
+            played = engine_answer(model, serve, params, pair.call, pair.span, bpm, seed * 1_000_003 + i * answers + k)
+            if played.errors and not errors:
+                log(f"the engine reported: {played.errors[0]}")
+            errors += played.errors
+            tempi.append(played.bpm / bpm)
+            turns["improv"].append(turn(played.notes))
             turns["unprimed"].append(turn(free_answer(model, rng, params, pair.span, serve.max_response_events)))
             turns["markov"].append(turn(markov_answer(markov, tok, pair.call_rows, rng, params, pair.span, serve.max_response_events)))
         if (i + 1) % 25 == 0:
@@ -120,6 +126,7 @@ def evaluate_duet(
             "skipped_silence": skipped,
             "answer_events": events,
             "answers_per_call": answers,
+            "engine_errors": len(errors),
             "engine_tempo_kept": float(np.mean(np.abs(np.array(tempi) - 1) < 0.01)) if tempi else None,
             "markov_order": markov.order,
             "imitation": serve.imitation,
