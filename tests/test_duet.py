@@ -3,6 +3,7 @@ answers' likelihoods against hand computations, the shuffled control, and the co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -345,12 +346,17 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     from tests.support.fakes import LadderModel
 
     call = line([60, 62, 64, 65])  # one bar of quarters, from its downbeat
-    played = engine_answer(LadderModel(), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
-    # The call ends at beat 4; 600 ms of silence later (beat 5.2) the answer starts on the next
-    # beat, 6: beat 2 of the bar after the call's. The ladder then climbs a beat apart, for as
-    # long as the call lasted (4 beats).
+    exact = dataclasses.replace(ServeSettings(), phrase_ending=False)
+    played = engine_answer(LadderModel(), exact, SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
+    # The call ends at beat 4; after the silence that ends a call the answer starts on beat 2 of
+    # the bar after the call's. Without phrase endings the ladder then climbs a beat apart for
+    # exactly as long as the call lasted (4 beats).
     assert played.bpm == 120.0 and played.errors == []
     assert played.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
+    # With them (the default) the length is a goal: a ladder never cadences, so it runs to the
+    # hard stop, 1.5 times the call.
+    ending = engine_answer(LadderModel(), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
+    assert ending.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
     assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
     broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]
