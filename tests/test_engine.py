@@ -190,6 +190,15 @@ def test_keep_the_key():
     assert e.take_reports()[0].key == "C major"
 
 
+def test_the_engine_keys_a_call_by_its_phrase():
+    # C D E F G E with the last E held: duration-weighted pitch classes alone say E minor; the
+    # phrase estimate (its first note in the bass, the profile) hears C major, and so does the engine.
+    e = engine(dataclasses.replace(PLAIN, keep_key=True, response_unit="events", response_length=4))
+    call = phrase([60, 62, 64, 65, 67], step=0.3, length=0.25) + [(1.5, mido.Message("note_on", note=64, velocity=80)), (2.3, mido.Message("note_off", note=64))]
+    simulate(e, call, until=20)
+    assert e.take_reports()[0].key == "C major"
+
+
 def test_answer_pitch_range_and_never_special_tokens():
     e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=30, highest_pitch=80))
     pitches = [n for _, n, _ in note_ons(simulate(e, CALL, until=60))]

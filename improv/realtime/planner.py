@@ -19,7 +19,7 @@ import mido
 import numpy as np
 
 from improv.model.sampling import SamplingParams
-from improv.music.keys import estimate_key, key_name, scale_pitch_classes
+from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
 from improv.music.rhythm import estimate_bpm, next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.context import ModelContext
@@ -128,13 +128,14 @@ class Planner:
             rows = np.stack([by_index.get(e.index, e.row) for e in context.window])
         mask, key, tonality = self.range_mask, "", None
         if s.keep_key:
-            weights = np.zeros(12)
-            for n in call.notes:
-                weights[n.pitch % 12] += max((n.off or now) - n.onset, 0.05)
-            tonic, minor = estimate_key(weights)
+            # Temperley's profile plus the phrase's first and last bass (music/keys.py measures why)
+            pitches = [n.pitch for n in call.notes]
+            tonic, minor = estimate_phrase_key(
+                pitches, [n.onset - call.first_onset for n in call.notes],
+                [max((n.off or now) - n.onset, 0.05) for n in call.notes], beat=60 / bpm)
             allowed = np.zeros(12, dtype=bool)
             allowed[scale_pitch_classes(tonic, minor)] = True
-            allowed[weights > 0] = True  # what the performer played is in the key by definition
+            allowed[np.asarray(pitches) % 12] = True  # what the performer played is in the key by definition
             pcs = np.zeros(N_PITCH, dtype=bool)
             pcs[:128] = allowed[np.arange(128) % 12]
             if (mask & pcs).any():
