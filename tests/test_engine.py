@@ -969,6 +969,40 @@ def test_imitation_takes_up_the_calls_rhythm_and_shape():
     assert rhythm1 > rhythm0 + 0.3 and contour1 > contour0 + 0.1, by_dial
 
 
+def chord_model(seed: int):
+    """An untrained voice that strikes chords (offset 0 likely) a beat apart, as a chorale does."""
+    from improv.model.step_model import StepModel, random_weights
+
+    w = random_weights(Tokenizer(), 32, 1, 16, "lstm", True, seed)
+    w["head_out.0.bias"][0] += 6.0  # the next note joins the chord ...
+    w["head_out.0.bias"][12] += 7.0  # ... or comes a beat later
+    w["head_out.2.bias"][12] += 8.0  # notes a beat long
+    return StepModel(w, "lstm", 1, True, Tokenizer())
+
+
+def test_a_chordal_answer_carries_the_motif_in_its_top_notes():
+    model = chord_model(6)
+    tops = [67, 69, 72, 71, 67, 69]  # the call's top line over chords below it
+    call = []
+    for k, top in enumerate(tops):
+        t = k * 0.5
+        call += [(t + 0.004 * i, on(p)) for i, p in enumerate((top - 12, top - 7, top))] + [(t + 0.4, off(p)) for p in (top - 12, top - 7, top)]
+    shape = [np.sign(b - a) for a, b in zip(tops, tops[1:])]
+    by_dial = {}
+    for imitation in (0.0, 1.0):
+        agree = []
+        for seed in range(10):
+            e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, imitation=imitation, register="free", response_unit="events", response_length=18, phrase_ending=False), seed=seed)
+            by_onset: dict[float, list[int]] = {}
+            for t, p, _ in note_ons(simulate(e, call, until=40)):
+                by_onset.setdefault(round(t, 6), []).append(p)
+            assert max(len(v) for v in by_onset.values()) <= 3  # no more at once than the call
+            line = [max(v) for _, v in sorted(by_onset.items())]  # the answer's top line
+            agree += [np.sign(b - a) == d for a, b, d in zip(line, line[1:], shape)]
+        by_dial[imitation] = float(np.mean(agree))
+    assert by_dial[1.0] >= 0.8 and by_dial[1.0] > by_dial[0.0] + 0.25, by_dial
+
+
 def steady_model(seed: int):
     """An untrained voice that moves in eighths and quarters, as music does (a random one leaps
     whole bars between notes)."""

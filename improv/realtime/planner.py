@@ -25,7 +25,7 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 from improv.realtime.context import ModelContext
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange
-from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, Motif, call_register, call_texture, make_motif, motif_pitch, on_beat, register_bias, tonic_triad
+from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, ChordTop, Motif, call_register, call_texture, make_motif, motif_pitch, on_beat, register_bias, tonic_triad
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
@@ -74,7 +74,8 @@ class Answer:
     beats: float = 0.0  # onset of the last sampled event, in beats after the first
     onset_pitches: set[int] = field(default_factory=set)  # pitches at the last sampled onset
     onsets: int = 0  # onsets sampled
-    line_pitch: int | None = None  # the top note of the last onset
+    line_pitch: int | None = None  # the top note of the last onset (so far)
+    line_before: int | None = None  # the top note of the onset before it (a chord's motif interval starts there)
     closing: bool = False  # its ending note is sampled: only notes of that chord may follow
     model_velocity_sum: float = 0.0
     finished: bool = False  # no more events will be sampled
@@ -198,7 +199,7 @@ class Planner:
         answer.sampled = answer.onsets = 0
         answer.beats = 0.0
         answer.onset_pitches = set()
-        answer.line_pitch = None
+        answer.line_pitch = answer.line_before = None
         answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
         answer.rng = self.rng(exchange)
@@ -251,6 +252,7 @@ class Planner:
             planned.onset = answer.start + beats * 60 / answer.bpm
         if new_onset:
             answer.onsets += 1
+            answer.line_before = answer.line_pitch
             answer.onset_pitches, answer.line_pitch = {pitch}, pitch
         else:
             answer.onset_pitches = answer.onset_pitches | {pitch}
@@ -278,6 +280,12 @@ class Planner:
         first = answer.sampled == 0
         chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
         motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
+        # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
+        # (token order), so the onset under way is onsets - 1 and its interval starts at line_before.
+        chordal = answer.motif is not None and answer.max_voices != 1 and not first
+        top = None
+        if chordal and 0 < answer.onsets <= answer.motif.span:
+            top = ChordTop(motif_pitch(answer.motif, answer.onsets - 1, answer.line_before), answer.onset_pitches, answer.max_voices, answer.motif.strength)
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
         values = self._time_values
 
@@ -288,7 +296,9 @@ class Planner:
                     no_chord = np.ones(len(logits), dtype=bool)
                     no_chord[0] = False  # offset 0 joins the onset: no room for another note there
                     mask = no_chord if mask is None else mask & no_chord
-                if motif is not None and motif.offsets[answer.onsets] > 0:
+                if top is not None:
+                    logits = top.offset_bias(logits)
+                if motif is not None and motif.offsets[answer.onsets] > 0 and (top is None or top.reached):
                     logits = logits.copy()
                     logits[motif.offsets[answer.onsets]] += motif.strength
                 if cadence:  # onsets that land on a beat
@@ -308,6 +318,11 @@ class Planner:
                     if 0 <= wanted < 128:
                         logits = logits.copy()
                         logits[wanted] += motif.strength
+                elif answer.motif is not None and answer.max_voices != 1:
+                    if new_onset and motif is not None:  # a chord's lowest note: room below the top
+                        logits = ChordTop(motif_pitch(motif, answer.onsets, answer.line_pitch), set(), answer.max_voices, motif.strength).pitch_bias(logits)
+                    elif not new_onset and top is not None:
+                        logits = top.pitch_bias(logits)
                 if cadence and answer.tonality is not None:
                     landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
                     if on_beat(landing):

@@ -11,8 +11,9 @@ of the key (restated, or in sequence a step or two up or down, or a fifth), for 
 ``imitation`` share of the call's onsets. Each head of the voice gets a bonus toward the motif's
 next value, up to ``IMITATION_NATS`` at 1: the voice follows the motif where it agrees and varies
 it where it disagrees strongly. The top line follows the motif's intervals from wherever the
-answer is, so one different note does not derail the rest of the shape. A chordal answer takes up
-the rhythm only (its top line is known only once an onset is complete).
+answer is, so one different note does not derail the rest of the shape. A chordal answer carries
+the motif in its chords' top notes (``ChordTop``): nothing above the motif's note, and the chord
+complete once that note sounds.
 
 **Cadence** (``serve.phrase_ending``): from ``CADENCE_FROM`` of its length on, the answer leans
 toward an ending (onsets on a beat, tonic-triad tones of the call's key, notes a beat long or
@@ -99,6 +100,37 @@ def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int:
     if onset == 0 or line_pitch is None:
         return motif.pitches[0]
     return line_pitch + motif.pitches[onset] - motif.pitches[onset - 1]
+
+
+@dataclass
+class ChordTop:
+    """A chordal answer's onset whose top note should be the motif's ``wanted`` pitch. Chords are
+    drawn lowest first, so notes above ``wanted`` are made unlikely, ``wanted`` itself more likely
+    the fuller the chord already is, and once it sounds the onset is complete."""
+
+    wanted: int
+    pitches: set[int]  # the onset's notes so far
+    voices: int  # notes at one onset, at most (0: as the voice likes, read as four)
+    strength: float
+
+    def pitch_bias(self, logits: np.ndarray) -> np.ndarray:
+        if not 0 <= self.wanted < 128:
+            return logits
+        logits = logits.copy()
+        logits[self.wanted + 1 : 128] -= self.strength
+        logits[self.wanted] += self.strength * min((len(self.pitches) + 1) / (self.voices or 4), 1.0)
+        return logits
+
+    @property
+    def reached(self) -> bool:
+        return self.wanted in self.pitches or not 0 <= self.wanted < 128
+
+    def offset_bias(self, logits: np.ndarray) -> np.ndarray:
+        """Offset 0 adds to the onset: unlikely once its top is reached, likely while it is not
+        (the motif's rhythm then waits for the chord to be complete)."""
+        logits = logits.copy()
+        logits[0] += -self.strength if self.reached else self.strength
+        return logits
 
 
 def tonic_triad(key: tuple[int, bool]) -> np.ndarray:
