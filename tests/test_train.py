@@ -209,6 +209,7 @@ def test_command_json_summary(tmp_path, capsys):
     assert code == 0
     captured = capsys.readouterr()
     assert f"skipped 1 of {len(list(data.iterdir()))} files:\n  {data / 'broken.mid'}: not a MIDI file" in captured.err
+    assert "is a small corpus: fine-tuned from a voice it learns far better (--from base)" in captured.err
     summary = json.loads(captured.out)
     assert {"steps", "train_loss", "val_loss", "checkpoint", "best_val_loss", "epochs", "events_per_s", "seconds", "device", "unigram_val_loss"} <= set(summary)
     assert summary["checkpoint"] == str(out) and summary["epochs"] == 2 and summary["device"] == "cpu"
@@ -218,6 +219,28 @@ def test_command_json_summary(tmp_path, capsys):
     # --resume of a finished run with more epochs carries on from where it ended.
     code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "3", "--resume", "--json", *sets])
     assert code == 0 and json.loads(capsys.readouterr().out)["epochs"] == 3
+
+
+def test_fine_tuning_starts_from_the_models_weights_and_network(tmp_path, capsys):
+    data = write_midi_folder(tmp_path / "midi")
+    sets = TINY_SETS + ["--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    first = tmp_path / "first.pt"
+    assert main(["train", "--data", str(data), "--out", str(first), "--epochs", "8", "--json", *sets, "--set", "train.lr=0.02"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    # Another network size on the command line is ignored: fine-tuning keeps the model's network.
+    tuned = tmp_path / "tuned.pt"
+    args = ["train", "--data", str(data), "--out", str(tuned), "--epochs", "1", "--json", *sets, "--set", "model.hidden_size=24", "--set", "train.lr=0.0001"]
+    assert main([*args, "--from", str(first)]) == 0
+    captured = capsys.readouterr()
+    assert "small corpus" not in captured.err
+    summary = json.loads(captured.out)
+    ckpt = load_checkpoint(tuned)
+    assert ckpt.model_settings.hidden_size == 16 and ckpt.train["from"]["path"] == str(first)
+    # It begins where the first model ended (a tiny learning rate barely moves it); from scratch it does not.
+    assert abs(summary["best_val_loss"] - trained["best_val_loss"]) < 0.1
+    assert main([*args, "--out", str(tmp_path / "scratch.pt")]) == 0
+    scratch = json.loads(capsys.readouterr().out)
+    assert scratch["best_val_loss"] > trained["best_val_loss"] + 0.5, (scratch["best_val_loss"], trained["best_val_loss"])
 
 
 @pytest.mark.parametrize(
