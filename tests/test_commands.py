@@ -115,3 +115,8 @@ def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, mon
     assert record.read_bytes()[:4] == b"MThd"
     out = capsys.readouterr().out
     assert "0 exchanges" in out and f"recorded {record}" in out
+    picture = record.with_suffix(".png")
+    assert picture.read_bytes()[:4] == b"\x89PNG" and f"see it: {picture}" in out  # its picture beside it
+    programs = sorted(m.program for t in mido.MidiFile(record).tracks for m in t if m.type == "program_change")
+    settings = load_settings(None, [])
+    assert programs == sorted([settings.serve.performer_program, settings.serve.program])

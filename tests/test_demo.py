@@ -192,3 +192,53 @@ def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_pat
     mid = mido.MidiFile(record)
     counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in mid.tracks}
     assert counts["performer"] >= 8 and counts["improv"] >= 1  # what was played before it broke
+
+
+def test_demo_leaves_its_picture_and_its_sound_beside_the_file(tmp_path, capsys):
+    from improv.render.fluidsynth import find_fluidsynth
+    from improv.render.soundfont import NoSoundFont, find_soundfont
+
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    said = capsys.readouterr().out
+    tracks = {t.name: t for t in mido.MidiFile(out).tracks[1:]}
+    programs = {name: [(m.channel, m.program) for m in t if m.type == "program_change"] for name, t in tracks.items()}
+    settings = Settings()
+    # Two instruments on two channels: the parts are heard apart.
+    assert programs == {"performer": [(settings.demo.performer_channel - 1, settings.serve.performer_program)], "improv": [(settings.serve.channel - 1, settings.serve.program)]}
+    assert settings.serve.performer_program != settings.serve.program
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG" and f"see it: {tmp_path / 'demo.png'}" in said
+    try:
+        ready = find_fluidsynth() is not None and find_soundfont() is not None
+    except NoSoundFont:
+        ready = False
+    if ready:
+        assert (tmp_path / "demo.wav").read_bytes()[:4] == b"RIFF" and f"hear it: {tmp_path / 'demo.wav'}" in said
+    else:
+        assert "improv demo: no demo.wav: " in said
+
+
+def test_demo_without_a_synth_still_succeeds_and_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    import improv.render.fluidsynth as synth
+
+    monkeypatch.setattr(synth, "find_fluidsynth", lambda: None)
+    monkeypatch.setattr("sys.platform", "linux")
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out.exists() and result["audio"] is None and result["picture"] == str(tmp_path / "demo.png")
+    assert not (tmp_path / "demo.wav").exists()
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "demo.wav" in line]
+    assert lines == ["improv demo: no demo.wav: FluidSynth is not installed: sudo apt install fluidsynth fluid-soundfont-gm (Debian/Ubuntu; Fedora: dnf install fluidsynth fluid-soundfont-gm)"]
+
+
+def test_the_monitor_flags_need_real_time_and_each_other(capsys):
+    assert main(["demo", "--fast", "--monitor"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor shows the session in real time; drop --fast to watch it"
+    assert main(["demo", "--monitor-host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor-host needs --monitor"

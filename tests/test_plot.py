@@ -93,6 +93,8 @@ def test_exchanges_come_from_the_markers():
 def test_the_session_picture_has_both_parts_in_their_colours():
     png = piano_roll_png(read_midi(session_bytes()), "session.mid")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    apart = np.subtract(matplotlib.colors.to_rgb(SESSION_COLOURS["performer"]), matplotlib.colors.to_rgb(SESSION_COLOURS["improv"]))
+    assert np.abs(apart).max() > 0.4  # two colours a glance tells apart
     assert colour_pixels(png, SESSION_COLOURS["performer"]) > 200
     assert colour_pixels(png, SESSION_COLOURS["improv"]) > 150
     # Without an improv track it is any MIDI file: no session colours.
