@@ -111,11 +111,14 @@ class Browser:
         """Poll ``expression`` until it is truthy; its value. A generous timeout: CI machines are slow."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
+            try:
+                value, problem = self.evaluate(expression), ""
+            except RuntimeError as exc:  # the page is not there yet (still loading, or an error page)
+                value, problem = None, f"; {exc}"
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout:.0f} s for: {expression} (last value {value!r})")
+                raise TimeoutError(f"waited {timeout:.0f} s for: {expression} (last value {value!r}{problem})")
             time.sleep(every)
 
     def screenshot(self, path: str) -> None:
