@@ -98,6 +98,7 @@ def piano_roll_png(content: MidiContent, title: str, dpi: int = 100) -> bytes:
     # The notes fill the lower part of the axes; the labels (exchanges, markers) the strip above.
     top = low - 0.5 + (high - low + 1) / (1 - LABEL_STRIP) if session or content.markers else high + 0.5
     width = float(np.clip(4 + length * 0.17, 8, 22))
+    px_per_s = (width - 1.5) / (length * 1.01 + 0.2) * dpi  # about: the axes leave ~1.5 inches of margin
     fig, ax = plt.subplots(figsize=(width, 5.2), dpi=dpi)
     try:
         for pitch in range(low, high + 1):  # the black keys' rows, lightly shaded
@@ -106,7 +107,7 @@ def piano_roll_png(content: MidiContent, title: str, dpi: int = 100) -> bytes:
             if pitch % 12 == 0:
                 ax.axhline(pitch - 0.5, color="#d0d0d0", lw=0.6, zorder=0)
         if session:
-            _draw_exchanges(ax, exchanges(content.markers, to_s), parts, to_s, length)
+            _draw_exchanges(ax, exchanges(content.markers, to_s), parts, to_s, length, px_per_s / dpi)
         else:
             for beat, text in content.markers:
                 x = float(to_s(beat))
@@ -116,11 +117,14 @@ def piano_roll_png(content: MidiContent, title: str, dpi: int = 100) -> bytes:
             colour = SESSION_COLOURS.get(part.name) if session else OTHER_COLOURS[i % len(OTHER_COLOURS)]
             starts = to_s([n.start for n in part.notes])
             stops = to_s([n.start + n.duration for n in part.notes])
-            boxes = [Rectangle((s, n.pitch - 0.4), max(e - s, 0.02), 0.8) for n, s, e in zip(part.notes, starts, stops)]
+            # Every note at least a pixel and a half wide, however long the session.
+            boxes = [Rectangle((s, n.pitch - 0.4), max(e - s, 1.5 / px_per_s), 0.8) for n, s, e in zip(part.notes, starts, stops)]
             rgb = matplotlib.colors.to_rgb(colour)
             faces = [(*rgb, 0.45 + 0.55 * n.velocity / 127) for n in part.notes]  # louder = stronger
-            # A thin white edge keeps a repeated note two notes, not one long bar.
-            ax.add_collection(PatchCollection(boxes, facecolors=faces, edgecolors="white", linewidths=0.5, zorder=3))
+            # A thin white edge keeps a repeated note two notes, not one long bar (where notes are
+            # wide enough to keep their colour inside it).
+            edge = 0.5 if len(part.notes) and np.median(stops - starts) * px_per_s >= 6 else 0.0
+            ax.add_collection(PatchCollection(boxes, facecolors=faces, edgecolors="white", linewidths=edge, zorder=3))
             ax.plot([], [], "s", color=colour, ms=8, label=f"{part.name} ({len(part.notes)} notes)")
         ax.set_xlim(0, length * 1.01 + 0.2)
         ax.set_ylim(low - 0.5, top)
@@ -145,8 +149,13 @@ def piano_roll_png(content: MidiContent, title: str, dpi: int = 100) -> bytes:
         plt.close(fig)
 
 
-def _draw_exchanges(ax, found: list[Exchange], parts: list[Part], to_s, length: float) -> None:
-    """Shade each call (performer's colour) and answer (improv's), and label them above the notes."""
+def _draw_exchanges(ax, found: list[Exchange], parts: list[Part], to_s, length: float, inches_per_s: float) -> None:
+    """Shade each call (performer's colour) and answer (improv's), and label them above the notes;
+    where exchanges are too close for their words (a long session), by their numbers alone, or
+    not at all."""
+    room = min((b.call_at - a.call_at for a, b in zip(found, found[1:])), default=length) * inches_per_s
+    roomy = room >= 1.4  # "12: G minor, 88 bpm" takes ~1.3 inches
+    numbered = room >= 0.3
     improv = next((p for p in parts if p.name == "improv"), None)
     answer_ends = sorted(float(to_s(n.start + n.duration)) for n in improv.notes) if improv else []
     for i, ex in enumerate(found):
@@ -156,13 +165,17 @@ def _draw_exchanges(ax, found: list[Exchange], parts: list[Part], to_s, length: 
         # Calls labelled on the upper row, answers on the lower: a short call's label never runs
         # into its answer's.
         above = ax.get_xaxis_transform()  # x in seconds, y in the axes' height
-        ax.text(ex.call_at, 0.965, f" {ex.number}: {ex.key}, {ex.bpm:g} bpm", fontsize=8, color=SESSION_COLOURS["performer"], va="center", zorder=4, transform=above)
+        if numbered:
+            words = f" {ex.number}: {ex.key}, {ex.bpm:g} bpm" if roomy else f" {ex.number}"
+            ax.text(ex.call_at, 0.965, words, fontsize=8, color=SESSION_COLOURS["performer"], va="center", zorder=4, transform=above)
         if ex.answer_at is None:
             continue
         # The answer lasts until its last note ends, or the next call cuts it (a barge-in).
         mine = [e for e in answer_ends if ex.answer_at < e <= later + 1e-6]
         answer_end = min(max(mine, default=ex.answer_at), later)
         ax.axvspan(ex.answer_at, answer_end, color=SESSION_COLOURS["improv"], alpha=0.09, lw=0, zorder=1)
+        if not roomy:
+            continue
         ax.axvline(ex.answer_at, color=SESSION_COLOURS["improv"], lw=0.8, ls=":", zorder=2)
         label = "answer" + (f" ({ex.voice})" if ex.voice else "")
         ax.text(ex.answer_at, 0.925, f" {label}", fontsize=7, color=SESSION_COLOURS["improv"], va="center", zorder=4, transform=above)
