@@ -131,3 +131,24 @@ def test_improv_plot_of_a_session_and_its_errors(tmp_path, capsys):
     empty = tmp_path / "empty.mid"
     empty.write_bytes(midi_bytes([Track("nothing", [])], 120))
     assert main(["plot", str(empty)]) == 0  # a picture that says so, not an error
+
+
+def test_a_long_session_still_shows_both_parts():
+    """An hour-long set in a picture at most 22 inches wide: every note at least a pixel and a half,
+    the labels thinned out, both colours still there."""
+    rec = Recorder()
+    t = 0.0
+    for n in range(1, 121):
+        rec.tempo(t, 100.0, f"call {n}: C major, 100 bpm")
+        for i in range(6):
+            rec.note_on("performer", 0, 60 + i % 5, 127, t + i * 0.4)
+            rec.note_off("performer", 0, 60 + i % 5, t + i * 0.4 + 0.3)
+        rec.tempo(t + 3.0, 100.0, f"answer {n}")
+        for i in range(6):
+            rec.note_on("improv", 0, 70 - i % 4, 127, t + 3.0 + i * 0.4)
+            rec.note_off("improv", 0, 70 - i % 4, t + 3.0 + i * 0.4 + 0.3)
+        t += 6.0
+    png = piano_roll_png(read_midi(rec.midi(100.0)), "long.mid")
+    # ~21,000 pixels of each colour here; notes drawn 0.02 s wide or swamped by their edges: 7-12,000
+    assert colour_pixels(png, SESSION_COLOURS["performer"]) > 15000 and colour_pixels(png, SESSION_COLOURS["improv"]) > 15000
+    assert matplotlib.image.imread(io.BytesIO(png)).shape[1] <= 2200
