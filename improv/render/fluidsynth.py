@@ -14,6 +14,7 @@ WAV atomically, block by block through a memory map.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -118,8 +119,8 @@ def render_file(
         frames = len(data) // 2
         loudest = max(peak(raw_samples(data[i : i + 2 * BLOCK_FRAMES], sample_format)) for i in range(0, 2 * frames, 2 * BLOCK_FRAMES))
         scale = gain_for_peak(loudest, peak_dbfs)
-        write_atomic(out_path, lambda handle: write_wav(handle, _scaled(data, sample_format, scale), rate, 2))
-        del data  # the map closes before its folder goes
+        write_atomic(out_path, functools.partial(write_wav, blocks=_scaled(data, sample_format, scale), rate=rate, channels=2))
+        del data  # the map closes before its folder goes (the finished generator has let go of it)
     out_peak = dbfs(loudest * scale) if loudest > 0 else -np.inf
     return Rendered(out_path, frames / rate, out_peak, dbfs(loudest), font, time.perf_counter() - started)
 
