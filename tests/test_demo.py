@@ -242,3 +242,23 @@ def test_the_monitor_flags_need_real_time_and_each_other(capsys):
     assert capsys.readouterr().err.strip() == "improv: error: --monitor shows the session in real time; drop --fast to watch it"
     assert main(["demo", "--monitor-host", "0.0.0.0"]) == 2
     assert capsys.readouterr().err.strip() == "improv: error: --monitor-host needs --monitor"
+
+
+def test_the_demo_session_shows_itself_on_the_live_page(tmp_path, monkeypatch):
+    """play_session wires the monitor into its loop: the page's feed gets both parts and the lines."""
+    from improv.monitor.live import LiveMonitor
+
+    monitor = LiveMonitor("127.0.0.1", 0)
+    try:
+        settings = Settings()
+        result, _, _ = play_session(
+            LadderModel(), [scale_phrase(source=f"w{i}") for i in range(2)], settings.serve, settings.demo,
+            SampleSettings(), FakeClock(), 0, monitor=monitor, voice_label="ladder",
+        )  # fmt: skip
+        _, events = monitor.hub.since(0)
+    finally:
+        monitor.close()
+    who = {e["who"] for e in events if e["type"] == "note"}
+    assert who == {"performer", "improv"} and result["exchanges"] == 2
+    assert sum(e["type"] == "status" and e["line"].startswith("#") for e in events) == 2
+    assert monitor.hub.info["voices"] == ["ladder"]
