@@ -87,7 +87,7 @@ class Hub:
         with self._lock:
             if cursor == 0:
                 oldest = self.now() - self.seconds - 5
-                picked = [(s, e) for s, e in self._log if e["t"] >= oldest or e.get("velocity", 1) == 0]
+                picked = [(s, e) for s, e in self._log if e["t"] >= oldest]
                 picked += list(self._lines)
             else:
                 picked = [(s, e) for s, e in self._log if s > cursor] + [(s, e) for s, e in self._lines if s > cursor]

@@ -56,7 +56,6 @@ class TappedInput:
         self._last: dict[str, Any] = {}
         self._key: str | None = None
         self._stamped = getattr(inner, "iter_stamped", None)
-        self.name = getattr(inner, "name", "input")
 
     def next_arrival(self) -> float | None:
         ask = getattr(self.inner, "next_arrival", None)
@@ -95,18 +94,12 @@ class TappedOutput:
         self.inner = inner
         self.feed = feed
         self.clock = clock
-        self.name = getattr(inner, "name", "output")
 
     def send(self, msg: Any) -> None:
         self.inner.send(msg)  # first: the send leaves on time, the post comes after
         if msg.type == "note_on" or msg.type == "note_off":
             velocity = msg.velocity if msg.type == "note_on" else 0
             self.feed.post({"type": "note", "who": "improv", "channel": msg.channel, "pitch": msg.note, "velocity": velocity, "t": self.clock.now()})
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
 
 
 def tapped_status(say: Callable[[str], None], feed: Feed, clock: Any, input_tap: TappedInput | None = None) -> Callable[[str], None]:
