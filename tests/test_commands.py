@@ -3,6 +3,7 @@ checked before the session and written however it ends."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -115,6 +116,11 @@ def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, mon
     assert record.read_bytes()[:4] == b"MThd"
     out = capsys.readouterr().out
     assert "0 exchanges" in out and f"recorded {record}" in out
+    picture = record.with_suffix(".png")
+    assert picture.read_bytes()[:4] == b"\x89PNG" and f"see it: {picture}" in out  # its picture beside it
+    programs = sorted(m.program for t in mido.MidiFile(record).tracks for m in t if m.type == "program_change")
+    settings = load_settings(None, [])
+    assert programs == sorted([settings.serve.performer_program, settings.serve.program])
 
 
 def test_serve_opens_its_ports_only_after_the_voices_are_loaded_and_warm(checkpoint, monkeypatch):
@@ -155,3 +161,27 @@ def test_virtual_makes_only_the_sides_no_name_was_given_for():
     assert check_names(PortChoice(out_name="FLUID", virtual=True), Lister()) == (None, "FLUID Synth:midi_in")
     assert check_names(PortChoice(in_name="keyboard", virtual=True), Lister()) == ("keyboard:out", None)
     assert check_names(PortChoice(in_name="keyboard", out_name="FLUID"), Lister()) == ("keyboard:out", "FLUID Synth:midi_in")
+
+
+def test_serve_monitor_taps_the_loop_and_serves_the_page_while_it_runs(checkpoint, capsys, monkeypatch):
+    import urllib.request
+
+    from improv.monitor.taps import TappedInput, TappedOutput
+
+    seen = {}
+
+    def session(loop, **kwargs):
+        seen["taps"] = (type(loop.inport), type(loop.outport))
+        url = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("improv: live page ")).split()[3]
+        with urllib.request.urlopen(url + "state", timeout=10) as r:
+            seen["state"] = json.loads(r.read())
+        seen["url"] = url
+        return loop.stats
+
+    monkeypatch.setattr(improv.session.serve, "MidiPorts", FakePorts)
+    monkeypatch.setattr(improv.session.serve, "serve", session)
+    assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--monitor", "0"]) == 0
+    assert seen["taps"] == (TappedInput, TappedOutput)
+    assert seen["url"].startswith("http://127.0.0.1:") and seen["state"]["state"]["doing"] == "listening"
+    with pytest.raises(OSError):  # the session over, the page is gone
+        urllib.request.urlopen(seen["url"], timeout=5)

@@ -205,3 +205,73 @@ def test_the_performers_plan_knows_when_the_engine_answers_with_the_default_rule
     ons = sorted(t for t, m in sent if m.type == "note_on" and m.velocity > 0)
     calls, _ = plan_session(phrases, 0.5, 60 / 90, 0, 1.0, 1.0, 0.5)
     assert ons[0] == pytest.approx(answer_start(phrases[0], calls[0].start, 60 / 90, 1.0, 0.5))
+
+
+def test_demo_leaves_its_picture_and_its_sound_beside_the_file(tmp_path, capsys):
+    from improv.render.fluidsynth import find_fluidsynth
+    from improv.render.soundfont import NoSoundFont, find_soundfont
+
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    said = capsys.readouterr().out
+    tracks = {t.name: t for t in mido.MidiFile(out).tracks[1:]}
+    programs = {name: [(m.channel, m.program) for m in t if m.type == "program_change"] for name, t in tracks.items()}
+    settings = Settings()
+    # Two instruments on two channels: the parts are heard apart.
+    assert programs == {"performer": [(settings.demo.performer_channel - 1, settings.serve.performer_program)], "improv": [(settings.serve.channel - 1, settings.serve.program)]}
+    assert settings.serve.performer_program != settings.serve.program
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG" and f"see it: {tmp_path / 'demo.png'}" in said
+    try:
+        ready = find_fluidsynth() is not None and find_soundfont() is not None
+    except NoSoundFont:
+        ready = False
+    if ready:
+        assert (tmp_path / "demo.wav").read_bytes()[:4] == b"RIFF" and f"hear it: {tmp_path / 'demo.wav'}" in said
+    else:
+        assert "improv demo: no demo.wav: " in said
+
+
+def test_demo_without_a_synth_still_succeeds_and_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    import improv.render.fluidsynth as synth
+
+    monkeypatch.setattr(synth, "find_fluidsynth", lambda: None)
+    monkeypatch.setattr("sys.platform", "linux")
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out.exists() and result["audio"] is None and result["picture"] == str(tmp_path / "demo.png")
+    assert not (tmp_path / "demo.wav").exists()
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "demo.wav" in line]
+    assert lines == ["improv demo: no demo.wav: FluidSynth is not installed: sudo apt install fluidsynth fluid-soundfont-gm (Debian/Ubuntu; Fedora: dnf install fluidsynth fluid-soundfont-gm)"]
+
+
+def test_the_monitor_flags_need_real_time_and_each_other(capsys):
+    assert main(["demo", "--fast", "--monitor"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor shows the session in real time; drop --fast to watch it"
+    assert main(["demo", "--monitor-host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor-host needs --monitor"
+
+
+def test_the_demo_session_shows_itself_on_the_live_page(tmp_path, monkeypatch):
+    """play_session wires the monitor into its loop: the page's feed gets both parts and the lines."""
+    from improv.monitor.live import LiveMonitor
+
+    monitor = LiveMonitor("127.0.0.1", 0)
+    try:
+        settings = Settings()
+        result, _, _ = play_session(
+            LadderModel(), [scale_phrase(source=f"w{i}") for i in range(2)], settings.serve, settings.demo,
+            SampleSettings(), FakeClock(), 0, monitor=monitor, voice_label="ladder",
+        )  # fmt: skip
+        _, events = monitor.hub.since(0)
+    finally:
+        monitor.close()
+    who = {e["who"] for e in events if e["type"] == "note"}
+    assert who == {"performer", "improv"} and result["exchanges"] == 2
+    assert sum(e["type"] == "status" and e["line"].startswith("#") for e in events) == 2
+    assert monitor.hub.info["voices"] == ["ladder"]

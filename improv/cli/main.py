@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "voices": "voices",
     "train": "train",
     "generate": "generate",
+    "render": "render",
+    "plot": "plot",
     "eval": "evaluate",
     "corpus": "corpus",
     "info": "info",

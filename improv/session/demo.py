@@ -10,9 +10,11 @@ written however the session ends: an exception (a second Ctrl-C) still leaves wh
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+import mido
 import numpy as np
 
 from improv.errors import ImprovError
@@ -35,6 +37,7 @@ from improv.session.demo_plan import (
     summary,
 )
 from improv.session.loop import ServeLoop
+from improv.session.picture_and_audio import write_audio, write_picture
 from improv.session.process import serve
 from improv.settings.sections import (
     DemoSettings,
@@ -42,6 +45,9 @@ from improv.settings.sections import (
     ServeSettings,
     Settings,
 )
+
+if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
+    from improv.monitor.live import LiveMonitor, MonitorChoice
 
 
 ANSWER_RATIO = 1.25  # an answer ending as a phrase runs a little past the call's length (up to 1.5)
@@ -59,8 +65,11 @@ def run_demo(
     api: str,
     seed: int,
     quiet: bool = False,
+    monitor: MonitorChoice | None = None,
 ) -> dict:
-    """Load the model and the phrases, play the session, write the file; the summary as a dict."""
+    """Load the model and the phrases, play the session, write the file, then its picture and (with
+    FluidSynth and a SoundFont) its sound beside it; the summary as a dict. With ``monitor``, a live
+    page shows the session as it plays."""
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     check_writable(record, create_folder=False)
@@ -68,7 +77,11 @@ def run_demo(
     path = Path(checkpoint)
     ckpt = load_player(path)
     phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))
+    programs = (settings.serve.performer_program, settings.serve.program)
     port = open_output(out_port, api, settings.serve.client_name) if out_port else None
+    if port is not None:  # the two parts on their own instruments, as in the file
+        port.send(mido.Message("program_change", channel=demo.performer_channel - 1, program=programs[0]))
+        port.send(mido.Message("program_change", channel=settings.serve.channel - 1, program=programs[1]))
     untrained = " (untrained)" if ckpt.info.get("untrained") else ""
     say(
         f"improv demo: {len(phrases)} calls cut from {demo.source} · model {path}{untrained}"
@@ -77,19 +90,33 @@ def run_demo(
     clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
     recorder = Recorder()
     bpm = phrases[0].bpm
+    live = None
     try:
+        if monitor is not None:
+            from improv.monitor.live import LiveMonitor
+
+            live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
+            say(live.describe())
         result, _, _ = play_session(
             ckpt.step_model(), phrases, settings.serve, demo, sample, clock, seed,
-            port=port, on_status=say, real_time=not fast, recorder=recorder,
+            port=port, on_status=say, real_time=not fast, recorder=recorder, monitor=live, voice_label=path.stem,
         )  # fmt: skip
     finally:
         try:
             if port is not None:
                 port.close()
+            if live is not None:
+                live.close()
         finally:
-            write_atomic(record, recorder.midi(bpm))
+            write_atomic(record, recorder.midi(bpm, programs))
     result["file"] = str(record)
     _print_summary(result, say)
+    picture = write_picture(record, say, "improv demo")
+    audio = write_audio(record, settings.render, say, "improv demo")
+    result["picture"] = str(picture) if picture is not None else None
+    result["audio"] = str(audio) if audio is not None else None
+    if picture is not None:
+        say(f"improv demo: see it: {picture}")
     return result
 
 
@@ -106,12 +133,15 @@ def play_session(
     on_status: Callable[[str], None] | None = None,
     real_time: bool = False,
     recorder: Recorder | None = None,
+    monitor: LiveMonitor | None = None,
+    voice_label: str = "",
 ) -> tuple[dict, list[Track], list]:
     """The performer plays ``phrases`` into an engine running ``model`` on ``clock``.
 
     Returns (summary dict, the recorded tracks, every message improv sent with its time).
     ``port`` (optional) also hears both parts. ``recorder`` (optional, else a new one) keeps what
-    was played, also when the session ends in an exception.
+    was played, also when the session ends in an exception. ``monitor`` (optional, real time)
+    shows the session on its live page (``voice_label`` names the voice there).
     """
     serve_settings = dataclasses.replace(serve_settings, bpm=phrases[0].bpm)
     calls, end = plan_session(
@@ -127,7 +157,10 @@ def play_session(
     memory = MemoryOutput(clock)
     inport = _Audible(performer, port) if port is not None else performer
     outport = _Tee(memory, port) if port is not None else memory
-    loop = ServeLoop(engine, inport, outport, clock, on_status=on_status)
+    wake = threading.Event()
+    if monitor is not None:
+        inport, outport, on_status = monitor.attach(engine, serve_settings, clock, wake, inport, outport, on_status or (lambda line: None), voice_label)
+    loop = ServeLoop(engine, inport, outport, clock, on_status=on_status, wake=wake)
     if real_time:
         stats = serve(loop, until=end, realtime_priority=serve_settings.realtime_priority)
     else:

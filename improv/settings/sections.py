@@ -155,6 +155,11 @@ class ServeSettings:
     client_name: str = "improv"
     # MIDI channel (1-16) improv plays on.
     channel: int = 1
+    # General MIDI programs (0-127) of the two parts in recorded files (serve --record, the demo's
+    # file, and the demo's --out port), so that a synth plays them apart: 0 = acoustic grand
+    # piano for the performer, 11 = vibraphone for improv.
+    performer_program: int = 0
+    program: int = 11
     # Only notes and the sustain pedal on this channel (1-16) are the performer's; 0 = every channel.
     # improv's own controllers (cc_*) count on every channel (a controller box sends on its own).
     listen_channel: int = 0
@@ -265,6 +270,26 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    # SoundFont (.sf2/.sf3) `improv render` and the demo play MIDI files through; empty = the first
+    # General MIDI SoundFont found ($IMPROV_SOUNDFONT, then the usual places of each system).
+    soundfont: str = ""
+    # Sample rate (Hz) of the WAV files written.
+    sample_rate: int = 44100
+    # The rendering is scaled so that its loudest sample is at this level (dBFS; -1 leaves 1 dB of
+    # headroom for players that resample).
+    peak_dbfs: float = -1.0
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    # Port of the live page (`--monitor` without a number; 0 = any free port).
+    port: int = 8765
+    # Seconds of the piano roll the page shows.
+    seconds: float = 20.0
+
+
+@dataclass(frozen=True)
 class Settings:
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
@@ -276,3 +301,5 @@ class Settings:
     eval: EvalSettings = field(default_factory=EvalSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
