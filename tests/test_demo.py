@@ -128,6 +128,44 @@ def test_demo_command_fast(tmp_path, capsys):
     assert names == ["performer", "improv"]
 
 
+def test_the_demo_plays_the_voices_own_held_out_pieces(tmp_path, capsys):
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+
+    ckpt = untrained_checkpoint(ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), None, 0)
+    # A folk voice's held-out tunes (tunes of an O'Neill's book, each read alone) and a user's file.
+    midi = tmp_path / "mine.mid"
+    from improv.music.midi import Track, midi_bytes
+
+    midi.write_bytes(midi_bytes([Track("x", [Note(60 + k % 5, k * 0.5, 0.5, 80) for k in range(40)])], 100))
+    heldout = [f"music21:oneills1850/0721-0730.abc#{n:02d}" for n in (2, 5, 9)] + [str(midi)]
+    ckpt.train = {"heldout": heldout, "train_pieces": []}
+    path = tmp_path / "folky.pt"
+    save_checkpoint(path, ckpt, with_weights_file=True)
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "4", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and result["calls"] == 4
+    assert sorted(result["sources"]) == sorted(heldout)  # each held-out piece once
+    # demo.source names other music instead.
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}", "--set", "demo.source=music21:bach/bwv66.6"])
+    assert json.loads(capsys.readouterr().out)["sources"] == ["music21:bach/bwv66.6.mxl"]
+
+
+def test_one_tune_of_an_abc_book_is_read_as_the_whole_book_reads_it(tmp_path):
+    from improv.music.scores import read_music21, read_music21_work
+
+    book = tmp_path / "book.abc"  # reference numbers out of order: music21 orders the book by them
+    tunes = {5: "cdef gabc'", 2: "CDEF GABc", 9: "edcB AGFE"}
+    book.write_text("".join(f"X:{x}\nT:t{x}\nM:4/4\nL:1/8\nK:C\n{body}|\n\n" for x, body in tunes.items()))
+    whole = {name: (notes, bpm, meter) for name, notes, bpm, meter in read_music21(str(book))}
+    assert sorted(whole) == ["#1", "#2", "#3"]
+    for name, expected in whole.items():
+        assert read_music21_work(str(book), name) == expected
+    assert whole["#1"][0][0].pitch == 60  # X:2, the lowest number, is the first work
+    with pytest.raises(Exception, match="no work #4"):
+        read_music21_work(str(book), "#4")
+
+
 def test_demo_command_errors(tmp_path, capsys):
     assert main(["demo", "--fast", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
@@ -146,7 +184,7 @@ def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, 
     def played(*a, **kw):
         raise AssertionError("the session was played")
 
-    monkeypatch.setattr(demo_session, "_phrases", played)
+    monkeypatch.setattr(demo_session, "demo_phrases", played)
     assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"improv: error: cannot write {tmp_path}: it is a folder\n"
     blocked = tmp_path / "m.pt" / "d.mid"  # a "folder" that is a file (as /proc/d.mid is not writable)
@@ -181,7 +219,7 @@ def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_pat
             return Interrupted()
 
     monkeypatch.setattr(demo_session, "load_player", lambda path: Loaded())
-    monkeypatch.setattr(demo_session, "_phrases", lambda *a: [scale_phrase(source=f"w{i}") for i in range(3)])
+    monkeypatch.setattr(demo_session, "demo_phrases", lambda *a: ([scale_phrase(source=f"w{i}") for i in range(3)], "scales"))
     record = tmp_path / "cut.mid"
     settings = Settings()
     with pytest.raises(KeyboardInterrupt):

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import mido
 import numpy as np
 
-from improv.errors import ImprovError
 from improv.io.clock import FakeClock, RealClock
 from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
@@ -29,10 +28,10 @@ from improv.music.midi import Track
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
 from improv.realtime.report import Recorder
+from improv.session.demo_calls import demo_phrases
 from improv.session.demo_plan import (
     Phrase,
     call_messages,
-    cut_phrase,
     plan_session,
     summary,
 )
@@ -76,7 +75,7 @@ def run_demo(
     one_blas_thread()  # one model step at a time, in fast mode too
     path = Path(checkpoint)
     ckpt = load_player(path)
-    phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))
+    phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed))
     programs = (settings.serve.performer_program, settings.serve.program)
     port = open_output(out_port, api, settings.serve.client_name) if out_port else None
     if port is not None:  # the two parts on their own instruments, as in the file
@@ -84,7 +83,7 @@ def run_demo(
         port.send(mido.Message("program_change", channel=settings.serve.channel - 1, program=programs[1]))
     untrained = " (untrained)" if ckpt.info.get("untrained") else ""
     say(
-        f"improv demo: {len(phrases)} calls cut from {demo.source} · model {path}{untrained}"
+        f"improv demo: {len(phrases)} calls cut from {origin} · voice {path.stem}{untrained}"
         f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
     )
     clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
@@ -169,30 +168,6 @@ def play_session(
     counts = {t.name: len(t.notes) for t in tracks}
     result = summary(stats.exchanges, calls, counts.get("performer", 0), counts.get("improv", 0), stats.lateness_ms(), real_time)
     return result, tracks, memory.sent
-
-
-def _phrases(settings: Settings, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
-    """One phrase per call, each from a different work of ``demo.source`` (tempo from the work)."""
-    from improv.corpus.load import load_corpus
-    from improv.corpus.sources import (
-        resolve_sources,  # music21: only when phrases are cut
-    )
-
-    works = resolve_sources([demo.source])
-    order = rng.permutation(len(works))
-    phrases = []
-    for start in range(0, len(order), demo.calls):  # a few more works when some cannot be read
-        chosen = [works[i].name for i in order[start : start + demo.calls]]
-        pieces, _ = load_corpus(chosen, tokenizer, settings.corpus, progress=False)
-        for piece in pieces:
-            phrase = cut_phrase(tokenizer.decode(piece.tokens), piece.name, piece.bpm or demo.bpm, demo.phrase_beats, rng)
-            if phrase is not None:
-                phrases.append(phrase)
-        if len(phrases) >= demo.calls:
-            return phrases[: demo.calls]
-    if not phrases:
-        raise ImprovError(f"no playable phrase found in {demo.source}")
-    return phrases
 
 
 class _Tee:

@@ -49,13 +49,13 @@ class PlannedCall:
     barge_in: bool  # starts while the previous answer is still playing
 
 
-def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6) -> Phrase | None:
-    """A ``beats``-long window of ``notes`` starting on a bar line (4 beats), chosen at random
-    among windows with at least ``min_notes`` notes; notes are cut at the window's end."""
+def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6, bar_beats: float = 4.0) -> Phrase | None:
+    """A ``beats``-long window of ``notes`` starting on a bar line (every ``bar_beats``), chosen
+    at random among windows with at least ``min_notes`` notes; notes are cut at the window's end."""
     if not notes:
         return None
     end = max(n.end for n in notes)
-    starts = [4.0 * b for b in range(int(math.floor(max(end - beats, 0) / 4)) + 1)]
+    starts = [bar_beats * b for b in range(int(math.floor(max(end - beats, 0) / bar_beats)) + 1)]
     windows = []
     for s in starts:
         inside = [n for n in notes if s <= n.start < s + beats]

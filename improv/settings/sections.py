@@ -253,7 +253,7 @@ class ServeSettings:
 @dataclass(frozen=True)
 class DemoSettings:
     # Works the built-in performer cuts its calls from (as for `improv corpus`; one work per call).
-    source: str = "music21:bach"
+    source: str = ""
     # Number of calls the performer plays, and each call's length in beats.
     calls: int = 6
     phrase_beats: float = 8.0
