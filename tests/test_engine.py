@@ -931,9 +931,15 @@ def test_motif_moves_along_the_key_and_keeps_its_shape():
     assert move_by_degrees(61, 1, c_major) == 63  # C#: a semitone above its scale note, still
     assert move_by_degrees(72, -3, (9, True)) == 67  # A minor: C down three steps is G
     rows = [np.array(r, dtype=np.uint8) for r in ([60, 0, 6, 4], [64, 0, 6, 4], [67, 6, 12, 4], [65, 12, 6, 4])]
-    assert call_onsets(rows, [False, True, False, False]) == ([0, 6, 12], [6, 12, 6], [64, 67, 65])  # a chord is one onset, its top note
+    values = Tokenizer().time_values
+    assert call_onsets(rows, [False, True, False, False], values) == ([0, 6, 12], [6, 12, 6], [64, 67, 65])  # a chord is one onset, its top note
+    # The top line is the skyline: a note moving under a held top note adds none.
+    held = [np.array(r, dtype=np.uint8) for r in ([72, 0, 24, 4], [64, 0, 6, 4], [65, 6, 6, 4], [71, 24, 12, 4])]
+    assert call_onsets(held, [False, True, False, False], values) == ([0, 6, 24], [24, 6, 12], [72, None, 71])  # 72 held 2 beats
     m = Motif([0, 6, 12], [6, 12, 6], [64, 67, 65], 3, 4.0)
     assert motif_pitch(m, 0, None) == 64 and motif_pitch(m, 1, 70) == 73  # from wherever the line is: +3
+    m = Motif([0, 6, 6, 6], [6, 6, 6, 6], [72, None, 71, 74], 4, 4.0)
+    assert motif_pitch(m, 1, 60) is None and motif_pitch(m, 2, 60) == 59 and motif_pitch(m, 3, 59) == 62
 
 
 def _uptake(call_rows, answers) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 from improv.realtime.context import ModelContext
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange
-from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, ChordTop, Motif, call_register, call_texture, make_motif, motif_pitch, on_beat, register_bias, tonic_triad
+from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, ChordTop, Motif, call_register, call_texture, keep_below, make_motif, nearest_allowed, motif_pitch, on_beat, register_bias, tonic_triad
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
@@ -74,8 +74,10 @@ class Answer:
     beats: float = 0.0  # onset of the last sampled event, in beats after the first
     onset_pitches: set[int] = field(default_factory=set)  # pitches at the last sampled onset
     onsets: int = 0  # onsets sampled
-    line_pitch: int | None = None  # the top note of the last onset (so far)
-    line_before: int | None = None  # the top note of the onset before it (a chord's motif interval starts there)
+    line_pitch: int | None = None  # the top line's latest note (the skyline: highest struck or held)
+    line_before: int | None = None  # ... before the onset under way (a chord's motif interval starts there)
+    sounding: list[tuple[float, int]] = field(default_factory=list)  # (end beat, pitch) of notes still sounding
+    held_top: int = -1  # the highest note held into the onset under way from earlier ones (-1: none)
     closing: bool = False  # its ending note is sampled: only notes of that chord may follow
     model_velocity_sum: float = 0.0
     finished: bool = False  # no more events will be sampled
@@ -165,7 +167,7 @@ class Planner:
             tonality=tonality,
             motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
         )
-        answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng)
+        answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
         if rows is None:
             answer.state = answer.base = context.state
         else:
@@ -200,10 +202,11 @@ class Planner:
         answer.beats = 0.0
         answer.onset_pitches = set()
         answer.line_pitch = answer.line_before = None
+        answer.sounding, answer.held_top = [], -1
         answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
         answer.rng = self.rng(exchange)
-        answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng)
+        answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -253,10 +256,14 @@ class Planner:
         if new_onset:
             answer.onsets += 1
             answer.line_before = answer.line_pitch
-            answer.onset_pitches, answer.line_pitch = {pitch}, pitch
+            answer.sounding = [(end, p) for end, p in answer.sounding if end > beats + 1e-6]
+            answer.held_top = max((p for _, p in answer.sounding), default=-1)
+            answer.onset_pitches = {pitch}
         else:
             answer.onset_pitches = answer.onset_pitches | {pitch}
-            answer.line_pitch = max(pitch, answer.line_pitch or 0)
+        answer.sounding.append((beats + duration, pitch))
+        struck = max(answer.onset_pitches)
+        answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
         answer.planned.append(planned)
         answer.state = state
         answer.sampled += 1
@@ -283,9 +290,13 @@ class Planner:
         # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
         # (token order), so the onset under way is onsets - 1 and its interval starts at line_before.
         chordal = answer.motif is not None and answer.max_voices != 1 and not first
-        top = None
+        top = hold = None
         if chordal and 0 < answer.onsets <= answer.motif.span:
-            top = ChordTop(motif_pitch(answer.motif, answer.onsets - 1, answer.line_before), answer.onset_pitches, answer.max_voices, answer.motif.strength)
+            wanted = motif_pitch(answer.motif, answer.onsets - 1, answer.line_before)
+            if wanted is not None:
+                top = ChordTop(nearest_allowed(wanted, answer.mask), answer.onset_pitches, answer.max_voices, answer.motif.strength)
+            else:
+                hold = answer.held_top
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
         values = self._time_values
 
@@ -315,14 +326,23 @@ class Planner:
                     logits = logits + answer.pitch_bias
                 if motif is not None and new_onset and answer.max_voices == 1:
                     wanted = motif_pitch(motif, answer.onsets, answer.line_pitch)
-                    if 0 <= wanted < 128:
+                    wanted = None if wanted is None else nearest_allowed(wanted, answer.mask)
+                    if wanted is not None and 0 <= wanted < 128:
                         logits = logits.copy()
                         logits[wanted] += motif.strength
                 elif answer.motif is not None and answer.max_voices != 1:
                     if new_onset and motif is not None:  # a chord's lowest note: room below the top
-                        logits = ChordTop(motif_pitch(motif, answer.onsets, answer.line_pitch), set(), answer.max_voices, motif.strength).pitch_bias(logits)
+                        wanted = motif_pitch(motif, answer.onsets, answer.line_pitch)
+                        if wanted is not None:
+                            logits = ChordTop(nearest_allowed(wanted, answer.mask), set(), answer.max_voices, motif.strength).pitch_bias(logits)
+                        else:
+                            landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
+                            held = max((p for end, p in answer.sounding if end > landing + 1e-6), default=-1)
+                            logits = keep_below(logits, held, motif.strength)
                     elif not new_onset and top is not None:
                         logits = top.pitch_bias(logits)
+                    elif not new_onset and hold is not None:
+                        logits = keep_below(logits, hold, answer.motif.strength)
                 if cadence and answer.tonality is not None:
                     landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
                     if on_beat(landing):

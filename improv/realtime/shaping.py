@@ -34,12 +34,14 @@ IMITATION_NATS = 5.0  # the bonus toward the motif's value at imitation 1 (e^5: 
 CADENCE_FROM = 0.8  # share of the answer's length after which it looks for an ending
 HARD_STOP = 1.5  # ... and after which it ends anyway
 CADENCE_NATS = 1.5  # bonus toward an ending's tonic-triad tones, beats and long notes
-SHIFTS = (0, 1, -1, 2, -2, 4, -3)  # scale degrees the motif moves by: restated, in sequence, a fifth
-SHIFT_WEIGHTS = np.array([0.3, 0.15, 0.15, 0.1, 0.1, 0.1, 0.1])
+SHIFTS = (0, 4, -3, 1, -1, 2, -2)  # scale degrees the motif moves by: restated, a fifth, in sequence
+SHIFT_WEIGHTS = np.array([0.4, 0.15, 0.1, 0.1, 0.1, 0.075, 0.075])
 REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
 REGISTER_REACH = 12  # ... and beyond this many semitones past it, all but impossible
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])  # natural minor: the degrees a motif moves along
+_CONSONANT_BELOW = np.isin(np.arange(12), [0, 3, 4, 5, 7, 8, 9])  # semitones (mod 12) below a chord's top
+_DISSONANT_BELOW = np.isin(np.arange(12), [1, 2, 6, 10, 11])
 
 
 @dataclass
@@ -48,26 +50,37 @@ class Motif:
 
     offsets: list[int]  # offset class of each onset (the first unused: the answer's start is the grid's)
     durations: list[int]  # duration class of each onset's longest note
-    pitches: list[int]  # each onset's top note, moved by ``shift`` degrees
+    pitches: list[int | None]  # the top line's new note at each onset, moved by a few degrees; None: the top is held there
     span: int  # onsets imitated
     strength: float  # nats at the motif's values
 
 
-def call_onsets(rows: list[np.ndarray], chords: list[bool]) -> tuple[list[int], list[int], list[int]]:
-    """(offset class, longest duration class, top pitch) of each onset of the call's rows."""
+def call_onsets(rows: list[np.ndarray], chords: list[bool], time_values: np.ndarray) -> tuple[list[int], list[int], list[int | None]]:
+    """(offset class, longest duration class, the top line's new note) of each onset of the
+    call's rows. The top line is the skyline, as a listener (and `improv eval --duet`) hears it:
+    at each onset the highest note sounding, struck there or held from before; an onset that only
+    moves notes under a held top note adds none (None)."""
+    groups: list[list[np.ndarray]] = []
+    for row, chord in zip(rows, chords):
+        if chord and groups:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
     offsets: list[int] = []
     durations: list[int] = []
-    pitches: list[int] = []
-    for row, chord in zip(rows, chords):
-        pitch, offset, duration = int(row[0]), int(row[1]), int(row[2])
-        if chord and pitches:
-            durations[-1] = max(durations[-1], duration)
-            pitches[-1] = max(pitches[-1], pitch)
-        else:
-            offsets.append(offset)
-            durations.append(duration)
-            pitches.append(pitch)
-    return offsets, durations, pitches
+    tops: list[int | None] = []
+    sounding: list[tuple[float, int]] = []  # (end beat, pitch)
+    beat = 0.0
+    for k, group in enumerate(groups):
+        offset = int(group[0][1])
+        beat += float(time_values[offset]) if k else 0.0
+        held = max((p for end, p in sounding if end > beat + 1e-6), default=-1)
+        struck = max(int(r[0]) for r in group)
+        offsets.append(offset)
+        durations.append(max(int(r[2]) for r in group))
+        tops.append(struck if struck >= held else None)
+        sounding = [(end, p) for end, p in sounding if end > beat + 1e-6] + [(beat + float(time_values[int(r[2])]), int(r[0])) for r in group]
+    return offsets, durations, tops
 
 
 def move_by_degrees(pitch: int, degrees: int, key: tuple[int, bool] | None) -> int:
@@ -83,23 +96,55 @@ def move_by_degrees(pitch: int, degrees: int, key: tuple[int, bool] | None) -> i
     return int(tonic + 12 * (octave + octave_shift) + scale[new_degree] + chromatic)
 
 
-def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key: tuple[int, bool] | None, rng: np.random.Generator) -> Motif | None:
-    """The motif an answer imitates (None at imitation 0, or for a call of one onset)."""
+def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key: tuple[int, bool] | None, rng: np.random.Generator, time_values: np.ndarray, allowed: np.ndarray | None = None) -> Motif | None:
+    """The motif an answer imitates (None at imitation 0, or for a call of one onset). It moves
+    by a few degrees of the key: exactly (every interval kept) where all its notes stay allowed
+    (``allowed``: a mask over pitches, the key's), else along the scale (a real sequence)."""
     if imitation <= 0 or len(rows) < 2:
         return None
-    offsets, durations, pitches = call_onsets(rows, chords)
+    offsets, durations, tops = call_onsets(rows, chords, time_values)
     shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=SHIFT_WEIGHTS / SHIFT_WEIGHTS.sum()))])
-    moved = [move_by_degrees(p, shift, key) for p in pitches]
+    first = next(p for p in tops if p is not None)
+    interval = move_by_degrees(first, shift, key) - first
+    exact = [None if p is None else p + interval for p in tops]
+    if allowed is None or all(p is None or (0 <= p < 128 and allowed[p]) for p in exact):
+        moved = exact
+    else:
+        moved = [None if p is None else move_by_degrees(p, shift, key) for p in tops]
     span = max(2, int(round(imitation * len(offsets))))
     return Motif(offsets, durations, moved, min(span, len(offsets)), IMITATION_NATS * imitation)
 
 
-def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int:
-    """The pitch the motif asks for at ``onset``: its own first pitch, then its intervals from
-    wherever the answer's top line is."""
-    if onset == 0 or line_pitch is None:
-        return motif.pitches[0]
-    return line_pitch + motif.pitches[onset] - motif.pitches[onset - 1]
+def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int | None:
+    """The top note the motif asks for at ``onset`` (None: it holds its top there): its own first
+    note, then its intervals from wherever the answer's top line is."""
+    pitch = motif.pitches[onset]
+    if pitch is None:
+        return None
+    before = next((p for p in reversed(motif.pitches[:onset]) if p is not None), None)
+    if before is None or line_pitch is None:
+        return pitch
+    return line_pitch + pitch - before
+
+
+def nearest_allowed(pitch: int, allowed: np.ndarray | None) -> int:
+    """``pitch``, or the nearest pitch the mask allows (the lower on a tie)."""
+    if allowed is None or (0 <= pitch < 128 and allowed[pitch]):
+        return pitch
+    for d in range(1, 12):
+        for p in (pitch - d, pitch + d):
+            if 0 <= p < 128 and allowed[p]:
+                return p
+    return pitch
+
+
+def keep_below(logits: np.ndarray, pitch: int, strength: float) -> np.ndarray:
+    """Notes above ``pitch`` made unlikely: the answer holds its top note where the call held its."""
+    if not 0 <= pitch < 127:
+        return logits
+    logits = logits.copy()
+    logits[pitch + 1 : 128] -= strength
+    return logits
 
 
 @dataclass
@@ -119,6 +164,11 @@ class ChordTop:
         logits = logits.copy()
         logits[self.wanted + 1 : 128] -= self.strength
         logits[self.wanted] += self.strength * min((len(self.pitches) + 1) / (self.voices or 4), 1.0)
+        # The chord is drawn before its top note: in the octave below it, tones that make it a consonant top
+        # (a triad's root, third or fifth above them) are likelier, seconds and sevenths less so.
+        low = max(self.wanted - 12, 0)  # the octave under the top, where a chord's upper voices lie
+        below = (self.wanted - np.arange(low, self.wanted)) % 12
+        logits[low : self.wanted] += self.strength / 2 * (_CONSONANT_BELOW[below].astype(float) - _DISSONANT_BELOW[below])
         return logits
 
     @property
