@@ -3,17 +3,13 @@
 ``prepare`` reads the call (its tempo, key, texture and register; the rows to prime the model
 from) into an ``Answer``; ``prime_step`` and ``sample`` then advance it one model unit at a time,
 so the engine can spread the work over the silence and keep ``lookahead`` ahead while it plays.
-Each event is drawn by the voice's own four heads, bent by a ``guide``: the pitch mask (range and
-key), the texture (no more notes at one onset than the call had, a single line when it was one;
-never one pitch twice at an onset) and the register (notes far from the call's are made unlikely).
+Each event is drawn by the voice's own four heads, bent by ``realtime.guide``: the pitch mask
+(range and key), texture, register, the call's motif, the cadence (``realtime.shaping``'s rules).
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import mido
 import numpy as np
@@ -22,73 +18,23 @@ from improv.model.sampling import SamplingParams
 from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
 from improv.music.rhythm import estimate_bpm, next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
+from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
+from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.quantiser import Quantiser
-from improv.realtime.report import Exchange
-from improv.realtime.shaping import CADENCE_FROM, CADENCE_NATS, HARD_STOP, ChordTop, Motif, call_register, call_texture, keep_below, make_motif, nearest_allowed, motif_pitch, on_beat, register_bias, tonic_triad
+from improv.realtime.shaping import (
+    CADENCE_FROM,
+    HARD_STOP,
+    call_register,
+    call_texture,
+    make_motif,
+    on_beat,
+    register_bias,
+    tonic_triad,
+)
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
-
-
-@dataclass(eq=False)
-class Planned:
-    """A sampled answer note, not sent yet."""
-
-    row: np.ndarray
-    state: Any  # the model state after stepping this row
-    beats: float  # onset in beats after the answer's first note
-    duration_beats: float
-    pitch: int
-    velocity: int
-    msg: mido.Message  # its note_on, built while sampling (building one costs ~15 us: not in ``due``)
-    onset: float | None = None  # seconds, once the answer has started
-
-
-@dataclass(eq=False)
-class Answer:
-    """An answer: prepared speculatively during the silence, then played."""
-
-    version: int  # the window version it was prepared from
-    voice: int  # which of the engine's voices samples it
-    bpm: float
-    tempo_source: str
-    key: str
-    rng: np.random.Generator
-    mask: np.ndarray
-    call_velocity: float
-    target: float  # beats or events, before the length knob
-    rows: np.ndarray | None  # rows to prime from (None: the running state is already primed)
-    call_rows: list[np.ndarray] | None  # the call's rows re-quantised at the estimated tempo
-    pos_after_call: float | None
-    max_voices: int = 0  # notes at one onset, at most (0: as the voice likes)
-    pitch_bias: np.ndarray | None = None  # added to the pitch logits (the call's register), or None
-    tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
-    motif_call: tuple[list[np.ndarray], list[bool]] = ([], [])  # the call's rows and chord flags
-    motif: Motif | None = None  # what the answer imitates (serve.imitation)
-    state: Any = None  # after the last sampled row
-    base: Any = None  # after priming, before the first sampled row
-    primed: int = 0  # rows of ``rows`` already stepped
-    planned: deque = field(default_factory=deque)
-    sampled: int = 0
-    beats: float = 0.0  # onset of the last sampled event, in beats after the first
-    onset_pitches: set[int] = field(default_factory=set)  # pitches at the last sampled onset
-    onsets: int = 0  # onsets sampled
-    line_pitch: int | None = None  # the top line's latest note (the skyline: highest struck or held)
-    line_before: int | None = None  # ... before the onset under way (a chord's motif interval starts there)
-    sounding: list[tuple[float, int]] = field(default_factory=list)  # (end beat, pitch) of notes still sounding
-    held_top: int = -1  # the highest note held into the onset under way from earlier ones (-1: none)
-    closing: bool = False  # its ending note is sampled: only notes of that chord may follow
-    model_velocity_sum: float = 0.0
-    finished: bool = False  # no more events will be sampled
-    finished_target: float = math.inf  # the length that finished it (a longer one resumes sampling)
-    start: float | None = None
-    exchange: Exchange | None = None
-    late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
-
-    @property
-    def ready(self) -> bool:
-        return self.base is not None
 
 
 class Planner:
@@ -281,81 +227,10 @@ class Planner:
             return False
         return duration >= 1.0 or progress >= 1.0
 
-    def guide(self, answer: Answer, length_factor: float = 1.0) -> Callable[[int, np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
-        """The answer's bends on each head, given the fields already drawn: texture (no chord
-        beyond the call's, each key once per onset), register, the motif (imitation), the cadence."""
-        first = answer.sampled == 0
-        chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
-        motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
-        # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
-        # (token order), so the onset under way is onsets - 1 and its interval starts at line_before.
-        chordal = answer.motif is not None and answer.max_voices != 1 and not first
-        top = hold = None
-        if chordal and 0 < answer.onsets <= answer.motif.span:
-            wanted = motif_pitch(answer.motif, answer.onsets - 1, answer.line_before)
-            if wanted is not None:
-                top = ChordTop(nearest_allowed(wanted, answer.mask), answer.onset_pitches, answer.max_voices, answer.motif.strength)
-            else:
-                hold = answer.held_top
+    def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
+        """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        values = self._time_values
-
-        def guide(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-            new_onset = first or int(row[OFFSET]) > 0
-            if field == OFFSET and not first:
-                if answer.max_voices == 1 or (answer.max_voices and chord_full):
-                    no_chord = np.ones(len(logits), dtype=bool)
-                    no_chord[0] = False  # offset 0 joins the onset: no room for another note there
-                    mask = no_chord if mask is None else mask & no_chord
-                if top is not None:
-                    logits = top.offset_bias(logits)
-                if motif is not None and motif.offsets[answer.onsets] > 0 and (top is None or top.reached):
-                    logits = logits.copy()
-                    logits[motif.offsets[answer.onsets]] += motif.strength
-                if cadence:  # onsets that land on a beat
-                    landing = answer.beats + values[: len(logits)]
-                    logits = logits + CADENCE_NATS * (np.abs(landing - np.round(landing)) < 1e-6)
-            elif field == PITCH:
-                if not new_onset and answer.onset_pitches:
-                    fresh = np.ones(len(logits), dtype=bool)
-                    fresh[list(answer.onset_pitches)] = False  # one instrument: each key once per onset
-                    mask = fresh if mask is None else mask & fresh
-                    if not mask.any():
-                        mask = None
-                if answer.pitch_bias is not None:
-                    logits = logits + answer.pitch_bias
-                if motif is not None and new_onset and answer.max_voices == 1:
-                    wanted = motif_pitch(motif, answer.onsets, answer.line_pitch)
-                    wanted = None if wanted is None else nearest_allowed(wanted, answer.mask)
-                    if wanted is not None and 0 <= wanted < 128:
-                        logits = logits.copy()
-                        logits[wanted] += motif.strength
-                elif answer.motif is not None and answer.max_voices != 1:
-                    if new_onset and motif is not None:  # a chord's lowest note: room below the top
-                        wanted = motif_pitch(motif, answer.onsets, answer.line_pitch)
-                        if wanted is not None:
-                            logits = ChordTop(nearest_allowed(wanted, answer.mask), set(), answer.max_voices, motif.strength).pitch_bias(logits)
-                        else:
-                            landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
-                            held = max((p for end, p in answer.sounding if end > landing + 1e-6), default=-1)
-                            logits = keep_below(logits, held, motif.strength)
-                    elif not new_onset and top is not None:
-                        logits = top.pitch_bias(logits)
-                    elif not new_onset and hold is not None:
-                        logits = keep_below(logits, hold, answer.motif.strength)
-                if cadence and answer.tonality is not None:
-                    landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
-                    if on_beat(landing):
-                        logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
-            elif field == DURATION:
-                if motif is not None and new_onset:
-                    logits = logits.copy()
-                    logits[motif.durations[answer.onsets]] += motif.strength
-                if cadence:
-                    logits = logits + CADENCE_NATS * (values[: len(logits)] >= 1.0)
-            return logits, mask
-
-        return guide
+        return answer_guide(answer, self._time_values, cadence)
 
     # ---- starting ---------------------------------------------------------------------------------
 
