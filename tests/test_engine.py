@@ -1024,9 +1024,10 @@ def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
     model = steady_model(8)
     call = phrase([60, 64, 67, 65, 64, 62, 60, 67], step=0.3, length=0.25)  # C major
     endings = {True: 0, False: 0}
+    openings = {True: 0, False: 0}
     for ending in (True, False):
         for seed in range(12):
-            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending), seed=seed)
+            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, imitation=0.0), seed=seed)
             out = simulate(e, call, until=40)
             (report,) = e.take_reports()
             ons = note_ons(out)
@@ -1035,7 +1036,9 @@ def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
             beat = (last_t - report.first_note_at) * report.bpm / 60
             if abs(beat - round(beat)) < 1e-6 and any(p % 12 in (0, 4, 7) for p in last):
                 endings[ending] += 1
+            openings[ending] += ons[0][1] % 12 in (0, 4, 7)  # and it begins on the tonic's harmony
     assert endings[True] >= 10 and endings[True] > endings[False] + 4, endings
+    assert openings[True] >= 10 and openings[True] > openings[False] + 2, openings
 
 
 def test_the_answer_starts_the_same_number_of_beats_after_the_call_at_any_tempo():

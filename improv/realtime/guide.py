@@ -24,11 +24,11 @@ from improv.realtime.shaping import (
 Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
 
-def answer_guide(answer: Answer, values: np.ndarray, cadence: bool) -> Guide:
+def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, opening: bool = True) -> Guide:
     """The answer's bends on each head for its next event, given the fields already drawn:
     texture (no chord beyond the call's, each key once per onset), register, the motif
-    (imitation), the cadence (``cadence``: the answer is near its end). ``values``: the
-    tokenizer's time values (beats)."""
+    (imitation), the cadence (``cadence``: the answer is near its end) and, with ``opening``,
+    a first note from the tonic triad. ``values``: the tokenizer's time values (beats)."""
     first = answer.sampled == 0
     chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
     motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
@@ -90,6 +90,8 @@ def answer_guide(answer: Answer, values: np.ndarray, cadence: bool) -> Guide:
                 landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
                 if on_beat(landing):
                     logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
+            elif first and answer.tonality is not None and opening:  # it begins on the tonic's harmony
+                logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
         elif field == DURATION:
             if motif is not None and new_onset:
                 logits = logits.copy()

@@ -230,7 +230,7 @@ class Planner:
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        return answer_guide(answer, self._time_values, cadence)
+        return answer_guide(answer, self._time_values, cadence, self.settings.phrase_ending)
 
     # ---- starting ---------------------------------------------------------------------------------
 

@@ -196,7 +196,8 @@ class ServeSettings:
     # restated and varied: its rhythm, its intervals, moved to another degree); knob: cc_imitation.
     imitation: float = 0.75
     # The answer ends as a phrase: from 80% of its length on, on the first note that lies on a beat,
-    # on a tonic-triad tone of the call's key and lasts a beat or more (at 1.5x its length at the latest).
+    # on a tonic-triad tone of the call's key and lasts a beat or more (at 1.5x its length at the latest);
+    # it begins on a tonic-triad tone.
     phrase_ending: bool = True
     # Range of pitches the answer may use (lowest <= highest).
     lowest_pitch: int = 21
