@@ -90,7 +90,8 @@ def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, opening: boo
                 landing = 0.0 if first else answer.beats + float(values[int(row[OFFSET])])
                 if on_beat(landing):
                     logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
-            elif first and answer.tonality is not None and opening:  # it begins on the tonic's harmony
+            elif answer.tonality is not None and opening and (first or (answer.onsets == 1 and not new_onset)):
+                # it begins on the tonic's harmony (every note of its first onset)
                 logits = logits + CADENCE_NATS * tonic_triad(answer.tonality)
         elif field == DURATION:
             if motif is not None and new_onset:
