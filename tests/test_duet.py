@@ -275,6 +275,15 @@ def test_evaluate_duet_layout_and_the_engine_settings_pass_through():
     # The engine plays with the settings given: a single voice at most and no key changes what it answers.
     loud = evaluate_duet(model, pairs, markov, ServeSettings(keep_key=False, register="free"), SamplingParams(), answers=2, seed=0)
     assert loud["improv"] != result["improv"] and loud["real"] == result["real"]
+    # The quality bar on the answers: collapse always; copying from the training pieces when given
+    # them (here the pieces the real answers come from: each real answer is found in them).
+    assert result["real"]["longest_copy"] is None and 0.0 <= result["improv"]["collapse_rate"] < 0.02
+    from improv.evaluation.metrics import note_codes
+
+    copied = evaluate_duet(model, pairs, markov, ServeSettings(), SamplingParams(), answers=1, seed=0, train_codes=[note_codes(p, TOK) for p in pieces])
+    # (all but its first event, whose offset counts from the answer's start, not the note before)
+    assert copied["real"]["longest_copy"] == float(np.median([len(p.answer) - 1 for p in pairs]))
+    assert copied["improv"]["longest_copy"] < copied["real"]["longest_copy"]
 
 
 # ---- the command ------------------------------------------------------------------------------------

@@ -30,7 +30,15 @@ from improv.evaluation.baselines import MarkovModel
 from improv.model.sampling import SamplingParams, sample
 from improv.model.step_model import HEAD_ORDER
 from improv.music.notes import Note, note_array, notes_of, playable
-from improv.music.tokenizer import BOS, DURATION, EOS, OFFSET, PITCH, TOKEN_DTYPE, Tokenizer
+from improv.music.tokenizer import (
+    BOS,
+    DURATION,
+    EOS,
+    OFFSET,
+    PITCH,
+    TOKEN_DTYPE,
+    Tokenizer,
+)
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
 from improv.settings.sections import ServeSettings

@@ -33,6 +33,7 @@ from improv.evaluation.answers import (
     playable_call,
 )
 from improv.evaluation.baselines import MarkovModel, per_field_dict
+from improv.evaluation.metrics import CopyIndex, collapse_rate, note_codes
 from improv.evaluation.phrases import PhrasePair, cut_pairs, shuffled_partners
 from improv.evaluation.response import FIGURES, Turn, phrase_key, summarize
 from improv.model.sampling import SamplingParams
@@ -69,8 +70,10 @@ def evaluate_duet(
     answers: int = 4,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    train_codes: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of `improv eval --duet` for ``model`` on ``pairs`` (see the module doc)."""
+    """Every figure of `improv eval --duet` for ``model`` on ``pairs`` (see the module doc).
+    ``train_codes`` (the training pieces' ``note_codes``) adds each system's ``longest_copy``."""
     log = log or (lambda message: None)
     tok = model.tokenizer
     spb = tok.steps_per_beat
@@ -120,6 +123,14 @@ def evaluate_duet(
     for index, name in enumerate(("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll")):
         out.update(per_field_dict(nll[index], events, name))
     out.update({name: summarize(turns[name], spb) for name in SYSTEMS})
+    # The quality bar of a voice's own music, for its answers: no collapse, no more copying from
+    # the training pieces than real answers show (taking up the call is not copying the corpus).
+    index = CopyIndex(train_codes) if train_codes else None
+    for name in SYSTEMS:
+        rows = [tok.encode(t.answer, bos=False, eos=False) for t in turns[name] if len(t.answer)]
+        out[name]["collapse_rate"] = collapse_rate(rows)
+        codes = [note_codes(r, tok) for r in rows]
+        out[name]["longest_copy"] = float(np.median(index.longest(codes))) if index is not None and codes else None
     out.update(
         {
             "pairs": len(kept),
@@ -167,7 +178,7 @@ def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: in
         log(f"fitting the order-{settings.eval.markov_order} Markov continuator on {len(train)} training pieces")
     markov = MarkovModel(settings.eval.markov_order, ckpt.tokenizer.sizes).fit([p.tokens for p in train])
     params = SamplingParams.from_settings(settings.sample)
-    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log)
+    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log, [note_codes(p.tokens, ckpt.tokenizer) for p in train])
     result["targets_met"] = targets_met(result)
     where = {"checkpoint": checkpoint, "voice": Path(checkpoint).stem, "data": list(data) if data else list(record["data"])}
     return {**where, "pieces": len(heldout), "bars": bars, **result}
@@ -229,4 +240,6 @@ def format_duet_table(result: dict[str, Any]) -> str:
     for figure in FIGURES:
         lines.append(f"{figure:<16}" + "".join(f"{shown(result[name][figure]):>10}" for name in SYSTEMS) + f"   {TARGETS[figure]}" + (f" ({verdict(figure)})" if verdict(figure) else ""))
     lines.append(f"{'  the calls':<16}{shown(result['real']['call_polyphony']):>10}   (notes per onset)")
+    lines.append(f"{'collapse_rate':<16}" + "".join(f"{shown(result[name].get('collapse_rate')):>10}" for name in SYSTEMS) + "   < 0.02")
+    lines.append(f"{'longest_copy':<16}" + "".join(f"{shown(result[name].get('longest_copy')):>10}" for name in SYSTEMS) + "   <= real (events found verbatim in a training piece)")
     return "\n".join(lines)
