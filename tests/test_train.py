@@ -229,7 +229,7 @@ def test_fine_tuning_starts_from_the_models_weights_and_network(tmp_path, capsys
     trained = json.loads(capsys.readouterr().out)
     # Another network size on the command line is ignored: fine-tuning keeps the model's network.
     tuned = tmp_path / "tuned.pt"
-    args = ["train", "--data", str(data), "--out", str(tuned), "--epochs", "1", "--json", *sets, "--set", "model.hidden_size=24", "--set", "train.lr=0.0001"]
+    args = ["train", "--data", str(data), "--out", str(tuned), "--epochs", "1", "--json", *sets, "--set", "model.hidden_size=24", "--set", "train.finetune_lr=0.0001"]
     assert main([*args, "--from", str(first)]) == 0
     captured = capsys.readouterr()
     assert "small corpus" not in captured.err

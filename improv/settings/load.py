@@ -151,6 +151,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("train", "chunk_len"): (lambda v: v >= 2, ">= 2"),
     ("train", "lr"): (lambda v: v > 0, "> 0"),
+    ("train", "finetune_lr"): (lambda v: v > 0, "> 0"),
     ("train", "weight_decay"): (lambda v: v >= 0, ">= 0"),
     ("train", "warmup_steps"): (lambda v: v >= 0, ">= 0"),
     ("train", "min_lr_ratio"): (lambda v: 0 <= v <= 1, "in [0, 1]"),

@@ -149,6 +149,7 @@ def prepare(
         origin = ckpt.train.get("from")
     elif from_model:
         start = _start_from(from_model)
+        ts = replace(ts, lr=ts.finetune_lr)  # recorded as the run's lr: what it trained with
         model_settings, tokenizer_settings = start.model_settings, start.tokenizer.settings
         origin = {"name": Path(start.path).stem, "path": str(start.path), "best_val_loss": start.train.get("best_val_loss")}
     if dist.main:
