@@ -20,8 +20,8 @@ process that reads its event stream throughout; ``--serve-monitor browser`` open
 headless Chromium instead (it draws the piano roll at the screen's rate). The lateness figures
 then say whether the page slows the loop; ``monitor_events`` is what the client received.
 
-The model does the real work of the default architecture (``ModelSettings()``: a 2-layer GRU of
-256 units; the trained checkpoints/default.pt when present, else the same untrained), with its
+The model does the real work of the default voice (``voice.default``: a 2-layer LSTM of 256 units;
+an untrained one of the default architecture where it is missing), with its
 answers kept dense (offsets of at most a sixteenth at 200 bpm) so the timing is measured under
 many notes. Without jackd the same session runs with an in-memory output (``real_ports`` = 0).
 """
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve-exchanges", type=int, default=4, help="short exchanges before it, each ended by a barge-in (default 4)")
     parser.add_argument("--serve-period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
     parser.add_argument("--serve-priority", type=int, default=None, help="real-time priority of the loop (default: serve.realtime_priority; 0 = normal)")
-    parser.add_argument("--serve-checkpoint", default=None, help="model (default: checkpoints/default.pt if present, else an untrained one of the default architecture)")
+    parser.add_argument("--serve-checkpoint", default=None, help="model file (default: the default voice, else an untrained one of the default architecture)")
     parser.add_argument("--serve-monitor", choices=["none", "sse", "browser"], default="none", help="attach the live page and a client reading it: an SSE reader in another process, or headless Chromium (default: none)")
 
 
@@ -84,11 +84,17 @@ class Dense:
 
 
 def load_model(checkpoint: str | None = None):
-    path = Path(checkpoint) if checkpoint else REPO / "checkpoints" / "default.pt"
-    if path.exists():
-        from improv.model.checkpoint import load_checkpoint
+    """The model that plays: ``checkpoint``, else the default voice; an untrained model of the
+    default architecture (the same work per step) where neither is there."""
+    from improv.errors import ImprovError
+    from improv.model.voices import load_player, model_location
+    from improv.settings.sections import Settings
 
-        return load_checkpoint(path).step_model(), 1
+    try:
+        return load_player(model_location(None, checkpoint, Settings().voice.default)).step_model(), 1
+    except ImprovError:
+        if checkpoint:
+            raise
     from improv.model.step_model import random_step_model
     from improv.settings.sections import ModelSettings
 
