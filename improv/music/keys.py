@@ -1,7 +1,9 @@
-"""How improv listens: tempo from MIDI clock or from a call, the key of a call, its own echoes.
+"""Keys: the key of a short phrase (``estimate_phrase_key``: Temperley's profile plus its first
+and last bass, what the engine uses for a call), the older whole-piece Krumhansl-Schmuckler
+estimate (``estimate_key``, kept as the baseline ``benchmarks/bench_keys.py`` measures against),
+key names and scales.
 
-Pure helpers of the engine: no ports, no clock (times are given). The estimates are plain numpy,
-cheap enough to run during the silence before an answer (no music21 on the real-time path).
+Pure numpy, cheap enough to run in the silence before an answer (no music21 on the live path).
 """
 
 from __future__ import annotations
