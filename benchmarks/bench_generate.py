@@ -2,8 +2,8 @@
 
 * ``generate_events_per_s``: events per second of ``improv.generate.sample_rows`` (numpy step
   model, temperature / top-p sampling of all four heads, state update), one BLAS thread, the
-  default model size. It uses ``checkpoints/default.pt`` when that exists, else an untrained
-  default-size model (same cost per event; a note on stderr says which).
+  shipped default voice (``voice.default``; an untrained model of the configured size where it is
+  missing, same cost per event; a note on stderr says which).
 * ``copy_index_1m_s`` / ``copy_search_1m_s``: building ``improv.evaluate.CopyIndex`` over a
   synthetic corpus of a million events (1,000 pieces of 1,000 events, a random walk over a small
   alphabet, so short runs recur as in music), and finding the longest verbatim run of 16 queries of
@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from _common import child_main, run_child
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,19 +37,21 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 def generate_speed(events: int) -> dict[str, float]:
     import numpy as np
 
+    from improv.errors import ImprovError
     from improv.generation.compose import sample_rows
-    from improv.model.checkpoint import load_checkpoint, untrained_checkpoint
+    from improv.model.checkpoint import untrained_checkpoint
     from improv.model.sampling import SamplingParams
+    from improv.model.voices import load_player, model_location
     from improv.settings.sections import Settings
 
     settings = Settings()
-    if DEFAULT_CHECKPOINT.exists():
-        ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
-        print(f"note: generate_events_per_s uses {DEFAULT_CHECKPOINT}", file=sys.stderr)
-    else:
-        ckpt = untrained_checkpoint(settings.model, settings.tokenizer, seed=0)
-        print("note: no checkpoints/default.pt: generate_events_per_s uses an untrained default-size model (same cost per event)", file=sys.stderr)
-    model = ckpt.step_model()
+    try:
+        path = model_location(None, None, settings.voice.default)
+        model = load_player(path).step_model()
+        print(f"note: generate_events_per_s uses {path}", file=sys.stderr)
+    except ImprovError:
+        model = untrained_checkpoint(settings.model, settings.tokenizer, seed=0).step_model()
+        print(f"note: no voice {settings.voice.default!r}: generate_events_per_s uses an untrained default-size model (same cost per event)", file=sys.stderr)
     params = SamplingParams.from_settings(settings.sample)
     rng = np.random.default_rng(0)
     sample_rows(model, rng, params, 100)  # warm up

@@ -4,7 +4,8 @@
   call returned) against its scheduled time, over several exchanges and one long answer.
   Targets: p99 <= 1 ms, max <= 5 ms.
 * ``recv_late_*``: the same messages as a listener in another process received them through
-  JACK (adds JACK's own delivery: up to about a period, ``jack_period_ms``).
+  JACK, against the moment each send began (adds JACK's own delivery: up to about a period,
+  ``jack_period_ms``).
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
   end-of-call decision (last release stamped on arrival + silence threshold) to the first answer
   note leaving: that note's lateness against its scheduled time, plus any model work done at the
@@ -14,8 +15,13 @@
   ``response_e2e_overhead_ms``: performer's last release sent -> first answer note received,
   minus the threshold and the musical wait: the whole round trip through JACK, both ways.
 
-The model does the real work of the default architecture (``ModelSettings()``: a 2-layer GRU of
-256 units; the trained checkpoints/default.pt when present, else the same untrained), with its
+``--serve-monitor sse`` attaches the live page (``serve --monitor``) and a client in another
+process that reads its event stream throughout; ``--serve-monitor browser`` opens the page in
+headless Chromium instead (it draws the piano roll at the screen's rate). The lateness figures
+then say whether the page slows the loop; ``monitor_events`` is what the client received.
+
+The model does the real work of the default voice (``voice.default``: a 2-layer LSTM of 256 units;
+an untrained one of the default architecture where it is missing), with its
 answers kept dense (offsets of at most a sixteenth at 200 bpm) so the timing is measured under
 many notes. Without jackd the same session runs with an in-memory output (``real_ports`` = 0).
 """
@@ -47,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve-exchanges", type=int, default=4, help="short exchanges before it, each ended by a barge-in (default 4)")
     parser.add_argument("--serve-period", type=int, default=64, help="JACK period in frames at 48 kHz (default 64)")
     parser.add_argument("--serve-priority", type=int, default=None, help="real-time priority of the loop (default: serve.realtime_priority; 0 = normal)")
-    parser.add_argument("--serve-checkpoint", default=None, help="model (default: checkpoints/default.pt if present, else an untrained one of the default architecture)")
+    parser.add_argument("--serve-checkpoint", default=None, help="model file (default: the default voice, else an untrained one of the default architecture)")
+    parser.add_argument("--serve-monitor", choices=["none", "sse", "browser"], default="none", help="attach the live page and a client reading it: an SSE reader in another process, or headless Chromium (default: none)")
 
 
 class Dense:
@@ -69,19 +76,25 @@ class Dense:
     def prime(self, rows, state=None):
         return self.model.prime(rows, state)
 
-    def sample_event(self, state, rng, params, pitch_mask=None):
-        row = self.model.sample_event(state, rng, params, pitch_mask)
+    def sample_event(self, state, rng, params, pitch_mask=None, guide=None):
+        row = self.model.sample_event(state, rng, params, pitch_mask, guide)
         row[self._offset] = min(int(row[self._offset]), 3)  # chords stay chords; gaps at most a sixteenth
         row[self._duration] = max(1, min(int(row[self._duration]), 6))
         return row
 
 
 def load_model(checkpoint: str | None = None):
-    path = Path(checkpoint) if checkpoint else REPO / "checkpoints" / "default.pt"
-    if path.exists():
-        from improv.model.checkpoint import load_checkpoint
+    """The model that plays: ``checkpoint``, else the default voice; an untrained model of the
+    default architecture (the same work per step) where neither is there."""
+    from improv.errors import ImprovError
+    from improv.model.voices import load_player, model_location
+    from improv.settings.sections import Settings
 
-        return load_checkpoint(path).step_model(), 1
+    try:
+        return load_player(model_location(None, checkpoint, Settings().voice.default)).step_model(), 1
+    except ImprovError:
+        if checkpoint:
+            raise
     from improv.model.step_model import random_step_model
     from improv.settings.sections import ModelSettings
 
@@ -110,13 +123,17 @@ class QueueInput:
 
 
 class Timestamped:
-    """Wraps an output: the time each message left (after the send call returned)."""
+    """Wraps an output: when each send began (the loop spins to the scheduled time, then calls it:
+    the scheduled time to within microseconds, unless the loop was already late, which
+    ``send_late`` counts) and when it returned."""
 
     def __init__(self, port, clock) -> None:
         self.port, self.clock = port, clock
+        self.starts: list[float] = []
         self.times: list[float] = []
 
     def send(self, msg) -> None:
+        self.starts.append(self.clock.now())
         self.port.send(msg)
         self.times.append(self.clock.now())
 
@@ -159,17 +176,18 @@ def run(args) -> dict:
     period = getattr(args, "serve_period", 64)
     priority = getattr(args, "serve_priority", None)
     checkpoint = getattr(args, "serve_checkpoint", None)
+    monitor = getattr(args, "serve_monitor", "none")
     jack = JackServer(period=period)
     reason = jack.start()
     try:
         if reason is not None:
             print(f"# serve: no JACK ({reason}); measuring with an in-memory output", file=sys.stderr)
-        return session(events, exchanges, jack if reason is None else None, period, priority, checkpoint)
+        return session(events, exchanges, jack if reason is None else None, period, priority, checkpoint, monitor)
     finally:
         jack.stop()
 
 
-def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None) -> dict:
+def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None, monitor: str = "none") -> dict:
     from improv.io.clock import RealClock
     from improv.io.memory_ports import MemoryOutput
     from improv.io.rtmidi_ports import RtOutput
@@ -212,7 +230,16 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         performer = inport
         out = Timestamped(MemoryOutput(clock), clock)
     timing: list[str] = []
-    loop = ServeLoop(engine, inport, out, clock, wake=wake, on_status=timing.append)
+    say = timing.append
+    live = client = None
+    loop_in, loop_out = inport, out
+    if monitor != "none":
+        from improv.monitor.live import LiveMonitor
+
+        live = LiveMonitor("127.0.0.1", 0)
+        loop_in, loop_out, say = live.attach(engine, settings, clock, wake, inport, out, say, "bench")
+        client = MonitorClient(monitor, live.url)
+    loop = ServeLoop(engine, loop_in, loop_out, clock, wake=wake, on_status=say)
     done = threading.Event()
     thread = threading.Thread(target=perform, args=(performer, loop, exchanges, marks, done), daemon=True)
     thread.start()
@@ -224,8 +251,14 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         if jack is not None:
             performer.close()
             ports.close()
+        monitor_figures = client.close() if client is not None else {}
+        if live is not None:
+            live.close()
     print(f"# serve: {timing[0] if timing else ''}", file=sys.stderr)
+    for line in timing[1:]:
+        print(f"# serve: {line}", file=sys.stderr)
     figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained, "serve_realtime_priority": settings.realtime_priority}
+    figures.update(monitor_figures)
     figures.update(stats.lateness_ms())
     figures["serve_messages"] = stats.sent
     answers = [ex for ex in stats.exchanges if ex.first_sent_at is not None]
@@ -242,16 +275,16 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         listener.stdin.close()
         received = json.loads(listener.stdout.readline())
         listener.wait(10)
-        figures.update(receive_figures(received, out.times, stats.lateness, marks.get("release", []), answers))
+        figures.update(receive_figures(received, out.starts, marks.get("release", []), answers))
         figures["jack_period_ms"] = period / 48.0
     return figures
 
 
-def receive_figures(received, sent_times, lateness, releases, answers) -> dict:
+def receive_figures(received, sent_times, releases, answers) -> dict:
     """Lateness on arrival (k-th sent <-> k-th received: JACK keeps order), and the round trip."""
     arrivals = [t for t, _ in received]
-    n = min(len(arrivals), len(sent_times), len(lateness))
-    scheduled = np.array(sent_times[:n]) - np.array(lateness[:n])
+    n = min(len(arrivals), len(sent_times))
+    scheduled = np.array(sent_times[:n])  # the send's start: see Timestamped
     late = (np.array(arrivals[:n]) - scheduled) * 1000
     out = {
         "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
@@ -270,6 +303,54 @@ def receive_figures(received, sent_times, lateness, releases, answers) -> dict:
     out["response_e2e_overhead_ms"] = float(np.median(e2e)) if e2e else float("nan")
     out["response_e2e_overhead_max_ms"] = float(max(e2e)) if e2e else float("nan")
     return out
+
+
+class MonitorClient:
+    """A reader of the live page during the session: ``sse`` (another process reading the event
+    stream, as a browser's EventSource does) or ``browser`` (headless Chromium showing the page)."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind = kind
+        self.browser = self.proc = None
+        if kind == "browser":
+            from support.browser import Browser
+
+            self.browser = Browser()
+            reason = self.browser.start()
+            if reason is not None:
+                raise SystemExit(f"--serve-monitor browser: {reason}")
+            self.browser.navigate(url)
+            self.browser.wait_for("document.getElementById('link').textContent === 'live'")
+        else:
+            self.proc = subprocess.Popen([sys.executable, __file__, "--sse", url + "events"], stdout=subprocess.PIPE, text=True)
+            assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def close(self) -> dict:
+        if self.browser is not None:
+            shown = self.browser.evaluate("window.improvMonitor.notes.performer + window.improvMonitor.notes.improv")
+            self.browser.close()
+            return {"monitor_client": "browser", "monitor_notes_shown": shown}
+        assert self.proc is not None and self.proc.stdout is not None
+        self.proc.terminate()
+        got = json.loads(self.proc.stdout.readline() or "{}")
+        self.proc.wait(10)
+        return {"monitor_client": "sse", "monitor_events": got.get("events", 0), "monitor_batches": got.get("batches", 0)}
+
+
+def read_events(url: str) -> None:
+    """SSE client process: read the stream until terminated; print how much came."""
+    import signal
+    import urllib.request
+
+    counts = {"events": 0, "batches": 0}
+    signal.signal(signal.SIGTERM, lambda *a: (print(json.dumps(counts), flush=True), sys.exit(0)))
+    stream = urllib.request.urlopen(url, timeout=60)
+    print("ready", flush=True)
+    for raw in stream:
+        if raw.startswith(b"data: "):
+            counts["batches"] += 1
+            counts["events"] += len(json.loads(raw[6:]).get("events", []))
+    print(json.dumps(counts), flush=True)
 
 
 def listen(port_name: str) -> None:
@@ -292,6 +373,8 @@ def listen(port_name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--listen":
         listen(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--sse":
+        read_events(sys.argv[2])
     else:
         parser = argparse.ArgumentParser()
         add_arguments(parser)

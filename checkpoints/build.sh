@@ -34,11 +34,11 @@ voice() {
   improv train --from checkpoints/base.pt --data $data --out "checkpoints/$name.pt" --force "${COMMON[@]}" "$@"
 }
 if [[ "$step" == all || "$step" == bach ]]; then
-  voice bach "$BACH" --set train.epochs=30 --set train.lr=0.002
+  voice bach "$BACH" --set train.epochs=30 --set train.finetune_lr=0.002
 fi
 if [[ "$step" == all || "$step" == folk ]]; then
-  voice folk "$FOLK" --set train.epochs=8 --set train.lr=0.002 --set train.batch_size=32
+  voice folk "$FOLK" --set train.epochs=8 --set train.finetune_lr=0.002 --set train.batch_size=32
 fi
 if [[ "$step" == all || "$step" == renaissance ]]; then
-  voice renaissance "$RENAISSANCE" --set train.epochs=8 --set train.lr=0.002 --set train.batch_size=32
+  voice renaissance "$RENAISSANCE" --set train.epochs=8 --set train.finetune_lr=0.002 --set train.batch_size=32
 fi

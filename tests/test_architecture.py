@@ -158,3 +158,9 @@ def test_a_wheel_installed_outside_the_clone_plays(tmp_path):
         done = subprocess.run([str(venv / "bin" / "improv"), *args], capture_output=True, text=True, cwd=away, timeout=300)
         assert done.returncode == 0, (args, done.stdout[-1000:], done.stderr[-2000:])
     assert (away / "demo.mid").exists()
+
+
+def test_the_package_version_is_pyprojects():
+    import improv
+
+    assert f'version = "{improv.__version__}"' in (ROOT / "pyproject.toml").read_text()

@@ -3,6 +3,7 @@ checked before the session and written however it ends."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -115,3 +116,72 @@ def test_a_normal_session_writes_its_recording(checkpoint, tmp_path, capsys, mon
     assert record.read_bytes()[:4] == b"MThd"
     out = capsys.readouterr().out
     assert "0 exchanges" in out and f"recorded {record}" in out
+    picture = record.with_suffix(".png")
+    assert picture.read_bytes()[:4] == b"\x89PNG" and f"see it: {picture}" in out  # its picture beside it
+    programs = sorted(m.program for t in mido.MidiFile(record).tracks for m in t if m.type == "program_change")
+    settings = load_settings(None, [])
+    assert programs == sorted([settings.serve.performer_program, settings.serve.program])
+
+
+def test_serve_opens_its_ports_only_after_the_voices_are_loaded_and_warm(checkpoint, monkeypatch):
+    import improv.session.serve as session
+
+    order: list[str] = []
+    real_load = session.load_voices
+
+    def load(choice, say):
+        order.append("names checked" if order == ["names"] else "?")
+        out = real_load(choice, say)
+        order.append("voices loaded")
+        return out
+
+    def ports(choice, wake=None):
+        order.append("ports opened")
+        return FakePorts(choice, wake)
+
+    monkeypatch.setattr(session, "check_names", lambda choice: order.append("names") or (None, None))
+    monkeypatch.setattr(session, "load_voices", load)
+    monkeypatch.setattr(session, "MidiPorts", ports)
+    monkeypatch.setattr(session, "serve", lambda loop, **kwargs: loop.stats)
+    assert main(["serve", "--virtual", "--checkpoint", str(checkpoint)]) == 0
+    # A wrong port name fails before anything loads; nothing played while loading reaches improv.
+    assert order == ["names", "names checked", "voices loaded", "ports opened"]
+
+
+def test_virtual_makes_only_the_sides_no_name_was_given_for():
+    from improv.io.watched_ports import PortChoice, check_names
+
+    class Lister:
+        def inputs(self):
+            return ["keyboard:out"]
+
+        def outputs(self):
+            return ["FLUID Synth:midi_in", "keyboard:in"]
+
+    assert check_names(PortChoice(out_name="FLUID", virtual=True), Lister()) == (None, "FLUID Synth:midi_in")
+    assert check_names(PortChoice(in_name="keyboard", virtual=True), Lister()) == ("keyboard:out", None)
+    assert check_names(PortChoice(in_name="keyboard", out_name="FLUID"), Lister()) == ("keyboard:out", "FLUID Synth:midi_in")
+
+
+def test_serve_monitor_taps_the_loop_and_serves_the_page_while_it_runs(checkpoint, capsys, monkeypatch):
+    import urllib.request
+
+    from improv.monitor.taps import TappedInput, TappedOutput
+
+    seen = {}
+
+    def session(loop, **kwargs):
+        seen["taps"] = (type(loop.inport), type(loop.outport))
+        url = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("improv: live page ")).split()[3]
+        with urllib.request.urlopen(url + "state", timeout=10) as r:
+            seen["state"] = json.loads(r.read())
+        seen["url"] = url
+        return loop.stats
+
+    monkeypatch.setattr(improv.session.serve, "MidiPorts", FakePorts)
+    monkeypatch.setattr(improv.session.serve, "serve", session)
+    assert main(["serve", "--virtual", "--checkpoint", str(checkpoint), "--monitor", "0"]) == 0
+    assert seen["taps"] == (TappedInput, TappedOutput)
+    assert seen["url"].startswith("http://127.0.0.1:") and seen["state"]["state"]["doing"] == "listening"
+    with pytest.raises(OSError):  # the session over, the page is gone
+        urllib.request.urlopen(seen["url"], timeout=5)

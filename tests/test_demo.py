@@ -89,7 +89,7 @@ def test_call_messages_close_every_note_offs_first():
 def test_a_session_answers_every_call_and_barges_in():
     demo = DemoSettings(barge_every=2, breath_beats=1.0)
     phrases = [scale_phrase(source=f"w{i}") for i in range(3)]
-    serve = ServeSettings(silence_ms=400.0, estimate_tempo=False, keep_key=False)  # answers on the beat
+    serve = ServeSettings(silence_ms=400.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False, estimate_tempo=False, keep_key=False)  # answers on the beat
     clock = FakeClock()
     result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), clock, seed=0)
     assert result["exchanges"] == 3 and result["answered"] == 3
@@ -128,6 +128,44 @@ def test_demo_command_fast(tmp_path, capsys):
     assert names == ["performer", "improv"]
 
 
+def test_the_demo_plays_the_voices_own_held_out_pieces(tmp_path, capsys):
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+
+    ckpt = untrained_checkpoint(ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), None, 0)
+    # A folk voice's held-out tunes (tunes of an O'Neill's book, each read alone) and a user's file.
+    midi = tmp_path / "mine.mid"
+    from improv.music.midi import Track, midi_bytes
+
+    midi.write_bytes(midi_bytes([Track("x", [Note(60 + k % 5, k * 0.5, 0.5, 80) for k in range(40)])], 100))
+    heldout = [f"music21:oneills1850/0721-0730.abc#{n:02d}" for n in (2, 5, 9)] + [str(midi)]
+    ckpt.train = {"heldout": heldout, "train_pieces": []}
+    path = tmp_path / "folky.pt"
+    save_checkpoint(path, ckpt, with_weights_file=True)
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "4", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and result["calls"] == 4
+    assert sorted(result["sources"]) == sorted(heldout)  # each held-out piece once
+    # demo.source names other music instead.
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}", "--set", "demo.source=music21:bach/bwv66.6"])
+    assert json.loads(capsys.readouterr().out)["sources"] == ["music21:bach/bwv66.6.mxl"]
+
+
+def test_one_tune_of_an_abc_book_is_read_as_the_whole_book_reads_it(tmp_path):
+    from improv.music.scores import read_music21, read_music21_work
+
+    book = tmp_path / "book.abc"  # reference numbers out of order: music21 orders the book by them
+    tunes = {5: "cdef gabc'", 2: "CDEF GABc", 9: "edcB AGFE"}
+    book.write_text("".join(f"X:{x}\nT:t{x}\nM:4/4\nL:1/8\nK:C\n{body}|\n\n" for x, body in tunes.items()))
+    whole = {name: (notes, bpm, meter) for name, notes, bpm, meter in read_music21(str(book))}
+    assert sorted(whole) == ["#1", "#2", "#3"]
+    for name, expected in whole.items():
+        assert read_music21_work(str(book), name) == expected
+    assert whole["#1"][0][0].pitch == 60  # X:2, the lowest number, is the first work
+    with pytest.raises(Exception, match="no work #4"):
+        read_music21_work(str(book), "#4")
+
+
 def test_demo_command_errors(tmp_path, capsys):
     assert main(["demo", "--fast", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
@@ -146,7 +184,7 @@ def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, 
     def played(*a, **kw):
         raise AssertionError("the session was played")
 
-    monkeypatch.setattr(demo_session, "_phrases", played)
+    monkeypatch.setattr(demo_session, "demo_phrases", played)
     assert main(["demo", "--fast", "--checkpoint", str(ckpt), "--record", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"improv: error: cannot write {tmp_path}: it is a folder\n"
     blocked = tmp_path / "m.pt" / "d.mid"  # a "folder" that is a file (as /proc/d.mid is not writable)
@@ -181,7 +219,7 @@ def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_pat
             return Interrupted()
 
     monkeypatch.setattr(demo_session, "load_player", lambda path: Loaded())
-    monkeypatch.setattr(demo_session, "_phrases", lambda *a: [scale_phrase(source=f"w{i}") for i in range(3)])
+    monkeypatch.setattr(demo_session, "demo_phrases", lambda *a: ([scale_phrase(source=f"w{i}") for i in range(3)], "scales"))
     record = tmp_path / "cut.mid"
     settings = Settings()
     with pytest.raises(KeyboardInterrupt):
@@ -192,3 +230,86 @@ def test_demo_writes_the_recording_when_the_session_ends_in_an_exception(tmp_pat
     mid = mido.MidiFile(record)
     counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in mid.tracks}
     assert counts["performer"] >= 8 and counts["improv"] >= 1  # what was played before it broke
+
+
+def test_the_performers_plan_knows_when_the_engine_answers_with_the_default_rule():
+    # The default start rule (a beat of silence, half a beat's breath, the next beat): the plan's
+    # answer times are the engine's, so the planned barge-ins land where they are meant to.
+    demo = DemoSettings(barge_every=0, breath_beats=1.0)
+    phrases = [scale_phrase(bpm=90.0, source=f"w{i}") for i in range(2)]
+    serve = ServeSettings(estimate_tempo=False, keep_key=False, phrase_ending=False)
+    result, tracks, sent = play_session(LadderModel(), phrases, serve, demo, SampleSettings(), FakeClock(), seed=0)
+    assert result["answered"] == 2 and result["barge_ins"] == 0
+    ons = sorted(t for t, m in sent if m.type == "note_on" and m.velocity > 0)
+    calls, _ = plan_session(phrases, 0.5, 60 / 90, 0, 1.0, 1.0, 0.5)
+    assert ons[0] == pytest.approx(answer_start(phrases[0], calls[0].start, 60 / 90, 1.0, 0.5))
+
+
+def test_demo_leaves_its_picture_and_its_sound_beside_the_file(tmp_path, capsys):
+    from improv.render.fluidsynth import find_fluidsynth
+    from improv.render.soundfont import NoSoundFont, find_soundfont
+
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    said = capsys.readouterr().out
+    tracks = {t.name: t for t in mido.MidiFile(out).tracks[1:]}
+    programs = {name: [(m.channel, m.program) for m in t if m.type == "program_change"] for name, t in tracks.items()}
+    settings = Settings()
+    # Two instruments on two channels: the parts are heard apart.
+    assert programs == {"performer": [(settings.demo.performer_channel - 1, settings.serve.performer_program)], "improv": [(settings.serve.channel - 1, settings.serve.program)]}
+    assert settings.serve.performer_program != settings.serve.program
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG" and f"see it: {tmp_path / 'demo.png'}" in said
+    try:
+        ready = find_fluidsynth() is not None and find_soundfont() is not None
+    except NoSoundFont:
+        ready = False
+    if ready:
+        assert (tmp_path / "demo.wav").read_bytes()[:4] == b"RIFF" and f"hear it: {tmp_path / 'demo.wav'}" in said
+    else:
+        assert "improv demo: no demo.wav: " in said
+
+
+def test_demo_without_a_synth_still_succeeds_and_says_how_to_get_one(tmp_path, capsys, monkeypatch):
+    import improv.render.fluidsynth as synth
+
+    monkeypatch.setattr(synth, "find_fluidsynth", lambda: None)
+    monkeypatch.setattr("sys.platform", "linux")
+    ckpt = tmp_path / "m.pt"
+    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    out = tmp_path / "demo.mid"
+    code = main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out.exists() and result["audio"] is None and result["picture"] == str(tmp_path / "demo.png")
+    assert not (tmp_path / "demo.wav").exists()
+    main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "demo.wav" in line]
+    assert lines == ["improv demo: no demo.wav: FluidSynth is not installed: sudo apt install fluidsynth fluid-soundfont-gm (Debian/Ubuntu; Fedora: dnf install fluidsynth fluid-soundfont-gm)"]
+
+
+def test_the_monitor_flags_need_real_time_and_each_other(capsys):
+    assert main(["demo", "--fast", "--monitor"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor shows the session in real time; drop --fast to watch it"
+    assert main(["demo", "--monitor-host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.strip() == "improv: error: --monitor-host needs --monitor"
+
+
+def test_the_demo_session_shows_itself_on_the_live_page(tmp_path, monkeypatch):
+    """play_session wires the monitor into its loop: the page's feed gets both parts and the lines."""
+    from improv.monitor.live import LiveMonitor
+
+    monitor = LiveMonitor("127.0.0.1", 0)
+    try:
+        settings = Settings()
+        result, _, _ = play_session(
+            LadderModel(), [scale_phrase(source=f"w{i}") for i in range(2)], settings.serve, settings.demo,
+            SampleSettings(), FakeClock(), 0, monitor=monitor, voice_label="ladder",
+        )  # fmt: skip
+        _, events = monitor.hub.since(0)
+    finally:
+        monitor.close()
+    who = {e["who"] for e in events if e["type"] == "note"}
+    assert who == {"performer", "improv"} and result["exchanges"] == 2
+    assert sum(e["type"] == "status" and e["line"].startswith("#") for e in events) == 2
+    assert monitor.hub.info["voices"] == ["ladder"]

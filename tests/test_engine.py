@@ -39,7 +39,10 @@ from improv.realtime.report import Exchange, Recorder
 from improv.settings.load import load_settings
 from improv.settings.sections import ServeSettings
 
-PLAIN = ServeSettings(estimate_tempo=False, keep_key=False)
+# The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
+# first grid point after it, cut at its length. (The musical defaults are tested on their own.)
+MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False)
+PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, **MECHANICS)
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s
 DECIDED_AT = 1.15 + 0.6
 ANSWER_AT = 1.8  # the next beat: the call's pulse is 0.6 s from its first onset (0)
@@ -187,6 +190,15 @@ def test_keep_the_key():
     assert e.take_reports()[0].key == "C major"
 
 
+def test_the_engine_keys_a_call_by_its_phrase():
+    # C D E F G E with the last E held: duration-weighted pitch classes alone say E minor; the
+    # phrase estimate (its first note in the bass, the profile) hears C major, and so does the engine.
+    e = engine(dataclasses.replace(PLAIN, keep_key=True, response_unit="events", response_length=4))
+    call = phrase([60, 62, 64, 65, 67], step=0.3, length=0.25) + [(1.5, mido.Message("note_on", note=64, velocity=80)), (2.3, mido.Message("note_off", note=64))]
+    simulate(e, call, until=20)
+    assert e.take_reports()[0].key == "C major"
+
+
 def test_answer_pitch_range_and_never_special_tokens():
     e = engine(dataclasses.replace(PLAIN, response_unit="events", response_length=30, highest_pitch=80))
     pitches = [n for _, n, _ in note_ons(simulate(e, CALL, until=60))]
@@ -287,7 +299,7 @@ def clock_ticks(bpm: float, start: float, end: float):
 
 
 def test_tempo_from_midi_clock():
-    e = engine(ServeSettings(keep_key=False))  # estimation on, but a running clock wins
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))  # estimation on, but a running clock wins
     script = clock_ticks(120, 0.0, 4.0) + phrase([60, 62, 64, 65], start=1.0, step=0.3, length=0.25)
     out = simulate(e, script, until=4.0)
     assert e.bpm == pytest.approx(120, abs=1e-6) and e.tempo_source == "clock"
@@ -325,7 +337,7 @@ def test_tempo_estimated_from_the_call():
     script = []
     for k, b in enumerate(onsets):
         script += [(b * beat, on(60 + k)), (b * beat + 0.15, off(60 + k))]
-    e = engine(ServeSettings(keep_key=False))
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))
     out = simulate(e, script, until=15)
     report = e.take_reports()[0]
     assert report.tempo_source == "estimate" and report.bpm == pytest.approx(130, rel=0.01)
@@ -401,7 +413,7 @@ def test_one_coincidence_never_makes_a_loopback():
     for k in range(5):
         f.sent(on(64, 100), 2.0 + k)
         assert not f.is_echo(on(64, 100), 2.003 + k) and not f.loopback
-    e = engine(ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events"))
+    e = engine(ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events", **MECHANICS))
     out = simulate(e, CALL, until=1.9)  # improv strikes 67 at 1.8 ...
     e.on_message(on(67, 80), 1.802)  # ... and so does the performer, with its velocity: a barge-in
     out += e.due(1.81)
@@ -550,7 +562,7 @@ def test_every_note_on_is_closed_on_every_path(cell):
 def _first_answer_row(e: Engine, model, rows):
     rng = np.random.default_rng((e.seed, 0))
     r = e.answer  # the speculation, ready before the call ends
-    fresh = dataclasses.replace(r, sampled=0, onset_pitches=set())  # the guide as it was for the first event
+    fresh = dataclasses.replace(r, sampled=0, onsets=0, beats=0.0, line_pitch=None, closing=False, onset_pitches=set())  # the guide as it was for the first event
     return model.sample_event(model.prime(rows), rng, e.params, r.mask, e._planner.guide(fresh)), r
 
 
@@ -562,7 +574,7 @@ def same_state(a, b) -> bool:
 @pytest.mark.parametrize("window", [100, 6])
 def test_stepping_event_by_event_equals_priming_the_window(window, cell):
     model = random_step_model(seed=1, cell=cell)
-    e = Engine(model, dataclasses.replace(ServeSettings(), window=window), params=SamplingParams(1.0, 0, 0.95), seed=5)
+    e = Engine(model, dataclasses.replace(ServeSettings(), window=window, imitation=0.0), params=SamplingParams(1.0, 0, 0.95), seed=5)
     call = phrase([60, 62, 64, 65, 67, 69, 71, 72, 74, 76], step=0.3, length=0.25)
     end = 9 * 0.3 + 0.25
     simulate(e, call, until=end + 0.59)  # just before the call ends: everything fed, answer prepared
@@ -666,22 +678,22 @@ def clock_with_transport(start_at: float, end: float, bpm: float = 120.0, songpo
 def test_answer_on_the_beat_of_the_midi_clock():
     call = phrase([60, 62, 64, 65], start=1.23, step=0.3, length=0.25)  # decided at 2.98
     # Start at 0: the first tick (0.01) is a beat, so beats at 0.01 + k/2, not the call's 1.23 + k/2.
-    e = engine(ServeSettings(keep_key=False))
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))
     out = simulate(e, clock_with_transport(0.0, 5.0) + call, until=5.0)
     assert note_ons(out)[0][0] == pytest.approx(3.01)
     (report,) = e.take_reports()
     assert report.grid == "beat of the MIDI clock" and report.tempo_source == "clock"
     # Song position 2 sixteenths (half a beat) then Continue: the first tick is half a beat in.
-    e = engine(ServeSettings(keep_key=False))
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))
     out = simulate(e, clock_with_transport(0.0, 5.0, songpos=2) + call, until=5.0)
     assert note_ons(out)[0][0] == pytest.approx(3.26)  # beats at 0.01 + 0.25 + k/2
     # Ticks with no transport seen: the clock's phase is unknown, the call's own beat is used.
-    e = engine(ServeSettings(keep_key=False))
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))
     out = simulate(e, clock_ticks(120, 0.01, 5.0) + call, until=5.0)
     assert note_ons(out)[0][0] == pytest.approx(3.23)
     assert e.take_reports()[0].grid == "beat"
     # Stopped: ticks still come but the song does not move; the call's beat again.
-    e = engine(ServeSettings(keep_key=False))
+    e = engine(ServeSettings(keep_key=False, **MECHANICS))
     out = simulate(e, clock_with_transport(0.0, 5.0) + [(0.5, mido.Message("stop"))] + call, until=5.0)
     assert note_ons(out)[0][0] == pytest.approx(3.23)
 
@@ -756,7 +768,7 @@ def test_a_barge_in_stamped_before_a_note_already_sent_never_ends_it_before_it_b
 def test_stamps_in_the_past_give_the_same_answer_as_exact_ones():
     """Every message handed over 3 ms late with its arrival stamp: the engine answers as if it
     had seen each one on time (the decision, the grid, every note)."""
-    for settings in (PLAIN, ServeSettings(keep_key=False)):
+    for settings in (PLAIN, ServeSettings(keep_key=False, **MECHANICS)):
         exact = engine(settings)
         expected = simulate(exact, CALL, until=10)
         late = engine(settings)
@@ -906,3 +918,164 @@ def test_a_chordal_call_may_be_answered_with_chords_but_never_one_key_twice():
         by_time.setdefault(t, []).append(p)
     assert max(len(v) for v in by_time.values()) <= 3  # no more at once than the call's chords
     assert all(len(v) == len(set(v)) for v in by_time.values())  # each key once per onset
+
+
+# ---- the duet: the answer takes up the call, ends as a phrase, starts by a rule ---------------------
+
+
+def test_motif_moves_along_the_key_and_keeps_its_shape():
+    from improv.realtime.shaping import call_onsets, move_by_degrees, motif_pitch, Motif
+
+    c_major = (0, False)
+    assert [move_by_degrees(p, 1, c_major) for p in (60, 62, 64, 65, 67)] == [62, 64, 65, 67, 69]  # a step up the scale
+    assert move_by_degrees(61, 1, c_major) == 63  # C#: a semitone above its scale note, still
+    assert move_by_degrees(72, -3, (9, True)) == 67  # A minor: C down three steps is G
+    rows = [np.array(r, dtype=np.uint8) for r in ([60, 0, 6, 4], [64, 0, 6, 4], [67, 6, 12, 4], [65, 12, 6, 4])]
+    values = Tokenizer().time_values
+    assert call_onsets(rows, [False, True, False, False], values) == ([0, 6, 12], [6, 12, 6], [64, 67, 65])  # a chord is one onset, its top note
+    # The top line is the skyline: a note moving under a held top note adds none.
+    held = [np.array(r, dtype=np.uint8) for r in ([72, 0, 24, 4], [64, 0, 6, 4], [65, 6, 6, 4], [71, 24, 12, 4])]
+    assert call_onsets(held, [False, True, False, False], values) == ([0, 6, 24], [24, 6, 12], [72, None, 71])  # 72 held 2 beats
+    m = Motif([0, 6, 12], [6, 12, 6], [64, 67, 65], 3, 4.0)
+    assert motif_pitch(m, 0, None) == 64 and motif_pitch(m, 1, 70) == 73  # from wherever the line is: +3
+    m = Motif([0, 6, 6, 6], [6, 6, 6, 6], [72, None, 71, 74], 4, 4.0)
+    assert motif_pitch(m, 1, 60) is None and motif_pitch(m, 2, 60) == 59 and motif_pitch(m, 3, 59) == 62
+
+
+def _uptake(call_rows, answers) -> tuple[float, float]:
+    """(rhythm, contour): shares of the answers' 2-grams of offsets, and of melodic directions,
+    found in the call (the first answer event's offset left out: it is the wait, not the rhythm)."""
+    def grams(values):
+        return {tuple(values[i : i + 2]) for i in range(len(values) - 1)}
+
+    def shares(key):
+        ref = grams(key(call_rows))
+        return float(np.mean([len(grams(key(a)) & ref) / max(len(grams(key(a))), 1) for a in answers]))
+
+    rhythm = shares(lambda rows: [int(r[1]) for r in rows[1:]])
+    contour = shares(lambda rows: [int(np.sign(int(b[0]) - int(a[0]))) for a, b in zip(rows, rows[1:])])
+    return rhythm, contour
+
+
+def test_imitation_takes_up_the_calls_rhythm_and_shape():
+    model = random_step_model(seed=6, hidden_size=32, embed_dim=16)
+    call = [(0.0, on(60)), (0.5, off(60)), (0.6, on(62)), (0.75, off(62)), (0.9, on(64)), (1.4, off(64)), (1.5, on(60)), (1.65, off(60)),
+            (1.8, on(67)), (2.3, off(67)), (2.4, on(65)), (2.55, off(65)), (2.7, on(64)), (3.2, off(64))]  # fmt: skip
+    by_dial = {}
+    for imitation in (0.0, 1.0):
+        answers = []
+        for seed in range(8):
+            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, imitation=imitation, response_unit="events", response_length=7, phrase_ending=False), seed=seed)
+            simulate(e, call, until=30)
+            rows = e.window_rows()
+            answers.append(rows[rows[:, PITCH] < BOS][7:])  # what improv played, as it heard it
+        call_rows = e.window_rows()[1:8]
+        by_dial[imitation] = _uptake(call_rows, answers)
+    (rhythm0, contour0), (rhythm1, contour1) = by_dial[0.0], by_dial[1.0]
+    assert rhythm1 > rhythm0 + 0.3 and contour1 > contour0 + 0.1, by_dial
+
+
+def chord_model(seed: int):
+    """An untrained voice that strikes chords (offset 0 likely) a beat apart, as a chorale does."""
+    from improv.model.step_model import StepModel, random_weights
+
+    w = random_weights(Tokenizer(), 32, 1, 16, "lstm", True, seed)
+    w["head_out.0.bias"][0] += 6.0  # the next note joins the chord ...
+    w["head_out.0.bias"][12] += 7.0  # ... or comes a beat later
+    w["head_out.2.bias"][12] += 8.0  # notes a beat long
+    return StepModel(w, "lstm", 1, True, Tokenizer())
+
+
+def test_a_chordal_answer_carries_the_motif_in_its_top_notes():
+    model = chord_model(6)
+    tops = [67, 69, 72, 71, 67, 69]  # the call's top line over chords below it
+    call = []
+    for k, top in enumerate(tops):
+        t = k * 0.5
+        call += [(t + 0.004 * i, on(p)) for i, p in enumerate((top - 12, top - 7, top))] + [(t + 0.4, off(p)) for p in (top - 12, top - 7, top)]
+    shape = [np.sign(b - a) for a, b in zip(tops, tops[1:])]
+    by_dial = {}
+    for imitation in (0.0, 1.0):
+        agree = []
+        for seed in range(10):
+            e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, imitation=imitation, register="free", response_unit="events", response_length=18, phrase_ending=False), seed=seed)
+            by_onset: dict[float, list[int]] = {}
+            for t, p, _ in note_ons(simulate(e, call, until=40)):
+                by_onset.setdefault(round(t, 6), []).append(p)
+            assert max(len(v) for v in by_onset.values()) <= 3  # no more at once than the call
+            line = [max(v) for _, v in sorted(by_onset.items())]  # the answer's top line
+            agree += [np.sign(b - a) == d for a, b, d in zip(line, line[1:], shape)]
+        by_dial[imitation] = float(np.mean(agree))
+    assert by_dial[1.0] >= 0.8 and by_dial[1.0] > by_dial[0.0] + 0.25, by_dial
+
+
+def steady_model(seed: int):
+    """An untrained voice that moves in eighths and quarters, as music does (a random one leaps
+    whole bars between notes)."""
+    from improv.model.step_model import StepModel, random_weights
+
+    w = random_weights(Tokenizer(), 32, 1, 16, "lstm", True, seed)
+    w["head_out.0.bias"][[6, 12]] += 8.0  # offsets of half a beat and a beat
+    w["head_out.2.bias"][[6, 12]] += 8.0  # durations likewise (head 2 is the duration)
+    return StepModel(w, "lstm", 1, True, Tokenizer())
+
+
+def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
+    model = steady_model(8)
+    call = phrase([60, 64, 67, 65, 64, 62, 60, 67], step=0.3, length=0.25)  # C major
+    endings = {True: 0, False: 0}
+    openings = {True: 0, False: 0}
+    for ending in (True, False):
+        for seed in range(12):
+            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, imitation=0.0), seed=seed)
+            out = simulate(e, call, until=40)
+            (report,) = e.take_reports()
+            ons = note_ons(out)
+            last_t = max(t for t, _, _ in ons)
+            last = [p for t, p, _ in ons if t == last_t]
+            beat = (last_t - report.first_note_at) * report.bpm / 60
+            if abs(beat - round(beat)) < 1e-6 and any(p % 12 in (0, 4, 7) for p in last):
+                endings[ending] += 1
+            openings[ending] += ons[0][1] % 12 in (0, 4, 7)  # and it begins on the tonic's harmony
+    assert endings[True] >= 10 and endings[True] > endings[False] + 4, endings
+    assert openings[True] >= 10 and openings[True] > openings[False] + 2, openings
+
+
+def test_the_answer_starts_the_same_number_of_beats_after_the_call_at_any_tempo():
+    waits = []
+    for bpm in (72.0, 100.0, 150.0):
+        beat = 60 / bpm
+        call = [(k * beat, on(60 + 2 * k)) for k in range(4)] + [(k * beat + 0.5 * beat, off(60 + 2 * k)) for k in range(4)]
+        e = Engine(LadderModel(), ServeSettings(bpm=bpm, keep_key=False, estimate_tempo=False, phrase_ending=False))
+        out = simulate(e, call, until=30)
+        first = note_ons(out)[0][0]
+        waits.append((first - 3.5 * beat) / beat)  # beats after the last release
+    # A beat of silence, half a beat's breath, the next beat: the second beat after the call's last
+    # note ends (it ends at 3.5 beats: the answer comes at 5), whatever the tempo.
+    assert waits == pytest.approx([1.5, 1.5, 1.5])
+
+
+def test_the_running_state_never_drifts_beyond_the_window():
+    """A long call: the state is re-primed from the window in the background, so it never carries
+    more than window + a few events of history, and right after a re-prime it is exactly
+    ``prime(window)``."""
+    from improv.realtime.context import DRIFT_SLACK
+
+    model = random_step_model(seed=2, hidden_size=16, embed_dim=8)
+    e = Engine(model, dataclasses.replace(PLAIN, window=12, max_call_beats=0), seed=0)
+    exact = 0
+    for k in range(80):
+        simulate(e, phrase([60 + k % 7], start=k * 0.3, step=0.3, length=0.2), until=k * 0.3 + 0.29, start=k * 0.3)
+        assert e._context.seen <= 12 + DRIFT_SLACK + 1
+        exact += same_state(e.state, model.prime(e.window_rows()))
+    assert exact >= 3  # re-primed several times along the way
+
+
+def test_a_long_silence_is_the_longest_offset_and_timing_restarts_at_the_note_after_it():
+    m = LadderModel()
+    e = engine(dataclasses.replace(PLAIN, min_call_notes=3), model=m)  # the first two notes get no answer
+    simulate(e, phrase([60, 62]) + phrase([64, 65], start=40.0, step=0.3), until=40.9)  # 40 s apart, at 100 bpm
+    rows = [r for r in m.fed if r[PITCH] in (64, 65)]
+    last_class = len(Tokenizer().time_values) - 1
+    assert rows[0][OFFSET] == last_class  # shortened to the longest offset
+    assert rows[1][OFFSET] == 6  # 0.3 s = half a beat after it: measured from its real onset, not a rounded one

@@ -23,7 +23,10 @@ from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
 from improv.settings.sections import ServeSettings
 
-PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events")
+# The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
+# first grid point after it, cut at its length. (The musical defaults are tested on their own.)
+MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False)
+PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, **MECHANICS, response_unit="events")
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)
 
 
@@ -225,11 +228,11 @@ class LateInput(ScriptedInput):
 
 
 def test_loop_hands_the_engine_arrival_stamps():
-    exact, exact_out, _ = rig(settings=ServeSettings(keep_key=False))
+    exact, exact_out, _ = rig(settings=ServeSettings(keep_key=False, **MECHANICS))
     exact.run(until=10.0)
     clock = FakeClock()
     out = MemoryOutput(clock)
-    loop = ServeLoop(Engine(LadderModel(), ServeSettings(keep_key=False)), LateInput(clock, CALL, 0.0025), out, clock)
+    loop = ServeLoop(Engine(LadderModel(), ServeSettings(keep_key=False, **MECHANICS)), LateInput(clock, CALL, 0.0025), out, clock)
     stats = loop.run(until=10.0)
     assert kinds(out.sent) == kinds(exact_out.sent)
     assert stats.exchanges[0].decided_at == pytest.approx(1.75)  # the last release's stamp + 0.6, not its drain

@@ -209,6 +209,7 @@ def test_command_json_summary(tmp_path, capsys):
     assert code == 0
     captured = capsys.readouterr()
     assert f"skipped 1 of {len(list(data.iterdir()))} files:\n  {data / 'broken.mid'}: not a MIDI file" in captured.err
+    assert "is a small corpus: fine-tuned from a voice it learns far better (--from base)" in captured.err
     summary = json.loads(captured.out)
     assert {"steps", "train_loss", "val_loss", "checkpoint", "best_val_loss", "epochs", "events_per_s", "seconds", "device", "unigram_val_loss"} <= set(summary)
     assert summary["checkpoint"] == str(out) and summary["epochs"] == 2 and summary["device"] == "cpu"
@@ -218,6 +219,28 @@ def test_command_json_summary(tmp_path, capsys):
     # --resume of a finished run with more epochs carries on from where it ended.
     code = main(["train", "--data", str(data), "--out", str(out), "--epochs", "3", "--resume", "--json", *sets])
     assert code == 0 and json.loads(capsys.readouterr().out)["epochs"] == 3
+
+
+def test_fine_tuning_starts_from_the_models_weights_and_network(tmp_path, capsys):
+    data = write_midi_folder(tmp_path / "midi")
+    sets = TINY_SETS + ["--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    first = tmp_path / "first.pt"
+    assert main(["train", "--data", str(data), "--out", str(first), "--epochs", "8", "--json", *sets, "--set", "train.lr=0.02"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    # Another network size on the command line is ignored: fine-tuning keeps the model's network.
+    tuned = tmp_path / "tuned.pt"
+    args = ["train", "--data", str(data), "--out", str(tuned), "--epochs", "1", "--json", *sets, "--set", "model.hidden_size=24", "--set", "train.finetune_lr=0.0001"]
+    assert main([*args, "--from", str(first)]) == 0
+    captured = capsys.readouterr()
+    assert "small corpus" not in captured.err
+    summary = json.loads(captured.out)
+    ckpt = load_checkpoint(tuned)
+    assert ckpt.model_settings.hidden_size == 16 and ckpt.train["from"]["path"] == str(first)
+    # It begins where the first model ended (a tiny learning rate barely moves it); from scratch it does not.
+    assert abs(summary["best_val_loss"] - trained["best_val_loss"]) < 0.1
+    assert main([*args, "--out", str(tmp_path / "scratch.pt")]) == 0
+    scratch = json.loads(capsys.readouterr().out)
+    assert scratch["best_val_loss"] > trained["best_val_loss"] + 0.5, (scratch["best_val_loss"], trained["best_val_loss"])
 
 
 @pytest.mark.parametrize(
@@ -307,3 +330,33 @@ def _json_objects(text: str) -> list[str]:
             if depth == 0:
                 objects.append(text[start : i + 1])
     return objects
+
+
+def test_early_stopping_stops_after_patience_validations_without_improvement(tmp_path, monkeypatch):
+    import improv.training.loop as loop_mod
+
+    losses = iter([3.0, 2.5, 2.6, 2.7, 2.55, 2.9, 2.0, 1.0])  # best at the 2nd, then 3 worse in a row
+    monkeypatch.setattr(loop_mod, "validation_loss", lambda run: (next(losses), [0.0] * 4))
+    lines: list[str] = []
+    summary = fit(tiny(tmp_path, epochs=8, patience=3), pieces=make_pieces(6), show_progress=False, log=lines.append)
+    assert summary["epochs"] == 5 and summary["stopped"] == "early stopping"  # validations 3, 4, 5 did not improve on 2.5
+    assert summary["best_val_loss"] == 2.5 and load_checkpoint(tmp_path / "m.pt").train["epoch"] == 2
+    assert any("early stopping: no improvement in 3 validations" in line for line in lines)
+
+
+def test_max_steps_stops_at_exactly_that_step_and_the_schedule_ends_there(tmp_path):
+    summary = fit(tiny(tmp_path, epochs=50, max_steps=7, warmup_steps=2), pieces=make_pieces(6), show_progress=False, log=quiet)
+    assert summary["steps"] == 7 and summary["stopped"] == "max_steps"
+    last = load_checkpoint(last_path(tmp_path / "m.pt"))
+    assert last.train["step"] == 7 and last.resume["progress"]["total_steps"] == 7  # the cosine decays over 7 steps, not 50 epochs
+
+
+def test_train_never_silently_replaces_a_model(tmp_path, capsys):
+    data = write_midi_folder(tmp_path / "midi", n=4)
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"a model worth keeping")
+    args = ["train", "--data", str(data), "--out", str(out), *TINY_SETS, "--max-steps", "1", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == f"improv: error: {out} already exists: --resume continues its run, --force trains a new model over it (or pick another --out)"
+    assert out.read_bytes() == b"a model worth keeping"
+    assert main([*args, "--force"]) == 0 and load_checkpoint(out).train["step"] == 1

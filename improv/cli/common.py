@@ -1,7 +1,6 @@
-"""One module per `improv` subcommand: HELP, add_arguments(parser), run(args, settings) -> int.
-
-Also what the commands share: argparse types for whole numbers (every ``--seed`` takes ``seed``)
-and ``json_ready`` for every ``--json``.
+"""What the `improv` commands share: argparse types for whole numbers (every ``--seed`` takes
+``seed``), ``--voice``/``--checkpoint`` (the two ways a command names its model), and
+``json_ready`` for every ``--json``.
 """
 
 from __future__ import annotations
@@ -73,3 +72,29 @@ def chosen_model(args: argparse.Namespace, settings: Any) -> Any:
     from improv.model.voices import model_location
 
     return model_location(args.voice, args.checkpoint, settings.voice.default)
+
+
+def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--monitor [PORT]`` and ``--monitor-host``: the live page of `serve` and `demo`."""
+    parser.add_argument(
+        "--monitor", nargs="?", type=non_negative, const=-1, default=None, metavar="PORT",
+        help="show the session live on a web page at http://127.0.0.1:PORT/ (default PORT: monitor.port; 0 = any free port)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--monitor-host", metavar="ADDRESS",
+        help="serve the page on this address instead of 127.0.0.1 (e.g. 0.0.0.0: every network; the page then needs the access token improv prints)",
+    )  # fmt: skip
+
+
+def monitor_choice(args: argparse.Namespace, settings: Any) -> Any:
+    """The ``MonitorChoice`` the flags ask for, or None."""
+    if args.monitor is None:
+        if args.monitor_host is not None:
+            from improv.errors import ImprovError
+
+            raise ImprovError("--monitor-host needs --monitor")
+        return None
+    from improv.monitor.live import MonitorChoice
+
+    port = settings.monitor.port if args.monitor < 0 else args.monitor
+    return MonitorChoice(args.monitor_host or "127.0.0.1", port, settings.monitor.seconds)

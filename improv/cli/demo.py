@@ -12,9 +12,9 @@ import argparse
 import dataclasses
 import json
 
-from improv.cli.common import add_model_arguments, chosen_model, seed
+from improv.cli.common import add_model_arguments, add_monitor_arguments, chosen_model, monitor_choice, seed
 
-HELP = "hear improv without a keyboard: a built-in performer plays calls, improv answers (writes demo.mid)"
+HELP = "hear improv without a keyboard: a built-in performer plays calls, improv answers (writes demo.mid, demo.png, demo.wav)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="random seed: which phrases, and improv's answers (default: 0)")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_monitor_arguments(parser)
 
 
 def run(args: argparse.Namespace, settings) -> int:
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace, settings) -> int:
         sample = section_from_dict(SampleSettings, {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
     if args.fast and args.out:
         raise ImprovError("--out plays through a port in real time; drop --fast to hear it")
+    monitor = monitor_choice(args, settings)
+    if args.fast and monitor is not None:
+        raise ImprovError("--monitor shows the session in real time; drop --fast to watch it")
     result = run_demo(
         settings,
         demo,
@@ -54,6 +58,7 @@ def run(args: argparse.Namespace, settings) -> int:
         api=args.api or settings.serve.api,
         seed=args.seed,
         quiet=args.json,
+        monitor=monitor,
     )
     if args.json:
         print(json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Sequence
 
+from improv import __version__
 from improv.errors import ImprovError
 
 # Subcommand -> module in improv.cli, in the order `improv --help` lists them.
@@ -28,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "voices": "voices",
     "train": "train",
     "generate": "generate",
+    "render": "render",
+    "plot": "plot",
     "eval": "evaluate",
     "corpus": "corpus",
     "info": "info",
@@ -40,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="improv",
         description="A real-time MIDI improviser: play a phrase, improv answers.",
     )
-    parser.add_argument("--version", action="version", version=f"improv {_version()}")
+    parser.add_argument("--version", action="version", version=f"improv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"improv.cli.{module_name}")
@@ -90,15 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"improv: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("improv")
-    except Exception:  # not installed (running from a checkout)
-        return "0.1.0"
 
 
 if __name__ == "__main__":

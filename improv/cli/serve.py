@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from improv.cli.common import add_model_arguments, chosen_model, seed
+from improv.cli.common import add_model_arguments, add_monitor_arguments, chosen_model, monitor_choice, seed
 
 if TYPE_CHECKING:  # the command module stays light to import: these are for the signatures only
     from improv.settings.sections import Settings
@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
     parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
-    parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks")
+    parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks (and FILE.png, its picture)")
+    add_monitor_arguments(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,5 +52,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sample = section_from_dict(type(sample), {**dataclasses.asdict(sample), "temperature": args.temperature}, "sample")
     from improv.session.serve import serve_session, voice_choice
 
+    monitor = monitor_choice(args, settings)
     voices = voice_choice(chosen_model(args, settings), settings.voice.live)
-    return serve_session(serve_settings, sample, voices, args.seed, args.record)
+    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor)

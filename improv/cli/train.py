@@ -31,6 +31,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from improv.settings.load import section_from_dict
 
     try:
+        import torch  # noqa: F401  (imported lazily deeper down: ask here, before any work)
+
         from improv.training.run import train
     except ImportError as exc:  # torch is an extra: playing never needs it
         raise TrainError(f"training needs torch, which is not installed ({exc.name}): pip install \"improv[train]\"") from None

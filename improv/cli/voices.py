@@ -26,10 +26,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print("no voices are installed (train one: improv train --out mine.pt; play it: --checkpoint mine.pt)")
         return 0
     default = settings.voice.default
-    print(f"{'voice':<13}{'texture':<14}{'model':<11}{'MB':>5}{'held-out NLL':>14}   corpus")
-    for v in voices:
+    names = [v["name"] + (" (default)" if v["name"] == default else "") for v in voices]
+    width = max(len("voice"), *map(len, names)) + 2
+    print(f"{'voice':<{width}}{'texture':<14}{'model':<13}{'MB':>5}{'held-out NLL':>14}   corpus")
+    for name, v in zip(names, voices):
         nll = f"{v['heldout_nll']:.3f}" if v["heldout_nll"] is not None else "-"
         corpus = ", ".join(c.removeprefix("music21:") for c in v["corpus"][:6]) + (f" and {len(v['corpus']) - 6} more" if len(v["corpus"]) > 6 else "")
-        mark = " (default)" if v["name"] == default else ""
-        print(f"{v['name'] + mark:<13}{v['texture']:<14}{(v['cell'] or '') + ' ' + v['size']:<11}{v['megabytes']:>5.1f}{nll:>14}   {corpus}")
+        print(f"{name:<{width}}{v['texture']:<14}{(v['cell'] or '') + ' ' + v['size']:<13}{v['megabytes']:>5.1f}{nll:>14}   {corpus}")
     return 0

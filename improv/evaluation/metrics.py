@@ -1,44 +1,21 @@
-"""`improv eval`: numbers for how good a model is. Metrics are pure functions; ``run_eval`` is the shell.
+"""The numbers `improv eval` reports on generated music, as pure functions (the shell is ``run``).
 
-What is measured, on the pieces the checkpoint held out (or ``--data``):
-
-* ``heldout_nll`` — mean negative log-likelihood per event in nats, the sum of the four heads, each
-  piece scored from a zero state at BOS through EOS (every event after BOS, EOS included, is a
-  target — exactly the training loss). ``heldout_nll_pitch`` / ``_offset`` / ``_duration`` /
-  ``_velocity`` split it by head (flat keys, so two runs' JSON compare key by key).
-* ``markov_nll`` / ``unigram_nll`` (same breakdown) — the baselines of ``improv.markov``, fitted on
-  the checkpoint's training pieces, scored on the same events.
 * ``collapse_rate`` — share of generated events inside a run of >= 8 identical consecutive events
   (identical rows: pitch, offset, duration and velocity): the seeds' argmax failure.
-* ``longest_copy`` — median over generated samples of the longest run of consecutive events found
-  verbatim (all four fields) inside one training piece. ``corpus_longest_copy`` — the same for the
-  held-out real excerpts: how much real music shares with the training set, the yardstick.
-* ``pitch_class_overlap`` / ``note_length_overlap`` / ``ioi_overlap`` — Yang & Lerch's MGEval
-  (2018) relative measure: per-piece features; intra-set distances of the real excerpts (each to
-  every other) and inter-set distances (each generated to each real); a Gaussian KDE of each set of
-  distances; the area under the smaller of the two densities. 1 = generated music sits among the
-  real pieces as they sit among themselves.
+* ``CopyIndex.longest`` — the longest run of consecutive events found verbatim (all four fields)
+  inside one training piece: ``longest_copy`` for samples, ``corpus_longest_copy`` for held-out
+  real excerpts (how much real music shares with the training set, the yardstick).
+* ``feature_overlaps`` — Yang & Lerch's MGEval (2018) relative measure: per-piece features
+  (pitch-class histogram weighted by duration, note-length histogram over MGEval's 12 classes,
+  mean inter-onset interval between distinct onsets); intra-set distances of the real excerpts and
+  inter-set distances of the samples to them; a Gaussian KDE of each; the area under the smaller.
+  1 = generated music sits among the real pieces as they sit among themselves.
 
-Choices, and why:
-
-* Samples start from BOS, not from held-out beginnings: priming with real music would lend the
-  samples the held-out pieces' key and rhythm, so the overlaps would measure the prompt as much as
-  the model, and this is what `improv generate` does without a prompt. The sampling settings are
-  the user's (``sample`` section), so eval measures the music the user will get.
-* Real excerpts are the first ``eval.sample_length`` events of each held-out piece: the same length
-  and the same place (a piece's beginning) as the samples, so histograms are equally noisy on both
-  sides and the copy lengths are comparable.
-* Features (MGEval's, on our notes, times in beats): pitch-class histogram weighted by duration (as
-  MGEval's piano-roll sum); note-length histogram over MGEval's 12 classes (whole, half, quarter,
-  8th, 16th, their dotted forms, and half/quarter/8th triplets; each note to the nearest class);
-  mean inter-onset interval between distinct onsets (a chord is one onset). Distances are Euclidean.
-* The KDE uses Scott's bandwidth (as scipy's ``gaussian_kde``, which MGEval calls) and is
-  integrated over the whole line instead of MGEval's [min, max] of the data, so identical sets
-  give exactly 1. Computed on a grid with FFT convolution: fast for any number of distances.
-* The copy search hashes windows with two 31-bit prime moduli (a 62-bit key; no ``2**64`` wrap,
-  which long Thue-Morse-like sequences break) and binary-searches the run length per sample; each
-  probe is one vectorised pass over the training text, O(N log m) for N training events and m
-  query events, so a million-event corpus takes seconds.
+The KDE uses Scott's bandwidth (as scipy's ``gaussian_kde``, which MGEval calls), integrated over
+the whole line (identical sets give exactly 1), on a grid with FFT convolution. The copy search
+hashes windows with two 31-bit prime moduli (a 62-bit key, no ``2**64`` wrap) and binary-searches
+the run length per sample: O(N log m) for N training events, so a million-event corpus takes
+seconds.
 """
 
 from __future__ import annotations

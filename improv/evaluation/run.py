@@ -6,7 +6,7 @@ What is measured, on the pieces the checkpoint held out (or ``--data``):
   piece scored from a zero state at BOS through EOS (every event after BOS, EOS included, is a
   target — exactly the training loss). ``heldout_nll_pitch`` / ``_offset`` / ``_duration`` /
   ``_velocity`` split it by head (flat keys, so two runs' JSON compare key by key).
-* ``markov_nll`` / ``unigram_nll`` (same breakdown) — the baselines of ``improv.markov``, fitted on
+* ``markov_nll`` / ``unigram_nll`` (same breakdown) — the baselines of ``evaluation.baselines``, fitted on
   the checkpoint's training pieces, scored on the same events.
 * ``collapse_rate`` — share of generated events inside a run of >= 8 identical consecutive events
   (identical rows: pitch, offset, duration and velocity): the seeds' argmax failure.

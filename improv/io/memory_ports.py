@@ -1,14 +1,6 @@
-"""MIDI ports: discovery, opening by name, reconnection, and in-memory ports for tests and the demo.
-
-Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
-improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
-thread, only stamps the raw bytes with their arrival time (``time.perf_counter``, the serve
-loop's ``RealClock``), queues them and wakes the serve loop; the loop (one thread) parses and
-handles them, with those stamps (``iter_stamped``). Client names are improv's own (``improv``), on every API. Parsing is tolerant:
-running status, real-time bytes inside messages, sysex and junk never break it.
-
-A port is named by a substring of its name; a name matching no port or several is a one-line
-``PortError`` listing the ports there are.
+"""In-memory MIDI ports, for the tests, the demo and the benchmarks: a scripted input (messages that
+arrive at given times on a clock, raw bytes parsed like a real port's) and an output that
+records what is sent, optionally looping it back into an input (as IAC or a patch bay would).
 """
 
 from __future__ import annotations

@@ -95,6 +95,8 @@ def model_info(record: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("heldout", "train_pieces"):
         if key in record:
             info[f"{key}_count"] = len(record[key])
+    if "heldout" in record:  # what the demo's performer plays: music the voice never trained on
+        info["heldout"] = list(record["heldout"])
     return info
 
 

@@ -30,6 +30,7 @@ class Track:
     notes: list[Note] = field(default_factory=list)
     program: int = 0  # General MIDI program
     channel: int = 0  # 0-based MIDI channel (9 is drums)
+    pan: int | None = None  # CC10 at the start (0 left, 64 centre, 127 right); None = the synth's own
 
 
 def midi_bytes(
@@ -68,6 +69,8 @@ def midi_bytes(
         mt = mido.MidiTrack()
         mt.append(mido.MetaMessage("track_name", name=track.name, time=0))
         mt.append(mido.Message("program_change", channel=track.channel, program=track.program, time=0))
+        if track.pan is not None:
+            mt.append(mido.Message("control_change", channel=track.channel, control=PAN_CONTROL, value=track.pan, time=0))
         timed: list[tuple[int, int, int, int]] = []  # (tick, 0=off/1=on, pitch, velocity)
         for note in track.notes:
             on = max(0, int(round(note.start * ticks_per_beat)))
@@ -90,6 +93,7 @@ def midi_bytes(
 # ---- reading ---------------------------------------------------------------------------------
 
 DRUM_CHANNEL = 9  # 0-based: General MIDI channel 10
+PAN_CONTROL = 10  # CC10, the channel's place in the stereo image
 DEFAULT_BPM = 120.0  # the tempo a MIDI file has until its first set_tempo (the MIDI file spec)
 # No real piece lasts this long (about 14 hours at 120 bpm); a file whose notes do is made of
 # absurd delta times, and laying it out (MusicXML's bars, a written prompt) would not end.
@@ -109,6 +113,20 @@ class MidiContent:
     drum_notes: int  # notes on channel 10, left out of ``notes``
     meter: tuple[int, int] | None = None  # the first time signature (numerator, denominator), if any
     markers: list[tuple[float, str]] = field(default_factory=list)  # (beat, text) of marker events
+    parts: list[Part] = field(default_factory=list)  # the same notes per track and channel
+    tempi: list[tuple[float, float]] = field(default_factory=list)  # (beat, bpm) of every set_tempo
+
+
+@dataclass(frozen=True)
+class Part:
+    """The notes one track plays on one channel (a type-0 file keeps its parts apart by channel):
+    what a picture of the file draws in one colour."""
+
+    name: str  # the track's name, else "track N" (plus "ch. N" when the track uses several channels)
+    track: int
+    channel: int  # 0-based
+    program: int | None  # the first Program Change on that channel in that track, if any
+    notes: list[Note]
 
 
 @dataclass
@@ -155,7 +173,7 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
     """
     mid = _parse(data)
     tpb = mid.ticks_per_beat
-    raw, pedals, tempos, ends, drums, meters, marks = _collect(mid)
+    raw, pedals, tempos, ends, drums, meters, marks, labels = _collect(mid)
     file_end = max(ends, default=0)
     if sustain:
         _apply_sustain(raw, pedals, file_end, per_track=mid.type == 2)
@@ -167,13 +185,34 @@ def read_midi(data: bytes, sustain: bool = True) -> MidiContent:
         Note(n.pitch, n.start * to_beats, max(n.end - n.start, 1) * to_beats, n.velocity)
         for n in raw
     ]
-    notes.sort(key=lambda n: (n.start, n.pitch, n.duration))
+    order = sorted(range(len(raw)), key=lambda i: (notes[i].start, notes[i].pitch, notes[i].duration))
     last = max((n.end for n in notes), default=0.0)
     if last > MAX_BEATS:
         raise MIDIConversionError(f"notes run to beat {last:.0f}, past {MAX_BEATS} (absurd delta times)")
     meter = min(meters)[1:] if meters else None
     markers = [(tick * to_beats, text) for tick, text in sorted(marks)]
-    return MidiContent(notes, bpm, changes, tpb, mid.type, drums, meter, markers)
+    tempi = [(tick * to_beats, round(float(mido.tempo2bpm(tempo)), 3)) for tick, tempo in tempos]
+    parts = _parts([(raw[i], notes[i]) for i in order], labels)
+    return MidiContent([notes[i] for i in order], bpm, changes, tpb, mid.type, drums, meter, markers, parts, tempi)
+
+
+def _parts(notes: list[tuple[_RawNote, Note]], labels: tuple[dict, dict]) -> list[Part]:
+    """Group the (sorted) notes by track and channel, named by the track and programmed by its
+    first Program Change on that channel."""
+    names, programs = labels
+    groups: dict[tuple[int, int], list[Note]] = {}
+    for raw, note in notes:
+        groups.setdefault((raw.track, raw.channel), []).append(note)
+    channels: dict[int, int] = {}
+    for track, _ in groups:
+        channels[track] = channels.get(track, 0) + 1
+    parts = []
+    for (track, channel), group in sorted(groups.items()):
+        name = names.get(track) or f"track {track + 1}"
+        if channels[track] > 1:
+            name = f"{name} ch. {channel + 1}"
+        parts.append(Part(name, track, channel, programs.get((track, channel)), group))
+    return parts
 
 
 def _parse(data: bytes) -> mido.MidiFile:
@@ -207,13 +246,15 @@ def _collect(mid: mido.MidiFile):
 
     Returns (notes, pedal events (tick, track, order, channel, down), tempos (tick, us per beat),
     end tick of each track, number of drum notes, time signatures (tick, numerator, denominator),
-    markers (tick, text)).
+    markers (tick, text), (track names by track, first program by (track, channel))).
     """
     raw: list[_RawNote] = []
     pedals: list[tuple[int, int, int, int, bool]] = []
     tempos: list[tuple[int, int]] = []
     meters: list[tuple[int, int, int]] = []
     marks: list[tuple[int, str]] = []
+    names: dict[int, str] = {}
+    programs: dict[tuple[int, int], int] = {}
     ends: list[int] = []
     drums = 0
     offset = 0  # type 2: each track starts where the previous one ended
@@ -243,13 +284,17 @@ def _collect(mid: mido.MidiFile):
                 meters.append((tick, msg.numerator, msg.denominator))
             elif kind == "marker":
                 marks.append((tick, msg.text))
+            elif kind == "track_name" and ti not in names and msg.name.strip():
+                names[ti] = msg.name.strip()
+            elif kind == "program_change":
+                programs.setdefault((ti, msg.channel), msg.program)
         for note in sounding.values():
             note.end = tick  # never released: ends with its track
         ends.append(tick)
         if mid.type == 2:
             offset = tick
     tempos.sort(key=lambda t: t[0])  # stable: file order within a tick
-    return raw, pedals, tempos, ends, drums, meters, marks
+    return raw, pedals, tempos, ends, drums, meters, marks, (names, programs)
 
 
 # Event kinds in the order note-seq processes them within one tick.

@@ -1,21 +1,6 @@
-"""Offline generation: a model's music to a MIDI (or MusicXML) file.
-
-A pure core and a thin file shell:
-
-* ``sample_rows(model, rng, params, length, prime_rows)`` — token rows in, token rows out: prime
-  the numpy step model (BOS, then the prompt), then draw one event at a time with temperature /
-  top-k / top-p until EOS or ``length`` events. No torch here: the same numpy path as real time.
-* ``compose(...)`` — notes in (the prompt), notes out: folds and tokenises the prompt, samples,
-  and lays the new events out in beats after the prompt.
-* ``midi_io.midi_bytes`` / ``musicxml_bytes`` — the written file; ``generate_file`` reads the
-  prompt, loads the checkpoint and writes ``--out``.
-
-Why the seeds failed and what this does instead: they decoded with argmax (one repeated note) and
-wrote every note half a beat after the last with one length; here each event's offset, pitch,
-duration and velocity are *sampled* from the model's four heads, so rhythm, note lengths, chords
-(offset 0 = same onset, voicing kept) and dynamics all come from the model. A seeded
-``numpy.random.Generator`` makes the file a function of (checkpoint, prompt, options, seed): the
-same seed writes the same bytes.
+"""Notes -> MusicXML (sheet music) through music21: one part per track, chords where notes start
+together with the same length, ties across bar lines. music21 is imported here only, when a score
+is written. Ids and the encoding date are fixed, so the same notes write the same file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""How improv listens: tempo from MIDI clock or from a call, the key of a call, its own echoes.
+"""Time in music: a call's tempo from its inter-onset intervals (``estimate_bpm``) and the next
+point of a beat grid (``next_grid_point``, where an answer starts).
 
-Pure helpers of the engine: no ports, no clock (times are given). The estimates are plain numpy,
-cheap enough to run during the silence before an answer (no music21 on the real-time path).
+Pure: times are given, no clock. Plain numpy, cheap enough to run in the silence before an answer.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ The engine routes between parts that each own their data: ``Listener`` (keys, pe
 what the model hears), ``ModelContext`` (the window, the running state), ``Planner`` (preparing
 the answer), ``Responder`` (the answer playing), ``Output`` (sounding notes, note-offs),
 ``Controls``, ``ClockFollower``, ``EchoFilter``. When the performer falls quiet the answer is
-prepared (tempo, key, texture, register, a re-prime, the first notes), thrown away if they play
-on; the call ends on silence, a switch or its maximum length; the answer starts on the call's
-beat grid; a performer note stops it at once (barge-in) and begins the next call.
+prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length;
+the answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
 
 Input stamps may lie a little before a time already given to ``due``/``think`` (input is stamped
 on arrival); nothing sent in reaction is scheduled before a message already handed out. Every
@@ -28,6 +27,7 @@ from typing import Any, Callable
 import mido
 
 from improv.model.sampling import SamplingParams
+from improv.realtime.answer import Answer
 from improv.realtime.calls import threshold_s
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.context import ModelContext, Voice
@@ -35,7 +35,7 @@ from improv.realtime.controls import SUSTAIN, Action, Controls
 from improv.realtime.echo import EchoFilter
 from improv.realtime.listener import Listener
 from improv.realtime.output import Output, Timed
-from improv.realtime.planner import Answer, Planner
+from improv.realtime.planner import Planner
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange, Recorder
 from improv.realtime.responder import Responder
@@ -291,7 +291,7 @@ class Engine:
                 self.imitation = action.value
             a = self._answer
             if a is not None and a.start is None:
-                self._planner.restart(a, self._responder.exchanges)
+                self._planner.restart(a, self._responder.exchanges, self.imitation)
         elif kind == "length":
             self.length_factor = action.value
         elif kind == "voice":
@@ -380,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
 
     # ---- failures and resets --------------------------------------------------------------------
 

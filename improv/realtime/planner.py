@@ -3,94 +3,38 @@
 ``prepare`` reads the call (its tempo, key, texture and register; the rows to prime the model
 from) into an ``Answer``; ``prime_step`` and ``sample`` then advance it one model unit at a time,
 so the engine can spread the work over the silence and keep ``lookahead`` ahead while it plays.
-Each event is drawn by the voice's own four heads, bent by a ``guide``: the pitch mask (range and
-key), the texture (no more notes at one onset than the call had, a single line when it was one;
-never one pitch twice at an onset) and the register (notes far from the call's are made unlikely).
+Each event is drawn by the voice's own four heads, bent by ``realtime.guide``: the pitch mask
+(range and key), texture, register, the call's motif, the cadence (``realtime.shaping``'s rules).
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import mido
 import numpy as np
 
 from improv.model.sampling import SamplingParams
-from improv.music.keys import estimate_key, key_name, scale_pitch_classes
+from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
 from improv.music.rhythm import estimate_bpm, next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
+from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
+from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.quantiser import Quantiser
-from improv.realtime.report import Exchange
+from improv.realtime.shaping import (
+    CADENCE_FROM,
+    HARD_STOP,
+    call_register,
+    call_texture,
+    make_motif,
+    on_beat,
+    register_bias,
+    tonic_triad,
+)
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
-REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
-REGISTER_REACH = 12  # ... and beyond this many semitones past it, not at all
-
-
-@dataclass(eq=False)
-class Planned:
-    """A sampled answer note, not sent yet."""
-
-    row: np.ndarray
-    state: Any  # the model state after stepping this row
-    beats: float  # onset in beats after the answer's first note
-    duration_beats: float
-    pitch: int
-    velocity: int
-    msg: mido.Message  # its note_on, built while sampling (building one costs ~15 us: not in ``due``)
-    onset: float | None = None  # seconds, once the answer has started
-
-
-@dataclass(eq=False)
-class Answer:
-    """An answer: prepared speculatively during the silence, then played."""
-
-    version: int  # the window version it was prepared from
-    voice: int  # which of the engine's voices samples it
-    bpm: float
-    tempo_source: str
-    key: str
-    rng: np.random.Generator
-    mask: np.ndarray
-    call_velocity: float
-    target: float  # beats or events, before the length knob
-    rows: np.ndarray | None  # rows to prime from (None: the running state is already primed)
-    call_rows: list[np.ndarray] | None  # the call's rows re-quantised at the estimated tempo
-    pos_after_call: float | None
-    max_voices: int = 0  # notes at one onset, at most (0: as the voice likes)
-    pitch_bias: np.ndarray | None = None  # added to the pitch logits (the call's register), or None
-    state: Any = None  # after the last sampled row
-    base: Any = None  # after priming, before the first sampled row
-    primed: int = 0  # rows of ``rows`` already stepped
-    planned: deque = field(default_factory=deque)
-    sampled: int = 0
-    beats: float = 0.0  # onset of the last sampled event, in beats after the first
-    onset_pitches: set[int] = field(default_factory=set)  # pitches at the last sampled onset
-    model_velocity_sum: float = 0.0
-    finished: bool = False  # no more events will be sampled
-    finished_target: float = math.inf  # the length that finished it (a longer one resumes sampling)
-    start: float | None = None
-    exchange: Exchange | None = None
-    late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
-
-    @property
-    def ready(self) -> bool:
-        return self.base is not None
-
-
-def call_texture(onset_groups: Sequence[int]) -> int:
-    """How many notes the answer may strike at once, from the call's onsets (notes per onset):
-    1 for a single line, else its largest chord."""
-    if not onset_groups:
-        return 1
-    if sum(onset_groups) / len(onset_groups) <= 1.15:
-        return 1
-    return int(max(onset_groups))
 
 
 class Planner:
@@ -112,7 +56,7 @@ class Planner:
 
     # ---- preparing ------------------------------------------------------------------------------
 
-    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float) -> Answer:
+    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0) -> Answer:
         """A new answer for the call as it stands: tempo, key, texture, register, what to prime from."""
         s = self.settings
         context.cancel_reprime()
@@ -131,20 +75,21 @@ class Planner:
         if call_rows is not None or context.stale:
             by_index = {} if call_rows is None else {e.index: r for e, r in zip(call.events, call_rows)}
             rows = np.stack([by_index.get(e.index, e.row) for e in context.window])
-        mask, key = self.range_mask, ""
+        mask, key, tonality = self.range_mask, "", None
         if s.keep_key:
-            weights = np.zeros(12)
-            for n in call.notes:
-                weights[n.pitch % 12] += max((n.off or now) - n.onset, 0.05)
-            tonic, minor = estimate_key(weights)
+            # Temperley's profile plus the phrase's first and last bass (music/keys.py measures why)
+            pitches = [n.pitch for n in call.notes]
+            tonic, minor = estimate_phrase_key(
+                pitches, [n.onset - call.first_onset for n in call.notes],
+                [max((n.off or now) - n.onset, 0.05) for n in call.notes], beat=60 / bpm)
             allowed = np.zeros(12, dtype=bool)
             allowed[scale_pitch_classes(tonic, minor)] = True
-            allowed[weights > 0] = True  # what the performer played is in the key by definition
+            allowed[np.asarray(pitches) % 12] = True  # what the performer played is in the key by definition
             pcs = np.zeros(N_PITCH, dtype=bool)
             pcs[:128] = allowed[np.arange(128) % 12]
             if (mask & pcs).any():
                 mask = mask & pcs
-            key = key_name(tonic, minor)
+            key, tonality = key_name(tonic, minor), (tonic, minor)
         call_end = max(n.off or now for n in call.notes)
         if s.response_unit == "events":
             target = s.response_length or call.note_count
@@ -164,20 +109,16 @@ class Planner:
             call_rows=call_rows,
             pos_after_call=pos_after,
             max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
-            pitch_bias=register_bias(self._register(call)) if s.register == "follow" else None,
+            pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
+            tonality=tonality,
+            motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
         )
+        answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
         if rows is None:
             answer.state = answer.base = context.state
         else:
             answer.state = context.model.initial_state()
         return answer
-
-    def _register(self, call: Any) -> tuple[float, float]:
-        """The call's register: its median pitch, and half the span of its middle 80 % (at least
-        half an octave), in semitones."""
-        pitches = np.array([n.pitch for n in call.notes], dtype=float)
-        low, high = np.percentile(pitches, [10, 90])
-        return float(np.median(pitches)), max(6.0, (high - low) / 2 + 2)
 
     def requantize(self, call: Any, bpm: float) -> tuple[list[np.ndarray], float | None]:
         """The call's rows as they would be at ``bpm`` (the tempo estimated from the call itself)."""
@@ -198,17 +139,20 @@ class Planner:
             answer.base = answer.state
         return 1
 
-    def restart(self, answer: Answer, exchange: int) -> None:
-        """The temperature changed before the answer started: sample its notes again."""
+    def restart(self, answer: Answer, exchange: int, imitation: float) -> None:
+        """The temperature or the imitation changed before the answer started: sample it again."""
         if answer.base is not None:
             answer.state = answer.base
         answer.planned.clear()
-        answer.sampled = 0
+        answer.sampled = answer.onsets = 0
         answer.beats = 0.0
         answer.onset_pitches = set()
+        answer.line_pitch = answer.line_before = None
+        answer.sounding, answer.held_top = [], -1
+        answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
-        answer.finished = False
         answer.rng = self.rng(exchange)
+        answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -218,20 +162,30 @@ class Planner:
             return answer.sampled < SPEC_EVENTS or answer.beats * 60 / answer.bpm < lookahead
         return not answer.planned or answer.planned[-1].onset < now + lookahead
 
+    def progress(self, answer: Answer, length_factor: float, beats: float | None = None) -> float:
+        """How far through its length the answer is: by its last onset (beats) or its events."""
+        target = max(answer.target * length_factor, 1e-9)
+        if self.settings.response_unit == "events":
+            return answer.sampled / target
+        return (answer.beats if beats is None else beats) / target
+
     def sample(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
         """Sample the answer's next event and step the model with it (two units)."""
         s = self.settings
         target = answer.target * length_factor
-        if answer.sampled >= s.max_response_events or (s.response_unit == "events" and answer.sampled >= max(1, round(target))):
+        limit = HARD_STOP if s.phrase_ending else 1.0  # with phrase endings, the length is a goal, not a cut
+        if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer))
+        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer, length_factor))
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
         offset = float(self._time_values[int(row[OFFSET])])
+        new_onset = answer.sampled == 0 or offset > 0
         beats = 0.0 if answer.sampled == 0 else answer.beats + offset
-        if s.response_unit == "beats" and answer.sampled > 0 and beats >= target:
+        beyond = answer.sampled and s.response_unit == "beats" and self.progress(answer, length_factor, beats) >= limit
+        if (answer.closing and new_onset) or beyond:  # the ending's chord is complete, or it is long enough
             answer.finished, answer.finished_target = True, target
             return 1
         state = model.step(answer.state, row)
@@ -241,38 +195,42 @@ class Planner:
         velocity = int(min(max(round(model_velocity + shift), 1), 127))
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
-        planned = Planned(row, state, beats, float(self._time_values[max(int(row[DURATION]), 1)]), pitch, velocity, msg)
+        duration = float(self._time_values[max(int(row[DURATION]), 1)])
+        planned = Planned(row, state, beats, duration, pitch, velocity, msg)
         if answer.start is not None:
             planned.onset = answer.start + beats * 60 / answer.bpm
-        answer.onset_pitches = ({pitch} | answer.onset_pitches) if answer.sampled and offset == 0 else {pitch}
+        if new_onset:
+            answer.onsets += 1
+            answer.line_before = answer.line_pitch
+            answer.sounding = [(end, p) for end, p in answer.sounding if end > beats + 1e-6]
+            answer.held_top = max((p for _, p in answer.sounding), default=-1)
+            answer.onset_pitches = {pitch}
+        else:
+            answer.onset_pitches = answer.onset_pitches | {pitch}
+        answer.sounding.append((beats + duration, pitch))
+        struck = max(answer.onset_pitches)
+        answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
         answer.planned.append(planned)
         answer.state = state
         answer.sampled += 1
         answer.beats = beats
+        if s.phrase_ending and self._ends_phrase(answer, pitch, duration, self.progress(answer, length_factor)):
+            answer.closing = True
         return 2
 
-    def guide(self, answer: Answer) -> Callable[[int, np.ndarray, np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]:
-        """The answer's constraints on each head, given the fields already drawn."""
-        first = answer.sampled == 0
-        chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
+    def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
+        """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
+        call's key (when known), and a beat long or more (or the answer is at its length)."""
+        if progress < CADENCE_FROM or not on_beat(answer.beats):
+            return False
+        if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
+            return False
+        return duration >= 1.0 or progress >= 1.0
 
-        def guide(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-            if field == OFFSET and not first and (answer.max_voices == 1 or (answer.max_voices and chord_full)):
-                no_chord = np.ones(len(logits), dtype=bool)
-                no_chord[0] = False  # offset 0 joins the onset: no room for another note there
-                return logits, no_chord if mask is None else mask & no_chord
-            if field == PITCH:
-                if not first and int(row[OFFSET]) == 0 and answer.onset_pitches:
-                    fresh = np.ones(len(logits), dtype=bool)
-                    fresh[list(answer.onset_pitches)] = False  # one instrument: each key once per onset
-                    mask = fresh if mask is None else mask & fresh
-                    if not mask.any():
-                        mask = None
-                if answer.pitch_bias is not None:
-                    logits = logits + answer.pitch_bias
-            return logits, mask
-
-        return guide
+    def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
+        """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
+        cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
+        return answer_guide(answer, self._time_values, cadence, self.settings.phrase_ending)
 
     # ---- starting ---------------------------------------------------------------------------------
 
@@ -291,7 +249,7 @@ class Planner:
     def fit_length(self, answer: Answer, length_factor: float) -> None:
         """The length knob may have moved since the speculation: cut what is too long, or let a
         finished answer go on."""
-        target = answer.target * length_factor
+        target = answer.target * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
         if self.settings.response_unit == "events":
             while len(answer.planned) > max(1, round(target)):
                 answer.planned.pop()
@@ -301,7 +259,7 @@ class Planner:
         if len(answer.planned) < answer.sampled:
             answer.finished = True
             answer.state = answer.planned[-1].state
-        elif answer.finished and target > answer.finished_target:
+        elif answer.finished and not answer.closing and target > answer.finished_target * (HARD_STOP if self.settings.phrase_ending else 1.0):
             answer.finished = False
         answer.sampled = len(answer.planned)
         answer.beats = answer.planned[-1].beats if answer.planned else 0.0
@@ -318,6 +276,7 @@ class Planner:
         the performer actually played.
         """
         beats = self.settings.answer_grid_beats
+        decided += self.settings.answer_lead_beats * 60 / bpm  # a breath after the silence, in beats: the same at any tempo
         if beats <= 0:
             return decided, ""
         name = "beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid"
@@ -327,15 +286,3 @@ class Planner:
         else:
             origin, beat_s = first_onset, 60 / bpm
         return next_grid_point(decided, origin, beats * beat_s), name
-
-
-def register_bias(register: tuple[float, float]) -> np.ndarray:
-    """Pitch-logit penalties for notes beyond the register: 0 inside it, REGISTER_SLOPE nats a
-    semitone beyond it, and a wall (finite, so a mask that leaves only far notes still draws one)
-    past REGISTER_REACH."""
-    centre, half = register
-    distance = np.abs(np.arange(N_PITCH, dtype=float) - centre) - half
-    bias = -REGISTER_SLOPE * np.clip(distance, 0.0, None)
-    bias[distance > REGISTER_REACH] = -40.0
-    bias[128:] = 0.0  # BOS/EOS are the mask's business
-    return bias

@@ -107,6 +107,9 @@ class Exchange:
         return f"{words}, sent {late * 1000:.2f} ms late" if late is not None else words
 
 
+PANS = {"performer": 40, "improv": 88}  # CC10: the performer a little left, improv a little right
+
+
 class Recorder:
     """Collects the session's notes, performer and improv, for ``serve --record`` and the demo,
     with the tempo each exchange was played at and a marker per exchange, so the file's beats and
@@ -168,16 +171,21 @@ class Recorder:
         return [(self.beats(t, default_bpm), text) for t, text in self.marks]
 
     def tracks(self, default_bpm: float, programs: tuple[int, int] = (0, 0)) -> list[Track]:
-        """One ``midi.Track`` per party (performer, improv), in the session's beats."""
+        """One ``midi.Track`` per party (performer, improv), in the session's beats, on General MIDI
+        ``programs``. So that a synth keeps the two apart, each part has a channel of its own (a
+        performer who played on improv's channel moves to the next one: a channel has one program)
+        and its own side of the stereo image."""
+        channels = {who: notes[0][4] if (notes := self.notes[who]) else 0 for who in self.notes}
+        if channels["performer"] == channels["improv"]:
+            channels["performer"] = next(c for c in range(channels["improv"] + 1, channels["improv"] + 17) if c % 16 != 9) % 16
         out = []
         for who, program in zip(("performer", "improv"), programs):
             notes = sorted(self.notes[who], key=lambda n: (n[1], n[0]))
-            channel = notes[0][4] if notes else 0
             converted = []
             for p, on, off, v, _ in notes:
                 start = self.beats(on, default_bpm)
                 converted.append(Note(p, start, max(self.beats(off, default_bpm) - start, 0.001), v))
-            out.append(Track(who, converted, program=program, channel=channel))
+            out.append(Track(who, converted, program=program, channel=channels[who], pan=PANS[who]))
         return out
 
     def midi(self, default_bpm: float, programs: tuple[int, int] = (0, 0)) -> bytes:

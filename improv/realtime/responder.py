@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from improv.realtime.answer import Answer
 from improv.realtime.calls import Call
 from improv.realtime.context import ModelContext
 from improv.realtime.output import Output, Timed
-from improv.realtime.planner import Answer
 from improv.realtime.report import Exchange, Recorder
 from improv.settings.sections import ServeSettings
 

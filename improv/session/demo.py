@@ -10,12 +10,13 @@ written however the session ends: an exception (a second Ctrl-C) still leaves wh
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+import mido
 import numpy as np
 
-from improv.errors import ImprovError
 from improv.io.clock import FakeClock, RealClock
 from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
@@ -24,16 +25,18 @@ from improv.io.rtmidi_ports import open_output
 from improv.model.sampling import SamplingParams
 from improv.model.voices import load_player
 from improv.music.midi import Track
+from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
 from improv.realtime.report import Recorder
+from improv.session.demo_calls import demo_phrases
 from improv.session.demo_plan import (
     Phrase,
     call_messages,
-    cut_phrase,
     plan_session,
     summary,
 )
 from improv.session.loop import ServeLoop
+from improv.session.picture_and_audio import write_audio, write_picture
 from improv.session.process import serve
 from improv.settings.sections import (
     DemoSettings,
@@ -41,6 +44,12 @@ from improv.settings.sections import (
     ServeSettings,
     Settings,
 )
+
+if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
+    from improv.monitor.live import LiveMonitor, MonitorChoice
+
+
+ANSWER_RATIO = 1.25  # an answer ending as a phrase runs a little past the call's length (up to 1.5)
 
 
 def run_demo(
@@ -55,37 +64,58 @@ def run_demo(
     api: str,
     seed: int,
     quiet: bool = False,
+    monitor: MonitorChoice | None = None,
 ) -> dict:
-    """Load the model and the phrases, play the session, write the file; the summary as a dict."""
+    """Load the model and the phrases, play the session, write the file, then its picture and (with
+    FluidSynth and a SoundFont) its sound beside it; the summary as a dict. With ``monitor``, a live
+    page shows the session as it plays."""
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     check_writable(record, create_folder=False)
     one_blas_thread()  # one model step at a time, in fast mode too
     path = Path(checkpoint)
     ckpt = load_player(path)
-    phrases = _phrases(settings, demo, ckpt.tokenizer, np.random.default_rng(seed))
+    phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed))
+    programs = (settings.serve.performer_program, settings.serve.program)
     port = open_output(out_port, api, settings.serve.client_name) if out_port else None
+    if port is not None:  # the two parts on their own instruments, as in the file
+        port.send(mido.Message("program_change", channel=demo.performer_channel - 1, program=programs[0]))
+        port.send(mido.Message("program_change", channel=settings.serve.channel - 1, program=programs[1]))
     untrained = " (untrained)" if ckpt.info.get("untrained") else ""
     say(
-        f"improv demo: {len(phrases)} calls cut from {demo.source} · model {path}{untrained}"
+        f"improv demo: {len(phrases)} calls cut from {origin} · voice {path.stem}{untrained}"
         f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
     )
     clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
     recorder = Recorder()
     bpm = phrases[0].bpm
+    live = None
     try:
+        if monitor is not None:
+            from improv.monitor.live import LiveMonitor
+
+            live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
+            say(live.describe())
         result, _, _ = play_session(
             ckpt.step_model(), phrases, settings.serve, demo, sample, clock, seed,
-            port=port, on_status=say, real_time=not fast, recorder=recorder,
+            port=port, on_status=say, real_time=not fast, recorder=recorder, monitor=live, voice_label=path.stem,
         )  # fmt: skip
     finally:
         try:
             if port is not None:
                 port.close()
+            if live is not None:
+                live.close()
         finally:
-            write_atomic(record, recorder.midi(bpm))
+            write_atomic(record, recorder.midi(bpm, programs))
     result["file"] = str(record)
     _print_summary(result, say)
+    picture = write_picture(record, say, "improv demo")
+    audio = write_audio(record, settings.render, say, "improv demo")
+    result["picture"] = str(picture) if picture is not None else None
+    result["audio"] = str(audio) if audio is not None else None
+    if picture is not None:
+        say(f"improv demo: see it: {picture}")
     return result
 
 
@@ -102,16 +132,20 @@ def play_session(
     on_status: Callable[[str], None] | None = None,
     real_time: bool = False,
     recorder: Recorder | None = None,
+    monitor: LiveMonitor | None = None,
+    voice_label: str = "",
 ) -> tuple[dict, list[Track], list]:
     """The performer plays ``phrases`` into an engine running ``model`` on ``clock``.
 
     Returns (summary dict, the recorded tracks, every message improv sent with its time).
     ``port`` (optional) also hears both parts. ``recorder`` (optional, else a new one) keeps what
-    was played, also when the session ends in an exception.
+    was played, also when the session ends in an exception. ``monitor`` (optional, real time)
+    shows the session on its live page (``voice_label`` names the voice there).
     """
     serve_settings = dataclasses.replace(serve_settings, bpm=phrases[0].bpm)
     calls, end = plan_session(
-        phrases, clock.now() + 0.5, serve_settings.silence_ms / 1000, demo.barge_every, demo.breath_beats, serve_settings.answer_grid_beats
+        phrases, clock.now() + 0.5, threshold_s(serve_settings, phrases[0].bpm), demo.barge_every, demo.breath_beats,
+        serve_settings.answer_grid_beats, serve_settings.answer_lead_beats, ANSWER_RATIO if serve_settings.phrase_ending else 1.0
     )
     performer = ScriptedInput(clock)
     for call in calls:
@@ -122,7 +156,10 @@ def play_session(
     memory = MemoryOutput(clock)
     inport = _Audible(performer, port) if port is not None else performer
     outport = _Tee(memory, port) if port is not None else memory
-    loop = ServeLoop(engine, inport, outport, clock, on_status=on_status)
+    wake = threading.Event()
+    if monitor is not None:
+        inport, outport, on_status = monitor.attach(engine, serve_settings, clock, wake, inport, outport, on_status or (lambda line: None), voice_label)
+    loop = ServeLoop(engine, inport, outport, clock, on_status=on_status, wake=wake)
     if real_time:
         stats = serve(loop, until=end, realtime_priority=serve_settings.realtime_priority)
     else:
@@ -131,30 +168,6 @@ def play_session(
     counts = {t.name: len(t.notes) for t in tracks}
     result = summary(stats.exchanges, calls, counts.get("performer", 0), counts.get("improv", 0), stats.lateness_ms(), real_time)
     return result, tracks, memory.sent
-
-
-def _phrases(settings: Settings, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
-    """One phrase per call, each from a different work of ``demo.source`` (tempo from the work)."""
-    from improv.corpus.load import load_corpus
-    from improv.corpus.sources import (
-        resolve_sources,  # music21: only when phrases are cut
-    )
-
-    works = resolve_sources([demo.source])
-    order = rng.permutation(len(works))
-    phrases = []
-    for start in range(0, len(order), demo.calls):  # a few more works when some cannot be read
-        chosen = [works[i].name for i in order[start : start + demo.calls]]
-        pieces, _ = load_corpus(chosen, tokenizer, settings.corpus, progress=False)
-        for piece in pieces:
-            phrase = cut_phrase(tokenizer.decode(piece.tokens), piece.name, piece.bpm or demo.bpm, demo.phrase_beats, rng)
-            if phrase is not None:
-                phrases.append(phrase)
-        if len(phrases) >= demo.calls:
-            return phrases[: demo.calls]
-    if not phrases:
-        raise ImprovError(f"no playable phrase found in {demo.source}")
-    return phrases
 
 
 class _Tee:

@@ -1,5 +1,5 @@
 """`improv demo`: a built-in performer plays calls into the real engine. Pure planning here;
-``demo_session.py`` runs it on a clock and writes the file.
+``session.demo`` runs it on a clock and writes the file.
 
 The performer plays phrases cut from real music (music21's corpus) at their tempo. It knows the
 engine's rules, so it plans the whole session up front: each call ends with all keys up; the
@@ -49,13 +49,13 @@ class PlannedCall:
     barge_in: bool  # starts while the previous answer is still playing
 
 
-def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6) -> Phrase | None:
-    """A ``beats``-long window of ``notes`` starting on a bar line (4 beats), chosen at random
-    among windows with at least ``min_notes`` notes; notes are cut at the window's end."""
+def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6, bar_beats: float = 4.0) -> Phrase | None:
+    """A ``beats``-long window of ``notes`` starting on a bar line (every ``bar_beats``), chosen
+    at random among windows with at least ``min_notes`` notes; notes are cut at the window's end."""
     if not notes:
         return None
     end = max(n.end for n in notes)
-    starts = [4.0 * b for b in range(int(math.floor(max(end - beats, 0) / 4)) + 1)]
+    starts = [bar_beats * b for b in range(int(math.floor(max(end - beats, 0) / bar_beats)) + 1)]
     windows = []
     for s in starts:
         inside = [n for n in notes if s <= n.start < s + beats]
@@ -69,27 +69,30 @@ def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng
 
 
 def plan_session(
-    phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float, grid_beats: float = 0.0
+    phrases: Sequence[Phrase], start: float, silence_s: float, barge_every: int, breath_beats: float, grid_beats: float = 0.0,
+    lead_beats: float = 0.0, answer_ratio: float = 1.0,
 ) -> tuple[list[PlannedCall], float]:
     """When each call starts, and when the session is over (the last answer's end plus a breath).
-    ``grid_beats`` is the engine's ``answer_grid_beats`` (0 = the answer starts at once)."""
+    ``grid_beats`` and ``lead_beats`` are the engine's ``answer_grid_beats`` and
+    ``answer_lead_beats`` (0 = the answer starts at once); ``answer_ratio`` how long an answer
+    lasts for the call's length (1: as long; an answer ending as a phrase runs a little over)."""
     calls: list[PlannedCall] = []
     t = start
     end = start
     for i, phrase in enumerate(phrases):
         calls.append(PlannedCall(phrase, t, _is_barge(i, barge_every)))
-        answer_starts = answer_start(phrase, t, silence_s, grid_beats)
-        answer_s = phrase.seconds  # the engine answers as long as the call
+        answer_starts = answer_start(phrase, t, silence_s, grid_beats, lead_beats)
+        answer_s = phrase.seconds * answer_ratio
         end = answer_starts + answer_s + breath_beats * 60 / phrase.bpm
         t = answer_starts + 0.5 * answer_s if _is_barge(i + 1, barge_every) else end
     return calls, end
 
 
-def answer_start(phrase: Phrase, start: float, silence_s: float, grid_beats: float) -> float:
+def answer_start(phrase: Phrase, start: float, silence_s: float, grid_beats: float, lead_beats: float = 0.0) -> float:
     """When the engine's answer to ``phrase`` played from ``start`` begins: the last release plus
     the silence, then on to the next point of the call's grid (its first note on a beat)."""
     spb = 60 / phrase.bpm
-    decided = start + max(_note_times(n, 0.0, spb)[1] for n in phrase.notes) + silence_s
+    decided = start + max(_note_times(n, 0.0, spb)[1] for n in phrase.notes) + silence_s + lead_beats * spb
     if grid_beats <= 0:
         return decided
     first = start + min(n.start for n in phrase.notes) * spb

@@ -1,17 +1,6 @@
-"""The serve loop: one thread between the ports and the engine.
-
-Each turn: take what arrived on the input, each message with its arrival stamp (taken in the
-port's callback, so the performer's timing does not depend on when the loop drains it: a think
-slice may delay that by a few milliseconds), hand it to the engine, send whatever is due, and
-then either let the engine think (model work ahead of time, in slices that end well before the
-next send) or sleep until the next send / wake-up. Sleeping ends early when a message arrives
-(the real input sets ``wake``); the clock sleeps, then spins the last moment on
-``perf_counter`` so sends leave on time. The loop wakes ``lead_s`` before a
-send and takes the messages due by then from the engine, so the engine's work is done before
-the send time; it then spins to each message's exact time and sends it.
-
-Every exit path (a stop request, Ctrl-C, SIGTERM, an exception) goes through ``close``, which
-sends the engine's final note-offs and All Notes Off.
+"""What a live session asks of the process: a real-time priority for the loop's thread where the
+system allows it (``realtime_scheduling``), and ``serve``: the loop run with the two-stage Ctrl-C,
+one BLAS thread, short GIL switches and a frozen heap, everything restored at the end.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -30,8 +30,12 @@ from improv.realtime.context import Voice
 from improv.realtime.engine import Engine
 from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
+from improv.session.picture_and_audio import write_picture
 from improv.session.process import serve
 from improv.settings.sections import SampleSettings, ServeSettings
+
+if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
+    from improv.monitor.live import MonitorChoice
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,18 @@ def warm_up(model: StepModel) -> None:
         state = model.step(state, row)
 
 
-def serve_session(s: ServeSettings, sample: SampleSettings, voices: VoiceChoice, seed: int, record: str | None, say: Callable[[str], None] | None = None) -> int:
+def serve_session(
+    s: ServeSettings,
+    sample: SampleSettings,
+    voices: VoiceChoice,
+    seed: int,
+    record: str | None,
+    say: Callable[[str], None] | None = None,
+    monitor: MonitorChoice | None = None,
+) -> int:
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
-    starts and written however the session ends, an error included. Returns 2 when the recording
-    could not be written."""
+    starts and written however the session ends, an error included, its picture beside it. With
+    ``monitor``, a live page shows the session. Returns 2 when the recording could not be written."""
     say = say or (lambda line: print(line, flush=True))
     choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
     check_names(choice)  # before the models: a wrong port name fails at once
@@ -90,8 +102,13 @@ def serve_session(s: ServeSettings, sample: SampleSettings, voices: VoiceChoice,
     ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
     stats = None
     ended = False
+    live = None
     try:
         try:
+            if monitor is not None:
+                from improv.monitor.live import LiveMonitor
+
+                live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
             in_name, out_name = ports.describe()
             names = ", ".join(v.name for v in loaded)
             say(
@@ -100,11 +117,20 @@ def serve_session(s: ServeSettings, sample: SampleSettings, voices: VoiceChoice,
                 + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
                 + f" · {engine.bpm:g} bpm · Ctrl-C to stop"
             )
-            loop = ServeLoop(engine, ports.input, ports.output, RealClock(s.spin_ms / 1000), ports=ports, on_status=say, wake=wake, reconnect_s=s.reconnect_s)
+            clock = RealClock(s.spin_ms / 1000)
+            inport, outport, status = ports.input, ports.output, say
+            if live is not None:
+                say(live.describe())
+                inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
+            loop = ServeLoop(engine, inport, outport, clock, ports=ports, on_status=status, wake=wake, reconnect_s=s.reconnect_s)
             stats = serve(loop, realtime_priority=s.realtime_priority)
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
-            ports.close()
+            try:
+                ports.close()
+            finally:
+                if live is not None:
+                    live.close()
         ended = True
         late = stats.lateness_ms()
         say(
@@ -115,20 +141,23 @@ def serve_session(s: ServeSettings, sample: SampleSettings, voices: VoiceChoice,
         # Also after an error: what was played is kept (a session cut short by a crash has notes).
         saved = False
         if recorder is not None and record and (ended or recorder.t0 is not None):
-            saved = save_recording(recorder, record, s.bpm, say)
+            saved = save_recording(recorder, record, s.bpm, say, (s.performer_program, s.program))
     return 0 if saved or not record else 2
 
 
 def save_recording(recorder: Recorder, record: str, bpm: float, say: Callable[[str], None], programs: tuple[int, int] = (0, 0)) -> bool:
-    """Write the session (performer and improv on separate tracks, at the session's tempi, a
-    marker per exchange); a failure is one line on stderr."""
+    """Write the session (performer and improv on separate tracks and General MIDI ``programs``, at
+    the session's tempi, a marker per exchange) and its picture beside it; a failure to write the
+    file is one line on stderr."""
     try:
         write_atomic(record, recorder.midi(bpm, programs))
     except OSError as exc:
         print(f"improv: error: cannot write the recording to {record}: {exc.strerror or exc}", file=sys.stderr, flush=True)
         return False
     counts = {who: len(notes) for who, notes in recorder.notes.items()}
-    say(f"improv: recorded {record}: performer {counts['performer']} notes, improv {counts['improv']} notes")
+    picture = write_picture(record, say)
+    shown = f" · see it: {picture}" if picture is not None else ""
+    say(f"improv: recorded {record}: performer {counts['performer']} notes, improv {counts['improv']} notes{shown}")
     return True
 
 

@@ -170,6 +170,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("train", "chunk_len"): (lambda v: v >= 2, ">= 2"),
     ("train", "lr"): (lambda v: v > 0, "> 0"),
+    ("train", "finetune_lr"): (lambda v: v > 0, "> 0"),
     ("train", "weight_decay"): (lambda v: v >= 0, ">= 0"),
     ("train", "warmup_steps"): (lambda v: v >= 0, ">= 0"),
     ("train", "min_lr_ratio"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -195,9 +196,12 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "api"): (lambda v: v in ("", "alsa", "jack", "coremidi", "winmm"), "one of alsa, jack, coremidi, winmm"),
     ("serve", "channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
     ("serve", "listen_channel"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "performer_program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("serve", "program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
     ("serve", "silence_ms"): (lambda v: 0 <= v <= 60000, "between 0 and 60000"),
     ("serve", "silence_beats"): (lambda v: 0 <= v <= 64, "between 0 and 64"),
     ("serve", "answer_grid_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
+    ("serve", "answer_lead_beats"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
     ("serve", "max_call_beats"): (lambda v: v >= 0, ">= 0"),
     ("serve", "min_call_notes"): (lambda v: v >= 1, ">= 1"),
     ("serve", "response_length"): (lambda v: v >= 0, ">= 0"),
@@ -232,6 +236,10 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("demo", "bpm"): (lambda v: 20 <= v <= 300, "between 20 and 300"),
     ("demo", "breath_beats"): (lambda v: v >= 0, ">= 0"),
     ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("render", "sample_rate"): (lambda v: 8000 <= v <= 192000, "between 8000 and 192000"),
+    ("render", "peak_dbfs"): (lambda v: -40 <= v <= 0, "between -40 and 0"),
+    ("monitor", "port"): (lambda v: 0 <= v <= 65535, "between 0 and 65535"),
+    ("monitor", "seconds"): (lambda v: 2 <= v <= 600, "between 2 and 600"),
 }
 
 

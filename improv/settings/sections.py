@@ -1,14 +1,7 @@
-"""Typed settings, loaded from ``config.yaml`` and ``--set section.key=value`` overrides.
-
-The dataclass defaults below are the defaults; the repository's commented ``config.yaml`` holds the
-same values (a test keeps the two identical). An unknown section or key, or a value of the wrong
-type, is a ``ConfigError`` naming the key and the value.
-
-Each section belongs to one part of improv, and most modules receive only the section they use
-(``corpus.load_corpus`` its ``CorpusSettings``, the ``Tokenizer`` its ``TokenizerSettings``, the
-engine its ``ServeSettings``; ``generate`` gets options the command built from its sections). A few
-take the whole ``Settings`` because their job spans sections: ``train.train`` (tokenizer, corpus,
-model, train), ``evaluate.run_eval`` (corpus, sample, eval) and the demo (corpus, serve, demo).
+"""The settings, one typed section per part of improv: the dataclass defaults below are the
+defaults, and the repository's commented ``config.yaml`` holds the same values (a test keeps the
+two identical). Each room receives only the section it uses (the corpus loader its
+``CorpusSettings``, the tokenizer its ``TokenizerSettings``, the engine its ``ServeSettings``).
 """
 
 from __future__ import annotations
@@ -45,9 +38,8 @@ class CorpusSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    # Recurrent cell: "gru" (default: 0.35-0.4 nats lower held-out loss than "lstm" on the Bach
-    # chorales at equal training, and a cheaper step) or "lstm".
-    cell: Literal["lstm", "gru"] = "gru"
+    # Recurrent cell: "lstm" (the design's stateful LSTM; tuned, README) or "gru".
+    cell: Literal["lstm", "gru"] = "lstm"
     # Width of each field's embedding (pitch, offset, duration, velocity are summed).
     embed_dim: int = 128
     # LSTM hidden units per layer and number of layers.
@@ -75,7 +67,9 @@ class TrainSettings:
     batch_size: int = 16
     chunk_len: int = 64
     # AdamW learning rate, weight decay, linear warm-up steps then cosine decay to lr * min_lr_ratio.
-    lr: float = 0.002
+    lr: float = 0.008
+    # ... and when fine-tuning (--from): a gentler one, so the model keeps what it knew.
+    finetune_lr: float = 0.002
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
@@ -162,18 +156,26 @@ class ServeSettings:
     client_name: str = "improv"
     # MIDI channel (1-16) improv plays on.
     channel: int = 1
+    # General MIDI programs (0-127) of the two parts in recorded files (serve --record, the demo's
+    # file, and the demo's --out port), so that a synth plays them apart: 0 = acoustic grand
+    # piano for the performer, 11 = vibraphone for improv.
+    performer_program: int = 0
+    program: int = 11
     # Only notes and the sustain pedal on this channel (1-16) are the performer's; 0 = every channel.
     # improv's own controllers (cc_*) count on every channel (a controller box sends on its own).
     listen_channel: int = 0
-    # A call ends this long after the last key and the sustain pedal are released: silence_ms, or
-    # silence_beats at the current tempo when that is longer (0 = off).
-    silence_ms: float = 600.0
-    silence_beats: float = 0.0
+    # A call ends this long after the last key and the sustain pedal are released: silence_beats at
+    # the current tempo, or silence_ms when that is longer (0 = off): a beat of silence, at any tempo.
+    silence_ms: float = 300.0
+    silence_beats: float = 1.0
     # The answer's first note goes on the call's beat grid: the first point of this grid (in beats;
     # 1 = the next beat, 0.5 = the next half beat) at or after the end of the call; 0 = at once.
     # The grid is the MIDI clock's beat when a DAW's transport (start / song position) places it,
     # else the call's own, its first note on a beat.
     answer_grid_beats: float = 1.0
+    # ... and at least this many beats after the silence: the answer comes on the second beat after
+    # the call's last note ends (with a beat of silence), the same for the same call at any tempo.
+    answer_lead_beats: float = 0.5
     # A call ends anyway after this many beats (0 = no limit); a call of fewer notes gets no answer.
     max_call_beats: float = 64.0
     min_call_notes: int = 2
@@ -193,7 +195,11 @@ class ServeSettings:
     register: Literal["follow", "free"] = "follow"
     # How much the answer takes up the call (0 = a free continuation ... 1 = the call's motif
     # restated and varied: its rhythm, its intervals, moved to another degree); knob: cc_imitation.
-    imitation: float = 0.0
+    imitation: float = 0.75
+    # The answer ends as a phrase: from 80% of its length on, on the first note that lies on a beat,
+    # on a tonic-triad tone of the call's key and lasts a beat or more (at 1.5x its length at the latest);
+    # it begins on a tonic-triad tone.
+    phrase_ending: bool = True
     # Range of pitches the answer may use (lowest <= highest).
     lowest_pitch: int = 21
     highest_pitch: int = 108
@@ -249,7 +255,7 @@ class ServeSettings:
 @dataclass(frozen=True)
 class DemoSettings:
     # Works the built-in performer cuts its calls from (as for `improv corpus`; one work per call).
-    source: str = "music21:bach"
+    source: str = ""
     # Number of calls the performer plays, and each call's length in beats.
     calls: int = 6
     phrase_beats: float = 8.0
@@ -266,6 +272,26 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    # SoundFont (.sf2/.sf3) `improv render` and the demo play MIDI files through; empty = the first
+    # General MIDI SoundFont found ($IMPROV_SOUNDFONT, then the usual places of each system).
+    soundfont: str = ""
+    # Sample rate (Hz) of the WAV files written.
+    sample_rate: int = 44100
+    # The rendering is scaled so that its loudest sample is at this level (dBFS; -1 leaves 1 dB of
+    # headroom for players that resample).
+    peak_dbfs: float = -1.0
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    # Port of the live page (`--monitor` without a number; 0 = any free port).
+    port: int = 8765
+    # Seconds of the piano roll the page shows.
+    seconds: float = 20.0
+
+
+@dataclass(frozen=True)
 class Settings:
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
     corpus: CorpusSettings = field(default_factory=CorpusSettings)
@@ -277,3 +303,5 @@ class Settings:
     eval: EvalSettings = field(default_factory=EvalSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)

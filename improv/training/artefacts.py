@@ -1,17 +1,6 @@
-"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
-
-One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
-position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
-NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
-measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
-
-Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
-beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
-epoch, recurrent state carried between chunks, every random state). Both are written atomically.
-Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
-
-Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
-batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+"""What a training run leaves on disk: the best model (``NAME.pt`` and its torch-free ``NAME.npz``),
+the last state to resume from (``NAME.last.pt``), and the loss plot (``NAME.loss.png``), each
+written atomically; and the training record every checkpoint carries (keys pinned in DEVELOPERS.md).
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""`improv train`: the training loop, resumable and distributed. Functions only, nothing at import.
+"""One optimiser step of truncated BPTT, and the learning-rate schedule.
 
-One optimiser step trains on ``batch_size`` rows of ``chunk_len`` events with a loss on every
-position (truncated BPTT; ``improv.data`` says how chunks are made and why). Validation is the
-NLL per event of whole held-out pieces from a zero state, BOS to EOS, the way `improv eval`
-measures it. AdamW, linear warm-up then cosine decay, gradient clipping, early stopping.
-
-Files: ``--out`` (the best model, no optimiser state: small, what you ship) and ``NAME.last.pt``
-beside it (the latest weights plus everything ``--resume`` needs: optimiser, step, position in the
-epoch, recurrent state carried between chunks, every random state). Both are written atomically.
-Ctrl-C or SIGTERM asks the loop to stop after the current step; it then writes ``last`` and exits.
-
-Distributed: under ``torchrun`` (``WORLD_SIZE`` set) each process trains its own rows of every
-batch with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 alone writes and prints.
+AdamW (no weight decay on biases and embeddings: decay there only shrinks rare classes), a
+linear warm-up then cosine decay to ``lr * min_lr_ratio``, gradient clipping; the loss is the NLL
+of every target event, the four heads summed, averaged over the chunk's real (unpadded) targets.
 """
 
 from __future__ import annotations

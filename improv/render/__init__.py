@@ -1,0 +1,1 @@
+"""Hear it and see it: MIDI files rendered to audio through FluidSynth, and piano-roll pictures."""

@@ -1,0 +1,130 @@
+"""Voices through real MIDI ports (a private jackd): a controller switches the voice between calls,
+and the folk voice answers a single-line melody with a single line in its register. `improv serve`
+runs as a process with torch made unimportable: the live path needs none."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import mido
+import numpy as np
+import pytest
+from support.jack_server import JackServer
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+NO_TORCH = "import sys; sys.modules['torch'] = None; from improv.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(scope="module")
+def jack():
+    server = JackServer()
+    reason = server.start()
+    if reason is not None:
+        pytest.skip(f"JACK cannot run here: {reason}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def tiny(path, seed):
+    from improv.model.checkpoint import write_untrained_checkpoint
+    from improv.settings.sections import ModelSettings
+
+    write_untrained_checkpoint(path, ModelSettings(hidden_size=32, embed_dim=16, num_layers=1), seed=seed)
+    return path.with_suffix(".npz")
+
+
+def serve(jack, *args):
+    from test_serve_jack import Lines
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", NO_TORCH, "serve", "--api", "jack", "--virtual", "--bpm", "200",
+         "--set", "serve.silence_ms=500", "--set", "serve.silence_beats=0", "--set", "serve.estimate_tempo=false", *args],
+        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = Lines(proc.stdout)
+    banner = lines.wait_for("improv: listening on", timeout=60)
+    return proc, lines, banner.split("'")[1], banner.split("'")[3]
+
+
+def stop(proc, lines):
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, lines.rest()
+
+
+def play(out, notes, step=0.15, length=0.1, velocity=90):
+    for n in notes:
+        out.send(mido.Message("note_on", note=n, velocity=velocity))
+        time.sleep(length)
+        out.send(mido.Message("note_off", note=n))
+        time.sleep(step - length)
+
+
+def test_a_controller_switches_the_voice_between_calls(jack, tmp_path):
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
+
+    first, second = tiny(tmp_path / "first.pt", 0), tiny(tmp_path / "second.pt", 1)
+    proc, lines, in_name, _ = serve(jack, "--checkpoint", str(first), "--set", f"voice.live=[{second}]",
+                                    "--set", "serve.response_unit=events", "--set", "serve.response_length=4")  # fmt: skip
+    performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+    try:
+        assert "voice first (untrained) (of first, second: CC 24 or Program Change switches)" in lines.seen[-1]
+        play(performer, [60, 62, 64, 65])
+        assert "· first (" in lines.wait_for("#1 call", timeout=20)
+        performer.send(mido.Message("control_change", control=24, value=127))  # the knob to its top: the last voice
+        time.sleep(0.3)
+        play(performer, [67, 65, 64, 62])
+        assert "· second (" in lines.wait_for("#2 call", timeout=20)
+        performer.send(mido.Message("program_change", program=0))  # Program Change 0: the first again
+        time.sleep(0.3)
+        play(performer, [60, 64, 67, 72])
+        assert "· first (" in lines.wait_for("#3 call", timeout=20)
+        stop(proc, lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        performer.close()
+
+
+def test_folk_answers_a_single_line_with_a_single_line_in_its_register(jack):
+    from improv.io.rtmidi_ports import RtInput, RtOutput, resolve_api
+    from improv.model.voices import voice_names
+
+    if "folk" not in voice_names():
+        pytest.fail("the folk voice is not shipped")
+    proc, lines, in_name, out_name = serve(jack, "--voice", "folk", "--seed", "3")
+    api = resolve_api("jack")
+    performer = RtOutput(api, "performer", port=in_name)
+    listener = RtInput(api, "listener", port=out_name)
+    heard: list[tuple[float, mido.Message]] = []
+    try:
+        melody = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79]  # G major, around G4-G5, one note at a time
+        play(performer, melody, step=0.3, length=0.25)
+        lines.wait_for("#1 call", timeout=30)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            heard.extend(listener.iter_stamped())
+            time.sleep(0.01)
+        stop(proc, lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        performer.close()
+        listener.close()
+    notes = [(t, m) for t, m in heard if m.type in ("note_on", "note_off")]
+    ons = [m.note for _, m in notes if m.type == "note_on" and m.velocity > 0]
+    assert len(ons) >= 4
+    sounding, most = set(), 0
+    for _, m in notes:
+        if m.type == "note_on" and m.velocity > 0:
+            sounding.add(m.note)
+        else:
+            sounding.discard(m.note)
+        most = max(most, len(sounding))
+    assert most == 1, "two notes at once: not a single line"
+    assert abs(float(np.median(ons)) - float(np.median(melody))) <= 7, (ons, melody)
