@@ -238,7 +238,10 @@ class Soak:
         if reason is not None:
             raise RuntimeError(f"jackd would not start again: {reason}")
         self.plug()
-        self.lines.wait_for("improv: the JACK server is back", timeout=60)
+        back = self.lines.wait_for("improv: the JACK server is back", timeout=60)
+        for side, name in (("input", "keyboard:keys"), ("output", "synth:in")):
+            if f"waiting for MIDI {side} {name!r}" in back:  # rebuilt before our gear was there again
+                self.lines.wait_for(f"improv: MIDI {side} {name!r} is back", timeout=30)
         self.events.append(f"jackd restarted after call {self.calls}")
         time.sleep(0.5)
 

@@ -165,7 +165,8 @@ class MidiPorts:
         self._retry_said = False
         self.server_lost = False
         in_name, out_name = self.describe()
-        events.append(("system-back", f"the JACK server is back: listening on {in_name!r}, answering on {out_name!r}"))
+        waiting = "".join(f"; waiting for MIDI {side} {port.name!r}" for side, port in (("input", self.input), ("output", self.output)) if self.lost[side] and port is not None)
+        events.append(("system-back", f"the JACK server is back: listening on {in_name!r}, answering on {out_name!r}{waiting}"))
         return events
 
     def _drop_clients(self) -> None:
