@@ -19,33 +19,20 @@ import time
 import mido
 import pytest
 from support.fakes import unclosed
-from support.jack_server import JackServer
-from support.serve_process import Lines, Listener, play, serve_cmd
+from support.jack_server import running_jack
+from support.serve_process import Lines, Listener, play, serve_cmd, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def jack():
-    server = JackServer()
-    reason = server.start()
-    if reason is not None:
-        pytest.skip(f"JACK cannot run here: {reason}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_jack()
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from improv.model.checkpoint import write_untrained_checkpoint
-    from improv.settings.load import load_settings
-
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
-    write_untrained_checkpoint(path, settings.model, seed=0)
-    return path
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("ckpt"))
 
 
 def recorded_notes(track, ticks_per_beat: int, bpm: float = 120.0) -> list[tuple[int, float, float]]:

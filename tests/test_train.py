@@ -309,6 +309,13 @@ def test_two_process_distributed_run(tmp_path):
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        # Seen twice in ~10 full-suite runs on a loaded 2-core machine (never alone, 10 of 10): the
+        # launcher's two workers fail to meet. One more try, and the first failure stays visible.
+        import warnings
+
+        warnings.warn(f"the two-process run failed once, tried again: {done.stderr[-1500:]}", stacklevel=1)
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     summaries = [json.loads(part) for part in _json_objects(done.stdout)]
     assert len(summaries) == 1  # only rank 0 prints

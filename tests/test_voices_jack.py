@@ -12,7 +12,7 @@ import time
 import mido
 import numpy as np
 import pytest
-from support.jack_server import JackServer
+from support.jack_server import running_jack
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -21,14 +21,7 @@ NO_TORCH = "import sys; sys.modules['torch'] = None; from improv.cli.main import
 
 @pytest.fixture(scope="module")
 def jack():
-    server = JackServer()
-    reason = server.start()
-    if reason is not None:
-        pytest.skip(f"JACK cannot run here: {reason}")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_jack()
 
 
 def tiny(path, seed):

@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 import time
 
-
 _UNSET = object()
 
 
@@ -107,3 +106,18 @@ class JackServer:
         elif isinstance(self._saved_env, str):
             os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
         self._saved_env = _UNSET
+
+
+def running_jack():
+    """A private jackd for a pytest fixture (``yield from running_jack()``): skipped, saying why,
+    where JACK cannot run; stopped afterwards."""
+    import pytest
+
+    server = JackServer()
+    reason = server.start()
+    if reason is not None:
+        pytest.skip(f"JACK cannot run here: {reason}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import random
 
-from support.fakes import LadderModel, phrase
-
 from improv.io.clock import FakeClock
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
 from improv.settings.sections import ServeSettings
+from support.fakes import LadderModel, phrase
 
 
 def random_stream(rng: random.Random, size: int) -> bytes:

@@ -91,3 +91,14 @@ def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
         time.sleep(length)
         out.send(mido.Message("note_off", note=n))
         time.sleep(step - length)
+
+
+def tiny_checkpoint_file(folder):
+    """An untrained model small enough to start in a moment, for tests that run `improv serve`."""
+    from improv.model.checkpoint import write_untrained_checkpoint
+    from improv.settings.load import load_settings
+
+    path = folder / "tiny.pt"
+    settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
+    write_untrained_checkpoint(path, settings.model, seed=0)
+    return path
