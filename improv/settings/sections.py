@@ -194,7 +194,8 @@ class ServeSettings:
     # Where the answer lies: "follow" = around the call's register; "free" = wherever the voice goes.
     register: Literal["follow", "free"] = "follow"
     # How much the answer takes up the call (0 = a free continuation ... 1 = the call's motif
-    # restated and varied: its rhythm, its intervals, moved to another degree); knob: cc_imitation.
+    # restated and varied: its rhythm, its top line's intervals, a fifth away or in sequence;
+    # 0.75 is the lowest where every shipped voice meets the uptake targets); knob: cc_imitation.
     imitation: float = 0.75
     # The answer ends as a phrase: from 80% of its length on, on the first note that lies on a beat,
     # on a tonic-triad tone of the call's key and lasts a beat or more (at 1.5x its length at the latest);
