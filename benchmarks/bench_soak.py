@@ -82,6 +82,8 @@ class Soak:
         self.rss: list[tuple[float, float]] = []
         self.load: list[float] = []
         self.events: list[str] = []
+        self.t0 = time.monotonic()  # the clock of the RSS samples and of the reconnection marks
+        self.marks: list[float] = []  # when the keyboard was replugged and jackd restarted
 
     # ---- the performer's gear -----------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class Soak:
         try:
             self.lines.wait_for("improv: listening on", timeout=120)
             time.sleep(0.5)
+            self.t0 = time.monotonic()
             sampler = threading.Thread(target=self.sample, args=(stop,), daemon=True)
             sampler.start()
             started = time.monotonic()
@@ -223,6 +226,7 @@ class Soak:
         self.keyboard = RtOutput(resolve_api("jack"), "keyboard", virtual="keys")
         self.lines.wait_for("improv: MIDI input 'keyboard:keys' is back", timeout=30)
         self.events.append(f"replugged after call {self.calls}")
+        self.marks.append(time.monotonic() - self.t0)
         time.sleep(0.5)
 
     def restart_jack(self) -> None:
@@ -243,10 +247,11 @@ class Soak:
             if f"waiting for MIDI {side} {name!r}" in back:  # rebuilt before our gear was there again
                 self.lines.wait_for(f"improv: MIDI {side} {name!r} is back", timeout=30)
         self.events.append(f"jackd restarted after call {self.calls}")
+        self.marks.append(time.monotonic() - self.t0)
         time.sleep(0.5)
 
     def sample(self, stop: threading.Event) -> None:
-        start = time.monotonic()
+        start = self.t0
         while not stop.wait(5.0):
             try:
                 with open(f"/proc/{self.proc.pid}/status") as status:
@@ -255,6 +260,19 @@ class Soak:
                 continue
             self.rss.append((time.monotonic() - start, kb / 1024))
             self.load.append(os.getloadavg()[0])
+
+    def rss_between_reconnections(self, t: np.ndarray, mb: np.ndarray) -> dict:
+        """Growth while playing, apart from the steps at the replug and the jackd restart (new
+        clients and ports are made there): one slope over the segments, each with its own level."""
+        segment = np.searchsorted(np.array(self.marks), t)
+        levels = np.eye(len(self.marks) + 1)[segment]
+        if len(t) < len(self.marks) + 3:
+            return {}
+        coef = np.linalg.lstsq(np.column_stack([t, levels]), mb, rcond=None)[0]
+        return {
+            "soak_rss_growth_between_mb_per_h": float(coef[0]) * 3600,
+            "soak_rss_steps_mb": " ".join(f"{x:+.1f}" for x in np.diff(coef[1:])) or "-",
+        }
 
     def figures(self, seconds: float) -> dict:
         lines = self.status_lines()
@@ -278,6 +296,7 @@ class Soak:
             late = t > 60.0
             slope = float(np.polyfit(t[late], mb[late], 1)[0]) * 3600 if late.sum() >= 3 else float("nan")
             out.update({"soak_rss_start_mb": float(mb[0]), "soak_rss_end_mb": float(mb[-1]), "soak_rss_growth_mb_per_h": slope})
+            out.update(self.rss_between_reconnections(t[late], mb[late]))
         rest = self.lines.rest()
         summary = next((line for line in reversed(rest) if "lateness p50" in line), "")
         found = re.search(r"p99 ([\d.]+) ms, max ([\d.]+) ms", summary)
@@ -285,6 +304,9 @@ class Soak:
             out["soak_send_late_p99_ms"], out["soak_send_late_max_ms"] = float(found.group(1)), float(found.group(2))
         out["soak_load_avg"] = float(np.mean(self.load)) if self.load else float("nan")
         print("# soak: " + "; ".join(self.events), file=sys.stderr)
+        silent = [line for line in lines if line not in answered]  # which exchange, and why, if any
+        if silent:
+            print("# soak: answered with no notes: " + " | ".join(silent), file=sys.stderr)
         said = [line for line in rest if line.startswith("improv:") and ("JACK" in line or "MIDI input" in line)]
         print("# soak: improv said: " + " | ".join(said), file=sys.stderr)
         return out
