@@ -14,7 +14,6 @@ measures another checkout instead (e.g. an older commit, for a before/after), wi
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys

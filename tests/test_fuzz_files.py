@@ -11,7 +11,6 @@ import os
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from support.midi_mutations import base_midi, header, mutations, notes_track, tempo_event, track

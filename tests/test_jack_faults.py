@@ -12,14 +12,13 @@ of an earlier answer can never pass for a new one. No timing is asserted: genero
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 
 import pytest
 from support.fakes import unclosed
 from support.jack_server import JackServer, running_jack
-from support.serve_process import Lines, Listener, play, serve_cmd, tiny_checkpoint_file
+from support.serve_process import Lines, Listener, play, serve_cmd, stop, tear_down, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -58,11 +57,6 @@ def quiet(synth: Listener, timeout: float = 20) -> None:
     synth.got.clear()
 
 
-def stop(proc: subprocess.Popen, lines: Lines) -> None:
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0, lines.rest()
-
-
 def test_a_replugged_keyboard_is_heard_again(jack, tiny_checkpoint):
     from improv.io.rtmidi_ports import RtOutput, resolve_api
 
@@ -87,11 +81,7 @@ def test_a_replugged_keyboard_is_heard_again(jack, tiny_checkpoint):
         answered(lines, synth, 2, 3)
         stop(proc, lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        keyboard.close()
-        synth.port.close()
+        tear_down(proc, keyboard, synth.port)
 
 
 def test_a_cut_off_sysex_does_not_silence_improv(jack, tiny_checkpoint):
@@ -112,12 +102,7 @@ def test_a_cut_off_sysex_does_not_silence_improv(jack, tiny_checkpoint):
         assert " / 0.0 beats" not in line, line  # the notes were heard as played, not all at once
         stop(proc, lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        for port in (performer, synth.port if synth else None):
-            if port is not None:
-                port.close()
+        tear_down(proc, performer, synth.port if synth else None)
 
 
 @pytest.mark.parametrize("ports", ["virtual", "named"])
@@ -195,9 +180,4 @@ def test_a_burst_of_midi_clock_does_not_set_the_tempo(jack, tiny_checkpoint):
         assert " · 200 bpm (config)" in line, line  # was "400 bpm (clock, held)", for good
         stop(proc, lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        for port in (performer, synth.port if synth else None):
-            if port is not None:
-                port.close()
+        tear_down(proc, performer, synth.port if synth else None)

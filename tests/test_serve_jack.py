@@ -20,7 +20,7 @@ import mido
 import pytest
 from support.fakes import unclosed
 from support.jack_server import running_jack
-from support.serve_process import Lines, Listener, play, serve_cmd, tiny_checkpoint_file
+from support.serve_process import Lines, Listener, play, serve_cmd, tear_down, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -102,12 +102,7 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
         key_on, key_off = next((on, off) for pitch, on, off in notes["performer"] if pitch == 72)
         assert not [on for _, on, _ in notes["improv"] if key_on + 0.02 < on <= key_off], "improv played over the barge-in"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        for port in (listener.port if listener else None, performer):
-            if port is not None:
-                port.close()
+        tear_down(proc, listener.port if listener else None, performer)
 
 
 def test_ports_listing_and_name_errors(jack, tiny_checkpoint):

@@ -15,7 +15,7 @@ import mido
 import numpy as np
 import pytest
 import torch
-from test_data import make_pieces
+from support.pieces import make_pieces
 
 import improv.training.loop as train_mod
 from improv.cli.main import main

@@ -4,7 +4,6 @@ runs as a process with torch made unimportable: the live path needs none."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import mido
 import numpy as np
 import pytest
 from support.jack_server import running_jack
+from support.serve_process import Lines, play, stop, tear_down
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -33,8 +33,6 @@ def tiny(path, seed):
 
 
 def serve(jack, *args):
-    from test_serve_jack import Lines
-
     proc = subprocess.Popen(
         [sys.executable, "-c", NO_TORCH, "serve", "--api", "jack", "--virtual", "--bpm", "200",
          "--set", "serve.silence_ms=500", "--set", "serve.silence_beats=0", "--set", "serve.estimate_tempo=false", *args],
@@ -43,19 +41,6 @@ def serve(jack, *args):
     lines = Lines(proc.stdout)
     banner = lines.wait_for("improv: listening on", timeout=60)
     return proc, lines, banner.split("'")[1], banner.split("'")[3]
-
-
-def stop(proc, lines):
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0, lines.rest()
-
-
-def play(out, notes, step=0.15, length=0.1, velocity=90):
-    for n in notes:
-        out.send(mido.Message("note_on", note=n, velocity=velocity))
-        time.sleep(length)
-        out.send(mido.Message("note_off", note=n))
-        time.sleep(step - length)
 
 
 def test_a_controller_switches_the_voice_between_calls(jack, tmp_path):
@@ -79,9 +64,7 @@ def test_a_controller_switches_the_voice_between_calls(jack, tmp_path):
         assert "· first (" in lines.wait_for("#3 call", timeout=20)
         stop(proc, lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        performer.close()
+        tear_down(proc, performer)
 
 
 def test_folk_answers_a_single_line_with_a_single_line_in_its_register(jack):
@@ -105,10 +88,7 @@ def test_folk_answers_a_single_line_with_a_single_line_in_its_register(jack):
             time.sleep(0.01)
         stop(proc, lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        performer.close()
-        listener.close()
+        tear_down(proc, performer, listener)
     notes = [(t, m) for t, m in heard if m.type in ("note_on", "note_off")]
     ons = [m.note for _, m in notes if m.type == "note_on" and m.velocity > 0]
     assert len(ons) >= 4

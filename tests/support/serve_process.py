@@ -4,6 +4,7 @@ performer, a listener): what the end-to-end JACK tests and the soak benchmark sh
 from __future__ import annotations
 
 import queue
+import signal
 import sys
 import threading
 import time
@@ -91,6 +92,23 @@ def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
         time.sleep(length)
         out.send(mido.Message("note_off", note=n))
         time.sleep(step - length)
+
+
+def stop(proc, lines: Lines) -> None:
+    """SIGTERM, as a supervisor or Ctrl-C would: improv must exit cleanly (0)."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, lines.rest()
+
+
+def tear_down(proc, *ports) -> None:
+    """After a test, whatever happened in it: the serve process gone, our ports closed (None where a
+    port was never made)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    for port in ports:
+        if port is not None:
+            port.close()
 
 
 def tiny_checkpoint_file(folder):
