@@ -164,11 +164,13 @@ class Soak:
 
         self.calls += 1
         number = self.calls
-        self.synth.poll()
-        before = len(self.synth.note_ons())
         notes = [60 + (number * 5 + i * self.rng.choice([2, 3, 4])) % 24 for i in range(self.rng.randrange(3, 8))]
         play(self.keyboard, notes, step=0.2, length=0.15, velocity=self.rng.randrange(50, 110))
-        if not self.synth.wait(lambda got: len(self.synth.note_ons()) > before, timeout=20):
+        # This call's answer: a note that arrived after the call, not the tail of an answer this call
+        # interrupted (counting notes from before the call took that tail for the answer once, and
+        # the next call then barged in before the real answer's first note).
+        played = time.perf_counter()
+        if not self.synth.wait(lambda got: bool(self.synth.note_ons(after=played)), timeout=20):
             self.events.append(f"call {number}: no answer reached the synth")
             return
         self.answers_received += 1
