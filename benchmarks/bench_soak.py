@@ -82,8 +82,7 @@ class Soak:
         self.rss: list[tuple[float, float]] = []
         self.load: list[float] = []
         self.events: list[str] = []
-        self.t0 = time.monotonic()  # the clock of the RSS samples and of the reconnection marks
-        self.marks: list[float] = []  # when the keyboard was replugged and jackd restarted
+        self.t0 = time.monotonic()  # the clock of the RSS samples
 
     # ---- the performer's gear -----------------------------------------------------------------
 
@@ -228,7 +227,6 @@ class Soak:
         self.keyboard = RtOutput(resolve_api("jack"), "keyboard", virtual="keys")
         self.lines.wait_for("improv: MIDI input 'keyboard:keys' is back", timeout=30)
         self.events.append(f"replugged after call {self.calls}")
-        self.marks.append(time.monotonic() - self.t0)
         time.sleep(0.5)
 
     def restart_jack(self) -> None:
@@ -249,7 +247,6 @@ class Soak:
             if f"waiting for MIDI {side} {name!r}" in back:  # rebuilt before our gear was there again
                 self.lines.wait_for(f"improv: MIDI {side} {name!r} is back", timeout=30)
         self.events.append(f"jackd restarted after call {self.calls}")
-        self.marks.append(time.monotonic() - self.t0)
         time.sleep(0.5)
 
     def sample(self, stop: threading.Event) -> None:
@@ -262,19 +259,6 @@ class Soak:
                 continue
             self.rss.append((time.monotonic() - start, kb / 1024))
             self.load.append(os.getloadavg()[0])
-
-    def rss_between_reconnections(self, t: np.ndarray, mb: np.ndarray) -> dict:
-        """Growth while playing, apart from the steps at the replug and the jackd restart (new
-        clients and ports are made there): one slope over the segments, each with its own level."""
-        segment = np.searchsorted(np.array(self.marks), t)
-        levels = np.eye(len(self.marks) + 1)[segment]
-        if len(t) < len(self.marks) + 3:
-            return {}
-        coef = np.linalg.lstsq(np.column_stack([t, levels]), mb, rcond=None)[0]
-        return {
-            "soak_rss_growth_between_mb_per_h": float(coef[0]) * 3600,
-            "soak_rss_steps_mb": " ".join(f"{x:+.1f}" for x in np.diff(coef[1:])) or "-",
-        }
 
     def figures(self, seconds: float) -> dict:
         lines = self.status_lines()
@@ -298,7 +282,6 @@ class Soak:
             late = t > 60.0
             slope = float(np.polyfit(t[late], mb[late], 1)[0]) * 3600 if late.sum() >= 3 else float("nan")
             out.update({"soak_rss_start_mb": float(mb[0]), "soak_rss_end_mb": float(mb[-1]), "soak_rss_growth_mb_per_h": slope})
-            out.update(self.rss_between_reconnections(t[late], mb[late]))
         rest = self.lines.rest()
         summary = next((line for line in reversed(rest) if "lateness p50" in line), "")
         found = re.search(r"p99 ([\d.]+) ms, max ([\d.]+) ms", summary)
