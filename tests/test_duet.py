@@ -348,6 +348,11 @@ def test_eval_duet_errors_are_one_line(duet_setup, tmp_path, capsys):
     assert main(["eval", "--duet", "--checkpoint", str(path), "--data", str(empty), *sets]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "phrase pair" in err[0], err
+    garbage = tmp_path / "garbage.mid"
+    garbage.write_bytes(b"not a MIDI file")
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--data", str(garbage), *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"no pieces could be read from --data {garbage}"), err
 
 
 def test_the_engine_answer_is_read_back_on_the_bar_grid():

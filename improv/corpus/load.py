@@ -34,6 +34,7 @@ from improv.corpus.sources import (
 )
 from improv.io.files import FileProblem, read_regular_file
 from improv.io.machine import usable_cores
+from improv.music.rhythm import beats_per_bar
 from improv.music.tokenizer import BOS, PITCH, Tokenizer
 from improv.settings.sections import CorpusSettings
 
@@ -49,7 +50,7 @@ class Piece:
     @property
     def beats_per_bar(self) -> float:
         """Quarter-note beats in a bar of its metre (4 when it states none)."""
-        return 4.0 * self.meter[0] / self.meter[1] if self.meter else 4.0
+        return beats_per_bar(self.meter)
 
 
 @dataclass

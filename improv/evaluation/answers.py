@@ -27,13 +27,13 @@ import mido
 import numpy as np
 
 from improv.evaluation.baselines import MarkovModel
+from improv.generation.compose import generation_pitch_mask
 from improv.model.sampling import SamplingParams, sample
 from improv.model.step_model import HEAD_ORDER
 from improv.music.notes import Note, note_array, notes_of, playable
 from improv.music.tokenizer import (
     BOS,
     DURATION,
-    EOS,
     OFFSET,
     PITCH,
     TOKEN_DTYPE,
@@ -133,12 +133,6 @@ def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, c
     return EngineAnswer(note_array(notes), answer_bpm, engine.take_errors())
 
 
-def _pitch_mask() -> np.ndarray:
-    mask = np.ones(130, dtype=bool)
-    mask[[BOS, EOS]] = False  # an answer ends at its length, as the engine's do
-    return mask
-
-
 def _sampled_notes(rows: list[np.ndarray], tokenizer: Tokenizer) -> np.ndarray:
     if not rows:
         return note_array([])
@@ -153,7 +147,7 @@ def free_answer(model: Any, rng: np.random.Generator, params: SamplingParams, sp
     state = model.step(model.initial_state(), tok.special(BOS))
     rows: list[np.ndarray] = []
     beats = 0.0
-    mask = _pitch_mask()
+    mask = generation_pitch_mask(allow_end=False)  # an answer ends at its length, as the engine's do
     while len(rows) < max_events:
         row = model.sample_event(state, rng, params, mask)
         beats += float(tok.time_values[int(row[OFFSET])]) if rows else 0.0
@@ -168,7 +162,7 @@ def markov_answer(markov: MarkovModel, tokenizer: Tokenizer, call_rows: np.ndarr
     """The Markov continuator's answer: primed with BOS and the call, ``span`` beats long."""
     history = np.concatenate([tokenizer.special(BOS)[None], np.asarray(call_rows, dtype=TOKEN_DTYPE)])
     context = max(markov.order, 1)
-    masks = {PITCH: _pitch_mask(), DURATION: np.arange(tokenizer.sizes[DURATION]) > 0}
+    masks = {PITCH: generation_pitch_mask(allow_end=False), DURATION: np.arange(tokenizer.sizes[DURATION]) > 0}
     rows: list[np.ndarray] = []
     beats = 0.0
     while len(rows) < max_events:

@@ -153,24 +153,11 @@ def evaluate_duet(
 def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: int, max_pairs: int, seed: int, settings: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The shell of `improv eval --duet`: the checkpoint, its held-out pieces (or ``data``) and its
     training pieces (for the Markov continuator), then ``evaluate_duet``."""
-    from improv.corpus.load import load_corpus
-    from improv.evaluation.run import EvalError, select_pieces
-    from improv.model.checkpoint import load_checkpoint
+    from improv.evaluation.run import load_pieces
 
     if bars < 1 or answers < 1 or max_pairs < 1:
         raise DuetError(f"--bars, --answers and --pairs must be >= 1 (got {bars}, {answers}, {max_pairs})")
-    ckpt = load_checkpoint(checkpoint)
-    record = ckpt.train
-    if not record.get("data") or not record.get("train_pieces"):
-        raise EvalError(f"{checkpoint} holds no training record (data, train_pieces): measure a checkpoint written by `improv train`")
-    corpus, _ = load_corpus(list(record["data"]), ckpt.tokenizer, settings.corpus)
-    train = select_pieces(corpus, record["train_pieces"], "training", log)
-    if data:
-        heldout, _ = load_corpus(list(data), ckpt.tokenizer, settings.corpus)
-    elif record.get("heldout"):
-        heldout = select_pieces(corpus, record["heldout"], "held-out", log)
-    else:
-        raise EvalError(f"{checkpoint} held out no pieces: pass --data FILES to measure on")
+    ckpt, record, train, heldout = load_pieces(checkpoint, data, settings, log)
     pairs = pairs_of(heldout, ckpt.tokenizer, bars, max_pairs)
     if not pairs:
         raise DuetError(f"no {bars}-bar phrase pair with at least 4 onsets a side in {len(heldout)} pieces")

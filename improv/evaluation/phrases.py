@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from improv.music.notes import NOTE_DTYPE
+from improv.music.rhythm import beats_per_bar
 from improv.music.tokenizer import BOS, DURATION, OFFSET, PITCH, VELOCITY, Tokenizer
 
 MIN_ONSETS = 4
@@ -102,11 +103,10 @@ def cut_pairs(
     bars: int = 2,
     bpm: float | None = None,
     pickup: float | None = None,
-    min_onsets: int = MIN_ONSETS,
 ) -> list[PhrasePair]:
     """Consecutive (call, answer) pairs of ``bars`` bars each from one piece's token rows.
     ``pickup``: beats before the first downbeat (None: estimated, see the module doc)."""
-    bar = 4.0 * meter[0] / meter[1] if meter else 4.0
+    bar = beats_per_bar(meter)
     span = bars * bar
     notes, events = piece_notes(rows, tokenizer)
     if len(notes) == 0:
@@ -126,7 +126,7 @@ def cut_pairs(
         a = np.flatnonzero((start >= answer_at - 1e-9) & (start < answer_at + span - 1e-9))
         call = _span_notes(notes[c], call_at, span)
         answer = _span_notes(notes[a], answer_at, None)
-        if distinct_onsets(call, spb) >= min_onsets and distinct_onsets(answer, spb) >= min_onsets:
+        if distinct_onsets(call, spb) >= MIN_ONSETS and distinct_onsets(answer, spb) >= MIN_ONSETS:
             call_rows = events[c].copy()
             call_rows[0, OFFSET] = 0
             call_rows[:, DURATION] = [tokenizer.quantize_time(d, minimum=1) for d in call["duration"]]

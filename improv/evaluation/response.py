@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from improv.music.keys import estimate_phrase_key
+from improv.music.keys import estimate_phrase_key, tonic_triad_pitch_classes
 
 N = 3  # n-gram length
 
@@ -112,11 +112,6 @@ def notes_per_onset(notes: np.ndarray, steps_per_beat: int) -> float | None:
     return len(notes) / len(np.unique(onset_steps(notes, steps_per_beat)))
 
 
-def tonic_triad(key: tuple[int, bool]) -> set[int]:
-    tonic, minor = key
-    return {tonic % 12, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12}
-
-
 def ends_on_cadence(answer: np.ndarray, key: tuple[int, bool] | None, beat: float, steps_per_beat: int) -> bool:
     """The last onset on a metric beat, every note there a tonic-triad tone of ``key``."""
     if len(answer) == 0 or key is None:
@@ -127,7 +122,7 @@ def ends_on_cadence(answer: np.ndarray, key: tuple[int, bool] | None, beat: floa
     if last % beat_steps:
         return False
     pcs = {int(p) % 12 for p in answer["pitch"][steps == last]}
-    return pcs <= tonic_triad(key)
+    return pcs <= tonic_triad_pitch_classes(*key)
 
 
 @dataclass

@@ -147,11 +147,11 @@ def select_pieces(pieces: Sequence[Any], names: Sequence[str], what: str, log: C
     return found
 
 
-def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: int, settings: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The shell of `improv eval`: load the checkpoint and the pieces, then ``evaluate``."""
+def load_pieces(checkpoint: str, data: Sequence[str] | None, settings: Any, log: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any], list[Any], list[Any]]:
+    """What `improv eval` (plain and ``--duet``) measures a checkpoint with: the checkpoint, its
+    training record, its training pieces (for the baselines), and its held-out pieces or ``data``."""
     from improv.corpus.load import load_corpus
     from improv.model.checkpoint import load_checkpoint
-    from improv.model.sampling import SamplingParams
 
     ckpt = load_checkpoint(checkpoint)
     record = ckpt.train
@@ -167,6 +167,14 @@ def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: in
         if not record.get("heldout"):
             raise EvalError(f"{checkpoint} held out no pieces ({_why_no_heldout(record)}): pass --data FILES to evaluate on")
         heldout = select_pieces(corpus, record["heldout"], "held-out", log)
+    return ckpt, record, train, heldout
+
+
+def run_eval(checkpoint: str, data: Sequence[str] | None, samples: int, seed: int, settings: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The shell of `improv eval`: load the checkpoint and the pieces, then ``evaluate``."""
+    from improv.model.sampling import SamplingParams
+
+    ckpt, record, train, heldout = load_pieces(checkpoint, data, settings, log)
     params = SamplingParams.from_settings(settings.sample)
     result = evaluate(ckpt, [p.tokens for p in heldout], [p.tokens for p in train], params, samples, settings.eval.sample_length, settings.eval.markov_order, seed, log)
     return {"checkpoint": checkpoint, "data": list(data) if data else list(record["data"]), **result}

@@ -64,6 +64,12 @@ def scale_pitch_classes(tonic: int, minor: bool) -> np.ndarray:
     return (_SCALES[minor] + tonic) % 12
 
 
+def tonic_triad_pitch_classes(tonic: int, minor: bool) -> frozenset[int]:
+    """The pitch classes of the key's tonic triad: where a phrase comes to rest."""
+    t = int(tonic)
+    return frozenset({t % 12, (t + (3 if minor else 4)) % 12, (t + 7) % 12})
+
+
 # ---- the key of a short phrase ------------------------------------------------------------------
 
 

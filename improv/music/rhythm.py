@@ -14,6 +14,11 @@ import numpy as np
 GRID_EPS_S = 1e-6  # a decision this close after a grid point is on it (float noise, not music)
 
 
+def beats_per_bar(meter: tuple[int, int] | None) -> float:
+    """Quarter-note beats in a bar of ``meter`` (numerator, denominator); 4 when there is none."""
+    return 4.0 * meter[0] / meter[1] if meter else 4.0
+
+
 def next_grid_point(t: float, origin: float, step: float, eps: float = GRID_EPS_S) -> float:
     """The first point ``origin + k * step`` at or after ``t``; never before ``t``.
 

@@ -48,7 +48,7 @@ class Answer:
     max_voices: int = 0  # notes at one onset, at most (0: as the voice likes)
     pitch_bias: np.ndarray | None = None  # added to the pitch logits (the call's register), or None
     tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
-    motif_call: tuple[list[np.ndarray], list[bool]] = ([], [])  # the call's rows and chord flags
+    motif_call: tuple[list[np.ndarray], list[bool]] = field(default_factory=lambda: ([], []))  # the call's rows and chord flags
     motif: Motif | None = None  # what the answer imitates (serve.imitation)
     state: Any = None  # after the last sampled row
     base: Any = None  # after priming, before the first sampled row

@@ -24,10 +24,12 @@ more) and ends after the first note that is all three (its chord completed), or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 
+from improv.music.keys import tonic_triad_pitch_classes
 from improv.music.tokenizer import N_PITCH
 
 IMITATION_NATS = 5.0  # the bonus toward the motif's value at imitation 1 (e^5: ~150 to 1)
@@ -183,13 +185,14 @@ class ChordTop:
         return logits
 
 
+@lru_cache(maxsize=24)  # asked per sampled event; there are 24 keys
 def tonic_triad(key: tuple[int, bool]) -> np.ndarray:
-    """A bool mask over the 130 pitch classes of the key's tonic triad tones."""
-    tonic, minor = key
+    """A bool mask over the pitch tokens: the key's tonic triad tones, in every octave (read-only)."""
     triad = np.zeros(12, dtype=bool)
-    triad[[tonic % 12, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12]] = True
-    mask = np.zeros(130, dtype=bool)
+    triad[list(tonic_triad_pitch_classes(*key))] = True
+    mask = np.zeros(N_PITCH, dtype=bool)
     mask[:128] = triad[np.arange(128) % 12]
+    mask.setflags(write=False)
     return mask
 
 

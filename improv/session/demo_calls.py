@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from improv.errors import ImprovError, MIDIConversionError
+from improv.music.rhythm import beats_per_bar
 from improv.session.demo_plan import Phrase, cut_phrase
 from improv.settings.sections import CorpusSettings, DemoSettings
 
@@ -35,7 +36,7 @@ def demo_phrases(demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, inf
 def _phrase(notes: Any, name: str, bpm: float | None, meter: tuple[int, int] | None, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> Phrase | None:
     """A call from a piece's notes, on the token grid (what the voice would hear), cut at a bar."""
     grid = tokenizer.decode(tokenizer.encode(notes))
-    bar = 4.0 * meter[0] / meter[1] if meter else 4.0
+    bar = beats_per_bar(meter)
     return cut_phrase(grid, name, bpm or demo.bpm, demo.phrase_beats, rng, bar_beats=bar)
 
 
