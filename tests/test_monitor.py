@@ -172,6 +172,39 @@ def test_a_busy_port_is_a_one_line_error():
         first.close()
 
 
+def test_a_busy_port_fails_a_session_before_it_loads_or_writes_anything(tmp_path, capsys, monkeypatch):
+    from improv.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.mid").write_bytes(b"last night's demo")
+    first = LiveMonitor("127.0.0.1", 0)
+    try:
+        busy = str(first.server.port)
+        assert main(["demo", "--calls", "1", "--monitor", busy]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"cannot start the monitor on 127.0.0.1:{busy}" in err[0], err
+        assert (tmp_path / "demo.mid").read_bytes() == b"last night's demo"  # was replaced by an empty session
+        loaded = []
+        import improv.session.serve as serve_session
+
+        monkeypatch.setattr(serve_session, "check_names", lambda choice: None)  # no MIDI system needed here
+        monkeypatch.setattr(serve_session, "load_voices", lambda *a, **k: loaded.append(1) or (_ for _ in ()).throw(AssertionError("loaded")))
+        assert main(["serve", "--virtual", "--monitor", busy]) == 2
+        assert f"cannot start the monitor on 127.0.0.1:{busy}" in capsys.readouterr().err and not loaded
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_monitor_port_beyond_65535_is_a_usage_error(command, capsys):
+    from improv.cli.main import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--monitor", "70000"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --monitor: must be a port between 0 and 65535, got 70000")
+
+
 # ---- the taps, in simulated time -----------------------------------------------------------------
 
 

@@ -128,6 +128,9 @@ def test_improv_plot_of_a_session_and_its_errors(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
     assert main(["plot", str(midi), "--out", str(midi)]) == 2
     assert "would overwrite its MIDI file" in capsys.readouterr().err
+    for folder in (tmp_path, "/"):  # no name to put .png on: was a ValueError traceback
+        assert main(["plot", str(folder)]) == 2
+        assert capsys.readouterr().err == f"improv: error: cannot read {folder}: Is a directory\n"
     empty = tmp_path / "empty.mid"
     empty.write_bytes(midi_bytes([Track("nothing", [])], 120))
     assert main(["plot", str(empty)]) == 0  # a picture that says so, not an error

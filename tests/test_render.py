@@ -195,6 +195,8 @@ def test_render_errors_are_one_line_each(tmp_path, monkeypatch, capsys):
     assert "SoundFont not found" in capsys.readouterr().err
     assert main(["render", str(midi), "--out", str(midi)]) == 2
     assert "would overwrite its MIDI file" in capsys.readouterr().err
+    assert main(["render", "/"]) == 2  # no name to put .wav on: was a ValueError traceback
+    assert capsys.readouterr().err == "improv: error: cannot read /: Is a directory\n"
 
 
 # ---- the real FluidSynth, where it is installed ------------------------------------------------

@@ -9,6 +9,8 @@ import argparse
 import math
 from typing import Any
 
+from improv.settings.load import MAX_PORT, MAX_SEED
+
 
 def _whole(text: str) -> int:
     try:
@@ -35,7 +37,12 @@ def positive(text: str) -> int:
 
 
 # numpy's legacy seeding and the training's generators take seeds below 2**32 (2**70 was a traceback).
-MAX_SEED = 2**32 - 1
+def network_port(text: str) -> int:
+    """argparse type of ``--monitor PORT``: a TCP port, 0 (any free one) to 65535."""
+    value = non_negative(text)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be a port between 0 and {MAX_PORT}, got {value}")
+    return value
 
 
 def seed(text: str) -> int:
@@ -77,7 +84,7 @@ def chosen_model(args: argparse.Namespace, settings: Any) -> Any:
 def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
     """``--monitor [PORT]`` and ``--monitor-host``: the live page of `serve` and `demo`."""
     parser.add_argument(
-        "--monitor", nargs="?", type=non_negative, const=-1, default=None, metavar="PORT",
+        "--monitor", nargs="?", type=network_port, const=-1, default=None, metavar="PORT",
         help="show the session live on a web page at http://127.0.0.1:PORT/ (default PORT: monitor.port; 0 = any free port)",
     )  # fmt: skip
     parser.add_argument(

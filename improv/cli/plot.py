@@ -14,11 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from pathlib import Path
-
     from improv.render.pianoroll import plot_file
 
-    out, content = plot_file(args.midi, Path(args.out) if args.out else Path(args.midi).with_suffix(".png"))
+    out, content = plot_file(args.midi, args.out)
     parts = ", ".join(f"{p.name} {len(p.notes)}" for p in content.parts) or "no notes"
     print(f"improv: drew {out} ({parts})")
     return 0

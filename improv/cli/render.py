@@ -15,18 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from pathlib import Path
-
-    from improv.errors import ImprovError
     from improv.render.fluidsynth import render_file
 
-    out = Path(args.out) if args.out else Path(args.midi).with_suffix(".wav")
-    if out.resolve() == Path(args.midi).resolve():
-        raise ImprovError(f"the audio would overwrite its MIDI file: {out}")
     r = settings.render
-    done = render_file(args.midi, out, args.soundfont or r.soundfont or None, r.sample_rate, r.peak_dbfs)
+    done = render_file(args.midi, args.out, args.soundfont or r.soundfont or None, r.sample_rate, r.peak_dbfs)
     print(
-        f"improv: rendered {out} ({done.seconds:.1f} s at {r.sample_rate} Hz, peak {done.peak_dbfs:.1f} dBFS;"
+        f"improv: rendered {done.path} ({done.seconds:.1f} s at {r.sample_rate} Hz, peak {done.peak_dbfs:.1f} dBFS;"
         f" the synth gave {done.synth_peak_dbfs:.1f}) with {done.soundfont} in {done.elapsed_s:.1f} s"
     )
     return 0

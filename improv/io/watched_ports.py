@@ -184,6 +184,9 @@ class MidiPorts:
         now), named ones when a port of that name is there (else they count as lost, and come back
         as a vanished keyboard does)."""
         assert self.input is not None and self.output is not None
+        self._watch()  # first: a rebuild that cannot watch the server is retried before any port is made
+        if self.watch is None:
+            raise PortError("cannot watch the JACK server")
         before = self._own_candidates()
         for side, port, names, wanted in (
             ("input", self.input, self.lister.inputs(), self.choice.in_name),
@@ -199,9 +202,6 @@ class MidiPorts:
             self.lost[side] = not port.virtual and found is None
         if self.input.virtual or self.output.virtual:
             self._virtual_names = self._names_since(before)
-        self._watch()
-        if self.watch is None:
-            raise PortError("cannot watch the JACK server")
 
     def close(self) -> None:
         if self.server_lost or (self.watch is not None and self.watch.gone.is_set()):

@@ -90,7 +90,7 @@ class Hub:
                 picked = [(s, e) for s, e in self._log if e["t"] >= oldest]
                 picked += list(self._lines)
             else:
-                picked = [(s, e) for s, e in self._log if s > cursor] + [(s, e) for s, e in self._lines if s > cursor]
+                picked = _after(self._log, cursor) + _after(self._lines, cursor)
             picked.sort(key=lambda item: item[0])
             events = [e for _, e in picked]
             if self.state and (cursor == 0 or self._state_seq > cursor):
@@ -99,3 +99,15 @@ class Hub:
 
     def close(self) -> None:
         self.closed.set()
+
+
+def _after(log: deque[tuple[int, dict[str, Any]]], cursor: int) -> list[tuple[int, dict[str, Any]]]:
+    """The entries numbered after ``cursor``, read from the newest end (numbers only grow): a
+    page polling every 50 ms costs what is new, not the whole history, under the GIL the loop needs."""
+    new = []
+    for seq, event in reversed(log):
+        if seq <= cursor:
+            break
+        new.append((seq, event))
+    new.reverse()
+    return new

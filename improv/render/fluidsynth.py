@@ -8,7 +8,7 @@ README.md for the figures measured).
 
 The shell is thin: check the MIDI file (a one-line error for one improv cannot read), find the
 synth and a SoundFont, let FluidSynth write headerless 32-bit float samples (nothing clips in
-float, whatever the gain), then scale them to ``peak_dbfs`` (``audio.normalise``) and write 16-bit
+float, whatever the gain), then scale them to ``peak_dbfs`` (``audio.gain_for_peak``) and write 16-bit
 WAV atomically, block by block through a memory map.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 from improv.errors import ImprovError
 from improv.io.files import check_writable, write_atomic
 from improv.render.audio import RAW_FORMATS, dbfs, gain_for_peak, peak, raw_samples, write_wav
-from improv.render.pianoroll import read_named
+from improv.render.pianoroll import beside, read_named
 from improv.render.soundfont import find_soundfont
 
 GAIN = 0.2  # FluidSynth's own default: its 16-bit output never clips there (the float one never does)
@@ -90,7 +90,7 @@ def find_fluidsynth(env: Mapping[str, str] | None = None, system: str | None = N
 
 def render_file(
     midi_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
     soundfont: str | None = None,
     rate: int = 44100,
     peak_dbfs: float = -1.0,
@@ -99,8 +99,9 @@ def render_file(
     ``peak_dbfs``. Checks the MIDI file, the output path, the synth and the SoundFont, in that
     order, each failing in one line before anything is rendered."""
     started = time.perf_counter()
-    midi_path, out_path = Path(midi_path), Path(out_path)
+    midi_path = Path(midi_path)
     read_named(midi_path)  # an unreadable file fails here, in improv's words, not FluidSynth's
+    out_path = beside(midi_path, out_path, ".wav", "audio")
     check_writable(out_path)
     exe = find_fluidsynth()
     if exe is None:

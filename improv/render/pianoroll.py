@@ -181,15 +181,24 @@ def _draw_exchanges(ax, found: list[Exchange], parts: list[Part], to_s, length: 
         ax.text(ex.answer_at, 0.925, f" {label}", fontsize=7, color=SESSION_COLOURS["improv"], va="center", zorder=4, transform=above)
 
 
-def plot_file(midi_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> tuple[Path, MidiContent]:
-    """``improv plot``: the picture of a MIDI file, written atomically; (its path, what was read)."""
-    midi_path, out_path = Path(midi_path), Path(out_path)
-    if out_path.resolve() == midi_path.resolve():
-        raise ImprovError(f"the picture would overwrite its MIDI file: {out_path}")
-    content = read_named(midi_path)
+def plot_file(midi_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None) -> tuple[Path, MidiContent]:
+    """``improv plot``: the picture of a MIDI file (``out_path``, default NAME.png beside it),
+    written atomically; (its path, what was read)."""
+    midi_path = Path(midi_path)
+    content = read_named(midi_path)  # first: a folder or a file that is not MIDI fails in one line
+    out_path = beside(midi_path, out_path, ".png", "picture")
     check_writable(out_path)
     write_atomic(out_path, piano_roll_png(content, picture_title(midi_path.name, content)))
     return out_path, content
+
+
+def beside(midi_path: Path, out_path: str | os.PathLike[str] | None, suffix: str, what: str) -> Path:
+    """Where a file made from ``midi_path`` goes: ``out_path``, else beside it with ``suffix``;
+    never the MIDI file itself."""
+    out = Path(out_path) if out_path is not None else midi_path.with_suffix(suffix)
+    if out.resolve() == midi_path.resolve():
+        raise ImprovError(f"the {what} would overwrite its MIDI file: {out}")
+    return out
 
 
 def read_named(path: Path) -> MidiContent:

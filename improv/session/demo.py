@@ -72,51 +72,56 @@ def run_demo(
 
     say = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     check_writable(record, create_folder=False)
-    one_blas_thread()  # one model step at a time, in fast mode too
-    path = Path(checkpoint)
-    ckpt = load_player(path)
-    phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed))
-    programs = (settings.serve.performer_program, settings.serve.program)
-    port = open_output(out_port, api, settings.serve.client_name) if out_port else None
-    if port is not None:  # the two parts on their own instruments, as in the file
-        port.send(mido.Message("program_change", channel=demo.performer_channel - 1, program=programs[0]))
-        port.send(mido.Message("program_change", channel=settings.serve.channel - 1, program=programs[1]))
-    untrained = " (untrained)" if ckpt.info.get("untrained") else ""
-    say(
-        f"improv demo: {len(phrases)} calls cut from {origin} · voice {path.stem}{untrained}"
-        f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
-    )
-    clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
-    recorder = Recorder()
-    bpm = phrases[0].bpm
     live = None
-    try:
-        if monitor is not None:
-            from improv.monitor.live import LiveMonitor
+    if monitor is not None:  # first: a port it cannot have fails in one line before anything loads or is written
+        from improv.monitor.live import LiveMonitor
 
-            live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
-            say(live.describe())
-        result, _, _ = play_session(
-            ckpt.step_model(), phrases, settings.serve, demo, sample, clock, seed,
-            port=port, on_status=say, real_time=not fast, recorder=recorder, monitor=live, voice_label=path.stem,
-        )  # fmt: skip
-    finally:
+        live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
+    try:
+        one_blas_thread()  # one model step at a time, in fast mode too
+        path = Path(checkpoint)
+        ckpt = load_player(path)
+        phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed))
+        programs = (settings.serve.performer_program, settings.serve.program)
+        port = open_output(out_port, api, settings.serve.client_name) if out_port else None
+        recorder = Recorder()
+        ended = False
         try:
-            if port is not None:
-                port.close()
+            if port is not None:  # the two parts on their own instruments, as in the file
+                port.send(mido.Message("program_change", channel=demo.performer_channel - 1, program=programs[0]))
+                port.send(mido.Message("program_change", channel=settings.serve.channel - 1, program=programs[1]))
+            untrained = " (untrained)" if ckpt.info.get("untrained") else ""
+            say(
+                f"improv demo: {len(phrases)} calls cut from {origin} · voice {path.stem}{untrained}"
+                f" · {'simulated' if fast else 'real'} time{f' · playing on {port.name!r}' if port else ''}"
+            )
+            clock = FakeClock() if fast else RealClock(settings.serve.spin_ms / 1000)
             if live is not None:
-                live.close()
+                say(live.describe())
+            result, _, _ = play_session(
+                ckpt.step_model(), phrases, settings.serve, demo, sample, clock, seed,
+                port=port, on_status=say, real_time=not fast, recorder=recorder, monitor=live, voice_label=path.stem,
+            )  # fmt: skip
+            ended = True
         finally:
-            write_atomic(record, recorder.midi(bpm, programs))
-    result["file"] = str(record)
-    _print_summary(result, say)
-    picture = write_picture(record, say, "improv demo")
-    audio = write_audio(record, settings.render, say, "improv demo")
-    result["picture"] = str(picture) if picture is not None else None
-    result["audio"] = str(audio) if audio is not None else None
-    if picture is not None:
-        say(f"improv demo: see it: {picture}")
-    return result
+            try:
+                if port is not None:
+                    port.close()
+            finally:
+                if ended or recorder.t0 is not None:  # what was played is kept, an error included; nothing played replaces no file
+                    write_atomic(record, recorder.midi(phrases[0].bpm, programs))
+        result["file"] = str(record)
+        _print_summary(result, say)
+        picture = write_picture(record, say, "improv demo")
+        audio = write_audio(record, settings.render, say, "improv demo")
+        result["picture"] = str(picture) if picture is not None else None
+        result["audio"] = str(audio) if audio is not None else None
+        if picture is not None:
+            say(f"improv demo: see it: {picture}")
+        return result
+    finally:
+        if live is not None:
+            live.close()
 
 
 def play_session(

@@ -94,21 +94,26 @@ def serve_session(
     check_names(choice)  # before the models: a wrong port name fails at once
     if record:
         check_writable(record, create_folder=False)
-    one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
-    loaded, untrained = load_voices(voices, say)
-    recorder = Recorder() if record else None
-    engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
-    wake = threading.Event()
-    ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
+    live = None
+    if monitor is not None:  # before the models: a port it cannot have fails in one line at once
+        from improv.monitor.live import LiveMonitor
+
+        live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
+    try:
+        one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
+        loaded, untrained = load_voices(voices, say)
+        recorder = Recorder() if record else None
+        engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+        wake = threading.Event()
+        ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
+    except BaseException:
+        if live is not None:
+            live.close()
+        raise
     stats = None
     ended = False
-    live = None
     try:
         try:
-            if monitor is not None:
-                from improv.monitor.live import LiveMonitor
-
-                live = LiveMonitor(monitor.host, monitor.port, monitor.seconds)
             in_name, out_name = ports.describe()
             names = ", ".join(v.name for v in loaded)
             say(

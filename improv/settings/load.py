@@ -153,6 +153,9 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
 
 
 # Ranges that types alone do not express: (section, key) -> (predicate, what it must be).
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds below 2**32
+MAX_PORT = 65535  # a TCP port
+
 _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("tokenizer", "steps_per_beat"): (lambda v: v >= 1 and v % 12 == 0, "a positive multiple of 12"),
     ("tokenizer", "max_beats"): (lambda v: 8 <= v <= 64, "between 8 and 64"),
@@ -182,7 +185,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
     ("train", "threads"): (lambda v: v >= 0, ">= 0"),
-    ("train", "seed"): (lambda v: 0 <= v <= 2**32 - 1, "between 0 and 4294967295 (2**32 - 1)"),
+    ("train", "seed"): (lambda v: 0 <= v <= MAX_SEED, f"between 0 and {MAX_SEED} (2**32 - 1)"),
     ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
     ("sample", "temperature"): (lambda v: v > 0, "> 0"),
     ("sample", "top_k"): (lambda v: v >= 0, ">= 0"),
@@ -238,7 +241,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("demo", "performer_channel"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
     ("render", "sample_rate"): (lambda v: 8000 <= v <= 192000, "between 8000 and 192000"),
     ("render", "peak_dbfs"): (lambda v: -40 <= v <= 0, "between -40 and 0"),
-    ("monitor", "port"): (lambda v: 0 <= v <= 65535, "between 0 and 65535"),
+    ("monitor", "port"): (lambda v: 0 <= v <= MAX_PORT, f"between 0 and {MAX_PORT}"),
     ("monitor", "seconds"): (lambda v: 2 <= v <= 600, "between 2 and 600"),
 }
 
