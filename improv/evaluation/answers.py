@@ -44,15 +44,16 @@ from improv.realtime.engine import Engine
 from improv.settings.sections import ServeSettings
 
 START_S = 1.0  # the call's first note, on the simulated clock
+MAX_TURNS = 100_000  # of ``drive``: far more than any answer takes
 
 
-def call_script(call: np.ndarray, bpm: float, channel: int, start: float = START_S) -> list[tuple[float, mido.Message]]:
+def call_script(call: np.ndarray, bpm: float, channel: int) -> list[tuple[float, mido.Message]]:
     """The call as a performer plays it: (time in seconds, message), a key struck again while it
     sounds ends the note before (as MIDI must: one key per pitch)."""
     first = float(call["start"].min())
     script = []
     for n in playable(notes_of(call)):
-        on = start + (n.start - first) * 60 / bpm
+        on = START_S + (n.start - first) * 60 / bpm
         script.append((on, mido.Message("note_on", channel=channel, note=n.pitch, velocity=max(n.velocity, 1))))
         script.append((on + max(n.duration, 1e-3) * 60 / bpm, mido.Message("note_off", channel=channel, note=n.pitch, velocity=0)))
     return sorted(script, key=lambda tm: (tm[0], tm[1].type == "note_on"))  # an off before an on at one time
@@ -64,7 +65,7 @@ def drive(engine: Engine, script: Sequence[tuple[float, mido.Message]], until: f
     what it sent, with the scheduled times (the logic of ``tests/support/fakes.simulate``)."""
     out: list[tuple[float, mido.Message]] = []
     now, i, ended = script[0][0] if script else 0.0, 0, False
-    while True:
+    for _ in range(MAX_TURNS):
         times = [script[i][0]] if i < len(script) else []
         wake = engine.next_wakeup()
         if wake is not None:
@@ -82,6 +83,8 @@ def drive(engine: Engine, script: Sequence[tuple[float, mido.Message]], until: f
         ended = ended or bool(engine.take_reports())
         if ended and i == len(script) and not engine.sounding:
             break
+    else:  # an engine that keeps asking to wake at once is a bug: say so rather than spin forever
+        raise RuntimeError(f"the engine did not settle in {MAX_TURNS} turns")
     out += engine.shutdown(now)
     return out
 
