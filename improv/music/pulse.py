@@ -1,0 +1,284 @@
+"""The performer's pulse from the notes they played: tempo and beat phase (``track``), beats per
+bar and the downbeat (``meter``), the swing of the off-beat eighths (``swing_ratio``), and where a
+beat position lands in time (``Pulse.time``).
+
+Pure: onsets in seconds in, numbers out; no clock. Plain numpy, cheap enough (a few ms for a call
+of 60 notes) to run in the silence before an answer.
+
+How the tempo is found: a comb of candidate beat periods from 40 to 220 bpm, each scored by where
+the call's onsets fall on its grid: a note on the beat earns full credit, on the half beat a little
+more than half, on a sixteenth or a triplet less (and long or loud notes count more). That credit
+is what rules out the 3:2 errors: quarter notes at 60 bpm all lie on the beats of 60 or 120, but
+half of them fall on off-beats at 90. Where two metrical levels fit alike (60 and 120 for plain
+quarters), the one nearer the prior wins (the tempo of the set, or ``serve.bpm``). The best
+candidate is then refined by a least-squares line through the onsets at their grid positions,
+recent notes weighted more, so the grid extrapolated past the call follows where the call ended.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+MIN_BPM, MAX_BPM = 40.0, 220.0
+# Grid positions inside a beat and the credit an onset there earns (the beat itself: 1).
+_POSITIONS = np.array([0.0, 0.5, 0.25, 0.75, 1 / 3, 2 / 3, 1.0])
+_CREDIT = np.array([1.0, 0.6, 0.35, 0.35, 0.35, 0.35, 1.0])
+_SNAP = np.array([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0])  # sixteenths and triplets
+_JITTER_S = 0.03  # human timing spread the credit tolerates (sd of a performed onset, about)
+_CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 360))
+_RECENT_BEATS = 8.0  # half-life of an onset's weight in the refinement, in beats before the last
+MIN_FIT = 0.45
+EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """A beat grid: beat k falls at ``origin + k * 60 / bpm`` (straight) and bar lines at beats
+    ``downbeat + n * beats_per_bar``; off-beat eighths sit ``swing / (1 + swing)`` of the way
+    through their beat (1 = straight, 2 = triplet swing)."""
+
+    bpm: float
+    origin: float
+    fit: float = 1.0  # mean credit of the call's onsets on this grid (1 = all on beats)
+    beats_per_bar: int = 4
+    downbeat: int = 0  # a beat index that starts a bar
+    swing: float = 1.0
+
+    @property
+    def beat_s(self) -> float:
+        return 60.0 / self.bpm
+
+    def position(self, t: float) -> float:
+        """Beats from the origin to time ``t``, swing taken out (the inverse of ``time``)."""
+        x = (t - self.origin) / self.beat_s
+        return unswing(x, self.swing)
+
+    def time(self, position: float) -> float:
+        """When beat position ``position`` sounds, with the grid's swing."""
+        return self.origin + swing_position(position, self.swing) * self.beat_s
+
+    def next_beat(self, t: float, every: int = 1, phase: int = 0) -> int:
+        """The first beat index ``k`` with ``time(k) >= t`` and ``k ≡ phase (mod every)``."""
+        k = math.ceil((t - self.origin) / self.beat_s - 1e-9)
+        return k + (phase - k) % every
+
+    def next_downbeat(self, t: float) -> int:
+        return self.next_beat(t, self.beats_per_bar, self.downbeat)
+
+
+def swing_position(x: float, ratio: float) -> float:
+    """Beat position -> swung position: the half beat moves to ``ratio / (1 + ratio)``."""
+    if abs(ratio - 1.0) < 1e-9:
+        return x
+    k = math.floor(x + 1e-9)
+    f = x - k
+    s = ratio / (1 + ratio)
+    return k + (f * 2 * s if f <= 0.5 else s + (f - 0.5) * 2 * (1 - s))
+
+
+def unswing(x: float, ratio: float) -> float:
+    if abs(ratio - 1.0) < 1e-9:
+        return x
+    k = math.floor(x + 1e-9)
+    f = x - k
+    s = ratio / (1 + ratio)
+    return k + (f / (2 * s) if f <= s else 0.5 + (f - s) / (2 * (1 - s)))
+
+
+def snap(position: float) -> float:
+    """The nearest sixteenth or triplet of the beat."""
+    k = math.floor(position)
+    f = position - k
+    return k + float(_SNAP[np.argmin(np.abs(_SNAP - f))])
+
+
+def groups(onsets: Sequence[float], chord_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(time of each onset group, index of its first note in sorted order): notes struck within
+    ``chord_s`` of a group's first are one onset, timed at their mean (a spread chord's centre)."""
+    order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
+    times = np.asarray(onsets, dtype=np.float64)[order]
+    starts = [0]
+    for i in range(1, len(times)):
+        if times[i] - times[starts[-1]] >= chord_s:
+            starts.append(i)
+    bounds = starts + [len(times)]
+    centres = np.array([times[a:b].mean() for a, b in zip(bounds, bounds[1:])])
+    return centres, np.array(starts, dtype=np.int64)
+
+
+def salience(times: np.ndarray, durations: np.ndarray | None, velocities: np.ndarray | None) -> np.ndarray:
+    """How much each onset group marks the metre: 1, plus more for a long note (held or followed by
+    a gap) and a loud one, relative to the call's own."""
+    n = len(times)
+    w = np.ones(n)
+    if durations is not None and n > 1:
+        d = np.maximum(np.asarray(durations, dtype=np.float64), 1e-3)
+        w += 0.5 * np.clip(d / np.median(d) - 1.0, 0.0, 2.0)
+    if velocities is not None and n > 1:
+        v = np.asarray(velocities, dtype=np.float64)
+        spread = max(float(v.std()), 4.0)
+        w += 0.3 * np.clip((v - v.mean()) / spread, -1.0, 2.0)
+    return np.maximum(w, 0.2)
+
+
+def track(
+    onsets: Sequence[float],
+    prior_bpm: float,
+    prior_weight: float = 0.1,
+    durations: Sequence[float] | None = None,
+    velocities: Sequence[float] | None = None,
+    chord_s: float = 0.04,
+) -> Pulse | None:
+    """Tempo and beat phase of a played phrase, or None without a clear pulse (fewer than four
+    onsets, or no grid that most of them fit). ``prior_weight``: credit lost per octave away from
+    ``prior_bpm``; it settles the metrical level among grids that fit alike."""
+    if len(onsets) < 4:
+        return None
+    times, first = groups(onsets, chord_s)
+    if len(times) < 4:
+        return None
+    times, first = times[-64:], first[-64:]  # the recent past decides; bounded work
+    order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
+    dur = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
+    vel = None if velocities is None else np.asarray(velocities, dtype=np.float64)[order]
+    group_dur = None
+    if dur is not None:  # a group lasts as long as its longest note, or until the next onset if that is later
+        ends = np.array([dur[i] for i in first])
+        gaps = np.append(np.diff(times), ends[-1])
+        group_dur = np.maximum(ends, np.minimum(gaps, 4 * np.median(gaps)))
+    w = salience(times, group_dur, None if vel is None else vel[first])
+    rel = times - times[0]
+    anchors = np.argsort(-w, kind="stable")[:12]  # the phases tried: a salient onset on a beat
+    best = (-np.inf, 0.0, 0.0, 0.0)
+    for bpm in _CANDIDATES:
+        beat = 60.0 / bpm
+        sigma = max(_JITTER_S / beat, 0.02)
+        x = rel / beat
+        phases = x[anchors]
+        y = np.mod(x[None, :] - phases[:, None], 1.0)  # (anchors, onsets)
+        d = y[:, :, None] - _POSITIONS[None, None, :]
+        credit = (_CREDIT * np.exp(-0.5 * (d / sigma) ** 2)).max(axis=2)
+        fit = credit @ w / w.sum()
+        k = int(np.argmax(fit))
+        # Empty beats cost: any multiple of the tempo fits the same onsets, but leaves beats empty.
+        near = np.abs(y[k] - np.round(y[k])) < 0.15
+        beats_span = math.floor((rel[-1] - rel[0]) / beat + 0.15) + 1
+        occupied = len(set(np.round(x[near] - phases[k]).astype(np.int64).tolist()))
+        score = fit[k] - EMPTY_COST * (1 - min(occupied / beats_span, 1.0)) - prior_weight * abs(math.log2(bpm / prior_bpm))
+        if score > best[0]:
+            best = (score, bpm, phases[k], fit[k])
+    _, bpm, phase, fit = best
+    if fit < MIN_FIT:
+        return None
+    bpm, origin = _refine(times, w, bpm, times[0] + phase * 60.0 / bpm)
+    if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
+        return None
+    return Pulse(bpm=bpm, origin=origin, fit=float(fit))
+
+
+def _refine(times: np.ndarray, w: np.ndarray, bpm: float, origin: float) -> tuple[float, float]:
+    """Least squares through the onsets at their nearest grid positions (sixteenths, triplets),
+    recent ones weighted more; twice, leaving out onsets far from the line."""
+    beat = 60.0 / bpm
+    keep = np.ones(len(times), dtype=bool)
+    for _ in range(3):
+        pos = np.array([snap(x) for x in (times - origin) / beat])
+        recency = np.exp2(-(pos[-1] - pos) / _RECENT_BEATS)
+        ww = w * recency * keep
+        if np.count_nonzero(ww) < 3 or np.ptp(pos[ww > 0]) < 1.0:
+            break
+        a = np.vstack([pos, np.ones_like(pos)]).T
+        sw = np.sqrt(ww)
+        (slope, icpt), *_ = np.linalg.lstsq(a * sw[:, None], times * sw, rcond=None)
+        if slope <= 0:
+            break
+        beat, origin = float(slope), float(icpt)
+        resid = np.abs(times - (origin + beat * pos))
+        keep = resid < max(0.06, 3 * float(np.median(resid)) + 0.01)
+    # The origin moved to the beat nearest the last onset: the grid is extrapolated from there.
+    k = round((times[-1] - origin) / beat)
+    return 60.0 / beat, origin + k * beat
+
+
+def meter(
+    pulse: Pulse,
+    onsets: Sequence[float],
+    durations: Sequence[float],
+    velocities: Sequence[float],
+    pitches: Sequence[int],
+    prefer: int = 4,
+) -> Pulse:
+    """``pulse`` with its beats per bar (2, 3 or 4) and downbeat, from the accents on its beats:
+    velocity, length (until the note ends or the next onset), low notes and repetition (a bar's
+    pattern coming back). ``prefer`` wins unless another metre is clearly better."""
+    t = np.asarray(onsets, dtype=np.float64)
+    if len(t) < 4:
+        return pulse
+    x = (t - pulse.origin) / pulse.beat_s
+    k = np.round(x).astype(np.int64)
+    on = np.abs(x - k) < 0.15
+    if np.count_nonzero(on) < 3:
+        return pulse
+    lo, hi = int(k[on].min()), int(k[on].max())
+    span = hi - lo + 1
+    accent = np.zeros(span)
+    order = np.argsort(t)
+    dur = np.asarray(durations, dtype=np.float64)
+    vel = np.asarray(velocities, dtype=np.float64)
+    pit = np.asarray(pitches, dtype=np.float64)
+    vz = (vel - vel.mean()) / max(vel.std(), 4.0)
+    low = pit <= np.percentile(pit, 30) if len(pit) > 3 else np.zeros(len(pit), dtype=bool)
+    nxt = np.full(len(t), np.inf)
+    sorted_t = t[order]
+    for i in range(len(t)):
+        later = sorted_t[sorted_t > t[i] + 0.04]
+        nxt[i] = (later[0] - t[i]) if len(later) else dur[i]
+    length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
+    strength = 1.0 + 0.6 * np.minimum(length, 3.0) + 0.4 * np.clip(vz, -1, 2) + 0.4 * low
+    np.add.at(accent, k[on] - lo, strength[on])
+    accent[0] += 0.5  # a phrase tends to start on a strong beat (a pickup has to outweigh this)
+    best: tuple[float, int, int] = (-np.inf, prefer, 0)
+    for bpb in (4, 3, 2):
+        if span < bpb:
+            continue
+        for d in range(bpb):
+            down = accent[d::bpb]
+            score = float(down.mean() - accent.mean())
+            if span >= 2 * bpb:  # repetition: bars that look alike
+                bars = np.array([accent[i : i + bpb] for i in range(d, span - bpb + 1, bpb)])
+                if len(bars) >= 2:
+                    score += 0.3 * float(np.mean([np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else 0.0 for a, b in zip(bars, bars[1:])]))
+            score += 0.25 if bpb == prefer else 0.0
+            if bpb == 2 and prefer == 4:
+                score -= 0.2  # 2 and 4 share their downbeats; 4 makes the longer answer
+            if score > best[0]:
+                best = (score, bpb, d)
+    _, bpb, d = best
+    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing)
+
+
+def swing_ratio(pulse: Pulse, onsets: Sequence[float], chord_s: float = 0.04) -> float:
+    """The long-to-short ratio of the call's off-beat eighths (1 = straight, 2 = triplet swing),
+    1 when fewer than three off-beats are heard or they lie on a straight grid. An off-beat eighth
+    is an onset between 0.45 and 0.72 of a beat, alone between the beat and the next one."""
+    times, _ = groups(onsets, chord_s)
+    x = (times - pulse.origin) / pulse.beat_s
+    fracs = []
+    for i, xi in enumerate(x):
+        k = math.floor(xi + 0.1)
+        f = xi - k
+        if not 0.45 <= f <= 0.72:
+            continue
+        others = np.delete(x, i)
+        if np.any((others > k + 0.12) & (others < k + 0.88)):
+            continue  # sixteenths or triplets around it: not an eighth pair
+        fracs.append(f)
+    if len(fracs) < 3:
+        return 1.0
+    f = float(np.median(fracs))
+    ratio = f / (1 - f)
+    return ratio if ratio >= 1.2 else 1.0
