@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from improv.music.pulse import Pulse, meter, swing_ratio, track
+from improv.music.pulse import Pulse, meter, retempo, track
 from improv.settings.sections import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave when the set has no tempo yet (serve.bpm is a guess)
 SET_WEIGHT = 0.35  # ... once the set has one: the metrical level stays
-PAUSE_S, PAUSE_BEATS = 6.0, 8.0  # a silence longer than both: the next call may be in a new tempo
+PAUSE_S, PAUSE_BEATS = 6.0, 8.0
+BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again  # a silence longer than both: the next call may be in a new tempo
 
 
 class SetTempo:
@@ -31,7 +32,7 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
-        self.last_end = -math.inf  # when the last kept call ended
+        self.last_end = -math.inf  # about when the last answer ended
 
     def fresh(self, call_onset: float) -> bool:
         """No tempo yet, or the pause before this call was long enough for a new one."""
@@ -54,15 +55,20 @@ class SetTempo:
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
         if pulse is None:
             return None
+        if not fresh and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
+            # The same tempo as the set's, within what one call can tell: the two together pin the
+            # period better than the call alone (a jittered call's own period, extrapolated over
+            # the answer, is off by tens of ms), and the phase is the call's.
+            pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
         pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
-        swing = self.settings.swing if self.settings.swing > 0 else swing_ratio(pulse, onsets, chord_s)
-        return replace(pulse, swing=swing)
+        return replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
 
-    def keep(self, pulse: Pulse, call_end: float) -> None:
-        """The answer to this call starts: its tempo becomes the set's."""
+    def keep(self, pulse: Pulse, until: float) -> None:
+        """The answer to this call starts: its tempo becomes the set's, which goes on ``until``
+        (about when the answer ends; a pause is counted from there)."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
-        self.last_end = call_end
+        self.last_end = until
 
 
 def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
