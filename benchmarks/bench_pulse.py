@@ -53,20 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def phrases(count: int) -> list[Any]:
+    """``count`` calls, alternately from each source: each piece's first 2-bar call."""
     tok = Tokenizer()
-    out = []
+    per_source = []
     for source in SOURCES:
         pieces, _ = load_corpus([source], tok, CorpusSettings(), progress=False)
         pieces = sorted(pieces, key=lambda p: zlib.crc32(p.name.encode()))  # a fixed, arbitrary pick
+        found = []
         for p in pieces:
-            if p.meter not in ((4, 4), (3, 4), (2, 4)):
-                continue
-            pairs = cut_pairs(p.name, p.tokens, tok, p.meter, bars=2)
-            if pairs:
-                out.append(pairs[0])
-            if len(out) >= (len(SOURCES.index(source) and out) or 0) + count // len(SOURCES) * (SOURCES.index(source) + 1):
+            if p.meter in ((4, 4), (3, 4), (2, 4)):
+                pairs = cut_pairs(p.name, p.tokens, tok, p.meter, bars=2)
+                if pairs:
+                    found.append(pairs[0])
+            if len(found) >= (count + 1) // 2:
                 break
-    return out
+        per_source.append(found)
+    out = [x for pair in zip(*per_source) for x in pair]
+    return out[:count]
 
 
 class Performer:
@@ -139,33 +142,29 @@ def swing_of(positions: list[float]) -> float | None:
 
 
 def run_set(model: Any, calls: list[tuple[Any, Performer]], settings: ServeSettings, rng: np.random.Generator, jitter: float, fresh: bool) -> list[dict]:
-    """Play the calls one after another (each after the last answer ends, plus a pause when
-    ``fresh``), return per call: true and heard tempo, answer onsets in the performer's beats."""
+    """Play the calls one after another, each once the answer before it has ended: at the next
+    bar line of the performer's own grid (traded without a pause), or ``fresh``: 8 s later (a long
+    pause, the next tempo heard anew). Per call: true and heard tempo, the answer's onsets in the
+    performer's beats."""
     engine = Engine(model, settings, seed=int(rng.integers(1 << 30)))
-    script: list = []
-    spans = []
+    results = []
     t = 1.0
     for pair, who in calls:
         who.origin = t
-        part, end = perform(pair, who, rng, jitter)
-        script += part
-        answer_room = 60 / who.bpm * pair.span * 1.6 + 3.0  # the answer (1.5x at the most) and its wait
-        spans.append((who, pair, t, end, end + answer_room))
-        t = end + answer_room + (8.0 if fresh else 0.0)
-        t = who.time(math.ceil(who.position(t) / pair.bar) * pair.bar) if not fresh else t  # the next bar line
-    out = simulate(engine, script, until=t + 30)
-    reports = engine.take_reports()
-    ons = [tm for tm, m in out if m.type == "note_on" and m.velocity > 0]
-    results = []
-    for k, (who, pair, start, end, until) in enumerate(spans):
-        answer = [x for x in ons if end < x < until]
-        positions = [who.position(x) for x in answer]
+        script, end = perform(pair, who, rng, jitter)
+        out = simulate(engine, script, until=end + 60 / who.bpm * pair.span * 2 + 4.0, start=t)
+        ons = [tm for tm, m in out if m.type == "note_on" and m.velocity > 0 and tm > end]
+        reports = engine.take_reports()
+        last = max([end] + [tm for tm, m in out if m.type in ("note_on", "note_off")])
         results.append({
             "bpm": who.bpm * (1 + who.rubato * math.sin(2 * math.pi * pair.span / 16)),
-            "heard": reports[k].bpm if k < len(reports) else None,
-            "positions": positions, "who": who, "pair": pair,
-            "call_positions": [float(n["start"]) for n in pair.call],
+            "heard": reports[-1].bpm if reports else None,
+            "positions": [who.position(x) for x in ons], "who": who, "pair": pair,
         })
+        if fresh:
+            t = last + 8.0
+        else:  # the performer comes in again on their next bar line after the answer
+            t = who.time(math.ceil(who.position(last + 0.05) / pair.bar) * pair.bar)
     return results
 
 
@@ -184,8 +183,11 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
             else:
                 other += 1
         who = r["who"]
+        # Heard at double tempo (right, by the tempo figure): the grid is that level's sixteenths
+        # and triplets (the performer's 32nds and sextuplets); at half or right, the performer's.
+        level = 2.0 if r["heard"] is not None and abs(r["heard"] / r["bpm"] / 2 - 1) < 0.04 else 1.0
         for i, x in enumerate(r["positions"]):
-            d = grid_distance(unswing(x, who.swing), who.swing) * who.beat_s(x) * 1000
+            d = grid_distance(unswing(x, who.swing) * level, who.swing) / level * who.beat_s(x) * 1000
             grid_ms.append(d)
             if i == 0:
                 first.append(abs(x - round(x)) * who.beat_s(x) * 1000 <= 30)
@@ -204,7 +206,7 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, float]:
     rng = np.random.default_rng(18)
     count = getattr(args, "pulse_calls", 66)
-    model = load_player(voice_path(getattr(args, "pulse_voice", "folk")))
+    model = load_player(voice_path(getattr(args, "pulse_voice", "folk"))).step_model()
     pairs = phrases(count + 30)
     fields = {f.name for f in dataclasses.fields(ServeSettings)}
     base = ServeSettings()
@@ -240,7 +242,6 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         res += run_set(model, [(p, Performer(120, 0.0, swing=swing)) for p in pairs[12:18]], base, rng, jitter(), fresh=False)
     out.update(figures(res, "pulse_swing"))
     everything += res
-    calls = [s for r in res if (s := swing_of([x for x in r["call_positions"]])) is not None]
     calls = [r["who"].swing for r in res]
     answers = [s for r in res if (s := swing_of(r["positions"])) is not None]
     out["pulse_swing_call"] = float(np.mean(calls)) if calls else math.nan

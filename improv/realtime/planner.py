@@ -276,10 +276,8 @@ class Planner:
         if answer.rows is not None:
             context.primed_from(len(answer.rows), answer.base)
         context.cancel_reprime()
-        if answer.pulse is not None:  # the set goes on until about the answer's end: a pause is counted from there
-            call_end = max((n.off if n.off is not None else n.onset) for n in call.notes)
-            beats = answer.target if self.settings.response_unit == "beats" else (call_end - call.first_onset) / answer.pulse.beat_s
-            self.tempo.keep(answer.pulse, call_end + (beats * length_factor + 2) * answer.pulse.beat_s)
+        if answer.pulse is not None:
+            self.tempo.keep(answer.pulse)
         self.fit_length(answer, length_factor)
 
     def fit_length(self, answer: Answer, length_factor: float) -> None:

@@ -12,7 +12,6 @@ pulse's grid, with its swing, sent ``output_latency_ms`` early (per velocity whe
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -32,13 +31,13 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
-        self.last_end = -math.inf  # about when the last answer ended
 
-    def fresh(self, call_onset: float) -> bool:
-        """No tempo yet, or the pause before this call was long enough for a new one."""
-        if self.bpm is None:
+    def fresh(self, call: Any) -> bool:
+        """No tempo yet, or a long pause before this call (from the last note anyone played, the
+        answer's included) in which the performer may have chosen a new tempo."""
+        if self.bpm is None or call.pos_before is None:
             return True
-        return call_onset - self.last_end > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
+        return call.first_onset - call.pos_before > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
 
     def hear(self, call: Any, now: float) -> Pulse | None:
         """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""
@@ -48,7 +47,7 @@ class SetTempo:
         onsets = [n.onset for n in notes]
         durations = [max((n.off if n.off is not None else now) - n.onset, 0.01) for n in notes]
         velocities = [n.velocity for n in notes]
-        fresh = self.fresh(call.first_onset)
+        fresh = self.fresh(call)
         prior = self.settings.bpm if fresh else self.bpm
         assert prior is not None
         chord_s = self.settings.chord_ms / 1000
@@ -63,12 +62,10 @@ class SetTempo:
         pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
         return replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
 
-    def keep(self, pulse: Pulse, until: float) -> None:
-        """The answer to this call starts: its tempo becomes the set's, which goes on ``until``
-        (about when the answer ends; a pause is counted from there)."""
+    def keep(self, pulse: Pulse) -> None:
+        """The answer to this call starts: its tempo becomes the set's."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
-        self.last_end = until
 
 
 def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
