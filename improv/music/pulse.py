@@ -267,23 +267,26 @@ def meter(
         later = sorted_t[sorted_t > t[i] + 0.04]
         nxt[i] = (later[0] - t[i]) if len(later) else dur[i]
     length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
-    strength = 1.0 + 0.6 * np.minimum(length, 3.0) + 0.4 * np.clip(vz, -1, 2) + 0.4 * low
-    np.add.at(accent, k[on] - lo, strength[on])
-    accent[0] += 0.5  # a phrase tends to start on a strong beat (a pickup has to outweigh this)
+    strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
+    count = np.zeros(span)
+    np.add.at(accent, k[on] - lo, strength[on])  # a beat's accent: the mean of its notes'
+    np.add.at(count, k[on] - lo, 1.0)
+    accent = np.where(count > 0, accent / np.maximum(count, 1), np.nan)
+    accent = np.nan_to_num(accent, nan=float(np.nanmin(accent)) - 0.5)  # an empty beat is weak
+    # At a fast heard tempo the bar may hold 8 of its beats (4/4 heard in eighths).
+    fast = pulse.bpm >= 100
+    priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
+    priors[prefer] = priors.get(prefer, 0.0) + 0.1
     best: tuple[float, int, int] = (-np.inf, prefer, 0)
-    for bpb in (4, 3, 2):
+    for bpb, prior in priors.items():
         if span < bpb:
             continue
         for d in range(bpb):
-            down = accent[d::bpb]
-            score = float(down.mean() - accent.mean())
+            score = float(accent[d::bpb].mean() - accent.mean()) + prior
             if span >= 2 * bpb:  # repetition: bars that look alike
                 bars = np.array([accent[i : i + bpb] for i in range(d, span - bpb + 1, bpb)])
                 if len(bars) >= 2:
                     score += 0.3 * float(np.mean([np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else 0.0 for a, b in zip(bars, bars[1:])]))
-            score += 0.25 if bpb == prefer else 0.0
-            if bpb == 2 and prefer == 4:
-                score -= 0.2  # 2 and 4 share their downbeats; 4 makes the longer answer
             if score > best[0]:
                 best = (score, bpb, d)
     _, bpb, d = best
