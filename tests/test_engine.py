@@ -345,7 +345,8 @@ def test_tempo_estimated_from_the_call():
     assert np.diff(times) == pytest.approx([60 / report.bpm] * (len(times) - 1), abs=1e-5)
     # The first note is on a beat of the call (from its first onset, 0) at the estimated tempo.
     assert times[0] / (60 / report.bpm) == pytest.approx(round(times[0] / (60 / report.bpm)))
-    assert 0 <= report.wait_s < 60 / report.bpm
+    assert 0 <= report.wait_s < 2 * 60 / report.bpm  # at 130 bpm, on a strong beat (every other one)
+    assert report.grid == "strong beat"
     # The call was re-read at the new tempo: its eighths are 6 grid steps apart.
     call_offsets = [int(r[OFFSET]) for r in e.window_rows() if r[PITCH] < BOS][1:8]
     assert call_offsets == [6, 6, 6, 6, 12, 6, 6]

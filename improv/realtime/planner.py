@@ -250,7 +250,7 @@ class Planner:
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.
         first = answer.sampled == 0
         position = None if answer.last_pos is None else answer.last_pos if first else answer.beats
-        bar = (answer.pulse.beats_per_bar, answer.pulse.downbeat) if first and self.settings.entry == "bar" and answer.pulse is not None else None
+        bar = self._entry_period(answer) if first else None
         on_grid = landing_mask(self._time_values, position, first, bar)
         if on_grid is None:
             return guide
@@ -298,6 +298,19 @@ class Planner:
         answer.sampled = len(answer.planned)
         answer.beats = answer.planned[-1].beats if answer.planned else 0.0
 
+    def _entry_period(self, answer: Answer) -> tuple[int, int] | None:
+        """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
+        (``entry: bar``), or, at a fast heard tempo (100 bpm and more: likely the performer's
+        eighths), every other beat in step with the downbeat, so that it enters on a strong beat."""
+        pulse = answer.pulse
+        if pulse is None:
+            return None
+        if self.settings.entry == "bar":
+            return pulse.beats_per_bar, pulse.downbeat
+        if answer.last_pos is not None and self.settings.answer_grid_beats == 1 and pulse.bpm >= 100 and pulse.beats_per_bar % 2 == 0:
+            return 2, pulse.downbeat % 2
+        return None
+
     def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: tuple[float, float, int] | None) -> tuple[float, str]:
         """When the answer's first note goes, and what it is aligned to ("" = at once): the first
         beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
@@ -318,8 +331,10 @@ class Planner:
         earliest = decided + s.answer_lead_beats * pulse.beat_s + early  # a breath, in beats: the same at any tempo
         beats = s.answer_grid_beats
         of_clock = " of the MIDI clock" if clock_grid is not None else ""
-        if s.entry == "bar":
-            answer.first_beat, name = float(pulse.next_downbeat(earliest)), "downbeat" + of_clock
+        period = self._entry_period(answer)
+        if period is not None:
+            answer.first_beat = float(pulse.next_beat(earliest, *period))
+            name = ("downbeat" if s.entry == "bar" else "strong beat") + of_clock
         elif beats <= 0:
             answer.pulse, answer.first_beat, name = replace(pulse, origin=earliest), 0.0, ""  # no grid: from now on
         else:
