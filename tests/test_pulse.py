@@ -161,19 +161,23 @@ def test_every_answer_onset_is_on_the_performers_grid(bpm):
 
 def test_the_first_answer_note_is_on_the_beat_the_model_means():
     """The drift of the issue: the model's first offset put its own beat a sixteenth off the
-    performer's; now the first offset lands on a beat of the call's grid, so the model's beat and
-    the performer's agree (a ladder model with a 3/4 offset would otherwise set every note after the
-    first at 0.75 of the beat)."""
+    performer's, and the first note was then moved onto a beat, so every later note sat at 0.75 of
+    the beat. Now the first offset the model is given lands on a beat of the call's grid: the
+    model's beat and the performer's agree, and its later offsets (dotted eighths here) count from it."""
     rng = np.random.default_rng(7)
     script = performed_call([0, 1, 2, 3, 4, 5, 6], 100, 1.0, rng, jitter=0.0)
     e = Engine(LadderModel(offset=9), SETTINGS, seed=1)  # offset class 9 = 0.75 beat
     out = simulate(e, script, until=40)
     times = np.array([t for t, m in out if m.type == "note_on" and m.velocity > 0])
     pos = (times - 1.0) / 0.6
-    assert abs(pos[0] - round(pos[0])) < 0.02
-    # the model's offsets stay its own (dotted eighths), counted from a beat it chose
+    assert abs(pos[0] - round(pos[0])) < 0.02 and len(times) >= 3
     assert np.allclose(np.diff(pos), 0.75, atol=0.02)
-    assert len(times) >= 3
+    # What the model was told: the call (beats 0..6) then its first note, a whole number of beats on.
+    rows = [r for r in e.window_rows() if r[0] < 128]
+    values = e.tokenizer.time_values
+    call_end = sum(values[int(r[1])] for r in rows[1:7])
+    first = values[int(rows[7][1])]
+    assert call_end == pytest.approx(6.0) and (call_end + first) % 1 == pytest.approx(0.0, abs=1e-6), first
 
 
 def test_bar_entry_starts_on_the_next_downbeat_and_answers_whole_bars():
