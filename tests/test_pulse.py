@@ -234,3 +234,32 @@ def test_entry_is_beat_or_bar():
     with pytest.raises(ImprovError, match="serve.entry"):
         load_settings(overrides=["serve.entry=downbeat"])
     assert load_settings(overrides=["serve.entry=bar"]).serve.entry == "bar"
+
+
+def test_calibrate_times_round_trips_and_finds_a_velocity_table():
+    from improv.cli.calibrate import round_trips, summary
+
+    now = [0.0]
+    pending = []
+
+    def send(msg):  # a loopback whose soft notes come back 12 ms later than loud ones
+        if msg.type == "note_on":
+            pending.append((now[0] + 0.005 + (0.012 if msg.velocity < 50 else 0.0), msg))
+
+    def arrivals():
+        due = [(t, m) for t, m in pending if t <= now[0]]
+        for x in due:
+            pending.remove(x)
+        return due
+
+    def sleep(s):
+        now[0] += s
+
+    trips = round_trips(send, arrivals, lambda: now[0], sleep, 12)
+    assert len(trips) == 12
+    latency, table = summary(trips)
+    assert latency == pytest.approx(5.0, abs=0.6)
+    assert dict((int(v), e) for v, e in table)[20] == pytest.approx(12.0, abs=0.6)
+    assert summary([(64, 0.010), (100, 0.011)]) == (pytest.approx(10.5), [])
+    with pytest.raises(ImprovError, match="no note came back"):
+        summary([])

@@ -91,3 +91,34 @@ def test_answers_on_the_performers_grid_at_any_tempo_without_bpm(jack):
         assert np.median(errors) < 25 and max(firsts) < 60, (errors, firsts)
     finally:
         tear_down(proc, listener.port if listener else None, performer)
+
+
+def test_calibrate_measures_a_jack_loop_and_writes_the_setting(jack, tmp_path):
+    """`improv calibrate` through a loop (a client that sends back what it gets, as a synth's MIDI
+    thru does): the round trip is measured and written where `--config` reads it."""
+    import rtmidi
+
+    from improv.settings.load import load_settings
+
+    loop_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "thru-in")
+    loop_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "thru-out")
+    loop_out.open_virtual_port("thru")
+    loop_in.open_virtual_port("in")
+    loop_in.set_callback(lambda event, data=None: loop_out.send_message(event[0]))
+    config = tmp_path / "latency.yaml"
+    config.write_text("serve:\n  bpm: 90.0\n")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "improv", "calibrate", "--api", "jack", "--out", "thru-in:in", "--in", "thru-out:thru", "--notes", "12", "--write", str(config)],
+            env=jack.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "12 of 12 notes came back" in done.stdout, done.stdout
+        settings = load_settings(config).serve
+        assert settings.bpm == 90.0  # the file's other settings are kept
+        assert 0 < settings.output_latency_ms < 100
+        wrong = subprocess.run([sys.executable, "-m", "improv", "calibrate", "--api", "jack", "--out", "thru-in:in", "--in", "nosuch"], env=jack.env, capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2 and "nosuch" in wrong.stderr
+    finally:
+        loop_in.close_port()
+        loop_out.close_port()
