@@ -263,3 +263,22 @@ def test_calibrate_times_round_trips_and_finds_a_velocity_table():
     assert summary([(64, 0.010), (100, 0.011)]) == (pytest.approx(10.5), [])
     with pytest.raises(ImprovError, match="no note came back"):
         summary([])
+
+
+def test_the_answer_swings_as_the_call_did_unless_serve_swing_says_otherwise():
+    rng = np.random.default_rng(11)
+    beat = 0.5
+    beats = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5]
+    script = []
+    for k, b in enumerate(beats):
+        t = 1.0 + swing_position(b, 2.0) * beat + rng.normal(0, 0.005)
+        script += [(t, on(60 + k % 5, 90 if b % 1 == 0 else 70)), (t + 0.12, off(60 + k % 5))]
+    fracs = {}
+    for swing in (0.0, 1.0):
+        e = Engine(LadderModel(offset=6), dataclasses.replace(SETTINGS, swing=swing), seed=1)  # eighths
+        times = np.array([t for t, m in simulate(e, script, until=40) if m.type == "note_on" and m.velocity > 0])
+        pos = (times - 1.0) / beat
+        f = pos - np.floor(pos + 0.1)
+        fracs[swing] = float(np.mean(f[(f > 0.3) & (f < 0.9)]))  # where the off-beat eighths fall
+    assert fracs[0.0] == pytest.approx(2 / 3, abs=0.04)  # the call's swing, 2:1
+    assert fracs[1.0] == pytest.approx(0.5, abs=0.04)

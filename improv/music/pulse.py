@@ -70,11 +70,15 @@ class Pulse:
 
 
 def swing_position(x: float, ratio: float) -> float:
-    """Beat position -> swung position: the half beat moves to ``ratio / (1 + ratio)``."""
+    """Beat position -> swung position: the half beat moves to ``ratio / (1 + ratio)``, the
+    sixteenths with it (each half of the beat stretched or squeezed); triplets stay where they are
+    (swing is already their feel)."""
     if abs(ratio - 1.0) < 1e-9:
         return x
     k = math.floor(x + 1e-9)
     f = x - k
+    if min(abs(f - 1 / 3), abs(f - 2 / 3)) < 1e-6:
+        return x
     s = ratio / (1 + ratio)
     return k + (f * 2 * s if f <= 0.5 else s + (f - 0.5) * 2 * (1 - s))
 
