@@ -30,7 +30,7 @@ from improv.errors import ConfigError
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.keys import estimate_key
-from improv.music.rhythm import estimate_bpm, next_grid_point
+from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.echo import EchoFilter
@@ -350,17 +350,6 @@ def test_tempo_estimated_from_the_call():
     # The call was re-read at the new tempo: its eighths are 6 grid steps apart.
     call_offsets = [int(r[OFFSET]) for r in e.window_rows() if r[PITCH] < BOS][1:8]
     assert call_offsets == [6, 6, 6, 6, 12, 6, 6]
-
-
-def test_estimate_bpm():
-    quarters = [k * 60 / 90 for k in range(8)]
-    assert estimate_bpm(quarters, around=100) == pytest.approx(90, rel=0.01)
-    assert estimate_bpm(quarters, around=170) == pytest.approx(180, rel=0.01)  # the octave nearest
-    assert estimate_bpm([0, 0.5, 1.0], around=100) is None  # too few
-    chords = [t + d for t in quarters for d in (0, 0.01, 0.02)]
-    assert estimate_bpm(chords, around=100) == pytest.approx(90, rel=0.01)
-    rng = np.random.default_rng(3)
-    assert estimate_bpm(np.cumsum(rng.uniform(0.1, 0.9, 12)), around=100) is None  # no pulse
 
 
 def test_estimate_key():
