@@ -265,11 +265,9 @@ def meter(
     pit = np.asarray(pitches, dtype=np.float64)
     vz = (vel - vel.mean()) / max(vel.std(), 4.0)
     low = pit <= np.percentile(pit, 30) if len(pit) > 3 else np.zeros(len(pit), dtype=bool)
-    nxt = np.full(len(t), np.inf)
     sorted_t = t[order]
-    for i in range(len(t)):
-        later = sorted_t[sorted_t > t[i] + 0.04]
-        nxt[i] = (later[0] - t[i]) if len(later) else dur[i]
+    after = np.searchsorted(sorted_t, t + 0.04, side="right")  # the next onset that is not this chord
+    nxt = np.where(after < len(t), sorted_t[np.minimum(after, len(t) - 1)] - t, dur)
     length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
     strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
     count = np.zeros(span)
@@ -287,10 +285,14 @@ def meter(
             continue
         for d in range(bpb):
             score = float(accent[d::bpb].mean() - accent.mean()) + prior
-            if span >= 2 * bpb:  # repetition: bars that look alike
-                bars = np.array([accent[i : i + bpb] for i in range(d, span - bpb + 1, bpb)])
+            if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
+                bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
                 if len(bars) >= 2:
-                    score += 0.3 * float(np.mean([np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else 0.0 for a, b in zip(bars, bars[1:])]))
+                    c = bars - bars.mean(axis=1, keepdims=True)
+                    norm = np.sqrt((c * c).sum(axis=1))
+                    both = norm[:-1] * norm[1:]
+                    corr = np.where(both > 1e-9, (c[:-1] * c[1:]).sum(axis=1) / np.maximum(both, 1e-9), 0.0)
+                    score += 0.3 * float(corr.mean())
             if score > best[0]:
                 best = (score, bpb, d)
     _, bpb, d = best
