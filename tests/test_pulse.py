@@ -282,3 +282,21 @@ def test_the_answer_swings_as_the_call_did_unless_serve_swing_says_otherwise():
         fracs[swing] = float(np.mean(f[(f > 0.3) & (f < 0.9)]))  # where the off-beat eighths fall
     assert fracs[0.0] == pytest.approx(2 / 3, abs=0.04)  # the call's swing, 2:1
     assert fracs[1.0] == pytest.approx(0.5, abs=0.04)
+
+
+def test_under_midi_clock_the_answer_is_on_the_clocks_sixteenths():
+    """The issue's clock case: the answer placed on the DAW's grid, not only its first note."""
+    import mido
+
+    beat = 0.6
+    script = [(0.0, mido.Message("start"))] + [(k * beat / 24, mido.Message("clock")) for k in range(24 * 40)]
+    for k, p in enumerate([60, 62, 64, 65, 67]):
+        script += [(4 * beat + k * beat, on(p)), (4 * beat + k * beat + 0.5, off(p))]
+    e = Engine(LadderModel(offset=5), SETTINGS, seed=1)  # 5/12 of a beat: off the sixteenths
+    out = simulate(e, script, until=30)
+    (report,) = e.take_reports()
+    assert report.tempo_source == "clock" and "MIDI clock" in report.grid
+    times = np.array([t for t, m in out if m.type == "note_on" and m.velocity > 0])
+    pos = times / beat  # the clock's song position 0 is its first tick, at 0
+    grid = [min(abs(x - math.floor(x) - g) for g in (0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1)) for x in pos]
+    assert len(times) >= 3 and max(grid) < 1e-6, pos

@@ -380,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
 
     # ---- failures and resets --------------------------------------------------------------------
 

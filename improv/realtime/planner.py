@@ -61,13 +61,18 @@ class Planner:
 
     # ---- preparing ------------------------------------------------------------------------------
 
-    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0) -> Answer:
-        """A new answer for the call as it stands: tempo, key, texture, register, what to prime from."""
+    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0, clock_grid: tuple[float, float, int] | None = None) -> Answer:
+        """A new answer for the call as it stands: tempo, key, texture, register, what to prime
+        from. ``clock_grid``: a followed MIDI clock's (beat time, beat seconds, downbeat), when its
+        transport places the beat: the grid the call is read on and the answer placed on."""
         s = self.settings
         context.cancel_reprime()
         heard_bpm = bpm  # the call's rows were quantised at this tempo
         pulse = None
-        if s.estimate_tempo and not (s.follow_clock and clock_running):
+        if s.follow_clock and clock_running:
+            if clock_grid is not None:
+                pulse = replace(fallback_pulse(60 / clock_grid[1], clock_grid[0], s), downbeat=clock_grid[2])
+        elif s.estimate_tempo:
             pulse = self.tempo.hear(call, now)
             if pulse is not None:
                 bpm, tempo_source = pulse.bpm, "estimate"
