@@ -305,14 +305,15 @@ class Planner:
 
     def _entry_period(self, answer: Answer) -> tuple[int, int] | None:
         """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
-        (``entry: bar``), or, at a fast heard tempo (100 bpm and more: likely the performer's
-        eighths), every other beat in step with the downbeat, so that it enters on a strong beat."""
+        (``entry: bar``), or, at a fast tempo heard from the call (100 bpm and more: likely the
+        performer's eighths), every other beat in step with the downbeat: a strong beat."""
         pulse = answer.pulse
         if pulse is None:
             return None
         if self.settings.entry == "bar":
             return pulse.beats_per_bar, pulse.downbeat
-        if answer.last_pos is not None and self.settings.answer_grid_beats == 1 and pulse.bpm >= 100 and pulse.beats_per_bar % 2 == 0:
+        heard = answer.tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
+        if heard and self.settings.answer_grid_beats == 1 and pulse.bpm >= 100 and pulse.beats_per_bar % 2 == 0:
             return 2, pulse.downbeat % 2
         return None
 
