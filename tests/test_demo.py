@@ -8,10 +8,10 @@ import mido
 import numpy as np
 import pytest
 from support.fakes import LadderModel
+from support.models import write_random_model
 
 from improv.cli.main import main
 from improv.io.clock import FakeClock
-from improv.model.checkpoint import write_untrained_checkpoint
 from improv.music.notes import Note
 from improv.session.demo import play_session
 from improv.session.demo_plan import (
@@ -115,8 +115,7 @@ def test_a_session_answers_every_call_and_barges_in():
 
 
 def test_demo_command_fast(tmp_path, capsys):
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "2", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -129,18 +128,13 @@ def test_demo_command_fast(tmp_path, capsys):
 
 
 def test_the_demo_plays_the_voices_own_held_out_pieces(tmp_path, capsys):
-    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
-
-    ckpt = untrained_checkpoint(ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), None, 0)
     # A folk voice's held-out tunes (tunes of an O'Neill's book, each read alone) and a user's file.
     midi = tmp_path / "mine.mid"
     from improv.music.midi import Track, midi_bytes
 
     midi.write_bytes(midi_bytes([Track("x", [Note(60 + k % 5, k * 0.5, 0.5, 80) for k in range(40)])], 100))
     heldout = [f"music21:oneills1850/0721-0730.abc#{n:02d}" for n in (2, 5, 9)] + [str(midi)]
-    ckpt.train = {"heldout": heldout, "train_pieces": []}
-    path = tmp_path / "folky.pt"
-    save_checkpoint(path, ckpt, with_weights_file=True)
+    path = write_random_model(tmp_path / "folky.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), info={"heldout": heldout})
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "4", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -178,8 +172,7 @@ def test_demo_command_errors(tmp_path, capsys):
 def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, capsys, monkeypatch):
     from improv.session import demo as demo_session
 
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
 
     def played(*a, **kw):
         raise AssertionError("the session was played")
@@ -249,8 +242,7 @@ def test_demo_leaves_its_picture_and_its_sound_beside_the_file(tmp_path, capsys)
     from improv.render.fluidsynth import find_fluidsynth
     from improv.render.soundfont import NoSoundFont, find_soundfont
 
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     said = capsys.readouterr().out
@@ -276,8 +268,7 @@ def test_demo_without_a_synth_still_succeeds_and_says_how_to_get_one(tmp_path, c
 
     monkeypatch.setattr(synth, "find_fluidsynth", lambda: None)
     monkeypatch.setattr("sys.platform", "linux")
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)

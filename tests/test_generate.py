@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from support.models import write_random_model
 
 from improv.cli.main import main
 from improv.generation.compose import (
@@ -16,7 +16,6 @@ from improv.generation.compose import (
     generation_pitch_mask,
     sample_rows,
 )
-from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import HEAD_ORDER, random_step_model
 from improv.music.midi import Track, midi_bytes, read_midi
@@ -30,14 +29,12 @@ SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 @pytest.fixture(scope="module")
 def ckpt_path(tmp_path_factory) -> str:
     """A tiny untrained model that likes chords (offset 0) and never ends the piece early."""
-    ckpt = untrained_checkpoint(load_settings(None, SMALL).model, seed=1)
-    with torch.no_grad():
-        k_offset, k_pitch = HEAD_ORDER.index(OFFSET), HEAD_ORDER.index(PITCH)
-        ckpt.weights[f"head_out.{k_offset}.bias"][0] += 3.0  # offset class 0 = same onset = a chord
-        ckpt.weights[f"head_out.{k_pitch}.bias"][EOS] -= 20.0
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, ckpt)
-    return str(path)
+    k_offset, k_pitch = HEAD_ORDER.index(OFFSET), HEAD_ORDER.index(PITCH)
+    bias = {
+        f"head_out.{k_offset}.bias": {0: 3.0},  # offset class 0 = same onset = a chord
+        f"head_out.{k_pitch}.bias": {EOS: -20.0},
+    }
+    return str(write_random_model(tmp_path_factory.mktemp("ckpt") / "tiny.npz", load_settings(None, SMALL).model, seed=1, bias=bias))
 
 
 @pytest.fixture(scope="module")
