@@ -201,3 +201,21 @@ def test_output_folder_is_created(ckpt_path, tmp_path):
     out = tmp_path / "new" / "folder" / "x.mid"
     assert gen(ckpt_path, out, "--seed", "0", "--length", "5") == 0
     assert out.read_bytes()[:4] == b"MThd"
+
+
+def test_the_length_asked_for_unless_the_model_may_end_sooner(tmp_path, capsys):
+    # A model that wants to end the piece at once: --length is what you get by default;
+    # --min-length lets it end the piece after that many events (0: whenever it likes).
+    eager = write_random_model(tmp_path / "eager.npz", load_settings(None, SMALL).model, seed=2, bias={f"head_out.{HEAD_ORDER.index(PITCH)}.bias": {EOS: 12.0}})
+
+    def events(*extra: str) -> str:
+        assert main(["generate", "--checkpoint", str(eager), "--out", str(tmp_path / "e.mid"), "--seed", "1", "--length", "60", *extra]) == 0
+        return capsys.readouterr().out
+
+    assert "60 events (length reached)" in events()
+    assert "60 events (length reached)" in events("--min-length", "-1")
+    ended = events("--min-length", "0")
+    assert "(the model ended the piece)" in ended and "60 events" not in ended
+    assert "12 events (the model ended the piece)" in events("--min-length", "12")
+    assert main(["generate", "--checkpoint", str(eager), "--out", str(tmp_path / "e.mid"), "--min-length", "-2"]) == 2
+    assert "--min-length must be >= 0, or -1 for the whole --length (got -2)" in capsys.readouterr().err

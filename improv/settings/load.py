@@ -193,6 +193,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("generate", "length"): (lambda v: v >= 1, ">= 1"),
     ("generate", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
     ("generate", "program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("generate", "min_length"): (lambda v: v >= -1, ">= -1 (-1 = the whole --length)"),
     ("eval", "markov_order"): (lambda v: v >= 1, ">= 1"),
     ("eval", "samples"): (lambda v: v >= 1, ">= 1"),
     ("eval", "sample_length"): (lambda v: v >= 8, ">= 8"),

@@ -126,12 +126,17 @@ class VoiceSettings:
 
 @dataclass(frozen=True)
 class GenerateSettings:
-    # Events to generate (generation may end earlier at the end-of-piece token).
+    # Events to generate (exactly that many by default: see min_length).
     length: int = 500
     # Tempo of the written file when neither --bpm nor a prompt gives one.
     bpm: float = 100.0
     # General MIDI program (0 = acoustic grand piano).
     program: int = 0
+
+    # ---- firstrun (issue 21): the length asked for ----
+    # Events before the model may end the piece (its end-of-piece token is masked until then):
+    # -1 = the whole length (you get the length you asked for); 0 = the model ends it when it likes.
+    min_length: int = -1
 
 
 @dataclass(frozen=True)
