@@ -335,3 +335,17 @@ def test_piece_batches_hold_whole_pieces_from_bos():
     for rows, mask in batches:
         assert rows[:, 0, 0].tolist() == [BOS] * len(rows)
         assert rows.shape[1] == mask.shape[1] + 1
+
+
+@pytest.mark.torch
+def test_eval_of_a_npz_alone_fits_the_baselines_on_the_rest_of_its_data(tiny_setup, tmp_path, capsys):
+    # A wheel ships a voice's .npz alone: it names its held-out pieces, and training took the rest.
+    from improv.model.checkpoint import load_checkpoint, save_checkpoint
+
+    path, _, overrides = tiny_setup
+    alone = tmp_path / "alone.pt"
+    save_checkpoint(alone, load_checkpoint(path), with_weights_file=True)
+    alone.unlink()
+    result = eval_json(tmp_path / "alone.npz", overrides, capsys=capsys)
+    assert result["heldout_pieces"] == 3 and result["train_pieces"] == 5
+    assert result["heldout_nll"] == pytest.approx(eval_json(path, overrides, capsys=capsys)["heldout_nll"])
