@@ -134,7 +134,7 @@ def test_the_live_commands_run_with_torch_absent(tmp_path):
         assert done.returncode == 0, (args, done.stderr[-2000:])
     assert (tmp_path / "g.mid").exists() and (tmp_path / "d.mid").exists()
     trained = subprocess.run([sys.executable, "-c", script, "train", "--out", str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert trained.returncode == 2 and 'pip install "improv[train]"' in trained.stderr and "Traceback" not in trained.stderr
+    assert trained.returncode == 2 and 'pip install -e ".[train]"' in trained.stderr and "Traceback" not in trained.stderr
 
 
 @pytest.mark.slow
@@ -184,3 +184,14 @@ def test_the_package_version_is_pyprojects():
     import improv
 
     assert f'version = "{improv.__version__}"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_commands_that_need_torch_say_how_to_get_it_without_it(tmp_path):
+    """Without torch, eval and train end in one line with the install hint (eval was a traceback;
+    the hint named `improv[train]`, which on PyPI is another package)."""
+    script = "import sys; sys.modules['torch'] = None; from improv.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    for args in (["eval", "--voice", "bach"], ["train", "--data", "music21:bach/bwv66.6", "--out", str(tmp_path / "m.pt")]):
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
+        assert "needs torch, which is not installed" in lines[0] and 'pip install -e ".[train]"' in lines[0] and "improv[train]" not in lines[0], lines
