@@ -12,9 +12,10 @@ import importlib.util
 
 import pytest
 
+from improv.errors import TORCH_HINT
+
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-INSTALL_HINT = 'pip install -e ".[train]" (on Linux without a GPU, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)'
-REASON = f"needs torch (training, evaluation, .pt checkpoints), which is not installed: {INSTALL_HINT}"
+REASON = f"needs torch (training, evaluation, .pt checkpoints), which is not installed: {TORCH_HINT}"
 
 
 def torch_or_skip():
