@@ -346,7 +346,7 @@ class RtOutput(_RtPort):
     _kind, _own_name = "output", "out"
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
-        self._busy = threading.Lock()  # held while the port is reopened, rebuilt or closed
+        self._busy = threading.RLock()  # held while the port is reopened, rebuilt or closed (recreate abandons: re-entered)
         super().__init__(api, client_name, port, virtual)
 
     def _new_client(self) -> Any:
