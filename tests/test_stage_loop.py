@@ -258,3 +258,35 @@ def test_input_dropped_in_a_stall_releases_the_keys_held():
     loop.run(until=5.0)
     assert any("3 incoming MIDI messages dropped" in line for line in lines), lines
     assert any(m.type == "note_on" for _, m in out.sent)  # released: the call ended and was answered
+
+
+# ---- the loopback probe -------------------------------------------------------------------------
+
+
+def probes(sent) -> list[float]:
+    return [t for t, m in sent if m.type == "sysex"]
+
+
+def test_the_loopback_probe_is_sent_at_start_and_when_a_port_comes_back_not_on_a_timer():
+    clock = FakeClock()
+    out = MemoryOutput(clock)
+    back = [(200.0, ("back-input", "MIDI input 'keys' is back"))]
+
+    class Ports:
+        def take(self, now):
+            return [back.pop()[1]] if back and now >= back[0][0] else []
+
+        def next_check(self):
+            return back[0][0] if back else None
+
+    loop = ServeLoop(Engine(LadderModel(), PLAIN), ScriptedInput(clock, CALL), out, clock, ports=Ports())
+    loop.run(until=400.0)
+    assert [round(t) for t in probes(out.sent)] == [0, 200]
+
+
+def test_the_loopback_probe_can_be_switched_off():
+    clock = FakeClock()
+    out = MemoryOutput(clock)
+    loop = ServeLoop(Engine(LadderModel(), dataclasses.replace(PLAIN, echo_probe=False)), ScriptedInput(clock, CALL), out, clock)
+    loop.run(until=100.0)
+    assert probes(out.sent) == [] and any(m.type == "note_on" for _, m in out.sent)

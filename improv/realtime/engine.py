@@ -78,7 +78,7 @@ class Engine:
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
