@@ -267,8 +267,8 @@ def test_a_page_that_connects_late_gets_the_recent_past_and_the_state():
         feed.post({"type": "note", "who": "performer", "channel": 0, "pitch": 60, "velocity": 80, "t": 50.0 + i})
     feed.post({"type": "status", "line": "#1 call", "t": 60.0})
     feed.post({"type": "state", "doing": "listening", "t": 99.0})
-    cursor, texts = hub.since(0)
-    events = [json.loads(text) for text in texts]
+    cursor, past = hub.start()
+    events = json.loads(b"[" + past + b"]")
     notes = [e for e in events if e["type"] == "note"]
     assert min(e["t"] for e in notes) >= 100.0 - 20 - 5 and len(notes) == 25
     assert events[-1]["type"] == "state" and any(e["type"] == "status" for e in events)

@@ -99,12 +99,26 @@ def test_each_event_is_serialised_once_however_many_pages_connect(monkeypatch):
     hub = Hub(feed, lambda: now[0], 20.0)
     for i in range(500):
         feed.post({"type": "note", "who": "performer", "channel": 0, "pitch": 60, "velocity": 80, "t": 90.0 + i / 100})
-    pages = [hub.since(0) for _ in range(5)]
-    assert all(texts == pages[0][1] for _, texts in pages) and len(pages[0][1]) == 500
+    pages = [hub.start() for _ in range(5)]
+    assert all(past == pages[0][1] for _, past in pages) and len(json.loads(b"[" + pages[0][1] + b"]")) == 500
     feed.post({"type": "note", "who": "improv", "channel": 0, "pitch": 72, "velocity": 90, "t": 100.0})
     assert [json.loads(t)["pitch"] for t in hub.since(pages[0][0])[1]] == [72]
-    assert len(hub.since(0)[1]) == 501  # a page that connects now gets it too
+    assert len(json.loads(b"[" + hub.start()[1] + b"]")) == 501  # a page that connects now gets it too
     assert len(made) == 501
+
+
+def test_a_flood_of_new_streams_is_held_at_the_door(server):
+    from improv.monitor.server import NEW_STREAMS_PER_S
+
+    codes = []
+    for _ in range(NEW_STREAMS_PER_S + 3):  # each closed at once: never more than one open
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/events")
+        response = conn.getresponse()
+        codes.append(response.status)
+        response.close()
+        conn.close()
+    assert codes.count(200) <= NEW_STREAMS_PER_S and codes[-1] == 503
 
 
 FLOOD = """

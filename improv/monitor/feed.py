@@ -6,9 +6,9 @@ oldest events are dropped, never the loop slowed), and the web side keeps everyt
 numbered log clients read from, behind a lock only web threads take (``Hub``).
 
 Each event is serialised once, when the web side first takes it (``pull``), and every page gets
-that same text: a page that connects costs a join of strings, not a walk through the history
-under the GIL the loop needs; the history a new page gets is kept for a moment, so pages that
-connect again and again (a flood) cost even less.
+that same text; the history a new page gets is joined once and kept for a moment (``start``), so
+pages that connect again and again (a flood) cost a copy of bytes, not a walk through 6,000
+events holding the GIL the loop needs.
 
 Events are small dicts, ready for JSON: ``note`` (who, channel, pitch, velocity, t; velocity 0 is
 a release), ``status`` (an exchange's status line, or another line the session said), ``state``
@@ -73,7 +73,7 @@ class Hub:
         self._state_text = ""
         self._seq = 0
         self._state_seq = 0
-        self._history: tuple[int, float, list[str]] | None = None  # (as of number, when, texts): see HISTORY_KEEP_S
+        self._history: tuple[int, float, bytes] | None = None  # (as of number, when, joined): see ``start``
 
     def pull(self) -> None:
         """Move what the loop posted into the numbered log."""
@@ -94,12 +94,9 @@ class Hub:
                     self._log.append((self._seq, event["t"], text))
 
     def since(self, cursor: int) -> tuple[int, list[str]]:
-        """Events after ``cursor`` as JSON texts (0: a new page: the notes of the last ``seconds``,
-        the status lines, the state), and the new cursor."""
+        """The events after ``cursor`` (a page's last), as JSON texts, and the new cursor."""
         self.pull()
         with self._lock:
-            if cursor == 0:
-                return self._seq, self._recent_history()
             picked = _after(self._log, cursor) + _after(self._lines, cursor)
             picked.sort(key=lambda item: item[0])
             texts = [text for _, _, text in picked]
@@ -107,24 +104,26 @@ class Hub:
                 texts.append(self._state_text)
             return self._seq, texts
 
-    def _recent_history(self) -> list[str]:
-        """What a new page gets (under the lock): the history gathered for the last new page, if
-        that was under ``HISTORY_KEEP_S`` ago, with what came since; else gathered afresh."""
-        wall = time.monotonic()
-        kept = self._history
-        if kept is not None and wall - kept[1] < HISTORY_KEEP_S:
-            picked = _after(self._log, kept[0]) + _after(self._lines, kept[0])
-            base = kept[2]
-        else:
-            oldest = self.now() - self.seconds - 5
-            picked = [item for item in self._log if item[1] >= oldest] + list(self._lines)
-            base = []
-            self._history = None
-        picked.sort(key=lambda item: item[0])
-        texts = base + [text for _, _, text in picked]
-        if self._history is None:
-            self._history = (self._seq, wall, texts)
-        return texts + ([self._state_text] if self.state else [])
+    def start(self) -> tuple[int, bytes]:
+        """What a new page gets first, as the inside of a JSON array (the notes of the last
+        ``seconds``, the status lines, the state), and its cursor. The history part is joined and
+        encoded once and reused for ``HISTORY_KEEP_S``, with what came since added: a page that
+        connects costs a copy of bytes, however many connect."""
+        self.pull()
+        with self._lock:
+            wall = time.monotonic()
+            kept = self._history
+            if kept is None or wall - kept[1] >= HISTORY_KEEP_S:
+                oldest = self.now() - self.seconds - 5
+                picked = [item for item in self._log if item[1] >= oldest] + list(self._lines)
+                picked.sort(key=lambda item: item[0])
+                kept = self._history = (self._seq, wall, ",".join(text for _, _, text in picked).encode())
+            newer = _after(self._log, kept[0]) + _after(self._lines, kept[0])
+            newer.sort(key=lambda item: item[0])
+            parts = ([kept[2]] if kept[2] else []) + [text.encode() for _, _, text in newer]
+            if self.state:
+                parts.append(self._state_text.encode())
+            return self._seq, b",".join(parts)
 
     def close(self) -> None:
         self.closed.set()

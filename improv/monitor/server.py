@@ -29,8 +29,10 @@ import ipaddress
 import json
 import secrets
 import socket
+import sys
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Callable
@@ -42,9 +44,10 @@ from improv.monitor.feed import Hub, to_json
 PUSH_S = 0.05  # a stream writes what is new at most 20 times a second
 MAX_CONNECTIONS = 16  # served at once; more are closed unanswered
 MAX_STREAMS = 4  # event streams at once (a page holds one); more get 503
+NEW_STREAMS_PER_S = 8  # streams opened in any one second, at most (a page reconnects every few seconds)
 MAX_BODY = 4096  # a control's body, at most
 TIMEOUT_S = 10.0  # a socket that sends or takes nothing this long is closed
-PING_S = 10.0  # and a comment line when nothing happened for this long (a closed page is noticed)
+PING_S = 2.0  # and a comment line when nothing happened for this long (a closed page is noticed, its stream freed)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
@@ -76,6 +79,8 @@ class MonitorServer:
         self.token = token
         handler = type("Handler", (_Handler,), {"monitor": self})
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
+        self._opened: deque[float] = deque()  # when the streams of the last second opened
+        self._door = threading.Lock()  # web threads only
         try:
             self.httpd = _Server((host, port), handler, bind_and_activate=True)
         except OSError as exc:
@@ -104,6 +109,18 @@ class MonitorServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=2)
+
+    def open_stream(self) -> bool:
+        """A stream may open (then ``streams`` is held: release it at the end): fewer than
+        ``MAX_STREAMS`` open and ``NEW_STREAMS_PER_S`` opened in the last second."""
+        with self._door:
+            now = time.monotonic()
+            while self._opened and now - self._opened[0] > 1.0:
+                self._opened.popleft()
+            if len(self._opened) >= NEW_STREAMS_PER_S or not self.streams.acquire(blocking=False):
+                return False
+            self._opened.append(now)
+            return True
 
     def allowed_host(self, header: str | None) -> bool:
         """Without a token, only requests that name a loopback host (no DNS rebinding)."""
@@ -139,6 +156,11 @@ class _Server(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away mid-answer: nothing for the performer's terminal
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     monitor: MonitorServer
@@ -156,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/":
             self._send(200, page(), "text/html; charset=utf-8")
         elif path == "/events":
-            if not self.monitor.streams.acquire(blocking=False):
+            if not self.monitor.open_stream():
                 self._send(503, b"too many pages are watching this session\n", "text/plain")
                 return
             try:
@@ -236,9 +258,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        cursor, last_write = 0, 0.0
+        last_write = 0.0
         try:
             self._event("hello", {**hub.info, "now": hub.now()})
+            cursor, past = hub.start()
+            self._write(f'event: events\ndata: {{"now":{to_json(hub.now())},"events":[')
+            self.wfile.write(past)  # bytes made once for every page (``Hub.start``)
+            self._write("]}\n\n")
+            hub.closed.wait(PUSH_S)
             while not hub.closed.is_set():
                 cursor, events = hub.since(cursor)
                 now = time.monotonic()
