@@ -7,6 +7,10 @@ misbehaves. Three sessions of the same performance, each with the live page atta
 * ``blocked``: the terminal is not read (a full pipe drained once every 2 s: Ctrl-S, a stalled
   SSH session), so each status line's write blocks until then.
 
+The performance: calls of 8 notes, each answered in full (``--stage-events`` notes, the answer's
+notes held up to a beat, so that its last note still sounds when the exchange's status line is
+said: the moment the issue's report caught), the next call after it.
+
 Figures per session: ``stage_<name>_send_late_p99_ms`` and ``_max_ms`` (the loop's own measure:
 each send against its scheduled time; target p99 <= 1 ms), and, as a check from outside that
 measure, ``stage_<name>_late_dropped`` (answer notes the engine dropped for being due too long
@@ -56,30 +60,27 @@ print(counts["served"], counts["refused"], flush=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stage-events", type=int, default=120, help="notes in the long answer (default 120)")
-    parser.add_argument("--stage-exchanges", type=int, default=3, help="short exchanges before it (default 3)")
+    parser.add_argument("--stage-events", type=int, default=40, help="notes in each answer (default 40)")
+    parser.add_argument("--stage-exchanges", type=int, default=5, help="calls, each answered in full (default 5)")
     parser.add_argument("--stage-only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="sessions to run (default: all)")
 
 
 def run(args) -> dict:
     figures: dict = {}
     for name in getattr(args, "stage_only", SCENARIOS):
-        figures.update(session(name, getattr(args, "stage_events", 120), getattr(args, "stage_exchanges", 3)))
+        figures.update(session(name, getattr(args, "stage_events", 40), getattr(args, "stage_exchanges", 5)))
     return figures
 
 
 class StalledTerminal:
-    """A pipe nobody reads but once every ``every_s`` (then all of it): a write blocks until then."""
+    """A full pipe that is read once every ``every_s`` and is full again at once (a terminal held
+    with Ctrl-S, let go for a moment now and then): a write blocks until the next read."""
 
     def __init__(self, every_s: float = 2.0) -> None:
         self.r, self.w = os.pipe()
-        os.set_blocking(self.w, False)
-        try:
-            while True:
-                os.write(self.w, b"x" * 4096)
-        except BlockingIOError:
-            pass
-        os.set_blocking(self.w, True)
+        # a second open file of the same pipe, non-blocking, to fill it (the writer's stays blocking)
+        self.filler = os.open(f"/proc/self/fd/{self.w}", os.O_WRONLY | os.O_NONBLOCK)
+        self._fill()
         self.every_s = every_s
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._drain, daemon=True)
@@ -87,6 +88,13 @@ class StalledTerminal:
 
     def say(self, line: str) -> None:
         os.write(self.w, line.encode() + b"\n")
+
+    def _fill(self) -> None:
+        try:
+            while True:
+                os.write(self.filler, b"x" * 4096)
+        except BlockingIOError:
+            pass
 
     def _drain(self) -> None:
         os.set_blocking(self.r, False)
@@ -96,16 +104,55 @@ class StalledTerminal:
                     pass
             except BlockingIOError:
                 pass
+            time.sleep(0.001)  # a line blocked until now gets written
+            self._fill()
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
         os.close(self.r)  # a write still blocked fails (EPIPE) and ends
         os.close(self.w)
+        os.close(self.filler)
+
+
+def held(model):
+    """``bench_serve.Dense`` (the model's real work, answers dense), with notes held longer: from
+    a sixteenth up to a beat."""
+    from bench_serve import Dense
+
+    class Held(Dense):
+        def sample_event(self, state, rng, params, pitch_mask=None, guide=None):
+            row = super().sample_event(state, rng, params, pitch_mask, guide)
+            row[self._duration] = min(int(row[self._duration]) * 3, 12)
+            return row
+
+    return Held(model)
+
+
+def perform(performer, loop, calls: int, done: threading.Event) -> None:
+    """The performer (a thread): ``calls`` calls of 8 notes, each after the last answer ended."""
+    import mido
+
+    try:
+        time.sleep(0.5)
+        for k in range(calls):
+            for n in [60 + (k * 5 + i * 2) % 24 for i in range(8)]:
+                performer.send(mido.Message("note_on", note=n, velocity=70 + 5 * (n % 5)))
+                time.sleep(0.08)
+                performer.send(mido.Message("note_off", note=n))
+                time.sleep(0.04)
+            deadline = time.monotonic() + 60
+            while loop.stats.exchange_count <= k and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.6 + 0.3 * (k % 3))  # the last note-off (and the terminal) in between
+    finally:
+        time.sleep(0.5)
+        done.set()
+        loop.request_stop()
 
 
 def session(name: str, events: int, exchanges: int) -> dict:
-    from bench_serve import THRESHOLD_MS, BPM, Dense, QueueInput, Timestamped, load_model, perform
+    from bench_serve import THRESHOLD_MS, BPM, QueueInput, Timestamped, load_model
 
     from improv.io.clock import RealClock
     from improv.io.memory_ports import MemoryOutput
@@ -118,7 +165,7 @@ def session(name: str, events: int, exchanges: int) -> dict:
 
     model, _ = load_model(None)
     settings = ServeSettings(silence_ms=THRESHOLD_MS, bpm=BPM, estimate_tempo=False, response_unit="events", response_length=float(events), max_response_events=max(events, 256))
-    engine = Engine(Dense(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
+    engine = Engine(held(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
     clock = RealClock(settings.spin_ms / 1000)
     wake = threading.Event()
     inport = QueueInput(wake)
@@ -137,7 +184,7 @@ def session(name: str, events: int, exchanges: int) -> dict:
             assert flood.stdout is not None and flood.stdout.readline().strip() == "ready"
         loop = ServeLoop(engine, loop_in, loop_out, clock, wake=wake, on_status=status)
         done = threading.Event()
-        thread = threading.Thread(target=perform, args=(inport, loop, exchanges, {}, done), daemon=True)
+        thread = threading.Thread(target=perform, args=(inport, loop, exchanges, done), daemon=True)
         thread.start()
         stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority)
         done.wait(5)

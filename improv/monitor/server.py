@@ -47,6 +47,8 @@ MAX_STREAMS = 4  # event streams at once (a page holds one); more get 503
 NEW_STREAMS_PER_S = 8  # streams opened in any one second, at most (a page reconnects every few seconds)
 MAX_BODY = 4096  # a control's body, at most
 TIMEOUT_S = 10.0  # a socket that sends or takes nothing this long is closed
+REFUSE_PAUSE_S = 0.02  # the door waits this long after closing on a connection: a flood slows itself
+TARPIT_S = 0.1  # a refused request (403, 503) is answered this late, holding its connection's place
 PING_S = 2.0  # and a comment line when nothing happened for this long (a closed page is noticed, its stream freed)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -143,6 +145,10 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)
+            # Why wait: each connection taken costs Python work under the GIL the loop needs, and a
+            # web thread preempted while holding it makes the loop wait; waiting here (the GIL let
+            # go) leaves the rest of a flood in the kernel's queue, where it costs nothing.
+            time.sleep(REFUSE_PAUSE_S)
             return
         try:
             super().process_request(request, client_address)
@@ -242,6 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path
 
     def _send(self, code: int, body: bytes, kind: str) -> None:
+        if code in (403, 503):
+            time.sleep(TARPIT_S)  # a flood of refused requests holds the connection places, not the GIL
         self.send_response(code)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))

@@ -236,12 +236,12 @@ class ServeLoop:
         silenced (the engine may be half way through it) and the next message is handled as usual.
         Input dropped while the loop stalled (a full arrival queue): the keys held are released."""
         engine = self.engine
-        dropped = getattr(self.inport, "dropped", 0)
-        if dropped != self._dropped_in:
-            self.on_status(f"improv: {dropped - self._dropped_in} incoming MIDI messages dropped (improv fell behind); keys held are released")
-            self._dropped_in = dropped
-            engine.input_lost(now)
         try:
+            dropped = getattr(self.inport, "dropped", 0)
+            if dropped != self._dropped_in:
+                self.on_status(f"improv: {dropped - self._dropped_in} incoming MIDI messages dropped (improv fell behind); keys held are released")
+                self._dropped_in = dropped
+                engine.input_lost(now)
             for t, msg in self._arrivals(now):
                 try:
                     engine.on_message(msg, t)

@@ -146,6 +146,11 @@ def serve_session(
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
             f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
+            + "".join(f" · {n} {what}" for n, what in (
+                (stats.lost_sends, "messages could not reach the output"),
+                (stats.faults, "errors caught, improv played on"),
+                (stats.status_dropped, "status lines dropped"),
+            ) if n)
         )
     finally:
         # Also after an error: what was played is kept (a session cut short by a crash has notes).
