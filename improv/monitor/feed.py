@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 EVENTS_MAX = 8192  # events the loop may be ahead of the page before the oldest are dropped
 HISTORY_MAX = 6000  # events kept for a page that connects (or reconnects) later
 LINES_MAX = 200  # status lines kept for it
-HISTORY_KEEP_S = 1.0  # the history a new page gets is reused this long while nothing new came
+HISTORY_KEEP_S = 10.0  # the history a new page gets is gathered afresh at most this often (what came since is added)
 
 to_json = json.JSONEncoder(separators=(",", ":")).encode
 

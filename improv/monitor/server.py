@@ -44,11 +44,11 @@ from improv.monitor.feed import Hub, to_json
 PUSH_S = 0.05  # a stream writes what is new at most 20 times a second
 MAX_CONNECTIONS = 16  # served at once; more are closed unanswered
 MAX_STREAMS = 4  # event streams at once (a page holds one); more get 503
-NEW_STREAMS_PER_S = 8  # streams opened in any one second, at most (a page reconnects every few seconds)
+NEW_STREAMS_PER_S = 4  # streams opened in any one second, at most (a page reconnects every few seconds)
 MAX_BODY = 4096  # a control's body, at most
 TIMEOUT_S = 10.0  # a socket that sends or takes nothing this long is closed
-REFUSE_PAUSE_S = 0.02  # the door waits this long after closing on a connection: a flood slows itself
-TARPIT_S = 0.1  # a refused request (403, 503) is answered this late, holding its connection's place
+REFUSE_PAUSE_S = 0.05  # the door waits this long after closing on a connection: a flood slows itself
+TARPIT_S = 0.25  # a refused request (403, 503) is answered this late, holding its connection's place
 PING_S = 2.0  # and a comment line when nothing happened for this long (a closed page is noticed, its stream freed)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -137,6 +137,8 @@ class MonitorServer:
 class _Server(ThreadingHTTPServer):
     """A threading server that serves at most ``MAX_CONNECTIONS`` at once: a flood of connections
     is closed at the door, without a thread each."""
+
+    request_queue_size = 64  # a flood waits in the kernel's queue (no Python work) while the door pauses
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)

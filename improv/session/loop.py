@@ -321,7 +321,7 @@ class ServeLoop:
                     self.engine.input_lost(now)
                 if event in ("lost-output", "system-lost"):
                     self.outage.begin("port")
-                elif event == "back-output" or (event == "system-back" and self.outage.down):
+                elif event == "back-output" or (event == "system-back" and self.outage.down and "waiting for MIDI output" not in line):
                     self._output_back(now)
                 elif event == "back-input":
                     self.engine.port_back(now, "input")
