@@ -390,7 +390,9 @@ def test_no_echo_without_a_measured_loopback():
     f.sent(on(60, 90), 0.5)
     assert not f.is_echo(on(60, 90), 0.501)  # however alike: the performer's
     assert f.probe_due(0.9) is None and f.probe_due(1.0) is None and not f.loopback  # waited a second: none
-    assert f.probe_due(30.0) is not None  # asked again later (a loopback may have been patched in)
+    assert f.probe_due(30.0) is None  # not on a timer ...
+    f.probe_soon()  # ... but when a port comes back (a loopback may have been patched in)
+    assert f.probe_due(31.0) is not None
 
 
 def test_echo_filter():
@@ -422,8 +424,9 @@ def test_one_coincidence_never_makes_a_loopback():
 
 def test_a_loopback_that_goes_away_is_forgotten():
     f = loopback_filter()
-    assert f.probe_due(10.0) is None  # the next probe is due after echo_probe_s (30 s)
-    assert f.probe_due(30.0) is not None  # ... and this one never comes back
+    assert f.probe_due(10.0) is None  # no probe on a timer
+    f.probe_soon()  # a port came back
+    assert f.probe_due(30.0) is not None  # ... and this probe never comes back
     f.probe_due(31.0)
     assert not f.loopback
 

@@ -78,7 +78,7 @@ class Engine:
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
@@ -245,9 +245,9 @@ class Engine:
         """The input port vanished: keys held now will send no note-off; release them."""
         self._listener.release_all(now)
 
-    def output_changed(self) -> None:
-        """The output port was reopened: probe for a loopback again."""
-        self._echo.probe_soon()
+    def port_back(self, now: float, side: str) -> None:
+        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
+        self._output.reset(now, silence=side == "output")
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""

@@ -238,11 +238,12 @@ class ServeSettings:
     # count as released (a lost note-off must not hold a call open forever).
     stuck_note_s: float = 10.0
     # Improv's own messages coming back through a loopback port (IAC, loopMIDI) are not the
-    # performer's: a loopback is detected by a probe (a sysex instruments ignore) sent every
-    # echo_probe_s while listening, and while one is there, a message equal to one improv sent at
-    # most echo_ms before (narrowed to 3x the probe's delay) is its echo. echo_ms 0 = no detection.
+    # performer's: a loopback is detected by a probe (a sysex instruments ignore: F0 7D 69 6D 70 nn
+    # F7) sent when the session starts and when a port comes back, and while one is there, a
+    # message equal to one improv sent at most echo_ms before (narrowed to 3x the probe's delay)
+    # is its echo. echo_ms 0 or echo_probe false = no probe and no detection.
     echo_ms: float = 50.0
-    echo_probe_s: float = 30.0
+    echo_probe: bool = True
     # A note due more than late_ms ago (the machine stalled) is dropped ("drop": the answer keeps
     # its beat) or the rest of the answer moves later by the delay ("shift"); counted in the status line.
     late_policy: Literal["drop", "shift"] = "drop"
