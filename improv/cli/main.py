@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "ports": "ports",
+    "calibrate": "calibrate",
     "voices": "voices",
     "train": "train",
     "generate": "generate",

@@ -342,8 +342,8 @@ class Engine:
         if a.bpm != self.bpm or a.tempo_source == "estimate":
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
+        clock_grid = self._clock.bar_grid(now) if self.settings.follow_clock else None
+        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, clock_grid)
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
@@ -380,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
 
     # ---- failures and resets --------------------------------------------------------------------
 

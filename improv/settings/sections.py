@@ -211,14 +211,16 @@ class ServeSettings:
     highest_pitch: int = 108
     # Events (performer and improv) the model is re-primed from before each answer.
     window: int = 100
-    # Tempo when no MIDI clock is followed and no estimate is made.
+    # The tempo before the first call: the prior the first call's tempo is heard near (the nearer of
+    # two metrical levels that fit alike), and the tempo when no clock is followed and none is heard.
     bpm: float = 100.0
     # Notes struck within this many milliseconds of a chord's first note are that chord (for the
     # model, the tempo estimate and the answer's texture): a human chord spreads over 15-40 ms.
     chord_ms: float = 40.0
     # Follow incoming MIDI clock (24 per beat) when a DAW sends it.
     follow_clock: bool = True
-    # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
+    # Otherwise hear the tempo, beat and bar of each call from its onsets (music/pulse.py), with the tempo
+    # of the set (or serve.bpm, for a first call or after a long pause) choosing among metrical levels.
     estimate_tempo: bool = True
     # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
     # centre = as long as the call), end-of-call switch, panic switch, voice knob (its range split
@@ -257,6 +259,21 @@ class ServeSettings:
     realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
+
+    # ---- the pulse (issue 18): where the answer's notes fall on the performer's grid ----
+    # Where the answer enters: "beat" = on a beat (serve.answer_grid_beats), "bar" = on the next
+    # downbeat of the performer's bar (metre and downbeat heard from the call's accents, or the MIDI
+    # clock's song position), and the answer lasts whole bars, as musicians trading fours do.
+    entry: Literal["beat", "bar"] = "beat"
+    # The answer's swing: the long-to-short ratio of its off-beat eighths (1 = straight, 2 = triplet
+    # swing); 0 = the call's own, heard from its off-beat eighths.
+    swing: float = 0.0
+    # Notes are sent this many milliseconds early, so that they sound on the grid (a synth's or a
+    # network's output latency; `improv calibrate` measures a loopback's round trip).
+    output_latency_ms: float = 0.0
+    # ... plus, for instruments whose latency depends on velocity (a Disklavier), [velocity, ms]
+    # pairs interpolated between (e.g. [[20, 60], [100, 15]]); empty = none.
+    output_latency_by_velocity: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
