@@ -33,6 +33,8 @@ from improv.evaluation.answers import (
     playable_call,
 )
 from improv.evaluation.baselines import MarkovModel, per_field_dict
+from improv.evaluation.dump import dump_pairs
+from improv.evaluation.listener import listener_test
 from improv.evaluation.metrics import CopyIndex, collapse_rate, note_codes
 from improv.evaluation.phrases import PhrasePair, cut_pairs, shuffled_partners
 from improv.evaluation.response import FIGURES, Turn, phrase_key, summarize
@@ -71,9 +73,13 @@ def evaluate_duet(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     train_codes: Sequence[np.ndarray] | None = None,
+    dump: str | Path | None = None,
+    listener: bool = True,
 ) -> dict[str, Any]:
     """Every figure of `improv eval --duet` for ``model`` on ``pairs`` (see the module doc).
-    ``train_codes`` (the training pieces' ``note_codes``) adds each system's ``longest_copy``."""
+    ``train_codes`` (the training pieces' ``note_codes``) adds each system's ``longest_copy``;
+    ``dump`` a folder to write every pair to as MIDI (``evaluation.dump``); ``listener`` the
+    listener test (``evaluation.listener``: each system's ``discriminator_auc``)."""
     log = log or (lambda message: None)
     tok = model.tokenizer
     spb = tok.steps_per_beat
@@ -98,8 +104,8 @@ def evaluate_duet(
         bpm = pair.bpm or serve.bpm
         key = phrase_key(pair.call, pair.beat, pair.bar)
 
-        def turn(answer: np.ndarray, pair: PhrasePair = pair, key: Any = key) -> Turn:
-            return Turn(pair.call, answer, pair.beat, pair.bar, key)
+        def turn(answer: np.ndarray, pair: PhrasePair = pair, key: Any = key, i: int = i) -> Turn:
+            return Turn(pair.call, answer, pair.beat, pair.bar, key, i)
 
         primed, fresh = answer_nll(model, pair.call_rows, pair.answer_rows)
         nll += np.stack([primed, fresh, markov_answer_nll(markov, tok, pair.call_rows, pair.answer_rows)])
@@ -123,6 +129,14 @@ def evaluate_duet(
     for index, name in enumerate(("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll")):
         out.update(per_field_dict(nll[index], events, name))
     out.update({name: summarize(turns[name], spb) for name in SYSTEMS})
+    if listener:
+        heard = listener_test(turns, {name: [t.index for t in turns[name]] for name in SYSTEMS}, spb, seed)
+        for name, auc in heard["discriminator_auc"].items():
+            out[name]["discriminator_auc"] = auc
+        out.update(heard)
+    if dump is not None:
+        by_call = {name: [[t.answer for t in turns[name] if t.index == i] for i in range(len(kept))] for name in SYSTEMS}
+        log(f"{dump_pairs(dump, kept, by_call, serve.bpm)} MIDI files written to {dump}")
     # The quality bar of a voice's own music, for its answers: no collapse, no more copying from
     # the training pieces than real answers show (taking up the call is not copying the corpus).
     index = CopyIndex(train_codes) if train_codes else None
@@ -150,7 +164,7 @@ def evaluate_duet(
     return out
 
 
-def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: int, max_pairs: int, seed: int, settings: Any, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: int, max_pairs: int, seed: int, settings: Any, log: Callable[[str], None] | None = None, dump: str | None = None) -> dict[str, Any]:
     """The shell of `improv eval --duet`: the checkpoint, its held-out pieces (or ``data``) and its
     training pieces (for the Markov continuator), then ``evaluate_duet``."""
     from improv.evaluation.run import load_pieces
@@ -165,7 +179,7 @@ def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: in
         log(f"fitting the order-{settings.eval.markov_order} Markov continuator on {len(train)} training pieces")
     markov = MarkovModel(settings.eval.markov_order, ckpt.tokenizer.sizes).fit([p.tokens for p in train])
     params = SamplingParams.from_settings(settings.sample)
-    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log, [note_codes(p.tokens, ckpt.tokenizer) for p in train])
+    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log, [note_codes(p.tokens, ckpt.tokenizer) for p in train], dump)
     result["targets_met"] = targets_met(result)
     where = {"checkpoint": checkpoint, "voice": Path(checkpoint).stem, "data": list(data) if data else list(record["data"])}
     return {**where, "pieces": len(heldout), "bars": bars, **result}
@@ -228,5 +242,10 @@ def format_duet_table(result: dict[str, Any]) -> str:
         lines.append(f"{figure:<16}" + "".join(f"{shown(result[name][figure]):>10}" for name in SYSTEMS) + f"   {TARGETS[figure]}" + (f" ({verdict(figure)})" if verdict(figure) else ""))
     lines.append(f"{'  the calls':<16}{shown(result['real']['call_polyphony']):>10}   (notes per onset)")
     lines.append(f"{'collapse_rate':<16}" + "".join(f"{shown(result[name].get('collapse_rate')):>10}" for name in SYSTEMS) + "   < 0.02")
+    lines.append(f"{'listener AUC':<16}" + "".join(f"{shown(result[name].get('discriminator_auc')):>10}" for name in SYSTEMS) + "   <= 0.75 and <= markov (0.5: cannot tell from real)")
     lines.append(f"{'longest_copy':<16}" + "".join(f"{shown(result[name].get('longest_copy')):>10}" for name in SYSTEMS) + "   <= real (events found verbatim in a training piece)")
+    telling = result.get("telling_features") or []
+    if telling:
+        lines += ["", "what tells improv's answers from the real ones (each feature alone: AUC, mean real -> improv)"]
+        lines += [f"  {t['feature']:<18}{t['auc']:>6.2f}   {t['real']:>7.2f} -> {t['system']:.2f}" for t in telling]
     return "\n".join(lines)

@@ -134,6 +134,7 @@ class Turn:
     beat: float  # the metre's beat, in quarter-note beats
     bar: float  # beats in a bar
     call_key: tuple[int, bool] | None = None  # filled by ``summarize`` when None
+    index: int = 0  # which call (the listener test folds by call)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
