@@ -30,6 +30,9 @@ def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, opening: boo
     (imitation), the cadence (``cadence``: the answer is near its end) and, with ``opening``,
     a first note from the tonic triad. ``values``: the tokenizer's time values (beats)."""
     first = answer.sampled == 0
+    # Every key of the range already struck at this onset: the next event must move on (a hard
+    # constraint, held here so that the pitch head never has to drop the range).
+    no_key_left = bool(answer.onset_pitches) and int(answer.mask.sum()) <= sum(bool(answer.mask[p]) for p in answer.onset_pitches)
     chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
     motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
     # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
@@ -46,7 +49,7 @@ def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, opening: boo
     def guide(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         new_onset = first or int(row[OFFSET]) > 0
         if field == OFFSET and not first:
-            if answer.max_voices == 1 or (answer.max_voices and chord_full):
+            if answer.max_voices == 1 or (answer.max_voices and chord_full) or no_key_left:
                 no_chord = np.ones(len(logits), dtype=bool)
                 no_chord[0] = False  # offset 0 joins the onset: no room for another note there
                 mask = no_chord if mask is None else mask & no_chord
@@ -62,9 +65,8 @@ def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, opening: boo
             if not new_onset and answer.onset_pitches:
                 fresh = np.ones(len(logits), dtype=bool)
                 fresh[list(answer.onset_pitches)] = False  # one instrument: each key once per onset
-                mask = fresh if mask is None else mask & fresh
-                if not mask.any():
-                    mask = None
+                if mask is None or (mask & fresh).any():  # else the range holds (the offset head
+                    mask = fresh if mask is None else mask & fresh  # left no room for this)
             if answer.pitch_bias is not None:
                 logits = logits + answer.pitch_bias
             if motif is not None and new_onset and answer.max_voices == 1:
