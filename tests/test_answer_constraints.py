@@ -55,7 +55,9 @@ def test_the_guide_never_drops_the_range_when_the_onset_has_no_key_left():
     mask = np.zeros(N_PITCH, dtype=bool)
     mask[60:62] = True
     answer = _answer(mask, {60, 61})
-    guide = answer_guide(answer, tok.time_values, cadence=False)
+    from improv.realtime.processors import answer_processors
+
+    guide = answer_guide(answer, tok.time_values, False, answer_processors(ServeSettings(rule_texture=0.0)))
     row = np.zeros(4, dtype=np.int64)
     _, offset_mask = guide(OFFSET, row, np.zeros(tok.sizes[OFFSET]), None)
     assert offset_mask is not None and not offset_mask[0] and offset_mask[1:].any()  # no room at this onset: move on

@@ -12,6 +12,8 @@ Two precomputations keep a step short:
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -166,12 +168,17 @@ class StepModel:
         pre = self._head_w @ state.h[-1] + self._head_b
         chosen: list[int] = []
         row = np.zeros(4, dtype=TOKEN_DTYPE)
+        # A guide bends the logits after the temperature: the temperature is the voice's, and a
+        # rule's nats are the same at any temperature.
+        drawn = params if guide is None or params.temperature == 1.0 else dataclasses.replace(params, temperature=1.0)
         for k, field in enumerate(HEAD_ORDER):
             logits = self._head_logits(pre, k, chosen)
             mask = pitch_mask if field == PITCH else self._note_duration_mask if field == DURATION else None
             if guide is not None:
+                if drawn is not params:
+                    logits = logits / params.temperature
                 logits, mask = guide(field, row, logits, mask)
-            cls = sample(logits, rng, params, mask)
+            cls = sample(logits, rng, drawn, mask)
             if field == PITCH and cls >= BOS:
                 return self.tokenizer.special(cls)
             chosen.append(cls)

@@ -21,6 +21,7 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
 from improv.realtime.guide import Guide, answer_guide
+from improv.realtime.processors import answer_processors
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.shaping import (
     CADENCE_FROM,
@@ -50,6 +51,7 @@ class Planner:
         # The pitch mask without a key: notes in range, never BOS/EOS (improv decides when an answer ends).
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
+        self.processors = answer_processors(s)  # the answer's constraints and rules (realtime.processors)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
@@ -230,7 +232,7 @@ class Planner:
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        return answer_guide(answer, self._time_values, cadence, self.settings.phrase_ending)
+        return answer_guide(answer, self._time_values, cadence, self.processors)
 
     # ---- starting ---------------------------------------------------------------------------------
 
