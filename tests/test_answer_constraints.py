@@ -42,7 +42,7 @@ def test_one_key_range_still_answers():
 def _answer(mask: np.ndarray, onset_pitches: set[int]):
     from improv.realtime.answer import Answer
 
-    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, call_velocity=80.0, target=8.0, rows=None, call_rows=None, pos_after_call=None, max_voices=3)
+    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None, max_voices=3)
     answer.sampled, answer.onsets, answer.onset_pitches = len(onset_pitches), 1, set(onset_pitches)
     return answer
 

@@ -41,7 +41,7 @@ from improv.settings.sections import ServeSettings
 
 # The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
 # first grid point after it, cut at its length. (The musical defaults are tested on their own.)
-MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False)
+MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False, rule_dynamics=0.0)
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, **MECHANICS)
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s
 DECIDED_AT = 1.15 + 0.6

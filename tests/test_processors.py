@@ -24,7 +24,7 @@ C = (0, False)
 def make_answer(**fields) -> Answer:
     mask = np.zeros(N_PITCH, dtype=bool)
     mask[21:109] = True
-    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, call_velocity=80.0, target=8.0, rows=None, call_rows=None, pos_after_call=None)
+    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None)
     for name, value in fields.items():
         setattr(answer, name, value)
     return answer

@@ -20,6 +20,7 @@ from improv.music.rhythm import estimate_bpm, next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
+from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.processors import answer_processors
 from improv.realtime.quantiser import Quantiser
@@ -105,7 +106,7 @@ class Planner:
             key=key,
             rng=self.rng(exchange),
             mask=mask,
-            call_velocity=float(np.mean([n.velocity for n in call.notes])),
+            dynamics=Dynamics.of_call([n.velocity for n in sorted(call.notes, key=lambda n: n.onset)]),
             target=target,
             rows=rows,
             call_rows=call_rows,
@@ -193,8 +194,8 @@ class Planner:
         state = model.step(answer.state, row)
         model_velocity = float(self._velocity_values[int(row[VELOCITY])])
         answer.model_velocity_sum += model_velocity
-        shift = s.follow_velocity * (answer.call_velocity - answer.model_velocity_sum / (answer.sampled + 1))
-        velocity = int(min(max(round(model_velocity + shift), 1), 127))
+        progress = self.progress(answer, length_factor, beats)  # the call's dynamics, shaped (realtime.dynamics)
+        velocity = answer_velocity(answer.dynamics, s.follow_velocity, model_velocity, answer.model_velocity_sum / (answer.sampled + 1), progress, beats, s.rule_dynamics)
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
         duration = float(self._time_values[max(int(row[DURATION]), 1)])

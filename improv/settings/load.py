@@ -233,7 +233,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "cc_imitation"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "echo_probe_s"): (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
     ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
-    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("texture", "register", "motif", "cadence", "opening")},
+    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("texture", "register", "motif", "cadence", "opening", "dynamics")},
     ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
     ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),

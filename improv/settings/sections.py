@@ -262,6 +262,10 @@ class ServeSettings:
     rule_motif: float = 1.0
     rule_cadence: float = 1.0
     rule_opening: float = 1.0
+    # dynamics: the answer's velocities shaped after the call's (realtime/dynamics.py): its level
+    # leaning to where the call ended, its crescendo or diminuendo carried on, an arc, accents on
+    # the beat, a softer ending; 0 = the call's level, flat (follow_velocity still blends).
+    rule_dynamics: float = 1.0
 
 
 @dataclass(frozen=True)
