@@ -12,7 +12,7 @@ from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.answer import Answer
-from improv.realtime.processors import RULES, Processor, answer_processors, cadence, motif, one_key, opening, register, step_of, texture
+from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
 from improv.settings.sections import ServeSettings
 
@@ -91,7 +91,7 @@ def test_opening_on_the_tonic_triad():
 
 def test_the_settings_switch_each_rule():
     names = [p.name for p in answer_processors(ServeSettings())]
-    assert names == ["one_key", *RULES]
+    assert names == ["one_key", *RULES] and {"density", "echo"} <= set(RULES)
     off = {p.name: p.strength for p in answer_processors(ServeSettings(rule_motif=0.0, rule_register=2.0))}
     assert off["motif"] == 0.0 and off["register"] == 2.0 and off["texture"] == 1.0
     plain = {p.name: p.strength for p in answer_processors(ServeSettings(phrase_ending=False))}
@@ -142,3 +142,38 @@ def test_a_rule_out_of_range_is_one_line(name):
 
     with pytest.raises(ImprovError, match=f"rule_{name}"):
         load_settings(None, [f"serve.rule_{name}=-1"])
+
+
+def test_density_bends_offsets_that_would_run_away_from_the_calls_density():
+    quarter = int(np.flatnonzero(np.isclose(VALUES, 1.0))[0])
+    sixteenth = int(np.flatnonzero(np.isclose(VALUES, 0.25))[0])
+    answer = make_answer(sampled=8, onsets=8, beats=2.0, call_density=1.0)  # 8 notes in 2 beats after a quarter-note call
+    logits, _ = bend(density, answer, OFFSET)
+    assert logits[sixteenth] < logits[quarter] <= 0 and logits[0] < logits[sixteenth]
+    assert not bend(density, answer, OFFSET, strength=0.0)[0].any()
+    even = make_answer(sampled=4, onsets=4, beats=3.0, call_density=1.0)  # at the call's pace: a quarter is free
+    assert bend(density, even, OFFSET)[0][quarter] == 0
+    faster = make_answer(sampled=8, onsets=8, beats=2.0, call_density=1.0, density_dial=4.0)  # the dial asks for 4 a beat
+    assert bend(density, faster, OFFSET)[0][sixteenth] > logits[sixteenth]
+
+
+def test_echo_bends_away_the_third_note_of_a_call_played_back():
+    answer = make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 62])
+    logits, _ = bend(echo, answer, PITCH, offset=6)
+    assert logits[64] < 0 and np.count_nonzero(logits) == 1
+    assert not bend(echo, make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 63]), PITCH, offset=6)[0].any()
+    assert not bend(echo, make_answer(sampled=1, onsets=1, call_line=[60, 62, 64], line=[60]), PITCH, offset=6)[0].any()
+    meant = make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 62], motif=Motif([0, 6], [6, 6], [60, 62], 2, 5.0))
+    assert not bend(echo, meant, PITCH, offset=6)[0].any()  # at imitation 1 it may be meant
+
+
+def test_the_density_knob_moves_the_next_answer():
+    from improv.realtime.engine import Engine
+    from tests.support.fakes import cc, phrase, simulate
+
+    s = ServeSettings(estimate_tempo=False, keep_key=False)
+    e = Engine(random_step_model(hidden_size=16, embed_dim=8, seed=1), s)
+    simulate(e, [(0.0, cc(s.cc_density, 127))], until=0.1)
+    assert e.density == pytest.approx(4.0, rel=0.03)
+    simulate(e, [(0.2, cc(s.cc_density, 0))], until=0.3, start=0.2)
+    assert e.density == pytest.approx(0.25)

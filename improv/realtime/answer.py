@@ -50,6 +50,10 @@ class Answer:
     tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
     motif_call: tuple[list[np.ndarray], list[bool]] = field(default_factory=lambda: ([], []))  # the call's rows and chord flags
     motif: Motif | None = None  # what the answer imitates (serve.imitation)
+    call_line: list[int] = field(default_factory=list)  # the call's top line (the skyline), in order
+    call_density: float = 0.0  # the call's notes per beat (0: unknown)
+    density_dial: float = 1.0  # serve.density: the answer's notes per beat over the call's
+    line: list[int] = field(default_factory=list)  # the answer's top line so far, one pitch an onset
     dynamics: Dynamics = field(default_factory=lambda: Dynamics(80.0, 6.0, 0.0))  # the call's level, spread and rise
     state: Any = None  # after the last sampled row
     base: Any = None  # after priming, before the first sampled row

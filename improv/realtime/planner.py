@@ -28,6 +28,7 @@ from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
     call_register,
+    call_onsets,
     call_texture,
     make_motif,
     on_beat,
@@ -53,6 +54,7 @@ class Planner:
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
         self.processors = answer_processors(s)  # the answer's constraints and rules (realtime.processors)
+        self.density = s.density  # the density dial (its knob moves it)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
@@ -117,6 +119,10 @@ class Planner:
             motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
         )
         answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
+        answer.call_line = [p for p in call_onsets(*answer.motif_call, self._time_values)[2] if p is not None]
+        span_beats = (call_end - call.first_onset) * bpm / 60
+        answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
+        answer.density_dial = self.density
         if rows is None:
             answer.state = answer.base = context.state
         else:
@@ -152,8 +158,10 @@ class Planner:
         answer.onset_pitches = set()
         answer.line_pitch = answer.line_before = None
         answer.sounding, answer.held_top = [], -1
+        answer.line = []
         answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
+        answer.density_dial = self.density
         answer.rng = self.rng(exchange)
         answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
 
@@ -213,6 +221,10 @@ class Planner:
         answer.sounding.append((beats + duration, pitch))
         struck = max(answer.onset_pitches)
         answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
+        if new_onset:
+            answer.line.append(answer.line_pitch)
+        elif answer.line and answer.line_pitch is not None:
+            answer.line[-1] = answer.line_pitch
         answer.planned.append(planned)
         answer.state = state
         answer.sampled += 1

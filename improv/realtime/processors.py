@@ -11,8 +11,9 @@ Two kinds:
   moving on (``one_key``).
 * **rules** (``serve.rule_*`` strengths): ``texture`` (no chord beyond the call's), ``register``
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
-  top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note) and ``opening``
-  (the first onset on the tonic triad).
+  top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
+  (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
+  ``echo`` (no opening that plays the call back at pitch).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
 ``answer_guide``: it sees what the others see, in ``Step``.
@@ -29,6 +30,7 @@ from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer
 from improv.realtime.shaping import (
     CADENCE_NATS,
+    IMITATION_NATS,
     ChordTop,
     Motif,
     keep_below,
@@ -182,6 +184,41 @@ def opening(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     return logits, mask
 
 
+DENSITY_NATS = 3.0  # per octave (doubling) of notes per beat beyond DENSITY_BAND of the call's
+DENSITY_BAND = 0.25  # log2: within 0.84x..1.19x of the call's density, no bend
+DENSITY_PRIOR_BEATS = 2.0  # the running density starts as the call's, as if this many beats were played at it
+ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
+ECHO_NATS = 6.0
+
+
+def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Notes per beat near the call's (times ``serve.density``): the offset that would take the
+    answer's running density (the call's for its first beats) past a band around it is bent away,
+    the more the further. No sextuplet runs after a quarter-note call, no flurry after chords."""
+    answer = step.answer
+    if field != OFFSET or step.first or answer.call_density <= 0:
+        return logits, mask
+    wanted = answer.call_density * answer.density_dial
+    beats = answer.beats + step.values[: len(logits)]
+    running = (answer.sampled + 1 + DENSITY_PRIOR_BEATS * wanted) / (beats + DENSITY_PRIOR_BEATS)
+    beyond = np.maximum(np.abs(np.log2(running / wanted)) - DENSITY_BAND, 0.0)
+    return logits - DENSITY_NATS * strength * beyond, mask
+
+
+def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """No opening that plays the call back at pitch: once the answer's top line has repeated the
+    call's first ``ECHO_FROM`` notes, the call's next note is bent away (a motif moved to another
+    degree, or the same rhythm, still may come). Not at ``imitation`` 1, where it may be meant."""
+    answer = step.answer
+    k = len(answer.line)
+    if answer.motif is not None and answer.motif.strength >= IMITATION_NATS - 1e-9:
+        return logits, mask  # at imitation 1 a restatement at pitch may be what the performer asked for
+    if field == PITCH and step.new_onset(row) and ECHO_FROM <= k < len(answer.call_line) and answer.line == answer.call_line[:k]:
+        logits = logits.copy()
+        logits[answer.call_line[k]] -= ECHO_NATS * strength
+    return logits, mask
+
+
 Process = Callable[[Step, int, np.ndarray, np.ndarray, "np.ndarray | None", float], Bend]
 
 
@@ -198,7 +235,7 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening}
+RULES: dict[str, Process] = {"texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo}
 
 
 def answer_processors(settings: Any) -> list[Processor]:

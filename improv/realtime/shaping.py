@@ -7,7 +7,8 @@ but impossible (``serve.register: follow``).
 
 **Imitation** (``serve.imitation``, 0..1): the call's motif, its onsets' rhythm (offset and length
 classes) and its top line's shape, is restated from the answer's start, moved to another degree
-of the key (restated, or in sequence a step or two up or down, or a fifth), for the first
+of the key (in sequence a step or two up or down, or a fifth; restated at pitch only at
+imitation 1: below it, an answer that opens by playing the call back gives itself away), for the first
 ``imitation`` share of the call's onsets. Each head of the voice gets a bonus toward the motif's
 next value, up to ``IMITATION_NATS`` at 1: the voice follows the motif where it agrees and varies
 it where it disagrees strongly. The top line follows the motif's intervals from wherever the
@@ -105,7 +106,9 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     if imitation <= 0 or len(rows) < 2:
         return None
     offsets, durations, tops = call_onsets(rows, chords, time_values)
-    shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=SHIFT_WEIGHTS / SHIFT_WEIGHTS.sum()))])
+    # Restated at pitch only at imitation 1 (the performer asked for an echo); else moved.
+    weights = SHIFT_WEIGHTS if imitation >= 1 else np.where(np.array(SHIFTS) == 0, 0.0, SHIFT_WEIGHTS)
+    shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=weights / weights.sum()))])
     first = next(p for p in tops if p is not None)
     interval = move_by_degrees(first, shift, key) - first
     exact = [None if p is None else p + interval for p in tops]

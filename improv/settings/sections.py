@@ -266,6 +266,13 @@ class ServeSettings:
     # leaning to where the call ended, its crescendo or diminuendo carried on, an arc, accents on
     # the beat, a softer ending; 0 = the call's level, flat (follow_velocity still blends).
     rule_dynamics: float = 1.0
+    # density: notes per beat near the call's (times serve.density); echo: no opening that plays
+    # the call back at pitch (its first two notes may repeat the call's, not the third).
+    rule_density: float = 1.0
+    rule_echo: float = 1.0
+    # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
+    density: float = 1.0
+    cc_density: int = 26
 
 
 @dataclass(frozen=True)
