@@ -177,3 +177,20 @@ def test_the_density_knob_moves_the_next_answer():
     assert e.density == pytest.approx(4.0, rel=0.03)
     simulate(e, [(0.2, cc(s.cc_density, 0))], until=0.3, start=0.2)
     assert e.density == pytest.approx(0.25)
+
+
+def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
+    from improv.realtime.processors import voicing
+    from improv.realtime.shaping import call_bass
+
+    rows = [np.array([p, 0, 12, 4]) for p in (48, 60, 64, 50, 62, 65)]
+    assert call_bass(rows, [False, True, True, False, True, True]) == 49.0
+    assert call_bass(rows, [False] * 6) is None  # a line has no chords
+    chords = make_answer(max_voices=3, call_bass=48.0)
+    logits, _ = bend(voicing, chords, PITCH)  # a chord's first (lowest) note
+    assert logits[48] == 0 and logits[60] < -3 and logits[72] < logits[60]
+    cluster = make_answer(sampled=2, onsets=1, max_voices=3, onset_pitches={74, 76})
+    _, mask = bend(voicing, cluster, PITCH, offset=0)
+    assert mask is not None and not mask[75] and mask[73] and mask[77] and mask.sum() == len(mask) - 3  # D, E and the E flat between: a cluster
+    assert bend(voicing, cluster, PITCH, offset=0, strength=0.0)[1] is None
+    assert bend(voicing, make_answer(max_voices=1, call_bass=48.0), PITCH)[0].any() == False  # a line: nothing

@@ -51,6 +51,7 @@ class Answer:
     motif_call: tuple[list[np.ndarray], list[bool]] = field(default_factory=lambda: ([], []))  # the call's rows and chord flags
     motif: Motif | None = None  # what the answer imitates (serve.imitation)
     call_line: list[int] = field(default_factory=list)  # the call's top line (the skyline), in order
+    call_bass: float | None = None  # the median lowest note of the call's chords (None: the call is a line)
     call_density: float = 0.0  # the call's notes per beat (0: unknown)
     density_dial: float = 1.0  # serve.density: the answer's notes per beat over the call's
     line: list[int] = field(default_factory=list)  # the answer's top line so far, one pitch an onset

@@ -28,6 +28,7 @@ from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
     call_register,
+    call_bass,
     call_onsets,
     call_texture,
     make_motif,
@@ -122,6 +123,7 @@ class Planner:
         answer.call_line = [p for p in call_onsets(*answer.motif_call, self._time_values)[2] if p is not None]
         span_beats = (call_end - call.first_onset) * bpm / 60
         answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
+        answer.call_bass = call_bass(*answer.motif_call)
         answer.density_dial = self.density
         if rows is None:
             answer.state = answer.base = context.state

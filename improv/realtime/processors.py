@@ -13,7 +13,8 @@ Two kinds:
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
-  ``echo`` (no opening that plays the call back at pitch).
+  ``echo`` (no opening that plays the call back at pitch) and ``voicing`` (a chord's bass in
+  the call's bass register, no three notes within a whole tone).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
 ``answer_guide``: it sees what the others see, in ``Step``.
@@ -219,6 +220,37 @@ def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.n
     return logits, mask
 
 
+BASS_BAND = 5.0  # semitones around the call's bass where a chord's lowest note is free
+BASS_SLOPE = 0.7  # nats a semitone beyond the band
+
+
+def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) in the register
+    the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
+    notes within a whole tone in one chord (a mask while on, unless it would leave no key)."""
+    answer = step.answer
+    if field != PITCH or answer.max_voices == 1:
+        return logits, mask
+    if step.new_onset(row):
+        if answer.call_bass is not None:
+            distance = np.abs(np.arange(len(logits), dtype=np.float64) - answer.call_bass) - BASS_BAND
+            bend_ = -BASS_SLOPE * strength * np.clip(distance, 0.0, None)
+            bend_[128:] = 0.0
+            logits = logits + bend_
+        return logits, mask
+    struck = sorted(answer.onset_pitches)
+    if len(struck) < 2:
+        return logits, mask
+    allowed = np.ones(len(logits), dtype=bool)
+    for p in range(min(len(logits), 128)):
+        near = [q for q in struck if abs(q - p) <= 2]
+        # three notes within a whole tone: p and two struck notes all within 2 semitones of each other
+        if len(near) >= 2 and max(near + [p]) - min(near + [p]) <= 2:
+            allowed[p] = False
+    narrowed = allowed if mask is None else mask & allowed
+    return logits, narrowed if narrowed.any() else mask
+
+
 Process = Callable[[Step, int, np.ndarray, np.ndarray, "np.ndarray | None", float], Bend]
 
 
@@ -235,7 +267,7 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo}
+RULES: dict[str, Process] = {"texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
 
 
 def answer_processors(settings: Any) -> list[Processor]:

@@ -213,6 +213,20 @@ def call_texture(onset_groups: Sequence[int]) -> int:
     return int(max(onset_groups))
 
 
+def call_bass(rows: Sequence[np.ndarray], chords: Sequence[bool]) -> float | None:
+    """The median lowest note of the call's chords (onsets of two notes or more), None when it
+    struck none: where its bass lay."""
+    lows, group = [], []  # type: ignore[var-annotated]
+    for row, chord in list(zip(rows, chords)) + [(None, False)]:
+        if row is not None and chord and group:
+            group.append(int(row[0]))
+            continue
+        if len(group) >= 2:
+            lows.append(min(group))
+        group = [] if row is None else [int(row[0])]
+    return float(np.median(lows)) if lows else None
+
+
 def call_register(call: Any) -> tuple[float, float]:
     """The call's register: its median pitch, and half the span of its middle 80 % (at least
     half an octave), in semitones."""

@@ -270,6 +270,9 @@ class ServeSettings:
     # the call back at pitch (its first two notes may repeat the call's, not the third).
     rule_density: float = 1.0
     rule_echo: float = 1.0
+    # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
+    # a whole tone in one chord.
+    rule_voicing: float = 1.0
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
     cc_density: int = 26
