@@ -74,3 +74,31 @@ def test_telling_features_rank_the_giveaway_first():
     other[:, FEATURES.index("density")] += 3
     top = telling_features(real, other)
     assert top[0]["feature"] == "density" and top[0]["auc"] > 0.9 and top[0]["system"] > top[0]["real"]
+
+
+def test_the_guided_nll_scores_the_real_answer_under_the_rules():
+    from improv.evaluation.answers import answer_nll
+    from improv.evaluation.guided import FLOOR, guided_answer_nll
+    from improv.evaluation.phrases import cut_pairs
+    from improv.model.sampling import SamplingParams
+    from improv.model.step_model import random_step_model
+    from improv.music.tokenizer import Tokenizer
+    from improv.realtime.processors import RULES
+    from improv.settings.sections import ServeSettings
+
+    tok = Tokenizer()
+    rng = np.random.default_rng(0)
+    notes = [Note(int(60 + rng.choice([0, 2, 4, 5, 7])), i * 0.5, 0.5, 80) for i in range(48)]
+    pair = cut_pairs("x", tok.encode(notes), tok, (4, 4), 2, 120.0, pickup=0.0)[0]
+    model = random_step_model(hidden_size=16, embed_dim=8, seed=1)
+    bare = ServeSettings(keep_key=False, register="free", phrase_ending=False, **{f"rule_{name}": 0.0 for name in RULES})
+    total, scored, floored = guided_answer_nll(model, bare, SamplingParams(), pair, 120.0)
+    plain = answer_nll(model, pair.call_rows, pair.answer_rows)[0].sum()
+    # No rule: the voice's own likelihood (within what the engine's hearing of the call changes).
+    assert scored == len(pair.answer_rows) and floored == 0 and abs(total - plain) < 0.1 * plain
+    ruled, _, _ = guided_answer_nll(model, ServeSettings(), SamplingParams(), pair, 120.0)
+    assert ruled != total
+    # A range that rules every real note out costs the floor for each.
+    high = ServeSettings(lowest_pitch=100, highest_pitch=108)
+    _, scored, floored = guided_answer_nll(model, high, SamplingParams(), pair, 120.0)
+    assert floored >= scored > 0 and -np.log(FLOOR) > 9

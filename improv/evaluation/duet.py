@@ -10,6 +10,11 @@ the call) and ``shuffled`` (other pieces' real answers, as many per call as gene
 (``answer_nll_primed``), from a fresh state (``answer_nll_unprimed``) and under the Markov model
 given the call (``markov_answer_nll``), each also per head.
 
+``answer_nll_guided``: the real answers' NLL per event as the engine would draw them, the answer's
+rules bending the heads (``evaluation.guided``; the ablation's measure of each rule).
+``discriminator_auc``: the listener test (``evaluation.listener``); ``--dump`` writes every pair
+as MIDI (``evaluation.dump``).
+
 Calls the engine would not hear as one call (a silence inside them as long as ``serve.silence_ms``
 ends a call) are skipped for every system alike, so that all five answer the same calls;
 ``skipped_silence`` counts them.
@@ -17,6 +22,7 @@ ends a call) are skipped for every system alike, so that all five answer the sam
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,6 +40,8 @@ from improv.evaluation.answers import (
 )
 from improv.evaluation.baselines import MarkovModel, per_field_dict
 from improv.evaluation.dump import dump_pairs
+from improv.evaluation.guided import FLOOR as GUIDED_FLOOR
+from improv.evaluation.guided import guided_answer_nll
 from improv.evaluation.listener import listener_test
 from improv.evaluation.metrics import CopyIndex, collapse_rate, note_codes
 from improv.evaluation.phrases import PhrasePair, cut_pairs, shuffled_partners
@@ -96,6 +104,7 @@ def evaluate_duet(
     log(f"{len(kept)} phrase pairs ({skipped} skipped: a silence inside the call would end it); {answers} generated answers per call and system")
     turns: dict[str, list[Turn]] = {name: [] for name in SYSTEMS}
     nll = np.zeros((3, 4))  # primed, unprimed, markov; per field
+    guided = np.zeros(3)  # the real answers under the rules (evaluation.guided): nats, events, floored values
     events = 0
     partners = [shuffled_partners([p.piece for p in kept], seed, k) for k in range(answers)]
     rng = np.random.default_rng(seed)
@@ -110,6 +119,8 @@ def evaluate_duet(
         primed, fresh = answer_nll(model, pair.call_rows, pair.answer_rows)
         nll += np.stack([primed, fresh, markov_answer_nll(markov, tok, pair.call_rows, pair.answer_rows)])
         events += len(pair.answer_rows)
+        total, scored, floored = guided_answer_nll(model, serve, params, pair, bpm)
+        guided += np.array([total, scored, floored])
         turns["real"].append(turn(pair.answer))
         for k in range(answers):
             partner = partners[k][i]
@@ -128,6 +139,8 @@ def evaluate_duet(
     out: dict[str, Any] = {}
     for index, name in enumerate(("answer_nll_primed", "answer_nll_unprimed", "markov_answer_nll")):
         out.update(per_field_dict(nll[index], events, name))
+    out["answer_nll_guided"] = float(guided[0] / guided[1]) if guided[1] else None
+    out["answer_nll_guided_floored"] = float(guided[2] / guided[1] / 4) if guided[1] else None  # share of head values
     out.update({name: summarize(turns[name], spb) for name in SYSTEMS})
     if listener:
         heard = listener_test(turns, {name: [t.index for t in turns[name]] for name in SYSTEMS}, spb, seed)
@@ -234,6 +247,7 @@ def format_duet_table(result: dict[str, Any]) -> str:
         f"{'NLL of the real answer':<30}{'nats/event':>11}",
         f"{'  after the call (primed)':<30}{result['answer_nll_primed']:>11.3f}   target: below both others ({verdict('answer_nll')})",
         f"{'  from a fresh state':<30}{result['answer_nll_unprimed']:>11.3f}",
+        f"{'  after the call, with rules':<30}{shown(result.get('answer_nll_guided')):>11}   (improv's answer rules on; values ruled out cost {-math.log(GUIDED_FLOOR):.1f} nats)",
         f"{'  markov-' + str(result['markov_order']) + ' after the call':<30}{result['markov_answer_nll']:>11.3f}",
         "",
         f"{'figure':<16}" + "".join(f"{name:>10}" for name in SYSTEMS) + "   target (improv)",

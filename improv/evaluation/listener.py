@@ -23,9 +23,14 @@ corpora carry none, so the real answers' velocities would give every system away
 * rhythm: ``ioi`` log2 of the median time between onsets, answer over call; ``ioi_kinds`` distinct
   inter-onset intervals, answer minus call; ``duration`` log2 of the median note length, answer
   over call; ``on_beat`` the share of onsets on a metric beat, answer minus call.
-* phrase: ``first_onset`` where the answer's first note falls in its bar (beats); ``last_length``
-  log2 of its last onset's longest note (beats); ``cadence`` it ends on a cadence
-  (``response.ends_on_cadence``); ``empty`` it has no note.
+* phrase: ``last_length`` log2 of its last onset's longest note (beats); ``cadence`` it ends on
+  a cadence (``response.ends_on_cadence``); ``empty`` it has no note.
+
+Not when the answer starts: a real answer's next bar follows the call at once, while an engine
+must hear the silence that ends a call before it answers (it starts on a later beat of the bar,
+``serve.answer_grid_beats``). That is the duet's timing, the same for any answering system, not
+the answer's music; a feature of it told improv from the real answers every time (AUC 1.0) and
+hid everything else.
 
 The classifier is a random forest (scikit-learn, the ``[eval]`` extra); cross-validation is
 grouped by call (a call's real answer and the system's answers to it are always in the same fold,
@@ -60,7 +65,7 @@ FEATURES = (
     "leap", "steps",
     "rhythm_uptake", "motif_uptake", "echo_pitch", "echo_interval",
     "ioi", "ioi_kinds", "duration", "on_beat",
-    "first_onset", "last_length", "cadence", "empty",
+    "last_length", "cadence", "empty",
 )  # fmt: skip
 FOLDS = 5
 
@@ -147,7 +152,6 @@ def features(turn: Turn, steps_per_beat: int) -> np.ndarray:
         ioi_kinds=a["ioi_kinds"] - c["ioi_kinds"],
         duration=np.log2(max(a["duration"], 1e-3) / max(c["duration"], 1e-3)),
         on_beat=a["on_beat"] - c["on_beat"],
-        first_onset=float(np.clip(answer["start"].min(), 0.0, turn.bar)),
         last_length=np.log2(max(float(answer["duration"][last].max()), 1e-3)),
         cadence=float(ends_on_cadence(answer, key, turn.beat, spb)),
     )

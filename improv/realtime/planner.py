@@ -237,12 +237,16 @@ class Planner:
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
-        call's key (when known), and a beat long or more (or the answer is at its length)."""
+        call's key (when known) and a beat long or more; or the answer is at its length and the
+        note is on a beat (real answers end on a cadence in a few bars out of ten, not in every
+        one: waiting for the tonic up to 1.5 times the length made improv's the ones that did)."""
         if progress < CADENCE_FROM or not on_beat(answer.beats):
             return False
+        if progress >= 1.0:
+            return True
         if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
             return False
-        return duration >= 1.0 or progress >= 1.0
+        return duration >= 1.0
 
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""

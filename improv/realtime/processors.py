@@ -6,8 +6,8 @@ the voice's and a rule's nats are the same at any temperature.
 
 Two kinds:
 
-* **constraints** (``hard``): always on, never dropped by a fallback: the pitch range and key (the
-  planner's mask, passed in), one key per onset, and an onset left with no key of the range
+* **constraints** (``hard``): always on, never dropped by a fallback: the pitch range and the
+  call's key (the planner's mask, passed in), one key per onset, and an onset left with no key of the range
   moving on (``one_key``).
 * **rules** (``serve.rule_*`` strengths): ``texture`` (no chord beyond the call's), ``register``
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'

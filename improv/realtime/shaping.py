@@ -40,6 +40,7 @@ CADENCE_NATS = 1.5  # bonus toward an ending's tonic-triad tones, beats and long
 SHIFTS = (0, 4, -3, 1, -1, 2, -2)  # scale degrees the motif moves by: restated, a fifth, in sequence
 SHIFT_WEIGHTS = np.array([0.4, 0.15, 0.1, 0.1, 0.1, 0.075, 0.075])
 REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
+REGISTER_MARGIN = 3  # semitones past the call's lowest and highest notes that are still its register
 REGISTER_REACH = 12  # ... and beyond this many semitones past it, all but impossible
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])  # natural minor: the degrees a motif moves along
@@ -228,11 +229,13 @@ def call_bass(rows: Sequence[np.ndarray], chords: Sequence[bool]) -> float | Non
 
 
 def call_register(call: Any) -> tuple[float, float]:
-    """The call's register: its median pitch, and half the span of its middle 80 % (at least
-    half an octave), in semitones."""
+    """The call's register: the middle of its lowest and highest notes, and half their span plus
+    ``REGISTER_MARGIN`` (at least half an octave), in semitones. The whole span, not its middle
+    80 %: a register that left out the call's bass and top narrowed every answer (by 5 semitones
+    in bach's, against its real answers) and lifted its bass."""
     pitches = np.array([n.pitch for n in call.notes], dtype=float)
-    low, high = np.percentile(pitches, [10, 90])
-    return float(np.median(pitches)), max(6.0, (high - low) / 2 + 2)
+    low, high = float(pitches.min()), float(pitches.max())
+    return (low + high) / 2, max(6.0, (high - low) / 2 + REGISTER_MARGIN)
 
 
 def register_bias(register: tuple[float, float]) -> np.ndarray:
