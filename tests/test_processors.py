@@ -194,3 +194,19 @@ def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
     assert mask is not None and not mask[75] and mask[73] and mask[77] and mask.sum() == len(mask) - 3  # D, E and the E flat between: a cluster
     assert bend(voicing, cluster, PITCH, offset=0, strength=0.0)[1] is None
     assert bend(voicing, make_answer(max_voices=1, call_bass=48.0), PITCH)[0].any() == False  # a line: nothing
+
+
+def test_key_rules_out_stray_notes_and_bends_meant_ones():
+    from improv.realtime.processors import KEY_NATS, key
+
+    c_major = np.zeros(N_PITCH, dtype=bool)
+    c_major[:128] = np.isin(np.arange(128) % 12, [0, 2, 4, 5, 7, 9, 11])
+    answer = make_answer(mask=c_major)
+    logits = np.full(N_PITCH, -10.0)
+    logits[[60, 62, 66]] = [1.0, 0.5, 1.0]  # the voice means F sharp as much as C
+    step = step_of(answer, VALUES, False)
+    bent, mask = Processor("key", key, 1.0)(step, PITCH, np.zeros(4, dtype=np.int64), logits, None)
+    assert mask[66] and mask[60] and not mask[61] and not mask[70]  # C sharp, B flat: stray, ruled out
+    assert bent[66] == logits[66] - KEY_NATS and bent[60] == logits[60]
+    off, none = Processor("key", key, 0.0)(step, PITCH, np.zeros(4, dtype=np.int64), logits, None)
+    assert none is None and np.array_equal(off, logits)

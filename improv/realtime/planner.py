@@ -190,7 +190,8 @@ class Planner:
         if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer, length_factor))
+        # The range is the hard mask; the key (answer.mask) a rule (realtime.processors.key).
+        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, self.guide(answer, length_factor))
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1

@@ -6,10 +6,11 @@ the voice's and a rule's nats are the same at any temperature.
 
 Two kinds:
 
-* **constraints** (``hard``): always on, never dropped by a fallback: the pitch range and the
-  call's key (the planner's mask, passed in), one key per onset, and an onset left with no key of the range
+* **constraints** (``hard``): always on, never dropped by a fallback: the pitch range (the
+  planner's mask, passed in), one key per onset, and an onset left with no key of the range
   moving on (``one_key``).
-* **rules** (``serve.rule_*`` strengths): ``texture`` (no chord beyond the call's), ``register``
+* **rules** (``serve.rule_*`` strengths): ``key`` (the call's: out-of-key notes only where the
+  voice means them), ``texture`` (no chord beyond the call's), ``register``
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
@@ -220,6 +221,29 @@ def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.n
     return logits, mask
 
 
+KEY_KEEP = 0.05  # an out-of-key note the voice gives less than this probability is ruled out
+KEY_NATS = 1.0  # ... one it gives more is only bent away
+
+
+def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """The call's key (``serve.keep_key``: its scale and the pitch classes the call played): a
+    note outside it only where the voice really means it (``KEY_KEEP``), and then a little less
+    likely. A mask for the rest: real answers step outside the key now and then (one note in ten
+    in bach's), improv's never did, and a listener heard it (in_scale 0.96 against 0.90)."""
+    if field != PITCH:
+        return logits, mask
+    key_mask = step.answer.mask
+    allowed = np.ones(len(logits), dtype=bool) if mask is None else mask
+    z = np.where(allowed, logits, -np.inf)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    out = ~key_mask[: len(logits)]
+    narrowed = allowed & ~(out & (p < KEY_KEEP))
+    if narrowed.any():
+        mask = narrowed
+    return logits - KEY_NATS * strength * out, mask
+
+
 BASS_BAND = 5.0  # semitones around the call's bass where a chord's lowest note is free
 BASS_SLOPE = 0.7  # nats a semitone beyond the band
 
@@ -267,7 +291,7 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
 
 
 def answer_processors(settings: Any) -> list[Processor]:

@@ -233,7 +233,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "cc_imitation"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "echo_probe_s"): (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
     ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
-    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing")},
+    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing")},
     ("serve", "density"): (lambda v: 0.25 <= v <= 4, "between 0.25 and 4"),
     ("serve", "cc_density"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),

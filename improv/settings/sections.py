@@ -252,11 +252,14 @@ class ServeSettings:
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
     # ---- the answer's rules (realtime/processors.py; issue 19) ----
-    # Each rule's strength: 1 = as designed, 0 = off, 2 = twice its nats. texture: a line answers
+    # Each rule's strength: 1 = as designed, 0 = off, 2 = twice its nats. key (with keep_key):
+    # a note outside the call's key only where the voice gives it 5 % or more, and then bent
+    # away (0: the key is not kept at all); texture: a line answers
     # a line, chords no fuller than the call's; register: around the call's; motif: the call's
     # motif taken up (as far as imitation says); cadence and opening: the phrase's ending and its
     # first onset on the tonic triad (with phrase_ending). The pitch range and one key per onset
     # are not rules: they always hold.
+    rule_key: float = 1.0
     rule_texture: float = 1.0
     rule_register: float = 1.0
     rule_motif: float = 1.0
