@@ -201,12 +201,14 @@ def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: in
 # What the issue asks of improv's answers, beside each figure of the table ("clearly above" the
 # shuffled control is read as at least 1.25 times its figure).
 TARGETS = {
-    "rhythm_uptake": ">= 0.8x real, >= 1.25x shuffled",
-    "motif_uptake": ">= 0.8x real, >= 1.25x shuffled",
+    "rhythm_uptake": "0.8x-1.5x real, >= 1.25x shuffled",
+    "motif_uptake": "0.8x-1.5x real, >= 1.25x shuffled",
     "key_agreement": ">= real",
     "register_gap": "<= real + 3",
     "polyphony": "as the call",
-    "cadence_rate": "",
+    "cadence_rate": "0.8x-1.5x real",
+    "echo_rate": "<= real + 0.05",
+    "density_kept": ">= 0.9",
 }
 
 
@@ -221,8 +223,12 @@ def targets_met(result: dict[str, Any]) -> dict[str, bool | None]:
     nll = (result["answer_nll_primed"], result["answer_nll_unprimed"], result["markov_answer_nll"])
     return {
         "answer_nll": bool(nll[0] < nll[1] and nll[0] < nll[2]),
-        "rhythm_uptake": rule("rhythm_uptake", lambda i, r, s: i >= 0.8 * r and i >= 1.25 * s),
-        "motif_uptake": rule("motif_uptake", lambda i, r, s: i >= 0.8 * r and i >= 1.25 * s),
+        "rhythm_uptake": rule("rhythm_uptake", lambda i, r, s: 0.8 * r <= i <= 1.5 * r and i >= 1.25 * s),
+        "motif_uptake": rule("motif_uptake", lambda i, r, s: 0.8 * r <= i <= 1.5 * r and i >= 1.25 * s),
+        "cadence_rate": rule("cadence_rate", lambda i, r, s: 0.8 * r <= i <= 1.5 * r),
+        "echo_rate": rule("echo_rate", lambda i, r, s: i <= r + 0.05),
+        "density_kept": rule("density_kept", lambda i, r, s: i >= 0.9),
+        "discriminator_auc": None if improv.get("discriminator_auc") is None or result["markov"].get("discriminator_auc") is None else bool(improv["discriminator_auc"] <= 0.75 and improv["discriminator_auc"] <= result["markov"]["discriminator_auc"]),
         "key_agreement": rule("key_agreement", lambda i, r, s: i >= r),
         "register_gap": rule("register_gap", lambda i, r, s: i <= r + 3),
     }
@@ -256,7 +262,7 @@ def format_duet_table(result: dict[str, Any]) -> str:
         lines.append(f"{figure:<16}" + "".join(f"{shown(result[name][figure]):>10}" for name in SYSTEMS) + f"   {TARGETS[figure]}" + (f" ({verdict(figure)})" if verdict(figure) else ""))
     lines.append(f"{'  the calls':<16}{shown(result['real']['call_polyphony']):>10}   (notes per onset)")
     lines.append(f"{'collapse_rate':<16}" + "".join(f"{shown(result[name].get('collapse_rate')):>10}" for name in SYSTEMS) + "   < 0.02")
-    lines.append(f"{'listener AUC':<16}" + "".join(f"{shown(result[name].get('discriminator_auc')):>10}" for name in SYSTEMS) + "   <= 0.75 and <= markov (0.5: cannot tell from real)")
+    lines.append(f"{'listener AUC':<16}" + "".join(f"{shown(result[name].get('discriminator_auc')):>10}" for name in SYSTEMS) + "   <= 0.75 and <= markov (0.5: cannot tell from real)" + (f" ({verdict('discriminator_auc')})" if verdict('discriminator_auc') else ""))
     lines.append(f"{'longest_copy':<16}" + "".join(f"{shown(result[name].get('longest_copy')):>10}" for name in SYSTEMS) + "   <= real (events found verbatim in a training piece)")
     telling = result.get("telling_features") or []
     if telling:
