@@ -39,6 +39,7 @@ from improv.realtime.shaping import (
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
+ENDING_BEATS = 1.5  # a note ending an answer before its length: a tonic-triad tone this long (a quarter is every other note of a chorale)
 
 
 class Planner:
@@ -238,7 +239,7 @@ class Planner:
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
-        call's key (when known) and a beat long or more; or the answer is at its length and the
+        call's key (when known) and ENDING_BEATS long or more; or the answer is at its length and the
         note is on a beat (real answers end on a cadence in a few bars out of ten, not in every
         one: waiting for the tonic up to 1.5 times the length made improv's the ones that did)."""
         if progress < CADENCE_FROM or not on_beat(answer.beats):
@@ -247,7 +248,7 @@ class Planner:
             return True
         if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
             return False
-        return duration >= 1.0
+        return duration >= ENDING_BEATS
 
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""

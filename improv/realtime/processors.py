@@ -221,8 +221,8 @@ def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.n
     return logits, mask
 
 
-KEY_KEEP = 0.05  # an out-of-key note the voice gives less than this probability is ruled out
-KEY_NATS = 1.0  # ... one it gives more is only bent away
+KEY_KEEP = 0.02  # an out-of-key note the voice gives less than this probability is ruled out
+KEY_NATS = 0.5  # ... one it gives more is only bent away
 
 
 def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:

@@ -253,7 +253,7 @@ class ServeSettings:
     reconnect_s: float = 1.0
     # ---- the answer's rules (realtime/processors.py; issue 19) ----
     # Each rule's strength: 1 = as designed, 0 = off, 2 = twice its nats. key (with keep_key):
-    # a note outside the call's key only where the voice gives it 5 % or more, and then bent
+    # a note outside the call's key only where the voice gives it 2 % or more, and then bent
     # away (0: the key is not kept at all); texture: a line answers
     # a line, chords no fuller than the call's; register: around the call's; motif: the call's
     # motif taken up (as far as imitation says); cadence and opening: the phrase's ending and its
