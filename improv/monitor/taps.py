@@ -42,6 +42,7 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "temperature": round(float(engine.temperature), 3),
         "length": round(float(engine.length_factor), 3),
         "imitation": round(float(engine.imitation), 3),
+        "density": round(float(engine.density), 3),
     }
 
 

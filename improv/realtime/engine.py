@@ -271,6 +271,7 @@ class Engine:
     state = property(lambda self: self._context.state)
     sounding = property(lambda self: sorted(self._output.sounding))
     answer = property(lambda self: self._responder.answer)
+    density = property(lambda self: self._planner.density)
     loopback = property(lambda self: self._echo.loopback)
 
     def window_rows(self) -> Any:
@@ -284,9 +285,11 @@ class Engine:
             self.panic(now)
         elif kind == "end_call" and self._listener.call is not None and self.mode == LISTEN:
             self._listener.call.end_request = now
-        elif kind in ("temperature", "imitation"):  # an answer not started yet is drawn again
+        elif kind in ("temperature", "imitation", "density"):  # an answer not started yet is drawn again
             if kind == "temperature":
                 self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
+            elif kind == "density":
+                self._planner.density = action.value
             else:
                 self.imitation = action.value
             a = self._answer

@@ -259,6 +259,36 @@ class ServeSettings:
     realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
+    # ---- the answer's rules (realtime/processors.py; issue 19) ----
+    # Each rule's strength: 1 = as designed, 0 = off, 2 = twice its nats. key (with keep_key):
+    # a note outside the call's key only where the voice gives it 2 % or more, and then bent
+    # away (0: the key is not kept at all); texture: a line answers
+    # a line, chords no fuller than the call's; register: around the call's; motif: the call's
+    # motif taken up (as far as imitation says); cadence and opening: the phrase's ending and its
+    # first onset on the tonic triad (with phrase_ending). The pitch range and one key per onset
+    # are not rules: they always hold.
+    rule_key: float = 1.0
+    rule_texture: float = 1.0
+    rule_register: float = 1.0
+    rule_motif: float = 1.0
+    # (cadence 0.3: at 1, with the tonic triad on every beat of the ending, bach's answers ended on
+    # a cadence 0.45 of the time against the real answers' 0.07)
+    rule_cadence: float = 0.3
+    rule_opening: float = 1.0
+    # dynamics: the answer's velocities shaped after the call's (realtime/dynamics.py): its level
+    # leaning to where the call ended, its crescendo or diminuendo carried on, an arc, accents on
+    # the beat, a softer ending; 0 = the call's level, flat (follow_velocity still blends).
+    rule_dynamics: float = 1.0
+    # density: notes per beat near the call's (times serve.density); echo: no opening that plays
+    # the call back at pitch (its first two notes may repeat the call's, not the third).
+    rule_density: float = 1.0
+    rule_echo: float = 1.0
+    # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
+    # a whole tone in one chord.
+    rule_voicing: float = 1.0
+    # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
+    density: float = 1.0
+    cc_density: int = 26
 
     # ---- the pulse (issue 18): where the answer's notes fall on the performer's grid ----
     # Where the answer enters: "beat" = on a beat (serve.answer_grid_beats), "bar" = on the next
