@@ -69,6 +69,7 @@ class Answer:
     start: float | None = None
     exchange: Exchange | None = None
     late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
+    memory: Any = None  # the session memory as this answer uses it (a MemoryCursor), or None
 
     @property
     def ready(self) -> bool:

@@ -21,6 +21,7 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
 from improv.realtime.guide import Guide, answer_guide
+from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.shaping import (
     CADENCE_FROM,
@@ -42,6 +43,7 @@ class Planner:
 
     def __init__(self, settings: ServeSettings, quantiser: Quantiser, channel: int, seed: int) -> None:
         self.settings = s = settings
+        self.memory = SessionMemory(quantiser.tokenizer, s.adapt, s.forget_after)  # the performer's idiom, mixed into each head
         self.quantiser = quantiser
         self.channel = channel
         self.seed = seed
@@ -114,6 +116,7 @@ class Planner:
             motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
         )
         answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
+        answer.memory = self.memory.cursor(answer.motif_call[0], now)
         if rows is None:
             answer.state = answer.base = context.state
         else:
@@ -153,6 +156,8 @@ class Planner:
         answer.model_velocity_sum = 0.0
         answer.rng = self.rng(exchange)
         answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
+        if answer.memory is not None:
+            answer.memory.reset()
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -177,7 +182,10 @@ class Planner:
         if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer, length_factor))
+        guide = self.guide(answer, length_factor)
+        if answer.memory is not None:  # the session memory's mix, under the answer's own rules
+            guide = answer.memory.bend(guide)
+        row = model.sample_event(answer.state, answer.rng, params, answer.mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
@@ -211,6 +219,8 @@ class Planner:
         struck = max(answer.onset_pitches)
         answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
         answer.planned.append(planned)
+        if answer.memory is not None:
+            answer.memory.push(row)
         answer.state = state
         answer.sampled += 1
         answer.beats = beats
@@ -244,6 +254,7 @@ class Planner:
         if answer.rows is not None:
             context.primed_from(len(answer.rows), answer.base)
         context.cancel_reprime()
+        self.memory.hear([e.row for e in call.events], call.last_activity)  # learned in the think slices to come
         self.fit_length(answer, length_factor)
 
     def fit_length(self, answer: Answer, length_factor: float) -> None:
