@@ -17,13 +17,17 @@ with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
   performer played before (a cache model's risk: replaying the performer).
 Timing (this machine, one process): ``learn_us_p99`` per learned event, ``mix_us_p50`` the
 memory's cost per sampled event (four heads) against ``sample_us_p50`` (the voice's sample and
-step), ``due_ms_p99`` / ``due_ms_max`` the engine's send path during the adapt-1 sessions.
+step), ``due_ms_p99_a1`` / ``due_ms_max_a1`` the engine's ``due`` (what the loop calls to send;
+it also decides at a call's end, model work included) in the sessions at adapt 1, ``_a0`` at 0.
+``nll_drop_10_notes`` leaves the velocity head out: the voices learned from scores without dynamics,
+so any performer's velocities are news to them, and that head's drop is the largest.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import time
 from pathlib import Path
 
@@ -41,7 +45,7 @@ from improv.settings.sections import ServeSettings
 
 FF = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "final-fantasy-piano"
 CHECKPOINTS = (5, 10, 20)
-AHEAD = 5  # answers to the next calls measured at each checkpoint
+AHEAD = 8  # answers to the next calls measured at each checkpoint
 BPM = 100.0
 FIELDS = ("pitch", "offset", "duration", "velocity")
 
@@ -85,7 +89,7 @@ def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: li
     nll: dict[int, tuple[float, float, np.ndarray]] = {}
     now = 0.0
     for n in range(len(phrases)):
-        got, now = play_calls(engine, [phrases[n]], BPM, 1, start=now, due_times=due if adapt else None)
+        got, now = play_calls(engine, [phrases[n]], BPM, 1, start=now, due_times=due)
         answers += got
         if adapt and n + 1 in CHECKPOINTS:
             per = [memory_nll(model, engine.memory, rows[k - 1], rows[k], now) for k in range(n + 1, n + 4)]
@@ -129,10 +133,10 @@ def _codes(rows: np.ndarray) -> np.ndarray:
     return rows[:, 0] * 77 * 77 + rows[:, 1] * 77 + rows[:, 2] if len(rows) else np.zeros(0, np.int64)
 
 
-def _idiom(name: str, phrases: list[np.ndarray], model, seed: int, due: list[float]) -> dict[str, float]:
+def _idiom(name: str, phrases: list[np.ndarray], model, seed: int, due: dict[float, list[float]]) -> dict[str, float]:
     tok = model.tokenizer
     rows = session_rows(tok, phrases)
-    played = {adapt: _session(model, phrases, adapt, seed, rows, due) for adapt in (0.0, 1.0)}
+    played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt]) for adapt in (0.0, 1.0)}
     out: dict[str, float] = {}
     for n in CHECKPOINTS:
         voice, mixed, per_field = played[1.0]["nll"][n]
@@ -140,6 +144,7 @@ def _idiom(name: str, phrases: list[np.ndarray], model, seed: int, due: list[flo
         out[f"learn_{name}_nll_drop_{n}"] = round(voice - mixed, 3)
         if n == 10:
             out.update({f"learn_{name}_nll_drop_10_{f}": round(float(d), 3) for f, d in zip(FIELDS, per_field)})
+            out[f"learn_{name}_nll_drop_10_notes"] = round(float(per_field[:3].sum()), 3)  # without the dynamics
         window = slice(n, n + AHEAD)
         performer = phrases[: n + AHEAD]
         overlaps = {a: idiom_overlaps(played[a]["answers"][window], performer) for a in (0.0, 1.0)}
@@ -201,10 +206,62 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     else:
         idioms["ff"] = ff
     out: dict[str, float] = {}
-    due: list[float] = []
+    due: dict[float, list[float]] = {0.0: [], 1.0: []}
     for name, phrases in idioms.items():
         out.update(_idiom(name, phrases, model, seed, due))
     out.update(_timing(model, idioms["wholetone"]))
-    out["learn_due_ms_p99"] = round(float(np.percentile(due, 99)) * 1e3, 3)
-    out["learn_due_ms_max"] = round(float(np.max(due)) * 1e3, 3)
+    for adapt, times in due.items():  # the engine's send path, learning (adapt 1) or not
+        out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)
+        out[f"learn_due_ms_max_a{adapt:.0f}"] = round(float(np.max(times)) * 1e3, 3)
     return out
+
+
+def session_picture(out_png: str, calls: int = 12, seed: int = 1, voice: str = "folk") -> dict[float, list[float]]:
+    """The README's picture: the same ``calls`` whole-tone licks played into the engine at adapt 0
+    (top) and 1 (bottom); the performer's notes blue, improv's orange where they are in the
+    whole-tone scale and grey where not, each answer's whole-tone share above it. Returns the
+    shares per exchange, per adapt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from improv.evaluation.licks import WHOLE_TONE
+    from improv.io.files import write_atomic
+    from improv.realtime.report import Recorder
+
+    model = load_player(model_location(None, None, voice)).step_model()
+    fig, axes = plt.subplots(2, 1, figsize=(22, 7.5), sharex=True)
+    shares: dict[float, list[float]] = {}
+    for ax, adapt in zip(axes, (0.0, 1.0)):
+        recorder = Recorder()
+        engine = Engine(model, dataclasses.replace(ServeSettings(), adapt=adapt, estimate_tempo=False, bpm=BPM), seed=seed, recorder=recorder)
+        answers, now = play_calls(engine, licks(calls, "wholetone", seed), BPM, 1)
+        engine.shutdown(now)
+        starts = [t for t, text in recorder.marks if text.startswith("answer")]
+        shares[adapt] = [round(float(np.isin(a["pitch"].astype(int) % 12, WHOLE_TONE).mean()), 2) if len(a) else 0.0 for a in answers]
+        for who, notes in recorder.notes.items():
+            for pitch, on, off, _, _ in notes:
+                inside = pitch % 12 in WHOLE_TONE
+                colour = "#2166ac" if who == "performer" else "#e08214" if inside else "#9a9a9a"
+                ax.add_patch(plt.Rectangle((on, pitch - 0.4), max(off - on, 0.05), 0.8, color=colour, lw=0))
+        for t, share in zip(starts, shares[adapt]):
+            ax.axvline(t, color="#e08214", lw=0.6, ls=":")
+            ax.text(t + 0.2, 95, f"{share:.0%}", color="#b35806", fontsize=9)
+        ax.set_ylim(40, 100)
+        ax.set_xlim(0, now)
+        ax.set_ylabel("pitch")
+        ax.set_title(f"adapt {adapt:g}: answers in the whole-tone scale {np.mean(shares[adapt]):.0%} (orange = in the scale, grey = outside; blue = the performer)", loc="left", fontsize=11)
+    axes[-1].set_xlabel("seconds")
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    write_atomic(out_png, buf.getvalue())
+    return shares
+
+
+if __name__ == "__main__":  # python benchmarks/bench_learn.py docs/learn.png: the README's picture
+    import sys
+
+    print(session_picture(sys.argv[1]))

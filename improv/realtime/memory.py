@@ -42,7 +42,11 @@ Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.n
 MAX_EVENTS = 4000  # events remembered (a long set's worth); older ones leave, their counts with them
 RUN_KEEP = 3  # of a run of one key struck again and again, only this many are learned
 MAX_INTERVAL = 24  # larger leaps are not counted as intervals
-LAMBDA_MAX = 0.7  # the memory's largest share of a head (adapt 1, much varied evidence)
+# The memory's largest share of each head (adapt 1, much varied evidence), per field, measured on
+# the performer's next phrases (bench_learn's idioms, after ten calls): the voices' rhythm is good
+# already (a larger offset share costs likelihood), the performer's pitches and dynamics are what
+# they lack most.
+LAMBDA_MAX = {OFFSET: 0.3, PITCH: 0.75, DURATION: 0.45, VELOCITY: 0.6}
 EVIDENCE_HALF = 12.0  # events of evidence at which the share is half of its most
 VARIETY_FULL = 4.0  # pitch classes (perplexity of the session's pitch classes) for the full share
 FADE_TO = 0.1  # with forget_after, a phrase that old counts this much
@@ -223,13 +227,14 @@ class SessionMemory:
         return float(np.exp(-(p * np.log(p)).sum()))
 
     def share(self, now: float, adapt: float | None = None) -> float:
-        """``lam``: the memory's share of each head now (0 = the voice alone)."""
+        """How much the memory has its say now, 0..1 (0 = the voice alone): each head's share is
+        this times its ``LAMBDA_MAX``."""
         adapt = self.adapt if adapt is None else adapt
         evidence = self.total * self.scale(now)
         if adapt <= 0 or evidence <= 0:
             return 0.0
         varied = min(max((self.variety() - 1) / (VARIETY_FULL - 1), 0.0), 1.0)
-        return adapt * LAMBDA_MAX * varied * evidence / (evidence + EVIDENCE_HALF)
+        return adapt * varied * evidence / (evidence + EVIDENCE_HALF)
 
     # ---- predicting -------------------------------------------------------------------------------
 
@@ -320,6 +325,8 @@ class SessionMemory:
     def load_bytes(self, data: bytes, name: str = "memory") -> None:
         """A saved memory replaces this one (as if it had just been played); a bad file raises
         ``MemoryFileError`` naming what is wrong."""
+        if data[:4] != b"PK\x03\x04":
+            raise MemoryFileError(f"{name} is not a session memory improv wrote (not an .npz file)")
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 fmt, sizes, rows, weights = (z[k] for k in ("format", "sizes", "rows", "weights"))
@@ -361,14 +368,16 @@ class MemoryCursor:
         self.history = (self.history + [_Feat(row, self.history[-1] if self.history else None)])[-3:]
 
     def mix(self, field: int, row: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory)."""
+        """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory),
+        ``lam`` the memory's say times the head's ``LAMBDA_MAX``."""
         p = self.memory.probs(field, self.history, row, self.scale)
         if p is None or len(p) != len(logits):
             return logits
+        lam = self.lam * LAMBDA_MAX[field]
         z = np.asarray(logits, dtype=np.float64)
         q = np.exp(z - z.max())
-        q *= (1 - self.lam) / q.sum()
-        q += self.lam * p
+        q *= (1 - lam) / q.sum()
+        q += lam * p
         with np.errstate(divide="ignore"):
             return np.log(q)
 
