@@ -114,7 +114,7 @@ class SessionMemory:
         self.forget_after = forget_after
         self.max_events = max_events
         self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
-        self.pending: deque[tuple[np.ndarray, float]] = deque()  # heard, not learned yet
+        self.pending: deque[tuple[np.ndarray, float]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too)
         self.forget()
 
     # ---- learning -------------------------------------------------------------------------------
