@@ -217,3 +217,22 @@ def test_learning_waits_for_think_time():
     assert e.memory.events == len(calls[0]) and not e.memory.pending
     e.memory.hear([np.array([60, OFFSET, 6, 4], np.uint8)], 0.0)
     assert e.wants_think(1e6)  # heard, learned in the next think slice
+
+
+def test_serve_keeps_the_memory_in_a_file(tmp_path):
+    from improv.session.serve import load_memory, save_memory
+
+    said: list[str] = []
+    path = tmp_path / "set.memory"
+    fresh = SessionMemory(TOK, adapt=1.0)
+    load_memory(fresh, str(path), said.append)  # none yet: it starts empty, and says so
+    assert fresh.events == 0 and "starts empty" in said[-1]
+    assert save_memory(learned(wholetone_rows()), str(path), 0.0, said.append)
+    load_memory(fresh, str(path), said.append)
+    assert fresh.events == learned(wholetone_rows()).events and "events remembered" in said[-1]
+    path.write_bytes(b"PK\x03\x04 but no zip")
+    with pytest.raises(MemoryFileError, match="set.memory is not a session memory"):
+        load_memory(fresh, str(path), said.append)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(MemoryFileError, match="cannot read the session memory"):
+        load_memory(fresh, str(tmp_path / "folder"), said.append)
