@@ -13,6 +13,7 @@ from improv.evaluation.licks import licks
 from improv.evaluation.learning import session_rows
 from improv.model.voices import load_player
 from improv.model.step_model import HEAD_ORDER
+from improv.realtime.memory import MemoryCursor, SessionMemory
 sm=load_player('checkpoints/folk.npz').step_model(); tok=sm.tokenizer
 
 def feats(model, state, row):
@@ -60,6 +61,21 @@ for name, ph in (("wt",licks(14,'wholetone',1)),("blues",licks(14,'blues',1)),("
     base=nll(sm,rows,range(10,13))
     data=events(sm,rows[:10])
     print(name,'voice',np.round(base,2), base.sum().round(2))
+    memory = SessionMemory(tok, adapt=1.0)
+    for rows_k in rows[:10]:
+        for x in rows_k:
+            memory.learn(x, 0.0)
+    cached = np.zeros(4); n = 0
+    for k in range(10, 13):
+        st = sm.step(sm.initial_state(), tok.special(128))
+        for x in rows[k - 1]:
+            st = sm.step(st, x)
+        cursor = MemoryCursor(memory, memory.share(0.0), 1.0, list(rows[k - 1][-3:]))
+        for x in rows[k]:
+            cached += [-cursor.mix(f, x, lg)[int(x[f])] for f, lg in enumerate(sm.event_logits(st, x))]
+            cursor.push(x); st = sm.step(st, x); n += 1
+    d = base - cached / n
+    print('   the session memory (cache), adapt 1: drop (P,O,D,V)', np.round(d, 2), 'total', d.sum().round(2), 'notes', d[:3].sum().round(2))
     for bias_only in (True, False):
         for lr in (0.05,0.2):
             for ep in (1,3):
