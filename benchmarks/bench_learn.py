@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import sys
 import time
 from pathlib import Path
 
@@ -38,7 +39,6 @@ from improv.evaluation.licks import licks
 from improv.evaluation.metrics import CopyIndex, collapse_rate
 from improv.model.voices import load_player, model_location
 from improv.music.midi import read_midi_file
-from improv.music.notes import notes_of
 from improv.realtime.engine import Engine
 from improv.realtime.memory import MemoryCursor, SessionMemory
 from improv.settings.sections import ServeSettings
@@ -93,8 +93,8 @@ def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: li
         answers += got
         if adapt and n + 1 in CHECKPOINTS:
             per = [memory_nll(model, engine.memory, rows[k - 1], rows[k], now) for k in range(n + 1, n + 4)]
-            nll[n + 1] = (float(np.mean([a for a, _ in per])), float(np.mean([m for _, m in per])), np.zeros(4))
-            nll[n + 1] = nll[n + 1][:2] + (_field_drops(model, engine.memory, rows, n + 1, now),)
+            voice, mixed = (float(np.mean(side)) for side in zip(*per))
+            nll[n + 1] = (voice, mixed, _field_drops(model, engine.memory, rows, n + 1, now))
     return {"answers": answers, "nll": nll}
 
 
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     idioms = {"wholetone": licks(count, "wholetone", seed), "blues": licks(count, "blues", seed)}
     ff = ff_phrases(count)
     if ff is None or len(ff) < count:
-        print(f"note: the Final Fantasy idiom is skipped: {FF} is absent or has too few phrases", flush=True, file=__import__("sys").stderr)
+        print(f"note: the Final Fantasy idiom is skipped: {FF} is absent or has too few phrases", flush=True, file=sys.stderr)
     else:
         idioms["ff"] = ff
     out: dict[str, float] = {}
@@ -262,6 +262,4 @@ def session_picture(out_png: str, calls: int = 12, seed: int = 1, voice: str = "
 
 
 if __name__ == "__main__":  # python benchmarks/bench_learn.py docs/learn.png: the README's picture
-    import sys
-
     print(session_picture(sys.argv[1]))
