@@ -17,8 +17,9 @@ What is counted, per performer event (each table interpolated over its orders, W
 The pitch head's memory is the product of the interval and the pitch-class tables.
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
-``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one or
-two pitch classes is not an idiom), and never passes ``LAMBDA_MAX``: the voice keeps its share.
+``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
+pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
+classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share.
 Bounded: the last ``MAX_EVENTS`` events, each one's counts taken out when it leaves.
 Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a time in the
 engine's think slices (``absorb``), never on a send.
