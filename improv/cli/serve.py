@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
     parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
     parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks (and FILE.png, its picture)")
+    parser.add_argument("--memory", metavar="FILE", help="what improv learns of you (serve.adapt): loaded from FILE when it exists, saved there at the end, so a rehearsal's idiom carries to the gig")
     add_monitor_arguments(parser)
 
 
@@ -54,4 +55,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     monitor = monitor_choice(args, settings)
     voices = voice_choice(chosen_model(args, settings), settings.voice.live)
-    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor)
+    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor, memory=args.memory)
