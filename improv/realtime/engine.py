@@ -78,7 +78,7 @@ class Engine:
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
@@ -96,11 +96,9 @@ class Engine:
     def mode(self) -> str:
         return RESPOND if self._responder.responding else LISTEN
 
-    @property
-    def _answer(self) -> Answer | None:
-        return self._responder.answer
-
+    _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
+    memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)
 
     # ---- the loop's API ------------------------------------------------------------------------
 
@@ -204,13 +202,13 @@ class Engine:
         return work if deadline is None else min(deadline, work)
 
     def wants_think(self, now: float) -> bool:
-        return self._next_work(now) is not None
+        return self._next_work(now) is not None or bool(self.memory.pending)
 
     def think(self, now: float, units: int = 8) -> int:
         """Model work ahead of time, at most about ``units`` steps/samples; returns the units done."""
         done = 0
         while done < units and not self._closed:
-            work = self._next_work(now)
+            work = self._next_work(now) or (self.memory.absorb if self.memory.pending else None)  # learning: last
             if work is None:
                 break
             try:
@@ -245,9 +243,9 @@ class Engine:
         """The input port vanished: keys held now will send no note-off; release them."""
         self._listener.release_all(now)
 
-    def output_changed(self) -> None:
-        """The output port was reopened: probe for a loopback again."""
-        self._echo.probe_soon()
+    def port_back(self, now: float, side: str) -> None:
+        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
+        self._output.reset(now, silence=side == "output")
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
@@ -271,6 +269,7 @@ class Engine:
     state = property(lambda self: self._context.state)
     sounding = property(lambda self: sorted(self._output.sounding))
     answer = property(lambda self: self._responder.answer)
+    density = property(lambda self: self._planner.density)
     loopback = property(lambda self: self._echo.loopback)
 
     def window_rows(self) -> Any:
@@ -284,9 +283,11 @@ class Engine:
             self.panic(now)
         elif kind == "end_call" and self._listener.call is not None and self.mode == LISTEN:
             self._listener.call.end_request = now
-        elif kind in ("temperature", "imitation"):  # an answer not started yet is drawn again
+        elif kind in ("temperature", "imitation", "density"):  # an answer not started yet is drawn again
             if kind == "temperature":
                 self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
+            elif kind == "density":
+                self._planner.density = action.value
             else:
                 self.imitation = action.value
             a = self._answer
@@ -296,6 +297,8 @@ class Engine:
             self.length_factor = action.value
         elif kind == "voice":
             self.set_voice(int(action.value))
+        elif kind in ("adapt", "forget"):  # the session memory's knob (from the next answer on) and switch
+            self.memory.control(kind, action.value)
 
     def set_voice(self, index: int) -> None:
         """Answer with another voice from the next answer on (the one playing finishes as it

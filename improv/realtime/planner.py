@@ -23,13 +23,18 @@ from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
+from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
+from improv.realtime.processors import answer_processors
+from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, landing_mask, latency_s
 from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
     call_register,
+    call_bass,
+    call_onsets,
     call_texture,
     make_motif,
     on_beat,
@@ -39,6 +44,7 @@ from improv.realtime.shaping import (
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
+ENDING_BEATS = 1.0  # a note ending an answer before its length: a tonic-triad tone this long (1.5 made bach's answers run on: 40 notes to the real 34, cadences no rarer)
 
 
 class Planner:
@@ -46,6 +52,7 @@ class Planner:
 
     def __init__(self, settings: ServeSettings, quantiser: Quantiser, channel: int, seed: int) -> None:
         self.settings = s = settings
+        self.memory = SessionMemory(quantiser.tokenizer, s.adapt, s.forget_after)  # the performer's idiom, mixed into each head
         self.quantiser = quantiser
         self.channel = channel
         self.seed = seed
@@ -55,6 +62,8 @@ class Planner:
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
         self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
+        self.processors = answer_processors(s)  # the answer's constraints and rules (realtime.processors)
+        self.density = s.density  # the density dial (its knob moves it)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
@@ -118,7 +127,7 @@ class Planner:
             key=key,
             rng=self.rng(exchange),
             mask=mask,
-            call_velocity=float(np.mean([n.velocity for n in call.notes])),
+            dynamics=Dynamics.of_call([n.velocity for n in sorted(call.notes, key=lambda n: n.onset)]),
             target=target,
             rows=rows,
             call_rows=call_rows,
@@ -131,6 +140,12 @@ class Planner:
             last_pos=None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12,
         )
         answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
+        answer.call_line = [p for p in call_onsets(*answer.motif_call, self._time_values)[2] if p is not None]
+        span_beats = (call_end - call.first_onset) * bpm / 60
+        answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
+        answer.call_bass = call_bass(*answer.motif_call)
+        answer.density_dial = self.density
+        answer.memory = self.memory.cursor(answer.motif_call[0], now)
         if rows is None:
             answer.state = answer.base = context.state
         else:
@@ -168,10 +183,14 @@ class Planner:
         answer.onset_pitches = set()
         answer.line_pitch = answer.line_before = None
         answer.sounding, answer.held_top = [], -1
+        answer.line = []
         answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
+        answer.density_dial = self.density
         answer.rng = self.rng(exchange)
         answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
+        if answer.memory is not None:
+            answer.memory.reset()
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -196,7 +215,11 @@ class Planner:
         if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, self.guide(answer, length_factor))
+        # The range is the hard mask; the key (answer.mask) a rule (realtime.processors.key).
+        guide = self.guide(answer, length_factor)
+        if answer.memory is not None:  # the session memory's mix, under the answer's own rules
+            guide = answer.memory.bend(guide)
+        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
@@ -210,8 +233,8 @@ class Planner:
         state = model.step(answer.state, row)
         model_velocity = float(self._velocity_values[int(row[VELOCITY])])
         answer.model_velocity_sum += model_velocity
-        shift = s.follow_velocity * (answer.call_velocity - answer.model_velocity_sum / (answer.sampled + 1))
-        velocity = int(min(max(round(model_velocity + shift), 1), 127))
+        progress = self.progress(answer, length_factor, beats)  # the call's dynamics, shaped (realtime.dynamics)
+        velocity = answer_velocity(answer.dynamics, s.follow_velocity, model_velocity, answer.model_velocity_sum / (answer.sampled + 1), progress, beats, s.rule_dynamics)
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
         duration = float(self._time_values[max(int(row[DURATION]), 1)])
@@ -229,7 +252,13 @@ class Planner:
         answer.sounding.append((beats + duration, pitch))
         struck = max(answer.onset_pitches)
         answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
+        if new_onset:
+            answer.line.append(answer.line_pitch)
+        elif answer.line and answer.line_pitch is not None:
+            answer.line[-1] = answer.line_pitch
         answer.planned.append(planned)
+        if answer.memory is not None:
+            answer.memory.push(row)
         answer.state = state
         answer.sampled += 1
         answer.beats = beats
@@ -239,17 +268,21 @@ class Planner:
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
-        call's key (when known), and a beat long or more (or the answer is at its length)."""
+        call's key (when known) and ENDING_BEATS long or more; or the answer is at its length and the
+        note is on a beat (real answers end on a cadence in a few bars out of ten, not in every
+        one: waiting for the tonic up to 1.5 times the length made improv's the ones that did)."""
         if progress < CADENCE_FROM or not on_beat(answer.beats):
             return False
+        if progress >= 1.0:
+            return True
         if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
             return False
-        return duration >= 1.0 or progress >= 1.0
+        return duration >= ENDING_BEATS
 
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        guide = answer_guide(answer, self._time_values, cadence, self.settings.phrase_ending)
+        guide = answer_guide(answer, self._time_values, cadence, self.processors)
         # Timing: every onset on the performer's grid (sixteenths, triplets), the first on a beat
         # (or a downbeat) of the call's grid, so the model's own sense of the beat is the performer's.
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.
@@ -283,6 +316,7 @@ class Planner:
         context.cancel_reprime()
         if answer.pulse is not None:
             self.tempo.keep(answer.pulse)
+        self.memory.hear([e.row for e in call.events], call.last_activity)  # learned in the think slices to come
         self.fit_length(answer, length_factor)
 
     def fit_length(self, answer: Answer, length_factor: float) -> None:
