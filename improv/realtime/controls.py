@@ -17,7 +17,7 @@ SUSTAIN = 64  # the sustain pedal controller: the performer's, not a control
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # panic | end_call | temperature | length | voice | imitation
+    kind: str  # panic | end_call | temperature | length | voice | imitation | mode | mutate
     value: float = 0.0
 
 
@@ -41,6 +41,15 @@ class Controls:
             return Action("voice", min(value * self.voices // 128, self.voices - 1))
         if control == s.cc_imitation:
             return Action("imitation", value / 127)
+        return self._play_along(control, value)
+
+    # ---- play along (issue 20): the mode knob (split in four) and the mutate knob ----
+
+    def _play_along(self, control: int, value: int) -> Action | None:
+        if control == self.settings.cc_mode:
+            return Action("mode", min(value * 4 // 128, 3))
+        if control == self.settings.cc_mutate:
+            return Action("mutate", value / 127)
         return None
 
     def program(self, program: int) -> Action | None:

@@ -34,6 +34,7 @@ from improv.realtime.context import ModelContext, Voice
 from improv.realtime.controls import SUSTAIN, Action, Controls
 from improv.realtime.echo import EchoFilter
 from improv.realtime.listener import Listener
+from improv.realtime.modes import MODES, Band
 from improv.realtime.output import Output, Timed
 from improv.realtime.planner import Planner
 from improv.realtime.quantiser import Quantiser
@@ -86,6 +87,7 @@ class Engine:
         self._planner = Planner(s, quantiser, s.channel - 1, seed)
         self._output = Output(s.channel - 1, self._echo, recorder)
         self._responder = Responder(s, self._output, self._context, recorder)
+        self._band = Band(s, self._output, self.tokenizer, seed)  # play along: accompany, loop, solo
         self._cooldown_until = -math.inf  # after a model error, no model work until then
 
     @property
@@ -130,11 +132,14 @@ class Engine:
         if listen and msg.channel != listen - 1 and (kind != "control_change" or msg.control == SUSTAIN):
             return
         if kind == "note_on" and msg.velocity > 0:
+            self._band.performer_down(msg.note, msg.velocity, now)
             self._responder.stop(now, "barge-in")
-            self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
+            if self._band.mode != "accompany":  # accompanying goes on under the performer
+                self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
             self._responder.drop_speculation()  # a prepared answer no longer fits
             self._listener.key_down(msg.channel, msg.note, msg.velocity, now)
         elif kind in ("note_on", "note_off"):
+            self._band.performer_up(msg.note, now, self.bpm)
             self._listener.key_up(msg.channel, msg.note, now)
         elif msg.control == SUSTAIN:
             self._listener.pedal(msg.value >= 64, now)
@@ -152,6 +157,7 @@ class Engine:
         except Exception as exc:  # a bug must not leave notes hanging: silence, report, go on listening
             self.errors.append(f"engine error: {type(exc).__name__}: {exc}")
             self._responder.finish("error")
+            self._band.stop()
             self._forget_call()
             self._output.silence(now)
             self._output.flush(math.inf, out)
@@ -161,13 +167,14 @@ class Engine:
         if self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
         self._listener.release_stuck(now)
-        if self.mode == LISTEN:
+        if self.mode == LISTEN and not self._holds_call():
             reason = self._listener.end_reason(now, self.bpm)
             if reason is not None:
-                self._end_call(now, reason)
+                self._call_ended(now, reason)
         if self.mode == RESPOND:
-            self._responder.play(now, out)
-        elif not self._output.sounding:
+            self._play_answer(now, out)
+        self._play_along(now, out)
+        if self.mode == LISTEN and not self._output.sounding:
             probe = self._echo.probe_due(now)  # only while improv is silent: a sysex takes wire time
             if probe is not None:
                 self._output.send(probe, max(now, self._output.sent_until), out)
@@ -180,7 +187,9 @@ class Engine:
             return None
         times: list[float | None] = [self._output.urgent[0][0] if self._output.urgent else None, self._output.next_off()]
         times.append(self._responder.next_note())
-        times.extend(self._listener.deadlines(self.bpm) if self.mode == LISTEN else [self._listener.performer.stuck_deadline()])
+        times.append(self._band.next_time(self.bpm))
+        listening = self.mode == LISTEN and not self._holds_call()
+        times.extend(self._listener.deadlines(self.bpm) if listening else [self._listener.performer.stuck_deadline()])
         if self.mode == LISTEN and not self._output.sounding:
             times.append(self._echo.next_probe_at())
         known = [t for t in times if t is not None]
@@ -196,7 +205,7 @@ class Engine:
         closes = self._listener.performer.group_closes_at()
         if closes is not None:
             soft.append(closes)
-        if self.mode == LISTEN and self._answer is None and self._listener.quiet():
+        if self.mode == LISTEN and self._answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
             soft.append(self._listener.speculate_at(self.bpm))
         if not soft:
             return deadline
@@ -223,6 +232,7 @@ class Engine:
     def panic(self, now: float) -> None:
         """Silence everything now (note-offs, then All Notes Off on every channel); forget the call."""
         self._responder.stop(now, "panic")
+        self._band.stop()
         self._output.silence(now)
         self._output.all_notes_off(now)
         self._forget_call()
@@ -233,6 +243,7 @@ class Engine:
         if self._closed:
             return []
         self._responder.stop(now, "shutdown")
+        self._band.stop()
         out: list[Timed] = []
         self._output.flush(now, out)
         out += self._output.close(now)
@@ -296,6 +307,10 @@ class Engine:
             self.length_factor = action.value
         elif kind == "voice":
             self.set_voice(int(action.value))
+        elif kind == "mode":
+            self.set_mode(MODES[int(action.value)], now)
+        elif kind == "mutate":
+            self._band.mutate = action.value
 
     def set_voice(self, index: int) -> None:
         """Answer with another voice from the next answer on (the one playing finishes as it
@@ -305,6 +320,57 @@ class Engine:
         self.voice = index
         self._context.forget_state(self.model)
         self._responder.drop_speculation()  # prepared with the other voice
+
+    @property
+    def play_mode(self) -> str:
+        return self._band.mode
+
+    def set_mode(self, mode: str, now: float) -> None:
+        """answer | accompany | loop | solo, from now on: whatever improv plays stops now (every
+        note gets its note-off), the call in progress is kept (what was played still counts)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        if mode != self._band.mode:
+            self._responder.stop(now, "mode")
+            self._responder.drop_speculation()
+            self._output.silence(now)
+            self._band.set_mode(mode)
+
+    # ---- play along (realtime/modes.py does the work) ------------------------------------------
+
+    def _holds_call(self) -> bool:
+        """Accompanying with an answer to follow: the call waits until the bar after it is kept."""
+        return self._band.mode == "accompany" and self._band.keeping_time
+
+    def _call_ended(self, now: float, reason: tuple[str, float]) -> None:
+        mode = self._band.mode
+        if mode in ("answer", "loop") or (mode == "accompany" and self.settings.after == "answer" and reason[0] != "max"):
+            self._end_call(now, (reason[0], max(reason[1], now)))
+            return
+        call = self._listener.call
+        if call is not None:
+            self._band.anchor = call.first_onset  # the set's beat: where the solo takes up again
+        self._listener.release_all(now)
+        self._forget_call()
+
+    def _play_answer(self, now: float, out: list[Timed]) -> None:
+        a = self._answer
+        looping = self._band.mode == "loop" and a is not None
+        if looping:  # what loop will repeat: the answer's notes as they go out
+            for p in a.planned:
+                if p.onset is None or p.onset > now:
+                    break
+                self._band.looper.record(p.beats, p.duration_beats, p.pitch, p.velocity)
+        self._responder.play(now, out)
+        if looping and not self._responder.responding and a.exchange is not None and a.exchange.ended == "finished":
+            self._band.looper.answer_finished(a.bpm)
+
+    def _play_along(self, now: float, out: list[Timed]) -> None:
+        band = self._band
+        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
+        if band.mode == "solo" and not band.soloist.playing and self._listener.call is None and not band.keys and self.mode == LISTEN:
+            band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
+        band.play(now, out, self.bpm, clock_grid)
 
     def _set_bpm(self, bpm: float, source: str) -> None:
         self.bpm = min(max(bpm, 10.0), 400.0)
@@ -346,6 +412,7 @@ class Engine:
         a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
+        self._band.looper.answer_started(a.start)
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
 
     # ---- the model, ahead of time ---------------------------------------------------------------
@@ -354,13 +421,15 @@ class Engine:
         if self._closed or now < self._cooldown_until:
             return None
         a = self._answer
+        if self._band.wants_work(now, self.bpm):  # solo: the next event, a little ahead
+            return lambda now: self._band.work(now, self.model, self.params, self.bpm)
         if self.mode == RESPOND:
             if a is not None and self._planner.wants_more(a, now):
                 return lambda now: self._planner.sample(a, self.voices[a.voice].model, self.params, self.length_factor)
             return None
         if self._listener.ready(now):
             return lambda now: self._listener.hear(now, self.bpm)
-        if self._listener.quiet():
+        if self._listener.quiet() and self._band.answers(self.settings.after):
             if a is None or a.version != self._context.version:
                 if now < self._listener.speculate_at(self.bpm):
                     return None

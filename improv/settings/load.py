@@ -233,6 +233,11 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "cc_imitation"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "echo_probe_s"): (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
     ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("serve", "decide_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("serve", "bar_beats"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("serve", "mutate"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "cc_mode"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_mutate"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
     ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),
@@ -253,7 +258,7 @@ def _serve_cross_checks(s: Any) -> str | None:
     if s.temperature_min > s.temperature_max:
         return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
     used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
-    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic", "cc_voice", "cc_imitation"):
+    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic", "cc_voice", "cc_imitation", "cc_mode", "cc_mutate"):
         number = getattr(s, key)
         if number < 0:
             continue

@@ -1,0 +1,127 @@
+"""What goes under a melody on the next beat, decided before that beat from what was played so far.
+
+Pure: pitches and beats in, pitches out. Two accompanists:
+
+- ``harmony``: a diatonic triad per beat in the key heard so far, the one that best fits the melody
+  note the beat will most likely bring (the note sounding now, or a step from it: the performer's
+  own moves so far, over a prior of repeats and steps), the bass on its root. Why a guess about the
+  next note: the chord must be on time, so it is chosen before the performer's note on that beat.
+- ``tonic``: the rule baseline: the key's tonic triad, struck once per bar.
+
+``consonant`` is the one definition of consonance the scores use too (unison, third, fifth, sixth,
+octave, mod 12: as ReaLchords counts it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from improv.music.keys import estimate_key
+
+CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # semitones mod 12: unison/octave, thirds, fifth, sixths
+
+
+def consonant(melody: int, under: int) -> bool:
+    """A note ``under`` the melody note: consonant when the melody lies a unison, third, fifth,
+    sixth or octave above it (mod 12; a fourth above is not)."""
+    return (melody - under) % 12 in CONSONANT
+
+
+# Diatonic triads (root degree in semitones above the tonic, third, fifth) and a small preference
+# for the functional ones (I, IV, V first): ties go to the chord a player would reach for.
+_MAJOR = [(0, 4, 7, 0.06), (5, 4, 7, 0.04), (7, 4, 7, 0.05), (9, 3, 7, 0.02), (2, 3, 7, 0.01), (4, 3, 7, 0.0)]
+_MINOR = [(0, 3, 7, 0.06), (5, 3, 7, 0.04), (7, 4, 7, 0.05), (8, 4, 7, 0.02), (3, 4, 7, 0.01), (10, 4, 7, 0.0)]
+_CONS = np.array([[consonant(m, a) for m in range(12)] for a in range(12)], dtype=np.float64)  # [under, melody]
+
+
+@dataclass
+class Melody:
+    """The performer's melody so far (bounded): what the accompanist decides from."""
+
+    notes: deque = field(default_factory=lambda: deque(maxlen=64))  # (onset s, pitch)
+    moves: np.ndarray = field(default_factory=lambda: np.zeros(25))  # -12..12 semitone moves seen
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(12))  # pitch-class time (key estimate)
+    held: dict = field(default_factory=dict)  # pitch -> onset, keys down
+    lowest: int = 127
+
+    def down(self, pitch: int, now: float) -> None:
+        if self.notes:
+            move = pitch - self.notes[-1][1]
+            if -12 <= move <= 12:
+                self.moves[move + 12] += 1
+        self.notes.append((now, pitch))
+        self.held[pitch] = now
+        self.weights[pitch % 12] += 0.25  # struck: some weight at once (its length comes at the release)
+        self.lowest = min(self.lowest, pitch) if len(self.notes) > 1 else pitch
+
+    def up(self, pitch: int, now: float, beat_s: float) -> None:
+        onset = self.held.pop(pitch, None)
+        if onset is not None:
+            self.weights[pitch % 12] += min((now - onset) / beat_s, 2.0)
+
+    def current(self) -> int | None:
+        """The melody note sounding (the top key down), else the last one struck."""
+        if self.held:
+            return max(self.held)
+        return self.notes[-1][1] if self.notes else None
+
+    def key(self) -> tuple[int, bool]:
+        w = self.weights.copy()
+        for _, p in list(self.notes)[-8:]:
+            w[p % 12] += 0.1
+        return estimate_key(w) if w.any() else (0, False)
+
+    def next_pitch_classes(self) -> np.ndarray:
+        """A distribution over the pitch class the next beat brings: the performer's own moves
+        so far over a prior (repeat 0.3, steps 0.12-0.15 each, thirds a little)."""
+        cur = self.current()
+        p = np.zeros(12)
+        if cur is None:
+            return p
+        prior = {0: 0.3, 1: 0.12, -1: 0.12, 2: 0.15, -2: 0.15, 3: 0.04, -3: 0.04, 4: 0.03, -4: 0.03, 5: 0.01, -5: 0.01}
+        total = self.moves.sum()
+        for move in range(-12, 13):
+            w = prior.get(move, 0.0) + (self.moves[move + 12] / total if total else 0.0)
+            p[(cur + move) % 12] += w
+        return p / p.sum()
+
+
+def choose_chord(melody: Melody, previous: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The pitch classes (root first) of the triad for the next beat."""
+    tonic, minor = melody.key()
+    nxt = melody.next_pitch_classes()
+    best, best_score = None, -np.inf
+    for root, third, fifth, bonus in (_MINOR if minor else _MAJOR):
+        pcs = ((tonic + root) % 12, (tonic + root + third) % 12, (tonic + root + fifth) % 12)
+        score = float(nxt @ _CONS[[pcs[0], *pcs]].mean(axis=0)) + bonus  # as voiced: the root doubled in the bass
+        if previous is not None and pcs == previous:
+            score += 0.02  # keep a chord that still fits: less churn
+        if score > best_score:
+            best, best_score = pcs, score
+    assert best is not None
+    return best
+
+
+def tonic_chord(melody: Melody) -> tuple[int, ...]:
+    tonic, minor = melody.key()
+    return (tonic, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12)
+
+
+def voice(chord: tuple[int, ...], melody_low: int) -> list[int]:
+    """Pitches for a chord under a melody whose lowest note so far is ``melody_low``: its tones in
+    the octave just below that note (at least a tone below it), and the root an octave lower
+    again in the bass (between E1 and G3)."""
+    top = max(melody_low - 2, 48)
+    upper = []
+    for pc in chord:
+        p = top - ((top - pc) % 12)
+        upper.append(p)
+    bass = min(upper) - 12 - ((min(upper) - chord[0]) % 12)
+    while bass > 55:
+        bass -= 12
+    while bass < 28:
+        bass += 12
+    return sorted({bass, *upper})
