@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
     parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
+    parser.add_argument("--mode", choices=["answer", "accompany", "loop", "solo"], help="what improv does: answer (call and response), accompany, loop, solo (default: serve.mode; a knob switches it live)")
     parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks (and FILE.png, its picture)")
     add_monitor_arguments(parser)
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             ("out_port", args.out_port),
             ("api", args.api),
             ("bpm", args.bpm),
+            ("mode", args.mode),
             ("virtual", True if args.virtual else None),
         )
         if value is not None

@@ -32,6 +32,8 @@ def available(s: ServeSettings, voices: int) -> dict[str, bool]:
         "voice": voices > 1 and (s.program_change_voice or s.cc_voice >= 0),
         "panic": s.cc_panic >= 0,
         "end_call": s.cc_end_call >= 0,
+        "mode": s.cc_mode >= 0,  # play along (issue 20)
+        "mutate": s.cc_mutate >= 0,
     }
 
 
@@ -45,7 +47,7 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
         return _cc(s.cc_panic, 127)
     if name == "end_call":
         return _cc(s.cc_end_call, 127)
-    number = _number(name, value)
+    number = 0.0 if name == "mode" else _number(name, value)
     if name == "temperature":
         lo, hi = s.temperature_min, s.temperature_max
         position = 0.0 if hi == lo else math.log(min(max(number, lo), hi) / lo) / math.log(hi / lo)
@@ -55,12 +57,24 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
         return _cc(s.cc_length, round(64 + 32 * math.log2(factor)))
     if name == "imitation":
         return _cc(s.cc_imitation, round(127 * min(max(number, 0.0), 1.0)))
+    if name == "mutate":
+        return _cc(s.cc_mutate, round(127 * min(max(number, 0.0), 1.0)))
+    if name == "mode":
+        return _cc(s.cc_mode, _mode_index(value) * 32 + 16)  # the middle of the mode's quarter of the knob
     index = int(number)
     if not 0 <= index < voices or index != number:
         raise ControlError(f"no voice number {value!r} (0 to {voices - 1})")
     if s.program_change_voice:
         return mido.Message("program_change", program=index)
     return _cc(s.cc_voice, int((index + 0.5) * 128 / voices))  # the middle of the voice's band of the knob
+
+
+def _mode_index(value: Any) -> int:
+    from improv.realtime.modes import MODES
+
+    if value not in MODES:
+        raise ControlError(f"bad value for mode: {value!r} (one of {', '.join(MODES)})")
+    return MODES.index(value)
 
 
 def _number(name: str, value: Any) -> float:

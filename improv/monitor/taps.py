@@ -41,6 +41,8 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "temperature": round(float(engine.temperature), 3),
         "length": round(float(engine.length_factor), 3),
         "imitation": round(float(engine.imitation), 3),
+        "mode": engine.play_mode,
+        "mutate": round(float(engine.mutate), 3),
     }
 
 

@@ -321,9 +321,8 @@ class Engine:
         self._context.forget_state(self.model)
         self._responder.drop_speculation()  # prepared with the other voice
 
-    @property
-    def play_mode(self) -> str:
-        return self._band.mode
+    play_mode = property(lambda self: self._band.mode)
+    mutate = property(lambda self: self._band.mutate)
 
     def set_mode(self, mode: str, now: float) -> None:
         """answer | accompany | loop | solo, from now on: whatever improv plays stops now (every

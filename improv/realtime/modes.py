@@ -126,7 +126,12 @@ class Band:
         fill = self.looper.fill_at(bpm)
         if fill is not None:
             times.append(fill)
+        if self.mode == "solo" and self.soloist.playing:  # the moment to sample the next event
+            times.append(self.soloist.until - self._ahead(bpm))
         return min(times) if times else None
+
+    def _ahead(self, bpm: float) -> float:
+        return max(self.s.lookahead_ms / 1000, 60 / bpm)
 
     def _push(self, onset: float, pitch: int, velocity: int, dur: float, decided: float) -> None:
         self._seq += 1
@@ -172,7 +177,7 @@ class Band:
         self.soloist.start(next_grid_point(now + beat / 2, origin, beat))
 
     def wants_work(self, now: float, bpm: float) -> bool:
-        return self.mode == "solo" and self.soloist.wants_work(now, max(self.s.lookahead_ms / 1000, 60 / bpm))
+        return self.mode == "solo" and self.soloist.wants_work(now, self._ahead(bpm))
 
     def work(self, now: float, model: Any, params: Any, bpm: float) -> int:
         note = self.soloist.work(model, params, bpm)

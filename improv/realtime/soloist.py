@@ -39,7 +39,7 @@ class Soloist:
         self.origin = None
 
     def wants_work(self, now: float, ahead_s: float) -> bool:
-        return self.origin is not None and self.until < now + ahead_s
+        return self.origin is not None and self.until <= now + ahead_s + 1e-9
 
     def work(self, model: Any, params: Any, bpm: float) -> tuple[float, int, int, float] | None:
         """Sample one event; its note, or None (the model's own end: a rest)."""
