@@ -199,3 +199,38 @@ def test_the_page_sets_mode_and_mutate_as_the_knobs_do():
     assert knobs.control(msg.control, msg.value).value == pytest.approx(0.3, abs=0.005)
     with pytest.raises(ControlError, match="bad value for mode: 'sing'"):
         control_message("mode", "sing", s, 1)
+
+
+# ---- MIDI learn ----------------------------------------------------------------------------------
+
+
+def test_midi_learn_binds_the_next_cc_and_survives_a_restart(tmp_path):
+    from improv.session.controls_file import describe_controls, load_controls, save_controls
+
+    s = ServeSettings(controls_file=str(tmp_path / "controls.json"))
+    e = Engine(LadderModel(), s)
+    e.learn("mutate")
+    e.on_message(cc(30, 5), 0.0)  # bound, not acted on
+    assert e.mutate == 0.0
+    e.on_message(cc(30, 127), 0.1)
+    assert e.mutate == 1.0
+    e.on_message(cc(30, 64), 0.2)
+    save_controls(s, e.controls_saved())
+    again = Engine(LadderModel(), s)  # the next start
+    again.restore_controls(load_controls(s), 0.0)
+    assert again.mutate == pytest.approx(64 / 127)  # the last value came back
+    again.on_message(cc(30, 0), 0.0)
+    assert again.mutate == 0.0  # and the binding
+    assert any(line.startswith("mutate") and "CC 30" in line and "learned" in line for line in describe_controls(s))
+    with pytest.raises(ValueError, match="unknown control 'volume'"):
+        e.learn("volume")
+
+
+def test_a_damaged_controls_file_is_one_line(tmp_path):
+    from improv.errors import ImprovError
+    from improv.session.controls_file import load_controls
+
+    path = tmp_path / "c.json"
+    path.write_text('{"bindings": {"mutate": 300}}')
+    with pytest.raises(ImprovError, match="mutate = 300"):
+        load_controls(ServeSettings(controls_file=str(path)))

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "corpus": "corpus",
     "info": "info",
     "config": "config",
+    "controls": "controls",
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from improv.music.keys import estimate_key
+from improv.realtime.melody_moves import MOVES
 
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # semitones mod 12: unison/octave, thirds, fifth, sixths
 
@@ -34,6 +35,7 @@ def consonant(melody: int, under: int) -> bool:
 # for the functional ones (I, IV, V first): ties go to the chord a player would reach for.
 _MAJOR = [(0, 4, 7, 0.06), (5, 4, 7, 0.04), (7, 4, 7, 0.05), (9, 3, 7, 0.02), (2, 3, 7, 0.01), (4, 3, 7, 0.0)]
 _MINOR = [(0, 3, 7, 0.06), (5, 3, 7, 0.04), (7, 4, 7, 0.05), (8, 4, 7, 0.02), (3, 4, 7, 0.01), (10, 4, 7, 0.0)]
+_MOVES = np.array(MOVES)  # [minor, pitch class now, pitch class on the next beat], key-relative
 _CONS = np.array([[consonant(m, a) for m in range(12)] for a in range(12)], dtype=np.float64)  # [under, melody]
 
 
@@ -75,17 +77,20 @@ class Melody:
         return estimate_key(w) if w.any() else (0, False)
 
     def next_pitch_classes(self) -> np.ndarray:
-        """A distribution over the pitch class the next beat brings: the performer's own moves
-        so far over a prior (repeat 0.3, steps 0.12-0.15 each, thirds a little)."""
+        """A distribution over the pitch class the next beat brings: how chorale melodies move in
+        their key (``melody_moves``, learned), blended with the performer's own moves so far."""
         cur = self.current()
         p = np.zeros(12)
         if cur is None:
             return p
-        prior = {0: 0.3, 1: 0.12, -1: 0.12, 2: 0.15, -2: 0.15, 3: 0.04, -3: 0.04, 4: 0.03, -4: 0.03, 5: 0.01, -5: 0.01}
+        tonic, minor = self.key()
+        learned = np.roll(_MOVES[int(minor), (cur - tonic) % 12], tonic)
         total = self.moves.sum()
+        own = np.zeros(12)
         for move in range(-12, 13):
-            w = prior.get(move, 0.0) + (self.moves[move + 12] / total if total else 0.0)
-            p[(cur + move) % 12] += w
+            own[(cur + move) % 12] += self.moves[move + 12]
+        weight = total / (total + 16.0)  # the performer's habits count more the more they have played
+        p = (1 - weight) * learned + (weight * own / total if total else 0.0)
         return p / p.sum()
 
 

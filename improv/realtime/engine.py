@@ -34,7 +34,8 @@ from improv.realtime.context import ModelContext, Voice
 from improv.realtime.controls import SUSTAIN, Action, Controls
 from improv.realtime.echo import EchoFilter
 from improv.realtime.listener import Listener
-from improv.realtime.modes import MODES, Band
+from improv.realtime.modes import Band
+from improv.realtime.playalong import PlayAlong
 from improv.realtime.output import Output, Timed
 from improv.realtime.planner import Planner
 from improv.realtime.quantiser import Quantiser
@@ -46,7 +47,7 @@ from improv.settings.sections import ServeSettings
 LISTEN, RESPOND = "listening", "responding"
 
 
-class Engine:
+class Engine(PlayAlong):
     """Call and response over MIDI messages; see the module docstring. Not thread-safe: one caller.
 
     ``voices``: one step model, or several ``Voice``s to switch between (``serve.cc_voice``,
@@ -132,12 +133,7 @@ class Engine:
         if listen and msg.channel != listen - 1 and (kind != "control_change" or msg.control == SUSTAIN):
             return
         if kind == "note_on" and msg.velocity > 0:
-            self._band.performer_down(msg.note, msg.velocity, now)
-            self._responder.stop(now, "barge-in")
-            if self._band.mode != "accompany":  # accompanying goes on under the performer
-                self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
-            self._responder.drop_speculation()  # a prepared answer no longer fits
-            self._listener.key_down(msg.channel, msg.note, msg.velocity, now)
+            self._key_down(msg, now)  # playalong.py: a barge-in, except under an accompaniment
         elif kind in ("note_on", "note_off"):
             self._band.performer_up(msg.note, now, self.bpm)
             self._listener.key_up(msg.channel, msg.note, now)
@@ -188,8 +184,7 @@ class Engine:
         times: list[float | None] = [self._output.urgent[0][0] if self._output.urgent else None, self._output.next_off()]
         times.append(self._responder.next_note())
         times.append(self._band.next_time(self.bpm))
-        listening = self.mode == LISTEN and not self._holds_call()
-        times.extend(self._listener.deadlines(self.bpm) if listening else [self._listener.performer.stuck_deadline()])
+        times.extend(self._listener.deadlines(self.bpm) if self.mode == LISTEN and not self._holds_call() else [self._listener.performer.stuck_deadline()])
         if self.mode == LISTEN and not self._output.sounding:
             times.append(self._echo.next_probe_at())
         known = [t for t in times if t is not None]
@@ -307,10 +302,8 @@ class Engine:
             self.length_factor = action.value
         elif kind == "voice":
             self.set_voice(int(action.value))
-        elif kind == "mode":
-            self.set_mode(MODES[int(action.value)], now)
-        elif kind == "mutate":
-            self._band.mutate = action.value
+        elif action is not None:
+            self._act_play_along(action, now)
 
     def set_voice(self, index: int) -> None:
         """Answer with another voice from the next answer on (the one playing finishes as it
@@ -320,56 +313,6 @@ class Engine:
         self.voice = index
         self._context.forget_state(self.model)
         self._responder.drop_speculation()  # prepared with the other voice
-
-    play_mode = property(lambda self: self._band.mode)
-    mutate = property(lambda self: self._band.mutate)
-
-    def set_mode(self, mode: str, now: float) -> None:
-        """answer | accompany | loop | solo, from now on: whatever improv plays stops now (every
-        note gets its note-off), the call in progress is kept (what was played still counts)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
-        if mode != self._band.mode:
-            self._responder.stop(now, "mode")
-            self._responder.drop_speculation()
-            self._output.silence(now)
-            self._band.set_mode(mode)
-
-    # ---- play along (realtime/modes.py does the work) ------------------------------------------
-
-    def _holds_call(self) -> bool:
-        """Accompanying with an answer to follow: the call waits until the bar after it is kept."""
-        return self._band.mode == "accompany" and self._band.keeping_time
-
-    def _call_ended(self, now: float, reason: tuple[str, float]) -> None:
-        mode = self._band.mode
-        if mode in ("answer", "loop") or (mode == "accompany" and self.settings.after == "answer" and reason[0] != "max"):
-            self._end_call(now, (reason[0], max(reason[1], now)))
-            return
-        call = self._listener.call
-        if call is not None:
-            self._band.anchor = call.first_onset  # the set's beat: where the solo takes up again
-        self._listener.release_all(now)
-        self._forget_call()
-
-    def _play_answer(self, now: float, out: list[Timed]) -> None:
-        a = self._answer
-        looping = self._band.mode == "loop" and a is not None
-        if looping:  # what loop will repeat: the answer's notes as they go out
-            for p in a.planned:
-                if p.onset is None or p.onset > now:
-                    break
-                self._band.looper.record(p.beats, p.duration_beats, p.pitch, p.velocity)
-        self._responder.play(now, out)
-        if looping and not self._responder.responding and a.exchange is not None and a.exchange.ended == "finished":
-            self._band.looper.answer_finished(a.bpm)
-
-    def _play_along(self, now: float, out: list[Timed]) -> None:
-        band = self._band
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        if band.mode == "solo" and not band.soloist.playing and self._listener.call is None and not band.keys and self.mode == LISTEN:
-            band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
-        band.play(now, out, self.bpm, clock_grid)
 
     def _set_bpm(self, bpm: float, source: str) -> None:
         self.bpm = min(max(bpm, 10.0), 400.0)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from improv.session.controls_file import load_controls, save_controls
 from improv.io.clock import RealClock
 from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
@@ -85,6 +86,7 @@ def serve_session(
     record: str | None,
     say: Callable[[str], None] | None = None,
     monitor: MonitorChoice | None = None,
+    learn: str | None = None,
 ) -> int:
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
     starts and written however the session ends, an error included, its picture beside it. With
@@ -104,6 +106,10 @@ def serve_session(
         loaded, untrained = load_voices(voices, say)
         recorder = Recorder() if record else None
         engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+        engine.restore_controls(load_controls(s), 0.0)  # MIDI-learned bindings and last knob values
+        if learn:
+            engine.learn(learn)
+            say(f"improv: move the controller for {learn}: the first one that arrives is bound to it")
         wake = threading.Event()
         ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
     except BaseException:
@@ -137,6 +143,8 @@ def serve_session(
                 if live is not None:
                     live.close()
         ended = True
+        if any(engine.controls_saved().values()):  # something learned or turned: kept for the next start
+            save_controls(s, engine.controls_saved())
         late = stats.lateness_ms()
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
