@@ -1,22 +1,20 @@
 """The real-time improviser: call and response over MIDI messages. Pure: no ports, no clock.
 
-The caller (the serve loop, a test, the demo) owns time. It hands every incoming message to
-``on_message(msg, now)``, asks ``due(now)`` for the messages whose send time has come (each with
-its exact scheduled time), sleeps until ``next_deadline()``, and, when nothing is due soon, lets
-the engine do model work ahead of time with ``think(now, units)`` (one unit = one model step or
-one sampled event, a fraction of a millisecond).
+The caller (the serve loop, a test, the demo) owns time: it hands every incoming message to
+``on_message(msg, now)``, asks ``due(now)`` for the messages whose send time has come (each with its
+exact time), sleeps until ``next_deadline()``, and lets the engine work ahead with ``think(now, units)``
+(one unit = one model step or sampled event, a fraction of a millisecond) when nothing is due soon.
 
-The engine routes between parts that each own their data: ``Listener`` (keys, pedal, the call,
-what the model hears), ``ModelContext`` (the window, the running state), ``Planner`` (preparing
-the answer), ``Responder`` (the answer playing), ``Output`` (sounding notes, note-offs),
-``Controls``, ``ClockFollower``, ``EchoFilter``. When the performer falls quiet the answer is
-prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length;
-the answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
+Parts that own their data: ``Listener`` (keys, pedal, the call, what the model hears), ``ModelContext``
+(window, running state), ``Planner`` (the answer in preparation), ``Responder`` (the answer playing),
+``Output`` (sounding notes), ``Controls``, ``ClockFollower``, ``EchoFilter``, and ``Band`` (play along:
+accompany, loop, solo; hooks in ``playalong.py``). When the performer falls quiet the answer is
+prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length; the
+answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
 
-Input stamps may lie a little before a time already given to ``due``/``think`` (input is stamped
-on arrival); nothing sent in reaction is scheduled before a message already handed out. Every
-note_on has a note_off on every path (end, barge-in, panic, model error, an error inside ``due``,
-``shutdown``).
+Input stamps may lie a little before a time already given to ``due``/``think``; nothing sent in
+reaction is scheduled before a message already handed out. Every note_on has a note_off on every
+path (end, barge-in, panic, model error, an error inside ``due``, ``shutdown``).
 """
 
 from __future__ import annotations
@@ -48,21 +46,10 @@ LISTEN, RESPOND = "listening", "responding"
 
 
 class Engine(PlayAlong):
-    """Call and response over MIDI messages; see the module docstring. Not thread-safe: one caller.
+    """See the module docstring. Not thread-safe: one caller. ``voices``: one step model, or several
+    ``Voice``s sharing one tokenizer (``serve.cc_voice``, Program Change); ``voice`` starts."""
 
-    ``voices``: one step model, or several ``Voice``s to switch between (``serve.cc_voice``,
-    Program Change); they must share one tokenizer. ``voice`` is the one that starts.
-    """
-
-    def __init__(
-        self,
-        voices: Any,
-        settings: ServeSettings | None = None,
-        params: SamplingParams = SamplingParams(),
-        seed: int = 0,
-        recorder: Recorder | None = None,
-        voice: int = 0,
-    ) -> None:
+    def __init__(self, voices: Any, settings: ServeSettings | None = None, params: SamplingParams = SamplingParams(), seed: int = 0, recorder: Recorder | None = None, voice: int = 0) -> None:
         self.voices: list[Voice] = list(voices) if isinstance(voices, (list, tuple)) else [Voice("", voices)]
         self.settings = s = settings or ServeSettings()
         check_section("serve", s)  # built in code (dataclasses.replace) skips the loader's checks
