@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     duet.add_argument("--bars", type=positive, default=2, metavar="N", help="bars in a call and in its answer (default: 2)")
     duet.add_argument("--answers", type=positive, default=4, metavar="K", help="generated answers per call and system (default: 4)")
     duet.add_argument("--pairs", type=positive, default=100, metavar="N", help="phrase pairs at most, evenly spread over the pieces (default: 100)")
+    along = parser.add_argument_group("accompaniment (--accompany)")
+    along.add_argument("--accompany", action="store_true", help="measure serve.mode accompany instead: held-out Bach chorale sopranos played into the engine; harmony_ratio against the real alto/tenor/bass and the tonic-triad baseline, grid, anticipation")
+    along.add_argument("--pieces", type=positive, default=12, metavar="N", help="chorales for --accompany (default: 12)")
+    along.add_argument("--bpm", type=float, default=80.0, help="their tempo (default: 80)")
 
 
 def run(args: argparse.Namespace, settings) -> int:
@@ -32,6 +36,14 @@ def run(args: argparse.Namespace, settings) -> int:
 
     def log(message: str) -> None:
         print(f"improv eval: {message}", file=sys.stderr, flush=True)
+
+    if args.accompany:  # the accompaniment does not sample the voice: any step model drives the engine
+        from improv.evaluation.accompany import evaluate_accompaniment, format_accompany_table
+        from improv.model.step_model import random_step_model
+
+        result = evaluate_accompaniment(random_step_model(), settings.serve, args.pieces, args.bpm, log)
+        print(json.dumps(json_ready(result), indent=2) if args.json else format_accompany_table(result))
+        return 0
 
     from improv.model.voices import training_checkpoint
 

@@ -146,3 +146,18 @@ def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: floa
         "anticipation_ms_median": round(float(np.median(ahead)), 3) if ahead else None,
         "notes": len(ahead),
     }
+
+
+def format_accompany_table(r: dict[str, Any]) -> str:
+    return "\n".join([
+        f"accompaniment of {r['pieces']} held-out Bach chorale sopranos at {r['bpm']:g} bpm ({r['notes']} notes)",
+        "",
+        "| | harmony_ratio |",
+        "|---|---|",
+        f"| improv (serve.accompanist: harmony) | {r['harmony_ratio']:.3f} ({r['harmony_vs_real']:.2f}x the real) |",
+        f"| the chorales' alto, tenor, bass | {r['harmony_ratio_real']:.3f} |",
+        f"| rule baseline: the key's tonic triad per bar | {r['harmony_ratio_tonic_baseline']:.3f} |",
+        "",
+        f"grid (planned onsets vs the performer's beat): median {r['grid_ms_median']} ms, p90 {r['grid_ms_p90']} ms",
+        f"decided ahead of its beat: min {r['anticipation_ms_min']} ms, median {r['anticipation_ms_median']} ms",
+    ])

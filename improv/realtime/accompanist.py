@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from improv.music.keys import estimate_key
-from improv.realtime.melody_moves import MOVES
+from improv.realtime.melody_moves import MOVES, MOVES2
 
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # semitones mod 12: unison/octave, thirds, fifth, sixths
 
@@ -36,6 +36,8 @@ def consonant(melody: int, under: int) -> bool:
 _MAJOR = [(0, 4, 7, 0.06), (5, 4, 7, 0.04), (7, 4, 7, 0.05), (9, 3, 7, 0.02), (2, 3, 7, 0.01), (4, 3, 7, 0.0)]
 _MINOR = [(0, 3, 7, 0.06), (5, 3, 7, 0.04), (7, 4, 7, 0.05), (8, 4, 7, 0.02), (3, 4, 7, 0.01), (10, 4, 7, 0.0)]
 _MOVES = np.array(MOVES)  # [minor, pitch class now, pitch class on the next beat], key-relative
+_MOVES2 = np.array(MOVES2, dtype=np.float64)  # counts, [minor, a beat earlier, now, on the next beat]
+BACKOFF = 3.0  # the first-order table counts as this many observations of the second
 _CONS = np.array([[consonant(m, a) for m in range(12)] for a in range(12)], dtype=np.float64)  # [under, melody]
 
 
@@ -76,7 +78,14 @@ class Melody:
             w[p % 12] += 0.1
         return estimate_key(w) if w.any() else (0, False)
 
-    def next_pitch_classes(self) -> np.ndarray:
+    def at(self, t: float) -> int | None:
+        """The melody note struck last at or before ``t``."""
+        for onset, pitch in reversed(self.notes):
+            if onset <= t:
+                return pitch
+        return None
+
+    def next_pitch_classes(self, now: float = 0.0, beat: float = 0.0) -> np.ndarray:
         """A distribution over the pitch class the next beat brings: how chorale melodies move in
         their key (``melody_moves``, learned), blended with the performer's own moves so far."""
         cur = self.current()
@@ -84,7 +93,12 @@ class Melody:
         if cur is None:
             return p
         tonic, minor = self.key()
-        learned = np.roll(_MOVES[int(minor), (cur - tonic) % 12], tonic)
+        learned = _MOVES[int(minor), (cur - tonic) % 12]
+        earlier = self.at(now - beat) if beat > 0 else None
+        if earlier is not None:  # the two notes before the beat: the learned counts, backed off to one note
+            counts = _MOVES2[int(minor), (earlier - tonic) % 12, (cur - tonic) % 12]
+            learned = (counts + BACKOFF * learned) / (counts.sum() + BACKOFF)
+        learned = np.roll(learned, tonic)
         total = self.moves.sum()
         own = np.zeros(12)
         for move in range(-12, 13):
@@ -94,34 +108,39 @@ class Melody:
         return p / p.sum()
 
 
-def choose_chord(melody: Melody, previous: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The pitch classes (root first) of the triad for the next beat."""
+def choose_chord(melody: Melody, previous: tuple[int, ...] | None, now: float = 0.0, beat: float = 0.0) -> tuple[int, ...]:
+    """The next beat's chord as pitch classes: its root in the bass, then the tones above it. Each
+    diatonic triad is tried voiced in full and as its root and third or its third and fifth
+    (the third always: it says major or minor); the one most likely consonant with the melody
+    note the beat will bring wins, a full triad or the chord already sounding on a near tie."""
     tonic, minor = melody.key()
-    nxt = melody.next_pitch_classes()
+    nxt = melody.next_pitch_classes(now, beat)
     best, best_score = None, -np.inf
     for root, third, fifth, bonus in (_MINOR if minor else _MAJOR):
-        pcs = ((tonic + root) % 12, (tonic + root + third) % 12, (tonic + root + fifth) % 12)
-        score = float(nxt @ _CONS[[pcs[0], *pcs]].mean(axis=0)) + bonus  # as voiced: the root doubled in the bass
-        if previous is not None and pcs == previous:
-            score += 0.02  # keep a chord that still fits: less churn
-        if score > best_score:
-            best, best_score = pcs, score
+        r, t, f = (tonic + root) % 12, (tonic + root + third) % 12, (tonic + root + fifth) % 12
+        for upper, full in (((r, t, f), 0.01), ((r, t), 0.0), ((t, f), 0.0)):
+            chord = (r, *upper)
+            score = float(nxt @ _CONS[list(chord)].mean(axis=0)) + bonus + full
+            if previous is not None and chord == previous:
+                score += 0.02  # keep a chord that still fits: less churn
+            if score > best_score:
+                best, best_score = chord, score
     assert best is not None
     return best
 
 
 def tonic_chord(melody: Melody) -> tuple[int, ...]:
     tonic, minor = melody.key()
-    return (tonic, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12)
+    return (tonic, tonic, (tonic + (3 if minor else 4)) % 12, (tonic + 7) % 12)
 
 
 def voice(chord: tuple[int, ...], melody_low: int) -> list[int]:
-    """Pitches for a chord under a melody whose lowest note so far is ``melody_low``: its tones in
-    the octave just below that note (at least a tone below it), and the root an octave lower
-    again in the bass (between E1 and G3)."""
+    """Pitches for a chord (bass pitch class, then the upper tones') under a melody whose lowest
+    note so far is ``melody_low``: the upper tones in the octave just below that note (at least a
+    tone below it), the bass an octave lower again (between E1 and G3)."""
     top = max(melody_low - 2, 48)
     upper = []
-    for pc in chord:
+    for pc in chord[1:]:
         p = top - ((top - pc) % 12)
         upper.append(p)
     bass = min(upper) - 12 - ((min(upper) - chord[0]) % 12)

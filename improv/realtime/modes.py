@@ -163,7 +163,7 @@ class Band:
                 return  # the baseline strikes once per bar (and at the first beat it hears)
             chord, length = tonic_chord(self.melody), self.s.bar_beats * beat
         else:
-            chord, length = choose_chord(self.melody, self.chord), beat
+            chord, length = choose_chord(self.melody, self.chord, now, beat), beat
         self.chord = chord
         pitches = voice(chord, self.melody.lowest)
         for i, p in enumerate(pitches):

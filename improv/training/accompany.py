@@ -46,21 +46,27 @@ def training_chorales(limit: int) -> list[tuple[list[tuple[float, float, int]], 
     return out
 
 
-def fit(pieces: list) -> np.ndarray:
-    """(2, 12, 12) P(pc on the beat | pc sounding just before it), key-relative; add-one smoothed."""
-    counts = np.ones((2, 12, 12))
+def fit(pieces: list) -> tuple[np.ndarray, np.ndarray]:
+    """P(pc on the beat | pc sounding just before it), (2, 12, 12), and the counts of the same given
+    also the pc of the beat before that, (2, 12, 12, 12); key-relative; the first add-one smoothed."""
+    first = np.ones((2, 12, 12))
+    second = np.zeros((2, 12, 12, 12))
     for notes, tonic, minor in pieces:
         end = max(b for _, b, _ in notes)
+
         def at(t: float) -> int | None:
             for a, b, p in notes:
                 if a <= t < b:
                     return (p - tonic) % 12
             return None
-        for beat in range(1, int(end)):
-            before, now = at(beat - 0.1), at(float(beat))
+
+        for beat in range(2, int(end)):
+            earlier, before, now = at(beat - 1.1), at(beat - 0.1), at(float(beat))
             if before is not None and now is not None:
-                counts[int(minor), before, now] += 1
-    return counts / counts.sum(axis=2, keepdims=True)
+                first[int(minor), before, now] += 1
+                if earlier is not None:
+                    second[int(minor), earlier, before, now] += 1
+    return first / first.sum(axis=2, keepdims=True), second
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,14 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pieces", type=int, default=120)
     args = p.parse_args(argv)
     pieces = training_chorales(args.pieces)
-    table = fit(pieces)
+    table, pairs = fit(pieces)
     rows = ",\n".join("    " + repr([[round(float(x), 4) for x in row] for row in mode]) for mode in table)
+    counts = ",\n".join("    " + repr([[[int(x) for x in row] for row in before] for before in mode]) for mode in pairs)
     text = (
         '"""How a chorale melody moves from beat to beat: P(pitch class on the beat | the one just\n'
         "before), relative to the key's tonic; [0] major, [1] minor. Learned from "
         f"{len(pieces)} Bach chorales\nnot played by `improv eval --accompany`; made by "
         f"`python -m improv.training.accompany --pieces {args.pieces}` (do not edit).\"\"\"\n\n"
-        f"MOVES = [\n{rows},\n]\n"
+        f"MOVES = [\n{rows},\n]\n\n"
+        "# Counts of the pc on the beat given the two before it: [minor][pc a beat earlier][pc just before][pc on the beat].\n"
+        f"MOVES2 = [\n{counts},\n]\n"
     )
     write_atomic(OUT, text.encode())
     print(f"wrote {OUT} from {len(pieces)} chorales", file=sys.stderr)
