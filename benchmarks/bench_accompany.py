@@ -10,10 +10,17 @@ live figure is the JACK test's); ``anticipation_ms``: how long before its beat e
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # tests/support: the JACK session the JACK test runs too
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accompany-pieces", type=int, default=12, help="held-out chorales to play (default 12)")
+    parser.add_argument("--accompany-jack-beats", type=float, default=24.0, help="beats of a held-out soprano played over JACK at 80 bpm (0 = no JACK run; default 24)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -23,4 +30,46 @@ def run(args: argparse.Namespace) -> dict:
 
     # The accompaniment does not sample the voice: any step model serves the engine here.
     result = evaluate_accompaniment(random_step_model(), ServeSettings(), count=getattr(args, "accompany_pieces", 12))
-    return {f"accompany_{k}": v for k, v in result.items()}
+    out = {f"accompany_{k}": v for k, v in result.items()}
+    beats = getattr(args, "accompany_jack_beats", 24.0)
+    if beats > 0:
+        out.update(over_jack(beats))
+    return out
+
+
+def over_jack(beats: float) -> dict:
+    """The live figures: `improv serve --mode accompany` as a process on a private jackd, a
+    held-out soprano at 80 bpm sent by one client, improv's notes stamped on arrival by another."""
+    import numpy as np
+    from support.accompany_jack import accompany_over_jack, soprano
+    from support.jack_server import JackServer
+    from support.serve_process import tiny_checkpoint_file
+
+    from improv.evaluation.accompany import harmony_ratio
+
+    jack = JackServer()
+    reason = jack.start()
+    if reason is not None:
+        print(f"# accompany: no JACK ({reason}); the live figures are left out", file=sys.stderr)
+        return {}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            run = accompany_over_jack(jack, tiny_checkpoint_file(Path(folder)), beats=beats, bpm=80.0)
+    finally:
+        jack.stop()
+    errors = run.grid_errors_ms()
+    _, melody, below = soprano(beats)
+    return {
+        "accompany_jack_notes": len(run.improv),
+        "accompany_jack_grid_ms_median": round(float(np.median(errors)), 3),
+        "accompany_jack_grid_ms_p90": round(float(np.percentile(errors, 90)), 3),
+        "accompany_jack_harmony_ratio": round(harmony_ratio(run.improv, run.melody), 4),
+        "accompany_jack_harmony_ratio_real": round(harmony_ratio(below, melody), 4),  # the same bars' alto, tenor, bass
+        "accompany_jack_hanging_notes": len(_unclosed(run.got)),
+    }
+
+
+def _unclosed(got: list) -> dict:
+    from support.fakes import unclosed
+
+    return unclosed(got)
