@@ -234,3 +234,18 @@ def test_a_damaged_controls_file_is_one_line(tmp_path):
     path.write_text('{"bindings": {"mutate": 300}}')
     with pytest.raises(ImprovError, match="mutate = 300"):
         load_controls(ServeSettings(controls_file=str(path)))
+
+
+def test_the_performers_notes_never_cut_the_accompaniment():
+    """Eighth notes over the chords: no barge-in, each chord lasts its beat."""
+    e = engine(mode="accompany")
+    script = phrase([67, 69, 71, 72, 74, 72, 71, 69, 67, 66, 67, 69, 71, 69, 67, 67], start=1.0, step=BEAT / 2, length=0.25)
+    out = simulate(e, script, until=12.0)
+    held, lengths = {}, []
+    for t, m in out:
+        if m.type == "note_on" and m.velocity > 0:
+            held[m.note] = t
+        elif m.type in ("note_on", "note_off") and m.note in held:
+            lengths.append(t - held.pop(m.note))
+    assert len(lengths) > 12
+    assert min(lengths) >= 0.9 * BEAT
