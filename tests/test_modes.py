@@ -249,3 +249,17 @@ def test_the_performers_notes_never_cut_the_accompaniment():
             lengths.append(t - held.pop(m.note))
     assert len(lengths) > 12
     assert min(lengths) >= 0.9 * BEAT
+
+
+def test_the_pages_learn_button_binds_the_next_cc():
+    from improv.monitor.controls import ControlError, control_message
+
+    s = ServeSettings()
+    e = Engine(LadderModel(), s)
+    e.on_message(control_message("learn", "mode", s, 1), 0.0)
+    e.on_message(cc(40, 0), 0.1)  # bound
+    e.on_message(cc(40, 127), 0.2)
+    assert e.play_mode == "solo"
+    assert e.controls_saved()["bindings"] == {"mode": 40}
+    with pytest.raises(ControlError, match="bad value for learn: 'volume'"):
+        control_message("learn", "volume", s, 1)

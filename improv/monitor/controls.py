@@ -39,6 +39,12 @@ def available(s: ServeSettings, voices: int) -> dict[str, bool]:
 
 def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mido.Message:
     """The message that sets control ``name`` to ``value`` (ignored for panic and end_call)."""
+    if name == "learn":  # MIDI learn: the next controller message is bound to control ``value``
+        from improv.realtime.controls import control_names, learn_message_data
+
+        if value not in control_names(s):
+            raise ControlError(f"bad value for learn: {value!r} (one of {', '.join(control_names(s))})")
+        return mido.Message("sysex", data=learn_message_data(s, value))
     if name not in available(s, voices):
         raise ControlError(f"unknown control {name!r} (controls: {', '.join(available(s, voices))})")
     if not available(s, voices)[name]:

@@ -90,3 +90,20 @@ class Controls:
 def control_names(settings: ServeSettings) -> list[str]:
     """Every control a CC can drive: the ``serve.cc_*`` settings' names."""
     return [f.name[3:] for f in dataclasses.fields(settings) if f.name.startswith("cc_")]
+
+
+# The monitor page's "learn" button reaches the engine as a message too (a knob cannot ask for
+# it): a system-exclusive message for non-commercial use, "iln", then the control's index.
+LEARN_ID = (0x7D, 0x69, 0x6C, 0x6E)
+
+
+def learn_message_data(settings: ServeSettings, name: str) -> list[int]:
+    return [*LEARN_ID, control_names(settings).index(name)]
+
+
+def learn_request(settings: ServeSettings, data: tuple[int, ...]) -> str | None:
+    """The control a learn request names, or None when ``data`` is not one."""
+    names = control_names(settings)
+    if tuple(data[: len(LEARN_ID)]) != LEARN_ID or len(data) != len(LEARN_ID) + 1 or data[-1] >= len(names):
+        return None
+    return names[data[-1]]

@@ -105,7 +105,7 @@ class Engine(PlayAlong):
                 self._set_bpm(self._clock.bpm, "clock")
             return
         if kind == "sysex":
-            self._echo.is_probe(msg, now)
+            self._sysex(msg, now)  # a loopback probe coming back, or the page's MIDI learn
             return
         if kind == "program_change":
             self._act(self._controls.program(msg.program), now)

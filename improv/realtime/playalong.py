@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from improv.realtime.controls import learn_request
 from improv.realtime.modes import MODES
 from improv.realtime.output import Timed
 
@@ -23,6 +24,7 @@ class PlayAlong:
     _output: Any
     _controls: Any
     _clock: Any
+    _echo: Any
     settings: Any
     bpm: float
 
@@ -35,6 +37,13 @@ class PlayAlong:
             self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
         self._responder.drop_speculation()  # a prepared answer no longer fits
         self._listener.key_down(msg.channel, msg.note, msg.velocity, now)
+
+    def _sysex(self, msg: Any, now: float) -> None:
+        name = learn_request(self.settings, tuple(msg.data))
+        if name is not None:
+            self._controls.learn(name)
+        else:
+            self._echo.is_probe(msg, now)
 
     def _act_play_along(self, action: Any, now: float) -> None:
         if action.kind == "mode":
