@@ -94,7 +94,7 @@ def drive(engine: Any, script: list[tuple[float, mido.Message]], until: float) -
     raise ImprovError("the accompaniment simulation did not settle")
 
 
-def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, seed: int = 0) -> tuple[list[Note3], list[tuple[float, float, int, float]]]:
+def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, seed: int = 0, recorder: Any = None) -> tuple[list[Note3], list[tuple[float, float, int, float]]]:
     """The soprano (times in beats) played into an accompanying engine at ``bpm``, starting at 1 s:
     improv's notes (onset, end, pitch in beats) and its decisions (onset s, decided s, pitch, dur s)."""
     from improv.realtime.engine import Engine
@@ -102,7 +102,7 @@ def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, 
     beat = 60 / bpm
     start = 1.0
     s = dataclasses.replace(settings, mode="accompany", bpm=bpm, estimate_tempo=False)
-    engine = Engine(model, s, seed=seed)
+    engine = Engine(model, s, seed=seed, recorder=recorder)
     script: list[tuple[float, mido.Message]] = []
     for b0, b1, p in soprano:
         script.append((start + b0 * beat, mido.Message("note_on", note=p, velocity=80)))
@@ -110,19 +110,22 @@ def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, 
     script.sort(key=lambda tm: (tm[0], tm[1].type == "note_on"))
     end = max(t for t, _ in script)
     drive(engine, script, end + 8 * beat)
+    engine.shutdown(end + 8 * beat)
     played = list(engine._band.played)
     notes = [((o - start) / beat, (o + d - start) / beat, p) for o, _, p, d in played]
     return notes, played
 
 
-def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: float = 80.0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: float = 80.0, log: Callable[[str], None] | None = None, recorder: Any = None) -> dict[str, Any]:
+    """The figures of the module docstring over ``count`` held-out chorales; ``recorder`` (a
+    ``realtime.report.Recorder``) gets the first one's session: soprano and accompaniment."""
     pieces = chorales(count, skip=3)
     if not pieces:
         raise ImprovError("no four-part chorales could be read from music21's corpus")
     real, ours, base, grid, ahead = [], [], [], [], []
     for name, soprano, below, bar in pieces:
         s = dataclasses.replace(settings, bar_beats=bar)
-        notes, played = play_along(model, s, soprano, bpm)
+        notes, played = play_along(model, s, soprano, bpm, recorder=recorder if not real else None)
         tonic, _ = play_along(model, dataclasses.replace(s, accompanist="tonic"), soprano, bpm)
         real.append(harmony_ratio(below, soprano))
         ours.append(harmony_ratio(notes, soprano))

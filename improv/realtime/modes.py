@@ -53,6 +53,7 @@ class Band:
         self.last_activity = -math.inf  # the performer's last key down or up
         self.keys: set[int] = set()
         self.chord: tuple[int, ...] | None = None
+        self.bass: int | None = None  # the accompaniment's last bass note: the next moves from it
         self.velocity = 64.0
         self.looper = Looper(settings.bar_beats, seed)
         self.soloist = Soloist(tokenizer, settings.lowest_pitch, settings.highest_pitch, seed)
@@ -69,7 +70,7 @@ class Band:
             return
         if self.next_beat is None:  # a new passage: its first note is on a beat
             self.melody = Melody()
-            self.anchor, self.chord = now, None
+            self.anchor, self.chord, self.bass = now, None, None
             self.next_beat = now  # advanced past now when the grid is read
         self.melody.down(pitch, now)
         self.velocity = 0.8 * self.velocity + 0.2 * velocity
@@ -165,7 +166,8 @@ class Band:
         else:
             chord, length = choose_chord(self.melody, self.chord, now, beat), beat
         self.chord = chord
-        pitches = voice(chord, self.melody.lowest)
+        pitches = voice(chord, self.melody.lowest, self.bass)
+        self.bass = pitches[0]
         for i, p in enumerate(pitches):
             self._push(t, p, min(127, velocity + (8 if i == 0 else 0)), length * 0.95, now)
 
