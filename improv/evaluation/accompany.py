@@ -71,6 +71,34 @@ def harmony_ratio(under: Sequence[Note3], melody: Sequence[Note3]) -> float:
     return good / total if total else math.nan
 
 
+def window_features(under: Sequence[Note3], melody: Sequence[Note3], bar: int) -> list[np.ndarray]:
+    """One vector per bar of ``under`` (times in beats): the note-time share of each interval
+    class below the sounding melody note (12), onsets per beat, notes sounding at once, the mean
+    distance below the melody in octaves, the share of onsets on a beat, the range in octaves."""
+    out = []
+    end = max((b for _, b, _ in melody), default=0.0)
+    for start in np.arange(0.0, end, bar):
+        stop = start + bar
+        notes = [(a, b, p) for a, b, p in under if a < stop and b > start]
+        onsets = [a for a, _, _ in notes if a >= start]
+        if len(onsets) < 2:
+            continue
+        hist = np.zeros(12)
+        below = []
+        for a0, a1, ap in notes:
+            for m0, m1, mp in melody:
+                overlap = min(a1, m1, stop) - max(a0, m0, start)
+                if overlap > 0:
+                    hist[(mp - ap) % 12] += overlap
+                    below.append(mp - ap)
+        time = sum(min(b, stop) - max(a, start) for a, b, _ in notes)
+        pitches = [p for _, _, p in notes]
+        extra = [len(onsets) / bar, time / bar, (np.mean(below) if below else 0.0) / 12,
+                 np.mean([abs(a - round(a)) < 1e-3 for a in onsets]), (max(pitches) - min(pitches)) / 12]
+        out.append(np.concatenate([hist / max(hist.sum(), 1e-9), extra]))
+    return out
+
+
 def drive(engine: Any, script: list[tuple[float, mido.Message]], until: float) -> list[tuple[float, mido.Message]]:
     """The serve loop in simulated time: messages at their times, ``due`` at every deadline, all
     the think time wanted."""
@@ -123,10 +151,13 @@ def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: floa
     if not pieces:
         raise ImprovError("no four-part chorales could be read from music21's corpus")
     real, ours, base, grid, ahead = [], [], [], [], []
+    windows: list[tuple[np.ndarray, int, int]] = []  # (features, 1 = improv's, piece)
     for name, soprano, below, bar in pieces:
         s = dataclasses.replace(settings, bar_beats=bar)
         notes, played = play_along(model, s, soprano, bpm, recorder=recorder if not real else None)
         tonic, _ = play_along(model, dataclasses.replace(s, accompanist="tonic"), soprano, bpm)
+        windows += [(f, 0, len(real)) for f in window_features(below, soprano, bar)]
+        windows += [(f, 1, len(real)) for f in window_features(notes, soprano, bar)]
         real.append(harmony_ratio(below, soprano))
         ours.append(harmony_ratio(notes, soprano))
         base.append(harmony_ratio(tonic, soprano))
@@ -136,6 +167,12 @@ def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: floa
         if log is not None:
             log(f"{name}: harmony {ours[-1]:.3f} (real {real[-1]:.3f}, tonic triad {base[-1]:.3f}), {len(played)} notes")
     r, o, b = (float(np.nanmean(x)) for x in (real, ours, base))
+    from improv.evaluation.two_sample import classifier_auc
+
+    x = np.array([w for w, _, _ in windows])
+    label = np.array([y for _, y, _ in windows])
+    group = np.array([g for _, _, g in windows])
+    feats = x[:, :12]  # the harmony alone: which intervals sound under the melody
     return {
         "pieces": len(pieces),
         "bpm": bpm,
@@ -148,6 +185,10 @@ def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: floa
         "anticipation_ms_min": round(float(min(ahead)), 3) if ahead else None,
         "anticipation_ms_median": round(float(np.median(ahead)), 3) if ahead else None,
         "notes": len(ahead),
+        # Told apart from the real alto/tenor/bass bar by bar (0.5 = not at all): on every feature,
+        # and on the intervals under the melody alone (the harmony, not the block-chord texture).
+        "classifier_auc": round(classifier_auc(x, label, group), 3) if len(windows) > 8 else None,
+        "classifier_auc_harmony": round(classifier_auc(feats, label, group), 3) if len(windows) > 8 else None,
     }
 
 
@@ -163,4 +204,5 @@ def format_accompany_table(r: dict[str, Any]) -> str:
         "",
         f"grid (planned onsets vs the performer's beat): median {r['grid_ms_median']} ms, p90 {r['grid_ms_p90']} ms",
         f"decided ahead of its beat: min {r['anticipation_ms_min']} ms, median {r['anticipation_ms_median']} ms",
+        f"a classifier telling it from the real alto/tenor/bass, bar by bar (0.5 = cannot): AUC {r['classifier_auc']} on every feature, {r['classifier_auc_harmony']} on the intervals alone",
     ])
