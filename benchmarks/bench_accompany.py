@@ -32,10 +32,37 @@ def run(args: argparse.Namespace) -> dict:
     # The accompaniment does not sample the voice: any step model serves the engine here.
     result = evaluate_accompaniment(random_step_model(), ServeSettings(), count=getattr(args, "accompany_pieces", 12))
     out = {f"accompany_{k}": v for k, v in result.items()}
+    out.update(decision_cost())
     beats = getattr(args, "accompany_jack_beats", 24.0)
     if beats > 0:
         out.update(over_jack(beats))
     return out
+
+
+def decision_cost() -> dict:
+    """The work of one beat's decision inside the engine's ``due`` (the key estimated afresh, as
+    after every key down), over 6 held-out sopranos played into a ``Melody``: ms, median, p99, max."""
+    import time
+
+    import numpy as np
+    from improv.evaluation.accompany import chorales
+    from improv.realtime.accompanist import Melody, choose_chord, warm_up
+
+    warm_up()  # as the engine does when it starts
+    costs = []
+    for _, notes, _, _ in chorales(6, skip=3):
+        melody = Melody()
+        for a, b, p in notes:
+            melody.down(p, a * 0.75)
+            melody.up(p, b * 0.75, 0.75)
+            start = time.perf_counter()
+            choose_chord(melody, None, b * 0.75, 0.75)
+            costs.append((time.perf_counter() - start) * 1000)
+    return {
+        "accompany_decide_ms_median": round(float(np.median(costs)), 3),
+        "accompany_decide_ms_p99": round(float(np.percentile(costs, 99)), 3),
+        "accompany_decide_ms_max": round(float(max(costs)), 3),
+    }
 
 
 def over_jack(beats: float) -> dict:

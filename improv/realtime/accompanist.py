@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 
@@ -42,6 +44,8 @@ BACKOFF = 3.0  # the first-order table counts as this many observations of the s
 # training chorales (every 7th from the 1st and from the 2nd), never on the held-out ones; there
 # the performer's own interval habits, blended in, did worse than the learned table alone.
 REPEAT = (0.0, 0.0, 0.15, 0.3, 0.5)
+MAX_MATCH = 8  # the longest run of notes looked up
+MAX_FOLLOWS = 20_000  # runs remembered at most
 _CONS = np.array([[consonant(m, a) for m in range(12)] for a in range(12)], dtype=np.float64)  # [under, melody]
 
 
@@ -53,9 +57,19 @@ class Melody:
     weights: np.ndarray = field(default_factory=lambda: np.zeros(12))  # pitch-class time (key estimate)
     held: dict = field(default_factory=dict)  # pitch -> onset, keys down
     lowest: int = 127
+    # What followed each run of k notes (k = 2..MAX_MATCH) the last time it was played: the
+    # continuation is a dictionary look-up, not a search, inside ``due``.
+    follows: dict = field(default_factory=dict)
+    _key: tuple[int, bool] | None = None  # the estimate, until the next key down or up
 
     def down(self, pitch: int, now: float) -> None:
+        if len(self.follows) > MAX_FOLLOWS:  # bounded over an hour of playing: start learning afresh
+            self.follows.clear()
+        before = tuple(p for _, p in islice(reversed(self.notes), MAX_MATCH))[::-1]
+        for k in range(2, len(before) + 1):
+            self.follows[before[-k:]] = pitch
         self.notes.append((now, pitch))
+        self._key = None
         self.held[pitch] = now
         self.weights[pitch % 12] += 0.25  # struck: some weight at once (its length comes at the release)
         self.lowest = min(self.lowest, pitch) if len(self.notes) > 1 else pitch
@@ -64,6 +78,7 @@ class Melody:
         onset = self.held.pop(pitch, None)
         if onset is not None:
             self.weights[pitch % 12] += min((now - onset) / beat_s, 2.0)
+            self._key = None
 
     def current(self) -> int | None:
         """The melody note sounding (the top key down), else the last one struck."""
@@ -72,10 +87,12 @@ class Melody:
         return self.notes[-1][1] if self.notes else None
 
     def key(self) -> tuple[int, bool]:
-        w = self.weights.copy()
-        for _, p in list(self.notes)[-8:]:
-            w[p % 12] += 0.1
-        return estimate_key(w) if w.any() else (0, False)
+        if self._key is None:
+            w = self.weights.copy()
+            for _, p in islice(reversed(self.notes), 8):
+                w[p % 12] += 0.1
+            self._key = estimate_key(w) if w.any() else (0, False)
+        return self._key
 
     def at(self, t: float) -> int | None:
         """The melody note struck last at or before ``t``."""
@@ -84,7 +101,7 @@ class Melody:
                 return pitch
         return None
 
-    def next_pitch_classes(self, now: float = 0.0, beat: float = 0.0) -> np.ndarray:
+    def next_pitch_classes(self, now: float = 0.0, beat: float = 0.0, key: tuple[int, bool] | None = None) -> np.ndarray:
         """A distribution over the pitch class the next beat brings: how chorale melodies move in
         their key from the two notes before the beat (``melody_moves``, learned), and, when the
         performer repeats themselves, what followed last time."""
@@ -92,7 +109,7 @@ class Melody:
         p = np.zeros(12)
         if cur is None:
             return p
-        tonic, minor = self.key()
+        tonic, minor = key if key is not None else self.key()
         learned = _MOVES[int(minor), (cur - tonic) % 12]
         earlier = self.at(now - beat) if beat > 0 else None
         if earlier is not None:  # the two notes before the beat: the learned counts, backed off to one note
@@ -111,13 +128,11 @@ class Melody:
         """The note that followed the longest earlier match (2 to 8 notes) of the melody's last
         notes, and the match's length; (None, 0) without one. A melody that returns (a chorale's
         repeated opening, a tune's refrain) tells what comes next."""
-        pitches = [p for _, p in self.notes]
-        n = len(pitches)
-        for k in range(min(8, n - 1), 1, -1):
-            tail = pitches[n - k:]
-            for start in range(n - k - 1, -1, -1):
-                if pitches[start : start + k] == tail:
-                    return pitches[start + k], k
+        tail = tuple(p for _, p in islice(reversed(self.notes), MAX_MATCH))[::-1]
+        for k in range(len(tail), 1, -1):
+            follows = self.follows.get(tail[-k:])
+            if follows is not None:
+                return follows, k
         return None, 0
 
 
@@ -126,20 +141,33 @@ def choose_chord(melody: Melody, previous: tuple[int, ...] | None, now: float = 
     diatonic triad is tried voiced in full and as its root and third or its third and fifth
     (the third always: it says major or minor); the one most likely consonant with the melody
     note the beat will bring wins, a full triad or the chord already sounding on a near tie."""
-    tonic, minor = melody.key()
-    nxt = melody.next_pitch_classes(now, beat)
-    best, best_score = None, -np.inf
+    key = melody.key()
+    chords, consonance, bonus = _candidates(*key)
+    score = consonance @ melody.next_pitch_classes(now, beat, key) + bonus
+    if previous is not None and previous in chords:
+        score[chords.index(previous)] += 0.02  # keep a chord that still fits: less churn
+    return chords[int(np.argmax(score))]
+
+
+@lru_cache(maxsize=24)
+def _candidates(tonic: int, minor: bool) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """A key's chords as voiced (bass, upper tones), each one's consonance with every melody pitch
+    class (the share of its notes consonant), and its preference: computed once per key."""
+    chords, rows, bonuses = [], [], []
     for root, third, fifth, bonus in (_MINOR if minor else _MAJOR):
         r, t, f = (tonic + root) % 12, (tonic + root + third) % 12, (tonic + root + fifth) % 12
         for upper, full in (((r, t, f), 0.01), ((r, t), 0.0), ((t, f), 0.0)):
             chord = (r, *upper)
-            score = float(nxt @ _CONS[list(chord)].mean(axis=0)) + bonus + full
-            if previous is not None and chord == previous:
-                score += 0.02  # keep a chord that still fits: less churn
-            if score > best_score:
-                best, best_score = chord, score
-    assert best is not None
-    return best
+            chords.append(chord)
+            rows.append(_CONS[list(chord)].mean(axis=0))
+            bonuses.append(bonus + full)
+    return chords, np.array(rows), np.array(bonuses)
+
+
+def warm_up() -> None:
+    """Every key's candidates built now, not inside the first ``due`` that needs them."""
+    for k in range(24):
+        _candidates(k % 12, k >= 12)
 
 
 def tonic_chord(melody: Melody) -> tuple[int, ...]:

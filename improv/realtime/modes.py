@@ -21,7 +21,7 @@ from typing import Any
 import mido
 
 from improv.music.rhythm import next_grid_point
-from improv.realtime.accompanist import Melody, choose_chord, tonic_chord, voice
+from improv.realtime.accompanist import Melody, choose_chord, tonic_chord, voice, warm_up
 from improv.realtime.looper import Looper
 from improv.realtime.output import Output, Timed
 from improv.realtime.soloist import Soloist
@@ -57,6 +57,7 @@ class Band:
         self.velocity = 64.0
         self.looper = Looper(settings.bar_beats, seed)
         self.soloist = Soloist(tokenizer, settings.lowest_pitch, settings.highest_pitch, seed)
+        warm_up()
 
     # ---- the performer --------------------------------------------------------------------------
 
