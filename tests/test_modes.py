@@ -263,3 +263,22 @@ def test_the_pages_learn_button_binds_the_next_cc():
     assert e.controls_saved()["bindings"] == {"mode": 40}
     with pytest.raises(ControlError, match="bad value for learn: 'volume'"):
         control_message("learn", "volume", s, 1)
+
+
+def test_panic_in_solo_is_silence_until_the_performer_plays():
+    e = engine(mode="solo")
+    script = [(3.0, cc(23, 127))] + phrase([60, 62, 64], start=8.0, step=BEAT, length=0.5)
+    out = simulate(e, script, until=14.0)
+    notes = ons(out)
+    assert any(t < 3.0 for t, _ in notes)
+    assert not [t for t, _ in notes if 3.0 < t < 8.0]  # silent after the panic ...
+    assert any(t > 8.0 + 3 * BEAT for t, _ in notes)  # ... until the performer has played
+    assert not unclosed(out + e.shutdown(14.0))
+
+
+def test_a_voice_stuck_on_one_onset_still_moves_on():
+    e = Engine(LadderModel(offset=0), dataclasses.replace(ServeSettings(), mode="solo"), seed=1)
+    out = simulate(e, [], until=6.0)
+    onsets = sorted({t for t, _ in ons(out)})
+    assert len(onsets) >= 4  # not every note at one time, nor a queue that never ends
+    assert not unclosed(out + e.shutdown(6.0))

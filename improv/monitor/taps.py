@@ -26,6 +26,8 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         doing = "answering"
     elif answer is not None and answer.start is None:
         doing = "preparing"
+    elif engine.band_playing:  # play along: accompanying, looping or soloing (serve.mode)
+        doing = {"accompany": "accompanying", "loop": "looping", "solo": "soloing"}.get(engine.play_mode, "listening")
     else:
         doing = "listening"
     voice = engine.voices[engine.voice].name or voice_label

@@ -55,6 +55,7 @@ class Band:
         self.chord: tuple[int, ...] | None = None
         self.bass: int | None = None  # the accompaniment's last bass note: the next moves from it
         self.velocity = 64.0
+        self.hushed = False  # after a panic: solo waits for the performer before it plays again
         self.looper = Looper(settings.bar_beats, seed)
         self.soloist = Soloist(tokenizer, settings.lowest_pitch, settings.highest_pitch, seed)
         warm_up()
@@ -63,6 +64,7 @@ class Band:
 
     def performer_down(self, pitch: int, velocity: int, now: float) -> None:
         self.keys.add(pitch)
+        self.hushed = False
         self.last_activity = max(self.last_activity, now)
         if self.mode != "accompany":
             self.looper.stop()  # loop and solo yield at once: the engine silences their notes
@@ -102,7 +104,14 @@ class Band:
         self.soloist.stop()
 
     def stop(self) -> None:
+        """Panic, shutdown, an error: nothing of the band goes on, and solo waits for the performer."""
         self.set_mode(self.mode)
+        self.hushed = True
+
+    @property
+    def playing(self) -> bool:
+        """Something of the band is sounding or planned: accompanying, a loop, a solo."""
+        return bool(self._queue) or self.next_beat is not None or self.looper.next_start is not None or self.soloist.playing
 
     # ---- the engine's turn ----------------------------------------------------------------------
 

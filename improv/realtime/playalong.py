@@ -52,6 +52,7 @@ class PlayAlong:
             self._band.mutate = action.value
 
     play_mode = property(lambda self: self._band.mode)
+    band_playing = property(lambda self: self._band.playing)
     mutate = property(lambda self: self._band.mutate)
 
     def learn(self, name: str) -> None:
@@ -113,7 +114,7 @@ class PlayAlong:
     def _play_along(self, now: float, out: list[Timed]) -> None:
         band = self._band
         clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        if band.mode == "solo" and not band.soloist.playing and self._listener.call is None and not band.keys and self.mode == LISTEN:
+        if band.mode == "solo" and not band.soloist.playing and not band.hushed and self._listener.call is None and not band.keys and self.mode == LISTEN:
             band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
         band.play(now, out, self.bpm, clock_grid)
 

@@ -14,6 +14,7 @@ import numpy as np
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY, Tokenizer
 
 MAX_RESTS = 8  # beats of the model's own silence (an end of piece) before the solo moves on anyway
+MAX_AT_ONCE = 8  # notes at one onset at most: a voice stuck at offset 0 moves on a beat
 
 
 class Soloist:
@@ -26,6 +27,7 @@ class Soloist:
         self.origin: float | None = None  # its first beat (s), while playing
         self.pos = 0.0  # beats after the origin of the last event sampled
         self.started = False
+        self.at_once = 0  # notes sampled at the current onset
         self.until = -np.inf  # the latest onset sampled (s)
 
     @property
@@ -33,7 +35,7 @@ class Soloist:
         return self.origin is not None
 
     def start(self, first_beat: float) -> None:
-        self.origin, self.pos, self.started, self.until = first_beat, 0.0, False, first_beat
+        self.origin, self.pos, self.started, self.until, self.at_once = first_beat, 0.0, False, first_beat, 0
 
     def stop(self) -> None:
         self.origin = None
@@ -55,8 +57,11 @@ class Soloist:
             self.state = None
             self.until = self.origin + self.pos * beat
             return None
-        if self.started:
-            self.pos += float(tv[int(row[OFFSET])])
+        step = float(tv[int(row[OFFSET])]) if self.started else 0.0
+        self.at_once = self.at_once + 1 if step == 0 else 1
+        if self.at_once > MAX_AT_ONCE:
+            step, self.at_once = 1.0, 1
+        self.pos += step
         self.started = True
         onset = self.origin + self.pos * beat
         self.until = onset
