@@ -126,7 +126,9 @@ def serve_session(
                 f"improv: listening on {in_name!r}, answering on {out_name!r} ({api_name(ports.api)})"
                 f" · voice {loaded[0].name}{' (untrained)' if untrained else ''}"
                 + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
-                + f" · {engine.bpm:g} bpm · Ctrl-C to stop"
+                + f" · {engine.bpm:g} bpm"
+                + (f" · mode {engine.play_mode}" + (f" (CC {s.cc_mode} switches)" if s.cc_mode >= 0 else "") if s.mode != "answer" else "")
+                + " · Ctrl-C to stop"
             )
             clock = RealClock(s.spin_ms / 1000)
             inport, outport, status = ports.input, ports.output, say
