@@ -37,3 +37,48 @@ def test_a_chorale_soprano_is_accompanied_on_the_beat_over_jack(jack, tmp_path):
     assert np.median(errors) < run.beat_s * 1000 / 4, errors  # on the beat, not somewhere between
     assert max(on for on, _, _ in run.improv) <= last_key + 4 * run.beat_s + 0.1  # a bar more, then silence
     assert harmony_ratio(run.improv, run.melody) > 0.5
+
+
+def test_switching_mode_mid_phrase_leaves_no_note_hanging_over_jack(jack, tmp_path):
+    """Accompanying, then the mode knob turned to answer in the middle of the phrase: the chords
+    stop at once (every one closed), the phrase is answered, and SIGTERM in the answer leaves nothing on."""
+    import signal
+    import subprocess
+    import time
+
+    import mido
+    from support.serve_process import Lines, Listener, serve_cmd, tear_down
+
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
+
+    proc = subprocess.Popen(serve_cmd(tiny_checkpoint_file(tmp_path), "--virtual", "--mode", "accompany", "--bpm", "120"), env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    listener = performer = None
+    try:
+        lines = Lines(proc.stdout)
+        banner = lines.wait_for("improv: listening on", timeout=60)
+        assert "mode accompany" in banner
+        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
+        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+        listener = Listener(out_name)
+        time.sleep(0.3)
+        switched = None
+        for i, note in enumerate([67, 69, 71, 72, 74, 72, 71, 69]):
+            if i == 4:
+                performer.send(mido.Message("control_change", control=85, value=0))  # -> answer
+                switched = time.perf_counter()
+            performer.send(mido.Message("note_on", note=note, velocity=80))
+            time.sleep(0.45)
+            performer.send(mido.Message("note_off", note=note))
+            time.sleep(0.05)
+        phrase_end = time.perf_counter()
+        listener.poll()
+        before = [t for t, m in listener.note_ons() if t < switched]
+        assert before, lines.rest()  # it was accompanying
+        assert not [t for t, m in listener.note_ons() if switched + 0.05 < t < phrase_end], "chords went on after the switch"
+        assert listener.wait(lambda got: any(t > phrase_end and m.type == "note_on" for t, m in got), timeout=15), lines.rest()  # answered
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, lines.rest()
+        listener.wait(lambda got: False, timeout=0.3)
+        assert unclosed(listener.got) == {}, "a note was left hanging"
+    finally:
+        tear_down(proc, listener.port if listener else None, performer)
