@@ -56,7 +56,7 @@ def decision_cost() -> dict:
             melody.down(p, a * 0.75)
             melody.up(p, b * 0.75, 0.75)
             start = time.perf_counter()
-            choose_chord(melody, None, b * 0.75, 0.75)
+            choose_chord(melody, None, b * 0.75, 0.75, int(b) % 4)
             costs.append((time.perf_counter() - start) * 1000)
     return {
         "accompany_decide_ms_median": round(float(np.median(costs)), 3),

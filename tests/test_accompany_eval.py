@@ -35,3 +35,27 @@ def test_eval_accompany_on_one_chorale(capsys):
     assert r["anticipation_ms_min"] > 0  # every note decided before its beat
     assert r["grid_ms_median"] == 0.0  # planned on the performer's beat
     assert r["harmony_ratio"] > r["harmony_ratio_tonic_baseline"]
+
+
+def test_the_melody_guess_packs_its_weights_and_refuses_a_wrong_size():
+    import pytest
+
+    from improv.realtime.melody_guess import HIDDEN, INPUTS, MelodyGuess, features, pack, unpack
+
+    rng = np.random.default_rng(0)
+    w = (rng.normal(size=(HIDDEN, INPUTS)), rng.normal(size=HIDDEN), rng.normal(size=(12, HIDDEN)), rng.normal(size=12))
+    back = unpack(pack(*w))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(w, back))
+    p = MelodyGuess(pack(*w))(features([0, 4, 7, 12], 2, False))
+    assert p.shape == (12,) and abs(p.sum() - 1) < 1e-9
+    with pytest.raises(ValueError, match="numbers, expected"):
+        unpack(pack(w[0], w[1], w[2], w[3][:5]))
+
+
+def test_the_shipped_guess_prefers_a_step_or_the_same_note():
+    """Trained on chorales: after a scale run up to the third, the next beat is near it."""
+    from improv.realtime.accompanist import _GUESS
+    from improv.realtime.melody_guess import features
+
+    p = _GUESS(features([4, 2, 0, 11], 1, False))  # C major: B C D E, the beat after E
+    assert p[[2, 4, 5]].sum() > 0.5  # D, E or F

@@ -22,7 +22,8 @@ from itertools import islice
 import numpy as np
 
 from improv.music.keys import estimate_key
-from improv.realtime.melody_moves import MOVES, MOVES2
+from improv.realtime.melody_guess import CONTEXT, NONE, MelodyGuess, features
+from improv.realtime.melody_net import WEIGHTS
 
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # semitones mod 12: unison/octave, thirds, fifth, sixths
 
@@ -37,9 +38,7 @@ def consonant(melody: int, under: int) -> bool:
 # for the functional ones (I, IV, V first): ties go to the chord a player would reach for.
 _MAJOR = [(0, 4, 7, 0.06), (5, 4, 7, 0.04), (7, 4, 7, 0.05), (9, 3, 7, 0.02), (2, 3, 7, 0.01), (4, 3, 7, 0.0)]
 _MINOR = [(0, 3, 7, 0.06), (5, 3, 7, 0.04), (7, 4, 7, 0.05), (8, 4, 7, 0.02), (3, 4, 7, 0.01), (10, 4, 7, 0.0)]
-_MOVES = np.array(MOVES)  # [minor, pitch class now, pitch class on the next beat], key-relative
-_MOVES2 = np.array(MOVES2, dtype=np.float64)  # counts, [minor, a beat earlier, now, on the next beat]
-BACKOFF = 3.0  # the first-order table counts as this many observations of the second
+_GUESS = MelodyGuess("".join(WEIGHTS))
 # Weight of "what followed the last k notes the time before", by k (2, 3, 4 and more). Tuned on
 # training chorales (every 7th from the 1st and from the 2nd), never on the held-out ones; there
 # the performer's own interval habits, blended in, did worse than the learned table alone.
@@ -101,22 +100,18 @@ class Melody:
                 return pitch
         return None
 
-    def next_pitch_classes(self, now: float = 0.0, beat: float = 0.0, key: tuple[int, bool] | None = None) -> np.ndarray:
-        """A distribution over the pitch class the next beat brings: how chorale melodies move in
-        their key from the two notes before the beat (``melody_moves``, learned), and, when the
-        performer repeats themselves, what followed last time."""
-        cur = self.current()
-        p = np.zeros(12)
-        if cur is None:
-            return p
+    def next_pitch_classes(self, beat_at: float, beat_s: float, position: int, key: tuple[int, bool] | None = None) -> np.ndarray:
+        """A distribution over the pitch class the beat at ``beat_at`` will bring (``position``: its
+        place in the bar), from the melody struck before it: the learned guess (``melody_guess``),
+        and, when the performer repeats themselves, what followed last time."""
+        if self.current() is None:
+            return np.zeros(12)
         tonic, minor = key if key is not None else self.key()
-        learned = _MOVES[int(minor), (cur - tonic) % 12]
-        earlier = self.at(now - beat) if beat > 0 else None
-        if earlier is not None:  # the two notes before the beat: the learned counts, backed off to one note
-            counts = _MOVES2[int(minor), (earlier - tonic) % 12, (cur - tonic) % 12]
-            learned = (counts + BACKOFF * learned) / (counts.sum() + BACKOFF)
-        p = np.roll(learned, tonic)
-        p = p / p.sum()
+        before = []
+        for k in range(CONTEXT):
+            pitch = self.at(beat_at - 0.1 * beat_s - k * beat_s)
+            before.append(NONE if pitch is None else (pitch - tonic) % 12)
+        p = np.roll(_GUESS(features(before, position, minor)), tonic)
         follows, k = self.continuation()
         if follows is not None:  # the performer is repeating themselves: what came next last time
             w = REPEAT[min(k, len(REPEAT) - 1)]
@@ -136,14 +131,14 @@ class Melody:
         return None, 0
 
 
-def choose_chord(melody: Melody, previous: tuple[int, ...] | None, now: float = 0.0, beat: float = 0.0) -> tuple[int, ...]:
+def choose_chord(melody: Melody, previous: tuple[int, ...] | None, beat_at: float, beat_s: float, position: int) -> tuple[int, ...]:
     """The next beat's chord as pitch classes: its root in the bass, then the tones above it. Each
     diatonic triad is tried voiced in full and as its root and third or its third and fifth
     (the third always: it says major or minor); the one most likely consonant with the melody
     note the beat will bring wins, a full triad or the chord already sounding on a near tie."""
     key = melody.key()
     chords, consonance, bonus = _candidates(*key)
-    score = consonance @ melody.next_pitch_classes(now, beat, key) + bonus
+    score = consonance @ melody.next_pitch_classes(beat_at, beat_s, position, key) + bonus
     if previous is not None and previous in chords:
         score[chords.index(previous)] += 0.02  # keep a chord that still fits: less churn
     return chords[int(np.argmax(score))]

@@ -162,19 +162,19 @@ class Band:
             if not self.keys and t > self.last_activity + bar * beat + 1e-6:
                 self.next_beat = None  # the performer stopped a bar ago: stop keeping time
                 return
-            self._decide_beat(t, now, beat, round((t - origin) / beat) % bar == 0)
+            self._decide_beat(t, now, beat, round((t - origin) / beat) % bar)
             self.next_beat = t + beat / 2  # the grid point after this one
 
-    def _decide_beat(self, t: float, now: float, beat: float, downbeat: bool) -> None:
+    def _decide_beat(self, t: float, now: float, beat: float, position: int) -> None:
         if self.melody.current() is None:
             return
         velocity = int(max(20, min(110, self.velocity * 0.75)))
         if self.s.accompanist == "tonic":
-            if self.chord is not None and not downbeat:
+            if self.chord is not None and position != 0:
                 return  # the baseline strikes once per bar (and at the first beat it hears)
             chord, length = tonic_chord(self.melody), self.s.bar_beats * beat
         else:
-            chord, length = choose_chord(self.melody, self.chord, now, beat), beat
+            chord, length = choose_chord(self.melody, self.chord, t, beat, position), beat
         self.chord = chord
         pitches = voice(chord, self.melody.lowest, self.bass)
         self.bass = pitches[0]
