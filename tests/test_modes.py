@@ -282,3 +282,11 @@ def test_a_voice_stuck_on_one_onset_still_moves_on():
     onsets = sorted({t for t, _ in ons(out)})
     assert len(onsets) >= 4  # not every note at one time, nor a queue that never ends
     assert not unclosed(out + e.shutdown(6.0))
+
+
+def test_what_the_command_line_asks_for_wins_over_the_last_values():
+    s = ServeSettings(mode="accompany")
+    e = Engine(LadderModel(), s)
+    e.restore_controls({"bindings": {}, "values": {"mode": 120, "mutate": 127}}, 0.0, keep=frozenset({"mode"}))
+    assert e.play_mode == "accompany" and e.mutate == 1.0
+    assert e.controls_saved()["values"]["mode"] == 120  # kept in the file for next time

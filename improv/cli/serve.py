@@ -63,4 +63,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         if args.learn not in control_names(serve_settings):
             raise ImprovError(f"unknown control for --learn: {args.learn!r} (one of {', '.join(control_names(serve_settings))})")
-    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor, learn=args.learn)
+    # What the command line asks for wins over the knobs' last values in the controls file.
+    keep = frozenset(name for name, given in (("temperature", args.temperature), ("mode", args.mode), ("voice", args.voice or args.checkpoint)) if given is not None)
+    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor, learn=args.learn, keep=keep)

@@ -63,12 +63,14 @@ class PlayAlong:
         """What the controls file keeps: learned bindings and the knobs' last values."""
         return {"bindings": dict(self._controls.bindings), "values": dict(self._controls.values)}
 
-    def restore_controls(self, saved: dict[str, dict[str, int]], now: float) -> None:
-        """Bindings and the knobs' last values from an earlier session (switches are not replayed)."""
+    def restore_controls(self, saved: dict[str, dict[str, int]], now: float, keep: frozenset[str] = frozenset()) -> None:
+        """Bindings and the knobs' last values from an earlier session; switches are not replayed,
+        nor the controls in ``keep`` (what the command line asked for wins over last time)."""
         c = self._controls
         c.bindings.update(saved.get("bindings", {}))
         for name, value in saved.get("values", {}).items():
-            if name not in ("panic", "end_call", "forget") and c.number(name) >= 0:
+            c.values[name] = value
+            if name not in ("panic", "end_call", "forget") and name not in keep and c.number(name) >= 0:
                 self._act(c.control(c.number(name), value), now)
 
     def set_mode(self, mode: str, now: float) -> None:
@@ -85,7 +87,8 @@ class PlayAlong:
     # ---- play along (realtime/modes.py does the work) ------------------------------------------
 
     def _holds_call(self) -> bool:
-        """Accompanying with an answer to follow: the call waits until the bar after it is kept."""
+        """Accompanying: the call (what the performer plays) ends only once the bar after it is
+        kept; then it is answered (``serve.after: answer``) or forgotten."""
         return self._band.mode == "accompany" and self._band.keeping_time
 
     def _call_ended(self, now: float, reason: tuple[str, float]) -> None:
@@ -94,7 +97,7 @@ class PlayAlong:
             self._end_call(now, (reason[0], max(reason[1], now)))
             return
         call = self._listener.call
-        if call is not None:
+        if call is not None and mode == "solo":
             self._band.anchor = call.first_onset  # the set's beat: where the solo takes up again
         self._listener.release_all(now)
         self._forget_call()

@@ -87,6 +87,7 @@ def serve_session(
     say: Callable[[str], None] | None = None,
     monitor: MonitorChoice | None = None,
     learn: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> int:
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
     starts and written however the session ends, an error included, its picture beside it. With
@@ -106,7 +107,7 @@ def serve_session(
         loaded, untrained = load_voices(voices, say)
         recorder = Recorder() if record else None
         engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
-        engine.restore_controls(load_controls(s), 0.0)  # MIDI-learned bindings and last knob values
+        engine.restore_controls(load_controls(s), 0.0, keep)  # MIDI-learned bindings and last knob values
         if learn:
             engine.learn(learn)
             say(f"improv: move the controller for {learn}: the first one that arrives is bound to it")
