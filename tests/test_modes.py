@@ -290,3 +290,26 @@ def test_what_the_command_line_asks_for_wins_over_the_last_values():
     e.restore_controls({"bindings": {}, "values": {"mode": 120, "mutate": 127}}, 0.0, keep=frozenset({"mode"}))
     assert e.play_mode == "accompany" and e.mutate == 1.0
     assert e.controls_saved()["values"]["mode"] == 120  # kept in the file for next time
+
+
+# ---- the real serve loop (what simulate cannot show: it always thinks after due) ---------------
+
+
+@pytest.mark.parametrize("mode", ["solo", "accompany", "loop"])
+def test_each_mode_runs_in_the_serve_loop_without_spinning(mode):
+    from improv.io.clock import FakeClock
+    from improv.io.memory_ports import MemoryOutput, ScriptedInput
+    from improv.session.loop import ServeLoop
+
+    clock = FakeClock()
+    inport = ScriptedInput(clock)
+    for when, msg in melody([60, 62, 64, 65, 67, 65, 64, 62], start=2.0):
+        inport.add(when, msg.bytes())
+    out = MemoryOutput(clock)
+    e = engine(mode=mode)
+    ServeLoop(e, inport, out, clock).run(until=12.0)  # a loop that never gets to think stalls FakeClock
+    notes = [t for t, m in out.sent if m.type == "note_on" and m.velocity > 0]
+    assert len(notes) > 4
+    if mode != "loop":
+        assert any(t < 2.0 + 8 * BEAT for t in notes)  # solo before the performer, accompaniment under them
+    assert not unclosed(out.sent)

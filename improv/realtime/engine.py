@@ -189,6 +189,8 @@ class Engine(PlayAlong):
             soft.append(closes)
         if self.mode == LISTEN and self._answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
             soft.append(self._listener.speculate_at(self.bpm))
+        if (solo := self._band.work_at(self.bpm)) is not None:
+            soft.append(solo)
         if not soft:
             return deadline
         work = max(min(soft), self._cooldown_until)

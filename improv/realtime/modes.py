@@ -137,9 +137,13 @@ class Band:
         fill = self.looper.fill_at(bpm)
         if fill is not None:
             times.append(fill)
-        if self.mode == "solo" and self.soloist.playing:  # the moment to sample the next event
-            times.append(self.soloist.until - self._ahead(bpm))
         return min(times) if times else None
+
+    def work_at(self, bpm: float) -> float | None:
+        """When ``think`` will have solo work (the next event to sample): a soft wake-up, not a
+        deadline: ``due`` has nothing to do then, and a loop that calls ``due`` at a deadline
+        already past never gets to think."""
+        return self.soloist.until - self._ahead(bpm) if self.mode == "solo" and self.soloist.playing else None
 
     def _ahead(self, bpm: float) -> float:
         return max(self.s.lookahead_ms / 1000, 60 / bpm)

@@ -93,8 +93,11 @@ class PlayAlong:
 
     def _call_ended(self, now: float, reason: tuple[str, float]) -> None:
         mode = self._band.mode
-        if mode in ("answer", "loop") or (mode == "accompany" and self.settings.after == "answer" and reason[0] != "max"):
-            self._end_call(now, (reason[0], max(reason[1], now)))
+        if mode in ("answer", "loop"):
+            self._end_call(now, reason)
+            return
+        if mode == "accompany" and self.settings.after == "answer" and reason[0] != "max":
+            self._end_call(now, (reason[0], max(reason[1], now)))  # decided now: after the bar kept
             return
         call = self._listener.call
         if call is not None and mode == "solo":
