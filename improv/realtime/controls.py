@@ -18,7 +18,7 @@ SUSTAIN = 64  # the sustain pedal controller: the performer's, not a control
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # panic | end_call | temperature | length | voice | imitation | mode | mutate
+    kind: str  # panic | end_call | temperature | length | voice | imitation | density | mode | mutate
     value: float = 0.0
 
 
@@ -51,6 +51,8 @@ class Controls:
             return Action("voice", min(value * self.voices // 128, self.voices - 1))
         if control == s.cc_imitation:
             return Action("imitation", value / 127)
+        if control == s.cc_density:  # x0.25 (0) .. x1 (64) .. about x4 (127), like the length knob
+            return Action("density", 4.0 ** ((value - 64) / 64))
         return self._play_along(control, value)
 
     # ---- MIDI learn (issue 20): a learned number stands for the control's configured one ----

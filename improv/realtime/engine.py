@@ -67,7 +67,7 @@ class Engine(PlayAlong):
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
@@ -122,8 +122,7 @@ class Engine(PlayAlong):
         if kind == "note_on" and msg.velocity > 0:
             self._key_down(msg, now)  # playalong.py: a barge-in, except under an accompaniment
         elif kind in ("note_on", "note_off"):
-            self._band.performer_up(msg.note, now, self.bpm)
-            self._listener.key_up(msg.channel, msg.note, now)
+            self._key_up(msg, now)
         elif msg.control == SUSTAIN:
             self._listener.pedal(msg.value >= 64, now)
         else:
@@ -189,8 +188,7 @@ class Engine(PlayAlong):
             soft.append(closes)
         if self.mode == LISTEN and self._answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
             soft.append(self._listener.speculate_at(self.bpm))
-        if (solo := self._band.work_at(self.bpm)) is not None:
-            soft.append(solo)
+        soft += [t for t in (self._band.work_at(self.bpm),) if t is not None]  # solo: the next event to sample
         if not soft:
             return deadline
         work = max(min(soft), self._cooldown_until)
@@ -240,9 +238,9 @@ class Engine(PlayAlong):
         """The input port vanished: keys held now will send no note-off; release them."""
         self._listener.release_all(now)
 
-    def output_changed(self) -> None:
-        """The output port was reopened: probe for a loopback again."""
-        self._echo.probe_soon()
+    def port_back(self, now: float, side: str) -> None:
+        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
+        self._output.reset(now, silence=side == "output")
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
@@ -266,6 +264,7 @@ class Engine(PlayAlong):
     state = property(lambda self: self._context.state)
     sounding = property(lambda self: sorted(self._output.sounding))
     answer = property(lambda self: self._responder.answer)
+    density = property(lambda self: self._planner.density)
     loopback = property(lambda self: self._echo.loopback)
 
     def window_rows(self) -> Any:
@@ -279,9 +278,11 @@ class Engine(PlayAlong):
             self.panic(now)
         elif kind == "end_call" and self._listener.call is not None and self.mode == LISTEN:
             self._listener.call.end_request = now
-        elif kind in ("temperature", "imitation"):  # an answer not started yet is drawn again
+        elif kind in ("temperature", "imitation", "density"):  # an answer not started yet is drawn again
             if kind == "temperature":
                 self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
+            elif kind == "density":
+                self._planner.density = action.value
             else:
                 self.imitation = action.value
             a = self._answer
@@ -339,11 +340,10 @@ class Engine(PlayAlong):
         if a.bpm != self.bpm or a.tempo_source == "estimate":
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
+        clock_grid = self._clock.bar_grid(now) if self.settings.follow_clock else None
+        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, clock_grid)
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
-        self._band.looper.answer_started(a.start)
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
 
     # ---- the model, ahead of time ---------------------------------------------------------------
@@ -380,7 +380,7 @@ class Engine(PlayAlong):
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
 
     # ---- failures and resets --------------------------------------------------------------------
 

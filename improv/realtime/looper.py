@@ -22,9 +22,10 @@ class Looper:
         self.next_start: float | None = None  # the next repeat's first beat (s), while looping
         self.length_beats = 0.0
         self.repeats = 0
+        self.source: int | None = None  # which answer is (or was last) recorded
 
-    def answer_started(self, start: float) -> None:
-        self.notes, self.recording_from, self.next_start, self.repeats = [], start, None, 0
+    def answer_started(self, start: float, source: int) -> None:
+        self.notes, self.recording_from, self.next_start, self.repeats, self.source = [], start, None, 0, source
 
     def record(self, beats: float, duration_beats: float, pitch: int, velocity: int) -> None:
         if self.recording_from is not None and len(self.notes) < 512:

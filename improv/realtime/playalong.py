@@ -38,6 +38,10 @@ class PlayAlong:
         self._responder.drop_speculation()  # a prepared answer no longer fits
         self._listener.key_down(msg.channel, msg.note, msg.velocity, now)
 
+    def _key_up(self, msg: Any, now: float) -> None:
+        self._band.performer_up(msg.note, now, self.bpm)
+        self._listener.key_up(msg.channel, msg.note, now)
+
     def _sysex(self, msg: Any, now: float) -> None:
         name = learn_request(self.settings, tuple(msg.data))
         if name is not None:
@@ -108,6 +112,8 @@ class PlayAlong:
     def _play_answer(self, now: float, out: list[Timed]) -> None:
         a = self._answer
         looping = self._band.mode == "loop" and a is not None
+        if looping and self._band.looper.source != id(a):  # a new answer: loop will repeat it
+            self._band.looper.answer_started(a.start, id(a))
         if looping:  # what loop will repeat: the answer's notes as they go out
             for p in a.planned:
                 if p.onset is None or p.onset > now:

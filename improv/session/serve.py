@@ -33,6 +33,7 @@ from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_picture
 from improv.session.process import serve
+from improv.session.supervisor import PortSupervisor
 from improv.settings.sections import SampleSettings, ServeSettings
 
 if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
@@ -92,7 +93,7 @@ def serve_session(
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
     starts and written however the session ends, an error included, its picture beside it. With
     ``monitor``, a live page shows the session. Returns 2 when the recording could not be written."""
-    say = say or (lambda line: print(line, flush=True))
+    say = say or print_line
     choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
     check_names(choice)  # before the models: a wrong port name fails at once
     if record:
@@ -118,6 +119,7 @@ def serve_session(
             live.close()
         raise
     stats = None
+    supervisor = None
     ended = False
     try:
         try:
@@ -136,11 +138,14 @@ def serve_session(
             if live is not None:
                 say(live.describe())
                 inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
-            loop = ServeLoop(engine, inport, outport, clock, ports=ports, on_status=status, wake=wake, reconnect_s=s.reconnect_s)
+            supervisor = PortSupervisor(ports, s.reconnect_s, wake).start()  # the ports are watched off the loop's thread
+            loop = ServeLoop(engine, inport, outport, clock, ports=supervisor, on_status=status, wake=wake)
             stats = serve(loop, realtime_priority=s.realtime_priority)
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
             try:
+                if supervisor is not None:
+                    supervisor.close()  # before the ports: no check may reopen what is being closed
                 ports.close()
             finally:
                 if live is not None:
@@ -152,6 +157,11 @@ def serve_session(
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
             f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
+            + "".join(f" · {n} {what}" for n, what in (
+                (stats.lost_sends, "messages could not reach the output"),
+                (stats.faults, "errors caught, improv played on"),
+                (stats.status_dropped, "status lines dropped"),
+            ) if n)
         )
     finally:
         # Also after an error: what was played is kept (a session cut short by a crash has notes).
@@ -159,6 +169,14 @@ def serve_session(
         if recorder is not None and record and (ended or recorder.t0 is not None):
             saved = save_recording(recorder, record, s.bpm, say, (s.performer_program, s.program))
     return 0 if saved or not record else 2
+
+
+def print_line(line: str) -> None:
+    """A line on stdout; a terminal that is gone (closed after SIGHUP) loses it, the session goes on."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
 
 
 def save_recording(recorder: Recorder, record: str, bpm: float, say: Callable[[str], None], programs: tuple[int, int] = (0, 0)) -> bool:
