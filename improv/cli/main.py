@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "corpus": "corpus",
     "info": "info",
     "config": "config",
+    "controls": "controls",
 }
 
 

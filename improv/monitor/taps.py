@@ -27,6 +27,8 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         doing = "answering"
     elif answer is not None and answer.start is None:
         doing = "preparing"
+    elif engine.band_playing:  # play along: accompanying, looping or soloing (serve.mode)
+        doing = {"accompany": "accompanying", "loop": "looping", "solo": "soloing"}.get(engine.play_mode, "listening")
     else:
         doing = "listening"
     voice = engine.voices[engine.voice].name or voice_label
@@ -44,6 +46,8 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "imitation": round(float(engine.imitation), 3),
         "density": round(float(engine.density), 3),
         **memory_state(engine),
+        "mode": engine.play_mode,
+        "mutate": round(float(engine.mutate), 3),
     }
 
 

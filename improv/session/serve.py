@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from improv.session.controls_file import load_controls, save_controls
 from improv.io.clock import RealClock
 from improv.io.files import FileProblem, check_writable, read_regular_file, write_atomic
 from improv.io.machine import one_blas_thread
@@ -88,6 +89,8 @@ def serve_session(
     say: Callable[[str], None] | None = None,
     monitor: MonitorChoice | None = None,
     memory: str | None = None,
+    learn: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> int:
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
     starts and written however the session ends, an error included, its picture beside it. With
@@ -113,6 +116,10 @@ def serve_session(
         engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
         if memory:
             load_memory(engine.memory, memory, say)
+        engine.restore_controls(load_controls(s), 0.0, keep)  # MIDI-learned bindings and last knob values
+        if learn:
+            engine.learn(learn)
+            say(f"improv: move the controller for {learn}: the first one that arrives is bound to it")
         wake = threading.Event()
         ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
     except BaseException:
@@ -131,7 +138,9 @@ def serve_session(
                 f"improv: listening on {in_name!r}, answering on {out_name!r} ({api_name(ports.api)})"
                 f" · voice {loaded[0].name}{' (untrained)' if untrained else ''}"
                 + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
-                + f" · {engine.bpm:g} bpm · Ctrl-C to stop"
+                + f" · {engine.bpm:g} bpm"
+                + (f" · mode {engine.play_mode}" + (f" (CC {s.cc_mode} switches)" if s.cc_mode >= 0 else "") if s.mode != "answer" else "")
+                + " · Ctrl-C to stop"
             )
             inport, outport, status = ports.input, ports.output, say
             if live is not None:
@@ -150,6 +159,8 @@ def serve_session(
                 if live is not None:
                     live.close()
         ended = True
+        if any(engine.controls_saved().values()):  # something learned or turned: kept for the next start
+            save_controls(s, engine.controls_saved())
         late = stats.lateness_ms()
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"

@@ -315,6 +315,30 @@ class ServeSettings:
     # the session memory is forgotten at once).
     cc_adapt: int = 28
     cc_forget: int = 29
+    # ---- play along (issue 20) ----
+    # What improv does: answer (call and response), accompany (bass and chords under the
+    # performer while they play, on their beat), loop (repeats its last answer, bar-aligned, until
+    # the performer plays again), solo (plays on its own in the set's tempo, yields while the
+    # performer plays). Switchable during a set: cc_mode, the monitor page, `serve --mode`.
+    mode: Literal["answer", "accompany", "loop", "solo"] = "answer"
+    # accompany: when the performer stops, improv keeps time for a bar, then stops or answers.
+    after: Literal["stop", "answer"] = "stop"
+    # accompany: what goes under the melody: "harmony" (a chord per beat chosen from the melody
+    # heard so far, bass on its root) or "tonic" (the rule baseline: the key's tonic triad per bar).
+    accompanist: Literal["harmony", "tonic"] = "harmony"
+    # accompany: each beat's notes are decided this long before the beat (> 0: on time even when
+    # the performer's note on that beat arrives at the same moment).
+    decide_ms: float = 60.0
+    # Beats in a bar (loop lengths, the accompaniment's bar, keeping time after the performer stops).
+    bar_beats: int = 4
+    # loop: the share of the loop's notes drawn again on each repeat (0 = the same every time).
+    mutate: float = 0.0
+    # Controller numbers (-1 = off): mode (a knob split in four: answer, accompany, loop, solo), mutate.
+    cc_mode: int = 85
+    cc_mutate: int = 86
+    # Where MIDI-learned bindings and the knobs' last values are kept ("" = improv/controls.json
+    # under the user config folder: $XDG_CONFIG_HOME or ~/.config).
+    controls_file: str = ""
 
 
 @dataclass(frozen=True)
