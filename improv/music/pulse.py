@@ -168,6 +168,8 @@ def track(
     credit = np.maximum(credit, 0.35 * _kernel(np.abs(y - 0.25 - 0.5 * np.round((y - 0.25) * 2)), sigma))  # sixteenths
     credit = np.maximum(credit, 0.25 * _kernel(np.minimum(np.abs(y - 1 / 3), np.abs(y - 2 / 3)), sigma))  # triplets
     fits = credit @ w / w.sum()  # (C, A)
+    # Where two phases fit alike (plain eighths), the one with the phrase's first note on a beat.
+    fits = fits + 0.02 * _kernel(np.abs(y[:, :, 0] - np.round(y[:, :, 0])), sigma[..., 0])
     k = np.argmax(fits, axis=1)
     c = np.arange(len(_CANDIDATES))
     fit_c = fits[c, k]
@@ -226,7 +228,7 @@ def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fi
         keep = resid < max(0.06, 3 * float(np.median(resid)) + 0.01)
     # The origin moved to the beat nearest the last onset: the grid is extrapolated from there.
     k = round((times[-1] - origin) / beat)
-    return 60.0 / beat, origin + k * beat
+    return round(60.0 / beat, 6), origin + k * beat  # no float noise in a tempo reported (120, not 119.99999999999997)
 
 
 def retempo(pulse: Pulse, onsets: Sequence[float], bpm: float, chord_s: float = 0.04) -> Pulse:

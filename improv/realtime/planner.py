@@ -288,7 +288,8 @@ class Planner:
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.
         first = answer.sampled == 0
         position = None if answer.last_pos is None else answer.last_pos if first else answer.beats
-        bar = self._entry_period(answer) if first else None
+        # entry: bar, the model's first note on the downbeat; a strong beat is chosen in time alone
+        bar = self._entry_period(answer) if first and self.settings.entry == "bar" else None
         on_grid = landing_mask(self._time_values, position, first, bar)
         if on_grid is None:
             return guide
