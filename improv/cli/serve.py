@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn", metavar="NAME", help="MIDI learn: the first controller message that arrives is bound to control NAME (`improv controls` lists them); kept in serve.controls_file")
     parser.add_argument("--mode", choices=["answer", "accompany", "loop", "solo"], help="what improv does: answer (call and response), accompany, loop, solo (default: serve.mode; a knob switches it live)")
     parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks (and FILE.png, its picture)")
+    parser.add_argument("--memory", metavar="FILE", help="what improv learns of you (serve.adapt): loaded from FILE when it exists, saved there at the end, so a rehearsal's idiom carries to the gig")
     add_monitor_arguments(parser)
 
 
@@ -65,4 +66,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise ImprovError(f"unknown control for --learn: {args.learn!r} (one of {', '.join(control_names(serve_settings))})")
     # What the command line asks for wins over the knobs' last values in the controls file.
     keep = frozenset(name for name, given in (("temperature", args.temperature), ("mode", args.mode), ("voice", args.voice or args.checkpoint)) if given is not None)
-    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor, learn=args.learn, keep=keep)
+    return serve_session(serve_settings, sample, voices, args.seed, args.record, monitor=monitor, learn=args.learn, keep=keep, memory=args.memory)

@@ -33,13 +33,19 @@ def available(s: ServeSettings, voices: int) -> dict[str, bool]:
         "voice": voices > 1 and (s.program_change_voice or s.cc_voice >= 0),
         "panic": s.cc_panic >= 0,
         "end_call": s.cc_end_call >= 0,
+        **memory_controls(s),
         "mode": s.cc_mode >= 0,  # play along (issue 20)
         "mutate": s.cc_mutate >= 0,
     }
 
 
+def memory_controls(s: ServeSettings) -> dict[str, bool]:
+    """The session memory's knob and button (realtime/memory.py)."""
+    return {"adapt": s.cc_adapt >= 0, "forget": s.cc_forget >= 0}
+
+
 def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mido.Message:
-    """The message that sets control ``name`` to ``value`` (ignored for panic and end_call)."""
+    """The message that sets control ``name`` to ``value`` (ignored for panic, end_call, forget)."""
     if name == "learn":  # MIDI learn: the next controller message is bound to control ``value``
         from improv.realtime.controls import control_names, learn_message_data
 
@@ -52,6 +58,8 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
         raise ControlError(f"the {name} control is off in this session")
     if name == "panic":
         return _cc(s.cc_panic, 127)
+    if name == "forget":
+        return _cc(s.cc_forget, 127)
     if name == "end_call":
         return _cc(s.cc_end_call, 127)
     number = 0.0 if name == "mode" else _number(name, value)
@@ -67,6 +75,8 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
     if name == "density":
         factor = min(max(number, 0.25), 4.0)
         return _cc(s.cc_density, min(round(64 + 32 * math.log2(factor)), 127))
+    if name == "adapt":
+        return _cc(s.cc_adapt, round(127 * min(max(number, 0.0), 1.0)))
     if name == "mutate":
         return _cc(s.cc_mutate, round(127 * min(max(number, 0.0), 1.0)))
     if name == "mode":

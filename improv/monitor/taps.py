@@ -45,9 +45,16 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "length": round(float(engine.length_factor), 3),
         "imitation": round(float(engine.imitation), 3),
         "density": round(float(engine.density), 3),
+        **memory_state(engine),
         "mode": engine.play_mode,
         "mutate": round(float(engine.mutate), 3),
     }
+
+
+def memory_state(engine: Any) -> dict[str, Any]:
+    """The session memory: its knob, and how much it has learned (events)."""
+    memory = getattr(engine, "memory", None)
+    return {"adapt": round(float(memory.adapt), 3), "remembered": memory.events} if memory is not None else {}
 
 
 class TappedInput:

@@ -82,6 +82,7 @@ class Answer:
     last_pos: float | None = None
     first_beat: float = 0.0
     shift: float = 0.0
+    memory: Any = None  # the session memory as this answer uses it (a MemoryCursor), or None
 
     @property
     def ready(self) -> bool:

@@ -86,11 +86,9 @@ class Engine(PlayAlong):
     def mode(self) -> str:
         return RESPOND if self._responder.responding else LISTEN
 
-    @property
-    def _answer(self) -> Answer | None:
-        return self._responder.answer
-
+    _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
+    memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)
 
     # ---- the loop's API ------------------------------------------------------------------------
 
@@ -195,13 +193,13 @@ class Engine(PlayAlong):
         return work if deadline is None else min(deadline, work)
 
     def wants_think(self, now: float) -> bool:
-        return self._next_work(now) is not None
+        return self._next_work(now) is not None or bool(self.memory.pending)
 
     def think(self, now: float, units: int = 8) -> int:
         """Model work ahead of time, at most about ``units`` steps/samples; returns the units done."""
         done = 0
         while done < units and not self._closed:
-            work = self._next_work(now)
+            work = self._next_work(now) or (self.memory.absorb if self.memory.pending else None)  # learning: last
             if work is None:
                 break
             try:
@@ -292,6 +290,8 @@ class Engine(PlayAlong):
             self.length_factor = action.value
         elif kind == "voice":
             self.set_voice(int(action.value))
+        elif kind in ("adapt", "forget"):  # the session memory's knob (from the next answer on) and switch
+            self.memory.control(kind, action.value)
         elif action is not None:
             self._act_play_along(action, now)
 

@@ -26,6 +26,7 @@ from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.processors import answer_processors
+from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, landing_mask, latency_s
 from improv.realtime.shaping import (
@@ -51,6 +52,7 @@ class Planner:
 
     def __init__(self, settings: ServeSettings, quantiser: Quantiser, channel: int, seed: int) -> None:
         self.settings = s = settings
+        self.memory = SessionMemory(quantiser.tokenizer, s.adapt, s.forget_after)  # the performer's idiom, mixed into each head
         self.quantiser = quantiser
         self.channel = channel
         self.seed = seed
@@ -143,6 +145,7 @@ class Planner:
         answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
         answer.call_bass = call_bass(*answer.motif_call)
         answer.density_dial = self.density
+        answer.memory = self.memory.cursor(answer.motif_call[0], now)
         if rows is None:
             answer.state = answer.base = context.state
         else:
@@ -186,6 +189,8 @@ class Planner:
         answer.density_dial = self.density
         answer.rng = self.rng(exchange)
         answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
+        if answer.memory is not None:
+            answer.memory.reset()
 
     def wants_more(self, answer: Answer, now: float) -> bool:
         if answer.finished or not answer.ready:
@@ -211,7 +216,10 @@ class Planner:
             answer.finished, answer.finished_target = True, target
             return 0
         # The range is the hard mask; the key (answer.mask) a rule (realtime.processors.key).
-        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, self.guide(answer, length_factor))
+        guide = self.guide(answer, length_factor)
+        if answer.memory is not None:  # the session memory's mix, under the answer's own rules
+            guide = answer.memory.bend(guide)
+        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
@@ -249,6 +257,8 @@ class Planner:
         elif answer.line and answer.line_pitch is not None:
             answer.line[-1] = answer.line_pitch
         answer.planned.append(planned)
+        if answer.memory is not None:
+            answer.memory.push(row)
         answer.state = state
         answer.sampled += 1
         answer.beats = beats
@@ -306,6 +316,7 @@ class Planner:
         context.cancel_reprime()
         if answer.pulse is not None:
             self.tempo.keep(answer.pulse)
+        self.memory.hear([e.row for e in call.events], call.last_activity)  # learned in the think slices to come
         self.fit_length(answer, length_factor)
 
     def fit_length(self, answer: Answer, length_factor: float) -> None:

@@ -239,6 +239,10 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing")},
     ("serve", "density"): (lambda v: 0.25 <= v <= 4, "between 0.25 and 4"),
     ("serve", "cc_density"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "adapt"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "forget_after"): (lambda v: 0 <= v <= 86400, "between 0 and 86400 seconds"),
+    ("serve", "cc_adapt"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_forget"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "decide_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("serve", "bar_beats"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
     ("serve", "mutate"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
@@ -264,7 +268,7 @@ def _serve_cross_checks(s: Any) -> str | None:
     if s.temperature_min > s.temperature_max:
         return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
     used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
-    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic", "cc_voice", "cc_imitation", "cc_density", "cc_mode", "cc_mutate"):
+    for key in [f.name for f in dataclasses.fields(s) if f.name.startswith("cc_")]:
         number = getattr(s, key)
         if number < 0:
             continue

@@ -305,6 +305,17 @@ class ServeSettings:
     # pairs interpolated between (e.g. [[20, 60], [100, 15]]); empty = none.
     output_latency_by_velocity: list[list[float]] = field(default_factory=list)
 
+    # ---- session memory (realtime/memory.py) ----
+    # How much improv takes up the performer's own idiom during the set (0 = the voice alone ... 1 =
+    # the most the session memory may bend the voice); knob: cc_adapt.
+    adapt: float = 0.5
+    # The memory fades: what was played forget_after seconds ago counts a tenth (0 = never fades).
+    forget_after: float = 0.0
+    # Controller numbers (0-127; -1 = off): the adapt knob (0 .. 1) and the forget switch (>= 64:
+    # the session memory is forgotten at once).
+    cc_adapt: int = 28
+    cc_forget: int = 29
+
     # ---- play along (issue 20) ----
     # What improv does: answer (call and response), accompany (bass and chords under the
     # performer while they play, on their beat), loop (repeats its last answer, bar-aligned, until
