@@ -53,7 +53,7 @@ class Controls:
             return Action("imitation", value / 127)
         if control == s.cc_density:  # x0.25 (0) .. x1 (64) .. about x4 (127), like the length knob
             return Action("density", 4.0 ** ((value - 64) / 64))
-        return self._play_along(control, value) or self._memory(control, value)
+        return self._memory(control, value)
 
     def _memory(self, control: int, value: int) -> Action | None:
         """The session memory's knob and switch (realtime/memory.py)."""
@@ -61,8 +61,7 @@ class Controls:
             return Action("adapt", value / 127)
         if control == self.settings.cc_forget:
             return Action("forget") if value >= 64 else None
-        return None
-
+        return self._play_along(control, value)
     # ---- MIDI learn (issue 20): a learned number stands for the control's configured one ----
 
     def learn(self, name: str) -> None:

@@ -315,7 +315,6 @@ class ServeSettings:
     # the session memory is forgotten at once).
     cc_adapt: int = 28
     cc_forget: int = 29
-
     # ---- play along (issue 20) ----
     # What improv does: answer (call and response), accompany (bass and chords under the
     # performer while they play, on their beat), loop (repeats its last answer, bar-aligned, until
