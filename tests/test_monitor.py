@@ -37,7 +37,7 @@ CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)
 def test_each_control_is_the_message_its_knob_sends():
     s = ServeSettings()
     knobs = Controls(s, 3)
-    for name, values, tolerance in (("temperature", (0.25, 0.5, 1.0, 1.7, 2.0), 0.02), ("length", (0.25, 0.7, 1.0, 3.9), 0.02), ("imitation", (0.0, 0.5, 1.0), 0.005)):
+    for name, values, tolerance in (("temperature", (0.25, 0.5, 1.0, 1.7, 2.0), 0.02), ("length", (0.25, 0.7, 1.0, 3.9), 0.02), ("imitation", (0.0, 0.5, 1.0), 0.005), ("density", (0.25, 0.7, 1.0, 3.9), 0.02)):
         for value in values:
             msg = control_message(name, value, s, 3)
             action = knobs.control(msg.control, msg.value)

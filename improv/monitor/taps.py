@@ -27,6 +27,8 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         doing = "answering"
     elif answer is not None and answer.start is None:
         doing = "preparing"
+    elif engine.band_playing:  # play along: accompanying, looping or soloing (serve.mode)
+        doing = {"accompany": "accompanying", "loop": "looping", "solo": "soloing"}.get(engine.play_mode, "listening")
     else:
         doing = "listening"
     voice = engine.voices[engine.voice].name or voice_label
@@ -42,7 +44,17 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "temperature": round(float(engine.temperature), 3),
         "length": round(float(engine.length_factor), 3),
         "imitation": round(float(engine.imitation), 3),
+        "density": round(float(engine.density), 3),
+        **memory_state(engine),
+        "mode": engine.play_mode,
+        "mutate": round(float(engine.mutate), 3),
     }
+
+
+def memory_state(engine: Any) -> dict[str, Any]:
+    """The session memory: its knob, and how much it has learned (events)."""
+    memory = getattr(engine, "memory", None)
+    return {"adapt": round(float(memory.adapt), 3), "remembered": memory.events} if memory is not None else {}
 
 
 class TappedInput:
