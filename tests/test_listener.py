@@ -49,7 +49,7 @@ def test_the_classifier_tells_a_giveaway_and_not_a_lookalike():
         "improv": [Turn(c, c, 1.0, 4.0, None, i) for i, c in enumerate(calls) for _ in range(2)],  # echoes
     }
     groups = {name: [t.index for t in ts] for name, ts in turns.items()}
-    heard = listener_test(turns, groups, SPB, seed=0)
+    heard = listener_test(turns, groups, SPB, seed=0, trees=50)
     assert heard["discriminator_auc"]["improv"] > 0.95
     assert heard["discriminator_auc"]["alike"] < 0.7
     assert heard["telling_features"][0]["feature"] in ("echo_pitch", "echo_interval", "rhythm_uptake", "motif_uptake")
@@ -62,7 +62,7 @@ def test_folds_are_grouped_by_call():
     rng = np.random.default_rng(1)
     real = rng.normal(size=(30, 3))
     other = np.repeat(rng.normal(size=(30, 3)), 4, axis=0) + rng.normal(scale=1e-3, size=(120, 3))
-    auc = discriminator_auc(real, list(range(30)), other, [i for i in range(30) for _ in range(4)])
+    auc = discriminator_auc(real, list(range(30)), other, [i for i in range(30) for _ in range(4)], trees=50)
     assert auc is not None and auc < 0.75
     assert discriminator_auc(real[:1], [0], other[:3], [0, 0, 0]) is None  # one call: nothing to fold
 
