@@ -42,3 +42,10 @@ fi
 if [[ "$step" == all || "$step" == renaissance ]]; then
   voice renaissance "$RENAISSANCE" --set train.epochs=8 --set train.finetune_lr=0.002 --set train.batch_size=32
 fi
+if [[ "$step" == all || "$step" == accompany ]]; then
+  # serve.mode accompany's one learned part: a small network guessing the melody note of the next
+  # beat (57 inputs, 64 units, 12 outputs), trained on 120 Bach chorales that `improv eval
+  # --accompany` does not play; written as improv/realtime/melody_net.py (pure data: the live path
+  # reads no files). About a minute of one core.
+  python -m improv.training.accompany --pieces 120 --epochs 60
+fi

@@ -317,6 +317,7 @@ def duet_setup(tmp_path_factory) -> tuple[Path, list[str]]:
     return path, [a for o in overrides for a in ("--set", o)]
 
 
+@pytest.mark.torch
 def test_eval_duet_json_layout_and_table(duet_setup, capsys):
     path, sets = duet_setup
     assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "3", "--seed", "1", *sets]) == 0
@@ -336,6 +337,7 @@ def test_eval_duet_json_layout_and_table(duet_setup, capsys):
     assert other["real"] == result["real"] and other["improv"] != result["improv"]
 
 
+@pytest.mark.torch
 def test_eval_duet_errors_are_one_line(duet_setup, tmp_path, capsys):
     path, sets = duet_setup
     assert main(["eval", "--duet", "--checkpoint", str(path), "--bars", "40", *sets]) == 2

@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     duet.add_argument("--answers", type=positive, default=4, metavar="K", help="generated answers per call and system (default: 4)")
     duet.add_argument("--dump", metavar="DIR", help="write every call with each system's answer to it as a MIDI file in DIR (NNN-SYSTEM-K-PIECE.mid: the call on channel 1, the answer on channel 2)")
     duet.add_argument("--pairs", type=positive, default=100, metavar="N", help="phrase pairs at most, evenly spread over the pieces (default: 100)")
+    along = parser.add_argument_group("accompaniment (--accompany)")
+    along.add_argument("--accompany", action="store_true", help="measure serve.mode accompany instead: held-out Bach chorale sopranos played into the engine; harmony_ratio against the real alto/tenor/bass and the tonic-triad baseline, grid, anticipation")
+    along.add_argument("--pieces", type=positive, default=12, metavar="N", help="chorales for --accompany (default: 12)")
+    along.add_argument("--bpm", type=float, default=80.0, help="their tempo (default: 80)")
+    along.add_argument("--record", metavar="FILE.mid", help="save the first chorale's session (soprano and improv on separate tracks) and its picture, FILE.png")
 
 
 def run(args: argparse.Namespace, settings) -> int:
@@ -33,6 +38,21 @@ def run(args: argparse.Namespace, settings) -> int:
 
     def log(message: str) -> None:
         print(f"improv eval: {message}", file=sys.stderr, flush=True)
+
+    if args.accompany:  # the accompaniment does not sample the voice: any step model drives the engine
+        from improv.evaluation.accompany import evaluate_accompaniment, format_accompany_table
+        from improv.model.step_model import random_step_model
+
+        from improv.realtime.report import Recorder
+
+        recorder = Recorder() if args.record else None
+        result = evaluate_accompaniment(random_step_model(), settings.serve, args.pieces, args.bpm, log, recorder)
+        if recorder is not None:
+            from improv.session.serve import save_recording
+
+            save_recording(recorder, args.record, args.bpm, log, (settings.serve.performer_program, settings.serve.program))
+        print(json.dumps(json_ready(result), indent=2) if args.json else format_accompany_table(result))
+        return 0
 
     from improv.model.voices import training_checkpoint
 

@@ -33,20 +33,36 @@ def available(s: ServeSettings, voices: int) -> dict[str, bool]:
         "voice": voices > 1 and (s.program_change_voice or s.cc_voice >= 0),
         "panic": s.cc_panic >= 0,
         "end_call": s.cc_end_call >= 0,
+        **memory_controls(s),
+        "mode": s.cc_mode >= 0,  # play along (issue 20)
+        "mutate": s.cc_mutate >= 0,
     }
 
 
+def memory_controls(s: ServeSettings) -> dict[str, bool]:
+    """The session memory's knob and button (realtime/memory.py)."""
+    return {"adapt": s.cc_adapt >= 0, "forget": s.cc_forget >= 0}
+
+
 def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mido.Message:
-    """The message that sets control ``name`` to ``value`` (ignored for panic and end_call)."""
+    """The message that sets control ``name`` to ``value`` (ignored for panic, end_call, forget)."""
+    if name == "learn":  # MIDI learn: the next controller message is bound to control ``value``
+        from improv.realtime.controls import control_names, learn_message_data
+
+        if value not in control_names(s):
+            raise ControlError(f"bad value for learn: {value!r} (one of {', '.join(control_names(s))})")
+        return mido.Message("sysex", data=learn_message_data(s, value))
     if name not in available(s, voices):
         raise ControlError(f"unknown control {name!r} (controls: {', '.join(available(s, voices))})")
     if not available(s, voices)[name]:
         raise ControlError(f"the {name} control is off in this session")
     if name == "panic":
         return _cc(s.cc_panic, 127)
+    if name == "forget":
+        return _cc(s.cc_forget, 127)
     if name == "end_call":
         return _cc(s.cc_end_call, 127)
-    number = _number(name, value)
+    number = 0.0 if name == "mode" else _number(name, value)
     if name == "temperature":
         lo, hi = s.temperature_min, s.temperature_max
         position = 0.0 if hi == lo else math.log(min(max(number, lo), hi) / lo) / math.log(hi / lo)
@@ -59,12 +75,26 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
     if name == "density":
         factor = min(max(number, 0.25), 4.0)
         return _cc(s.cc_density, min(round(64 + 32 * math.log2(factor)), 127))
+    if name == "adapt":
+        return _cc(s.cc_adapt, round(127 * min(max(number, 0.0), 1.0)))
+    if name == "mutate":
+        return _cc(s.cc_mutate, round(127 * min(max(number, 0.0), 1.0)))
+    if name == "mode":
+        return _cc(s.cc_mode, _mode_index(value) * 32 + 16)  # the middle of the mode's quarter of the knob
     index = int(number)
     if not 0 <= index < voices or index != number:
         raise ControlError(f"no voice number {value!r} (0 to {voices - 1})")
     if s.program_change_voice:
         return mido.Message("program_change", program=index)
     return _cc(s.cc_voice, int((index + 0.5) * 128 / voices))  # the middle of the voice's band of the knob
+
+
+def _mode_index(value: Any) -> int:
+    from improv.realtime.modes import MODES
+
+    if value not in MODES:
+        raise ControlError(f"bad value for mode: {value!r} (one of {', '.join(MODES)})")
+    return MODES.index(value)
 
 
 def _number(name: str, value: Any) -> float:

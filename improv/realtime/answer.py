@@ -75,6 +75,14 @@ class Answer:
     start: float | None = None
     exchange: Exchange | None = None
     late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
+    # The performer's grid (realtime.tempo): the pulse heard from the call (or the clock's, or the
+    # configured tempo's), the call's last event's beat position on it as the model heard it, the
+    # beat the answer's first note falls on, and how far a late start moved the answer (seconds).
+    pulse: Any = None
+    last_pos: float | None = None
+    first_beat: float = 0.0
+    shift: float = 0.0
+    memory: Any = None  # the session memory as this answer uses it (a MemoryCursor), or None
 
     @property
     def ready(self) -> bool:

@@ -1,22 +1,20 @@
 """The real-time improviser: call and response over MIDI messages. Pure: no ports, no clock.
 
-The caller (the serve loop, a test, the demo) owns time. It hands every incoming message to
-``on_message(msg, now)``, asks ``due(now)`` for the messages whose send time has come (each with
-its exact scheduled time), sleeps until ``next_deadline()``, and, when nothing is due soon, lets
-the engine do model work ahead of time with ``think(now, units)`` (one unit = one model step or
-one sampled event, a fraction of a millisecond).
+The caller (the serve loop, a test, the demo) owns time: it hands every incoming message to
+``on_message(msg, now)``, asks ``due(now)`` for the messages whose send time has come (each with its
+exact time), sleeps until ``next_deadline()``, and lets the engine work ahead with ``think(now, units)``
+(one unit = one model step or sampled event, a fraction of a millisecond) when nothing is due soon.
 
-The engine routes between parts that each own their data: ``Listener`` (keys, pedal, the call,
-what the model hears), ``ModelContext`` (the window, the running state), ``Planner`` (preparing
-the answer), ``Responder`` (the answer playing), ``Output`` (sounding notes, note-offs),
-``Controls``, ``ClockFollower``, ``EchoFilter``. When the performer falls quiet the answer is
-prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length;
-the answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
+Parts that own their data: ``Listener`` (keys, pedal, the call, what the model hears), ``ModelContext``
+(window, running state), ``Planner`` (the answer in preparation), ``Responder`` (the answer playing),
+``Output`` (sounding notes), ``Controls``, ``ClockFollower``, ``EchoFilter``, and ``Band`` (play along:
+accompany, loop, solo; hooks in ``playalong.py``). When the performer falls quiet the answer is
+prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length; the
+answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
 
-Input stamps may lie a little before a time already given to ``due``/``think`` (input is stamped
-on arrival); nothing sent in reaction is scheduled before a message already handed out. Every
-note_on has a note_off on every path (end, barge-in, panic, model error, an error inside ``due``,
-``shutdown``).
+Input stamps may lie a little before a time already given to ``due``/``think``; nothing sent in
+reaction is scheduled before a message already handed out. Every note_on has a note_off on every
+path (end, barge-in, panic, model error, an error inside ``due``, ``shutdown``).
 """
 
 from __future__ import annotations
@@ -34,6 +32,8 @@ from improv.realtime.context import ModelContext, Voice
 from improv.realtime.controls import SUSTAIN, Action, Controls
 from improv.realtime.echo import EchoFilter
 from improv.realtime.listener import Listener
+from improv.realtime.modes import Band
+from improv.realtime.playalong import PlayAlong
 from improv.realtime.output import Output, Timed
 from improv.realtime.planner import Planner
 from improv.realtime.quantiser import Quantiser
@@ -45,22 +45,11 @@ from improv.settings.sections import ServeSettings
 LISTEN, RESPOND = "listening", "responding"
 
 
-class Engine:
-    """Call and response over MIDI messages; see the module docstring. Not thread-safe: one caller.
+class Engine(PlayAlong):
+    """See the module docstring. Not thread-safe: one caller. ``voices``: one step model, or several
+    ``Voice``s sharing one tokenizer (``serve.cc_voice``, Program Change); ``voice`` starts."""
 
-    ``voices``: one step model, or several ``Voice``s to switch between (``serve.cc_voice``,
-    Program Change); they must share one tokenizer. ``voice`` is the one that starts.
-    """
-
-    def __init__(
-        self,
-        voices: Any,
-        settings: ServeSettings | None = None,
-        params: SamplingParams = SamplingParams(),
-        seed: int = 0,
-        recorder: Recorder | None = None,
-        voice: int = 0,
-    ) -> None:
+    def __init__(self, voices: Any, settings: ServeSettings | None = None, params: SamplingParams = SamplingParams(), seed: int = 0, recorder: Recorder | None = None, voice: int = 0) -> None:
         self.voices: list[Voice] = list(voices) if isinstance(voices, (list, tuple)) else [Voice("", voices)]
         self.settings = s = settings or ServeSettings()
         check_section("serve", s)  # built in code (dataclasses.replace) skips the loader's checks
@@ -78,7 +67,7 @@ class Engine:
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
@@ -86,6 +75,7 @@ class Engine:
         self._planner = Planner(s, quantiser, s.channel - 1, seed)
         self._output = Output(s.channel - 1, self._echo, recorder)
         self._responder = Responder(s, self._output, self._context, recorder)
+        self._band = Band(s, self._output, self.tokenizer, seed)  # play along: accompany, loop, solo
         self._cooldown_until = -math.inf  # after a model error, no model work until then
 
     @property
@@ -96,11 +86,9 @@ class Engine:
     def mode(self) -> str:
         return RESPOND if self._responder.responding else LISTEN
 
-    @property
-    def _answer(self) -> Answer | None:
-        return self._responder.answer
-
+    _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
+    memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)
 
     # ---- the loop's API ------------------------------------------------------------------------
 
@@ -115,7 +103,7 @@ class Engine:
                 self._set_bpm(self._clock.bpm, "clock")
             return
         if kind == "sysex":
-            self._echo.is_probe(msg, now)
+            self._sysex(msg, now)  # a loopback probe coming back, or the page's MIDI learn
             return
         if kind == "program_change":
             self._act(self._controls.program(msg.program), now)
@@ -130,12 +118,9 @@ class Engine:
         if listen and msg.channel != listen - 1 and (kind != "control_change" or msg.control == SUSTAIN):
             return
         if kind == "note_on" and msg.velocity > 0:
-            self._responder.stop(now, "barge-in")
-            self._output.silence(now)  # the last notes of a finished answer may still ring: they stop too
-            self._responder.drop_speculation()  # a prepared answer no longer fits
-            self._listener.key_down(msg.channel, msg.note, msg.velocity, now)
+            self._key_down(msg, now)  # playalong.py: a barge-in, except under an accompaniment
         elif kind in ("note_on", "note_off"):
-            self._listener.key_up(msg.channel, msg.note, now)
+            self._key_up(msg, now)
         elif msg.control == SUSTAIN:
             self._listener.pedal(msg.value >= 64, now)
         else:
@@ -152,6 +137,7 @@ class Engine:
         except Exception as exc:  # a bug must not leave notes hanging: silence, report, go on listening
             self.errors.append(f"engine error: {type(exc).__name__}: {exc}")
             self._responder.finish("error")
+            self._band.stop()
             self._forget_call()
             self._output.silence(now)
             self._output.flush(math.inf, out)
@@ -161,13 +147,14 @@ class Engine:
         if self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
         self._listener.release_stuck(now)
-        if self.mode == LISTEN:
+        if self.mode == LISTEN and not self._holds_call():
             reason = self._listener.end_reason(now, self.bpm)
             if reason is not None:
-                self._end_call(now, reason)
+                self._call_ended(now, reason)
         if self.mode == RESPOND:
-            self._responder.play(now, out)
-        elif not self._output.sounding:
+            self._play_answer(now, out)
+        self._play_along(now, out)
+        if self.mode == LISTEN and not self._output.sounding:
             probe = self._echo.probe_due(now)  # only while improv is silent: a sysex takes wire time
             if probe is not None:
                 self._output.send(probe, max(now, self._output.sent_until), out)
@@ -180,7 +167,8 @@ class Engine:
             return None
         times: list[float | None] = [self._output.urgent[0][0] if self._output.urgent else None, self._output.next_off()]
         times.append(self._responder.next_note())
-        times.extend(self._listener.deadlines(self.bpm) if self.mode == LISTEN else [self._listener.performer.stuck_deadline()])
+        times.append(self._band.next_time(self.bpm))
+        times.extend(self._listener.deadlines(self.bpm) if self.mode == LISTEN and not self._holds_call() else [self._listener.performer.stuck_deadline()])
         if self.mode == LISTEN and not self._output.sounding:
             times.append(self._echo.next_probe_at())
         known = [t for t in times if t is not None]
@@ -196,21 +184,22 @@ class Engine:
         closes = self._listener.performer.group_closes_at()
         if closes is not None:
             soft.append(closes)
-        if self.mode == LISTEN and self._answer is None and self._listener.quiet():
+        if self.mode == LISTEN and self._answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
             soft.append(self._listener.speculate_at(self.bpm))
+        soft += [t for t in (self._band.work_at(self.bpm),) if t is not None]  # solo: the next event to sample
         if not soft:
             return deadline
         work = max(min(soft), self._cooldown_until)
         return work if deadline is None else min(deadline, work)
 
     def wants_think(self, now: float) -> bool:
-        return self._next_work(now) is not None
+        return self._next_work(now) is not None or bool(self.memory.pending)
 
     def think(self, now: float, units: int = 8) -> int:
         """Model work ahead of time, at most about ``units`` steps/samples; returns the units done."""
         done = 0
         while done < units and not self._closed:
-            work = self._next_work(now)
+            work = self._next_work(now) or (self.memory.absorb if self.memory.pending else None)  # learning: last
             if work is None:
                 break
             try:
@@ -223,6 +212,7 @@ class Engine:
     def panic(self, now: float) -> None:
         """Silence everything now (note-offs, then All Notes Off on every channel); forget the call."""
         self._responder.stop(now, "panic")
+        self._band.stop()
         self._output.silence(now)
         self._output.all_notes_off(now)
         self._forget_call()
@@ -233,6 +223,7 @@ class Engine:
         if self._closed:
             return []
         self._responder.stop(now, "shutdown")
+        self._band.stop()
         out: list[Timed] = []
         self._output.flush(now, out)
         out += self._output.close(now)
@@ -245,9 +236,9 @@ class Engine:
         """The input port vanished: keys held now will send no note-off; release them."""
         self._listener.release_all(now)
 
-    def output_changed(self) -> None:
-        """The output port was reopened: probe for a loopback again."""
-        self._echo.probe_soon()
+    def port_back(self, now: float, side: str) -> None:
+        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
+        self._output.reset(now, silence=side == "output")
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
@@ -299,6 +290,10 @@ class Engine:
             self.length_factor = action.value
         elif kind == "voice":
             self.set_voice(int(action.value))
+        elif kind in ("adapt", "forget"):  # the session memory's knob (from the next answer on) and switch
+            self.memory.control(kind, action.value)
+        elif action is not None:
+            self._act_play_along(action, now)
 
     def set_voice(self, index: int) -> None:
         """Answer with another voice from the next answer on (the one playing finishes as it
@@ -345,8 +340,8 @@ class Engine:
         if a.bpm != self.bpm or a.tempo_source == "estimate":
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
+        clock_grid = self._clock.bar_grid(now) if self.settings.follow_clock else None
+        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, clock_grid)
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
@@ -357,13 +352,15 @@ class Engine:
         if self._closed or now < self._cooldown_until:
             return None
         a = self._answer
+        if self._band.wants_work(now, self.bpm):  # solo: the next event, a little ahead
+            return lambda now: self._band.work(now, self.model, self.params, self.bpm)
         if self.mode == RESPOND:
             if a is not None and self._planner.wants_more(a, now):
                 return lambda now: self._planner.sample(a, self.voices[a.voice].model, self.params, self.length_factor)
             return None
         if self._listener.ready(now):
             return lambda now: self._listener.hear(now, self.bpm)
-        if self._listener.quiet():
+        if self._listener.quiet() and self._band.answers(self.settings.after):
             if a is None or a.version != self._context.version:
                 if now < self._listener.speculate_at(self.bpm):
                     return None
@@ -383,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
 
     # ---- failures and resets --------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from improv.session.controls_file import load_controls, save_controls
 from improv.io.clock import RealClock
-from improv.io.files import check_writable, write_atomic
+from improv.io.files import FileProblem, check_writable, read_regular_file, write_atomic
 from improv.io.machine import one_blas_thread
 from improv.io.rtmidi_ports import api_name
 from improv.io.watched_ports import MidiPorts, PortChoice, check_names
@@ -28,10 +29,12 @@ from improv.model.step_model import StepModel
 from improv.model.voices import load_player
 from improv.realtime.context import Voice
 from improv.realtime.engine import Engine
+from improv.realtime.memory import MAX_MEMORY_BYTES, MemoryFileError, SessionMemory
 from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_picture
 from improv.session.process import serve
+from improv.session.supervisor import PortSupervisor
 from improv.settings.sections import SampleSettings, ServeSettings
 
 if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
@@ -85,15 +88,22 @@ def serve_session(
     record: str | None,
     say: Callable[[str], None] | None = None,
     monitor: MonitorChoice | None = None,
+    memory: str | None = None,
+    learn: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> int:
     """Serve until Ctrl-C/SIGTERM, then report. With ``record``, the file is checked before anything
     starts and written however the session ends, an error included, its picture beside it. With
-    ``monitor``, a live page shows the session. Returns 2 when the recording could not be written."""
-    say = say or (lambda line: print(line, flush=True))
+    ``monitor``, a live page shows the session. With ``memory``, the session memory (what improv
+    learned of the performer) is loaded from that file when it exists and saved there at the end.
+    Returns 2 when the recording or the memory could not be written."""
+    say = say or print_line
     choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
     check_names(choice)  # before the models: a wrong port name fails at once
     if record:
         check_writable(record, create_folder=False)
+    if memory:
+        check_writable(memory, create_folder=False)
     live = None
     if monitor is not None:  # before the models: a port it cannot have fails in one line at once
         from improv.monitor.live import LiveMonitor
@@ -104,6 +114,12 @@ def serve_session(
         loaded, untrained = load_voices(voices, say)
         recorder = Recorder() if record else None
         engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+        if memory:
+            load_memory(engine.memory, memory, say)
+        engine.restore_controls(load_controls(s), 0.0, keep)  # MIDI-learned bindings and last knob values
+        if learn:
+            engine.learn(learn)
+            say(f"improv: move the controller for {learn}: the first one that arrives is bound to it")
         wake = threading.Event()
         ports = MidiPorts(choice, wake)  # opened now: nothing played while loading arrives stale
     except BaseException:
@@ -111,7 +127,9 @@ def serve_session(
             live.close()
         raise
     stats = None
+    supervisor = None
     ended = False
+    clock = RealClock(s.spin_ms / 1000)
     try:
         try:
             in_name, out_name = ports.describe()
@@ -120,34 +138,78 @@ def serve_session(
                 f"improv: listening on {in_name!r}, answering on {out_name!r} ({api_name(ports.api)})"
                 f" · voice {loaded[0].name}{' (untrained)' if untrained else ''}"
                 + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
-                + f" · {engine.bpm:g} bpm · Ctrl-C to stop"
+                + f" · {engine.bpm:g} bpm"
+                + (f" · mode {engine.play_mode}" + (f" (CC {s.cc_mode} switches)" if s.cc_mode >= 0 else "") if s.mode != "answer" else "")
+                + " · Ctrl-C to stop"
             )
-            clock = RealClock(s.spin_ms / 1000)
             inport, outport, status = ports.input, ports.output, say
             if live is not None:
                 say(live.describe())
                 inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
-            loop = ServeLoop(engine, inport, outport, clock, ports=ports, on_status=status, wake=wake, reconnect_s=s.reconnect_s)
+            supervisor = PortSupervisor(ports, s.reconnect_s, wake).start()  # the ports are watched off the loop's thread
+            loop = ServeLoop(engine, inport, outport, clock, ports=supervisor, on_status=status, wake=wake)
             stats = serve(loop, realtime_priority=s.realtime_priority)
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
             try:
+                if supervisor is not None:
+                    supervisor.close()  # before the ports: no check may reopen what is being closed
                 ports.close()
             finally:
                 if live is not None:
                     live.close()
         ended = True
+        if any(engine.controls_saved().values()):  # something learned or turned: kept for the next start
+            save_controls(s, engine.controls_saved())
         late = stats.lateness_ms()
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
             f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
+            + "".join(f" · {n} {what}" for n, what in (
+                (stats.lost_sends, "messages could not reach the output"),
+                (stats.faults, "errors caught, improv played on"),
+                (stats.status_dropped, "status lines dropped"),
+            ) if n)
         )
     finally:
         # Also after an error: what was played is kept (a session cut short by a crash has notes).
         saved = False
         if recorder is not None and record and (ended or recorder.t0 is not None):
             saved = save_recording(recorder, record, s.bpm, say, (s.performer_program, s.program))
-    return 0 if saved or not record else 2
+        kept = save_memory(engine.memory, memory, clock.now(), say) if memory else True
+    return 0 if (saved or not record) and kept else 2
+
+
+def load_memory(memory: SessionMemory, path: str, say: Callable[[str], None]) -> None:
+    """The session memory saved at ``path`` (a rehearsal's), or a note that it starts empty."""
+    if not Path(path).exists():
+        say(f"improv: no session memory in {path} yet: it starts empty and is saved there at the end")
+        return
+    try:
+        data = read_regular_file(path, MAX_MEMORY_BYTES)
+    except FileProblem as exc:
+        raise MemoryFileError(f"cannot read the session memory {path}: {exc}") from None
+    memory.load_bytes(data, path)
+    say(f"improv: session memory {path}: {memory.events} events remembered")
+
+
+def save_memory(memory: SessionMemory, path: str, now: float, say: Callable[[str], None]) -> bool:
+    """What improv learned this session, written to ``path`` (atomically); a failure is one line."""
+    try:
+        write_atomic(path, memory.to_bytes(now))
+    except OSError as exc:
+        print(f"improv: error: cannot write the session memory to {path}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        return False
+    say(f"improv: session memory saved to {path}: {memory.events} events")
+    return True
+
+
+def print_line(line: str) -> None:
+    """A line on stdout; a terminal that is gone (closed after SIGHUP) loses it, the session goes on."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
 
 
 def save_recording(recorder: Recorder, record: str, bpm: float, say: Callable[[str], None], programs: tuple[int, int] = (0, 0)) -> bool:

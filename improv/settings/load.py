@@ -193,6 +193,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("generate", "length"): (lambda v: v >= 1, ">= 1"),
     ("generate", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
     ("generate", "program"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
+    ("generate", "min_length"): (lambda v: v >= -1, ">= -1 (-1 = the whole --length)"),
     ("eval", "markov_order"): (lambda v: v >= 1, ">= 1"),
     ("eval", "samples"): (lambda v: v >= 1, ">= 1"),
     ("eval", "sample_length"): (lambda v: v >= 8, ">= 8"),
@@ -231,11 +232,22 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "max_voices"): (lambda v: 0 <= v <= 16, "between 0 and 16"),
     ("serve", "cc_voice"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "cc_imitation"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
-    ("serve", "echo_probe_s"): (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
     ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("serve", "swing"): (lambda v: v == 0 or 1 <= v <= 4, "0 (the call's) or between 1 and 4"),
+    ("serve", "output_latency_ms"): (lambda v: 0 <= v <= 500, "between 0 and 500"),
+    ("serve", "output_latency_by_velocity"): (lambda v: all(len(p) == 2 and 1 <= p[0] <= 127 and 0 <= p[1] <= 500 for p in v), "[velocity 1-127, ms 0-500] pairs"),
     **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing")},
     ("serve", "density"): (lambda v: 0.25 <= v <= 4, "between 0.25 and 4"),
     ("serve", "cc_density"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "adapt"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "forget_after"): (lambda v: 0 <= v <= 86400, "between 0 and 86400 seconds"),
+    ("serve", "cc_adapt"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_forget"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "decide_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    ("serve", "bar_beats"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("serve", "mutate"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("serve", "cc_mode"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
+    ("serve", "cc_mutate"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("demo", "calls"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("demo", "phrase_beats"): (lambda v: 2 <= v <= 64, "between 2 and 64"),
     ("demo", "barge_every"): (lambda v: v >= 0, ">= 0"),
@@ -256,7 +268,7 @@ def _serve_cross_checks(s: Any) -> str | None:
     if s.temperature_min > s.temperature_max:
         return f"serve.temperature_min ({s.temperature_min}) is above serve.temperature_max ({s.temperature_max})"
     used: dict[int, str] = {64: "the sustain pedal"}  # the engine reads CC 64 as the pedal first
-    for key in ("cc_temperature", "cc_length", "cc_end_call", "cc_panic", "cc_voice", "cc_imitation", "cc_density"):
+    for key in [f.name for f in dataclasses.fields(s) if f.name.startswith("cc_")]:
         number = getattr(s, key)
         if number < 0:
             continue

@@ -73,6 +73,7 @@ def session(seed: int, seconds: float) -> tuple[Engine, MemoryOutput, list[str],
         inport.add(t + 0.01, [0xB0 | ch, 64, 0])  # pedals up
         inport.add(t + 0.01, [0xB0 | ch, 123, 0])  # improv takes All Notes Off as nothing special
         inport.add(t + 0.02, [0x80 | ch] + [b for note in range(128) for b in (note, 0)])  # running status
+    inport.add(t + 0.02, [0xB0, SETTINGS.cc_mode, 0])  # the junk may have turned the mode knob: back to answer
     start = t + 8.0
     for when, msg in phrase([60, 62, 64, 65], start=start, step=0.3, length=0.25):
         inport.add(when, msg.bytes())  # raw, through the parser like the junk

@@ -1,0 +1,265 @@
+"""It learns you during the set: a performer with an idiom the voices never trained on plays calls
+into a real engine in simulated time (``improv.evaluation.learning``), at ``serve.adapt`` 1 and 0.
+
+Idioms: whole-tone and blues licks (``improv.evaluation.licks``: the documented script), and the
+top lines of the Final Fantasy piano pieces in ``../shared/corpora/final-fantasy-piano`` (skipped,
+with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
+
+* ``nll_drop_N``: NLL per event (four fields, nats) of the performer's next three unseen phrases,
+  the voice alone minus the voice with the session memory after N calls (adapt 1); ``nll_voice_N``
+  the voice alone, for scale; ``nll_drop_10_<field>`` per field.
+* ``uptake_pc_N`` / ``uptake_interval_N``: MGEval overlap of improv's answers to the next five
+  calls with the performer's phrases (pitch-class, interval histograms), adapt 1 minus adapt 0.
+* ``pc_match_a0_N`` / ``_a1_N``, the outside check: histogram intersection of the answers' pooled
+  pitch classes with the performer's (1 = the same pitch classes in the same proportions).
+* ``collapse_a1`` / ``longest_copy_a1`` (and ``_a0``): the quality bar on every answer of the
+  session; ``longest_copy`` is the median longest run of answer events found verbatim in what the
+  performer played before (a cache model's risk: replaying the performer).
+Timing (this machine, one process): ``learn_us_p99`` per learned event, ``mix_us_p50`` the
+memory's cost per sampled event (four heads) against ``sample_us_p50`` (the voice's sample and
+step), ``due_ms_p99_a1`` / ``due_ms_max_a1`` the engine's ``due`` (what the loop calls to send;
+it also decides at a call's end, model work included) in the sessions at adapt 1, ``_a0`` at 0.
+``nll_drop_10_notes`` leaves the velocity head out: the voices learned from scores without dynamics,
+so any performer's velocities are news to them, and that head's drop is the largest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from improv.evaluation.learning import idiom_overlaps, memory_nll, play_calls, session_rows, skyline_phrases
+from improv.evaluation.licks import licks
+from improv.evaluation.metrics import CopyIndex, collapse_rate
+from improv.model.voices import load_player, model_location
+from improv.music.midi import read_midi_file
+from improv.realtime.engine import Engine
+from improv.realtime.memory import MemoryCursor, SessionMemory
+from improv.settings.sections import ServeSettings
+
+FF = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "final-fantasy-piano"
+CHECKPOINTS = (5, 10, 20)
+AHEAD = 8  # answers to the next calls measured at each checkpoint
+BPM = 100.0
+FIELDS = ("pitch", "offset", "duration", "velocity")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--learn-voice", default="folk", help="voice the learning benchmark answers with (default: folk)")
+    parser.add_argument("--learn-seed", type=int, default=1, help="seed of the licks and the answers")
+
+
+def ff_phrases(count: int) -> list[np.ndarray] | None:
+    """Phrases of the FF pieces' top lines, at most six from a piece, pieces in name order."""
+    if not FF.is_dir():
+        return None
+    out: list[np.ndarray] = []
+    for path in sorted(FF.glob("*.mid")):
+        try:
+            notes = read_midi_file(path).notes
+        except Exception:  # an unreadable file is skipped, as the corpus reader would
+            continue
+        out += skyline_phrases(notes)[:6]
+        if len(out) >= count:
+            return out[:count]
+    return out
+
+
+def _pc_match(answers: list[np.ndarray], performer: list[np.ndarray]) -> float:
+    def pooled(sets: list[np.ndarray]) -> np.ndarray:
+        h = np.zeros(12)
+        for a in sets:
+            np.add.at(h, a["pitch"].astype(int) % 12, 1.0)
+        return h / max(h.sum(), 1)
+
+    return float(np.minimum(pooled(answers), pooled(performer)).sum())
+
+
+def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: list[np.ndarray], due: list[float]) -> dict:
+    """One session at ``adapt``: answers, and the NLLs at the checkpoints (adapt 1 only)."""
+    settings = dataclasses.replace(ServeSettings(), adapt=adapt, estimate_tempo=False, bpm=BPM)
+    engine = Engine(model, settings, seed=seed)
+    answers: list[np.ndarray] = []
+    nll: dict[int, tuple[float, float, np.ndarray]] = {}
+    now = 0.0
+    for n in range(len(phrases)):
+        got, now = play_calls(engine, [phrases[n]], BPM, 1, start=now, due_times=due)
+        answers += got
+        if adapt and n + 1 in CHECKPOINTS:
+            per = [memory_nll(model, engine.memory, rows[k - 1], rows[k], now) for k in range(n + 1, n + 4)]
+            voice, mixed = (float(np.mean(side)) for side in zip(*per))
+            nll[n + 1] = (voice, mixed, _field_drops(model, engine.memory, rows, n + 1, now))
+    return {"answers": answers, "nll": nll}
+
+
+def _field_drops(model, memory: SessionMemory, rows: list[np.ndarray], n: int, now: float) -> np.ndarray:
+    """NLL drop per field (FIELD order), the next three phrases after ``n`` calls."""
+    drops = np.zeros(4)
+    count = 0
+    for k in range(n, n + 3):
+        state = model.step(model.initial_state(), model.tokenizer.special(128))
+        for row in rows[k - 1]:
+            state = model.step(state, row)
+        cursor = MemoryCursor(memory, memory.share(now, 1.0), memory.scale(now), list(rows[k - 1][-3:]))
+        for row in rows[k]:
+            for field, logits in enumerate(model.event_logits(state, row)):
+                z = logits.astype(np.float64) - logits.max()
+                drops[field] += float(np.log(np.exp(z).sum()) - z[int(row[field])]) + float(cursor.mix(field, row, logits)[int(row[field])])
+            cursor.push(row)
+            state = model.step(state, row)
+            count += 1
+    return drops / max(count, 1)
+
+
+def _copy(answers: list[np.ndarray], phrases: list[np.ndarray], tokenizer) -> float:
+    runs = []
+    for i, a in enumerate(answers):
+        if len(a) < 2:
+            continue
+        index = CopyIndex([np.arange(0)] + [_codes(r) for r in session_rows(tokenizer, phrases[: i + 1])])
+        runs.append(int(index.longest([_codes(session_rows(tokenizer, [a])[0])])[0]))
+    return float(np.median(runs)) if runs else 0.0
+
+
+def _codes(rows: np.ndarray) -> np.ndarray:
+    """One code per event: pitch, offset, duration (velocity left out: a copy is the notes)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return rows[:, 0] * 77 * 77 + rows[:, 1] * 77 + rows[:, 2] if len(rows) else np.zeros(0, np.int64)
+
+
+def _idiom(name: str, phrases: list[np.ndarray], model, seed: int, due: dict[float, list[float]]) -> dict[str, float]:
+    tok = model.tokenizer
+    rows = session_rows(tok, phrases)
+    played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt]) for adapt in (0.0, 1.0)}
+    out: dict[str, float] = {}
+    for n in CHECKPOINTS:
+        voice, mixed, per_field = played[1.0]["nll"][n]
+        out[f"learn_{name}_nll_voice_{n}"] = round(voice, 3)
+        out[f"learn_{name}_nll_drop_{n}"] = round(voice - mixed, 3)
+        if n == 10:
+            out.update({f"learn_{name}_nll_drop_10_{f}": round(float(d), 3) for f, d in zip(FIELDS, per_field)})
+            out[f"learn_{name}_nll_drop_10_notes"] = round(float(per_field[:3].sum()), 3)  # without the dynamics
+        window = slice(n, n + AHEAD)
+        performer = phrases[: n + AHEAD]
+        overlaps = {a: idiom_overlaps(played[a]["answers"][window], performer) for a in (0.0, 1.0)}
+        out[f"learn_{name}_uptake_pc_{n}"] = round(overlaps[1.0]["pitch_class"] - overlaps[0.0]["pitch_class"], 3)
+        out[f"learn_{name}_uptake_interval_{n}"] = round(overlaps[1.0]["interval"] - overlaps[0.0]["interval"], 3)
+        for a in (0.0, 1.0):
+            out[f"learn_{name}_pc_match_a{a:.0f}_{n}"] = round(_pc_match(played[a]["answers"][window], performer), 3)
+    for a in (0.0, 1.0):
+        answers = played[a]["answers"]
+        out[f"learn_{name}_collapse_a{a:.0f}"] = round(collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]), 4)
+        out[f"learn_{name}_longest_copy_a{a:.0f}"] = _copy(answers, phrases, tok)
+    return out
+
+
+def _timing(model, phrases: list[np.ndarray]) -> dict[str, float]:
+    """The memory's own costs, against the voice's sample and step, on this machine."""
+    memory = SessionMemory(model.tokenizer, adapt=1.0)
+    rows = np.concatenate(session_rows(model.tokenizer, phrases))
+    learn = []
+    for row in rows:
+        t = time.perf_counter()
+        memory.learn(row, 0.0)
+        learn.append(time.perf_counter() - t)
+    cursor = memory.cursor(rows[-3:], 0.0)
+    rng = np.random.default_rng(0)
+    state = model.step(model.initial_state(), model.tokenizer.special(128))
+    plain, mixed, stepping = [], [], []
+    keep = lambda field, row, logits, mask: (logits, mask)  # noqa: E731 - a guide that bends nothing
+    for _ in range(200):
+        t = time.perf_counter()
+        row = model.sample_event(state, rng)
+        plain.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        model.sample_event(state, rng, guide=cursor.bend(keep))
+        mixed.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        state = model.step(state, row if row[0] < 128 else rows[0])
+        stepping.append(time.perf_counter() - t)
+        cursor.push(row if row[0] < 128 else rows[0])
+    mix_only = np.array(mixed) - np.array(plain)
+    sample = np.array(plain) + np.array(stepping)
+    return {
+        "learn_us_p50": round(float(np.percentile(learn, 50)) * 1e6, 1),
+        "learn_us_p99": round(float(np.percentile(learn, 99)) * 1e6, 1),
+        "sample_us_p50": round(float(np.median(sample)) * 1e6, 1),
+        "mix_us_p50": round(float(np.median(mix_only)) * 1e6, 1),
+        "memory_events": memory.events,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    model = load_player(model_location(None, None, getattr(args, "learn_voice", "folk"))).step_model()
+    seed = getattr(args, "learn_seed", 1)
+    count = CHECKPOINTS[-1] + AHEAD
+    idioms = {"wholetone": licks(count, "wholetone", seed), "blues": licks(count, "blues", seed)}
+    ff = ff_phrases(count)
+    if ff is None or len(ff) < count:
+        print(f"note: the Final Fantasy idiom is skipped: {FF} is absent or has too few phrases", flush=True, file=sys.stderr)
+    else:
+        idioms["ff"] = ff
+    out: dict[str, float] = {}
+    due: dict[float, list[float]] = {0.0: [], 1.0: []}
+    for name, phrases in idioms.items():
+        out.update(_idiom(name, phrases, model, seed, due))
+    out.update(_timing(model, idioms["wholetone"]))
+    for adapt, times in due.items():  # the engine's send path, learning (adapt 1) or not
+        out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)
+        out[f"learn_due_ms_max_a{adapt:.0f}"] = round(float(np.max(times)) * 1e3, 3)
+    return out
+
+
+def session_picture(out_png: str, calls: int = 12, seed: int = 1, voice: str = "folk") -> dict[float, list[float]]:
+    """The README's picture: the same ``calls`` whole-tone licks played into the engine at adapt 0
+    (top) and 1 (bottom); the performer's notes blue, improv's orange where they are in the
+    whole-tone scale and grey where not, each answer's whole-tone share above it. Returns the
+    shares per exchange, per adapt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from improv.evaluation.licks import WHOLE_TONE
+    from improv.io.files import write_atomic
+    from improv.realtime.report import Recorder
+
+    model = load_player(model_location(None, None, voice)).step_model()
+    fig, axes = plt.subplots(2, 1, figsize=(22, 7.5), sharex=True)
+    shares: dict[float, list[float]] = {}
+    for ax, adapt in zip(axes, (0.0, 1.0)):
+        recorder = Recorder()
+        engine = Engine(model, dataclasses.replace(ServeSettings(), adapt=adapt, estimate_tempo=False, bpm=BPM), seed=seed, recorder=recorder)
+        answers, now = play_calls(engine, licks(calls, "wholetone", seed), BPM, 1)
+        engine.shutdown(now)
+        starts = [t for t, text in recorder.marks if text.startswith("answer")]
+        shares[adapt] = [round(float(np.isin(a["pitch"].astype(int) % 12, WHOLE_TONE).mean()), 2) if len(a) else 0.0 for a in answers]
+        for who, notes in recorder.notes.items():
+            for pitch, on, off, _, _ in notes:
+                inside = pitch % 12 in WHOLE_TONE
+                colour = "#2166ac" if who == "performer" else "#e08214" if inside else "#9a9a9a"
+                ax.add_patch(plt.Rectangle((on, pitch - 0.4), max(off - on, 0.05), 0.8, color=colour, lw=0))
+        for t, share in zip(starts, shares[adapt]):
+            ax.axvline(t, color="#e08214", lw=0.6, ls=":")
+            ax.text(t + 0.2, 95, f"{share:.0%}", color="#b35806", fontsize=9)
+        ax.set_ylim(40, 100)
+        ax.set_xlim(0, now)
+        ax.set_ylabel("pitch")
+        ax.set_title(f"adapt {adapt:g}: answers in the whole-tone scale {np.mean(shares[adapt]):.0%} (orange = in the scale, grey = outside; blue = the performer)", loc="left", fontsize=11)
+    axes[-1].set_xlabel("seconds")
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    write_atomic(out_png, buf.getvalue())
+    return shares
+
+
+if __name__ == "__main__":  # python benchmarks/bench_learn.py docs/learn.png: the README's picture
+    print(session_picture(sys.argv[1]))

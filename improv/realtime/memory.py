@@ -1,0 +1,394 @@
+"""Session memory: the performer's own language, learned while they play, mixed into the voice.
+
+A cache model, as in language modelling (Kuhn & De Mori 1990) and the Continuator (Pachet 2003):
+variable-order n-gram tables over the events the performer played this session, and an answer's
+heads drawn from ``p = (1 - lam) * p_voice + lam * p_memory``. Why this and not online training of
+the heads: it learns from one phrase (a gradient step would need many), costs microseconds per
+event, and forgetting is exact (a phrase's counts come out again). ``benchmarks/bench_learn.py``
+measures what it buys.
+
+What is counted, per performer event (each table interpolated over its orders, Witten-Bell):
+* offset class, after the last 1-3 offsets (the performer's rhythm);
+* melodic interval (-24..24 semitones, transposition-aware), after the last 1-2 intervals and
+  whether this note joins a chord;
+* pitch class, after the last one (the performer's scale: whole-tone stays whole-tone);
+* duration class, given this event's offset and the last duration;
+* velocity class, after the last one.
+The pitch head's memory is the product of the interval and the pitch-class tables.
+
+Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
+``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
+pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
+classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share.
+Bounded: the last ``MAX_EVENTS`` events, each one's counts taken out when it leaves.
+Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a time in the
+engine's think slices (``absorb``), never on a send.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections import deque
+from typing import Callable, Sequence
+
+import numpy as np
+
+from improv.errors import ImprovError
+from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY, Tokenizer
+
+Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
+
+MAX_EVENTS = 4000  # events remembered (a long set's worth); older ones leave, their counts with them
+RUN_KEEP = 3  # of a run of one key struck again and again, only this many are learned
+MAX_INTERVAL = 24  # larger leaps are not counted as intervals
+# The memory's largest share of each head (adapt 1, much varied evidence), per field, measured on
+# the performer's next phrases (bench_learn's idioms, after ten calls): the voices' rhythm is good
+# already (a larger offset share costs likelihood), the performer's pitches and dynamics are what
+# they lack most.
+LAMBDA_MAX = {OFFSET: 0.3, PITCH: 0.75, DURATION: 0.45, VELOCITY: 0.6}
+EVIDENCE_HALF = 12.0  # events of evidence at which the share is half of its most
+VARIETY_FULL = 4.0  # pitch classes (perplexity of the session's pitch classes) for the full share
+FADE_TO = 0.1  # with forget_after, a phrase that old counts this much
+FORMAT = 1  # of the saved file
+MAX_MEMORY_BYTES = 8 * MAX_EVENTS * 4 + 1_000_000  # a saved memory is never larger than this
+
+_TABLES = ("offset", "interval", "pc", "duration", "velocity")
+
+
+class MemoryFileError(ImprovError):
+    """A saved session memory that cannot be read."""
+
+
+class _Feat:
+    """An event as the tables see it: its classes, and its interval from the event before."""
+
+    __slots__ = ("pitch", "offset", "duration", "velocity", "interval", "chord")
+
+    def __init__(self, row: Sequence[int], before: "_Feat | None") -> None:
+        self.pitch, self.offset, self.duration, self.velocity = (int(x) for x in row)
+        self.chord = before is not None and self.offset == 0
+        step = None if before is None else self.pitch - before.pitch
+        self.interval = step if step is not None and abs(step) <= MAX_INTERVAL else None
+
+
+def _contexts(table: str, h: Sequence[_Feat], now: _Feat | None) -> list[tuple]:
+    """The contexts (lowest order first) a table predicts from: ``h`` the events before (latest
+    last), ``now`` the event's fields drawn already (offset before duration)."""
+    if table == "offset":
+        past = [f.offset for f in h[-3:]][::-1]
+        return [tuple(past[:k]) for k in range(len(past) + 1)]
+    if table == "interval":
+        chord = now is not None and now.chord
+        out = [(), (chord,)]
+        if h and h[-1].interval is not None:
+            out.append((chord, h[-1].interval))
+            if len(h) > 1 and h[-2].interval is not None:
+                out.append((chord, h[-1].interval, h[-2].interval))
+        return out
+    if table == "pc":
+        return [(), (h[-1].pitch % 12,)] if h else [()]
+    if table == "duration":
+        assert now is not None
+        out = [(), (now.offset,)]
+        return out + [(now.offset, h[-1].duration)] if h else out
+    return [(), (h[-1].velocity,)] if h else [()]  # velocity
+
+
+def _symbol(table: str, f: _Feat) -> int | None:
+    if table == "offset":
+        return f.offset
+    if table == "interval":
+        return None if f.interval is None else f.interval + MAX_INTERVAL
+    if table == "pc":
+        return f.pitch % 12
+    return f.duration if table == "duration" else f.velocity
+
+
+class SessionMemory:
+    """What the performer played this session, as n-gram counts; see the module docstring."""
+
+    def __init__(self, tokenizer: Tokenizer, adapt: float = 0.0, forget_after: float = 0.0, max_events: int = MAX_EVENTS) -> None:
+        self.tokenizer = tokenizer
+        self.adapt = adapt
+        self.forget_after = forget_after
+        self.max_events = max_events
+        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
+        self.pending: deque[tuple[np.ndarray, float]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too)
+        self.forget()
+
+    # ---- learning -------------------------------------------------------------------------------
+
+    def control(self, kind: str, value: float) -> None:
+        """The performer's knob (``adapt``, 0..1) or switch (``forget``)."""
+        if kind == "adapt":
+            self.adapt = value
+        elif kind == "forget":
+            self.forget()
+
+    def forget(self) -> None:
+        """Everything learned goes (the forget control)."""
+        self._counts: dict[str, dict[tuple, np.ndarray]] = {t: {} for t in _TABLES}
+        self._seen: dict[tuple, np.ndarray | None] = {}  # distributions worked out since the last change
+        self._events: deque[tuple[np.ndarray, float, list[tuple[str, tuple, int]]]] = deque()
+        self._history: list[_Feat] = []  # the last learned events, for the next one's contexts
+        self._run = 0  # how many times the last key came in a row
+        self._t0: float | None = None  # weights are stored relative to this time (see _weight); set by the first use
+        self.total = 0.0  # stored weight of every remembered event
+        self.pending.clear()
+
+    def hear(self, rows: Sequence[np.ndarray], now: float) -> None:
+        """The performer's call (its notes' rows as the model heard them): learned later, in ``absorb``."""
+        for row in rows:
+            if int(row[PITCH]) < BOS:
+                self.pending.append((np.array(row, dtype=np.uint8), now))
+
+    def absorb(self, now: float = 0.0) -> int:
+        """Learn one heard event (a think unit; ``now`` unused: each event keeps its time)."""
+        if not self.pending:
+            return 0
+        row, t = self.pending.popleft()
+        self.learn(row, t)
+        return 1
+
+    def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None) -> None:
+        """One performer event, now (or counting ``weight``, as a loaded one does)."""
+        before = self._history[-1] if self._history else None
+        f = _Feat(row, before)
+        self._run = self._run + 1 if before is not None and f.pitch == before.pitch else 1
+        if self._run > RUN_KEEP:  # hammering one key: not more of the same
+            return
+        w = self._weight(now) if weight is None else weight
+        keys = []
+        for table in _TABLES:
+            sym = _symbol(table, f)
+            if sym is None:
+                continue
+            for ctx in _contexts(table, self._history, f):
+                counts = self._counts[table].get(ctx)
+                if counts is None:
+                    counts = self._counts[table][ctx] = np.zeros(self._sizes[table])
+                counts[sym] += w
+                keys.append((table, ctx, sym))
+        self._events.append((np.array(row, dtype=np.uint8), w, keys))
+        self._seen.clear()
+        self.total += w
+        self._history = (self._history + [f])[-3:]
+        while len(self._events) > self.max_events:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, w, keys = self._events.popleft()
+        self.total -= w
+        for table, ctx, sym in keys:
+            counts = self._counts[table][ctx]
+            counts[sym] -= w
+            if counts.sum() <= 1e-9 * max(self.total, 1.0):
+                del self._counts[table][ctx]
+
+    def _rate(self) -> float:
+        """Growth of a new event's stored weight per second (0: nothing fades)."""
+        return math.log(1 / FADE_TO) / self.forget_after if self.forget_after > 0 else 0.0
+
+    def _weight(self, now: float) -> float:
+        """A new event's stored weight: exp(rate * (now - t0)), so that stored weights scaled by
+        ``scale(now)`` fade every event alike; rebased before it grows large."""
+        rate = self._rate()
+        if self._t0 is None:
+            self._t0 = now
+        if rate * (now - self._t0) > 30:
+            shrink = math.exp(-rate * (now - self._t0))
+            for table in self._counts.values():
+                for counts in table.values():
+                    counts *= shrink
+            self._events = deque((r, w * shrink, k) for r, w, k in self._events)
+            self.total *= shrink
+            self._t0 = now
+        return math.exp(rate * (now - self._t0))
+
+    def scale(self, now: float) -> float:
+        """What a stored weight counts at ``now`` (1 when nothing fades)."""
+        if self._t0 is None:
+            self._t0 = now
+        return math.exp(-self._rate() * (now - self._t0))
+
+    # ---- how much it counts ------------------------------------------------------------------------
+
+    @property
+    def events(self) -> int:
+        return len(self._events)
+
+    def variety(self) -> float:
+        """Perplexity of the session's pitch classes: 1 for one key hammered, ~6 for a whole-tone line."""
+        counts = self._counts["pc"].get(())
+        if counts is None or counts.sum() <= 0:
+            return 0.0
+        p = counts[counts > 0] / counts.sum()
+        return float(np.exp(-(p * np.log(p)).sum()))
+
+    def share(self, now: float, adapt: float | None = None) -> float:
+        """How much the memory has its say now, 0..1 (0 = the voice alone): each head's share is
+        this times its ``LAMBDA_MAX``."""
+        adapt = self.adapt if adapt is None else adapt
+        evidence = self.total * self.scale(now)
+        if adapt <= 0 or evidence <= 0:
+            return 0.0
+        varied = min(max((self.variety() - 1) / (VARIETY_FULL - 1), 0.0), 1.0)
+        return adapt * varied * evidence / (evidence + EVIDENCE_HALF)
+
+    # ---- predicting -------------------------------------------------------------------------------
+
+    def _dist(self, table: str, contexts: list[tuple], scale: float) -> np.ndarray | None:
+        """Witten-Bell interpolation from the lowest order up; None when nothing was counted."""
+        key = (table, contexts[-1], len(contexts), scale)
+        if key not in self._seen:
+            if len(self._seen) > 4096:  # bounded between two phrases, too
+                self._seen.clear()
+            self._seen[key] = self._interpolate(table, contexts, scale)
+        return self._seen[key]
+
+    def _interpolate(self, table: str, contexts: list[tuple], scale: float) -> np.ndarray | None:
+        table_counts = self._counts[table]
+        p = None
+        for ctx in contexts:
+            counts = table_counts.get(ctx)
+            if counts is None:
+                break  # a longer context is never seen when this one was not
+            c = counts * scale
+            total = c.sum()
+            if total <= 1e-12:
+                break
+            if p is None:
+                p = c / total
+                continue
+            types = float(np.count_nonzero(c > 1e-12 * total))
+            p = (c + types * p) / (total + types)
+        return p
+
+    def probs(self, field: int, history: Sequence[_Feat], row: np.ndarray, scale: float) -> np.ndarray | None:
+        """The memory's distribution over ``field``'s classes for the next event, given the
+        events before (``history``) and the fields of ``row`` drawn already; None: no opinion."""
+        if field == OFFSET:
+            return self._dist("offset", _contexts("offset", history, None), scale)
+        if field == PITCH:
+            return self._pitch(history, int(row[OFFSET]), scale)
+        now = _Feat(row, history[-1] if history else None)
+        if field == DURATION:
+            p = self._dist("duration", _contexts("duration", history, now), scale)
+            if p is not None:
+                p = p.copy()
+                p[0] = 0.0  # a note never has duration class 0
+                p = p / p.sum() if p.sum() > 0 else None
+            return p
+        return self._dist("velocity", _contexts("velocity", history, now), scale)
+
+    def _pitch(self, history: Sequence[_Feat], offset: int, scale: float) -> np.ndarray | None:
+        before = history[-1] if history else None
+        probe = _Feat((before.pitch if before else 60, offset, 1, 0), before)
+        pc = self._dist("pc", _contexts("pc", history, probe), scale)
+        if pc is None:
+            return None
+        pitch = np.tile(0.95 * pc + 0.05 / 12, 11)[:128]  # floored: the product never rules a key out
+        if before is not None and before.pitch < 128:
+            step = self._dist("interval", _contexts("interval", history, probe), scale)
+            if step is not None:
+                near = np.full(128, 0.02 / 128)  # leaps beyond the counted range keep a little
+                lo, hi = max(before.pitch - MAX_INTERVAL, 0), min(before.pitch + MAX_INTERVAL, 127)
+                near[lo : hi + 1] += 0.98 * step[lo - before.pitch + MAX_INTERVAL : hi - before.pitch + MAX_INTERVAL + 1]
+                pitch = pitch * near
+        out = np.zeros(N_PITCH)
+        out[:128] = pitch / pitch.sum()
+        return out
+
+    # ---- an answer's view ---------------------------------------------------------------------------
+
+    def cursor(self, call_rows: Sequence[np.ndarray], now: float) -> "MemoryCursor | None":
+        """The memory as one answer uses it (its share fixed when prepared), after the call's
+        last notes; None when it has no say (adapt 0, nothing learned yet)."""
+        lam = self.share(now)
+        if lam <= 0:
+            return None
+        return MemoryCursor(self, lam, self.scale(now), [r for r in call_rows if int(r[PITCH]) < BOS][-3:])
+
+    # ---- keeping it -----------------------------------------------------------------------------------
+
+    def to_bytes(self, now: float) -> bytes:
+        """The remembered events and what each counts now: an npz file (no pickle)."""
+        while self.pending:
+            self.absorb()
+        rows = np.array([r for r, _, _ in self._events], dtype=np.uint8).reshape(-1, 4)
+        weights = np.array([w for _, w, _ in self._events], dtype=np.float64) * self.scale(now)
+        buf = io.BytesIO()
+        np.savez(buf, format=np.array(FORMAT), sizes=np.array(self.tokenizer.sizes), rows=rows, weights=weights)
+        return buf.getvalue()
+
+    def load_bytes(self, data: bytes, name: str = "memory") -> None:
+        """A saved memory replaces this one (as if it had just been played); a bad file raises
+        ``MemoryFileError`` naming what is wrong."""
+        if data[:4] != b"PK\x03\x04":
+            raise MemoryFileError(f"{name} is not a session memory improv wrote (not an .npz file)")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                fmt, sizes, rows, weights = (z[k] for k in ("format", "sizes", "rows", "weights"))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise MemoryFileError(f"{name} is not a session memory improv wrote ({type(exc).__name__}: {str(exc)[:80]})") from None
+        if fmt.shape != () or int(fmt) != FORMAT:
+            raise MemoryFileError(f"{name}: memory format {fmt!s:.20} (this improv reads {FORMAT})")
+        if tuple(sizes.tolist()) != tuple(self.tokenizer.sizes):
+            raise MemoryFileError(f"{name}: made for another vocabulary {tuple(sizes.tolist())!s:.60} (the voice's: {tuple(self.tokenizer.sizes)})")
+        if rows.ndim != 2 or rows.shape[1] != 4 or rows.dtype != np.uint8 or weights.shape != (len(rows),):
+            raise MemoryFileError(f"{name}: rows of shape {rows.shape} and weights of shape {weights.shape} (expected (N, 4) uint8 and (N,))")
+        bad = (rows[:, PITCH] >= 128) | (rows[:, OFFSET] >= sizes[OFFSET]) | (rows[:, DURATION] >= sizes[DURATION]) | (rows[:, VELOCITY] >= sizes[VELOCITY])
+        if bad.any() or not np.isfinite(weights).all() or (weights < 0).any():
+            raise MemoryFileError(f"{name}: event {int(np.argmax(bad)) if bad.any() else 'weights'} out of range")
+        self.forget()
+        for row, w in zip(rows[-self.max_events :], weights[-self.max_events :]):
+            self.learn(row, weight=float(w))  # counted as much as when saved; time runs from the first use
+
+
+class MemoryCursor:
+    """One answer's use of the memory: its share, its fade, and the events just before its next
+    one (the call's last notes, then what it has sampled)."""
+
+    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray]) -> None:
+        self.memory = memory
+        self.lam = lam
+        self.scale = scale
+        self._rows = list(rows)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the call's last notes (the answer is drawn again)."""
+        self.history: list[_Feat] = []
+        for row in self._rows:
+            self.push(row)
+
+    def push(self, row: Sequence[int]) -> None:
+        """An event of the answer, sampled."""
+        self.history = (self.history + [_Feat(row, self.history[-1] if self.history else None)])[-3:]
+
+    def mix(self, field: int, row: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory),
+        ``lam`` the memory's say times the head's ``LAMBDA_MAX``."""
+        p = self.memory.probs(field, self.history, row, self.scale)
+        if p is None or len(p) != len(logits):
+            return logits
+        lam = self.lam * LAMBDA_MAX[field]
+        z = np.asarray(logits, dtype=np.float64)
+        q = np.exp(z - z.max())
+        q *= (1 - lam) / q.sum()
+        q += lam * p
+        with np.errstate(divide="ignore"):
+            return np.log(q)
+
+    def bend(self, guide: Guide) -> Guide:
+        """``guide``, then the memory mixed into what it made of each head: the memory keeps its
+        share whatever the answer's rules did (a motif a fifth away would take a whole-tone
+        performer's scale away); the masks (range, key, texture) still rule."""
+
+        def mixed(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+            logits, mask = guide(field, row, logits, mask)
+            return self.mix(field, row, logits), mask
+
+        return mixed

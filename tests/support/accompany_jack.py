@@ -1,0 +1,87 @@
+"""A held-out chorale soprano played by a JACK client into `improv serve --mode accompany` (a
+process, on a private jackd), what improv plays under it received by another client: for the JACK
+test and ``benchmarks/bench_accompany.py`` alike."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+import mido
+import numpy as np
+
+from support.serve_process import Lines, Listener, serve_cmd, tear_down
+
+
+@dataclass
+class Accompanied:
+    melody: list[tuple[float, float, int]]  # (on, off, pitch) as sent, perf_counter seconds
+    improv: list[tuple[float, float, int]]  # (on, off, pitch) as received
+    got: list  # every (time, message) received
+    beat_s: float
+    first: float  # the first melody note, sent
+    exit_code: int
+    lines: list[str]
+
+    def grid_errors_ms(self) -> np.ndarray:
+        """Each improv onset against the nearest beat of the performer's grid (its first note on a beat)."""
+        k = np.array([(on - self.first) / self.beat_s for on, _, _ in self.improv])
+        return np.abs(k - np.round(k)) * self.beat_s * 1000
+
+
+def soprano(beats: float) -> tuple[str, list[tuple[float, float, int]], list[tuple[float, float, int]]]:
+    """A held-out chorale's first ``beats``: its soprano and its alto, tenor and bass (in beats)."""
+    from improv.evaluation.accompany import chorales
+
+    name, notes, below, _ = chorales(1, skip=3)[0]  # a held-out one: the melody table never saw it
+    cut = lambda ns: [(a, min(b, beats), p) for a, b, p in ns if a < beats]  # noqa: E731
+    return name, cut(notes), cut(below)
+
+
+def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0) -> Accompanied:
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
+
+    _, notes, _ = soprano(beats)
+    beat = 60 / bpm
+    proc = subprocess.Popen(
+        serve_cmd(checkpoint, "--virtual", "--mode", "accompany", "--bpm", str(bpm)),
+        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    listener = performer = None
+    try:
+        lines = Lines(proc.stdout)
+        banner = lines.wait_for("improv: listening on", timeout=60)
+        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
+        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+        listener = Listener(out_name)
+        time.sleep(0.5)
+        events = sorted([(a * beat, "on", p) for a, _, p in notes] + [(b * beat - 0.03, "off", p) for _, b, p in notes], key=lambda e: (e[0], e[1] == "on"))
+        start = time.perf_counter() + 0.2
+        sent: dict[int, float] = {}
+        melody = []
+        for t, kind, p in events:
+            while time.perf_counter() < start + t:  # on time to well under a millisecond: the grid is judged against these
+                if start + t - time.perf_counter() > 0.003:
+                    time.sleep(0.001)
+            now = time.perf_counter()
+            performer.send(mido.Message("note_on" if kind == "on" else "note_off", note=p, velocity=80 if kind == "on" else 0))
+            if kind == "on":
+                sent[p] = now
+            elif p in sent:
+                melody.append((sent.pop(p), now, p))
+        listener.wait(lambda got: False, timeout=4 * beat + 1.0)  # the bar it keeps time for, and more
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        listener.wait(lambda got: False, timeout=0.3)
+        held: dict[int, float] = {}
+        improv = []
+        for t, m in listener.got:
+            if m.type == "note_on" and m.velocity > 0:
+                held[m.note] = t
+            elif m.type in ("note_on", "note_off") and m.note in held:
+                improv.append((held.pop(m.note), t, m.note))
+        return Accompanied(sorted(melody), sorted(improv), listener.got, beat, min(on for on, _, _ in melody), code, lines.rest())
+    finally:
+        tear_down(proc, listener.port if listener else None, performer)
