@@ -94,8 +94,9 @@ def test_the_guided_nll_scores_the_real_answer_under_the_rules():
     bare = ServeSettings(keep_key=False, register="free", phrase_ending=False, **{f"rule_{name}": 0.0 for name in RULES})
     total, scored, floored = guided_answer_nll(model, bare, SamplingParams(), pair, 120.0)
     plain = answer_nll(model, pair.call_rows, pair.answer_rows)[0].sum()
-    # No rule: the voice's own likelihood (within what the engine's hearing of the call changes).
-    assert scored == len(pair.answer_rows) and floored == 0 and abs(total - plain) < 0.1 * plain
+    # No rule: the voice's own likelihood (within what the engine's hearing of the call changes;
+    # the first offset is the engine's timing, masked to its grid, and may be floored).
+    assert scored == len(pair.answer_rows) and floored <= 1 and abs(total - plain) < 0.15 * plain
     ruled, _, _ = guided_answer_nll(model, ServeSettings(), SamplingParams(), pair, 120.0)
     assert ruled != total
     # A range that rules every real note out costs the floor for each.
