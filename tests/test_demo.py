@@ -347,7 +347,8 @@ def test_the_demo_session_shows_itself_on_the_live_page(tmp_path, monkeypatch):
             LadderModel(), [scale_phrase(source=f"w{i}") for i in range(2)], settings.serve, settings.demo,
             SampleSettings(), FakeClock(), 0, monitor=monitor, voice_label="ladder",
         )  # fmt: skip
-        _, events = monitor.hub.since(0)
+        _, texts = monitor.hub.since(0)  # JSON texts: each event is serialised once, when it is made
+        events = [json.loads(t) for t in texts]
     finally:
         monitor.close()
     who = {e["who"] for e in events if e["type"] == "note"}
