@@ -8,6 +8,11 @@ with status 2, never with a traceback.
 from __future__ import annotations
 
 
+# How to get torch, which training and evaluation need and playing never does. Not `pip install
+# "improv[train]"`: `improv` on PyPI is another package (this one is improv-midi).
+TORCH_HINT = 'pip install -e ".[train]" in a clone of improv (on Linux without a GPU, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)'
+
+
 class ImprovError(Exception):
     """Base class: a problem with the user's input, reported as one line."""
 

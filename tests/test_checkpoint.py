@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from support.needs_torch import torch_or_skip
+
+torch = torch_or_skip()  # the whole module trains or reads .pt files: skipped, saying how to get torch, without it
 
 from improv.cli.main import main
 from improv.errors import CheckpointError

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import mido
 import pytest
+from support.models import write_random_model
 
 import improv.io.memory_ports
 import improv.session.serve
 from improv.cli.common import json_ready
 from improv.cli.main import build_parser, main
-from improv.model.checkpoint import write_untrained_checkpoint
 from improv.music.midi import read_midi
 from improv.settings.load import load_settings
 
@@ -42,9 +42,7 @@ def test_json_ready_turns_every_non_finite_float_into_null():
 
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.pt"
-    write_untrained_checkpoint(path, load_settings(None, SMALL).model)
-    return path
+    return write_random_model(tmp_path / "tiny.npz", load_settings(None, SMALL).model)
 
 
 class FakePorts:
@@ -185,3 +183,26 @@ def test_serve_monitor_taps_the_loop_and_serves_the_page_while_it_runs(checkpoin
     assert seen["url"].startswith("http://127.0.0.1:") and seen["state"]["state"]["doing"] == "listening"
     with pytest.raises(OSError):  # the session over, the page is gone
         urllib.request.urlopen(seen["url"], timeout=5)
+
+
+# ---- a first run without a MIDI system ------------------------------------------------------------
+
+
+def test_ports_without_a_midi_system_says_how_to_get_one(monkeypatch, capsys):
+    import improv.io.rtmidi_ports
+    from improv.errors import PortError
+
+    def nothing_runs(api=""):
+        raise PortError("no MIDI system is running here (jack: JACK server not running?)")
+
+    monkeypatch.setattr(improv.io.rtmidi_ports, "list_ports", nothing_runs)
+    assert main(["ports"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no MIDI system is running here" in err[0], err
+    assert "jackd -d dummy" in err[0] and "modprobe snd-seq" in err[0] and "--virtual" in err[0], err
+
+
+def test_the_virtual_help_names_the_ports_improv_makes():
+    serve = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "serve")[1]
+    text = " ".join(serve.format_help().split())
+    assert "improv:in and improv-01:out" in text, text

@@ -45,6 +45,29 @@ def test_split_within_each_source_holds_out_what_each_source_alone_holds_out():
     assert not {p.name for p in both_train} & {p.name for p in folk_val + bach_val}
 
 
+def test_the_split_does_not_depend_on_how_the_folder_is_spelled(tmp_path, monkeypatch):
+    # The README's fine-tuning figure held out other pieces when the folder was typed another way.
+    from improv.corpus.load import load_corpus
+    from improv.music.midi import Track, midi_bytes
+    from improv.music.notes import Note
+    from improv.settings.sections import CorpusSettings
+
+    folder = tmp_path / "data" / "piano"
+    folder.mkdir(parents=True)
+    for i in range(20):
+        notes = [Note(48 + i + k, float(k), 1.0, 80) for k in range(4)]
+        (folder / f"song{i:02d}.mid").write_bytes(midi_bytes([Track("x", notes)], 100))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    corpus = CorpusSettings(cache_dir=str(tmp_path / "cache"), workers=1)
+    held = []
+    for spelling in (str(folder), "../data/piano", "../data/piano/", "../data/../data/piano"):
+        pieces, _ = load_corpus([spelling], TOK, corpus, progress=False)
+        assert len(pieces) == 20
+        held.append(sorted(p.name.rsplit("/", 1)[1] for p in split_pieces(pieces, 0.2, seed=0)[1]))
+    assert all(h == held[0] for h in held) and len(held[0]) == 4
+
+
 def test_augmentation_keeps_pieces_valid():
     aug = Augmenter(TOK, transpose=12, tempo_stretch=0.2)
     rng = np.random.default_rng(0)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import mido
 import numpy as np
 import pytest
 from support.fakes import LadderModel
+from support.models import write_random_model
 
 from improv.cli.main import main
 from improv.io.clock import FakeClock
-from improv.model.checkpoint import write_untrained_checkpoint
 from improv.music.notes import Note
 from improv.session.demo import play_session
 from improv.session.demo_plan import (
@@ -41,6 +42,55 @@ def test_cut_phrase_starts_on_a_bar_and_cuts_notes_at_the_end():
     assert phrase.notes[0].start == 0.0 and phrase.beats <= 4.0
     assert all(n.end <= 4.0 + 1e-9 for n in phrase.notes)
     assert cut_phrase(notes[:3], "w", 90.0, 4.0, np.random.default_rng(0)) is None  # too few notes
+
+
+def test_a_phrase_ends_before_a_rest_that_would_end_the_call():
+    # Two bars of eighths, a two-beat rest, two more beats: with the rest inside it the performer's
+    # call would be two calls to the engine (one of them unanswered).
+    notes = [Note(60 + i % 5, 0.5 * i, 0.5, 80) for i in range(8)] + [Note(67, 6.0 + 0.5 * i, 0.5, 80) for i in range(4)]
+    whole = cut_phrase(notes, "w", 120.0, 8.0, np.random.default_rng(0))
+    assert len(whole.notes) == 12
+    cut = cut_phrase(notes, "w", 120.0, 8.0, np.random.default_rng(0), max_rest_beats=1.0)
+    assert len(cut.notes) == 8 and cut.beats == 4.0
+    assert cut_phrase(notes, "w", 120.0, 8.0, np.random.default_rng(0), max_rest_beats=2.5).notes == whole.notes
+    assert cut_phrase(notes, "w", 120.0, 8.0, np.random.default_rng(0), min_notes=9, max_rest_beats=1.0) is None
+
+
+def test_the_demo_plays_as_many_exchanges_as_it_announces_calls(tmp_path, capsys):
+    # Pieces with a rest as long as the call-ending silence in every window (and their own tempo).
+    folder = tmp_path / "rests"
+    folder.mkdir()
+    from improv.music.midi import Track, midi_bytes
+
+    for i in range(3):
+        # every 8 beats: 3 beats of eighths, a 2-beat rest, 3 beats of eighths
+        bars = [Note(60 + (k + i) % 7, 8.0 * b + 0.5 * k + (2.0 if k >= 6 else 0.0), 0.5, 80) for b in range(4) for k in range(12)]
+        (folder / f"p{i}.mid").write_bytes(midi_bytes([Track("x", bars)], 132))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    code = main(["demo", "--fast", "--calls", "3", "--checkpoint", str(ckpt), "--record", str(tmp_path / "d.mid"), "--json", "--set", f"demo.source={folder}", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and result["calls"] == 3 and result["exchanges"] == 3, result
+
+
+def test_the_last_answer_is_heard_to_its_end():
+    # Answers of 40 events, far longer than the plan's guess (as long as the call): the session
+    # ends when the last one has finished, not at the plan's end.
+    demo = DemoSettings(barge_every=0, breath_beats=1.0)
+    serve = ServeSettings(response_unit="events", response_length=40, estimate_tempo=False, keep_key=False, phrase_ending=False)
+    result, tracks, sent = play_session(LadderModel(), [scale_phrase(source="a"), scale_phrase(source="b")], serve, demo, SampleSettings(), FakeClock(), seed=0)
+    assert result["endings"] == ["barge-in", "finished"], result["endings"]  # the first is cut by the next call, as planned
+    assert "shutdown" not in result["endings"]
+
+
+def test_the_tempo_of_the_first_piece_is_labelled_as_the_pieces():
+    lines: list[str] = []
+    demo = DemoSettings(barge_every=0)
+    serve = ServeSettings(estimate_tempo=False, keep_key=False)
+    piece = dataclasses.replace(scale_phrase(bpm=132.0), bpm_source="piece")
+    play_session(LadderModel(), [piece], serve, demo, SampleSettings(), FakeClock(), seed=0, on_status=lines.append)
+    assert " · 132 bpm (piece) · " in lines[0], lines
+    play_session(LadderModel(), [scale_phrase(bpm=88.0)], serve, demo, SampleSettings(), FakeClock(), seed=0, on_status=lines.append)
+    assert " · 88 bpm (config) · " in lines[-1], lines
 
 
 RELEASE = 4 - 0.004  # the last key of a 4 s phrase goes up 4 ms early (repeated keys strike anew)
@@ -115,8 +165,7 @@ def test_a_session_answers_every_call_and_barges_in():
 
 
 def test_demo_command_fast(tmp_path, capsys):
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "2", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -129,18 +178,13 @@ def test_demo_command_fast(tmp_path, capsys):
 
 
 def test_the_demo_plays_the_voices_own_held_out_pieces(tmp_path, capsys):
-    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
-
-    ckpt = untrained_checkpoint(ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), None, 0)
     # A folk voice's held-out tunes (tunes of an O'Neill's book, each read alone) and a user's file.
     midi = tmp_path / "mine.mid"
     from improv.music.midi import Track, midi_bytes
 
     midi.write_bytes(midi_bytes([Track("x", [Note(60 + k % 5, k * 0.5, 0.5, 80) for k in range(40)])], 100))
     heldout = [f"music21:oneills1850/0721-0730.abc#{n:02d}" for n in (2, 5, 9)] + [str(midi)]
-    ckpt.train = {"heldout": heldout, "train_pieces": []}
-    path = tmp_path / "folky.pt"
-    save_checkpoint(path, ckpt, with_weights_file=True)
+    path = write_random_model(tmp_path / "folky.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1), info={"heldout": heldout})
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "4", "--checkpoint", str(path), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -178,8 +222,7 @@ def test_demo_command_errors(tmp_path, capsys):
 def test_demo_record_path_that_cannot_be_written_fails_before_playing(tmp_path, capsys, monkeypatch):
     from improv.session import demo as demo_session
 
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
 
     def played(*a, **kw):
         raise AssertionError("the session was played")
@@ -249,8 +292,7 @@ def test_demo_leaves_its_picture_and_its_sound_beside_the_file(tmp_path, capsys)
     from improv.render.fluidsynth import find_fluidsynth
     from improv.render.soundfont import NoSoundFont, find_soundfont
 
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     said = capsys.readouterr().out
@@ -276,8 +318,7 @@ def test_demo_without_a_synth_still_succeeds_and_says_how_to_get_one(tmp_path, c
 
     monkeypatch.setattr(synth, "find_fluidsynth", lambda: None)
     monkeypatch.setattr("sys.platform", "linux")
-    ckpt = tmp_path / "m.pt"
-    write_untrained_checkpoint(ckpt, ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
+    ckpt = write_random_model(tmp_path / "m.npz", ModelSettings(embed_dim=8, hidden_size=16, num_layers=1))
     out = tmp_path / "demo.mid"
     code = main(["demo", "--fast", "--calls", "1", "--checkpoint", str(ckpt), "--record", str(out), "--json", "--set", f"corpus.cache_dir={tmp_path / 'cache'}"])
     result = json.loads(capsys.readouterr().out)
@@ -313,3 +354,13 @@ def test_the_demo_session_shows_itself_on_the_live_page(tmp_path, monkeypatch):
     assert who == {"performer", "improv"} and result["exchanges"] == 2
     assert sum(e["type"] == "status" and e["line"].startswith("#") for e in events) == 2
     assert monitor.hub.info["voices"] == ["ladder"]
+
+
+def test_an_answer_cancelled_before_its_first_note_is_not_called_a_barge_in():
+    from improv.realtime.report import Exchange
+
+    base = dict(number=2, end_reason="silence", call_notes=5, call_beats=2.4, bpm=71.0, tempo_source="estimate", key="", decided_at=1.0, threshold_s=0.845)
+    never = Exchange(**base, ended="barge-in", response_notes=0).status_line()
+    assert "(barge-in)" not in never and never.endswith("answer 0 notes (not begun: the next call came first)"), never
+    heard = Exchange(**base, ended="barge-in", response_notes=7, first_note_at=1.5).status_line()
+    assert heard.endswith("answer 7 notes (barge-in)"), heard

@@ -317,6 +317,7 @@ def duet_setup(tmp_path_factory) -> tuple[Path, list[str]]:
     return path, [a for o in overrides for a in ("--set", o)]
 
 
+@pytest.mark.torch
 def test_eval_duet_json_layout_and_table(duet_setup, capsys):
     path, sets = duet_setup
     assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "3", "--seed", "1", *sets]) == 0
@@ -329,13 +330,14 @@ def test_eval_duet_json_layout_and_table(duet_setup, capsys):
     assert result["improv"]["answers"] == result["shuffled"]["answers"] == 6 and result["real"]["answers"] == 3
     assert main(["eval", "--duet", "--checkpoint", str(path), "--answers", "1", "--pairs", "2", "--bars", "1", *sets]) == 0
     table = capsys.readouterr().out
-    assert "rhythm_uptake" in table and "shuffled" in table and ">= 0.8x real" in table and "after the call (primed)" in table
+    assert "rhythm_uptake" in table and "shuffled" in table and "0.8x-1.5x real" in table and "listener AUC" in table and "after the call (primed)" in table
     # The serve settings are the engine's: another setting, other answers; the real ones the same.
     assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "3", "--seed", "1", *sets, "--set", "serve.max_voices=1", "--set", "serve.register=free", "--set", "serve.keep_key=false"]) == 0
     other = json.loads(capsys.readouterr().out)
     assert other["real"] == result["real"] and other["improv"] != result["improv"]
 
 
+@pytest.mark.torch
 def test_eval_duet_errors_are_one_line(duet_setup, tmp_path, capsys):
     path, sets = duet_setup
     assert main(["eval", "--duet", "--checkpoint", str(path), "--bars", "40", *sets]) == 2
@@ -374,3 +376,24 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
     broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]
+
+
+def test_eval_duet_listener_test_and_dump(duet_setup, tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from improv.music.midi import read_midi_file
+
+    path, sets = duet_setup
+    folder = tmp_path / "pairs"
+    assert main(["eval", "--duet", "--checkpoint", str(path), "--json", "--answers", "2", "--pairs", "4", "--dump", str(folder), *sets]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for name in ("improv", "markov", "unprimed", "shuffled"):
+        assert 0.0 <= result[name]["discriminator_auc"] <= 1.0, name
+        assert result["discriminator_auc"][name] == result[name]["discriminator_auc"]
+    assert result["telling_features"] and {"feature", "auc", "real", "system"} <= set(result["telling_features"][0])
+    files = sorted(p.name for p in folder.iterdir())
+    # Per call: the real answer once, each generated system twice.
+    assert len(files) == result["pairs"] * (1 + 2 * 4) and any(f.startswith("000-real-") for f in files)
+    played = read_midi_file(folder / next(f for f in files if f.startswith("000-improv-0")))
+    call, answer = played.parts[0].notes, played.parts[1].notes
+    assert call and answer and min(n.start for n in answer) >= max(n.start for n in call)
+    assert all(n.velocity > 0 for n in call)  # the corpora's silent notes are heard

@@ -30,7 +30,7 @@ from improv.errors import ConfigError
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.keys import estimate_key
-from improv.music.rhythm import estimate_bpm, next_grid_point
+from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, EOS, OFFSET, PITCH, Tokenizer
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.echo import EchoFilter
@@ -41,7 +41,7 @@ from improv.settings.sections import ServeSettings
 
 # The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
 # first grid point after it, cut at its length. (The musical defaults are tested on their own.)
-MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False)
+MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False, rule_dynamics=0.0)
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, **MECHANICS)
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)  # first onset at 0, last release at 1.15 s
 DECIDED_AT = 1.15 + 0.6
@@ -345,21 +345,11 @@ def test_tempo_estimated_from_the_call():
     assert np.diff(times) == pytest.approx([60 / report.bpm] * (len(times) - 1), abs=1e-5)
     # The first note is on a beat of the call (from its first onset, 0) at the estimated tempo.
     assert times[0] / (60 / report.bpm) == pytest.approx(round(times[0] / (60 / report.bpm)))
-    assert 0 <= report.wait_s < 60 / report.bpm
+    assert 0 <= report.wait_s < 2 * 60 / report.bpm  # at 130 bpm, on a strong beat (every other one)
+    assert report.grid == "strong beat"
     # The call was re-read at the new tempo: its eighths are 6 grid steps apart.
     call_offsets = [int(r[OFFSET]) for r in e.window_rows() if r[PITCH] < BOS][1:8]
     assert call_offsets == [6, 6, 6, 6, 12, 6, 6]
-
-
-def test_estimate_bpm():
-    quarters = [k * 60 / 90 for k in range(8)]
-    assert estimate_bpm(quarters, around=100) == pytest.approx(90, rel=0.01)
-    assert estimate_bpm(quarters, around=170) == pytest.approx(180, rel=0.01)  # the octave nearest
-    assert estimate_bpm([0, 0.5, 1.0], around=100) is None  # too few
-    chords = [t + d for t in quarters for d in (0, 0.01, 0.02)]
-    assert estimate_bpm(chords, around=100) == pytest.approx(90, rel=0.01)
-    rng = np.random.default_rng(3)
-    assert estimate_bpm(np.cumsum(rng.uniform(0.1, 0.9, 12)), around=100) is None  # no pulse
 
 
 def test_estimate_key():
@@ -390,7 +380,9 @@ def test_no_echo_without_a_measured_loopback():
     f.sent(on(60, 90), 0.5)
     assert not f.is_echo(on(60, 90), 0.501)  # however alike: the performer's
     assert f.probe_due(0.9) is None and f.probe_due(1.0) is None and not f.loopback  # waited a second: none
-    assert f.probe_due(30.0) is not None  # asked again later (a loopback may have been patched in)
+    assert f.probe_due(30.0) is None  # not on a timer ...
+    f.probe_soon()  # ... but when a port comes back (a loopback may have been patched in)
+    assert f.probe_due(31.0) is not None
 
 
 def test_echo_filter():
@@ -422,8 +414,9 @@ def test_one_coincidence_never_makes_a_loopback():
 
 def test_a_loopback_that_goes_away_is_forgotten():
     f = loopback_filter()
-    assert f.probe_due(10.0) is None  # the next probe is due after echo_probe_s (30 s)
-    assert f.probe_due(30.0) is not None  # ... and this one never comes back
+    assert f.probe_due(10.0) is None  # no probe on a timer
+    f.probe_soon()  # a port came back
+    assert f.probe_due(30.0) is not None  # ... and this probe never comes back
     f.probe_due(31.0)
     assert not f.loopback
 
@@ -574,7 +567,8 @@ def same_state(a, b) -> bool:
 @pytest.mark.parametrize("window", [100, 6])
 def test_stepping_event_by_event_equals_priming_the_window(window, cell):
     model = random_step_model(seed=1, cell=cell)
-    e = Engine(model, dataclasses.replace(ServeSettings(), window=window, imitation=0.0), params=SamplingParams(1.0, 0, 0.95), seed=5)
+    # the tempo as configured: the call is not re-read at a tempo heard, so the window is what was fed
+    e = Engine(model, dataclasses.replace(ServeSettings(), window=window, imitation=0.0, estimate_tempo=False), params=SamplingParams(1.0, 0, 0.95), seed=5)
     call = phrase([60, 62, 64, 65, 67, 69, 71, 72, 74, 76], step=0.3, length=0.25)
     end = 9 * 0.3 + 0.25
     simulate(e, call, until=end + 0.59)  # just before the call ends: everything fed, answer prepared
@@ -972,7 +966,8 @@ def test_imitation_takes_up_the_calls_rhythm_and_shape():
         call_rows = e.window_rows()[1:8]
         by_dial[imitation] = _uptake(call_rows, answers)
     (rhythm0, contour0), (rhythm1, contour1) = by_dial[0.0], by_dial[1.0]
-    assert rhythm1 > rhythm0 + 0.3 and contour1 > contour0 + 0.1, by_dial
+    # (contour: +0.08 here since the register is the call's whole span, not its middle 80 %)
+    assert rhythm1 > rhythm0 + 0.3 and contour1 > contour0 + 0.05, by_dial
 
 
 def chord_model(seed: int):
@@ -1024,6 +1019,7 @@ def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
     model = steady_model(8)
     call = phrase([60, 64, 67, 65, 64, 62, 60, 67], step=0.3, length=0.25)  # C major
     endings = {True: 0, False: 0}
+    on_beat = {True: 0, False: 0}
     openings = {True: 0, False: 0}
     for ending in (True, False):
         for seed in range(12):
@@ -1034,10 +1030,13 @@ def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
             last_t = max(t for t, _, _ in ons)
             last = [p for t, p, _ in ons if t == last_t]
             beat = (last_t - report.first_note_at) * report.bpm / 60
+            on_beat[ending] += abs(beat - round(beat)) < 1e-6
             if abs(beat - round(beat)) < 1e-6 and any(p % 12 in (0, 4, 7) for p in last):
                 endings[ending] += 1
             openings[ending] += ons[0][1] % 12 in (0, 4, 7)  # and it begins on the tonic's harmony
-    assert endings[True] >= 10 and endings[True] > endings[False] + 4, endings
+    # Every phrase ends on a beat; on the tonic's harmony more often than not, not always: at its
+    # length it ends on the next beat (real answers end on a cadence a few times in ten).
+    assert on_beat[True] == 12 and endings[True] >= 6 and endings[True] > endings[False] + 2, (endings, on_beat)
     assert openings[True] >= 10 and openings[True] > openings[False] + 2, openings
 
 

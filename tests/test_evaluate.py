@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from improv.cli.main import main
 from improv.evaluation.metrics import (
@@ -23,7 +22,6 @@ from improv.evaluation.metrics import (
 )
 from improv.evaluation.nll import heldout_nll, piece_batches
 from improv.evaluation.run import model_nll
-from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.music.midi import Track, midi_bytes
 from improv.music.notes import Note
 from improv.music.tokenizer import BOS, EOS, Tokenizer
@@ -131,7 +129,12 @@ def random_piece(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.concatenate([[[BOS, 0, 0, 0]], body, [[EOS, 0, 0, 0]]]).astype(np.uint8)
 
 
+@pytest.mark.torch
 def test_batched_torch_nll_equals_numpy_step_model():
+    import torch
+
+    from improv.model.checkpoint import untrained_checkpoint
+
     ckpt = untrained_checkpoint(load_settings(None, SMALL).model, seed=4)
     with torch.no_grad():
         for w in ckpt.weights.values():
@@ -162,6 +165,8 @@ def test_excerpt_drops_specials_and_crops():
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     """A corpus of 8 small MIDI files and an untrained checkpoint whose record splits it 5 / 3."""
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+
     root = tmp_path_factory.mktemp("eval")
     folder = root / "corpus"
     folder.mkdir()
@@ -195,6 +200,7 @@ def eval_json(path: Path, overrides: list[str], *extra: str, capsys) -> dict:
     return json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
 
 
+@pytest.mark.torch
 def test_eval_json_shape(tiny_setup, capsys):
     path, _, overrides = tiny_setup
     result = eval_json(path, overrides, capsys=capsys)
@@ -212,6 +218,7 @@ def test_eval_json_shape(tiny_setup, capsys):
     assert result["heldout_nll"] > result["markov_nll"] and result["heldout_nll"] > result["unigram_nll"]
 
 
+@pytest.mark.torch
 def test_eval_on_other_data_and_table(tiny_setup, capsys):
     path, folder, overrides = tiny_setup
     result = eval_json(path, overrides, "--data", str(folder / "piece0.mid"), capsys=capsys)
@@ -221,12 +228,46 @@ def test_eval_on_other_data_and_table(tiny_setup, capsys):
     assert main(["eval", "--checkpoint", str(path), "--samples", "2", *sets]) == 0
     table = capsys.readouterr().out
     assert "markov-4" in table and "unigram" in table and "collapse_rate" in table and "pitch_class_overlap" in table
+    # An untrained model: the verdict, as `eval --duet` gives one, is the table's last line.
+    assert table.strip().splitlines()[-1].startswith("verdict: below the quality bar: heldout_nll"), table
     # One real piece: the table says why the overlaps are missing.
     assert main(["eval", "--checkpoint", str(path), "--samples", "2", "--data", str(folder / "piece0.mid"), *sets]) == 0
     table = capsys.readouterr().out
     assert re.search(r"pitch_class_overlap +n/a +needs at least 2 real pieces", table), table
+    assert "not judged (too few pieces): pitch_class_overlap, note_length_overlap" in table.strip().splitlines()[-1]
 
 
+def eval_result(**figures: float | None) -> dict:
+    """A whole `improv eval` result that meets the quality bar, with ``figures`` changed."""
+    result = {f"{p}{s}": v for p, v in (("heldout_nll", 2.0), ("markov_nll", 3.0), ("unigram_nll", 6.0)) for s in ("", "_offset", "_pitch", "_duration", "_velocity")}
+    result.update(heldout_pieces=9, heldout_events=900, train_pieces=80, train_events=8000, samples=16, sample_length=256, sample_events_mean=200.0, markov_order=4, temperature=1.0, top_k=0, top_p=0.95, seed=0)
+    result.update(collapse_rate=0.0, longest_copy=6.0, corpus_longest_copy=8.0, pitch_class_overlap=0.9, note_length_overlap=0.85, ioi_overlap=0.5)
+    result.update(figures)
+    return result
+
+
+@pytest.mark.parametrize(
+    "figures, last_line",
+    [
+        ({}, "verdict: meets the quality bar (5 of 5 targets met)"),
+        ({"ioi_overlap": 0.1}, "verdict: meets the quality bar (5 of 5 targets met)"),  # shown, not judged
+        ({"heldout_nll": 3.5, "collapse_rate": 0.05}, "verdict: below the quality bar: heldout_nll, collapse_rate (3 of 5 targets met)"),
+        ({"longest_copy": 9.0, "note_length_overlap": 0.79}, "verdict: below the quality bar: longest_copy, note_length_overlap (3 of 5 targets met)"),
+    ],
+)
+def test_eval_prints_a_verdict_against_the_quality_bar(figures, last_line):
+    from improv.evaluation.run import format_table, targets_met
+
+    table = format_table(eval_result(**figures))
+    assert table.splitlines()[-1] == last_line, table
+    met = targets_met(eval_result(**figures))
+    for name in ("collapse_rate", "pitch_class_overlap"):
+        line = next(l for l in table.splitlines() if l.startswith(name))
+        assert line.endswith(" (met)" if met[name] else " (NOT met)"), line
+    assert re.search(r"ioi_overlap .*\(no target\)$", table, re.M), table
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize(
     "names, val_fraction, why",
     [
@@ -235,6 +276,8 @@ def test_eval_on_other_data_and_table(tiny_setup, capsys):
     ],
 )
 def test_nothing_held_out_says_why(tmp_path, capsys, names, val_fraction, why):
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+
     folder = tmp_path / "corpus"
     folder.mkdir()
     for name in names:
@@ -250,7 +293,12 @@ def test_nothing_held_out_says_why(tmp_path, capsys, names, val_fraction, why):
     assert len(err) == 1 and f"held out no pieces ({why}): pass --data" in err[0], err
 
 
+@pytest.mark.torch
 def test_batched_nll_uses_the_training_thread_rule(monkeypatch):
+    import torch
+
+    from improv.model.checkpoint import untrained_checkpoint
+
     import improv.evaluation.nll
     import improv.io.machine
 
@@ -262,7 +310,10 @@ def test_batched_nll_uses_the_training_thread_rule(monkeypatch):
     assert seen == [3] and torch.get_num_threads() == before  # half the usable cores, for the call only
 
 
+@pytest.mark.torch
 def test_eval_errors_are_one_line(tmp_path, capsys):
+    from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
+
     bare = tmp_path / "bare.pt"
     save_checkpoint(bare, untrained_checkpoint(load_settings(None, SMALL).model))
     for args, message in [
@@ -284,3 +335,17 @@ def test_piece_batches_hold_whole_pieces_from_bos():
     for rows, mask in batches:
         assert rows[:, 0, 0].tolist() == [BOS] * len(rows)
         assert rows.shape[1] == mask.shape[1] + 1
+
+
+@pytest.mark.torch
+def test_eval_of_a_npz_alone_fits_the_baselines_on_the_rest_of_its_data(tiny_setup, tmp_path, capsys):
+    # A wheel ships a voice's .npz alone: it names its held-out pieces, and training took the rest.
+    from improv.model.checkpoint import load_checkpoint, save_checkpoint
+
+    path, _, overrides = tiny_setup
+    alone = tmp_path / "alone.pt"
+    save_checkpoint(alone, load_checkpoint(path), with_weights_file=True)
+    alone.unlink()
+    result = eval_json(tmp_path / "alone.npz", overrides, capsys=capsys)
+    assert result["heldout_pieces"] == 3 and result["train_pieces"] == 5
+    assert result["heldout_nll"] == pytest.approx(eval_json(path, overrides, capsys=capsys)["heldout_nll"])

@@ -123,7 +123,6 @@ def test_fuzz_crafted_cache_entries_are_refused_and_rebuilt(tmp_path):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    pytest.importorskip("torch")
     from improv.model.checkpoint import write_untrained_checkpoint
     from improv.settings.sections import ModelSettings
 

@@ -27,11 +27,11 @@ LIMITS = Limits(cpu_s=30.0, file_bytes=32_000_000, memory_bytes=0)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> str:
-    from improv.model.checkpoint import write_untrained_checkpoint
+    from support.models import write_random_model
+
     from improv.settings.load import load_settings
 
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
-    write_untrained_checkpoint(path, load_settings(None, ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1"]).model, seed=0)
+    path = write_random_model(tmp_path_factory.mktemp("tiny") / "tiny.npz", load_settings(None, ["model.hidden_size=16", "model.embed_dim=8", "model.num_layers=1"]).model, seed=0)
     return str(path)
 
 

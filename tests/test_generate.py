@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from support.models import write_random_model
 
 from improv.cli.main import main
 from improv.generation.compose import (
@@ -16,7 +16,6 @@ from improv.generation.compose import (
     generation_pitch_mask,
     sample_rows,
 )
-from improv.model.checkpoint import save_checkpoint, untrained_checkpoint
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import HEAD_ORDER, random_step_model
 from improv.music.midi import Track, midi_bytes, read_midi
@@ -30,14 +29,12 @@ SMALL = ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"]
 @pytest.fixture(scope="module")
 def ckpt_path(tmp_path_factory) -> str:
     """A tiny untrained model that likes chords (offset 0) and never ends the piece early."""
-    ckpt = untrained_checkpoint(load_settings(None, SMALL).model, seed=1)
-    with torch.no_grad():
-        k_offset, k_pitch = HEAD_ORDER.index(OFFSET), HEAD_ORDER.index(PITCH)
-        ckpt.weights[f"head_out.{k_offset}.bias"][0] += 3.0  # offset class 0 = same onset = a chord
-        ckpt.weights[f"head_out.{k_pitch}.bias"][EOS] -= 20.0
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, ckpt)
-    return str(path)
+    k_offset, k_pitch = HEAD_ORDER.index(OFFSET), HEAD_ORDER.index(PITCH)
+    bias = {
+        f"head_out.{k_offset}.bias": {0: 3.0},  # offset class 0 = same onset = a chord
+        f"head_out.{k_pitch}.bias": {EOS: -20.0},
+    }
+    return str(write_random_model(tmp_path_factory.mktemp("ckpt") / "tiny.npz", load_settings(None, SMALL).model, seed=1, bias=bias))
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +201,21 @@ def test_output_folder_is_created(ckpt_path, tmp_path):
     out = tmp_path / "new" / "folder" / "x.mid"
     assert gen(ckpt_path, out, "--seed", "0", "--length", "5") == 0
     assert out.read_bytes()[:4] == b"MThd"
+
+
+def test_the_length_asked_for_unless_the_model_may_end_sooner(tmp_path, capsys):
+    # A model that wants to end the piece at once: --length is what you get by default;
+    # --min-length lets it end the piece after that many events (0: whenever it likes).
+    eager = write_random_model(tmp_path / "eager.npz", load_settings(None, SMALL).model, seed=2, bias={f"head_out.{HEAD_ORDER.index(PITCH)}.bias": {EOS: 12.0}})
+
+    def events(*extra: str) -> str:
+        assert main(["generate", "--checkpoint", str(eager), "--out", str(tmp_path / "e.mid"), "--seed", "1", "--length", "60", *extra]) == 0
+        return capsys.readouterr().out
+
+    assert "60 events (length reached)" in events()
+    assert "60 events (length reached)" in events("--min-length", "-1")
+    ended = events("--min-length", "0")
+    assert "(the model ended the piece)" in ended and "60 events" not in ended
+    assert "12 events (the model ended the piece)" in events("--min-length", "12")
+    assert main(["generate", "--checkpoint", str(eager), "--out", str(tmp_path / "e.mid"), "--min-length", "-2"]) == 2
+    assert "--min-length must be >= 0, or -1 for the whole --length (got -2)" in capsys.readouterr().err

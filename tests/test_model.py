@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from support.needs_torch import torch_or_skip
+
+torch = torch_or_skip()  # the whole module trains or reads .pt files: skipped, saying how to get torch, without it
 
 from improv.model.network import ImprovNet, event_losses
 from improv.model.sampling import SamplingParams

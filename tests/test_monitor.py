@@ -37,7 +37,7 @@ CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)
 def test_each_control_is_the_message_its_knob_sends():
     s = ServeSettings()
     knobs = Controls(s, 3)
-    for name, values, tolerance in (("temperature", (0.25, 0.5, 1.0, 1.7, 2.0), 0.02), ("length", (0.25, 0.7, 1.0, 3.9), 0.02), ("imitation", (0.0, 0.5, 1.0), 0.005)):
+    for name, values, tolerance in (("temperature", (0.25, 0.5, 1.0, 1.7, 2.0), 0.02), ("length", (0.25, 0.7, 1.0, 3.9), 0.02), ("imitation", (0.0, 0.5, 1.0), 0.005), ("density", (0.25, 0.7, 1.0, 3.9), 0.02)):
         for value in values:
             msg = control_message(name, value, s, 3)
             action = knobs.control(msg.control, msg.value)
@@ -267,14 +267,15 @@ def test_a_page_that_connects_late_gets_the_recent_past_and_the_state():
         feed.post({"type": "note", "who": "performer", "channel": 0, "pitch": 60, "velocity": 80, "t": 50.0 + i})
     feed.post({"type": "status", "line": "#1 call", "t": 60.0})
     feed.post({"type": "state", "doing": "listening", "t": 99.0})
-    cursor, events = hub.since(0)
+    cursor, past = hub.start()
+    events = json.loads(b"[" + past + b"]")
     notes = [e for e in events if e["type"] == "note"]
     assert min(e["t"] for e in notes) >= 100.0 - 20 - 5 and len(notes) == 25
     assert events[-1]["type"] == "state" and any(e["type"] == "status" for e in events)
     assert hub.since(cursor) == (cursor, [])
     feed.post({"type": "note", "who": "improv", "channel": 0, "pitch": 72, "velocity": 0, "t": 100.5})
     cursor2, new = hub.since(cursor)
-    assert cursor2 == cursor + 1 and [e["pitch"] for e in new] == [72]
+    assert cursor2 == cursor + 1 and [json.loads(e)["pitch"] for e in new] == [72]
     for i in range(EVENTS_MAX + 100):  # a page that stopped reading: the loop's side stays bounded
         feed.post({"type": "note", "who": "performer", "channel": 0, "pitch": 1, "velocity": 1, "t": 200.0})
     assert len(feed.events) == EVENTS_MAX

@@ -155,3 +155,51 @@ def test_a_long_session_still_shows_both_parts():
     # ~21,000 pixels of each colour here; notes drawn 0.02 s wide or swamped by their edges: 7-12,000
     assert colour_pixels(png, SESSION_COLOURS["performer"]) > 15000 and colour_pixels(png, SESSION_COLOURS["improv"]) > 15000
     assert matplotlib.image.imread(io.BytesIO(png)).shape[1] <= 2200
+
+
+def test_labels_of_a_crowded_session_neither_collide_nor_vanish(monkeypatch):
+    """Exchanges far apart and a crowded run of short ones: each label as long as its own room
+    allows (one close pair used to shrink every label to its number), every exchange keeps at
+    least its number, and no two labels on a row overlap."""
+    import matplotlib.axes
+
+    rec = Recorder()
+    t, gaps = 0.0, [12.0, 12.0, 1.0, 0.6, 0.6, 0.6, 0.6, 12.0, 12.0]
+    for n, gap in enumerate(gaps, start=1):
+        rec.tempo(t, 100.0, f"call {n}: C major, 100 bpm")
+        rec.note_on("performer", 0, 60, 90, t)
+        rec.note_off("performer", 0, 60, t + 0.2)
+        rec.tempo(t + 0.3, 100.0, f"answer {n}")
+        rec.note_on("improv", 0, 67, 90, t + 0.3)
+        rec.note_off("improv", 0, 67, t + (0.5 if n < len(gaps) else gap))  # the last answer a long one
+        t += gap
+    drawn: list[tuple[float, float, str, int]] = []
+    real_text = matplotlib.axes.Axes.text
+
+    def spy(self, x, y, s, *args, **kwargs):
+        drawn.append((float(x), float(y), s, kwargs.get("fontsize", 10)))
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", spy)
+    piano_roll_png(read_midi(rec.midi(100.0)), "crowd.mid")
+    calls = {int(s.split(":")[0]): s.strip() for _, y, s, size in drawn if size == 8 and s.strip()[:1].isdigit()}
+    assert sorted(calls) == list(range(1, len(gaps) + 1)), calls  # none vanished
+    assert calls[1] == calls[2].replace("2", "1") == "1: C major, 100 bpm"  # the roomy ones whole
+    assert calls[9] == "9: C major, 100 bpm" and calls[5] == "5"
+    # Calls and answers on different rows; the crowded calls spill onto the second calls' row.
+    assert len({y for _, y, s, size in drawn if size == 8 and s.strip()[:1].isdigit()}) == 2
+
+
+def test_label_layout_keeps_every_label_apart_on_its_row():
+    from improv.render.labels import GAP_INCHES, place, width
+
+    rng = np.random.default_rng(3)
+    xs = np.cumsum(rng.choice([0.15, 0.3, 0.6, 2.0], 60))
+    labels = [(float(x), [f" {n}: G minor, 88 bpm", f" {n}: G minor", f" {n}"]) for n, x in enumerate(xs, start=1)]
+    placed = place(labels, rows=2, fontsize=8, right=float(xs[-1]) + 2)
+    assert all(p.text for p in placed)  # none vanished: numbers fit two rows at this crowding (an hour in 22 inches: 0.18 inches a call)
+    for row in (0, 1):
+        on_row = sorted((p.start, p.end) for p in placed if p.row == row)
+        assert all(end + GAP_INCHES <= start + 1e-9 for (_, end), (start, _) in zip(on_row, on_row[1:]))
+    # Room enough: the whole label; and each label's end is its text's width.
+    assert placed[-1].text == labels[-1][1][0] and all(p.end - p.start == pytest.approx(width(p.text, 8)) for p in placed)

@@ -12,7 +12,7 @@ import time
 
 import mido
 import pytest
-from support.fakes import LadderModel, cc, kinds, off, on, phrase, simulate, unclosed
+from support.fakes import LadderModel, PolledPorts, cc, kinds, off, on, phrase, simulate, unclosed
 
 from improv.io import rtmidi_ports as ports
 from improv.io import watched_ports as watched
@@ -103,13 +103,12 @@ class Interrupting(ScriptedInput):
         yield from super().iter_stamped()
 
 
-@pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("boom")])
-def test_any_exception_still_closes_every_note(exc):
+def test_an_interrupt_still_closes_every_note():
     clock = FakeClock()
-    inport = Interrupting(clock, CALL, at=2.4, exc=exc)
+    inport = Interrupting(clock, CALL, at=2.4, exc=KeyboardInterrupt())
     out = MemoryOutput(clock)
     loop = ServeLoop(Engine(LadderModel(), PLAIN), inport, out, clock)
-    with pytest.raises(type(exc)):
+    with pytest.raises(KeyboardInterrupt):
         loop.run()
     assert any(m.type == "note_on" for _, m in out.sent)
     assert unclosed(out.sent) == {}
@@ -139,8 +138,8 @@ def test_vanished_input_releases_held_keys_and_is_reported():
     out = MemoryOutput(clock)
     lines: list[str] = []
     ports = FlakyPorts()
-    loop = ServeLoop(Engine(LadderModel(), PLAIN), inport, out, clock, ports=ports, on_status=lines.append, reconnect_s=1.0)
-    loop._next_check = 0.5  # the first look at the ports, while both keys are down
+    # the first look at the ports at 0.5, while both keys are down; then every second
+    loop = ServeLoop(Engine(LadderModel(), PLAIN), inport, out, clock, ports=PolledPorts(ports, 1.0, first=0.5), on_status=lines.append)
     loop.run(until=5.0)
     assert any("vanished" in line for line in lines)
     assert ports.calls >= 3  # looked again every second
@@ -399,8 +398,7 @@ def test_a_failing_midi_system_releases_the_keys_held():
             self.calls += 1
             return [("system-error", "cannot list the MIDI ports (gone); still trying")] if self.calls == 1 else []
 
-    loop = ServeLoop(Engine(LadderModel(), PLAIN), ScriptedInput(clock, script), out, clock, ports=Failing(), on_status=lines.append)
-    loop._next_check = 0.5
+    loop = ServeLoop(Engine(LadderModel(), PLAIN), ScriptedInput(clock, script), out, clock, ports=PolledPorts(Failing(), 1.0, first=0.5), on_status=lines.append)
     loop.run(until=5.0)
     assert "improv: cannot list the MIDI ports (gone); still trying" in lines
     assert [t for t, m in out.sent if m.type == "note_on"][0] == pytest.approx(1.2)  # released at 0.5, decided 1.1

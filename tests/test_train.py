@@ -14,8 +14,10 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-import torch
+from support.needs_torch import torch_or_skip
 from support.pieces import make_pieces
+
+torch = torch_or_skip()  # the whole module trains or reads .pt files: skipped, saying how to get torch, without it
 
 import improv.training.loop as train_mod
 from improv.cli.main import main
@@ -241,6 +243,30 @@ def test_fine_tuning_starts_from_the_models_weights_and_network(tmp_path, capsys
     assert main([*args, "--out", str(tmp_path / "scratch.pt")]) == 0
     scratch = json.loads(capsys.readouterr().out)
     assert scratch["best_val_loss"] > trained["best_val_loss"] + 0.5, (scratch["best_val_loss"], trained["best_val_loss"])
+
+
+def test_fine_tuning_from_a_shipped_voice_that_has_only_its_npz(tmp_path, capsys, monkeypatch):
+    """A wheel ships the playing weights (.npz) alone: `--from base` rebuilds the torch network
+    from them and starts where the base ended."""
+    import shutil
+
+    import improv.model.voices
+
+    data = write_midi_folder(tmp_path / "midi")
+    sets = TINY_SETS + ["--set", f"corpus.cache_dir={tmp_path / 'cache'}"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "first.pt"), "--epochs", "8", "--json", *sets, "--set", "train.lr=0.02"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(tmp_path / "first.npz", shipped / "base.npz")  # no base.pt beside it
+    monkeypatch.setattr(improv.model.voices, "shipped_folder", lambda: shipped)
+    tuned = tmp_path / "tuned.pt"
+    assert main(["train", "--data", str(data), "--out", str(tuned), "--epochs", "1", "--json", "--from", "base", *sets, "--set", "train.finetune_lr=0.0001"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ckpt = load_checkpoint(tuned)
+    assert ckpt.train["from"]["name"] == "base" and ckpt.train["from"]["path"] == str(shipped / "base.npz")
+    assert ckpt.train["from"]["best_val_loss"] == pytest.approx(trained["best_val_loss"])
+    assert abs(summary["best_val_loss"] - trained["best_val_loss"]) < 0.1  # where the base ended
 
 
 @pytest.mark.parametrize(

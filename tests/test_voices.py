@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from support.needs_torch import torch_or_skip
 
 from improv.cli.main import main
 from improv.errors import CheckpointError
@@ -21,7 +22,7 @@ def test_voices_are_shipped():
 
 @pytest.mark.parametrize("name", VOICES)
 def test_a_shipped_voice_plays_the_same_from_both_files(name):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from improv.model.checkpoint import load_checkpoint
 
     path = model_location(name, None, "")

@@ -25,11 +25,11 @@ def jack():
 
 
 def tiny(path, seed):
-    from improv.model.checkpoint import write_untrained_checkpoint
+    from support.models import write_random_model
+
     from improv.settings.sections import ModelSettings
 
-    write_untrained_checkpoint(path, ModelSettings(hidden_size=32, embed_dim=16, num_layers=1), seed=seed)
-    return path.with_suffix(".npz")
+    return write_random_model(path, ModelSettings(hidden_size=32, embed_dim=16, num_layers=1), seed=seed)
 
 
 def serve(jack, *args):

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     duet.add_argument("--duet", action="store_true", help="measure call and response on held-out phrase pairs instead: improv's answers (through the engine, with the serve settings) beside the real ones, the voice unprimed, a Markov continuator and a shuffled control")
     duet.add_argument("--bars", type=positive, default=2, metavar="N", help="bars in a call and in its answer (default: 2)")
     duet.add_argument("--answers", type=positive, default=4, metavar="K", help="generated answers per call and system (default: 4)")
+    duet.add_argument("--dump", metavar="DIR", help="write every call with each system's answer to it as a MIDI file in DIR (NNN-SYSTEM-K-PIECE.mid: the call on channel 1, the answer on channel 2)")
     duet.add_argument("--pairs", type=positive, default=100, metavar="N", help="phrase pairs at most, evenly spread over the pieces (default: 100)")
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace, settings) -> int:
     if args.duet:
         from improv.evaluation.duet import format_duet_table, run_duet
 
-        result = run_duet(checkpoint, args.data, args.bars, args.answers, args.pairs, args.seed, settings, log)
+        result = run_duet(checkpoint, args.data, args.bars, args.answers, args.pairs, args.seed, settings, log, args.dump)
         print(json.dumps(json_ready(result), indent=2) if args.json else format_duet_table(result))
         return 0
 

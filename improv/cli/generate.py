@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", required=True, help="file to write: .mid/.midi, or .musicxml/.xml for sheet music")
     parser.add_argument("--prompt", metavar="FILE.mid", help="MIDI file whose notes prime the model; the output continues it")
     parser.add_argument("--include-prompt", action="store_true", help="also write the prompt (its own track/part) before the continuation")
-    parser.add_argument("--length", type=int, metavar="N", help="events to generate (default: generate.length); the model may end sooner")
+    parser.add_argument("--length", type=int, metavar="N", help="events to generate (default: generate.length); you get exactly N unless --min-length lets the model end the piece sooner")
+    parser.add_argument("--min-length", type=int, metavar="N", help="let the model end the piece after N events (0: whenever it likes); default generate.min_length, -1: the whole --length")
     parser.add_argument("--temperature", type=float, metavar="T", help="softmax temperature > 0 (default: sample.temperature)")
     parser.add_argument("--top-k", type=int, metavar="K", help="keep the K most likely choices, 0 = off (default: sample.top_k)")
     parser.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling in (0, 1], 1 = off (default: sample.top_p)")
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace, settings) -> int:
         prompt=args.prompt,
         include_prompt=args.include_prompt,
         max_file_mb=settings.corpus.max_file_mb,
+        min_length=g.min_length if args.min_length is None else args.min_length,
     )
     report = generate_file(opts)
     print(report.summary())

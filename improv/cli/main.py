@@ -19,13 +19,14 @@ import sys
 from typing import Sequence
 
 from improv import __version__
-from improv.errors import ImprovError
+from improv.errors import TORCH_HINT, ImprovError
 
 # Subcommand -> module in improv.cli, in the order `improv --help` lists them.
 COMMANDS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "ports": "ports",
+    "calibrate": "calibrate",
     "voices": "voices",
     "train": "train",
     "generate": "generate",
@@ -85,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("improv: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        # eval, info of a .pt, and the like: torch is an extra, installed for training only.
+        print(f"improv: error: improv {args.command} needs torch, which is not installed: {TORCH_HINT}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     except OSError as exc:

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ports.add_argument("--port", metavar="NAME", help="input and output whose names contain NAME (e.g. \"IAC Bus\")")
     ports.add_argument("--in", dest="in_port", metavar="NAME", help="input port (a substring of its name)")
     ports.add_argument("--out", dest="out_port", metavar="NAME", help="output port (a substring of its name)")
-    ports.add_argument("--virtual", action="store_true", help="create ports of improv's own (client 'improv', ports 'in' and 'out') for the sides no name is given for")
+    ports.add_argument("--virtual", action="store_true", help="create ports of improv's own for the sides no name is given for: on JACK improv:in and improv-01:out (JACK renames the second client 'improv'); on ALSA and CoreMIDI the ports 'in' and 'out' of clients named improv")
     ports.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the first that runs here)")
     add_model_arguments(parser)
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from dataclasses import asdict
 
-    from improv.errors import TrainError
+    from improv.errors import TORCH_HINT, TrainError
     from improv.settings.load import section_from_dict
 
     try:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
         from improv.training.run import train
     except ImportError as exc:  # torch is an extra: playing never needs it
-        raise TrainError(f"training needs torch, which is not installed ({exc.name}): pip install \"improv[train]\"") from None
+        raise TrainError(f"training needs torch, which is not installed ({exc.name}): {TORCH_HINT}") from None
     overrides = {
         "data": args.data,
         "out": args.out,

@@ -18,6 +18,9 @@ Per (call, answer):
   metre's beat and bar); the answer agrees when tonic and mode are the call's.
 * register gap: |median pitch of the call - median pitch of the answer|, semitones.
 * notes per onset: notes / onsets of a phrase (1 = a single line, 4 = four-part chords).
+* echo: the answer's top line opens with the call's first ``ECHO_NOTES`` notes at pitch.
+* density kept: the answer's notes per beat are within 0.5x-2x the call's (both over the
+  phrase's span, so a count of notes).
 * cadence: the answer ends as a phrase does: its last onset lies on a metric beat (a whole number
   of the metre's beats from the bar line) and every note struck there is a tone of the tonic
   triad of the *call's* key (root, third, fifth).
@@ -39,7 +42,8 @@ from improv.music.keys import estimate_phrase_key, tonic_triad_pitch_classes
 
 N = 3  # n-gram length
 
-FIGURES = ("rhythm_uptake", "motif_uptake", "key_agreement", "register_gap", "polyphony", "cadence_rate")
+FIGURES = ("rhythm_uptake", "motif_uptake", "key_agreement", "register_gap", "polyphony", "cadence_rate", "echo_rate", "density_kept")
+ECHO_NOTES = 4  # an answer whose top line opens with the call's first four notes, at pitch, echoes it
 
 
 def onset_steps(notes: np.ndarray, steps_per_beat: int) -> np.ndarray:
@@ -134,6 +138,7 @@ class Turn:
     beat: float  # the metre's beat, in quarter-note beats
     bar: float  # beats in a bar
     call_key: tuple[int, bool] | None = None  # filled by ``summarize`` when None
+    index: int = 0  # which call (the listener test folds by call)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -143,7 +148,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float | int | None]:
     """The six figures (and a few counts) over one system's answers; see the module doc."""
-    rhythm, motif, agree, gaps, poly, call_poly, cadence = [], [], [], [], [], [], []
+    rhythm, motif, agree, gaps, poly, call_poly, cadence, echo, dense = [], [], [], [], [], [], [], [], []
     empty = 0
     for x in exchanges:
         key = x.call_key if x.call_key is not None else phrase_key(x.call, x.beat, x.bar)
@@ -155,6 +160,9 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         poly.append(notes_per_onset(x.answer, steps_per_beat))
         call_poly.append(notes_per_onset(x.call, steps_per_beat))
         cadence.append(float(ends_on_cadence(x.answer, key, x.beat, steps_per_beat)))
+        opening = top_line(x.call, steps_per_beat)[:ECHO_NOTES]
+        echo.append(float(len(opening) == ECHO_NOTES and np.array_equal(top_line(x.answer, steps_per_beat)[:ECHO_NOTES], opening)))
+        dense.append(float(len(x.call) > 0 and 0.5 <= len(x.answer) / len(x.call) <= 2.0))
     known_gaps = [g for g in gaps if g is not None]
     return {
         "rhythm_uptake": _mean(rhythm),
@@ -164,6 +172,8 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         "polyphony": _mean(poly),
         "call_polyphony": _mean(call_poly),
         "cadence_rate": _mean(cadence),
+        "echo_rate": _mean(echo),
+        "density_kept": _mean(dense),
         "answers": len(exchanges),
         "empty_answers": empty,
         "answer_notes": float(np.mean([len(x.answer) for x in exchanges])) if exchanges else 0.0,

@@ -58,7 +58,8 @@ class GenerateOptions:
     program: int
     prompt: str | None = None
     include_prompt: bool = False
-    max_file_mb: float = 32.0  # a prompt is read under the corpus's rules (corpus.max_file_mb)
+    max_file_mb: float = 32.0
+    min_length: int = -1  # events before the model may end the piece; -1 = the whole length  # a prompt is read under the corpus's rules (corpus.max_file_mb)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def check_options(opts: GenerateOptions) -> None:
         raise GenerateError(f"--top-p must be in (0, 1] (1 = off; got {p.top_p:g})")
     if opts.length < 1:
         raise GenerateError(f"--length must be >= 1 (got {opts.length})")
+    if opts.min_length < -1:
+        raise GenerateError(f"--min-length must be >= 0, or -1 for the whole --length (got {opts.min_length})")
     if opts.bpm is not None and not 10 <= opts.bpm <= 400:
         raise GenerateError(f"--bpm must be between 10 and 400 (got {opts.bpm:g})")
     if not 0 <= opts.program <= 127:
@@ -156,7 +159,7 @@ def generate_file(opts: GenerateOptions) -> GenerateReport:
         prompt, prompt_bpm = read_prompt(opts.prompt, opts.max_file_mb)
     model = load_player(opts.checkpoint).step_model()
     rng = np.random.default_rng(opts.seed)
-    comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt)
+    comp = compose(model, rng, opts.params, opts.length, prompt, continue_prompt=opts.include_prompt, min_length=opts.min_length)
     bpm = opts.bpm if opts.bpm is not None else prompt_bpm if prompt_bpm is not None else opts.default_bpm
     bpm = min(max(bpm, 10.0), 400.0)  # a prompt's odd tempo must not give an odd file
     tracks = tracks_for(comp, opts.program, opts.include_prompt)

@@ -19,14 +19,12 @@ import ctypes
 import os
 import sys
 import threading
-import time
-from collections import deque
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import mido
 
 from improv.errors import PortError
-from improv.io.midi_parser import MidiParser
+from improv.io.arrivals import ArrivalQueue
 
 # improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
@@ -157,37 +155,6 @@ def match_port(names: Sequence[str], wanted: str, kind: str) -> str:
         raise PortError(f"no MIDI {kind} port matches {wanted!r} ({kind} ports: {there})")
     there = ", ".join(f"{n!r} (matches)" if n in hits else repr(n) for n in names)
     raise PortError(f"{wanted!r} matches {len(hits)} MIDI {kind} ports; name one exactly ({kind} ports: {there})")
-
-
-class ArrivalQueue:
-    """Raw MIDI bytes as rtmidi's callback hands them over, stamped on arrival.
-
-    Why stamp in the callback: the loop drains the queue only between its own turns (after up to
-    a think slice, a few milliseconds); the performer's timing is when the message arrived.
-    """
-
-    def __init__(self, wake: threading.Event | None = None, stamp: Callable[[], float] = time.perf_counter) -> None:
-        self.wake = wake
-        self._stamp = stamp
-        self._queue: deque[tuple[float, Sequence[int]]] = deque()
-        self._parser = MidiParser()
-
-    def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
-        # rtmidi's thread: stamp, queue (deque.append is atomic), wake the loop; nothing else.
-        if len(event[0]) == 1 and event[0][0] == 0xF7:
-            return  # SysexRelease's lone F7 with no sysex pending: nothing to hear, no wake-up
-        self._queue.append((self._stamp(), event[0]))
-        if self.wake is not None:
-            self.wake.set()
-
-    def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
-        """(arrival time, message), oldest first; a message split over two callbacks has the
-        later one's stamp (it was complete only then)."""
-        while self._queue:
-            t, data = self._queue.popleft()
-            self._parser.feed(data)
-            for msg in self._parser:
-                yield t, msg
 
 
 class _RtPort:
@@ -342,6 +309,11 @@ class RtInput(_RtPort):
     def iter_stamped(self) -> Iterator[tuple[float, mido.Message]]:
         return self._arrivals.iter_stamped()
 
+    @property
+    def dropped(self) -> int:
+        """Input events dropped while the loop stalled (``ArrivalQueue``)."""
+        return self._arrivals.dropped
+
     def iter_pending(self) -> Iterator[mido.Message]:
         return (msg for _, msg in self._arrivals.iter_stamped())
 
@@ -367,20 +339,44 @@ class RtInput(_RtPort):
 
 
 class RtOutput(_RtPort):
-    """An rtmidi output."""
+    """An rtmidi output. The loop sends; the supervisor thread reopens and rebuilds it
+    (``session.supervisor``): while it does, a send is refused at once (``OSError``), never made to
+    wait, and the loop makes up for it when the output is back (``session.outage``)."""
 
     _kind, _own_name = "output", "out"
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
+        self._busy = threading.RLock()  # held while the port is reopened, rebuilt or closed (recreate abandons: re-entered)
         super().__init__(api, client_name, port, virtual)
 
     def _new_client(self) -> Any:
         return _client("MidiOut", self.api, self.client_name)
 
     def send(self, msg: mido.Message) -> None:
-        if self._rt is None:  # the MIDI system went away and its new client could not be made yet
-            raise OSError("the MIDI output is not open")
-        self._rt.send_message(msg.bytes())
+        if not self._busy.acquire(blocking=False):
+            raise OSError("the MIDI output is being reopened")
+        try:
+            if self._rt is None:  # the MIDI system went away and its new client could not be made yet
+                raise OSError("the MIDI output is not open")
+            self._rt.send_message(msg.bytes())
+        finally:
+            self._busy.release()
+
+    def reopen(self, port: str) -> None:
+        with self._busy:
+            super().reopen(port)
+
+    def recreate(self, port: str | None) -> None:
+        with self._busy:
+            super().recreate(port)
+
+    def abandon(self) -> None:
+        with self._busy:
+            super().abandon()
+
+    def close(self) -> None:
+        with self._busy:
+            super().close()
 
 
 def needs_sysex_release(api: int) -> bool:

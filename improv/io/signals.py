@@ -1,5 +1,9 @@
-"""The one two-stage Ctrl-C: the first Ctrl-C (or SIGTERM) asks to stop cleanly, a second Ctrl-C
-stops at once, except while the last messages or files are being written.
+"""The one two-stage Ctrl-C: the first Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) asks to stop cleanly, a
+second Ctrl-C stops at once, except while the last messages or files are being written.
+
+Why SIGHUP and SIGQUIT too: closing the terminal or losing the SSH session sends SIGHUP, and
+Ctrl-\\ sends SIGQUIT; by default both kill the process mid-answer, notes left sounding and the
+recording lost. Here they end the session as SIGTERM does.
 
 `improv train` stops after the current step and writes its resume file; `improv serve` and the
 demo end the session, and every note still sounding gets its note-off. A second Ctrl-C raises
@@ -14,10 +18,13 @@ import signal
 import threading
 from typing import Any, Callable, Iterator
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
+
 
 class StopRequests:
-    """Installs SIGINT and SIGTERM handlers for the ``with`` block (main thread only; elsewhere it
-    only keeps the flag, set by ``request``)."""
+    """Installs handlers for ``STOP_SIGNALS`` (those of SIGINT, SIGTERM, SIGHUP and SIGQUIT the
+    platform has) for the ``with`` block (main thread only; elsewhere it only keeps the flag, set
+    by ``request``)."""
 
     def __init__(self, on_first: Callable[[], None] | None = None) -> None:
         self.requested = False
@@ -29,7 +36,7 @@ class StopRequests:
 
     def __enter__(self) -> "StopRequests":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 

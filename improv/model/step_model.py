@@ -12,6 +12,8 @@ Two precomputations keep a step short:
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -163,15 +165,25 @@ class StepModel:
         texture, register, imitation of the call). A sampled EOS/BOS comes back as that special
         token's row. Exactly one random number per head, guided or not.
         """
+        return self.draw_event(state, lambda field, logits, drawn, mask: sample(logits, rng, drawn, mask), params, pitch_mask, guide)
+
+    def draw_event(self, state: State, pick: Callable[[int, np.ndarray, SamplingParams, "np.ndarray | None"], int], params: SamplingParams = SamplingParams(), pitch_mask: np.ndarray | None = None, guide: Guide | None = None) -> np.ndarray:
+        """``sample_event`` with each head's class chosen by ``pick(field, logits, params, mask)``
+        (a draw, or the class of a given event while its likelihood is scored)."""
         pre = self._head_w @ state.h[-1] + self._head_b
         chosen: list[int] = []
         row = np.zeros(4, dtype=TOKEN_DTYPE)
+        # A guide bends the logits after the temperature: the temperature is the voice's, and a
+        # rule's nats are the same at any temperature.
+        drawn = params if guide is None or params.temperature == 1.0 else dataclasses.replace(params, temperature=1.0)
         for k, field in enumerate(HEAD_ORDER):
             logits = self._head_logits(pre, k, chosen)
             mask = pitch_mask if field == PITCH else self._note_duration_mask if field == DURATION else None
             if guide is not None:
+                if drawn is not params:
+                    logits = logits / params.temperature
                 logits, mask = guide(field, row, logits, mask)
-            cls = sample(logits, rng, params, mask)
+            cls = pick(field, logits, drawn, mask)
             if field == PITCH and cls >= BOS:
                 return self.tokenizer.special(cls)
             chosen.append(cls)

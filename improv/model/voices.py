@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from improv.errors import CheckpointError
+from improv.errors import TORCH_HINT, CheckpointError
 from improv.model.weights import (
     SUFFIX,
     ModelFile,
@@ -94,7 +94,7 @@ def load_player(path: str | os.PathLike[str]) -> ModelFile:
     try:
         from improv.model.checkpoint import load_checkpoint
     except ImportError:
-        raise CheckpointError(f"{path} has no torch-free weights beside it ({beside.name}), and torch is not installed to read it: retrain it with this improv, or `pip install \"improv[train]\"`") from None
+        raise CheckpointError(f"{path} has no torch-free weights beside it ({beside.name}), and torch is not installed to read it: retrain it with this improv, or {TORCH_HINT}") from None
     return load_checkpoint(path).model_file()
 
 

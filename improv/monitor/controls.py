@@ -29,6 +29,7 @@ def available(s: ServeSettings, voices: int) -> dict[str, bool]:
         "temperature": s.cc_temperature >= 0,
         "length": s.cc_length >= 0,
         "imitation": s.cc_imitation >= 0,
+        "density": s.cc_density >= 0,
         "voice": voices > 1 and (s.program_change_voice or s.cc_voice >= 0),
         "panic": s.cc_panic >= 0,
         "end_call": s.cc_end_call >= 0,
@@ -63,6 +64,9 @@ def control_message(name: str, value: Any, s: ServeSettings, voices: int) -> mid
         return _cc(s.cc_length, round(64 + 32 * math.log2(factor)))
     if name == "imitation":
         return _cc(s.cc_imitation, round(127 * min(max(number, 0.0), 1.0)))
+    if name == "density":
+        factor = min(max(number, 0.25), 4.0)
+        return _cc(s.cc_density, min(round(64 + 32 * math.log2(factor)), 127))
     if name == "adapt":
         return _cc(s.cc_adapt, round(127 * min(max(number, 0.0), 1.0)))
     index = int(number)

@@ -6,7 +6,8 @@ status callback wrapped.
   most every ``snapshot_s``, posts what improv hears and does now (``snapshot``): a few attribute
   reads on the loop's own thread, so nothing is shared with the web threads but the deques.
 * ``TappedOutput`` sends first, then posts improv's notes: the send's timing is untouched.
-* ``tapped_status`` posts each status line after the session has said it.
+* ``tapped_status`` posts each status line after the session has said it (on the loop's printer
+  thread), and has the state posted at the loop's next turn.
 
 Each post is one ``deque.append`` of a small dict: microseconds, no lock, no I/O.
 """
@@ -41,6 +42,7 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "temperature": round(float(engine.temperature), 3),
         "length": round(float(engine.length_factor), 3),
         "imitation": round(float(engine.imitation), 3),
+        "density": round(float(engine.density), 3),
         **memory_state(engine),
     }
 
@@ -68,6 +70,10 @@ class TappedInput:
         ask = getattr(self.inner, "next_arrival", None)
         return ask() if ask is not None else None
 
+    @property
+    def dropped(self) -> int:
+        return getattr(self.inner, "dropped", 0)
+
     def iter_stamped(self) -> Iterator[tuple[float, Any]]:
         arrivals = self._stamped() if self._stamped is not None else ((self.clock.now(), m) for m in self.inner.iter_pending())
         post = self.feed.post
@@ -82,6 +88,10 @@ class TappedInput:
         now = self.clock.now()
         if now >= self._next_snapshot:
             self.post_state(now)
+
+    def state_changed(self) -> None:
+        """Post the state at the loop's next turn (any thread)."""
+        self._next_snapshot = -1.0
 
     def post_state(self, now: float) -> None:
         """Post the engine's state when it changed (or once a second, so a page knows it is live)."""
@@ -113,10 +123,11 @@ def tapped_status(say: Callable[[str], None], feed: Feed, clock: Any, input_tap:
     """``say``, then the line posted (and the state, which an exchange's end has just changed)."""
 
     def status(line: str) -> None:
+        # The loop's printer thread calls this (``session.printer``): the engine is read on the
+        # loop's own thread only, so the new state is posted at the loop's next turn.
         say(line)
-        now = clock.now()
-        feed.post({"type": "status", "line": line, "t": now})
+        feed.post({"type": "status", "line": line, "t": clock.now()})
         if input_tap is not None:
-            input_tap.post_state(now)
+            input_tap.state_changed()
 
     return status

@@ -11,6 +11,7 @@ from typing import Any
 import mido
 import numpy as np
 
+from improv.realtime.dynamics import Dynamics
 from improv.realtime.report import Exchange
 from improv.realtime.shaping import Motif
 
@@ -40,7 +41,6 @@ class Answer:
     key: str
     rng: np.random.Generator
     mask: np.ndarray
-    call_velocity: float
     target: float  # beats or events, before the length knob
     rows: np.ndarray | None  # rows to prime from (None: the running state is already primed)
     call_rows: list[np.ndarray] | None  # the call's rows re-quantised at the estimated tempo
@@ -50,6 +50,12 @@ class Answer:
     tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
     motif_call: tuple[list[np.ndarray], list[bool]] = field(default_factory=lambda: ([], []))  # the call's rows and chord flags
     motif: Motif | None = None  # what the answer imitates (serve.imitation)
+    call_line: list[int] = field(default_factory=list)  # the call's top line (the skyline), in order
+    call_bass: float | None = None  # the median lowest note of the call's chords (None: the call is a line)
+    call_density: float = 0.0  # the call's notes per beat (0: unknown)
+    density_dial: float = 1.0  # serve.density: the answer's notes per beat over the call's
+    line: list[int] = field(default_factory=list)  # the answer's top line so far, one pitch an onset
+    dynamics: Dynamics = field(default_factory=lambda: Dynamics(80.0, 6.0, 0.0))  # the call's level, spread and rise
     state: Any = None  # after the last sampled row
     base: Any = None  # after priming, before the first sampled row
     primed: int = 0  # rows of ``rows`` already stepped
@@ -69,6 +75,13 @@ class Answer:
     start: float | None = None
     exchange: Exchange | None = None
     late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
+    # The performer's grid (realtime.tempo): the pulse heard from the call (or the clock's, or the
+    # configured tempo's), the call's last event's beat position on it as the model heard it, the
+    # beat the answer's first note falls on, and how far a late start moved the answer (seconds).
+    pulse: Any = None
+    last_pos: float | None = None
+    first_beat: float = 0.0
+    shift: float = 0.0
     memory: Any = None  # the session memory as this answer uses it (a MemoryCursor), or None
 
     @property

@@ -167,3 +167,11 @@ class ClockFollower:
         period = 60.0 / (self.bpm * CLOCKS_PER_BEAT)
         last = self._fit_last if self._fit_last is not None else self.last_tick
         return last - (self._last_pos % CLOCKS_PER_BEAT) * period, CLOCKS_PER_BEAT * period
+
+    def bar_grid(self, now: float, beats_per_bar: int = 4) -> tuple[float, float, int] | None:
+        """``beat_grid`` and which beat index after its beat starts a bar (the song's bar lines,
+        ``beats_per_bar`` beats apart from song position 0), or None as ``beat_grid``."""
+        grid = self.beat_grid(now)
+        if grid is None or self._last_pos is None:
+            return None
+        return grid[0], grid[1], (-(self._last_pos // CLOCKS_PER_BEAT)) % beats_per_bar

@@ -17,7 +17,7 @@ SUSTAIN = 64  # the sustain pedal controller: the performer's, not a control
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # panic | end_call | temperature | length | voice | imitation | adapt | forget
+    kind: str  # panic | end_call | temperature | length | voice | imitation | density | adapt | forget
     value: float = 0.0
 
 
@@ -41,6 +41,8 @@ class Controls:
             return Action("voice", min(value * self.voices // 128, self.voices - 1))
         if control == s.cc_imitation:
             return Action("imitation", value / 127)
+        if control == s.cc_density:  # x0.25 (0) .. x1 (64) .. about x4 (127), like the length knob
+            return Action("density", 4.0 ** ((value - 64) / 64))
         return self._memory(control, value)
 
     def _memory(self, control: int, value: int) -> Action | None:

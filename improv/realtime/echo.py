@@ -2,8 +2,10 @@
 synth's MIDI thru): recognised, and never mistaken for the performer.
 
 Whether a loopback exists is measured, never guessed from a coincidence. Improv sends a probe
-now and then: a system-exclusive message with the non-commercial manufacturer ID (0x7D, which
-instruments ignore) and a number of its own. If it comes back, there is a loopback, and how long
+when the session starts and when a port comes back (the wiring may differ), never on a timer: a
+system-exclusive message ``F0 7D 69 6D 70 nn F7``, with the non-commercial manufacturer ID (0x7D,
+which instruments ignore) and a number of its own. ``serve.echo_probe: false`` sends none, and
+then nothing is ever taken for an echo. If it comes back, there is a loopback, and how long
 it took is its delay; if it does not within ``PROBE_WAIT_S``, there is none. Only while a
 loopback is known is an incoming message equal to one improv sent within a few times that delay
 taken for its echo, and each message sent absorbs one echo at most. Without a loopback nothing
@@ -24,16 +26,15 @@ MIN_WINDOW_S = 0.005  # an echo is expected within max(this, 3 x the measured de
 
 
 class EchoFilter:
-    def __init__(self, window_s: float, probe_every_s: float = 30.0) -> None:
-        self.window_s = window_s  # the longest an echo may take (serve.echo_ms); 0 = no echo handling
-        self.probe_every_s = probe_every_s
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s  # the longest an echo may take (serve.echo_ms); 0 = no echo handling (and no probe)
         self.loopback = False
         self.delay = 0.0  # the longest probe round trip measured while the loopback is known
         self._recent: deque[tuple[float, tuple]] = deque()
         self._nonce = 0
         self._probe_sent: float | None = None  # when the probe in flight left (None: none in flight)
         self._probe_until = -math.inf  # its wait ends then (kept, not recomputed: exact comparisons)
-        self._next_probe = -math.inf
+        self._next_probe = -math.inf  # at start; then only when asked (``probe_soon``)
 
     @property
     def current_window_s(self) -> float:
@@ -51,7 +52,7 @@ class EchoFilter:
         if self._probe_sent is not None or now < self._next_probe:
             return None
         self._nonce = (self._nonce + 1) % 128
-        self._probe_sent, self._probe_until, self._next_probe = now, now + PROBE_WAIT_S, now + self.probe_every_s
+        self._probe_sent, self._probe_until, self._next_probe = now, now + PROBE_WAIT_S, math.inf
         return mido.Message("sysex", data=[*PROBE_ID, self._nonce])
 
     def probe_soon(self) -> None:
@@ -63,7 +64,7 @@ class EchoFilter:
             return None
         if self._probe_sent is not None:
             return self._probe_until
-        return self._next_probe
+        return self._next_probe if self._next_probe < math.inf else None
 
     def is_probe(self, msg: mido.Message, now: float) -> bool:
         """An incoming probe of ours (consumed here: it is never the performer's)."""

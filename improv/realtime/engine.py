@@ -78,7 +78,7 @@ class Engine:
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
-        self._echo = EchoFilter(s.echo_ms / 1000, s.echo_probe_s)
+        self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
@@ -92,10 +92,7 @@ class Engine:
     def model(self) -> Any:
         return self.voices[self.voice].model
 
-    @property
-    def mode(self) -> str:
-        return RESPOND if self._responder.responding else LISTEN
-
+    mode = property(lambda self: RESPOND if self._responder.responding else LISTEN)
     _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
     memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)
@@ -243,9 +240,9 @@ class Engine:
         """The input port vanished: keys held now will send no note-off; release them."""
         self._listener.release_all(now)
 
-    def output_changed(self) -> None:
-        """The output port was reopened: probe for a loopback again."""
-        self._echo.probe_soon()
+    def port_back(self, now: float, side: str) -> None:
+        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
+        self._output.reset(now, silence=side == "output")
 
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
@@ -269,6 +266,7 @@ class Engine:
     state = property(lambda self: self._context.state)
     sounding = property(lambda self: sorted(self._output.sounding))
     answer = property(lambda self: self._responder.answer)
+    density = property(lambda self: self._planner.density)
     loopback = property(lambda self: self._echo.loopback)
 
     def window_rows(self) -> Any:
@@ -282,9 +280,11 @@ class Engine:
             self.panic(now)
         elif kind == "end_call" and self._listener.call is not None and self.mode == LISTEN:
             self._listener.call.end_request = now
-        elif kind in ("temperature", "imitation"):  # an answer not started yet is drawn again
+        elif kind in ("temperature", "imitation", "density"):  # an answer not started yet is drawn again
             if kind == "temperature":
                 self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
+            elif kind == "density":
+                self._planner.density = action.value
             else:
                 self.imitation = action.value
             a = self._answer
@@ -342,8 +342,8 @@ class Engine:
         if a.bpm != self.bpm or a.tempo_source == "estimate":
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
-        a.start, grid = self._planner.first_note_time(reason[1], call.first_onset, a.bpm, clock_grid)
+        clock_grid = self._clock.bar_grid(now) if self.settings.follow_clock else None
+        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, clock_grid)
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
@@ -380,7 +380,7 @@ class Engine:
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
 
     # ---- failures and resets --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import mido
 
@@ -73,12 +73,24 @@ class Output:
             heapq.heappop(self._offs)  # superseded
         return self._offs[0][0] if self._offs else None
 
-    def all_notes_off(self, now: float) -> None:
-        """All Notes Off on every channel, now (after the note-offs: some synths ignore CC 123)."""
+    def all_notes_off(self, now: float, channels: Sequence[int] = range(16)) -> None:
+        """All Notes Off on ``channels`` (every one unless told), now (after the note-offs: some synths ignore CC 123)."""
         now = max(now, self.sent_until)
-        self.urgent.extend((now, mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0)) for ch in range(16))
-        for t, msg in self.urgent:
+        new = [(now, mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0)) for ch in channels]
+        self.urgent.extend(new)
+        for t, msg in new:
             self.echo.sent(msg, t)
+
+    def reset(self, now: float, silence: bool = True) -> None:
+        """A port came back after an outage: probe for a loopback again (the wiring may differ);
+        with ``silence`` (the output), a note-off for every note improv believes sounding, then
+        All Notes Off on its channel, all at once (before anything else is sent)."""
+        self.echo.probe_soon()
+        if not silence:
+            return
+        self.silence(now)
+        self.flush(max(now, self.sent_until), self.urgent)
+        self.all_notes_off(now, (self.channel,))
 
     def take_urgent(self, out: list[Timed]) -> None:
         if self.urgent:

@@ -8,12 +8,19 @@ pedal), and which keys to release as stuck.
 Stuck keys and pedal (a lost note-off, a pedal that never comes up) are released after
 ``stuck_s`` without *any* performer activity, not ``stuck_s`` after they went down: a pianist who
 holds the pedal through a long phrase is playing, and the call must stay open while they do.
+
+A key held down while the playing goes on (a drone under a melody) would keep every later note
+from the model, which hears notes in onset order once they are released, and ``pending`` would
+grow as long as the key stays down. So when more than ``MAX_PENDING`` notes wait, the held notes
+at the front are heard as lasting until now (the key itself stays down for everything else).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+MAX_PENDING = 32  # notes waiting behind a held key before that key is heard as lasting until now
 
 
 @dataclass(eq=False)
@@ -48,7 +55,15 @@ class Performer:
         self.held[key] = note
         self.pending.append(note)
         self.last_activity = max(self.last_activity, now)
+        if len(self.pending) > MAX_PENDING:
+            self._hear_held_so_far(now)
         return note, ended
+
+    def _hear_held_so_far(self, now: float) -> None:
+        """The notes still held at the front of ``pending`` are heard as lasting until ``now`` (a
+        copy with that end goes to the model; ``held`` keeps the key down)."""
+        closes = self.pending[0].onset + self.chord_s
+        self.pending = [replace(n, off=now) if n.onset < closes and n.off is None else n for n in self.pending]
 
     def note_off(self, channel: int, pitch: int, now: float) -> InNote | None:
         """The note released, or None (released already: stuck, forced, panic; or never seen)."""

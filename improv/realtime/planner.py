@@ -9,6 +9,8 @@ Each event is drawn by the voice's own four heads, bent by ``realtime.guide``: t
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 import mido
@@ -16,17 +18,23 @@ import numpy as np
 
 from improv.model.sampling import SamplingParams
 from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
-from improv.music.rhythm import estimate_bpm, next_grid_point
+from improv.music.pulse import snap
+from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
+from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
+from improv.realtime.processors import answer_processors
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
+from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, landing_mask, latency_s
 from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
     call_register,
+    call_bass,
+    call_onsets,
     call_texture,
     make_motif,
     on_beat,
@@ -36,6 +44,7 @@ from improv.realtime.shaping import (
 from improv.settings.sections import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
+ENDING_BEATS = 1.0  # a note ending an answer before its length: a tonic-triad tone this long (1.5 made bach's answers run on: 40 notes to the real 34, cadences no rarer)
 
 
 class Planner:
@@ -52,25 +61,36 @@ class Planner:
         # The pitch mask without a key: notes in range, never BOS/EOS (improv decides when an answer ends).
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
+        self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
+        self.processors = answer_processors(s)  # the answer's constraints and rules (realtime.processors)
+        self.density = s.density  # the density dial (its knob moves it)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
 
     # ---- preparing ------------------------------------------------------------------------------
 
-    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0) -> Answer:
-        """A new answer for the call as it stands: tempo, key, texture, register, what to prime from."""
+    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0, clock_grid: tuple[float, float, int] | None = None) -> Answer:
+        """A new answer for the call as it stands: tempo, key, texture, register, what to prime
+        from. ``clock_grid``: a followed MIDI clock's (beat time, beat seconds, downbeat), when its
+        transport places the beat: the grid the call is read on and the answer placed on."""
         s = self.settings
         context.cancel_reprime()
         heard_bpm = bpm  # the call's rows were quantised at this tempo
-        if s.estimate_tempo and not (s.follow_clock and clock_running):
-            estimate = estimate_bpm([n.onset for n in call.notes], bpm, chord_s=s.chord_ms / 1000)
-            if estimate is not None and abs(estimate - bpm) > 0.5:
-                bpm, tempo_source = estimate, "estimate"
+        pulse = None
+        if s.follow_clock and clock_running:
+            if clock_grid is not None:
+                pulse = replace(fallback_pulse(60 / clock_grid[1], clock_grid[0], s), downbeat=clock_grid[2])
+        elif s.estimate_tempo:
+            pulse = self.tempo.hear(call, now)
+            if pulse is not None:
+                bpm, tempo_source = pulse.bpm, "estimate"
         call_rows = None
         pos_after = context.pos
-        if bpm != heard_bpm and call.events:
-            call_rows, pos_after = self.requantize(call, bpm)
+        if (pulse is not None or bpm != heard_bpm) and call.events:
+            # The call's rows again, at the tempo heard, each onset on its nearest sixteenth or
+            # triplet of the performer's beat (swing taken out): the rhythm the performer meant.
+            call_rows, pos_after = self.requantize(call, bpm, pulse)
             if all(np.array_equal(a, e.row) for a, e in zip(call_rows, call.events)):
                 call_rows = None  # same rows: the running state stays valid
         rows = None
@@ -97,6 +117,8 @@ class Planner:
             target = s.response_length or call.note_count
         else:
             target = s.response_length or (call_end - call.first_onset) * bpm / 60
+            if s.entry == "bar" and pulse is not None:  # whole bars, as long as the call's
+                target = max(1, math.ceil(target / pulse.beats_per_bar - 0.25)) * pulse.beats_per_bar
         answer = Answer(
             version=context.version,
             voice=voice,
@@ -105,7 +127,7 @@ class Planner:
             key=key,
             rng=self.rng(exchange),
             mask=mask,
-            call_velocity=float(np.mean([n.velocity for n in call.notes])),
+            dynamics=Dynamics.of_call([n.velocity for n in sorted(call.notes, key=lambda n: n.onset)]),
             target=target,
             rows=rows,
             call_rows=call_rows,
@@ -114,8 +136,15 @@ class Planner:
             pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
             tonality=tonality,
             motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
+            pulse=pulse,
+            last_pos=None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12,
         )
         answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
+        answer.call_line = [p for p in call_onsets(*answer.motif_call, self._time_values)[2] if p is not None]
+        span_beats = (call_end - call.first_onset) * bpm / 60
+        answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
+        answer.call_bass = call_bass(*answer.motif_call)
+        answer.density_dial = self.density
         answer.memory = self.memory.cursor(answer.motif_call[0], now)
         if rows is None:
             answer.state = answer.base = context.state
@@ -123,12 +152,14 @@ class Planner:
             answer.state = context.model.initial_state()
         return answer
 
-    def requantize(self, call: Any, bpm: float) -> tuple[list[np.ndarray], float | None]:
-        """The call's rows as they would be at ``bpm`` (the tempo estimated from the call itself)."""
+    def requantize(self, call: Any, bpm: float, pulse: Any = None) -> tuple[list[np.ndarray], float | None]:
+        """The call's rows as they would be at ``bpm`` (the tempo estimated from the call itself),
+        onsets snapped to ``pulse``'s sixteenths and triplets when it is given."""
         pos = call.pos_before
         rows = []
         for e in call.events:
-            offset, pos = self.quantiser.offset(e.onset, pos, e.chord, bpm)
+            onset = e.onset if pulse is None else pulse.origin + snap(pulse.position(e.onset)) * pulse.beat_s
+            offset, pos = self.quantiser.offset(onset, pos, e.chord, bpm)
             rows.append(self.quantiser.row(e.pitch, offset, e.duration, e.velocity, bpm))
         return rows, pos
 
@@ -152,8 +183,10 @@ class Planner:
         answer.onset_pitches = set()
         answer.line_pitch = answer.line_before = None
         answer.sounding, answer.held_top = [], -1
+        answer.line = []
         answer.closing = answer.finished = False
         answer.model_velocity_sum = 0.0
+        answer.density_dial = self.density
         answer.rng = self.rng(exchange)
         answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
         if answer.memory is not None:
@@ -182,10 +215,11 @@ class Planner:
         if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             answer.finished, answer.finished_target = True, target
             return 0
+        # The range is the hard mask; the key (answer.mask) a rule (realtime.processors.key).
         guide = self.guide(answer, length_factor)
-        if answer.memory is not None:  # the session memory's mix, under the answer's own rules
+        if answer.memory is not None:  # the session memory's mix, after the answer's own rules
             guide = answer.memory.bend(guide)
-        row = model.sample_event(answer.state, answer.rng, params, answer.mask, guide)
+        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             answer.finished = True
             return 1
@@ -199,14 +233,14 @@ class Planner:
         state = model.step(answer.state, row)
         model_velocity = float(self._velocity_values[int(row[VELOCITY])])
         answer.model_velocity_sum += model_velocity
-        shift = s.follow_velocity * (answer.call_velocity - answer.model_velocity_sum / (answer.sampled + 1))
-        velocity = int(min(max(round(model_velocity + shift), 1), 127))
+        progress = self.progress(answer, length_factor, beats)  # the call's dynamics, shaped (realtime.dynamics)
+        velocity = answer_velocity(answer.dynamics, s.follow_velocity, model_velocity, answer.model_velocity_sum / (answer.sampled + 1), progress, beats, s.rule_dynamics)
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
         duration = float(self._time_values[max(int(row[DURATION]), 1)])
         planned = Planned(row, state, beats, duration, pitch, velocity, msg)
         if answer.start is not None:
-            planned.onset = answer.start + beats * 60 / answer.bpm
+            planned.onset = answer_time(answer, beats, velocity, s)
         if new_onset:
             answer.onsets += 1
             answer.line_before = answer.line_pitch
@@ -218,6 +252,10 @@ class Planner:
         answer.sounding.append((beats + duration, pitch))
         struck = max(answer.onset_pitches)
         answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
+        if new_onset:
+            answer.line.append(answer.line_pitch)
+        elif answer.line and answer.line_pitch is not None:
+            answer.line[-1] = answer.line_pitch
         answer.planned.append(planned)
         if answer.memory is not None:
             answer.memory.push(row)
@@ -230,17 +268,39 @@ class Planner:
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
-        call's key (when known), and a beat long or more (or the answer is at its length)."""
+        call's key (when known) and ENDING_BEATS long or more; or the answer is at its length and the
+        note is on a beat (real answers end on a cadence in a few bars out of ten, not in every
+        one: waiting for the tonic up to 1.5 times the length made improv's the ones that did)."""
         if progress < CADENCE_FROM or not on_beat(answer.beats):
             return False
+        if progress >= 1.0:
+            return True
         if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
             return False
-        return duration >= 1.0 or progress >= 1.0
+        return duration >= ENDING_BEATS
 
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        return answer_guide(answer, self._time_values, cadence, self.settings.phrase_ending)
+        guide = answer_guide(answer, self._time_values, cadence, self.processors)
+        # Timing: every onset on the performer's grid (sixteenths, triplets), the first on a beat
+        # (or a downbeat) of the call's grid, so the model's own sense of the beat is the performer's.
+        # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.
+        first = answer.sampled == 0
+        position = None if answer.last_pos is None else answer.last_pos if first else answer.beats
+        bar = self._entry_period(answer) if first else None
+        on_grid = landing_mask(self._time_values, position, first, bar)
+        if on_grid is None:
+            return guide
+
+        def timed(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+            logits, mask = guide(field, row, logits, mask)
+            if field == OFFSET:
+                grid = on_grid[: len(logits)]
+                mask = grid if mask is None else (mask & grid if (mask & grid).any() else mask)
+            return logits, mask
+
+        return timed
 
     # ---- starting ---------------------------------------------------------------------------------
 
@@ -254,6 +314,8 @@ class Planner:
         if answer.rows is not None:
             context.primed_from(len(answer.rows), answer.base)
         context.cancel_reprime()
+        if answer.pulse is not None:
+            self.tempo.keep(answer.pulse)
         self.memory.hear([e.row for e in call.events], call.last_activity)  # learned in the think slices to come
         self.fit_length(answer, length_factor)
 
@@ -275,25 +337,48 @@ class Planner:
         answer.sampled = len(answer.planned)
         answer.beats = answer.planned[-1].beats if answer.planned else 0.0
 
-    def first_note_time(self, decided: float, first_onset: float, bpm: float, clock_grid: tuple[float, float] | None) -> tuple[float, str]:
-        """When the answer's first note goes, and what it is aligned to ("" = at once): the first
-        point of the beat grid at or after the decision.
+    def _entry_period(self, answer: Answer) -> tuple[int, int] | None:
+        """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
+        (``entry: bar``), or, at a fast tempo heard from the call (100 bpm and more: likely the
+        performer's eighths), every other beat in step with the downbeat: a strong beat."""
+        pulse = answer.pulse
+        if pulse is None:
+            return None
+        if self.settings.entry == "bar":
+            return pulse.beats_per_bar, pulse.downbeat
+        heard = answer.tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
+        if heard and self.settings.answer_grid_beats == 1 and pulse.bpm >= 100 and pulse.beats_per_bar % 2 == 0:
+            return 2, pulse.downbeat % 2
+        return None
 
-        The grid: the MIDI clock's beats when a followed clock's transport places them; else the
-        call's own pulse, its first onset (the arrival stamp) on a beat, at the answer's tempo.
-        Why the onset and not the running grid position: the grid position carries the previous
-        answer's grid into the call, and a long gap before the call is quantised coarsely (a call
-        5 s after a note sat 100 ms off its real onset), which would put the answer off the beat
-        the performer actually played.
+    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: tuple[float, float, int] | None) -> tuple[float, str]:
+        """When the answer's first note goes, and what it is aligned to ("" = at once): the first
+        beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
+        breath (``answer_lead_beats``), and early enough for the output latency to be made up.
+
+        The grid: the MIDI clock's beats (and bars) when a followed clock's transport places them;
+        else the pulse heard from the call (``realtime.tempo``); else the call's first onset on a
+        beat at the answer's tempo. Every later note is placed on the same grid (``answer_time``).
         """
-        beats = self.settings.answer_grid_beats
-        decided += self.settings.answer_lead_beats * 60 / bpm  # a breath after the silence, in beats: the same at any tempo
-        if beats <= 0:
-            return decided, ""
-        name = "beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid"
+        s = self.settings
         if clock_grid is not None:
-            origin, beat_s = clock_grid
-            name += " of the MIDI clock"
+            answer.pulse = fallback_pulse(60 / clock_grid[1], clock_grid[0], s)
+            answer.pulse = replace(answer.pulse, downbeat=clock_grid[2])
+        elif answer.pulse is None:
+            answer.pulse = fallback_pulse(answer.bpm, first_onset, s)
+        pulse = answer.pulse
+        early = max(latency_s(s, 1), latency_s(s, 127))
+        earliest = decided + s.answer_lead_beats * pulse.beat_s + early  # a breath, in beats: the same at any tempo
+        beats = s.answer_grid_beats
+        of_clock = " of the MIDI clock" if clock_grid is not None else ""
+        period = self._entry_period(answer)
+        if period is not None:
+            answer.first_beat = float(pulse.next_beat(earliest, *period))
+            name = ("downbeat" if s.entry == "bar" else "strong beat") + of_clock
+        elif beats <= 0:
+            answer.pulse, answer.first_beat, name = replace(pulse, origin=earliest), 0.0, ""  # no grid: from now on
         else:
-            origin, beat_s = first_onset, 60 / bpm
-        return next_grid_point(decided, origin, beats * beat_s), name
+            answer.first_beat = (next_grid_point(earliest, pulse.origin, beats * pulse.beat_s) - pulse.origin) / pulse.beat_s
+            name = ("beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid") + of_clock
+        first_velocity = answer.planned[0].velocity if answer.planned else 64
+        return answer_time(answer, 0.0, first_velocity, s), name

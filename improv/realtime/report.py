@@ -87,8 +87,14 @@ class Exchange:
         return (
             f"#{self.number} call {self.call_notes} notes / {self.call_beats:.1f} beats"
             f" · {self.bpm:.0f} bpm ({self.tempo_source}){key} · {self._answer_words()}"
-            f" · answer {self.response_notes} notes{voice} ({self.ended}){late}"
+            f" · answer {self.response_notes} notes{voice} ({self._ended_words()}){late}"
         )
+
+    def _ended_words(self) -> str:
+        # An answer the next call cancelled before its first note was never heard: not a barge-in.
+        if self.ended == "barge-in" and self.response_notes == 0:
+            return "not begun: the next call came first"
+        return self.ended
 
     def _answer_words(self) -> str:
         wait = self.wait_s

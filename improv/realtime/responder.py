@@ -14,6 +14,7 @@ from improv.realtime.calls import Call
 from improv.realtime.context import ModelContext
 from improv.realtime.output import Output, Timed
 from improv.realtime.report import Exchange, Recorder
+from improv.realtime.tempo import answer_time
 from improv.settings.sections import ServeSettings
 
 
@@ -51,7 +52,7 @@ class Responder:
             voice=voice,
         )
         for p in answer.planned:
-            p.onset = answer.start + p.beats * 60 / answer.bpm
+            p.onset = answer_time(answer, p.beats, p.velocity, self.settings)
         if self.recorder is not None:
             self.recorder.tempo(call_onset, answer.bpm, f"call {exchange.number}: {answer.key or 'any key'}, {answer.bpm:.0f} bpm")
             self.recorder.tempo(answer.start, answer.bpm, f"answer {exchange.number}" + (f" ({exchange.voice})" if exchange.voice else ""))
@@ -79,7 +80,7 @@ class Responder:
                 self.context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.pitch, p.velocity)  # planned, not heard: the model's own
                 continue
             a.planned.popleft()
-            duration_s = p.duration_beats * 60 / a.bpm
+            duration_s = a.pulse.time(a.first_beat + p.beats + p.duration_beats) - a.pulse.time(a.first_beat + p.beats)  # swung
             if a.max_voices == 1:  # a single line: the note sounding now ends as this one starts
                 for pitch in list(self.output.sounding):
                     self.output.end_at(pitch, p.onset)
@@ -97,6 +98,7 @@ class Responder:
     @staticmethod
     def _shift(a: Answer, delay: float) -> None:
         a.start = (a.start or 0.0) + delay
+        a.shift += delay
         for p in a.planned:
             p.onset = (p.onset or 0.0) + delay
         assert a.exchange is not None

@@ -7,7 +7,8 @@ but impossible (``serve.register: follow``).
 
 **Imitation** (``serve.imitation``, 0..1): the call's motif, its onsets' rhythm (offset and length
 classes) and its top line's shape, is restated from the answer's start, moved to another degree
-of the key (restated, or in sequence a step or two up or down, or a fifth), for the first
+of the key (in sequence a step or two up or down, or a fifth; restated at pitch only at
+imitation 1: below it, an answer that opens by playing the call back gives itself away), for the first
 ``imitation`` share of the call's onsets. Each head of the voice gets a bonus toward the motif's
 next value, up to ``IMITATION_NATS`` at 1: the voice follows the motif where it agrees and varies
 it where it disagrees strongly. The top line follows the motif's intervals from wherever the
@@ -39,6 +40,7 @@ CADENCE_NATS = 1.5  # bonus toward an ending's tonic-triad tones, beats and long
 SHIFTS = (0, 4, -3, 1, -1, 2, -2)  # scale degrees the motif moves by: restated, a fifth, in sequence
 SHIFT_WEIGHTS = np.array([0.4, 0.15, 0.1, 0.1, 0.1, 0.075, 0.075])
 REGISTER_SLOPE = 0.5  # nats per semitone a note lies beyond the call's register (serve.register: follow)
+REGISTER_MARGIN = 3  # semitones past the call's lowest and highest notes that are still its register
 REGISTER_REACH = 12  # ... and beyond this many semitones past it, all but impossible
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])  # natural minor: the degrees a motif moves along
@@ -105,7 +107,9 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     if imitation <= 0 or len(rows) < 2:
         return None
     offsets, durations, tops = call_onsets(rows, chords, time_values)
-    shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=SHIFT_WEIGHTS / SHIFT_WEIGHTS.sum()))])
+    # Restated at pitch only at imitation 1 (the performer asked for an echo); else moved.
+    weights = SHIFT_WEIGHTS if imitation >= 1 else np.where(np.array(SHIFTS) == 0, 0.0, SHIFT_WEIGHTS)
+    shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=weights / weights.sum()))])
     first = next(p for p in tops if p is not None)
     interval = move_by_degrees(first, shift, key) - first
     exact = [None if p is None else p + interval for p in tops]
@@ -210,12 +214,28 @@ def call_texture(onset_groups: Sequence[int]) -> int:
     return int(max(onset_groups))
 
 
+def call_bass(rows: Sequence[np.ndarray], chords: Sequence[bool]) -> float | None:
+    """The median lowest note of the call's chords (onsets of two notes or more), None when it
+    struck none: where its bass lay."""
+    lows, group = [], []  # type: ignore[var-annotated]
+    for row, chord in list(zip(rows, chords)) + [(None, False)]:
+        if row is not None and chord and group:
+            group.append(int(row[0]))
+            continue
+        if len(group) >= 2:
+            lows.append(min(group))
+        group = [] if row is None else [int(row[0])]
+    return float(np.median(lows)) if lows else None
+
+
 def call_register(call: Any) -> tuple[float, float]:
-    """The call's register: its median pitch, and half the span of its middle 80 % (at least
-    half an octave), in semitones."""
+    """The call's register: the middle of its lowest and highest notes, and half their span plus
+    ``REGISTER_MARGIN`` (at least half an octave), in semitones. The whole span, not its middle
+    80 %: a register that left out the call's bass and top narrowed every answer (by 5 semitones
+    in bach's, against its real answers) and lifted its bass."""
     pitches = np.array([n.pitch for n in call.notes], dtype=float)
-    low, high = np.percentile(pitches, [10, 90])
-    return float(np.median(pitches)), max(6.0, (high - low) / 2 + 2)
+    low, high = float(pitches.min()), float(pitches.max())
+    return (low + high) / 2, max(6.0, (high - low) / 2 + REGISTER_MARGIN)
 
 
 def register_bias(register: tuple[float, float]) -> np.ndarray:

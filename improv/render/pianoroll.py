@@ -20,12 +20,15 @@ import numpy as np
 from improv.errors import ImprovError, MIDIConversionError
 from improv.io.files import check_writable, write_atomic
 from improv.music.midi import MidiContent, Part, read_midi_file
+from improv.render.labels import place
 
 SESSION_COLOURS = {"performer": "#2166ac", "improv": "#e08214"}
 OTHER_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666", "#1f78b4", "#b2182b"]
 CALL = re.compile(r"^call (\d+): (.*), ([\d.]+) bpm$")
 ANSWER = re.compile(r"^answer (\d+)(?: \((.*)\))?$")
-LABEL_STRIP = 0.1  # the top tenth of the picture holds the labels
+LABEL_STRIP = 0.13  # the top of the picture holds the labels: two rows for calls, one for answers
+CALL_ROWS = (0.972, 0.900)  # axes heights of the calls' rows (the second for crowded calls)
+ANSWER_ROW = 0.936
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
@@ -150,35 +153,42 @@ def piano_roll_png(content: MidiContent, title: str, dpi: int = 100) -> bytes:
 
 
 def _draw_exchanges(ax, found: list[Exchange], parts: list[Part], to_s, length: float, inches_per_s: float) -> None:
-    """Shade each call (performer's colour) and answer (improv's), and label them above the notes;
-    where exchanges are too close for their words (a long session), by their numbers alone, or
-    not at all."""
-    room = min((b.call_at - a.call_at for a, b in zip(found, found[1:])), default=length) * inches_per_s
-    roomy = room >= 1.4  # "12: G minor, 88 bpm" takes ~1.3 inches
-    numbered = room >= 0.3
+    """Shade each call (performer's colour) and answer (improv's), and label them above the notes:
+    each label as long as its room allows (``render.labels``), down to the exchange's number."""
     improv = next((p for p in parts if p.name == "improv"), None)
     answer_ends = sorted(float(to_s(n.start + n.duration)) for n in improv.notes) if improv else []
-    for i, ex in enumerate(found):
+    above = ax.get_xaxis_transform()  # x in seconds, y in the axes' height
+    right = length * inches_per_s
+    calls = place([(ex.call_at * inches_per_s, call_forms(ex)) for ex in found], len(CALL_ROWS), 8, right)
+    answered = [ex for ex in found if ex.answer_at is not None]
+    answers = place([(ex.answer_at * inches_per_s, answer_forms(ex)) for ex in answered], 1, 7, right)  # type: ignore[operator]
+    answer_labels = {ex.number: p for ex, p in zip(answered, answers)}
+    for i, (ex, label) in enumerate(zip(found, calls)):
         later = found[i + 1].call_at if i + 1 < len(found) else length
         call_end = ex.answer_at if ex.answer_at is not None else later
         ax.axvspan(ex.call_at, call_end, color=SESSION_COLOURS["performer"], alpha=0.06, lw=0, zorder=1)
-        # Calls labelled on the upper row, answers on the lower: a short call's label never runs
-        # into its answer's.
-        above = ax.get_xaxis_transform()  # x in seconds, y in the axes' height
-        if numbered:
-            words = f" {ex.number}: {ex.key}, {ex.bpm:g} bpm" if roomy else f" {ex.number}"
-            ax.text(ex.call_at, 0.965, words, fontsize=8, color=SESSION_COLOURS["performer"], va="center", zorder=4, transform=above)
+        if label.text:
+            ax.text(ex.call_at, CALL_ROWS[label.row], label.text, fontsize=8, color=SESSION_COLOURS["performer"], va="center", zorder=4, transform=above)
         if ex.answer_at is None:
             continue
         # The answer lasts until its last note ends, or the next call cuts it (a barge-in).
         mine = [e for e in answer_ends if ex.answer_at < e <= later + 1e-6]
         answer_end = min(max(mine, default=ex.answer_at), later)
         ax.axvspan(ex.answer_at, answer_end, color=SESSION_COLOURS["improv"], alpha=0.09, lw=0, zorder=1)
-        if not roomy:
-            continue
         ax.axvline(ex.answer_at, color=SESSION_COLOURS["improv"], lw=0.8, ls=":", zorder=2)
-        label = "answer" + (f" ({ex.voice})" if ex.voice else "")
-        ax.text(ex.answer_at, 0.925, f" {label}", fontsize=7, color=SESSION_COLOURS["improv"], va="center", zorder=4, transform=above)
+        text = answer_labels[ex.number].text
+        if text:
+            ax.text(ex.answer_at, ANSWER_ROW, text, fontsize=7, color=SESSION_COLOURS["improv"], va="center", zorder=4, transform=above)
+
+
+def call_forms(ex: Exchange) -> list[str]:
+    """A call's label, longest first; the leading space the text is drawn with counts."""
+    return [f" {ex.number}: {ex.key}, {ex.bpm:g} bpm", f" {ex.number}: {ex.key}", f" {ex.number}"]
+
+
+def answer_forms(ex: Exchange) -> list[str]:
+    voiced = [f" answer ({ex.voice})"] if ex.voice else []
+    return [*voiced, " answer", " a"]
 
 
 def plot_file(midi_path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None) -> tuple[Path, MidiContent]:

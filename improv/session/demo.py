@@ -26,7 +26,7 @@ from improv.model.sampling import SamplingParams
 from improv.model.voices import load_player
 from improv.music.midi import Track
 from improv.realtime.calls import threshold_s
-from improv.realtime.engine import Engine
+from improv.realtime.engine import LISTEN, Engine
 from improv.realtime.report import Recorder
 from improv.session.demo_calls import demo_phrases
 from improv.session.demo_plan import (
@@ -81,7 +81,7 @@ def run_demo(
         one_blas_thread()  # one model step at a time, in fast mode too
         path = Path(checkpoint)
         ckpt = load_player(path)
-        phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed))
+        phrases, origin = demo_phrases(demo, settings.corpus, ckpt.tokenizer, ckpt.info, np.random.default_rng(seed), settings.serve)
         programs = (settings.serve.performer_program, settings.serve.program)
         port = open_output(out_port, api, settings.serve.client_name) if out_port else None
         recorder = Recorder()
@@ -152,12 +152,17 @@ def play_session(
         phrases, clock.now() + 0.5, threshold_s(serve_settings, phrases[0].bpm), demo.barge_every, demo.breath_beats,
         serve_settings.answer_grid_beats, serve_settings.answer_lead_beats, ANSWER_RATIO if serve_settings.phrase_ending else 1.0
     )
-    performer = ScriptedInput(clock)
+    script = ScriptedInput(clock)
     for call in calls:
         for t, msg in call_messages(call, demo.performer_channel - 1):
-            performer.add(t, msg)
+            script.add(t, msg)
     recorder = recorder if recorder is not None else Recorder()
     engine = Engine(model, serve_settings, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+    engine.tempo_source = phrases[0].bpm_source  # the first piece's own tempo is not "config"
+    # The plan's end is a guess (the engine's tempo estimate and phrase endings decide how long an
+    # answer lasts): the session ends when the last answer has finished, at ``latest`` at the latest.
+    latest = end + 3 * ANSWER_RATIO * max(p.seconds for p in phrases) + 2.0
+    performer = _EndsWhenQuiet(script, engine, clock, end)
     memory = MemoryOutput(clock)
     inport = _Audible(performer, port) if port is not None else performer
     outport = _Tee(memory, port) if port is not None else memory
@@ -165,14 +170,39 @@ def play_session(
     if monitor is not None:
         inport, outport, on_status = monitor.attach(engine, serve_settings, clock, wake, inport, outport, on_status or (lambda line: None), voice_label)
     loop = ServeLoop(engine, inport, outport, clock, on_status=on_status, wake=wake)
+    performer.stop = loop.request_stop
     if real_time:
-        stats = serve(loop, until=end, realtime_priority=serve_settings.realtime_priority)
+        stats = serve(loop, until=latest, realtime_priority=serve_settings.realtime_priority)
     else:
-        stats = loop.run(until=end)
+        stats = loop.run(until=latest)
     tracks = recorder.tracks(phrases[0].bpm)
     counts = {t.name: len(t.notes) for t in tracks}
     result = summary(stats.exchanges, calls, counts.get("performer", 0), counts.get("improv", 0), stats.lateness_ms(), real_time)
     return result, tracks, memory.sent
+
+
+class _EndsWhenQuiet:
+    """The performer's input, which also ends the session once the plan's end has passed, every
+    call has been played and the engine has nothing left to send: the last answer is heard to its
+    end, not cut off by a fixed end time."""
+
+    POLL_S = 0.05  # how often a finished plan looks again while the last answer plays
+
+    def __init__(self, inner: ScriptedInput, engine: Engine, clock: Any, end: float) -> None:
+        self.inner, self.engine, self.clock, self.end = inner, engine, clock, end
+        self.stop: Callable[[], None] = lambda: None
+
+    def next_arrival(self) -> float | None:
+        t = self.inner.next_arrival()
+        if t is not None:
+            return t
+        now = self.clock.now()
+        return self.end if now < self.end else now + self.POLL_S
+
+    def iter_stamped(self):
+        yield from self.inner.iter_stamped()
+        if self.clock.now() >= self.end and self.inner.next_arrival() is None and self.engine.mode == LISTEN and self.engine.next_deadline() is None:
+            self.stop()
 
 
 class _Tee:
@@ -204,7 +234,8 @@ class _Audible:
 
 def _print_summary(r: dict, say: Callable[[str], None]) -> None:
     say(
-        f"improv demo: {r['exchanges']} exchanges ({r['barge_ins']} barge-ins), "
+        f"improv demo: {r['exchanges']} exchanges ({r['barge_ins']} barge-ins"
+        f"{f', {n} answers not begun: the next call came first' if (n := r.get('not_begun')) else ''}), "
         f"performer {r['performer_notes']} notes, improv {r['improv_notes']} notes -> {r['file']}"
     )
     if r["first_note_after_threshold_ms_median"] is not None:

@@ -17,30 +17,38 @@ import numpy as np
 from improv.errors import ImprovError, MIDIConversionError
 from improv.music.rhythm import beats_per_bar
 from improv.session.demo_plan import Phrase, cut_phrase
-from improv.settings.sections import CorpusSettings, DemoSettings
+from improv.realtime.calls import threshold_s
+from improv.settings.sections import CorpusSettings, DemoSettings, ServeSettings
 
 FALLBACK_SOURCE = "music21:bach"
 MUSIC21_PREFIX = "music21:"
 
 
-def demo_phrases(demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, info: dict, rng: np.random.Generator) -> tuple[list[Phrase], str]:
+def demo_phrases(demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, info: dict, rng: np.random.Generator, serve: ServeSettings | None = None) -> tuple[list[Phrase], str]:
     """One phrase per call, each from a different piece, and where they came from (for the
-    status line)."""
+    status line). Each ends before a rest that ``serve``'s silence threshold would end the call at."""
     heldout = info.get("heldout") or []
+    serve = serve or ServeSettings()
     if not demo.source and heldout:
-        return _heldout_phrases(heldout, demo, corpus, tokenizer, rng), "the voice's held-out pieces"
+        return _heldout_phrases(heldout, demo, serve, corpus, tokenizer, rng), "the voice's held-out pieces"
     source = demo.source or FALLBACK_SOURCE
-    return _source_phrases(source, demo, corpus, tokenizer, rng), source
+    return _source_phrases(source, demo, serve, corpus, tokenizer, rng), source
 
 
-def _phrase(notes: Any, name: str, bpm: float | None, meter: tuple[int, int] | None, demo: DemoSettings, tokenizer: Any, rng: np.random.Generator) -> Phrase | None:
-    """A call from a piece's notes, on the token grid (what the voice would hear), cut at a bar."""
+REST_MARGIN = 0.75  # of the silence threshold: the engine's tempo estimate may run a little faster than the piece
+
+
+def _phrase(notes: Any, name: str, bpm: float | None, meter: tuple[int, int] | None, demo: DemoSettings, serve: ServeSettings, tokenizer: Any, rng: np.random.Generator) -> Phrase | None:
+    """A call from a piece's notes, on the token grid (what the voice would hear), cut at a bar,
+    ending before a rest long enough to end the call."""
     grid = tokenizer.decode(tokenizer.encode(notes))
     bar = beats_per_bar(meter)
-    return cut_phrase(grid, name, bpm or demo.bpm, demo.phrase_beats, rng, bar_beats=bar)
+    tempo = bpm or demo.bpm
+    rest = REST_MARGIN * threshold_s(serve, tempo) * tempo / 60
+    return cut_phrase(grid, name, tempo, demo.phrase_beats, rng, bar_beats=bar, max_rest_beats=rest, bpm_source="piece" if bpm else "config")
 
 
-def _heldout_phrases(names: Sequence[str], demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
+def _heldout_phrases(names: Sequence[str], demo: DemoSettings, serve: ServeSettings, corpus: CorpusSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
     from improv.corpus.sources import music21_corpus_dir
     from improv.music.scores import read_music21_work
 
@@ -62,7 +70,7 @@ def _heldout_phrases(names: Sequence[str], demo: DemoSettings, corpus: CorpusSet
                 notes, bpm, meter = tokenizer.decode(piece.tokens), piece.bpm, piece.meter
         except (MIDIConversionError, OSError):
             continue  # the piece moved or cannot be read here: another one
-        phrase = _phrase(notes, name, bpm, meter, demo, tokenizer, rng)
+        phrase = _phrase(notes, name, bpm, meter, demo, serve, tokenizer, rng)
         if phrase is not None:
             phrases.append(phrase)
     if not phrases:
@@ -80,7 +88,7 @@ def _user_piece(name: str, tokenizer: Any, corpus: CorpusSettings) -> Any:
     return next((p for p in pieces if p.name == name), None)
 
 
-def _source_phrases(source: str, demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
+def _source_phrases(source: str, demo: DemoSettings, serve: ServeSettings, corpus: CorpusSettings, tokenizer: Any, rng: np.random.Generator) -> list[Phrase]:
     """Phrases from ``source``'s works, a different work each."""
     from improv.corpus.load import load_corpus
     from improv.corpus.sources import resolve_sources
@@ -92,7 +100,7 @@ def _source_phrases(source: str, demo: DemoSettings, corpus: CorpusSettings, tok
         chosen = [works[i].name for i in order[start : start + demo.calls]]
         pieces, _ = load_corpus(chosen, tokenizer, corpus, progress=False)
         for piece in pieces:
-            phrase = _phrase(tokenizer.decode(piece.tokens), piece.name, piece.bpm, piece.meter, demo, tokenizer, rng)
+            phrase = _phrase(tokenizer.decode(piece.tokens), piece.name, piece.bpm, piece.meter, demo, serve, tokenizer, rng)
             if phrase is not None:
                 phrases.append(phrase)
         if len(phrases) >= demo.calls:

@@ -32,6 +32,7 @@ class Phrase:
     start_beat: float  # where in the work
     notes: tuple[Note, ...]  # starts from 0 (beats)
     bpm: float
+    bpm_source: str = "config"  # "piece": the tempo written in the piece; "config": demo.bpm
 
     @property
     def beats(self) -> float:
@@ -49,23 +50,40 @@ class PlannedCall:
     barge_in: bool  # starts while the previous answer is still playing
 
 
-def cut_phrase(notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6, bar_beats: float = 4.0) -> Phrase | None:
+def cut_phrase(
+    notes: Sequence[Note], source: str, bpm: float, beats: float, rng: np.random.Generator, min_notes: int = 6, bar_beats: float = 4.0,
+    max_rest_beats: float = math.inf, bpm_source: str = "config",
+) -> Phrase | None:
     """A ``beats``-long window of ``notes`` starting on a bar line (every ``bar_beats``), chosen
-    at random among windows with at least ``min_notes`` notes; notes are cut at the window's end."""
+    at random among windows with at least ``min_notes`` notes; notes are cut at the window's end,
+    and the window ends before its first rest of ``max_rest_beats`` or more (all keys up)."""
     if not notes:
         return None
     end = max(n.end for n in notes)
     starts = [bar_beats * b for b in range(int(math.floor(max(end - beats, 0) / bar_beats)) + 1)]
     windows = []
     for s in starts:
-        inside = [n for n in notes if s <= n.start < s + beats]
+        inside = _before_rest([n for n in notes if s <= n.start < s + beats], max_rest_beats)
         if len(inside) >= min_notes:
             windows.append((s, inside))
     if not windows:
         return None
     s, inside = windows[int(rng.integers(len(windows)))]
     cut = tuple(Note(n.pitch, n.start - s, min(n.duration, s + beats - n.start), n.velocity) for n in inside)
-    return Phrase(source, s, cut, bpm)
+    return Phrase(source, s, cut, bpm, bpm_source)
+
+
+def _before_rest(notes: Sequence[Note], max_rest_beats: float) -> list[Note]:
+    """``notes`` up to their first rest of ``max_rest_beats`` or more. Why: a rest as long as the
+    engine's silence threshold ends the call there, and the rest of the phrase would be a second
+    call: the demo would play more exchanges than it announced, one of them unanswered."""
+    ordered = sorted(notes, key=lambda n: n.start)
+    released = -math.inf
+    for i, n in enumerate(ordered):
+        if i and n.start - released >= max_rest_beats:
+            return ordered[:i]
+        released = max(released, n.end)
+    return ordered
 
 
 def plan_session(
@@ -133,7 +151,8 @@ def summary(exchanges: Sequence, calls: Sequence[PlannedCall], performer_notes: 
         "planned_barge_ins": sum(c.barge_in for c in calls),
         "exchanges": len(exchanges),
         "answered": len(answered),
-        "barge_ins": sum(1 for ex in exchanges if ex.ended == "barge-in"),
+        "barge_ins": sum(1 for ex in exchanges if ex.ended == "barge-in" and ex.response_notes > 0),
+        "not_begun": sum(1 for ex in exchanges if ex.ended == "barge-in" and ex.response_notes == 0),
         "performer_notes": performer_notes,
         "improv_notes": improv_notes,
         "real_time": real_time,
@@ -144,6 +163,7 @@ def summary(exchanges: Sequence, calls: Sequence[PlannedCall], performer_notes: 
         "response_overhead_ms_median": float(np.median(overheads)) if overheads else None,
         "response_overhead_ms_max": float(max(overheads)) if overheads else None,
         "sources": sorted({c.phrase.source for c in calls}),
+        "endings": [ex.ended for ex in exchanges],  # finished | barge-in | shutdown | ...
     }
     if real_time:
         result.update(lateness)

@@ -12,6 +12,13 @@ the send time; it then spins to each message's exact time and sends it.
 
 Every exit path (a stop request, Ctrl-C, SIGTERM, an exception) goes through ``close``, which
 sends the engine's final note-offs and All Notes Off.
+
+Nothing on this thread may block or end the session: status lines go to a printer thread through
+a bounded queue (``printer``); the ports are watched from a supervisor thread (``supervisor``),
+whose findings the loop takes each turn; an error outside the engine's own guarded calls (an
+incoming message the engine fails on, a port event, a status line) is reported once per kind,
+what must be silenced is, and the loop goes on. Messages that could not reach the output are
+made up for when it is back (``outage``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import numpy as np
 
 from improv.io.clock import Clock
 from improv.realtime.engine import Engine
+from improv.session.outage import Outage
+from improv.session.printer import StatusPrinter
 
 
 class Lateness:
@@ -71,6 +80,9 @@ class LoopStats:
     exchange_count: int = 0
     sent: int = 0
     send_errors: int = 0
+    lost_sends: int = 0  # messages that could not reach the output (failed, or into a port that was gone)
+    faults: int = 0  # errors caught outside the engine's guarded calls
+    status_dropped: int = 0  # status lines dropped while the terminal was not reading
 
     def lateness_ms(self) -> dict[str, float]:
         late = self.lateness
@@ -89,8 +101,10 @@ class ServeLoop:
 
     ``inport`` needs ``iter_stamped()`` yielding (arrival time on ``clock``'s scale, message),
     or else ``iter_pending()`` (messages, stamped with the drain time); it may have
-    ``next_arrival()``, for scripted input. ``outport`` needs ``send(msg)``. ``ports`` (a
-    ``ports.MidiPorts``) is checked now and then for vanished and returned ports. ``on_status`` receives one line per event worth telling.
+    ``next_arrival()``, for scripted input. ``outport`` needs ``send(msg)``. ``ports`` says what
+    became of the ports: ``take(now)`` -> [(event, line)] and ``next_check()`` (a
+    ``supervisor.PortSupervisor`` in a session; in simulated time, a fake that checks when asked).
+    ``on_status`` receives one line per event worth telling, on a printer thread of its own.
     """
 
     def __init__(
@@ -107,27 +121,28 @@ class ServeLoop:
         lead_s: float = 0.0005,
         idle_s: float = 0.5,
         max_units: int = 8,
-        reconnect_s: float = 1.0,
     ) -> None:
         self.engine = engine
         self.inport = inport
         self.outport = outport
         self.clock = clock
         self.ports = ports
-        self.on_status = on_status or (lambda line: None)
+        self.printer = StatusPrinter(on_status or (lambda line: None))
+        self.on_status: Callable[[str], None] = self.printer  # never blocks: see ``printer``
         self.wake = wake or threading.Event()
         self.stop = threading.Event()
         self.margin_s = margin_s  # no thinking closer than this to a send
         self.lead_s = lead_s
         self.idle_s = idle_s
         self.max_units = max_units
-        self.reconnect_s = reconnect_s
         self.stats = LoopStats()
         self.closed = False
         self.shield: Callable[[], ContextManager[Any]] = contextlib.nullcontext  # the session's (io.signals)
         self._unit_cost = 0.0005  # seconds per model unit, learnt as the loop runs
-        self._next_check = -math.inf
-        self._output_ok = True
+        self.outage = Outage()
+        self._restore = False  # sends work again after failing: make up for the outage (``_output_back``)
+        self._faults_said: set[str] = set()
+        self._dropped_in = 0  # the input's count of dropped arrivals, as last seen
         self._stamped = getattr(inport, "iter_stamped", None)
 
     def request_stop(self) -> None:
@@ -149,8 +164,9 @@ class ServeLoop:
         engine, clock = self.engine, self.clock
         self.wake.clear()  # before draining: a message arriving after the drain still wakes the sleep
         now = clock.now()
-        for t, msg in self._arrivals(now):
-            engine.on_message(msg, t)
+        self._take_input(now)
+        if self.ports is not None:
+            self._port_events(now)
         self._send(self._due(now + self.lead_s))
         for line in engine.take_errors():
             self.on_status(f"improv: {line}")
@@ -166,9 +182,6 @@ class ServeLoop:
                 spent = clock.now() - started
                 self._unit_cost = 0.8 * self._unit_cost + 0.2 * (spent / done)
             return
-        if self.ports is not None and now >= self._next_check and room > 0.05:
-            self._check_ports(now)
-            return
         wakeup = engine.next_wakeup()
         if wakeup is not None and wakeup <= now:
             wakeup = deadline  # the engine has work, but a send comes first: wait for the send
@@ -178,8 +191,9 @@ class ServeLoop:
         for t in (wakeup, self._next_arrival(), until):
             if t is not None:
                 target = min(target, t)
-        if self.ports is not None and self._next_check > now:
-            target = min(target, self._next_check)
+        check = self.ports.next_check() if self.ports is not None else None
+        if check is not None:
+            target = min(target, max(check, now))
         clock.sleep_until(target, self.wake)
 
     def close(self) -> None:
@@ -189,8 +203,12 @@ class ServeLoop:
             return
         self.closed = True
         with self.shield():
-            self._send(self.engine.shutdown(self.clock.now()))  # all stamped now: no waiting
-            self._report()
+            try:
+                self._send(self.engine.shutdown(self.clock.now()))  # all stamped now: no waiting
+                self._report()
+            finally:
+                self.printer.close()
+                self.stats.status_dropped = self.printer.dropped
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -198,7 +216,46 @@ class ServeLoop:
         for ex in self.engine.take_reports():
             self.stats.exchanges.append(ex)
             self.stats.exchange_count += 1
-            self.on_status(ex.status_line())
+            try:
+                line = ex.status_line()
+            except Exception as exc:  # the report of an exchange must not end the session
+                self._fault("the status line", exc)
+                continue
+            self.on_status(line)
+
+    def _fault(self, where: str, exc: Exception) -> None:
+        """An error outside the engine's guarded calls: counted, said once per kind, and the loop goes on."""
+        self.stats.faults += 1
+        key = f"{where}: {type(exc).__name__}"
+        if key not in self._faults_said:
+            self._faults_said.add(key)
+            self.on_status(f"improv: error in {where} ({type(exc).__name__}: {exc}); improv plays on")
+
+    def _take_input(self, now: float) -> None:
+        """Every message that arrived, to the engine. A message the engine fails on: everything is
+        silenced (the engine may be half way through it) and the next message is handled as usual.
+        Input dropped while the loop stalled (a full arrival queue): the keys held are released."""
+        engine = self.engine
+        try:
+            dropped = getattr(self.inport, "dropped", 0)
+            if dropped != self._dropped_in:
+                self.on_status(f"improv: {dropped - self._dropped_in} incoming MIDI messages dropped (improv fell behind); keys held are released")
+                self._dropped_in = dropped
+                engine.input_lost(now)
+            for t, msg in self._arrivals(now):
+                try:
+                    engine.on_message(msg, t)
+                except Exception as exc:
+                    self._fault("handling an incoming message", exc)
+                    self._silence(now)
+        except Exception as exc:  # the input itself failed (what is still queued is read next turn)
+            self._fault("reading the MIDI input", exc)
+
+    def _silence(self, now: float) -> None:
+        try:
+            self.engine.panic(now)
+        except Exception as exc:
+            self._fault("silencing", exc)
 
     def _send(self, batch: list[tuple[float, mido.Message]]) -> None:
         if not batch:
@@ -208,18 +265,26 @@ class ServeLoop:
             self.clock.sleep_until(t)  # taken up to lead_s early: wait (spin) for the exact time
             try:
                 self.outport.send(msg)
-            except (OSError, ValueError) as exc:  # a vanished output: keep serving, report once
+            except Exception as exc:  # a vanished output (or a broken tap): keep serving, report once, make up for it later
                 self.stats.send_errors += 1
-                if self._output_ok:
-                    self.on_status(f"improv: cannot send to the MIDI output ({exc})")
-                self._output_ok = False
+                self.stats.lost_sends += 1
+                self.outage.missed(msg)
+                if self.outage.begin("send"):
+                    self.on_status(f"improv: cannot send to the MIDI output ({exc}); note-offs are sent again when it is back")
                 continue
-            self._output_ok = True
+            if self.outage.down:
+                if self.outage.cause == "send":
+                    self._restore = True  # sends work again: make up for the outage after this batch
+                else:
+                    self.outage.missed(msg)  # the port is gone: this went nowhere
+                    self.stats.lost_sends += 1
             sent = self.clock.now()
             self.stats.lateness.append(sent - t)
             self.stats.sent += 1
             if started is not None and started.first_sent_at is None and msg.type == "note_on":
                 started.first_sent_at = sent
+        if self._restore:
+            self._output_back(self.clock.now())
 
     def _arrivals(self, now: float) -> Any:
         if self._stamped is not None:
@@ -242,9 +307,35 @@ class ServeLoop:
         next_arrival = getattr(self.inport, "next_arrival", None)
         return next_arrival() if next_arrival is not None else None
 
-    def _check_ports(self, now: float) -> None:
-        self._next_check = now + self.reconnect_s
-        for event, line in self.ports.check():
+    def _port_events(self, now: float) -> None:
+        """What the supervisor found: said, and acted on here (the engine is the loop's alone)."""
+        try:
+            events = self.ports.take(now)
+        except Exception as exc:
+            self._fault("watching the ports", exc)
+            return
+        for event, line in events:
             self.on_status(f"improv: {line}")
-            if event in ("lost-input", "system-error", "system-lost"):  # keys held now will send no note-off
-                self.engine.input_lost(now)
+            try:
+                if event in ("lost-input", "system-error", "system-lost"):  # keys held now will send no note-off
+                    self.engine.input_lost(now)
+                if event in ("lost-output", "system-lost"):
+                    self.outage.begin("port")
+                elif event == "back-output" or (event == "system-back" and self.outage.down and "waiting for MIDI output" not in line):
+                    self._output_back(now)
+                elif event == "back-input":
+                    self.engine.port_back(now, "input")
+            except Exception as exc:
+                self._fault(f"acting on {event}", exc)
+
+    def _output_back(self, now: float) -> None:
+        """The output is back: the note-offs it missed again, then the engine's note-off for every
+        note it believes sounding and All Notes Off on its channel (``Engine.port_back``)."""
+        self._restore = False
+        offs, lost = self.outage.end()
+        self._send([(now, msg) for msg in offs])
+        self.engine.port_back(now, "output")
+        self._send(self._due(now))
+        if lost:
+            self.on_status(f"improv: the MIDI output is back: {lost} message{'s' if lost != 1 else ''} could not reach it; "
+                           f"{len(offs)} note-off{'s' if len(offs) != 1 else ''} sent again, every note improv sounds ended, All Notes Off")

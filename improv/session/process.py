@@ -47,7 +47,7 @@ def serve(
     handle_signals: bool = True,
     realtime_priority: int = 0,
 ) -> LoopStats:
-    """Run ``loop`` as a session: the first Ctrl-C (or SIGTERM) ends it cleanly, a second one at
+    """Run ``loop`` as a session: the first Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) ends it cleanly, a second one at
     once, but never before the final note-offs and All Notes Off have left (``io.signals``); and
     the process is tuned for steady timing (one BLAS thread, a real-time priority when allowed,
     short GIL switches, a frozen heap)."""

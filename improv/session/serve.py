@@ -33,6 +33,7 @@ from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_picture
 from improv.session.process import serve
+from improv.session.supervisor import PortSupervisor
 from improv.settings.sections import SampleSettings, ServeSettings
 
 if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
@@ -93,7 +94,7 @@ def serve_session(
     ``monitor``, a live page shows the session. With ``memory``, the session memory (what improv
     learned of the performer) is loaded from that file when it exists and saved there at the end.
     Returns 2 when the recording or the memory could not be written."""
-    say = say or (lambda line: print(line, flush=True))
+    say = say or print_line
     choice = PortChoice(s.api, s.in_port or s.port, s.out_port or s.port, s.virtual, s.client_name)
     check_names(choice)  # before the models: a wrong port name fails at once
     if record:
@@ -119,6 +120,7 @@ def serve_session(
             live.close()
         raise
     stats = None
+    supervisor = None
     ended = False
     clock = RealClock(s.spin_ms / 1000)
     try:
@@ -135,11 +137,14 @@ def serve_session(
             if live is not None:
                 say(live.describe())
                 inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
-            loop = ServeLoop(engine, inport, outport, clock, ports=ports, on_status=status, wake=wake, reconnect_s=s.reconnect_s)
+            supervisor = PortSupervisor(ports, s.reconnect_s, wake).start()  # the ports are watched off the loop's thread
+            loop = ServeLoop(engine, inport, outport, clock, ports=supervisor, on_status=status, wake=wake)
             stats = serve(loop, realtime_priority=s.realtime_priority)
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
             try:
+                if supervisor is not None:
+                    supervisor.close()  # before the ports: no check may reopen what is being closed
                 ports.close()
             finally:
                 if live is not None:
@@ -149,6 +154,11 @@ def serve_session(
         say(
             f"improv: {stats.exchange_count} exchanges, {stats.sent} messages sent"
             f" · lateness p50 {late['send_late_p50_ms']:.3f} ms, p99 {late['send_late_p99_ms']:.3f} ms, max {late['send_late_max_ms']:.3f} ms"
+            + "".join(f" · {n} {what}" for n, what in (
+                (stats.lost_sends, "messages could not reach the output"),
+                (stats.faults, "errors caught, improv played on"),
+                (stats.status_dropped, "status lines dropped"),
+            ) if n)
         )
     finally:
         # Also after an error: what was played is kept (a session cut short by a crash has notes).
@@ -181,6 +191,14 @@ def save_memory(memory: SessionMemory, path: str, now: float, say: Callable[[str
         return False
     say(f"improv: session memory saved to {path}: {memory.events} events")
     return True
+
+
+def print_line(line: str) -> None:
+    """A line on stdout; a terminal that is gone (closed after SIGHUP) loses it, the session goes on."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
 
 
 def save_recording(recorder: Recorder, record: str, bpm: float, say: Callable[[str], None], programs: tuple[int, int] = (0, 0)) -> bool:

@@ -126,12 +126,17 @@ class VoiceSettings:
 
 @dataclass(frozen=True)
 class GenerateSettings:
-    # Events to generate (generation may end earlier at the end-of-piece token).
+    # Events to generate (exactly that many by default: see min_length).
     length: int = 500
     # Tempo of the written file when neither --bpm nor a prompt gives one.
     bpm: float = 100.0
     # General MIDI program (0 = acoustic grand piano).
     program: int = 0
+
+    # ---- firstrun (issue 21): the length asked for ----
+    # Events before the model may end the piece (its end-of-piece token is masked until then):
+    # -1 = the whole length (you get the length you asked for); 0 = the model ends it when it likes.
+    min_length: int = -1
 
 
 @dataclass(frozen=True)
@@ -206,14 +211,16 @@ class ServeSettings:
     highest_pitch: int = 108
     # Events (performer and improv) the model is re-primed from before each answer.
     window: int = 100
-    # Tempo when no MIDI clock is followed and no estimate is made.
+    # The tempo before the first call: the prior the first call's tempo is heard near (the nearer of
+    # two metrical levels that fit alike), and the tempo when no clock is followed and none is heard.
     bpm: float = 100.0
     # Notes struck within this many milliseconds of a chord's first note are that chord (for the
     # model, the tempo estimate and the answer's texture): a human chord spreads over 15-40 ms.
     chord_ms: float = 40.0
     # Follow incoming MIDI clock (24 per beat) when a DAW sends it.
     follow_clock: bool = True
-    # Otherwise estimate the tempo from each call's inter-onset intervals (within an octave of the current one).
+    # Otherwise hear the tempo, beat and bar of each call from its onsets (music/pulse.py), with the tempo
+    # of the set (or serve.bpm, for a first call or after a long pause) choosing among metrical levels.
     estimate_tempo: bool = True
     # Controller numbers (CC 0-127; -1 = off): temperature knob, answer-length knob (x0.25..x4,
     # centre = as long as the call), end-of-call switch, panic switch, voice knob (its range split
@@ -233,11 +240,12 @@ class ServeSettings:
     # count as released (a lost note-off must not hold a call open forever).
     stuck_note_s: float = 10.0
     # Improv's own messages coming back through a loopback port (IAC, loopMIDI) are not the
-    # performer's: a loopback is detected by a probe (a sysex instruments ignore) sent every
-    # echo_probe_s while listening, and while one is there, a message equal to one improv sent at
-    # most echo_ms before (narrowed to 3x the probe's delay) is its echo. echo_ms 0 = no detection.
+    # performer's: a loopback is detected by a probe (a sysex instruments ignore: F0 7D 69 6D 70 nn
+    # F7) sent when the session starts and when a port comes back, and while one is there, a
+    # message equal to one improv sent at most echo_ms before (narrowed to 3x the probe's delay)
+    # is its echo. echo_ms 0 or echo_probe false = no probe and no detection.
     echo_ms: float = 50.0
-    echo_probe_s: float = 30.0
+    echo_probe: bool = True
     # A note due more than late_ms ago (the machine stalled) is dropped ("drop": the answer keeps
     # its beat) or the rest of the answer moves later by the delay ("shift"); counted in the status line.
     late_policy: Literal["drop", "shift"] = "drop"
@@ -251,6 +259,51 @@ class ServeSettings:
     realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0
+    # ---- the answer's rules (realtime/processors.py; issue 19) ----
+    # Each rule's strength: 1 = as designed, 0 = off, 2 = twice its nats. key (with keep_key):
+    # a note outside the call's key only where the voice gives it 2 % or more, and then bent
+    # away (0: the key is not kept at all); texture: a line answers
+    # a line, chords no fuller than the call's; register: around the call's; motif: the call's
+    # motif taken up (as far as imitation says); cadence and opening: the phrase's ending and its
+    # first onset on the tonic triad (with phrase_ending). The pitch range and one key per onset
+    # are not rules: they always hold.
+    rule_key: float = 1.0
+    rule_texture: float = 1.0
+    rule_register: float = 1.0
+    rule_motif: float = 1.0
+    # (cadence 0.3: at 1, with the tonic triad on every beat of the ending, bach's answers ended on
+    # a cadence 0.45 of the time against the real answers' 0.07)
+    rule_cadence: float = 0.3
+    rule_opening: float = 1.0
+    # dynamics: the answer's velocities shaped after the call's (realtime/dynamics.py): its level
+    # leaning to where the call ended, its crescendo or diminuendo carried on, an arc, accents on
+    # the beat, a softer ending; 0 = the call's level, flat (follow_velocity still blends).
+    rule_dynamics: float = 1.0
+    # density: notes per beat near the call's (times serve.density); echo: no opening that plays
+    # the call back at pitch (its first two notes may repeat the call's, not the third).
+    rule_density: float = 1.0
+    rule_echo: float = 1.0
+    # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
+    # a whole tone in one chord.
+    rule_voicing: float = 1.0
+    # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
+    density: float = 1.0
+    cc_density: int = 26
+
+    # ---- the pulse (issue 18): where the answer's notes fall on the performer's grid ----
+    # Where the answer enters: "beat" = on a beat (serve.answer_grid_beats), "bar" = on the next
+    # downbeat of the performer's bar (metre and downbeat heard from the call's accents, or the MIDI
+    # clock's song position), and the answer lasts whole bars, as musicians trading fours do.
+    entry: Literal["beat", "bar"] = "beat"
+    # The answer's swing: the long-to-short ratio of its off-beat eighths (1 = straight, 2 = triplet
+    # swing); 0 = the call's own, heard from its off-beat eighths.
+    swing: float = 0.0
+    # Notes are sent this many milliseconds early, so that they sound on the grid (a synth's or a
+    # network's output latency; `improv calibrate` measures a loopback's round trip).
+    output_latency_ms: float = 0.0
+    # ... plus, for instruments whose latency depends on velocity (a Disklavier), [velocity, ms]
+    # pairs interpolated between (e.g. [[20, 60], [100, 15]]); empty = none.
+    output_latency_by_velocity: list[list[float]] = field(default_factory=list)
 
     # ---- session memory (realtime/memory.py) ----
     # How much improv takes up the performer's own idiom during the set (0 = the voice alone ... 1 =
@@ -260,8 +313,8 @@ class ServeSettings:
     forget_after: float = 0.0
     # Controller numbers (0-127; -1 = off): the adapt knob (0 .. 1) and the forget switch (>= 64:
     # the session memory is forgotten at once).
-    cc_adapt: int = 26
-    cc_forget: int = 27
+    cc_adapt: int = 28
+    cc_forget: int = 29
 
 
 @dataclass(frozen=True)

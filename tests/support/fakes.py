@@ -159,3 +159,20 @@ def phrase(notes, start: float = 0.0, step: float = 0.25, length: float = 0.2, v
         script.append((t, on(note, velocity)))
         script.append((t + length, off(note)))
     return script
+
+
+class PolledPorts:
+    """``ports.check()`` every ``every_s`` on the loop's own clock, first at ``first``: what the
+    session's supervisor thread does (``session.supervisor``), in simulated time."""
+
+    def __init__(self, ports, every_s: float = 1.0, first: float = 0.0) -> None:
+        self.ports, self.every_s, self._next = ports, every_s, first
+
+    def take(self, now: float):
+        if now < self._next:
+            return []
+        self._next = now + self.every_s
+        return self.ports.check()
+
+    def next_check(self) -> float:
+        return self._next

@@ -113,10 +113,8 @@ def tear_down(proc, *ports) -> None:
 
 def tiny_checkpoint_file(folder):
     """An untrained model small enough to start in a moment, for tests that run `improv serve`."""
-    from improv.model.checkpoint import write_untrained_checkpoint
     from improv.settings.load import load_settings
+    from support.models import write_random_model
 
-    path = folder / "tiny.pt"
     settings = load_settings(None, ["model.hidden_size=32", "model.embed_dim=16", "model.num_layers=1"])
-    write_untrained_checkpoint(path, settings.model, seed=0)
-    return path
+    return write_random_model(folder / "tiny.npz", settings.model, seed=0)

@@ -1,0 +1,322 @@
+"""The performer's pulse from the notes they played: tempo and beat phase (``track``), beats per
+bar and the downbeat (``meter``), the swing of the off-beat eighths (``swing_ratio``), and where a
+beat position lands in time (``Pulse.time``).
+
+Pure: onsets in seconds in, numbers out; no clock. Plain numpy, cheap enough (a few ms for a call
+of 60 notes) to run in the silence before an answer.
+
+How the tempo is found: a comb of candidate beat periods from 40 to 220 bpm, each scored by where
+the call's onsets fall on its grid: a note on the beat earns full credit, on the half beat a little
+more than half, on a sixteenth or a triplet less (and long or loud notes count more). That credit
+is what rules out the 3:2 errors: quarter notes at 60 bpm all lie on the beats of 60 or 120, but
+half of them fall on off-beats at 90. Where two metrical levels fit alike (60 and 120 for plain
+quarters), the one nearer the prior wins (the tempo of the set, or ``serve.bpm``). The best
+candidate is then refined by a least-squares line through the onsets at their grid positions,
+recent notes weighted more, so the grid extrapolated past the call follows where the call ended.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+MIN_BPM, MAX_BPM = 40.0, 220.0
+# The credit of an onset on the beat is 1, on the half beat 0.6, on a sixteenth 0.35, on a triplet
+# 0.25 (less: triplets are where a 3:2 error puts plain eighths).
+_SNAP = np.array([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0])  # sixteenths and triplets
+_JITTER_S = 0.03  # human timing spread the credit tolerates (sd of a performed onset, about)
+_CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 0.7 % apart; refined after
+_RECENT_BEATS = 16.0  # half-life of an onset's weight in the refinement, in beats before the last
+MIN_FIT = 0.45
+EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """A beat grid: beat k falls at ``origin + k * 60 / bpm`` (straight) and bar lines at beats
+    ``downbeat + n * beats_per_bar``; off-beat eighths sit ``swing / (1 + swing)`` of the way
+    through their beat (1 = straight, 2 = triplet swing)."""
+
+    bpm: float
+    origin: float
+    fit: float = 1.0  # mean credit of the call's onsets on this grid (1 = all on beats)
+    beats_per_bar: int = 4
+    downbeat: int = 0  # a beat index that starts a bar
+    swing: float = 1.0
+
+    @property
+    def beat_s(self) -> float:
+        return 60.0 / self.bpm
+
+    def position(self, t: float) -> float:
+        """Beats from the origin to time ``t``, swing taken out (the inverse of ``time``)."""
+        x = (t - self.origin) / self.beat_s
+        return unswing(x, self.swing)
+
+    def time(self, position: float) -> float:
+        """When beat position ``position`` sounds, with the grid's swing."""
+        return self.origin + swing_position(position, self.swing) * self.beat_s
+
+    def next_beat(self, t: float, every: int = 1, phase: int = 0) -> int:
+        """The first beat index ``k`` with ``time(k) >= t`` and ``k ≡ phase (mod every)``."""
+        k = math.ceil((t - self.origin) / self.beat_s - 1e-9)
+        return k + (phase - k) % every
+
+    def next_downbeat(self, t: float) -> int:
+        return self.next_beat(t, self.beats_per_bar, self.downbeat)
+
+
+def swing_position(x: float, ratio: float) -> float:
+    """Beat position -> swung position: the half beat moves to ``ratio / (1 + ratio)``, the
+    sixteenths with it (each half of the beat stretched or squeezed); triplets stay where they are
+    (swing is already their feel)."""
+    if abs(ratio - 1.0) < 1e-9:
+        return x
+    k = math.floor(x + 1e-9)
+    f = x - k
+    if min(abs(f - 1 / 3), abs(f - 2 / 3)) < 1e-6:
+        return x
+    s = ratio / (1 + ratio)
+    return k + (f * 2 * s if f <= 0.5 else s + (f - 0.5) * 2 * (1 - s))
+
+
+def unswing(x: float, ratio: float) -> float:
+    if abs(ratio - 1.0) < 1e-9:
+        return x
+    k = math.floor(x + 1e-9)
+    f = x - k
+    s = ratio / (1 + ratio)
+    return k + (f / (2 * s) if f <= s else 0.5 + (f - s) / (2 * (1 - s)))
+
+
+def snap(position: float) -> float:
+    """The nearest sixteenth or triplet of the beat."""
+    k = math.floor(position)
+    f = position - k
+    return k + float(_SNAP[np.argmin(np.abs(_SNAP - f))])
+
+
+def groups(onsets: Sequence[float], chord_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(time of each onset group, index of its first note in sorted order): notes struck within
+    ``chord_s`` of a group's first are one onset, timed at their mean (a spread chord's centre)."""
+    order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
+    times = np.asarray(onsets, dtype=np.float64)[order]
+    starts = [0]
+    for i in range(1, len(times)):
+        if times[i] - times[starts[-1]] >= chord_s:
+            starts.append(i)
+    bounds = starts + [len(times)]
+    centres = np.array([times[a:b].mean() for a, b in zip(bounds, bounds[1:])])
+    return centres, np.array(starts, dtype=np.int64)
+
+
+def salience(times: np.ndarray, durations: np.ndarray | None, velocities: np.ndarray | None) -> np.ndarray:
+    """How much each onset group marks the metre: 1, plus more for a long note (held or followed by
+    a gap) and a loud one, relative to the call's own."""
+    n = len(times)
+    w = np.ones(n)
+    if durations is not None and n > 1:
+        d = np.maximum(np.asarray(durations, dtype=np.float64), 1e-3)
+        w += 0.5 * np.clip(d / np.median(d) - 1.0, 0.0, 2.0)
+    if velocities is not None and n > 1:
+        v = np.asarray(velocities, dtype=np.float64)
+        spread = max(float(v.std()), 4.0)
+        w += 0.3 * np.clip((v - v.mean()) / spread, -1.0, 2.0)
+    return np.maximum(w, 0.2)
+
+
+def track(
+    onsets: Sequence[float],
+    prior_bpm: float,
+    prior_weight: float = 0.1,
+    durations: Sequence[float] | None = None,
+    velocities: Sequence[float] | None = None,
+    chord_s: float = 0.04,
+) -> Pulse | None:
+    """Tempo and beat phase of a played phrase, or None without a clear pulse (fewer than four
+    onsets, or no grid that most of them fit). ``prior_weight``: credit lost per octave away from
+    ``prior_bpm``; it settles the metrical level among grids that fit alike."""
+    if len(onsets) < 4:
+        return None
+    times, first = groups(onsets, chord_s)
+    if len(times) < 4:
+        return None
+    times, first = times[-40:], first[-40:]  # the recent past decides; bounded work
+    order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
+    dur = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
+    vel = None if velocities is None else np.asarray(velocities, dtype=np.float64)[order]
+    group_dur = None
+    if dur is not None:  # a group lasts as long as its longest note, or until the next onset if that is later
+        ends = np.array([dur[i] for i in first])
+        gaps = np.append(np.diff(times), ends[-1])
+        group_dur = np.maximum(ends, np.minimum(gaps, 4 * np.median(gaps)))
+    w = salience(times, group_dur, None if vel is None else vel[first])
+    rel = times - times[0]
+    anchors = np.argsort(-w, kind="stable")[:8]  # the phases tried: a salient onset on a beat
+    # Every candidate period and anchor phase at once: (candidates, anchors, onsets) positions.
+    beats = 60.0 / _CANDIDATES
+    sigma = np.maximum(_JITTER_S / beats, 0.02)[:, None, None, None]
+    x = rel[None, :] / beats[:, None]  # (C, N)
+    phases = x[:, anchors]  # (C, A)
+    y = np.mod(x[:, None, :] - phases[:, :, None], 1.0)  # (C, A, N)
+    sigma = sigma[..., 0]
+    credit = _kernel(np.abs(y - np.round(y)), sigma)  # on the beat
+    credit = np.maximum(credit, 0.6 * _kernel(np.abs(y - 0.5), sigma))  # the half beat
+    credit = np.maximum(credit, 0.35 * _kernel(np.abs(y - 0.25 - 0.5 * np.round((y - 0.25) * 2)), sigma))  # sixteenths
+    credit = np.maximum(credit, 0.25 * _kernel(np.minimum(np.abs(y - 1 / 3), np.abs(y - 2 / 3)), sigma))  # triplets
+    fits = credit @ w / w.sum()  # (C, A)
+    k = np.argmax(fits, axis=1)
+    c = np.arange(len(_CANDIDATES))
+    fit_c = fits[c, k]
+    # Empty beats cost: any multiple of the tempo fits the same onsets, but leaves beats empty.
+    y_best = y[c, k]  # (C, N)
+    near = np.abs(y_best - np.round(y_best)) < 0.15
+    index = np.round(x - phases[c, k][:, None]).astype(np.int64)
+    index = np.where(near, index, -(10**9))
+    srt = np.sort(index, axis=1)
+    occupied = ((np.diff(srt, axis=1) != 0) & (srt[:, 1:] > -(10**9))).sum(axis=1) + (srt[:, 0] > -(10**9))
+    span = np.floor((rel[-1] - rel[0]) / beats + 0.15) + 1
+    score = fit_c - EMPTY_COST * (1 - np.minimum(occupied / span, 1.0)) - prior_weight * np.abs(np.log2(_CANDIDATES / prior_bpm))
+    b = int(np.argmax(score))
+    best = (score[b], float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b]))
+    _, bpm, phase, fit = best
+    if fit < MIN_FIT:
+        return None
+    bpm, origin = _refine(times, bpm, times[0] + phase * 60.0 / bpm)
+    if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
+        return None
+    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit))
+    swing = swing_ratio(pulse, times, 0.0)
+    if swing != 1.0:  # the swung off-beats pulled the straight fit: fit again on the swung grid
+        bpm, origin = _refine(times, bpm, origin, swing)
+        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0))
+    return pulse
+
+
+def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """1 at distance 0, falling to 0 at 2.5 sigma (a cheap Gaussian)."""
+    return np.maximum(0.0, 1.0 - (d / (2.5 * sigma)) ** 2)
+
+
+def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False) -> tuple[float, float]:
+    """Least squares through the onsets at their nearest grid positions (sixteenths, triplets;
+    off-beat eighths where ``swing`` puts them), recent ones weighted more; again without the
+    onsets far from the line."""
+    beat = 60.0 / bpm
+    keep = np.ones(len(times), dtype=bool)
+    for _ in range(3):
+        pos = np.array([snap(unswing(x, swing)) for x in (times - origin) / beat])
+        recency = np.exp2(-(pos[-1] - pos) / _RECENT_BEATS)
+        ww = recency * keep
+        if np.count_nonzero(ww) < 3 or np.ptp(pos[ww > 0]) < 1.0:
+            break
+        a = np.vstack([[swing_position(x, swing) for x in pos], np.ones_like(pos)]).T
+        sw = np.sqrt(ww)
+        if fixed:  # the period is known: only the phase
+            slope, icpt = beat, float(np.sum(ww * (times - beat * a[:, 0])) / np.sum(ww))
+        else:
+            (slope, icpt), *_ = np.linalg.lstsq(a * sw[:, None], times * sw, rcond=None)
+        if slope <= 0:
+            break
+        beat, origin = float(slope), float(icpt)
+        resid = np.abs(times - a @ np.array([beat, origin]))
+        keep = resid < max(0.06, 3 * float(np.median(resid)) + 0.01)
+    # The origin moved to the beat nearest the last onset: the grid is extrapolated from there.
+    k = round((times[-1] - origin) / beat)
+    return 60.0 / beat, origin + k * beat
+
+
+def retempo(pulse: Pulse, onsets: Sequence[float], bpm: float, chord_s: float = 0.04) -> Pulse:
+    """``pulse`` at tempo ``bpm`` (a better-founded one: the set's, blended with the call's), its
+    phase fitted again to the onsets at that period."""
+    times, _ = groups(onsets, chord_s)
+    _, origin = _refine(times[-40:], bpm, pulse.origin, pulse.swing, fixed=True)
+    return replace(pulse, bpm=bpm, origin=origin)
+
+
+def meter(
+    pulse: Pulse,
+    onsets: Sequence[float],
+    durations: Sequence[float],
+    velocities: Sequence[float],
+    pitches: Sequence[int],
+    prefer: int = 4,
+) -> Pulse:
+    """``pulse`` with its beats per bar (2, 3 or 4) and downbeat, from the accents on its beats:
+    velocity, length (until the note ends or the next onset), low notes and repetition (a bar's
+    pattern coming back). ``prefer`` wins unless another metre is clearly better."""
+    t = np.asarray(onsets, dtype=np.float64)
+    if len(t) < 4:
+        return pulse
+    x = (t - pulse.origin) / pulse.beat_s
+    k = np.round(x).astype(np.int64)
+    on = np.abs(x - k) < 0.15
+    if np.count_nonzero(on) < 3:
+        return pulse
+    lo, hi = int(k[on].min()), int(k[on].max())
+    span = hi - lo + 1
+    accent = np.zeros(span)
+    order = np.argsort(t)
+    dur = np.asarray(durations, dtype=np.float64)
+    vel = np.asarray(velocities, dtype=np.float64)
+    pit = np.asarray(pitches, dtype=np.float64)
+    vz = (vel - vel.mean()) / max(vel.std(), 4.0)
+    low = pit <= np.percentile(pit, 30) if len(pit) > 3 else np.zeros(len(pit), dtype=bool)
+    sorted_t = t[order]
+    after = np.searchsorted(sorted_t, t + 0.04, side="right")  # the next onset that is not this chord
+    nxt = np.where(after < len(t), sorted_t[np.minimum(after, len(t) - 1)] - t, dur)
+    length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
+    strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
+    count = np.zeros(span)
+    np.add.at(accent, k[on] - lo, strength[on])  # a beat's accent: the mean of its notes'
+    np.add.at(count, k[on] - lo, 1.0)
+    accent = np.where(count > 0, accent / np.maximum(count, 1), np.nan)
+    accent = np.nan_to_num(accent, nan=float(np.nanmin(accent)) - 0.5)  # an empty beat is weak
+    # At a fast heard tempo the bar may hold 8 of its beats (4/4 heard in eighths).
+    fast = pulse.bpm >= 100
+    priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
+    priors[prefer] = priors.get(prefer, 0.0) + 0.1
+    best: tuple[float, int, int] = (-np.inf, prefer, 0)
+    for bpb, prior in priors.items():
+        if span < bpb:
+            continue
+        for d in range(bpb):
+            score = float(accent[d::bpb].mean() - accent.mean()) + prior
+            if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
+                bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
+                if len(bars) >= 2:
+                    c = bars - bars.mean(axis=1, keepdims=True)
+                    norm = np.sqrt((c * c).sum(axis=1))
+                    both = norm[:-1] * norm[1:]
+                    corr = np.where(both > 1e-9, (c[:-1] * c[1:]).sum(axis=1) / np.maximum(both, 1e-9), 0.0)
+                    score += 0.3 * float(corr.mean())
+            if score > best[0]:
+                best = (score, bpb, d)
+    _, bpb, d = best
+    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing)
+
+
+def swing_ratio(pulse: Pulse, onsets: Sequence[float], chord_s: float = 0.04) -> float:
+    """The long-to-short ratio of the call's off-beat eighths (1 = straight, 2 = triplet swing),
+    1 when fewer than three off-beats are heard or they lie on a straight grid. An off-beat eighth
+    is an onset between 0.45 and 0.72 of a beat, alone between the beat and the next one."""
+    times, _ = groups(onsets, chord_s)
+    x = (times - pulse.origin) / pulse.beat_s
+    fracs = []
+    for i, xi in enumerate(x):
+        k = math.floor(xi + 0.1)
+        f = xi - k
+        if not 0.45 <= f <= 0.72:
+            continue
+        others = np.delete(x, i)
+        if np.any((others > k + 0.12) & (others < k + 0.88)):
+            continue  # sixteenths or triplets around it: not an eighth pair
+        fracs.append(f)
+    if len(fracs) < 3:
+        return 1.0
+    f = float(np.median(fracs))
+    ratio = f / (1 - f)
+    return ratio if ratio >= 1.2 else 1.0

@@ -1,0 +1,307 @@
+"""The answer's rules as a list of small processors, each named, with a strength (0 = off) and a
+test of its own. A processor bends one head's logits (and may narrow its mask) for the event being
+drawn: ``(step, field, row, logits, mask, strength) -> (logits, mask)``. The guide
+(``realtime.guide``) runs them in order *after* the model's temperature, so the temperature is
+the voice's and a rule's nats are the same at any temperature.
+
+Two kinds:
+
+* **constraints** (``hard``): always on, never dropped by a fallback: the pitch range (the
+  planner's mask, passed in), one key per onset, and an onset left with no key of the range
+  moving on (``one_key``).
+* **rules** (``serve.rule_*`` strengths): ``key`` (the call's: out-of-key notes only where the
+  voice means them), ``texture`` (no chord beyond the call's), ``register``
+  (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
+  top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
+  (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
+  ``echo`` (no opening that plays the call back at pitch) and ``voicing`` (a chord's bass in
+  the call's bass register, no three notes within a whole tone).
+
+Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
+``answer_guide``: it sees what the others see, in ``Step``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from improv.music.tokenizer import DURATION, OFFSET, PITCH
+from improv.realtime.answer import Answer
+from improv.realtime.shaping import (
+    CADENCE_NATS,
+    IMITATION_NATS,
+    ChordTop,
+    Motif,
+    keep_below,
+    motif_pitch,
+    nearest_allowed,
+    on_beat,
+    tonic_triad,
+)
+
+Bend = tuple[np.ndarray, "np.ndarray | None"]
+
+
+@dataclass
+class Step:
+    """What the processors know of the event being drawn (made once per event by the guide)."""
+
+    answer: Answer
+    values: np.ndarray  # the tokenizer's time values (beats)
+    cadence: bool  # the answer is near its end
+    first: bool  # its first event
+    motif: Motif | None  # the motif while the answer still imitates it
+    top: ChordTop | None  # a chordal answer's onset whose top note the motif sets
+    hold: int | None  # ... or whose top the motif holds (notes above it unlikely)
+    no_key_left: bool  # every key of the range is struck at the onset under way
+    chord_full: bool  # the onset under way has as many notes as the answer may strike
+
+    def new_onset(self, row: np.ndarray) -> bool:
+        return self.first or int(row[OFFSET]) > 0
+
+    def landing(self, row: np.ndarray) -> float:
+        """Where the event being drawn starts, in beats from the answer's first note."""
+        return 0.0 if self.first else self.answer.beats + float(self.values[int(row[OFFSET])])
+
+
+def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
+    first = answer.sampled == 0
+    motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
+    # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
+    # (token order), so the onset under way is onsets - 1 and its interval starts at line_before.
+    chordal = answer.motif is not None and answer.max_voices != 1 and not first
+    top = hold = None
+    if chordal and 0 < answer.onsets <= answer.motif.span:
+        wanted = motif_pitch(answer.motif, answer.onsets - 1, answer.line_before)
+        if wanted is not None:
+            top = ChordTop(nearest_allowed(wanted, answer.mask), answer.onset_pitches, answer.max_voices, answer.motif.strength)
+        else:
+            hold = answer.held_top
+    struck = sum(bool(answer.mask[p]) for p in answer.onset_pitches)
+    no_key_left = bool(answer.onset_pitches) and int(answer.mask.sum()) <= struck
+    chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
+    return Step(answer, values, cadence, first, motif, top, hold, no_key_left, chord_full)
+
+
+def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
+    no_chord = np.ones(size, dtype=bool)
+    no_chord[0] = False  # offset 0 joins the onset: no room for another note there
+    return no_chord if mask is None else mask & no_chord
+
+
+# ---- constraints ------------------------------------------------------------------------------------
+
+
+def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """One instrument: each key once per onset; an onset with no key of the range left moves on."""
+    answer = step.answer
+    if field == OFFSET and not step.first and step.no_key_left:
+        mask = _no_chord(mask, len(logits))
+    elif field == PITCH and not step.new_onset(row) and answer.onset_pitches:
+        fresh = np.ones(len(logits), dtype=bool)
+        fresh[list(answer.onset_pitches)] = False
+        if mask is None or (mask & fresh).any():  # else the range holds (the offset head left no room for this)
+            mask = fresh if mask is None else mask & fresh
+    return logits, mask
+
+
+# ---- rules ----------------------------------------------------------------------------------------------
+
+
+def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """A line answers a line; chords no fuller than the call's (a mask while on)."""
+    answer = step.answer
+    if field == OFFSET and not step.first and (answer.max_voices == 1 or (answer.max_voices and step.chord_full)):
+        mask = _no_chord(mask, len(logits))
+    return logits, mask
+
+
+def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Around the call's register (``shaping.register_bias``)."""
+    if field == PITCH and step.answer.pitch_bias is not None:
+        logits = logits + strength * step.answer.pitch_bias
+    return logits, mask
+
+
+def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """The call's motif restated and varied (``shaping``): its rhythm, its top line's intervals."""
+    answer, m = step.answer, step.motif
+    new_onset = step.new_onset(row)
+    top = None if step.top is None else ChordTop(step.top.wanted, step.top.pitches, step.top.voices, step.top.strength * strength)
+    if field == OFFSET and not step.first:
+        if top is not None:
+            logits = top.offset_bias(logits)
+        if m is not None and m.offsets[answer.onsets] > 0 and (top is None or top.reached):
+            logits = logits.copy()
+            logits[m.offsets[answer.onsets]] += m.strength * strength
+    elif field == PITCH:
+        if m is not None and new_onset and answer.max_voices == 1:
+            wanted = motif_pitch(m, answer.onsets, answer.line_pitch)
+            wanted = None if wanted is None else nearest_allowed(wanted, answer.mask)
+            if wanted is not None and 0 <= wanted < 128:
+                logits = logits.copy()
+                logits[wanted] += m.strength * strength
+        elif answer.motif is not None and answer.max_voices != 1:
+            if new_onset and m is not None:  # a chord's lowest note: room below the top
+                wanted = motif_pitch(m, answer.onsets, answer.line_pitch)
+                if wanted is not None:
+                    logits = ChordTop(nearest_allowed(wanted, answer.mask), set(), answer.max_voices, m.strength * strength).pitch_bias(logits)
+                else:
+                    landing = step.landing(row)
+                    held = max((p for end, p in answer.sounding if end > landing + 1e-6), default=-1)
+                    logits = keep_below(logits, held, m.strength * strength)
+            elif not new_onset and top is not None:
+                logits = top.pitch_bias(logits)
+            elif not new_onset and step.hold is not None:
+                logits = keep_below(logits, step.hold, answer.motif.strength * strength)
+    elif field == DURATION and m is not None and new_onset:
+        logits = logits.copy()
+        logits[m.durations[answer.onsets]] += m.strength * strength
+    return logits, mask
+
+
+def cadence(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Near its end the answer leans to an ending: onsets on a beat, tonic-triad tones, long notes."""
+    if not step.cadence:
+        return logits, mask
+    nats = CADENCE_NATS * strength
+    if field == OFFSET and not step.first:
+        landing = step.answer.beats + step.values[: len(logits)]
+        logits = logits + nats * (np.abs(landing - np.round(landing)) < 1e-6)
+    elif field == PITCH and step.answer.tonality is not None and on_beat(step.landing(row)):
+        logits = logits + nats * tonic_triad(step.answer.tonality)
+    elif field == DURATION:
+        logits = logits + nats * (step.values[: len(logits)] >= 1.0)
+    return logits, mask
+
+
+def opening(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """The answer begins on the tonic's harmony (every note of its first onset)."""
+    answer = step.answer
+    if field == PITCH and not step.cadence and answer.tonality is not None and (step.first or (answer.onsets == 1 and not step.new_onset(row))):
+        logits = logits + CADENCE_NATS * strength * tonic_triad(answer.tonality)
+    return logits, mask
+
+
+DENSITY_NATS = 3.0  # per octave (doubling) of notes per beat beyond DENSITY_BAND of the call's
+DENSITY_BAND = 0.25  # log2: within 0.84x..1.19x of the call's density, no bend
+DENSITY_PRIOR_BEATS = 2.0  # the running density starts as the call's, as if this many beats were played at it
+ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
+ECHO_NATS = 6.0
+
+
+def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Notes per beat near the call's (times ``serve.density``): the offset that would take the
+    answer's running density (the call's for its first beats) past a band around it is bent away,
+    the more the further. No sextuplet runs after a quarter-note call, no flurry after chords."""
+    answer = step.answer
+    if field != OFFSET or step.first or answer.call_density <= 0:
+        return logits, mask
+    wanted = answer.call_density * answer.density_dial
+    beats = answer.beats + step.values[: len(logits)]
+    running = (answer.sampled + 1 + DENSITY_PRIOR_BEATS * wanted) / (beats + DENSITY_PRIOR_BEATS)
+    beyond = np.maximum(np.abs(np.log2(running / wanted)) - DENSITY_BAND, 0.0)
+    return logits - DENSITY_NATS * strength * beyond, mask
+
+
+def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """No opening that plays the call back at pitch: once the answer's top line has repeated the
+    call's first ``ECHO_FROM`` notes, the call's next note is bent away (a motif moved to another
+    degree, or the same rhythm, still may come). Not at ``imitation`` 1, where it may be meant."""
+    answer = step.answer
+    k = len(answer.line)
+    if answer.motif is not None and answer.motif.strength >= IMITATION_NATS - 1e-9:
+        return logits, mask  # at imitation 1 a restatement at pitch may be what the performer asked for
+    if field == PITCH and step.new_onset(row) and ECHO_FROM <= k < len(answer.call_line) and answer.line == answer.call_line[:k]:
+        logits = logits.copy()
+        logits[answer.call_line[k]] -= ECHO_NATS * strength
+    return logits, mask
+
+
+KEY_KEEP = 0.02  # an out-of-key note the voice gives less than this probability is ruled out
+KEY_NATS = 0.5  # ... one it gives more is only bent away
+
+
+def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """The call's key (``serve.keep_key``: its scale and the pitch classes the call played): a
+    note outside it only where the voice really means it (``KEY_KEEP``), and then a little less
+    likely. A mask for the rest: real answers step outside the key now and then (one note in ten
+    in bach's), improv's never did, and a listener heard it (in_scale 0.96 against 0.90)."""
+    if field != PITCH:
+        return logits, mask
+    key_mask = step.answer.mask
+    allowed = np.ones(len(logits), dtype=bool) if mask is None else mask
+    z = np.where(allowed, logits, -np.inf)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    out = ~key_mask[: len(logits)]
+    narrowed = allowed & ~(out & (p < KEY_KEEP))
+    if narrowed.any():
+        mask = narrowed
+    return logits - KEY_NATS * strength * out, mask
+
+
+BASS_BAND = 5.0  # semitones around the call's bass where a chord's lowest note is free
+BASS_SLOPE = 0.7  # nats a semitone beyond the band
+
+
+def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
+    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) in the register
+    the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
+    notes within a whole tone in one chord (a mask while on, unless it would leave no key)."""
+    answer = step.answer
+    if field != PITCH or answer.max_voices == 1:
+        return logits, mask
+    if step.new_onset(row):
+        if answer.call_bass is not None:
+            distance = np.abs(np.arange(len(logits), dtype=np.float64) - answer.call_bass) - BASS_BAND
+            bend_ = -BASS_SLOPE * strength * np.clip(distance, 0.0, None)
+            bend_[128:] = 0.0
+            logits = logits + bend_
+        return logits, mask
+    struck = sorted(answer.onset_pitches)
+    if len(struck) < 2:
+        return logits, mask
+    allowed = np.ones(len(logits), dtype=bool)
+    for p in range(min(len(logits), 128)):
+        near = [q for q in struck if abs(q - p) <= 2]
+        # three notes within a whole tone: p and two struck notes all within 2 semitones of each other
+        if len(near) >= 2 and max(near + [p]) - min(near + [p]) <= 2:
+            allowed[p] = False
+    narrowed = allowed if mask is None else mask & allowed
+    return logits, narrowed if narrowed.any() else mask
+
+
+Process = Callable[[Step, int, np.ndarray, np.ndarray, "np.ndarray | None", float], Bend]
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    process: Process
+    strength: float = 1.0  # 0: off
+    hard: bool = False  # a constraint: always applied, whatever its strength
+
+    def __call__(self, step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> Bend:
+        if not self.hard and self.strength <= 0:
+            return logits, mask
+        return self.process(step, field, row, logits, mask, self.strength)
+
+
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
+
+
+def answer_processors(settings: Any) -> list[Processor]:
+    """The processors of ``settings`` (a ``ServeSettings``): the constraints, then each rule at its
+    ``rule_<name>`` strength (the cadence and opening only with ``phrase_ending``)."""
+    phrase = bool(settings.phrase_ending)
+    out = [Processor("one_key", one_key, hard=True)]
+    for name, process in RULES.items():
+        strength = float(getattr(settings, f"rule_{name}"))
+        if name in ("cadence", "opening") and not phrase:
+            strength = 0.0
+        out.append(Processor(name, process, strength))
+    return out

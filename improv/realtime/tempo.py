@@ -1,0 +1,116 @@
+"""The tempo of the set and the answer's timing on the performer's grid.
+
+``SetTempo`` hears each call's pulse (``music.pulse``) with the tempo of the set as its prior, so
+the metrical level stays where the set has been (a call of plain quarters at 60 after calls at 60
+is heard at 60, not 120), follows a gradual change (each call's own tempo is measured, the prior
+only picks among levels), and after a long pause hears the next call anew, with ``serve.bpm`` as
+the prior again. Pure: the engine gives it calls and times.
+
+``answer_time`` is where an answer's note at ``beats`` (after its first) goes in seconds: on the
+pulse's grid, with its swing, sent ``output_latency_ms`` early (per velocity when a table is given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from improv.music.pulse import Pulse, meter, retempo, track
+from improv.settings.sections import ServeSettings
+
+FRESH_WEIGHT = 0.1  # prior weight per octave when the set has no tempo yet (serve.bpm is a guess)
+SET_WEIGHT = 0.35  # ... once the set has one: the metrical level stays
+PAUSE_S, PAUSE_BEATS = 6.0, 8.0
+BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again  # a silence longer than both: the next call may be in a new tempo
+
+
+class SetTempo:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.bpm: float | None = None  # the tempo of the set, once a call has been heard
+        self.beats_per_bar = 4
+
+    def fresh(self, call: Any) -> bool:
+        """No tempo yet, or a long pause before this call (from the last note anyone played, the
+        answer's included) in which the performer may have chosen a new tempo."""
+        if self.bpm is None or call.pos_before is None:
+            return True
+        return call.first_onset - call.pos_before > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
+
+    def hear(self, call: Any, now: float) -> Pulse | None:
+        """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""
+        notes = list(call.notes)
+        if len(notes) < 4:
+            return None
+        onsets = [n.onset for n in notes]
+        durations = [max((n.off if n.off is not None else now) - n.onset, 0.01) for n in notes]
+        velocities = [n.velocity for n in notes]
+        fresh = self.fresh(call)
+        prior = self.settings.bpm if fresh else self.bpm
+        assert prior is not None
+        chord_s = self.settings.chord_ms / 1000
+        pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
+        if pulse is None:
+            return None
+        if not fresh and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
+            # The same tempo as the set's, within what one call can tell: the two together pin the
+            # period better than the call alone (a jittered call's own period, extrapolated over
+            # the answer, is off by tens of ms), and the phase is the call's.
+            pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
+        pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
+        return replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
+
+    def keep(self, pulse: Pulse) -> None:
+        """The answer to this call starts: its tempo becomes the set's."""
+        self.bpm = pulse.bpm
+        self.beats_per_bar = pulse.beats_per_bar
+
+
+def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
+    """The grid without an estimate: the given tempo, a beat at ``origin`` (the call's first onset
+    or the MIDI clock's beat), the configured swing."""
+    return Pulse(bpm=bpm, origin=origin, swing=settings.swing if settings.swing > 0 else 1.0)
+
+
+def latency_s(settings: ServeSettings, velocity: int) -> float:
+    """How early a note of ``velocity`` is sent so that it sounds on time."""
+    table = settings.output_latency_by_velocity
+    ms = settings.output_latency_ms
+    if table:
+        v = np.array([p[0] for p in table], dtype=np.float64)
+        m = np.array([p[1] for p in table], dtype=np.float64)
+        order = np.argsort(v)
+        ms += float(np.interp(velocity, v[order], m[order]))
+    return ms / 1000
+
+
+def answer_time(answer: Any, beats: float, velocity: int, settings: ServeSettings) -> float:
+    """When the answer's note ``beats`` after its first is sent: its place on the performer's grid
+    (the answer's first note at beat ``answer.first_beat`` of ``answer.pulse``), minus the latency."""
+    pulse: Pulse = answer.pulse
+    return pulse.time(answer.first_beat + beats) - latency_s(settings, velocity) + answer.shift
+
+
+def landing_mask(values: np.ndarray, position: float | None, first: bool, bar: tuple[int, int] | None) -> np.ndarray | None:
+    """Offset classes that put the next onset on the performer's grid. The first answer note
+    lands on a beat (``bar``: (beats per bar, downbeat) = on a downbeat) after ``position``, the
+    call's last event; later ones on a sixteenth or triplet of the beat (or join the onset: 0).
+    None when no class qualifies (nothing to restrict)."""
+    if position is None:
+        return None
+    landing = position + values
+    if first:
+        if bar is not None:
+            phase = np.mod(landing - bar[1], bar[0])
+            ok = (np.minimum(phase, bar[0] - phase) < 1e-6) & (values > 0)
+        else:
+            ok = (np.abs(landing - np.round(landing)) < 1e-6) & (values > 0)
+    else:
+        f = np.mod(landing, 1.0)
+        ok = np.zeros(len(values), dtype=bool)
+        for g in (0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0):
+            ok |= np.abs(f - g) < 1e-6
+        ok[0] = True
+    return ok if ok.any() else None

@@ -1,0 +1,212 @@
+"""The answer's rules as processors (``realtime.processors``): each one alone, its strength and its
+switch; the constraints always on; the guide bending logits after the temperature."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from improv.model.sampling import SamplingParams
+from improv.model.step_model import random_step_model
+from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
+from improv.realtime.answer import Answer
+from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, motif, one_key, opening, register, step_of, texture
+from improv.realtime.shaping import Motif, tonic_triad
+from improv.settings.sections import ServeSettings
+
+TOK = Tokenizer()
+VALUES = TOK.time_values
+C = (0, False)
+
+
+def make_answer(**fields) -> Answer:
+    mask = np.zeros(N_PITCH, dtype=bool)
+    mask[21:109] = True
+    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None)
+    for name, value in fields.items():
+        setattr(answer, name, value)
+    return answer
+
+
+def bend(process, answer: Answer, field: int, strength: float = 1.0, offset: int = 0, cadence_near: bool = False):
+    step = step_of(answer, VALUES, cadence_near)
+    row = np.zeros(4, dtype=np.int64)
+    row[OFFSET] = offset
+    size = TOK.sizes[field] if field != PITCH else N_PITCH
+    return Processor(process.__name__, process, strength)(step, field, row, np.zeros(size), None)
+
+
+def test_one_key_is_a_constraint_at_any_strength():
+    answer = make_answer(sampled=2, onsets=1, onset_pitches={60, 64}, max_voices=3)
+    _, mask = Processor("one_key", one_key, 0.0, hard=True)(step_of(answer, VALUES, False), PITCH, np.zeros(4, dtype=np.int64), np.zeros(N_PITCH), None)
+    assert mask is not None and not mask[60] and not mask[64] and mask[67]
+
+
+def test_texture_a_line_answers_a_line_and_switches_off():
+    line = make_answer(sampled=1, onsets=1, onset_pitches={60}, max_voices=1)
+    _, mask = bend(texture, line, OFFSET)
+    assert mask is not None and not mask[0] and mask[1:].all()
+    assert bend(texture, line, OFFSET, strength=0.0)[1] is None
+    chords = make_answer(sampled=1, onsets=1, onset_pitches={60}, max_voices=3)
+    assert bend(texture, chords, OFFSET)[1] is None  # room for two more notes
+
+
+def test_register_scales_with_its_strength():
+    bias = np.linspace(-1, 0, N_PITCH)
+    answer = make_answer(pitch_bias=bias)
+    assert np.allclose(bend(register, answer, PITCH)[0], bias)
+    assert np.allclose(bend(register, answer, PITCH, strength=2.0)[0], 2 * bias)
+    assert not bend(register, answer, PITCH, strength=0.0)[0].any()
+
+
+def test_motif_leans_to_the_motifs_next_note_rhythm_and_length():
+    m = Motif(offsets=[0, 6, 12], durations=[6, 6, 12], pitches=[64, 65, 67], span=3, strength=5.0)
+    answer = make_answer(sampled=1, onsets=1, max_voices=1, motif=m, line_pitch=62)
+    logits, _ = bend(motif, answer, PITCH, offset=6)
+    assert logits.argmax() == 63 and logits[63] == 5.0  # the motif's step up, from where the line is
+    assert bend(motif, answer, PITCH, strength=0.5, offset=6)[0][63] == 2.5
+    assert bend(motif, answer, OFFSET)[0].argmax() == 6
+    assert bend(motif, answer, DURATION, offset=6)[0].argmax() == 6
+    done = make_answer(sampled=4, onsets=3, max_voices=1, motif=m, line_pitch=67)
+    assert not bend(motif, done, PITCH, offset=6)[0].any()  # past its span: free
+
+
+def test_cadence_only_near_the_end():
+    answer = make_answer(sampled=4, onsets=4, beats=3.0, tonality=C)
+    assert not bend(cadence, answer, PITCH, offset=TOK.sizes[OFFSET] - 1)[0].any()
+    one_beat = int(np.flatnonzero(np.isclose(VALUES, 1.0))[0])
+    logits, _ = bend(cadence, answer, PITCH, offset=one_beat, cadence_near=True)
+    assert np.array_equal(logits > 0, tonic_triad(C))
+    assert bend(cadence, answer, DURATION, cadence_near=True)[0][one_beat] > 0
+
+
+def test_opening_on_the_tonic_triad():
+    first = make_answer(tonality=C)
+    assert np.array_equal(bend(opening, first, PITCH)[0] > 0, tonic_triad(C))
+    later = make_answer(sampled=3, onsets=2, tonality=C)
+    assert not bend(opening, later, PITCH, offset=6)[0].any()
+
+
+def test_the_settings_switch_each_rule():
+    names = [p.name for p in answer_processors(ServeSettings())]
+    assert names == ["one_key", *RULES] and {"density", "echo"} <= set(RULES)
+    off = {p.name: p.strength for p in answer_processors(ServeSettings(rule_motif=0.0, rule_register=2.0))}
+    assert off["motif"] == 0.0 and off["register"] == 2.0 and off["texture"] == 1.0
+    plain = {p.name: p.strength for p in answer_processors(ServeSettings(phrase_ending=False))}
+    assert plain["cadence"] == plain["opening"] == 0.0
+
+
+def test_the_guide_bends_after_the_temperature():
+    model = random_step_model(hidden_size=16, embed_dim=8, seed=1)
+    state = model.step(model.initial_state(), model.tokenizer.special(BOS))
+    seen: list[np.ndarray] = []
+
+    def watch(field, row, logits, mask):
+        seen.append(np.array(logits))
+        return logits, mask
+
+    model.sample_event(state, np.random.default_rng(0), SamplingParams(temperature=1.0), None, watch)
+    raw = seen[:]
+    seen.clear()
+    model.sample_event(state, np.random.default_rng(0), SamplingParams(temperature=0.5), None, watch)
+    assert np.allclose(seen[0], raw[0] / 0.5)  # the first head's logits, divided before the guide
+    # A rule's bonus is then drawn at temperature 1: a +inf-like bonus wins at any temperature.
+    def force(field, row, logits, mask):
+        if field == PITCH:
+            logits = logits.copy()
+            logits[70] += 50.0
+        return logits, mask
+
+    for t in (0.25, 4.0):
+        row = model.sample_event(state, np.random.default_rng(3), SamplingParams(temperature=t), None, force)
+        assert row[PITCH] == 70
+
+
+def test_the_answer_rules_off_still_answer_in_range():
+    from improv.evaluation.answers import engine_answer
+    from improv.music.notes import Note, note_array
+
+    model = random_step_model(hidden_size=16, embed_dim=8, seed=2)
+    call = note_array([Note(60 + 2 * i, float(i), 1.0, 80) for i in range(6)])
+    bare = dataclasses.replace(ServeSettings(), **{f"rule_{name}": 0.0 for name in RULES}, lowest_pitch=55, highest_pitch=70)
+    played = engine_answer(model, bare, SamplingParams(), call, span=6.0, bpm=120.0, seed=0)
+    assert len(played.notes) and 55 <= played.notes["pitch"].min() and played.notes["pitch"].max() <= 70
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_a_rule_out_of_range_is_one_line(name):
+    from improv.errors import ImprovError
+    from improv.settings.load import load_settings
+
+    with pytest.raises(ImprovError, match=f"rule_{name}"):
+        load_settings(None, [f"serve.rule_{name}=-1"])
+
+
+def test_density_bends_offsets_that_would_run_away_from_the_calls_density():
+    quarter = int(np.flatnonzero(np.isclose(VALUES, 1.0))[0])
+    sixteenth = int(np.flatnonzero(np.isclose(VALUES, 0.25))[0])
+    answer = make_answer(sampled=8, onsets=8, beats=2.0, call_density=1.0)  # 8 notes in 2 beats after a quarter-note call
+    logits, _ = bend(density, answer, OFFSET)
+    assert logits[sixteenth] < logits[quarter] <= 0 and logits[0] < logits[sixteenth]
+    assert not bend(density, answer, OFFSET, strength=0.0)[0].any()
+    even = make_answer(sampled=4, onsets=4, beats=3.0, call_density=1.0)  # at the call's pace: a quarter is free
+    assert bend(density, even, OFFSET)[0][quarter] == 0
+    faster = make_answer(sampled=8, onsets=8, beats=2.0, call_density=1.0, density_dial=4.0)  # the dial asks for 4 a beat
+    assert bend(density, faster, OFFSET)[0][sixteenth] > logits[sixteenth]
+
+
+def test_echo_bends_away_the_third_note_of_a_call_played_back():
+    answer = make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 62])
+    logits, _ = bend(echo, answer, PITCH, offset=6)
+    assert logits[64] < 0 and np.count_nonzero(logits) == 1
+    assert not bend(echo, make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 63]), PITCH, offset=6)[0].any()
+    assert not bend(echo, make_answer(sampled=1, onsets=1, call_line=[60, 62, 64], line=[60]), PITCH, offset=6)[0].any()
+    meant = make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 62], motif=Motif([0, 6], [6, 6], [60, 62], 2, 5.0))
+    assert not bend(echo, meant, PITCH, offset=6)[0].any()  # at imitation 1 it may be meant
+
+
+def test_the_density_knob_moves_the_next_answer():
+    from improv.realtime.engine import Engine
+    from tests.support.fakes import cc, phrase, simulate
+
+    s = ServeSettings(estimate_tempo=False, keep_key=False)
+    e = Engine(random_step_model(hidden_size=16, embed_dim=8, seed=1), s)
+    simulate(e, [(0.0, cc(s.cc_density, 127))], until=0.1)
+    assert e.density == pytest.approx(4.0, rel=0.03)
+    simulate(e, [(0.2, cc(s.cc_density, 0))], until=0.3, start=0.2)
+    assert e.density == pytest.approx(0.25)
+
+
+def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
+    from improv.realtime.processors import voicing
+    from improv.realtime.shaping import call_bass
+
+    rows = [np.array([p, 0, 12, 4]) for p in (48, 60, 64, 50, 62, 65)]
+    assert call_bass(rows, [False, True, True, False, True, True]) == 49.0
+    assert call_bass(rows, [False] * 6) is None  # a line has no chords
+    chords = make_answer(max_voices=3, call_bass=48.0)
+    logits, _ = bend(voicing, chords, PITCH)  # a chord's first (lowest) note
+    assert logits[48] == 0 and logits[60] < -3 and logits[72] < logits[60]
+    cluster = make_answer(sampled=2, onsets=1, max_voices=3, onset_pitches={74, 76})
+    _, mask = bend(voicing, cluster, PITCH, offset=0)
+    assert mask is not None and not mask[75] and mask[73] and mask[77] and mask.sum() == len(mask) - 3  # D, E and the E flat between: a cluster
+    assert bend(voicing, cluster, PITCH, offset=0, strength=0.0)[1] is None
+    assert bend(voicing, make_answer(max_voices=1, call_bass=48.0), PITCH)[0].any() == False  # a line: nothing
+
+
+def test_key_rules_out_stray_notes_and_bends_meant_ones():
+    from improv.realtime.processors import KEY_NATS, key
+
+    c_major = np.zeros(N_PITCH, dtype=bool)
+    c_major[:128] = np.isin(np.arange(128) % 12, [0, 2, 4, 5, 7, 9, 11])
+    answer = make_answer(mask=c_major)
+    logits = np.full(N_PITCH, -10.0)
+    logits[[60, 62, 66]] = [1.0, 0.5, 1.0]  # the voice means F sharp as much as C
+    step = step_of(answer, VALUES, False)
+    bent, mask = Processor("key", key, 1.0)(step, PITCH, np.zeros(4, dtype=np.int64), logits, None)
+    assert mask[66] and mask[60] and not mask[61] and not mask[70]  # C sharp, B flat: stray, ruled out
+    assert bent[66] == logits[66] - KEY_NATS and bent[60] == logits[60]
+    off, none = Processor("key", key, 0.0)(step, PITCH, np.zeros(4, dtype=np.int64), logits, None)
+    assert none is None and np.array_equal(off, logits)
