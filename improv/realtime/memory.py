@@ -124,10 +124,9 @@ class SessionMemory:
 
     def control(self, kind: str, value: float) -> None:
         """The performer's knob (``adapt``, 0..1) or switch (``forget``)."""
-        if kind == "adapt":
-            self.adapt = value
-        elif kind == "forget":
+        if kind == "forget":
             self.forget()
+        self.adapt = value if kind == "adapt" else self.adapt
 
     def forget(self) -> None:
         """Everything learned goes (the forget control)."""
@@ -224,9 +223,7 @@ class SessionMemory:
 
     # ---- how much it counts ------------------------------------------------------------------------
 
-    @property
-    def events(self) -> int:
-        return len(self._events)
+    events = property(lambda self: len(self._events))  # remembered now
 
     def variety(self) -> float:
         """Perplexity of the session's pitch classes: 1 for one key hammered, ~6 for a whole-tone line."""
