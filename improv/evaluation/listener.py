@@ -68,6 +68,7 @@ FEATURES = (
     "last_length", "cadence", "empty",
 )  # fmt: skip
 FOLDS = 5
+TREES = 200
 
 
 def _common_prefix(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> int:
@@ -162,15 +163,15 @@ def feature_matrix(turns: Sequence[Turn], steps_per_beat: int) -> np.ndarray:
     return np.stack([features(t, steps_per_beat) for t in turns]) if turns else np.zeros((0, len(FEATURES)))
 
 
-def _classifier(seed: int) -> Any:
+def _classifier(seed: int, trees: int) -> Any:
     try:
         from sklearn.ensemble import RandomForestClassifier
     except ImportError as exc:  # the [eval] extra
         raise ImprovError('the listener test needs scikit-learn: pip install "improv[eval]"') from exc
-    return RandomForestClassifier(n_estimators=200, min_samples_leaf=3, class_weight="balanced", random_state=seed, n_jobs=1)
+    return RandomForestClassifier(n_estimators=trees, min_samples_leaf=3, class_weight="balanced", random_state=seed, n_jobs=1)
 
 
-def discriminator_auc(real: np.ndarray, real_groups: Sequence[int], other: np.ndarray, other_groups: Sequence[int], seed: int = 0) -> float | None:
+def discriminator_auc(real: np.ndarray, real_groups: Sequence[int], other: np.ndarray, other_groups: Sequence[int], seed: int = 0, trees: int = TREES) -> float | None:
     """ROC AUC of a random forest telling ``other`` (rows of ``FEATURES``) from ``real``, over
     out-of-fold probabilities, folds grouped by call. None with too few calls to fold."""
     from sklearn.metrics import roc_auc_score
@@ -186,7 +187,7 @@ def discriminator_auc(real: np.ndarray, real_groups: Sequence[int], other: np.nd
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
         if len(set(y[train].tolist())) < 2:
             return None
-        forest = _classifier(seed).fit(x[train], y[train])
+        forest = _classifier(seed, trees).fit(x[train], y[train])
         scores[test] = forest.predict_proba(x[test])[:, 1]
     return float(roc_auc_score(y, scores))
 
@@ -207,10 +208,10 @@ def telling_features(real: np.ndarray, other: np.ndarray, top: int = 6) -> list[
     return sorted(rows, key=lambda r: -abs(r["auc"] - 0.5))[:top]
 
 
-def listener_test(turns: dict[str, list[Turn]], groups: dict[str, list[int]], steps_per_beat: int, seed: int = 0) -> dict[str, Any]:
+def listener_test(turns: dict[str, list[Turn]], groups: dict[str, list[int]], steps_per_beat: int, seed: int = 0, trees: int = TREES) -> dict[str, Any]:
     """Every system's ``discriminator_auc`` against ``turns["real"]`` and what tells improv's
     answers from the real ones (``telling_features``). ``groups``: each turn's call index."""
     matrices = {name: feature_matrix(ts, steps_per_beat) for name, ts in turns.items()}
     real = matrices["real"]
-    aucs = {name: discriminator_auc(real, groups["real"], m, groups[name], seed) for name, m in matrices.items() if name != "real"}
+    aucs = {name: discriminator_auc(real, groups["real"], m, groups[name], seed, trees) for name, m in matrices.items() if name != "real"}
     return {"discriminator_auc": aucs, "telling_features": telling_features(real, matrices.get("improv", np.zeros((0, len(FEATURES)))))}

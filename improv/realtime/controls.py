@@ -62,6 +62,7 @@ class Controls:
         if control == self.settings.cc_forget:
             return Action("forget") if value >= 64 else None
         return self._play_along(control, value)
+
     # ---- MIDI learn (issue 20): a learned number stands for the control's configured one ----
 
     def learn(self, name: str) -> None:

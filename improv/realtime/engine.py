@@ -82,10 +82,7 @@ class Engine(PlayAlong):
     def model(self) -> Any:
         return self.voices[self.voice].model
 
-    @property
-    def mode(self) -> str:
-        return RESPOND if self._responder.responding else LISTEN
-
+    mode = property(lambda self: RESPOND if self._responder.responding else LISTEN)
     _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
     memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)

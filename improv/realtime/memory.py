@@ -20,7 +20,8 @@ Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, no
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
 pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
 classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share.
-Bounded: the last ``MAX_EVENTS`` events, each one's counts taken out when it leaves.
+Bounded: the last ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most
+``MAX_CONTEXTS`` contexts (beyond, only the contexts already known count on).
 Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a time in the
 engine's think slices (``absorb``), never on a send.
 """
@@ -40,7 +41,8 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCI
 
 Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
-MAX_EVENTS = 4000  # events remembered (a long set's worth); older ones leave, their counts with them
+MAX_EVENTS = 1000  # events remembered (some 100 calls); older ones leave, their counts with them
+MAX_CONTEXTS = 1200  # n-gram contexts counted, at most (junk makes new ones at every note): ~0.7 MB
 RUN_KEEP = 3  # of a run of one key struck again and again, only this many are learned
 MAX_INTERVAL = 24  # larger leaps are not counted as intervals
 # The memory's largest share of each head (adapt 1, much varied evidence), per field, measured on
@@ -122,15 +124,15 @@ class SessionMemory:
 
     def control(self, kind: str, value: float) -> None:
         """The performer's knob (``adapt``, 0..1) or switch (``forget``)."""
-        if kind == "adapt":
-            self.adapt = value
-        elif kind == "forget":
+        if kind == "forget":
             self.forget()
+        self.adapt = value if kind == "adapt" else self.adapt
 
     def forget(self) -> None:
         """Everything learned goes (the forget control)."""
         self._counts: dict[str, dict[tuple, np.ndarray]] = {t: {} for t in _TABLES}
         self._seen: dict[tuple, np.ndarray | None] = {}  # distributions worked out since the last change
+        self._contexts = 0  # entries of every table
         self._events: deque[tuple[np.ndarray, float, list[tuple[str, tuple, int]]]] = deque()
         self._history: list[_Feat] = []  # the last learned events, for the next one's contexts
         self._run = 0  # how many times the last key came in a row
@@ -168,7 +170,10 @@ class SessionMemory:
             for ctx in _contexts(table, self._history, f):
                 counts = self._counts[table].get(ctx)
                 if counts is None:
+                    if ctx and self._contexts >= MAX_CONTEXTS:
+                        continue  # full: what is known still counts, no new longer context
                     counts = self._counts[table][ctx] = np.zeros(self._sizes[table])
+                    self._contexts += 1
                 counts[sym] += w
                 keys.append((table, ctx, sym))
         self._events.append((np.array(row, dtype=np.uint8), w, keys))
@@ -182,10 +187,13 @@ class SessionMemory:
         _, w, keys = self._events.popleft()
         self.total -= w
         for table, ctx, sym in keys:
-            counts = self._counts[table][ctx]
+            counts = self._counts[table].get(ctx)
+            if counts is None:  # faded to nothing and gone already
+                continue
             counts[sym] -= w
             if counts.sum() <= 1e-9 * max(self.total, 1.0):
                 del self._counts[table][ctx]
+                self._contexts -= 1
 
     def _rate(self) -> float:
         """Growth of a new event's stored weight per second (0: nothing fades)."""
@@ -215,9 +223,7 @@ class SessionMemory:
 
     # ---- how much it counts ------------------------------------------------------------------------
 
-    @property
-    def events(self) -> int:
-        return len(self._events)
+    events = property(lambda self: len(self._events))  # remembered now
 
     def variety(self) -> float:
         """Perplexity of the session's pitch classes: 1 for one key hammered, ~6 for a whole-tone line."""

@@ -46,7 +46,7 @@ class Band:
         self._queue: list[tuple[float, int, int, int, float, float]] = []  # (onset, seq, pitch, velocity, dur, decided)
         self._seq = 0
         # (onset, decided at, pitch, duration s) of every band note sent: what evaluation scores.
-        self.played: deque[tuple[float, float, int, float]] = deque(maxlen=100_000)
+        self.played: deque[tuple[float, float, int, float]] = deque(maxlen=4096)  # a chorale is ~400
         self.melody = Melody()
         self.anchor = 0.0  # the first note of the performer's passage: a beat
         self.next_beat: float | None = None  # the next beat to decide (s), while accompanying

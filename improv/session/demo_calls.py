@@ -35,7 +35,9 @@ def demo_phrases(demo: DemoSettings, corpus: CorpusSettings, tokenizer: Any, inf
     return _source_phrases(source, demo, serve, corpus, tokenizer, rng), source
 
 
-REST_MARGIN = 0.75  # of the silence threshold: the engine's tempo estimate may run a little faster than the piece
+# The engine hears a call's tempo itself and may hear it an octave up (88 bpm as 176): its silence
+# threshold is then half as long. A phrase ends before a rest that would end the call even then.
+REST_MARGIN = 0.9
 
 
 def _phrase(notes: Any, name: str, bpm: float | None, meter: tuple[int, int] | None, demo: DemoSettings, serve: ServeSettings, tokenizer: Any, rng: np.random.Generator) -> Phrase | None:
@@ -44,7 +46,7 @@ def _phrase(notes: Any, name: str, bpm: float | None, meter: tuple[int, int] | N
     grid = tokenizer.decode(tokenizer.encode(notes))
     bar = beats_per_bar(meter)
     tempo = bpm or demo.bpm
-    rest = REST_MARGIN * threshold_s(serve, tempo) * tempo / 60
+    rest = REST_MARGIN * threshold_s(serve, 2 * tempo) * tempo / 60
     return cut_phrase(grid, name, tempo, demo.phrase_beats, rng, bar_beats=bar, max_rest_beats=rest, bpm_source="piece" if bpm else "config")
 
 
