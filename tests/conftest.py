@@ -6,6 +6,7 @@ folder: `improv serve` keeps MIDI-learned bindings and the knobs' last values th
 from __future__ import annotations
 
 import pytest
+from support.browser import running_browser
 from support.needs_torch import HAS_TORCH, REASON
 
 
@@ -21,3 +22,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _private_config_folder(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (the monitor page's tests); skipped, saying why, where none starts."""
+    yield from running_browser()

@@ -4,30 +4,10 @@ Skipped where Chromium is not installed."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
-from support.browser import Browser
+from support.browser import wait_until
 from support.live_session import LiveSession
-
-
-@pytest.fixture
-def browser():
-    b = Browser()
-    reason = b.start()
-    if reason is not None:
-        b.close()
-        pytest.skip(reason)
-    yield b
-    b.close()
-
-
-def wait_until(condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

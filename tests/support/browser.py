@@ -143,3 +143,27 @@ class Browser:
                 self.proc.kill()
                 self.proc.wait(10)
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def running_browser():
+    """A headless Chromium for a test, or ``pytest.skip`` with the reason it cannot start."""
+    import pytest
+
+    b = Browser()
+    reason = b.start()
+    if reason is not None:
+        b.close()
+        pytest.skip(reason)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def wait_until(condition, timeout: float = 15.0) -> None:
+    """Poll ``condition`` until it holds; a TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
