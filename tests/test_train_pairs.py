@@ -152,3 +152,27 @@ def test_pairs_training_learns_the_answers_not_the_calls_and_the_checkpoint_answ
     offs = [m for _, m in sent if (m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)) and m.channel == serve.channel - 1]
     assert len(ons) >= 4 and len(offs) >= len(ons)
     assert np.mean([m.note >= 60 for m in ons]) > 0.8  # it answers high, as it learnt to
+
+
+@pytest.mark.torch
+def test_the_command_trains_on_pairs_and_says_so(tmp_path, capsys):
+    import json
+
+    from improv.cli.main import main
+    from improv.model.checkpoint import load_checkpoint
+    from improv.music.midi import Track, midi_bytes
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for piece in call_and_answer_pieces(6):
+        (folder / piece.name).write_bytes(midi_bytes([Track("piano", TOK.decode(piece.tokens))], 100.0))
+    out = tmp_path / "tuned.pt"
+    sets = ["--set", "model.embed_dim=8", "--set", "model.hidden_size=16", "--set", "model.num_layers=1", "--set", "train.batch_size=2",
+            "--set", "train.threads=1", "--set", "corpus.workers=1", "--set", f"corpus.cache_dir={tmp_path / 'cache'}", "--set", "train.pair_bars=[1, 2]"]  # fmt: skip
+    assert main(["train", "--data", str(folder), "--out", str(out), "--epochs", "1", "--pairs", "--json", *sets]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["train_pairs"] == 5 * (4 + 2) and summary["val_pairs"] == 4 + 2  # 1- and 2-bar pairs of 5 + 1 pieces
+    assert "(1/2 bars a side)" in captured.err
+    settings = load_checkpoint(out).train["settings"]
+    assert settings["pairs"] is True and settings["pair_bars"] == [1, 2]
