@@ -111,6 +111,15 @@ def test_summarize_over_answers():
     assert s["polyphony"] == 1.0 and s["call_polyphony"] == 1.0
 
 
+def test_echo_at_pitch_and_transposed():
+    call = line([60, 62, 64, 65, 67])
+    at_pitch = line([60, 62, 64, 65, 60])
+    a_fifth_up = line([67, 69, 71, 72, 67])  # the call's first four intervals, moved: a transposed echo only
+    three_then_away = line([67, 69, 71, 69, 67])  # the head only: neither
+    s = summarize([Turn(call, a, 1.0, 4.0) for a in (at_pitch, a_fifth_up, three_then_away, note_array([]))], SPB)
+    assert s["echo_rate"] == pytest.approx(1 / 4) and s["transposed_echo_rate"] == pytest.approx(2 / 4)
+
+
 # ---- phrase pairs ------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.answer import Answer
-from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, motif, one_key, opening, register, step_of, texture
+from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, echo_targets, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
 from improv.settings.sections import ServeSettings
 
@@ -165,6 +165,20 @@ def test_echo_bends_away_the_third_note_of_a_call_played_back():
     assert not bend(echo, make_answer(sampled=1, onsets=1, call_line=[60, 62, 64], line=[60]), PITCH, offset=6)[0].any()
     meant = make_answer(sampled=2, onsets=2, call_line=[60, 62, 64, 65], line=[60, 62], motif=Motif([0, 6], [6, 6], [60, 62], 2, 5.0))
     assert not bend(echo, meant, PITCH, offset=6)[0].any()  # at imitation 1 it may be meant
+
+
+def test_echo_bends_away_the_call_restated_a_fifth_up_and_long_runs_of_its_intervals():
+    call = [60, 62, 64, 65, 67, 69]
+    up = make_answer(sampled=3, onsets=3, call_line=call, line=[67, 69, 71])  # the call's opening, a fifth up
+    logits, _ = bend(echo, up, PITCH, offset=6)
+    assert logits[72] < 0 and np.count_nonzero(logits) == 1  # its fourth note (65 moved up: 72) bent away
+    assert not bend(echo, make_answer(sampled=2, onsets=2, call_line=call, line=[67, 69]), PITCH, offset=6)[0].any()  # a head of three may come
+    # Anywhere in the answer: four notes following the call's intervals (62 64 65 67 moved), the fifth is bent away.
+    later = make_answer(sampled=6, onsets=6, call_line=call, line=[50, 55, 57, 59, 60, 62])
+    logits, _ = bend(echo, later, PITCH, offset=6)
+    assert logits[64] < 0 and np.count_nonzero(logits) == 1
+    assert not bend(echo, later, PITCH, strength=0.0, offset=6)[0].any()
+    assert echo_targets([67, 69, 71], [60, 62]) == set()  # a call shorter than the answer's line: nothing to copy
 
 
 def test_the_density_knob_moves_the_next_answer():
