@@ -173,11 +173,15 @@ def test_echo_bends_away_the_call_restated_a_fifth_up_and_long_runs_of_its_inter
     logits, _ = bend(echo, up, PITCH, offset=6)
     assert logits[72] < 0 and np.count_nonzero(logits) == 1  # its fourth note (65 moved up: 72) bent away
     assert not bend(echo, make_answer(sampled=2, onsets=2, call_line=call, line=[67, 69]), PITCH, offset=6)[0].any()  # a head of three may come
-    # Anywhere in the answer: four notes following the call's intervals (62 64 65 67 moved), the fifth is bent away.
-    later = make_answer(sampled=6, onsets=6, call_line=call, line=[50, 55, 57, 59, 60, 62])
+    # Anywhere in the answer: six notes following the call's intervals (its first six, moved down a
+    # tenth), the seventh is bent away; a figure of four or five may come (real answers take those up).
+    long_call = [60, 62, 64, 65, 67, 69, 71, 72]
+    later = make_answer(sampled=7, onsets=7, call_line=long_call, line=[40, 50, 52, 54, 55, 57, 59])
     logits, _ = bend(echo, later, PITCH, offset=6)
-    assert logits[64] < 0 and np.count_nonzero(logits) == 1
+    assert logits[61] < 0 and np.count_nonzero(logits) == 1
     assert not bend(echo, later, PITCH, strength=0.0, offset=6)[0].any()
+    shorter = make_answer(sampled=6, onsets=6, call_line=long_call, line=[40, 41, 52, 54, 55, 57])
+    assert not bend(echo, shorter, PITCH, offset=6)[0].any()
     assert echo_targets([67, 69, 71], [60, 62]) == set()  # a call shorter than the answer's line: nothing to copy
 
 

@@ -126,13 +126,17 @@ def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: 
     return logits, mask
 
 
+RHYTHM_FROM = 0.75  # the imitation dial's value up to which the motif bends no rhythm
+
+
 def rhythm_nats(m: Motif) -> float:
-    """The motif's nats on its rhythm (offsets, lengths): ``IMITATION_NATS`` times the cube of the
-    imitation dial, so the full call's rhythm at 1 (the performer asked for it), and less below
-    it than its pitches get (at 0.75: 2.1 nats, not 3.75). At the pitches' nats folk's answers
-    took up the call's rhythm 1.5x as much as its real answers (0.79 against 0.52): a listener
-    heard it. The voices take up a call's rhythm by themselves (0.5 at imitation 0)."""
-    return IMITATION_NATS * (m.strength / IMITATION_NATS) ** 3
+    """The motif's nats on its rhythm (offsets, lengths): none up to ``RHYTHM_FROM`` on the
+    imitation dial, then rising to ``IMITATION_NATS`` at 1 (the performer asked for the call's
+    rhythm). A voice that heard the call takes up its rhythm by itself, as much as real answers
+    do (folk: 0.54 at imitation 0, real 0.54); the motif's rhythm on top made it 0.83, and that
+    was what a listener told improv's answers by."""
+    imitation = m.strength / IMITATION_NATS
+    return IMITATION_NATS * max(0.0, (imitation - RHYTHM_FROM) / (1.0 - RHYTHM_FROM))
 
 
 def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
@@ -200,7 +204,7 @@ DENSITY_BAND = 0.25  # log2: within 0.84x..1.19x of the call's density, no bend
 DENSITY_PRIOR_BEATS = 2.0  # the running density starts as the call's, as if this many beats were played at it
 ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
 TRANSPOSED_FROM = 3  # ... and with its intervals at another pitch (a fourth note would restate it)
-COPY_RUN = 4  # notes of a run of the call's intervals, anywhere in the answer, before the next is bent away
+COPY_RUN = 6  # notes of a run of the call's intervals, anywhere in the answer, before the next is bent away
 ECHO_NATS = 6.0
 
 
