@@ -207,6 +207,7 @@ def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
     chords = make_answer(max_voices=3, call_bass=48.0)
     logits, _ = bend(voicing, chords, PITCH)  # a chord's first (lowest) note
     assert logits[48] == 0 and logits[60] < -3 and logits[72] < logits[60]
+    assert logits[36] == 0  # below the call's bass: free (the register rule holds the floor); bent both ways, answers' basses lay above their calls'
     cluster = make_answer(sampled=2, onsets=1, max_voices=3, onset_pitches={74, 76})
     _, mask = bend(voicing, cluster, PITCH, offset=0)
     assert mask is not None and not mask[75] and mask[73] and mask[77] and mask.sum() == len(mask) - 3  # D, E and the E flat between: a cluster

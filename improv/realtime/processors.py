@@ -285,20 +285,22 @@ def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.nd
     return logits - KEY_NATS * strength * out, mask
 
 
-BASS_BAND = 5.0  # semitones around the call's bass where a chord's lowest note is free
+BASS_BAND = 5.0  # semitones above the call's bass up to which a chord's lowest note is free
 BASS_SLOPE = 0.7  # nats a semitone beyond the band
 
 
 def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) in the register
-    the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
+    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) no higher than
+    the register the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
     notes within a whole tone in one chord (a mask while on, unless it would leave no key)."""
     answer = step.answer
     if field != PITCH or answer.max_voices == 1:
         return logits, mask
     if step.new_onset(row):
         if answer.call_bass is not None:
-            distance = np.abs(np.arange(len(logits), dtype=np.float64) - answer.call_bass) - BASS_BAND
+            # Only above it: bent both ways, bach's and renaissance's basses lay 1.5-1.9 semitones above
+            # their calls' (real: 0.2-0.7 below) and a listener told them by it; the register rule holds the floor.
+            distance = np.arange(len(logits), dtype=np.float64) - answer.call_bass - BASS_BAND
             bend_ = -BASS_SLOPE * strength * np.clip(distance, 0.0, None)
             bend_[128:] = 0.0
             logits = logits + bend_

@@ -181,10 +181,10 @@ class ChordTop:
         return self.wanted in self.pitches or not 0 <= self.wanted < 128
 
     def offset_bias(self, logits: np.ndarray) -> np.ndarray:
-        """Offset 0 adds to the onset: unlikely once its top is reached, likely while it is not
-        (the motif's rhythm then waits for the chord to be complete)."""
+        """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete).
+        Not made likelier while it is not: that filled bach's chords past its real answers'."""
         logits = logits.copy()
-        logits[0] += -self.strength if self.reached else self.strength
+        logits[0] += -self.strength if self.reached else 0.0
         return logits
 
 
