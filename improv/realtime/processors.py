@@ -146,7 +146,7 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
     top = None if step.top is None else ChordTop(step.top.wanted, step.top.pitches, step.top.voices, step.top.strength * strength)
     if field == OFFSET and not step.first:
         if top is not None:
-            logits = top.offset_bias(logits)
+            logits = top.offset_bias(logits, rhythm_nats(answer.motif) / IMITATION_NATS if answer.motif is not None else 0.0)
         if m is not None and m.offsets[answer.onsets] > 0 and (top is None or top.reached):
             logits = logits.copy()
             logits[m.offsets[answer.onsets]] += rhythm_nats(m) * strength
