@@ -111,6 +111,15 @@ def test_summarize_over_answers():
     assert s["polyphony"] == 1.0 and s["call_polyphony"] == 1.0
 
 
+def test_echo_at_pitch_and_transposed():
+    call = line([60, 62, 64, 65, 67])
+    at_pitch = line([60, 62, 64, 65, 60])
+    a_fifth_up = line([67, 69, 71, 72, 67])  # the call's first four intervals, moved: a transposed echo only
+    three_then_away = line([67, 69, 71, 69, 67])  # the head only: neither
+    s = summarize([Turn(call, a, 1.0, 4.0) for a in (at_pitch, a_fifth_up, three_then_away, note_array([]))], SPB)
+    assert s["echo_rate"] == pytest.approx(1 / 4) and s["transposed_echo_rate"] == pytest.approx(2 / 4)
+
+
 # ---- phrase pairs ------------------------------------------------------------------------------------
 
 
@@ -369,28 +378,19 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     # exactly as long as the call lasted (4 beats).
     assert played.bpm == pytest.approx(120.0) and played.errors == []  # the pulse tracker gives 119.99999999999997
     assert played.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
-    # With them (the default) the length is a goal: a ladder never cadences, so it runs to the
-    # hard stop, 1.5 times the call.
+    # With them (the default) too: the answer ends at its length, as the call's next bars would (it
+    # ran on to 1.5 times the call, and the note past the length was the next phrase's downbeat).
     ending = engine_answer(LadderModel(), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
-    assert ending.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert ending.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
     assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
     broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]
-
-
-def test_the_engine_answer_is_read_back_in_the_pieces_time_when_the_engine_hears_another_level():
-    from improv.evaluation.answers import engine_answer
-    from tests.support.fakes import LadderModel
-
-    # Eighths at 40 bpm are heard at 80 (the eighth as the beat). The ladder climbs one of the
-    # engine's beats apart; a listener hears that as half a beat of the piece, so the listener
-    # test must see it so, not rescaled into the engine's beats (which made answers look twice as
-    # long as the call's notes).
-    call = line([60, 62, 64, 65, 67, 65, 64, 62], [0.5] * 8)
-    exact = dataclasses.replace(ServeSettings(), phrase_ending=False)
-    played = engine_answer(LadderModel(), exact, SamplingParams(), call, span=4.0, bpm=40.0, seed=0)
-    assert played.bpm == pytest.approx(80.0)
-    assert np.diff(played.notes["start"]).round(6).tolist() == [0.5] * (len(played.notes) - 1)
+    # An engine that hears the pulse at half the piece's tempo (half notes at 90 bpm: 45) plays its
+    # ladder a beat of its own apart: two of the call's beats, as the performer hears it (read in the
+    # engine's beats, every length and gap would be measured at half what sounded).
+    halves = engine_answer(LadderModel(), exact, SamplingParams(), line([60, 62, 64, 65], [2, 2, 2, 2]), span=8.0, bpm=90.0, seed=0)
+    assert halves.bpm == pytest.approx(45.0) and halves.notes["start"].round(6).tolist()[:4] == [2.0, 4.0, 6.0, 8.0]
+    assert halves.notes["duration"].round(6).tolist()[0] == 1.0
 
 
 @pytest.mark.torch

@@ -1015,29 +1015,31 @@ def steady_model(seed: int):
     return StepModel(w, "lstm", 1, True, Tokenizer())
 
 
-def test_answers_end_as_phrases_on_a_beat_on_a_tonic_triad_tone():
+def test_answers_begin_on_the_tonic_and_end_at_their_length():
     model = steady_model(8)
     call = phrase([60, 64, 67, 65, 64, 62, 60, 67], step=0.3, length=0.25)  # C major
-    endings = {True: 0, False: 0}
-    on_beat = {True: 0, False: 0}
-    openings = {True: 0, False: 0}
-    for ending in (True, False):
+    endings: dict[object, int] = {}
+    openings: dict[object, int] = {}
+    spans: list[float] = []
+    for ending, cadence in ((True, 0.0), (False, 0.0)):
+        key = (ending, cadence)
+        endings[key] = openings[key] = 0
         for seed in range(12):
-            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, imitation=0.0), seed=seed)
+            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, rule_cadence=cadence, imitation=0.0), seed=seed)
             out = simulate(e, call, until=40)
             (report,) = e.take_reports()
             ons = note_ons(out)
             last_t = max(t for t, _, _ in ons)
             last = [p for t, p, _ in ons if t == last_t]
             beat = (last_t - report.first_note_at) * report.bpm / 60
-            on_beat[ending] += abs(beat - round(beat)) < 1e-6
-            if abs(beat - round(beat)) < 1e-6 and any(p % 12 in (0, 4, 7) for p in last):
-                endings[ending] += 1
-            openings[ending] += ons[0][1] % 12 in (0, 4, 7)  # and it begins on the tonic's harmony
-    # Every phrase ends on a beat; on the tonic's harmony more often than not, not always: at its
-    # length it ends on the next beat (real answers end on a cadence a few times in ten).
-    assert on_beat[True] == 12 and endings[True] >= 6 and endings[True] > endings[False] + 2, (endings, on_beat)
-    assert openings[True] >= 10 and openings[True] > openings[False] + 2, openings
+            spans.append(beat / ((7 * 0.3 + 0.25) * report.bpm / 60))  # the last onset over the call's length
+            endings[key] += abs(beat - round(beat)) < 1e-6 and any(p % 12 in (0, 4, 7) for p in last)
+            openings[key] += ons[0][1] % 12 in (0, 4, 7)  # it begins on the tonic's harmony
+    # No early stop on a tonic note and no running on past the length (it was 1.5 times the call's:
+    # the note past it was the next phrase's downbeat, and improv's answers ended on a cadence 2-3
+    # times as often as real ones); the cadence rule, off by default, is tested on its own.
+    assert max(spans) < 1.0 and min(spans) > 0.5, spans
+    assert openings[(True, 0.0)] >= 10 and openings[(True, 0.0)] > openings[(False, 0.0)] + 2, openings
 
 
 def test_the_answer_starts_the_same_number_of_beats_after_the_call_at_any_tempo():

@@ -12,7 +12,7 @@ from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.answer import Answer
-from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, motif, one_key, opening, register, step_of, texture
+from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, echo_targets, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
 from improv.settings.sections import ServeSettings
 
@@ -167,6 +167,24 @@ def test_echo_bends_away_the_third_note_of_a_call_played_back():
     assert not bend(echo, meant, PITCH, offset=6)[0].any()  # at imitation 1 it may be meant
 
 
+def test_echo_bends_away_the_call_restated_a_fifth_up_and_long_runs_of_its_intervals():
+    call = [60, 62, 64, 65, 67, 69]
+    up = make_answer(sampled=3, onsets=3, call_line=call, line=[67, 69, 71])  # the call's opening, a fifth up
+    logits, _ = bend(echo, up, PITCH, offset=6)
+    assert logits[72] < 0 and np.count_nonzero(logits) == 1  # its fourth note (65 moved up: 72) bent away
+    assert not bend(echo, make_answer(sampled=2, onsets=2, call_line=call, line=[67, 69]), PITCH, offset=6)[0].any()  # a head of three may come
+    # Anywhere in the answer: six notes following the call's intervals (its first six, moved down a
+    # tenth), the seventh is bent away; a figure of four or five may come (real answers take those up).
+    long_call = [60, 62, 64, 65, 67, 69, 71, 72]
+    later = make_answer(sampled=7, onsets=7, call_line=long_call, line=[40, 50, 52, 54, 55, 57, 59])
+    logits, _ = bend(echo, later, PITCH, offset=6)
+    assert logits[61] < 0 and np.count_nonzero(logits) == 1
+    assert not bend(echo, later, PITCH, strength=0.0, offset=6)[0].any()
+    shorter = make_answer(sampled=6, onsets=6, call_line=long_call, line=[40, 41, 52, 54, 55, 57])
+    assert not bend(echo, shorter, PITCH, offset=6)[0].any()
+    assert echo_targets([67, 69, 71], [60, 62]) == set()  # a call shorter than the answer's line: nothing to copy
+
+
 def test_the_density_knob_moves_the_next_answer():
     from improv.realtime.engine import Engine
     from tests.support.fakes import cc, phrase, simulate
@@ -189,6 +207,7 @@ def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
     chords = make_answer(max_voices=3, call_bass=48.0)
     logits, _ = bend(voicing, chords, PITCH)  # a chord's first (lowest) note
     assert logits[48] == 0 and logits[60] < -3 and logits[72] < logits[60]
+    assert logits[36] == 0  # below the call's bass: free (the register rule holds the floor); bent both ways, answers' basses lay above their calls'
     cluster = make_answer(sampled=2, onsets=1, max_voices=3, onset_pitches={74, 76})
     _, mask = bend(voicing, cluster, PITCH, offset=0)
     assert mask is not None and not mask[75] and mask[73] and mask[77] and mask.sum() == len(mask) - 3  # D, E and the E flat between: a cluster

@@ -101,3 +101,41 @@ def test_folk_answers_a_single_line_with_a_single_line_in_its_register(jack):
         most = max(most, len(sounding))
     assert most == 1, "two notes at once: not a single line"
     assert abs(float(np.median(ons)) - float(np.median(melody))) <= 7, (ons, melody)
+
+
+def test_answers_dynamics_follow_soft_loud_and_crescendo_calls_over_real_ports(jack):
+    """The folk voice's corpus has no dynamics: the answer's are modelled from the call
+    (``realtime.dynamics``). Over real ports: a soft call gets a soft answer, a loud one a loud
+    answer, a crescendo a rising one; every answer note struck is released."""
+    from support.serve_process import Listener
+
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
+
+    proc, lines, in_name, out_name = serve(jack, "--voice", "folk", "--seed", "5")
+    performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+    listener = Listener(out_name)
+    melody = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79]
+    calls = {"soft": [35] * 12, "loud": [110] * 12, "crescendo": list(np.linspace(30, 120, 12).round().astype(int))}
+    answers: dict[str, list[int]] = {}
+    try:
+        for k, (name, velocities) in enumerate(calls.items(), start=1):
+            for note, velocity in zip(melody, velocities):
+                performer.send(mido.Message("note_on", note=note, velocity=int(velocity)))
+                time.sleep(0.25)
+                performer.send(mido.Message("note_off", note=note))
+                time.sleep(0.05)
+            played = time.perf_counter()
+            lines.wait_for(f"#{k} call", timeout=30)
+            time.sleep(1.0)  # the answer's last note-offs
+            listener.poll()
+            answers[name] = [m.velocity for _, m in listener.note_ons(after=played)]
+            listener.got.clear()
+        stop(proc, lines)
+        listener.poll()
+    finally:
+        tear_down(proc, performer, listener.port)
+    soft, loud, rising = (np.array(answers[n], dtype=float) for n in ("soft", "loud", "crescendo"))
+    assert min(len(soft), len(loud), len(rising)) >= 4, answers
+    assert soft.mean() <= 55 and loud.mean() >= 90, answers  # the level is the call's, not the voice's flat one
+    assert soft.std() > 0 and loud.std() > 0, answers  # phrased: accents, an arc, a softer end
+    assert np.polyfit(np.arange(len(rising)), rising, 1)[0] > 0 and rising.mean() >= np.mean(calls["crescendo"]) - 5, answers

@@ -115,28 +115,25 @@ def playable_call(call: np.ndarray, settings: ServeSettings, bpm: float) -> bool
 
 
 class EngineAnswer(NamedTuple):
-    notes: np.ndarray  # NOTE_DTYPE, starts in beats from the answer's bar line
-    bpm: float  # the engine's tempo for the answer
+    notes: np.ndarray  # NOTE_DTYPE, starts in beats (of the call's tempo) from the answer's bar line
+    bpm: float  # the engine's tempo for the answer (as it heard the call)
     errors: list[str]  # what the engine reported going wrong (a model error silences an answer)
 
 
 def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int) -> EngineAnswer:
     """improv's answer to ``call`` (beats from its bar line) played at ``bpm``: its notes, their
-    starts in the piece's beats from the answer's bar line ``span`` beats after the call's.
-
-    Read back at the piece's ``bpm``, not the engine's estimate: a listener hears the answer in
-    real time beside the call, so an answer played at a misheard tempo (twice as fast, half as
-    long) must look so to the listener test, not be rescaled into the voice's own beats."""
+    starts in beats (at ``bpm``) from the answer's bar line ``span`` beats after the call's."""
     engine = Engine(model, dataclasses.replace(settings, bpm=bpm), params, seed=seed)
     performer = settings.listen_channel - 1 if settings.listen_channel else (settings.channel % 16)
     script = call_script(call, bpm, performer)
     until = script[-1][0] + 4 * span * 60 / bpm + 30.0
     timed = drive(engine, script, until)
-    answer_bpm = engine.bpm
     first = float(call["start"].min())
-    # The call's first note is placed where the bar has it; everything after is real time.
+    # In the call's beats (its tempo, ``bpm``), as the performer hears it, not in the engine's: an
+    # engine that heard the tempo doubled (half the pieces, since it estimates the pulse) would
+    # otherwise have every length and gap measured twice as long as it sounded.
     notes = [Note(p, first + (on - START_S) * bpm / 60 - span, (off - on) * bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
-    return EngineAnswer(note_array(notes), answer_bpm, engine.take_errors())
+    return EngineAnswer(note_array(notes), engine.bpm, engine.take_errors())
 
 
 def _sampled_notes(rows: list[np.ndarray], tokenizer: Tokenizer) -> np.ndarray:

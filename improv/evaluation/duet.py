@@ -208,6 +208,7 @@ TARGETS = {
     "polyphony": "as the call",
     "cadence_rate": "0.8x-1.5x real",
     "echo_rate": "<= real + 0.05",
+    "transposed_echo_rate": "<= real + 0.05",
     "density_kept": ">= 0.9",
 }
 
@@ -227,6 +228,7 @@ def targets_met(result: dict[str, Any]) -> dict[str, bool | None]:
         "motif_uptake": rule("motif_uptake", lambda i, r, s: 0.8 * r <= i <= 1.5 * r and i >= 1.25 * s),
         "cadence_rate": rule("cadence_rate", lambda i, r, s: 0.8 * r <= i <= 1.5 * r),
         "echo_rate": rule("echo_rate", lambda i, r, s: i <= r + 0.05),
+        "transposed_echo_rate": rule("transposed_echo_rate", lambda i, r, s: i <= r + 0.05),
         "density_kept": rule("density_kept", lambda i, r, s: i >= 0.9),
         "discriminator_auc": None if improv.get("discriminator_auc") is None or result["markov"].get("discriminator_auc") is None else bool(improv["discriminator_auc"] <= 0.75 and improv["discriminator_auc"] <= result["markov"]["discriminator_auc"]),
         "key_agreement": rule("key_agreement", lambda i, r, s: i >= r),

@@ -18,7 +18,8 @@ Per (call, answer):
   metre's beat and bar); the answer agrees when tonic and mode are the call's.
 * register gap: |median pitch of the call - median pitch of the answer|, semitones.
 * notes per onset: notes / onsets of a phrase (1 = a single line, 4 = four-part chords).
-* echo: the answer's top line opens with the call's first ``ECHO_NOTES`` notes at pitch.
+* echo: the answer's top line opens with the call's first ``ECHO_NOTES`` notes at pitch;
+  transposed echo: with their intervals, at any pitch (the call moved a fifth up is still it).
 * density kept: the answer's notes per beat are within 0.5x-2x the call's (both over the
   phrase's span, so a count of notes).
 * cadence: the answer ends as a phrase does: its last onset lies on a metric beat (a whole number
@@ -42,7 +43,7 @@ from improv.music.keys import estimate_phrase_key, tonic_triad_pitch_classes
 
 N = 3  # n-gram length
 
-FIGURES = ("rhythm_uptake", "motif_uptake", "key_agreement", "register_gap", "polyphony", "cadence_rate", "echo_rate", "density_kept")
+FIGURES = ("rhythm_uptake", "motif_uptake", "key_agreement", "register_gap", "polyphony", "cadence_rate", "echo_rate", "transposed_echo_rate", "density_kept")
 ECHO_NOTES = 4  # an answer whose top line opens with the call's first four notes, at pitch, echoes it
 
 
@@ -148,7 +149,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float | int | None]:
     """The six figures (and a few counts) over one system's answers; see the module doc."""
-    rhythm, motif, agree, gaps, poly, call_poly, cadence, echo, dense = [], [], [], [], [], [], [], [], []
+    rhythm, motif, agree, gaps, poly, call_poly, cadence, echo, moved, dense = [], [], [], [], [], [], [], [], [], []
     empty = 0
     for x in exchanges:
         key = x.call_key if x.call_key is not None else phrase_key(x.call, x.beat, x.bar)
@@ -161,7 +162,9 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         call_poly.append(notes_per_onset(x.call, steps_per_beat))
         cadence.append(float(ends_on_cadence(x.answer, key, x.beat, steps_per_beat)))
         opening = top_line(x.call, steps_per_beat)[:ECHO_NOTES]
-        echo.append(float(len(opening) == ECHO_NOTES and np.array_equal(top_line(x.answer, steps_per_beat)[:ECHO_NOTES], opening)))
+        answer_opening = top_line(x.answer, steps_per_beat)[:ECHO_NOTES]
+        echo.append(float(len(opening) == ECHO_NOTES and np.array_equal(answer_opening, opening)))
+        moved.append(float(len(opening) == ECHO_NOTES and len(answer_opening) == ECHO_NOTES and np.array_equal(np.diff(answer_opening), np.diff(opening))))
         dense.append(float(len(x.call) > 0 and 0.5 <= len(x.answer) / len(x.call) <= 2.0))
     known_gaps = [g for g in gaps if g is not None]
     return {
@@ -173,6 +176,7 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         "call_polyphony": _mean(call_poly),
         "cadence_rate": _mean(cadence),
         "echo_rate": _mean(echo),
+        "transposed_echo_rate": _mean(moved),
         "density_kept": _mean(dense),
         "answers": len(exchanges),
         "empty_answers": empty,

@@ -14,7 +14,7 @@ Two kinds:
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
-  ``echo`` (no opening that plays the call back at pitch) and ``voicing`` (a chord's bass in
+  ``echo`` (no answer that plays the call back, at pitch or moved) and ``voicing`` (a chord's bass in
   the call's bass register, no three notes within a whole tone).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
@@ -126,6 +126,19 @@ def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: 
     return logits, mask
 
 
+RHYTHM_FROM = 0.75  # the imitation dial's value up to which the motif bends no rhythm
+
+
+def rhythm_nats(m: Motif) -> float:
+    """The motif's nats on its rhythm (offsets, lengths): none up to ``RHYTHM_FROM`` on the
+    imitation dial, then rising to ``IMITATION_NATS`` at 1 (the performer asked for the call's
+    rhythm). A voice that heard the call takes up its rhythm by itself, as much as real answers
+    do (folk: 0.54 at imitation 0, real 0.54); the motif's rhythm on top made it 0.83, and that
+    was what a listener told improv's answers by."""
+    imitation = m.strength / IMITATION_NATS
+    return IMITATION_NATS * max(0.0, (imitation - RHYTHM_FROM) / (1.0 - RHYTHM_FROM))
+
+
 def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """The call's motif restated and varied (``shaping``): its rhythm, its top line's intervals."""
     answer, m = step.answer, step.motif
@@ -133,10 +146,10 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
     top = None if step.top is None else ChordTop(step.top.wanted, step.top.pitches, step.top.voices, step.top.strength * strength)
     if field == OFFSET and not step.first:
         if top is not None:
-            logits = top.offset_bias(logits)
+            logits = top.offset_bias(logits, rhythm_nats(answer.motif) / IMITATION_NATS if answer.motif is not None else 0.0)
         if m is not None and m.offsets[answer.onsets] > 0 and (top is None or top.reached):
             logits = logits.copy()
-            logits[m.offsets[answer.onsets]] += m.strength * strength
+            logits[m.offsets[answer.onsets]] += rhythm_nats(m) * strength
     elif field == PITCH:
         if m is not None and new_onset and answer.max_voices == 1:
             wanted = motif_pitch(m, answer.onsets, answer.line_pitch)
@@ -159,7 +172,7 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
                 logits = keep_below(logits, step.hold, answer.motif.strength * strength)
     elif field == DURATION and m is not None and new_onset:
         logits = logits.copy()
-        logits[m.durations[answer.onsets]] += m.strength * strength
+        logits[m.durations[answer.onsets]] += rhythm_nats(m) * strength
     return logits, mask
 
 
@@ -190,6 +203,8 @@ DENSITY_NATS = 3.0  # per octave (doubling) of notes per beat beyond DENSITY_BAN
 DENSITY_BAND = 0.25  # log2: within 0.84x..1.19x of the call's density, no bend
 DENSITY_PRIOR_BEATS = 2.0  # the running density starts as the call's, as if this many beats were played at it
 ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
+TRANSPOSED_FROM = 3  # ... and with its intervals at another pitch (a fourth note would restate it)
+COPY_RUN = 6  # notes of a run of the call's intervals, anywhere in the answer, before the next is bent away
 ECHO_NATS = 6.0
 
 
@@ -207,17 +222,43 @@ def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     return logits - DENSITY_NATS * strength * beyond, mask
 
 
+def _intervals(line: list[int]) -> list[int]:
+    return [b - a for a, b in zip(line, line[1:])]
+
+
+def echo_targets(line: list[int], call: list[int]) -> set[int]:
+    """The pitches that would carry on a copy of the call in the answer's top line ``line``: its
+    opening played back at pitch (from the ``ECHO_FROM`` + 1st note), at any transposition (the
+    call's first intervals from the ``TRANSPOSED_FROM`` + 1st note: the call a fifth up is still
+    the call), and, anywhere, a run of the call's intervals past ``COPY_RUN`` notes."""
+    out: set[int] = set()
+    k = len(line)
+    if ECHO_FROM <= k < len(call) and line == call[:k]:
+        out.add(call[k])
+    if TRANSPOSED_FROM <= k < len(call) and _intervals(line) == _intervals(call[:k]):
+        out.add(line[-1] + call[k] - call[k - 1])
+    if k >= COPY_RUN:
+        tail, steps = _intervals(line[-COPY_RUN:]), _intervals(call)
+        for j in range(len(steps) - COPY_RUN + 1):
+            if steps[j : j + COPY_RUN - 1] == tail:
+                out.add(line[-1] + steps[j + COPY_RUN - 1])
+    return {p for p in out if 0 <= p < 128}
+
+
 def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """No opening that plays the call back at pitch: once the answer's top line has repeated the
-    call's first ``ECHO_FROM`` notes, the call's next note is bent away (a motif moved to another
-    degree, or the same rhythm, still may come). Not at ``imitation`` 1, where it may be meant."""
+    """No answer that plays the call back: not its opening at pitch past ``ECHO_FROM`` notes, nor
+    moved to another degree past ``TRANSPOSED_FROM`` (the listener heard answers restate the call
+    a fifth up), nor any run of its intervals past ``COPY_RUN`` notes; the note that would go on
+    is bent away. A motif's head, its rhythm, a figure of three intervals still may come: real
+    answers take those up. Not at ``imitation`` 1, where a restatement may be meant."""
     answer = step.answer
-    k = len(answer.line)
     if answer.motif is not None and answer.motif.strength >= IMITATION_NATS - 1e-9:
         return logits, mask  # at imitation 1 a restatement at pitch may be what the performer asked for
-    if field == PITCH and step.new_onset(row) and ECHO_FROM <= k < len(answer.call_line) and answer.line == answer.call_line[:k]:
-        logits = logits.copy()
-        logits[answer.call_line[k]] -= ECHO_NATS * strength
+    if field == PITCH and step.new_onset(row) and len(answer.line) >= ECHO_FROM:
+        targets = echo_targets(answer.line, answer.call_line)
+        if targets:
+            logits = logits.copy()
+            logits[sorted(targets)] -= ECHO_NATS * strength
     return logits, mask
 
 
@@ -244,20 +285,22 @@ def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.nd
     return logits - KEY_NATS * strength * out, mask
 
 
-BASS_BAND = 5.0  # semitones around the call's bass where a chord's lowest note is free
+BASS_BAND = 5.0  # semitones above the call's bass up to which a chord's lowest note is free
 BASS_SLOPE = 0.7  # nats a semitone beyond the band
 
 
 def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) in the register
-    the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
+    """Chords voiced as a player's hands would: a chord's lowest note (drawn first) no higher than
+    the register the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
     notes within a whole tone in one chord (a mask while on, unless it would leave no key)."""
     answer = step.answer
     if field != PITCH or answer.max_voices == 1:
         return logits, mask
     if step.new_onset(row):
         if answer.call_bass is not None:
-            distance = np.abs(np.arange(len(logits), dtype=np.float64) - answer.call_bass) - BASS_BAND
+            # Only above it: bent both ways, bach's and renaissance's basses lay 1.5-1.9 semitones above
+            # their calls' (real: 0.2-0.7 below) and a listener told them by it; the register rule holds the floor.
+            distance = np.arange(len(logits), dtype=np.float64) - answer.call_bass - BASS_BAND
             bend_ = -BASS_SLOPE * strength * np.clip(distance, 0.0, None)
             bend_[128:] = 0.0
             logits = logits + bend_

@@ -18,8 +18,7 @@ complete once that note sounds.
 
 **Cadence** (``serve.phrase_ending``): from ``CADENCE_FROM`` of its length on, the answer leans
 toward an ending (onsets on a beat, tonic-triad tones of the call's key, notes a beat long or
-more) and ends after the first note that is all three (its chord completed), or at
-``HARD_STOP`` times its length at the latest.
+more: ``serve.rule_cadence``, off by default) and ends at ``HARD_STOP`` times its length.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from improv.music.tokenizer import N_PITCH
 
 IMITATION_NATS = 5.0  # the bonus toward the motif's value at imitation 1 (e^5: ~150 to 1)
 CADENCE_FROM = 0.8  # share of the answer's length after which it looks for an ending
-HARD_STOP = 1.5  # ... and after which it ends anyway
+HARD_STOP = 1.0  # ... and at which it ends (1.5, the length a goal it could overrun, made a third note of improv's folk answers a cadence: the next phrase's downbeat, which a real answer of N bars never holds)
 CADENCE_NATS = 1.5  # bonus toward an ending's tonic-triad tones, beats and long notes
 SHIFTS = (0, 4, -3, 1, -1, 2, -2)  # scale degrees the motif moves by: restated, a fifth, in sequence
 SHIFT_WEIGHTS = np.array([0.4, 0.15, 0.1, 0.1, 0.1, 0.075, 0.075])
@@ -181,11 +180,13 @@ class ChordTop:
     def reached(self) -> bool:
         return self.wanted in self.pitches or not 0 <= self.wanted < 128
 
-    def offset_bias(self, logits: np.ndarray) -> np.ndarray:
-        """Offset 0 adds to the onset: unlikely once its top is reached, likely while it is not
-        (the motif's rhythm then waits for the chord to be complete)."""
+    def offset_bias(self, logits: np.ndarray, fill: float) -> np.ndarray:
+        """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete);
+        while it is not, likelier by ``fill`` (0..1) of the strength: the motif's rhythm then waits
+        for the chord to be complete. (At full fill below imitation 1, bach's chords came fuller
+        than its real answers': the engine passes the motif's rhythm share, ``processors.rhythm_nats``.)"""
         logits = logits.copy()
-        logits[0] += -self.strength if self.reached else self.strength
+        logits[0] += -self.strength if self.reached else self.strength * fill
         return logits
 
 
