@@ -233,6 +233,13 @@ class SessionMemory:
         p = counts[counts > 0] / counts.sum()
         return float(np.exp(-(p * np.log(p)).sum()))
 
+    def recent_pitch_classes(self, count: int) -> np.ndarray | None:
+        """The share of each pitch class in the last ``count`` events learned (None: none yet)."""
+        h = np.zeros(12)
+        for row, w, _ in list(self._events)[-count:]:
+            h[int(row[PITCH]) % 12] += w
+        return h / h.sum() if h.sum() > 0 else None
+
     def share(self, now: float, adapt: float | None = None) -> float:
         """How much the memory has its say now, 0..1 (0 = the voice alone): each head's share is
         this times its ``LAMBDA_MAX``."""
