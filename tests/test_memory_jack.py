@@ -71,7 +71,7 @@ def test_answers_take_up_a_whole_tone_performer_over_jack_and_the_memory_is_kept
             assert len(pitches) >= 20, lines[adapt].rest()
             share[adapt] = float(np.isin(pitches % 12, WHOLE_TONE).mean())
         print("whole-tone share of the answers after ten calls, adapt 0 / 1:", share)
-        assert share[1] > share[0] + 0.1, share
+        assert share[1] > share[0] + 0.2, share  # adapt 0 0.63-0.75, adapt 1 1.00 in four runs; 0.71 / 0.76 before the key moved with the memory
         stop(procs[1], lines[1])
         assert any(line.startswith(f"improv: session memory saved to {memory}") for line in lines[1].rest()), lines[1].seen
         assert memory.exists()
