@@ -10,7 +10,8 @@ say (``SessionMemory.share``: adapt, evidence, variety), the key moves to the pe
 * a pitch class the performer keeps playing (its ``strength``, from the last ``RECENT`` events)
   joins the key once ``share * strength >= JOIN_AT``;
 * a pitch class of the estimated scale the performer does not play leaves it once
-  ``share * (1 - strength) >= LEAVE_AT``: from about adapt 0.5 on, after a few calls.
+  ``share * heard * (1 - strength) >= LEAVE_AT`` (``heard``: how much of ``RECENT`` events the
+  memory holds): from about adapt 0.5 on, after some three calls.
 The call's own pitch classes always stay in. Recent events, not the whole set: a performer who
 moves to another key (a new piece) brings the key with them within a few calls.
 """
@@ -45,7 +46,8 @@ def performer_key(allowed: np.ndarray, call_pcs: np.ndarray, memory: SessionMemo
     strength = scale_strength(memory) if share > 0 else None
     if strength is None:
         return allowed
-    out = allowed & ~(share * (1.0 - strength) >= LEAVE_AT)
+    heard = min(memory.events / RECENT, 1.0)  # a few notes are no scale yet: nothing leaves on two licks' say
+    out = allowed & ~(share * heard * (1.0 - strength) >= LEAVE_AT)
     out |= share * strength >= JOIN_AT
     out[np.asarray(call_pcs, dtype=int) % 12] = True
     return out
