@@ -18,8 +18,11 @@ moves to another key (a new piece) brings the key with them within a few calls.
 
 from __future__ import annotations
 
+from itertools import islice
+
 import numpy as np
 
+from improv.music.tokenizer import PITCH
 from improv.realtime.memory import SessionMemory
 
 RECENT = 48  # events (some five calls) the performer's scale is read from
@@ -31,9 +34,12 @@ def scale_strength(memory: SessionMemory) -> np.ndarray | None:
     """How firmly each pitch class is in the performer's recent playing, 0..1 (None: nothing heard):
     1 for a pitch class with at least half the average share of the ones played (``p V >= 1/2``,
     V the perplexity of the pitch classes), 0 for one with a quarter of it or less (a passing note)."""
-    p = memory.recent_pitch_classes(RECENT)
-    if p is None:
+    p = np.zeros(12)
+    for row, weight, _ in islice(reversed(memory.remembered), RECENT):
+        p[int(row[PITCH]) % 12] += weight
+    if p.sum() <= 0:
         return None
+    p /= p.sum()
     used = p[p > 0]
     variety = float(np.exp(-(used * np.log(used)).sum()))
     return np.clip(4.0 * p * variety - 1.0, 0.0, 1.0)

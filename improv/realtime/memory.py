@@ -27,7 +27,6 @@ import io
 import math
 import zipfile
 from collections import deque
-from itertools import islice
 from typing import Callable, Sequence
 
 import numpy as np
@@ -220,6 +219,7 @@ class SessionMemory:
     # ---- how much it counts ------------------------------------------------------------------------
 
     events = property(lambda self: len(self._events))  # remembered now
+    remembered = property(lambda self: self._events)  # (row, stored weight, counts) of each, oldest first: read only
 
     def variety(self) -> float:
         """Perplexity of the session's pitch classes: 1 for one key hammered, ~6 for a whole-tone line."""
@@ -228,13 +228,6 @@ class SessionMemory:
             return 0.0
         p = counts[counts > 0] / counts.sum()
         return float(np.exp(-(p * np.log(p)).sum()))
-
-    def recent_pitch_classes(self, count: int) -> np.ndarray | None:
-        """The share of each pitch class in the last ``count`` events learned (None: none yet)."""
-        h = np.zeros(12)
-        for row, w, _ in islice(reversed(self._events), count):
-            h[int(row[PITCH]) % 12] += w
-        return h / h.sum() if h.sum() > 0 else None
 
     def share(self, now: float, adapt: float | None = None) -> float:
         """How much the memory has its say now, 0..1 (0 = the voice alone): each head's share is
