@@ -27,7 +27,7 @@ from improv.realtime.memory import SessionMemory
 
 RECENT = 48  # events (some five calls) the performer's scale is read from
 JOIN_AT = 0.25  # share x strength from which a played pitch class joins the key
-LEAVE_AT = 0.45  # share x (1 - strength) from which an unplayed scale tone leaves it
+LEAVE_AT = 0.45  # share x heard x (1 - strength) from which an unplayed scale tone leaves it
 
 
 def scale_strength(memory: SessionMemory) -> np.ndarray | None:
