@@ -1,15 +1,22 @@
 """It learns you during the set: a performer with an idiom the voices never trained on plays calls
 into a real engine in simulated time (``improv.evaluation.learning``), at ``serve.adapt`` 1 and 0.
 
-Idioms: whole-tone and blues licks (``improv.evaluation.licks``: the documented script), and the
+Every figure is the mean of one session per ``--learn-seeds`` (three: eight answers make a noisy
+histogram overlap; one seed's uptake moved by 0.1 to 0.2 from seed to seed). Idioms: whole-tone and blues licks (``improv.evaluation.licks``: the documented script), and the
 top lines of the Final Fantasy piano pieces in ``../shared/corpora/final-fantasy-piano`` (skipped,
 with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
 
 * ``nll_drop_N``: NLL per event (four fields, nats) of the performer's next three unseen phrases,
   the voice alone minus the voice with the session memory after N calls (adapt 1); ``nll_voice_N``
   the voice alone, for scale; ``nll_drop_10_<field>`` per field.
-* ``uptake_pc_N`` / ``uptake_interval_N``: MGEval overlap of improv's answers to the next five
-  calls with the performer's phrases (pitch-class, interval histograms), adapt 1 minus adapt 0.
+* ``uptake_pc_N`` / ``uptake_pc_count_N`` / ``uptake_interval_N``: MGEval overlap of improv's
+  answers to the next eight calls with the performer's phrases, adapt 1 minus adapt 0; pitch-class
+  histograms by duration (MGEval's) and by note count, interval histograms. ``_min``: the worst
+  session's.
+* ``reach_<feature>_N``, what is there to reach: the same overlap of the performer's own next eight
+  phrases (played after the session's, never answered) minus adapt 0's. An answer can hardly sit
+  closer among the performer's phrases than those do: where ``reach`` is under 0.1, so is any
+  honest uptake.
 * ``pc_match_a0_N`` / ``_a1_N``, the outside check: histogram intersection of the answers' pooled
   pitch classes with the performer's (1 = the same pitch classes in the same proportions).
 * ``collapse_a1`` / ``longest_copy_a1`` (and ``_a0``): the quality bar on every answer of the
@@ -31,6 +38,7 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -52,7 +60,7 @@ FIELDS = ("pitch", "offset", "duration", "velocity")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn-voice", default="folk", help="voice the learning benchmark answers with (default: folk)")
-    parser.add_argument("--learn-seed", type=int, default=1, help="seed of the licks and the answers")
+    parser.add_argument("--learn-seeds", default="1,2,3", help="one session per seed and idiom, at adapt 0 and 1 (the licks' and the answers' seed); figures are their mean")
 
 
 def ff_phrases(count: int) -> list[np.ndarray] | None:
@@ -133,29 +141,47 @@ def _codes(rows: np.ndarray) -> np.ndarray:
     return rows[:, 0] * 77 * 77 + rows[:, 1] * 77 + rows[:, 2] if len(rows) else np.zeros(0, np.int64)
 
 
-def _idiom(name: str, phrases: list[np.ndarray], model, seed: int, due: dict[float, list[float]]) -> dict[str, float]:
+def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: list[int], due: dict[float, list[float]]) -> dict[str, float]:
+    """One idiom's figures, each the mean over ``seeds`` (a session at adapt 0 and 1 per seed: the
+    seed of the licks and of the answers); ``make(seed)`` gives that session's phrases and, after
+    them, AHEAD more the performer would play next (the ceiling's)."""
     tok = model.tokenizer
-    rows = session_rows(tok, phrases)
-    played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt]) for adapt in (0.0, 1.0)}
-    out: dict[str, float] = {}
-    for n in CHECKPOINTS:
-        voice, mixed, per_field = played[1.0]["nll"][n]
-        out[f"learn_{name}_nll_voice_{n}"] = round(voice, 3)
-        out[f"learn_{name}_nll_drop_{n}"] = round(voice - mixed, 3)
-        if n == 10:
-            out.update({f"learn_{name}_nll_drop_10_{f}": round(float(d), 3) for f, d in zip(FIELDS, per_field)})
-            out[f"learn_{name}_nll_drop_10_notes"] = round(float(per_field[:3].sum()), 3)  # without the dynamics
-        window = slice(n, n + AHEAD)
-        performer = phrases[: n + AHEAD]
-        overlaps = {a: idiom_overlaps(played[a]["answers"][window], performer) for a in (0.0, 1.0)}
-        out[f"learn_{name}_uptake_pc_{n}"] = round(overlaps[1.0]["pitch_class"] - overlaps[0.0]["pitch_class"], 3)
-        out[f"learn_{name}_uptake_interval_{n}"] = round(overlaps[1.0]["interval"] - overlaps[0.0]["interval"], 3)
+    figures: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        figures.setdefault(f"learn_{name}_{key}", []).append(value)
+
+    for seed in seeds:
+        everything = make(seed)
+        phrases = everything[: CHECKPOINTS[-1] + AHEAD]
+        rows = session_rows(tok, phrases)
+        played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt]) for adapt in (0.0, 1.0)}
+        for n in CHECKPOINTS:
+            voice, mixed, per_field = played[1.0]["nll"][n]
+            add(f"nll_voice_{n}", voice)
+            add(f"nll_drop_{n}", voice - mixed)
+            if n == 10:
+                for f, d in zip(FIELDS, per_field):
+                    add(f"nll_drop_10_{f}", float(d))
+                add("nll_drop_10_notes", float(per_field[:3].sum()))  # without the dynamics
+            window = slice(n, n + AHEAD)
+            performer = phrases[: n + AHEAD]
+            overlaps = {a: idiom_overlaps(played[a]["answers"][window], performer) for a in (0.0, 1.0)}
+            # The ceiling: the performer's own next phrases, scored as the answers are
+            own = idiom_overlaps(everything[n + AHEAD : n + 2 * AHEAD], performer)
+            for feature, short in (("pitch_class", "pc"), ("pitch_class_count", "pc_count"), ("interval", "interval")):
+                add(f"uptake_{short}_{n}", overlaps[1.0][feature] - overlaps[0.0][feature])
+                add(f"reach_{short}_{n}", own[feature] - overlaps[0.0][feature])
+            for a in (0.0, 1.0):
+                add(f"pc_match_a{a:.0f}_{n}", _pc_match(played[a]["answers"][window], performer))
         for a in (0.0, 1.0):
-            out[f"learn_{name}_pc_match_a{a:.0f}_{n}"] = round(_pc_match(played[a]["answers"][window], performer), 3)
-    for a in (0.0, 1.0):
-        answers = played[a]["answers"]
-        out[f"learn_{name}_collapse_a{a:.0f}"] = round(collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]), 4)
-        out[f"learn_{name}_longest_copy_a{a:.0f}"] = _copy(answers, phrases, tok)
+            answers = played[a]["answers"]
+            add(f"collapse_a{a:.0f}", collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]))
+            add(f"longest_copy_a{a:.0f}", _copy(answers, phrases, tok))
+    out = {key: round(float(np.mean(values)), 4 if "collapse" in key else 3) for key, values in figures.items()}
+    for n in CHECKPOINTS:  # the worst session's uptake, beside the mean
+        for short in ("pc", "pc_count", "interval"):
+            out[f"learn_{name}_uptake_{short}_{n}_min"] = round(float(np.min(figures[f"learn_{name}_uptake_{short}_{n}"])), 3)
     return out
 
 
@@ -197,19 +223,19 @@ def _timing(model, phrases: list[np.ndarray]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     model = load_player(model_location(None, None, getattr(args, "learn_voice", "folk"))).step_model()
-    seed = getattr(args, "learn_seed", 1)
-    count = CHECKPOINTS[-1] + AHEAD
-    idioms = {"wholetone": licks(count, "wholetone", seed), "blues": licks(count, "blues", seed)}
+    seeds = [int(x) for x in str(getattr(args, "learn_seeds", "1,2,3")).split(",")]
+    count = CHECKPOINTS[-1] + 2 * AHEAD  # the session's phrases, then the ceiling's
+    idioms: dict[str, Callable[[int], list[np.ndarray]]] = {scale: (lambda seed, scale=scale: licks(count, scale, seed)) for scale in ("wholetone", "blues")}
     ff = ff_phrases(count)
     if ff is None or len(ff) < count:
         print(f"note: the Final Fantasy idiom is skipped: {FF} is absent or has too few phrases", flush=True, file=sys.stderr)
     else:
-        idioms["ff"] = ff
-    out: dict[str, float] = {}
+        idioms["ff"] = lambda seed: ff  # the same pieces; the seed is the answers'
+    out: dict[str, float] = {"learn_sessions_per_idiom": len(seeds)}
     due: dict[float, list[float]] = {0.0: [], 1.0: []}
-    for name, phrases in idioms.items():
-        out.update(_idiom(name, phrases, model, seed, due))
-    out.update(_timing(model, idioms["wholetone"]))
+    for name, make in idioms.items():
+        out.update(_idiom(name, make, model, seeds, due))
+    out.update(_timing(model, licks(count, "wholetone", seeds[0])))
     for adapt, times in due.items():  # the engine's send path, learning (adapt 1) or not
         out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)
         out[f"learn_due_ms_max_a{adapt:.0f}"] = round(float(np.max(times)) * 1e3, 3)

@@ -44,9 +44,10 @@ def test_answers_take_up_a_whole_tone_performer_over_jack_and_the_memory_is_kept
     procs, listeners, performers, lines = {}, {}, {}, {}
     try:
         for adapt in (0, 1):
-            # The key and motif rules off in both: they already keep answers to the call's pitch classes, which
-            # would hide what this test is about, the memory's uptake (with them on: 0.70 / 0.80, 0.70 / 0.70).
-            extra = ["--virtual", "--set", "serve.rule_key=0", "--set", "serve.rule_motif=0", "--set", "serve.imitation=0", "--set", f"serve.adapt={adapt}", "--set", f"serve.client_name=improv{adapt}", "--set", f"voice.live=[{checkpoint}]"]
+            # The default rules on in both (key, motif, imitation...): what a performer hears. The key rule
+            # alone keeps adapt-0 answers to the call's pitch classes (0.70 whole-tone before the key moved
+            # with the memory, and adapt 1 only some +0.1 above it).
+            extra = ["--virtual", "--set", f"serve.adapt={adapt}", "--set", f"serve.client_name=improv{adapt}", "--set", f"voice.live=[{checkpoint}]"]
             if adapt:
                 extra += ["--memory", str(memory)]
             procs[adapt] = subprocess.Popen(serve_cmd(checkpoint, *extra), env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -70,7 +71,7 @@ def test_answers_take_up_a_whole_tone_performer_over_jack_and_the_memory_is_kept
             assert len(pitches) >= 20, lines[adapt].rest()
             share[adapt] = float(np.isin(pitches % 12, WHOLE_TONE).mean())
         print("whole-tone share of the answers after ten calls, adapt 0 / 1:", share)
-        assert share[1] > share[0] + 0.1, share
+        assert share[1] > share[0] + 0.2, share  # adapt 0 0.63-0.75, adapt 1 1.00 in four runs; 0.71 / 0.76 before the key moved with the memory
         stop(procs[1], lines[1])
         assert any(line.startswith(f"improv: session memory saved to {memory}") for line in lines[1].rest()), lines[1].seen
         assert memory.exists()

@@ -6,9 +6,9 @@ model, phrases and settings in; notes and numbers out.
   improv's answers come back as notes, in beats from the answer's first note.
 * ``memory_nll`` — negative log-likelihood per event (four fields summed, nats) of a phrase under
   the voice alone and under the voice mixed with the session memory (as an answer samples).
-* ``idiom_overlaps`` — MGEval overlap (Yang & Lerch) of the answers' pitch-class and interval
-  histograms with the performer's phrases: 1 = the answers sit among the performer's phrases as
-  those sit among themselves.
+* ``idiom_overlaps`` — MGEval overlap (Yang & Lerch) of the answers' pitch-class (by duration, as
+  MGEval weighs them, and by note count) and interval histograms with the performer's phrases:
+  1 = the answers sit among the performer's phrases as those sit among themselves.
 * ``skyline_phrases`` — a piece's top line cut into phrases a performer plays as calls.
 """
 
@@ -132,11 +132,26 @@ def interval_histogram(notes: np.ndarray) -> np.ndarray:
     return hist / hist.sum() if hist.sum() > 0 else hist
 
 
+def pitch_class_counts(notes: np.ndarray) -> np.ndarray:
+    """12 pitch classes, each note counted once; sums to 1. MGEval's own histogram weights each
+    note by its length (``metrics.pitch_class_histogram``): a lick's closing half note is a third of
+    its histogram, and the measure then asks mostly where each phrase's long note falls."""
+    hist = np.bincount(np.asarray(notes["pitch"], dtype=int) % 12, minlength=12).astype(float)
+    return hist / hist.sum() if hist.sum() > 0 else hist
+
+
+FEATURES = {
+    "pitch_class": lambda a: pitch_class_histogram(notes_of(note_array(a))),  # MGEval's: by duration
+    "pitch_class_count": pitch_class_counts,
+    "interval": interval_histogram,
+}
+
+
 def idiom_overlaps(answers: Sequence[np.ndarray], performer: Sequence[np.ndarray]) -> dict[str, float]:
-    """MGEval overlap of the answers with the performer's phrases, per feature (pitch_class, interval)."""
+    """MGEval overlap of the answers with the performer's phrases, per feature (``FEATURES``)."""
     answers = [a for a in answers if len(a) > 1]
     out = {}
-    for name, feature in (("pitch_class", lambda a: pitch_class_histogram(notes_of(note_array(a)))), ("interval", interval_histogram)):
+    for name, feature in FEATURES.items():
         out[name] = mgeval_overlap(np.array([feature(a) for a in answers]), np.array([feature(p) for p in performer])) if answers else float("nan")
     return out
 

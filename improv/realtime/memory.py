@@ -2,28 +2,23 @@
 
 A cache model, as in language modelling (Kuhn & De Mori 1990) and the Continuator (Pachet 2003):
 variable-order n-gram tables over the events the performer played this session, and an answer's
-heads drawn from ``p = (1 - lam) * p_voice + lam * p_memory``. Why this and not online training of
-the heads: it learns from one phrase (a gradient step would need many), costs microseconds per
-event, and forgetting is exact (a phrase's counts come out again). ``benchmarks/bench_learn.py``
-measures what it buys.
-
-What is counted, per performer event (each table interpolated over its orders, Witten-Bell):
-* offset class, after the last 1-3 offsets (the performer's rhythm);
-* melodic interval (-24..24 semitones, transposition-aware), after the last 1-2 intervals and
-  whether this note joins a chord;
-* pitch class, after the last one (the performer's scale: whole-tone stays whole-tone);
-* duration class, given this event's offset and the last duration;
-* velocity class, after the last one.
-The pitch head's memory is the product of the interval and the pitch-class tables.
+heads drawn from ``p = (1 - lam) * p_voice + lam * p_memory``. Why not online training of the
+heads: this learns from one phrase, costs microseconds per event, and forgets exactly (a phrase's
+counts come out again). ``benchmarks/bench_learn.py`` measures what it buys. Counted per event
+(each table interpolated over its orders, Witten-Bell): the offset class after the last 1-3
+offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the last 1-2 and
+whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
+whole-tone); the duration class given the offset and the last duration; the velocity class after
+the last one. The pitch head's memory is the product of the interval and pitch-class tables (and
+the key rule's key follows the recent pitch classes: ``realtime.idiom_key``).
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
 pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
-classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share.
-Bounded: the last ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most
-``MAX_CONTEXTS`` contexts (beyond, only the contexts already known count on).
-Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a time in the
-engine's think slices (``absorb``), never on a send.
+classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded: the last
+``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most ``MAX_CONTEXTS``
+contexts. Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a
+time in the engine's think slices (``absorb``), never on a send.
 """
 
 from __future__ import annotations
@@ -224,6 +219,7 @@ class SessionMemory:
     # ---- how much it counts ------------------------------------------------------------------------
 
     events = property(lambda self: len(self._events))  # remembered now
+    remembered = property(lambda self: self._events)  # (row, stored weight, counts) of each, oldest first: read only
 
     def variety(self) -> float:
         """Perplexity of the session's pitch classes: 1 for one key hammered, ~6 for a whole-tone line."""

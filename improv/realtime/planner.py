@@ -25,6 +25,7 @@ from improv.realtime.answer import Answer, Planned
 from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
+from improv.realtime.idiom_key import performer_key
 from improv.realtime.processors import answer_processors
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
@@ -108,6 +109,7 @@ class Planner:
             allowed = np.zeros(12, dtype=bool)
             allowed[scale_pitch_classes(tonic, minor)] = True
             allowed[np.asarray(pitches) % 12] = True  # what the performer played is in the key by definition
+            allowed = performer_key(allowed, np.asarray(pitches), self.memory, now)  # ... and, with adapt, what they have been playing
             pcs = np.zeros(N_PITCH, dtype=bool)
             pcs[:128] = allowed[np.arange(128) % 12]
             if (mask & pcs).any():
