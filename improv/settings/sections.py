@@ -339,6 +339,10 @@ class ServeSettings:
     # Where MIDI-learned bindings and the knobs' last values are kept ("" = improv/controls.json
     # under the user config folder: $XDG_CONFIG_HOME or ~/.config).
     controls_file: str = ""
+    # ---- Ableton Link (issue 18): join the session (serve --link); who leads, who follows: README ----
+    link: bool = False
+    # Beats per bar of the Link session's phase (Link's quantum): the bars of entry: bar.
+    link_quantum: int = 4
 
 
 @dataclass(frozen=True)
