@@ -5,6 +5,7 @@ or the session still at its tempo) it answers on the performer's pulse and publi
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import mido
 import pytest
@@ -142,3 +143,17 @@ def test_describe_says_peers_tempo_and_role():
     assert e.link.describe(0.0) == "Link: alone, leading at 120.0 bpm"
     link.peers, link.bpm = 2, 128.0
     assert e.link.describe(0.0) == "Link: 2 peers, following at 128.0 bpm"
+
+
+def test_the_monitor_page_shows_the_link_session():
+    from improv.monitor.taps import snapshot
+
+    link = FakeLink(bpm=120.0, peers=1)
+    e = Engine(LadderModel(), ServeSettings(**MECHANICS), link=link)
+    e.due(0.0)
+    state = snapshot(e, 0.0)
+    assert state["link"] == "Link: 1 peer, following at 120.0 bpm" and state["tempo_source"] == "Link, 1 peer"
+    assert state["bpm"] == 120.0
+    assert snapshot(Engine(LadderModel(), ServeSettings(**MECHANICS)), 0.0)["link"] is None
+    page = (Path(__file__).resolve().parent.parent / "improv" / "monitor" / "page.html").read_text()
+    assert "s.link" in page
