@@ -11,7 +11,9 @@ improv keeps the performer's time) and with it.
 Figures (``before`` / ``after``): ``link_{before,after}_grid_median_ms`` / ``_p90_ms`` — |distance|
 of each answer onset to the session's grid (sixteenths and triplets of its beat);
 ``link_{before,after}_first_median_ms`` — the answer's first note to the session's nearest beat;
-``link_{before,after}_tempo_ok`` — answers whose status-line tempo is the session's within 1 bpm.
+``link_{before,after}_tempo_ok`` — answers whose status-line tempo is the session's within 1 bpm;
+``link_{before,after}_send_p99_ms`` / ``_max_ms`` — the serve loop's send lateness (its own closing
+line): the Link thread must not delay a send.
 Without JACK only the shell's figures are given. The shell's, in this process: ``link_view_phase_us``
 — the median |phase error| of the shell's view (on the loop's clock) against the peer's own, over
 50 reads; ``link_follow_ms`` — the time from the peer's tempo change to the view showing it (median
@@ -172,6 +174,9 @@ def served(jack, peer, link: bool, seed: int) -> dict:
                 firsts.append(off_grid_ms(peer.beat_at(times[0]), beat_s, (0, 1)))
         proc.send_signal(2)
         proc.wait(timeout=30)
+        time.sleep(0.3)  # the last lines read
+        summary = next((line for line in lines.rest() if "lateness" in line), "")
+        late = re.search(r"p99 ([\d.]+) ms, max ([\d.]+) ms", summary)
     finally:
         tear_down(proc, listener.port if listener else None, performer)
     name = "after" if link else "before"
@@ -182,6 +187,8 @@ def served(jack, peer, link: bool, seed: int) -> dict:
         f"link_{name}_tempo_ok": round(tempo_ok / len(TEMPI), 3),
         f"link_{name}_onsets": len(grid),
         f"link_{name}_missed": missed,
+        f"link_{name}_send_p99_ms": float(late.group(1)) if late else -1.0,  # the serve loop's own lateness
+        f"link_{name}_send_max_ms": float(late.group(2)) if late else -1.0,
     }
 
 

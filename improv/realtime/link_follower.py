@@ -127,8 +127,9 @@ class FollowsLink:
                 self.tempo_source = "Link, held"  # improv leads again: their tempo until a call is heard
             return False
         source = f"Link, {v.peers} peer{'s' if v.peers != 1 else ''}"
-        if self.bpm != v.bpm or self.tempo_source != source:
-            self.bpm, self.tempo_source = v.bpm, source
+        bpm = min(max(v.bpm, 10.0), 400.0)  # serve.bpm's range (Link allows 20-999)
+        if self.bpm != bpm or self.tempo_source != source:
+            self.bpm, self.tempo_source = bpm, source
         return True
 
     def _lead_link(self, answer: Any, now: float) -> None:
