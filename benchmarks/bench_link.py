@@ -162,7 +162,7 @@ def served(jack, peer, link: bool, seed: int) -> dict:
             try:
                 status = lines.wait_for(f"#{number} call", timeout=10)
             except AssertionError:  # no answer: counted, said
-                print(f"# link: no answer to call {number} at {bpm} bpm: {lines.rest()[-3:]}", file=sys.stderr)
+                print(f"# link: no answer to call {number} at {bpm} bpm ({len(listener.got)} messages received after it); serve said: {lines.rest()[-4:]}", file=sys.stderr)
                 missed += 1
                 continue
             heard = re.search(r"· (\d+) bpm", status)
