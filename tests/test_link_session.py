@@ -122,3 +122,102 @@ def test_the_library_is_only_imported_in_the_shell():
                 users.append(path.relative_to(root).as_posix())
     assert users == ["io/link_session.py"]
     assert link_module() is None or hasattr(link_module(), "Link")
+
+
+class FakeLib:
+    """A stand-in for LinkPython-extern (runs without it): a timeline of ``bpm`` with beat 0 at
+    Link time 0, Link's clock 5 s ahead of perf_counter; every call after construction records its
+    thread, and ``gate`` (cleared) blocks the session-state calls, as a lock held by Link's
+    network thread would."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.calls: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        lib = self
+
+        class State:
+            def __init__(self, link):
+                self.link = link
+
+            def tempo(self):
+                return self.link.bpm
+
+            def beatAtTime(self, micros, q):
+                return (micros - self.link.origin) / 1e6 * self.link.bpm / 60
+
+            def phaseAtTime(self, micros, q):
+                return self.beatAtTime(micros, q) % q
+
+            def timeAtBeat(self, beat, q):
+                return self.link.origin + beat * 60 / self.link.bpm * 1e6
+
+            def isPlaying(self):
+                return False
+
+            def setTempo(self, bpm, micros):
+                self.bpm = bpm
+
+            def requestBeatAtTime(self, beat, micros, q):
+                self.origin = micros - beat * 60 / self.bpm * 1e6
+
+        class Clock:
+            def micros(self):
+                return int((time.perf_counter() + 5.0) * 1e6)
+
+        class Link:
+            def __init__(self, bpm):
+                self.bpm, self.origin, self.enabled, self.startStopSyncEnabled = bpm, 0.0, False, False
+
+            def _call(self, name):
+                import threading
+
+                lib.calls.append(threading.current_thread().name)
+                lib.gate.wait(0.5)  # bounded: a loop that called in fails the test, not hangs it
+
+            def numPeers(self):
+                self._call("numPeers")
+                return 0
+
+            def clock(self):
+                return Clock()
+
+            def captureAppSessionState(self):
+                self._call("capture")
+                return State(self)
+
+            def commitAppSessionState(self, state):
+                self._call("commit")
+                self.bpm, self.origin = state.bpm, state.origin
+
+        self.Link = Link
+
+
+def test_the_loop_never_calls_the_library_and_the_view_is_on_the_loops_clock(monkeypatch):
+    import sys
+
+    lib = FakeLib()
+    monkeypatch.setitem(sys.modules, "link", lib)
+    session = LinkSession(120.0, 4, period_s=0.005)
+    try:
+        assert wait(lambda: lib.calls and session.view() is not None)
+        v = session.view()
+        # Beat 0 at Link time 0 = perf_counter -5 s: bar lines every 2 s of the loop's clock from -5.
+        assert v.bpm == 120.0 and v.peers == 0 and ((v.downbeat + 5.0) / 2.0) % 1 == pytest.approx(0, abs=1e-3)
+        lib.gate.clear()  # Link's lock is held: the thread waits in the library ...
+        assert wait(lambda: lib.calls[-1] == "improv-link" and len(lib.calls) >= 2)
+        lib.calls.clear()
+        for _ in range(10):  # ... and the loop reads views and leads as ever: not one call of its own
+            session.view()
+            session.lead(90.0, time.perf_counter() + 0.25)
+        assert lib.calls in ([], ["improv-link"])
+        lib.gate.set()  # the lock is free: the lead is committed on the thread
+        assert wait(lambda: session.view().bpm == 90.0)
+        import threading
+
+        assert set(lib.calls) == {"improv-link"} and threading.current_thread().name not in lib.calls
+    finally:
+        lib.gate.set()
+        session.close()
