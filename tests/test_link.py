@@ -120,6 +120,24 @@ def test_a_peer_that_joins_improvs_session_keeps_following_the_performer():
     link.peers = 0
     simulate(e, phrase([60, 62, 64, 65, 67, 65, 64, 62], start=37.0, step=0.5, length=0.4), until=48.0, start=36.0)
     assert len(link.leads) == 3 and e.take_reports()[-1].tempo_source == "estimate"
+    # A peer joins improv's session again (its tempo unchanged): improv still leads.
+    link.peers = 1
+    simulate(e, phrase([60, 62, 64, 65, 67, 65, 64, 62], start=49.0, step=0.4, length=0.3), until=60.0, start=48.0)
+    assert len(link.leads) == 4 and e.take_reports()[-1].tempo_source == "estimate"
+
+
+def test_a_session_left_alone_is_improvs():
+    from improv.realtime.link_follower import LinkFollower
+
+    link = FakeLink(bpm=128.0, peers=1)  # improv joins someone's session: it follows
+    follower = LinkFollower(link)
+    assert follower.grid(0.0) is not None
+    link.peers = 0  # they leave: the session (still at 128) is improv's alone
+    assert follower.grid(1.0) is None
+    link.peers = 1  # a peer joins it and takes its tempo: improv leads, though it never published
+    assert follower.grid(2.0) is None and "leading" in follower.describe(2.0)
+    link.bpm = 100.0  # the peer changes the tempo: theirs
+    assert follower.grid(3.0) is not None and "following" in follower.describe(3.0)
 
 
 def test_a_stale_view_is_not_followed():

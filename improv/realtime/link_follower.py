@@ -60,7 +60,10 @@ class LinkFollower:
     def following(self, now: float) -> LinkView | None:
         """The view, while improv follows the session; None while it leads (or has no session)."""
         v = self.view(now)
-        if v is None or v.peers <= 0:
+        if v is None:
+            return None
+        if v.peers <= 0:
+            self._mine = v.bpm  # alone, the session's tempo is improv's: a peer that joins it takes it
             return None
         if self._mine is not None and abs(v.bpm - self._mine) < SAME_BPM:
             return None  # the session still runs at improv's tempo: improv leads
