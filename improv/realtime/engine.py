@@ -340,7 +340,7 @@ class Engine(PlayAlong, FollowsLink):
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
         a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now))
-        self._lead_link(a, now)  # alone in a Link session: the performer's tempo and bar published
+        self._lead_link(a, now)  # leading a Link session: the performer's tempo (and bar) published
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)

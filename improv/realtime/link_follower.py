@@ -37,8 +37,8 @@ class LinkSource(Protocol):
         ...
 
     def lead(self, bpm: float, downbeat: float) -> None:
-        """Ask for this tempo with a bar line at ``downbeat`` (loop clock); applied only while
-        improv is alone in the session."""
+        """Ask for this tempo with a bar line at ``downbeat`` (loop clock), applied by the shell on
+        its own thread (the bar line only where improv is alone: Link keeps peers' phase)."""
         ...
 
 
