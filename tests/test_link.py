@@ -175,3 +175,30 @@ def test_the_monitor_page_shows_the_link_session():
     assert snapshot(Engine(LadderModel(), ServeSettings(**MECHANICS)), 0.0)["link"] is None
     page = (Path(__file__).resolve().parent.parent / "improv" / "monitor" / "page.html").read_text()
     assert "s.link" in page
+
+
+def test_a_lead_not_yet_seen_in_the_view_is_not_taken_for_a_peers_change():
+    """The shell commits a lead on its own thread: for a moment the view still shows the tempo
+    it replaced. That is not a peer changing the tempo."""
+    from improv.music.pulse import Pulse
+    from improv.realtime.link_follower import LinkFollower
+
+    class Slow(FakeLink):
+        def lead(self, bpm, downbeat):
+            self.leads.append((bpm, downbeat))  # applied later, by apply()
+
+        def apply(self):
+            self.bpm = self.leads[-1][0]
+
+    link = Slow(bpm=100.0, peers=0)
+    link.at = 0.0
+    follower = LinkFollower(link)
+    link.peers = 1  # a peer joined improv's session: improv leads
+    assert follower.grid(0.0) is None
+    assert follower.lead(Pulse(bpm=132.0, origin=0.0), 0.0)
+    assert follower.grid(0.01) is None  # the view still says 100: improv's own old tempo
+    link.apply()
+    link.at = 0.02
+    assert follower.grid(0.02) is None and "leading at 132.0" in follower.describe(0.02)
+    link.bpm, link.at = 90.0, 0.8  # now a peer changes it
+    assert follower.grid(0.8) is not None
