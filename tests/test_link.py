@@ -202,3 +202,14 @@ def test_a_lead_not_yet_seen_in_the_view_is_not_taken_for_a_peers_change():
     assert follower.grid(0.02) is None and "leading at 132.0" in follower.describe(0.02)
     link.bpm, link.at = 90.0, 0.8  # now a peer changes it
     assert follower.grid(0.8) is not None
+
+
+def test_accompany_keeps_the_sessions_beat():
+    """Play along under Link: the chords go on the session's beat, not the performer's."""
+    line = phrase([67, 67, 69, 71, 71, 69, 67, 66, 64, 66, 67, 67], start=1.0, step=0.6, length=0.54)
+    link = FakeLink(bpm=90.0, downbeat=0.11, peers=1)
+    e = Engine(LadderModel(), ServeSettings(mode="accompany"), seed=3, link=link)
+    out = simulate(e, line, until=10.0)
+    onsets = [o for o, *_ in e._band.played]
+    assert len(onsets) > 8 and max(beats_off_grid(onsets, 0.11, 60 / 90)) < 1e-6
+    assert not unclosed(out + e.shutdown(30.0))
