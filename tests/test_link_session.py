@@ -221,3 +221,21 @@ def test_the_loop_never_calls_the_library_and_the_view_is_on_the_loops_clock(mon
     finally:
         lib.gate.set()
         session.close()
+
+
+def test_serve_link_without_the_library_is_one_line(tmp_path):
+    """A fresh install without the [link] extra: `improv serve --link` stops in one line naming
+    the install command (the library hidden here, installed or not)."""
+    import os
+    import subprocess
+    import sys
+
+    hidden = tmp_path / "link"
+    hidden.mkdir()
+    (hidden / "__init__.py").write_text('raise ImportError("not installed")\n')
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "improv", "serve", "--link", "--virtual", "--api", "jack"], env=env, capture_output=True, text=True, timeout=120)
+    if "Link" not in done.stderr and "JACK" in done.stderr:  # the port check comes first: it needs rtmidi's JACK
+        pytest.skip(f"no JACK MIDI in rtmidi here: {done.stderr.strip()}")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == ['improv: error: serve --link needs Ableton Link for Python: pip install -e ".[link]"  (or: pip install LinkPython-extern)']
