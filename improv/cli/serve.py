@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (default: sample.temperature; a knob can change it live)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed of the answers (default: 0)")
-    parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock is followed (default: serve.bpm)")
+    parser.add_argument("--bpm", type=float, help="tempo when no MIDI clock or Link session is followed: the prior for the first call, and a Link session's start (default: serve.bpm)")
+    parser.add_argument("--link", action="store_true", help="join the Ableton Link session on this network (serve.link): follow its tempo and beat once a peer sets them; until then (alone, or peers keeping improv's tempo) publish the performer's tempo (needs pip install -e \".[link]\")")
     parser.add_argument("--learn", metavar="NAME", help="MIDI learn: the first controller message that arrives is bound to control NAME (`improv controls` lists them); kept in serve.controls_file")
     parser.add_argument("--mode", choices=["answer", "accompany", "loop", "solo"], help="what improv does: answer (call and response), accompany, loop, solo (default: serve.mode; a knob switches it live)")
     parser.add_argument("--record", metavar="FILE.mid", help="save the session: performer and improv on separate tracks (and FILE.png, its picture)")
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             ("bpm", args.bpm),
             ("mode", args.mode),
             ("virtual", True if args.virtual else None),
+            ("link", True if args.link else None),
         )
         if value is not None
     }

@@ -38,6 +38,7 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "doing": doing,
         "bpm": round(float(engine.bpm), 1),
         "tempo_source": engine.tempo_source,
+        "link": engine.link.describe(now) if getattr(engine, "link", None) is not None else None,  # serve --link: peers, tempo, role
         "key": answer.key if answer is not None else None,
         "voice": voice,
         "voice_index": engine.voice,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import NamedTuple
 
 import mido
 
@@ -23,6 +24,17 @@ _FIT_TICKS = 2 * CLOCKS_PER_BEAT + 1  # the tempo is fitted over the last two be
 # USB clock's jitter on a busy machine, and far below what a burst among real ticks gives.
 MIN_BPM, MAX_BPM = 10.0, 400.0
 MAX_JITTER = 0.5
+
+
+class Grid(NamedTuple):
+    """A beat grid from outside improv (a MIDI clock's transport, a Link session): the time of a
+    beat, seconds per beat, which beat index after it starts a bar, beats per bar, and its name."""
+
+    beat: float
+    beat_s: float
+    downbeat: int
+    beats_per_bar: int = 4
+    source: str = "MIDI clock"
 
 
 class ClockFollower:
@@ -168,10 +180,10 @@ class ClockFollower:
         last = self._fit_last if self._fit_last is not None else self.last_tick
         return last - (self._last_pos % CLOCKS_PER_BEAT) * period, CLOCKS_PER_BEAT * period
 
-    def bar_grid(self, now: float, beats_per_bar: int = 4) -> tuple[float, float, int] | None:
+    def bar_grid(self, now: float, beats_per_bar: int = 4) -> Grid | None:
         """``beat_grid`` and which beat index after its beat starts a bar (the song's bar lines,
         ``beats_per_bar`` beats apart from song position 0), or None as ``beat_grid``."""
         grid = self.beat_grid(now)
         if grid is None or self._last_pos is None:
             return None
-        return grid[0], grid[1], (-(self._last_pos // CLOCKS_PER_BEAT)) % beats_per_bar
+        return Grid(grid[0], grid[1], (-(self._last_pos // CLOCKS_PER_BEAT)) % beats_per_bar, beats_per_bar)

@@ -31,6 +31,7 @@ from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.context import ModelContext, Voice
 from improv.realtime.controls import SUSTAIN, Action, Controls
 from improv.realtime.echo import EchoFilter
+from improv.realtime.link_follower import FollowsLink, LinkFollower, LinkSource
 from improv.realtime.listener import Listener
 from improv.realtime.modes import Band
 from improv.realtime.playalong import PlayAlong
@@ -45,11 +46,11 @@ from improv.settings.sections import ServeSettings
 LISTEN, RESPOND = "listening", "responding"
 
 
-class Engine(PlayAlong):
+class Engine(PlayAlong, FollowsLink):
     """See the module docstring. Not thread-safe: one caller. ``voices``: one step model, or several
     ``Voice``s sharing one tokenizer (``serve.cc_voice``, Program Change); ``voice`` starts."""
 
-    def __init__(self, voices: Any, settings: ServeSettings | None = None, params: SamplingParams = SamplingParams(), seed: int = 0, recorder: Recorder | None = None, voice: int = 0) -> None:
+    def __init__(self, voices: Any, settings: ServeSettings | None = None, params: SamplingParams = SamplingParams(), seed: int = 0, recorder: Recorder | None = None, voice: int = 0, link: LinkSource | None = None) -> None:
         self.voices: list[Voice] = list(voices) if isinstance(voices, (list, tuple)) else [Voice("", voices)]
         self.settings = s = settings or ServeSettings()
         check_section("serve", s)  # built in code (dataclasses.replace) skips the loader's checks
@@ -67,6 +68,7 @@ class Engine(PlayAlong):
         self.errors: list[str] = []
         self._closed = False
         self._clock = ClockFollower()
+        self.link = LinkFollower(link) if link is not None else None  # an Ableton Link session (link_follower.py)
         self._echo = EchoFilter(s.echo_ms / 1000 if s.echo_probe else 0.0)
         self._controls = Controls(s, len(self.voices))
         quantiser = Quantiser(self.tokenizer)
@@ -96,7 +98,7 @@ class Engine(PlayAlong):
             return
         kind = msg.type
         if self._clock.handle(msg, now):  # MIDI clock and a DAW's transport
-            if kind == "clock" and self.settings.follow_clock and self._clock.bpm is not None:
+            if kind == "clock" and self.settings.follow_clock and self._clock.bpm is not None and not self._follow_link(now):
                 self._set_bpm(self._clock.bpm, "clock")
             return
         if kind == "sysex":
@@ -141,7 +143,7 @@ class Engine(PlayAlong):
         return out
 
     def _due(self, now: float, out: list[Timed]) -> None:
-        if self.tempo_source == "clock" and not self._clock.active(now):
+        if not self._follow_link(now) and self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
         self._listener.release_stuck(now)
         if self.mode == LISTEN and not self._holds_call():
@@ -337,8 +339,8 @@ class Engine(PlayAlong):
         if a.bpm != self.bpm or a.tempo_source == "estimate":
             self._set_bpm(a.bpm, a.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        clock_grid = self._clock.bar_grid(now) if self.settings.follow_clock else None
-        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, clock_grid)
+        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now))
+        self._lead_link(a, now)  # leading a Link session: the performer's tempo (and bar) published
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
         self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
@@ -377,7 +379,7 @@ class Engine(PlayAlong):
 
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
-        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._clock.bar_grid(now) if self.settings.follow_clock else None)
+        return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._external_grid(now))
 
     # ---- failures and resets --------------------------------------------------------------------
 

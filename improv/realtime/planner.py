@@ -29,7 +29,8 @@ from improv.realtime.idiom_key import performer_key
 from improv.realtime.processors import answer_processors
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
-from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, landing_mask, latency_s
+from improv.realtime.clock_follower import Grid
+from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, grid_pulse, landing_mask, latency_s
 from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
@@ -72,7 +73,7 @@ class Planner:
 
     # ---- preparing ------------------------------------------------------------------------------
 
-    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0, clock_grid: tuple[float, float, int] | None = None) -> Answer:
+    def prepare(self, call: Any, context: ModelContext, voice: int, bpm: float, tempo_source: str, clock_running: bool, exchange: int, now: float, imitation: float = 0.0, clock_grid: Grid | None = None) -> Answer:
         """A new answer for the call as it stands: tempo, key, texture, register, what to prime
         from. ``clock_grid``: a followed MIDI clock's (beat time, beat seconds, downbeat), when its
         transport places the beat: the grid the call is read on and the answer placed on."""
@@ -80,9 +81,11 @@ class Planner:
         context.cancel_reprime()
         heard_bpm = bpm  # the call's rows were quantised at this tempo
         pulse = None
-        if s.follow_clock and clock_running:
-            if clock_grid is not None:
-                pulse = replace(fallback_pulse(60 / clock_grid[1], clock_grid[0], s), downbeat=clock_grid[2])
+        if clock_grid is not None:  # a followed MIDI clock's transport or a Link session: its beat
+            pulse = grid_pulse(clock_grid, s)
+            bpm = pulse.bpm
+        elif s.follow_clock and clock_running:
+            pass  # a clock's tempo without its phase: the call's own beat, at the clock's tempo
         elif s.estimate_tempo:
             pulse = self.tempo.hear(call, now)
             if pulse is not None:
@@ -356,7 +359,7 @@ class Planner:
             return 2, pulse.downbeat % 2
         return None
 
-    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: tuple[float, float, int] | None) -> tuple[float, str]:
+    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None) -> tuple[float, str]:
         """When the answer's first note goes, and what it is aligned to ("" = at once): the first
         beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
         breath (``answer_lead_beats``), and early enough for the output latency to be made up.
@@ -367,15 +370,14 @@ class Planner:
         """
         s = self.settings
         if clock_grid is not None:
-            answer.pulse = fallback_pulse(60 / clock_grid[1], clock_grid[0], s)
-            answer.pulse = replace(answer.pulse, downbeat=clock_grid[2])
+            answer.pulse = grid_pulse(clock_grid, s)
         elif answer.pulse is None:
             answer.pulse = fallback_pulse(answer.bpm, first_onset, s)
         pulse = answer.pulse
         early = max(latency_s(s, 1), latency_s(s, 127))
         earliest = decided + s.answer_lead_beats * pulse.beat_s + early  # a breath, in beats: the same at any tempo
         beats = s.answer_grid_beats
-        of_clock = " of the MIDI clock" if clock_grid is not None else ""
+        of_clock = f" of the {clock_grid.source}" if clock_grid is not None else ""
         period = self._entry_period(answer)
         if period is not None:
             answer.first_beat = float(pulse.next_beat(earliest, *period))

@@ -125,7 +125,8 @@ class PlayAlong:
 
     def _play_along(self, now: float, out: list[Timed]) -> None:
         band = self._band
-        clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
+        grid = self._external_grid(now)  # a Link session's or a MIDI clock's beat
+        clock_grid = (grid.beat, grid.beat_s) if grid is not None else None
         if band.mode == "solo" and not band.soloist.playing and not band.hushed and self._listener.call is None and not band.keys and self.mode == LISTEN:
             band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
         band.play(now, out, self.bpm, clock_grid)

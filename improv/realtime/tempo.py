@@ -74,6 +74,11 @@ def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
     return Pulse(bpm=bpm, origin=origin, swing=settings.swing if settings.swing > 0 else 1.0)
 
 
+def grid_pulse(grid: Any, settings: ServeSettings) -> Pulse:
+    """The grid of a followed MIDI clock or Link session (``clock_follower.Grid``) as a pulse."""
+    return replace(fallback_pulse(60 / grid.beat_s, grid.beat, settings), downbeat=grid.downbeat, beats_per_bar=grid.beats_per_bar)
+
+
 def latency_s(settings: ServeSettings, velocity: int) -> float:
     """How early a note of ``velocity`` is sent so that it sounds on time."""
     table = settings.output_latency_by_velocity

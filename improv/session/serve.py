@@ -37,7 +37,8 @@ from improv.session.process import serve
 from improv.session.supervisor import PortSupervisor
 from improv.settings.sections import SampleSettings, ServeSettings
 
-if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
+if TYPE_CHECKING:  # the monitor's web server and Link are imported only when a session asks for them
+    from improv.io.link_session import LinkSession
     from improv.monitor.live import MonitorChoice
 
 
@@ -104,7 +105,7 @@ def serve_session(
         check_writable(record, create_folder=False)
     if memory:
         check_writable(memory, create_folder=False)
-    live = None
+    live = link = None
     if monitor is not None:  # before the models: a port it cannot have fails in one line at once
         from improv.monitor.live import LiveMonitor
 
@@ -113,7 +114,8 @@ def serve_session(
         one_blas_thread()  # before the warm-up steps: BLAS threads only wait for each other
         loaded, untrained = load_voices(voices, say)
         recorder = Recorder() if record else None
-        engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder)
+        link = join_link(s, say) if s.link else None  # before the ports: a missing library fails in one line
+        engine = Engine(loaded, s, SamplingParams.from_settings(sample), seed=seed, recorder=recorder, link=link)
         if memory:
             load_memory(engine.memory, memory, say)
         engine.restore_controls(load_controls(s), 0.0, keep)  # MIDI-learned bindings and last knob values
@@ -125,6 +127,8 @@ def serve_session(
     except BaseException:
         if live is not None:
             live.close()
+        if link is not None:
+            link.close()
         raise
     stats = None
     supervisor = None
@@ -139,6 +143,7 @@ def serve_session(
                 f" · voice {loaded[0].name}{' (untrained)' if untrained else ''}"
                 + (f" (of {names}: CC {s.cc_voice} or Program Change switches)" if len(loaded) > 1 else "")
                 + f" · {engine.bpm:g} bpm"
+                + (f" · {engine.link.describe(clock.now())}" if engine.link is not None else "")
                 + (f" · mode {engine.play_mode}" + (f" (CC {s.cc_mode} switches)" if s.cc_mode >= 0 else "") if s.mode != "answer" else "")
                 + " · Ctrl-C to stop"
             )
@@ -158,6 +163,8 @@ def serve_session(
             finally:
                 if live is not None:
                     live.close()
+                if link is not None:
+                    link.close()  # leaves the session
         ended = True
         if any(engine.controls_saved().values()):  # something learned or turned: kept for the next start
             save_controls(s, engine.controls_saved())
@@ -178,6 +185,17 @@ def serve_session(
             saved = save_recording(recorder, record, s.bpm, say, (s.performer_program, s.program))
         kept = save_memory(engine.memory, memory, clock.now(), say) if memory else True
     return 0 if (saved or not record) and kept else 2
+
+
+def join_link(s: ServeSettings, say: Callable[[str], None]) -> LinkSession:
+    """The Link session joined (serve --link), a moment given to find peers already there."""
+    from improv.io.link_session import LinkSession
+
+    link = LinkSession(s.bpm, s.link_quantum)
+    deadline = time.monotonic() + 1.0  # Link peers answer within a few hundred ms on a LAN
+    while time.monotonic() < deadline and (link.view() is None or link.view().peers == 0):
+        time.sleep(0.05)
+    return link
 
 
 def load_memory(memory: SessionMemory, path: str, say: Callable[[str], None]) -> None:

@@ -216,6 +216,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "highest_pitch"): (lambda v: 0 <= v <= 127, "between 0 and 127"),
     ("serve", "window"): (lambda v: v >= 1, ">= 1"),
     ("serve", "bpm"): (lambda v: 10 <= v <= 400, "between 10 and 400"),
+    ("serve", "link_quantum"): (lambda v: 1 <= v <= 16, "between 1 and 16 beats"),
     ("serve", "cc_temperature"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "cc_length"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "cc_end_call"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),

@@ -1,8 +1,7 @@
 """The settings, one typed section per part of improv: the dataclass defaults below are the
 defaults, and the repository's commented ``config.yaml`` holds the same values (a test keeps the
 two identical). Each room receives only the section it uses (the corpus loader its
-``CorpusSettings``, the tokenizer its ``TokenizerSettings``, the engine its ``ServeSettings``).
-"""
+``CorpusSettings``, the tokenizer its ``TokenizerSettings``, the engine its ``ServeSettings``)."""
 
 from __future__ import annotations
 
@@ -136,7 +135,6 @@ class GenerateSettings:
     bpm: float = 100.0
     # General MIDI program (0 = acoustic grand piano).
     program: int = 0
-
     # ---- firstrun (issue 21): the length asked for ----
     # Events before the model may end the piece (its end-of-piece token is masked until then):
     # -1 = the whole length (you get the length you asked for); 0 = the model ends it when it likes.
@@ -343,6 +341,8 @@ class ServeSettings:
     # Where MIDI-learned bindings and the knobs' last values are kept ("" = improv/controls.json
     # under the user config folder: $XDG_CONFIG_HOME or ~/.config).
     controls_file: str = ""
+    link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
+    link_quantum: int = 4  # beats per bar of the session's phase (Link's quantum): the bars of entry: bar
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,25 @@ class PolledPorts:
 
     def next_check(self) -> float:
         return self._next
+
+
+class FakeLink:
+    """A Link session for the engine (``realtime.link_follower.LinkSource``) in simulated time:
+    ``bpm`` with a bar line at ``downbeat`` (bars of ``quantum`` beats), ``peers`` others in it.
+    A lead (``lead``) is recorded and, as Link does, applied at once (the view's tempo and bar)."""
+
+    def __init__(self, bpm: float = 120.0, downbeat: float = 0.0, peers: int = 1, quantum: int = 4) -> None:
+        self.bpm, self.downbeat, self.peers, self.quantum = bpm, downbeat, peers, quantum
+        self.leads: list[tuple[float, float]] = []
+        self.at = float("inf")  # when the view was taken: always fresh; a time = stale a second later (a stalled shell)
+
+    def view(self):
+        from improv.io.link_session import LinkView
+
+        return LinkView(self.at, self.bpm, self.downbeat, self.quantum, self.peers)
+
+    def lead(self, bpm: float, downbeat: float) -> None:
+        self.leads.append((bpm, downbeat))
+        self.bpm = bpm
+        if self.peers == 0:
+            self.downbeat = downbeat
