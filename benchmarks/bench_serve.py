@@ -5,7 +5,10 @@
   Targets: p99 <= 1 ms, max <= 5 ms.
 * ``recv_late_*``: the same messages as a listener in another process received them through
   JACK, against the moment each send began (adds JACK's own delivery: up to about a period,
-  ``jack_period_ms``).
+  ``jack_period_ms``). Each received message is matched to the one sent by content, in order
+  (``recv_missing``: sent, never received): matched k-th to k-th, one lost note made every later
+  one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
+  during the session (improv's own count, ``io.jack_watch``): the MIDI of such a cycle can be lost.
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
   end-of-call decision (last release stamped on arrival + silence threshold) to the first answer
   note leaving: that note's lateness against its scheduled time, plus any model work done at the
@@ -131,8 +134,10 @@ class Timestamped:
         self.port, self.clock = port, clock
         self.starts: list[float] = []
         self.times: list[float] = []
+        self.sent: list[list[int]] = []  # each message's bytes, to match what the listener received
 
     def send(self, msg) -> None:
+        self.sent.append(msg.bytes())
         self.starts.append(self.clock.now())
         self.port.send(msg)
         self.times.append(self.clock.now())
@@ -244,7 +249,10 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     thread = threading.Thread(target=perform, args=(performer, loop, exchanges, marks, done), daemon=True)
     thread.start()
     try:
-        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority)
+        jack_clients = ports.jack_client_priority() if ports is not None else None
+        xruns = -ports.xruns if ports is not None else 0  # those of the session alone (clients connecting make some)
+        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority, jack_clients=jack_clients)
+        xruns += ports.xruns if ports is not None else 0
         done.wait(5)
         time.sleep(0.05)
     finally:
@@ -257,7 +265,10 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     print(f"# serve: {timing[0] if timing else ''}", file=sys.stderr)
     for line in timing[1:]:
         print(f"# serve: {line}", file=sys.stderr)
-    figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained, "serve_realtime_priority": settings.realtime_priority}
+    from improv.session.process import loop_priority
+
+    figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained}
+    figures["serve_realtime_priority"] = loop_priority(settings.realtime_priority, jack_clients)[0]  # as the session sets it
     figures.update(monitor_figures)
     figures.update(stats.lateness_ms())
     figures["serve_messages"] = stats.sent
@@ -275,22 +286,32 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         listener.stdin.close()
         received = json.loads(listener.stdout.readline())
         listener.wait(10)
-        figures.update(receive_figures(received, out.starts, marks.get("release", []), answers))
+        figures.update(receive_figures(received, out.starts, marks.get("release", []), answers, out.sent))
         figures["jack_period_ms"] = period / 48.0
+        figures["jack_xruns"] = xruns
     return figures
 
 
-def receive_figures(received, sent_times, releases, answers) -> dict:
-    """Lateness on arrival (k-th sent <-> k-th received: JACK keeps order), and the round trip."""
-    arrivals = [t for t, _ in received]
-    n = min(len(arrivals), len(sent_times))
-    scheduled = np.array(sent_times[:n])  # the send's start: see Timestamped
-    late = (np.array(arrivals[:n]) - scheduled) * 1000
+def matched(sent: list, received: list) -> list[tuple[int, int]]:
+    """(k sent, j received) for each message received, matched by its bytes in order (JACK keeps
+    order): a message lost does not shift every later one onto its neighbour."""
+    import difflib
+
+    blocks = difflib.SequenceMatcher(None, [tuple(b) for b in sent], [tuple(b) for b in received], autojunk=False).get_matching_blocks()
+    return [(a + i, b + i) for a, b, n in blocks for i in range(n)]
+
+
+def receive_figures(received, sent_times, releases, answers, sent_bytes=None) -> dict:
+    """Lateness on arrival (each message matched to its send by content), what never arrived, and
+    the round trip."""
+    pairs = matched(sent_bytes, [data for _, data in received]) if sent_bytes is not None else [(k, k) for k in range(min(len(received), len(sent_times)))]
+    n = len(pairs)
+    late = np.array([(received[j][0] - sent_times[k]) * 1000 for k, j in pairs])  # against the send's start: see Timestamped
     out = {
         "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
         "recv_late_p99_ms": float(np.percentile(late, 99)) if n else float("nan"),
         "recv_late_max_ms": float(late.max()) if n else float("nan"),
-        "recv_missing": len(sent_times) - len(arrivals),
+        "recv_missing": len(sent_times) - n,
     }
     # First answer note received after each answered call's last release, less the musical wait.
     ons = [t for t, data in received if (data[0] & 0xF0) == 0x90 and data[2] > 0]
