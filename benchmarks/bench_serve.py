@@ -8,7 +8,8 @@
   ``jack_period_ms``). Each received message is matched to the one sent by content, in order
   (``recv_missing``: sent, never received): matched k-th to k-th, one lost note made every later
   one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
-  during the session (improv's own count, ``io.jack_watch``): the MIDI of such a cycle can be lost.
+  during the session, counted by a client in a process of its own (``--xruns``): the MIDI of such
+  a cycle can be lost.
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
   end-of-call decision (last release stamped on arrival + silence threshold) to the first answer
   note leaving: that note's lateness against its scheduled time, plus any model work done at the
@@ -217,7 +218,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     engine = Engine(Dense(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
     clock = RealClock(settings.spin_ms / 1000)
     wake = threading.Event()
-    listener = ports = None
+    listener = ports = xrun_log = None
     marks: dict = {}
     if jack is not None:
         ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="improvbench"), wake)
@@ -226,6 +227,8 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
             [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        xrun_log = subprocess.Popen([sys.executable, __file__, "--xruns"], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert xrun_log.stdout is not None and xrun_log.stdout.readline().strip() == "ready"
         from improv.io.rtmidi_ports import resolve_api
 
         performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
@@ -250,9 +253,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     thread.start()
     try:
         jack_clients = ports.jack_client_priority() if ports is not None else None
-        xruns = -ports.xruns if ports is not None else 0  # those of the session alone (clients connecting make some)
         stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority, jack_clients=jack_clients)
-        xruns += ports.xruns if ports is not None else 0
         done.wait(5)
         time.sleep(0.05)
     finally:
@@ -288,7 +289,11 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         listener.wait(10)
         figures.update(receive_figures(received, out.starts, marks.get("release", []), answers, out.sent))
         figures["jack_period_ms"] = period / 48.0
-        figures["jack_xruns"] = xruns
+        assert xrun_log is not None and xrun_log.stdin is not None and xrun_log.stdout is not None
+        xrun_log.stdin.close()
+        xruns = json.loads(xrun_log.stdout.readline())
+        xrun_log.wait(10)
+        figures["jack_xruns"] = xrun_count(xruns, out.starts[0], out.starts[-1]) if out.starts else 0
     return figures
 
 
@@ -374,6 +379,40 @@ def read_events(url: str) -> None:
     print(json.dumps(counts), flush=True)
 
 
+def xrun_count(stamps: list[float], start: float, end: float) -> int:
+    """Xruns between ``start`` and ``end``: libjack calls back once per client it found unfinished,
+    so calls within 2 ms of each other are one."""
+    count, last = 0, -1.0
+    for t in sorted(stamps):
+        if start <= t <= end and t - last > 0.002:
+            count += 1
+        last = t
+    return count
+
+
+def log_xruns() -> None:
+    """Xrun-log process: a JACK client (libjack through ctypes) stamping each xrun callback with
+    perf_counter until stdin closes. A process of its own: the callback needs the GIL on libjack's
+    notification thread, which must never wait for a thread in a python-rtmidi call (``jack_watch``)."""
+    import ctypes
+
+    from improv.io.jack_watch import libjack
+
+    lib = libjack()
+    xrun = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+    lib.jack_set_xrun_callback.argtypes = [ctypes.c_void_p, xrun, ctypes.c_void_p]
+    got: list[float] = []
+    callback = xrun(lambda arg: got.append(time.perf_counter()) or 0)
+    status = ctypes.c_int(0)
+    client = lib.jack_client_open(b"xrunlog", 1, ctypes.byref(status))
+    lib.jack_set_xrun_callback(client, callback, None)
+    lib.jack_activate(client)
+    print("ready", flush=True)
+    sys.stdin.read()
+    lib.jack_client_close(client)
+    print(json.dumps(got), flush=True)
+
+
 def listen(port_name: str) -> None:
     """Listener process: record (perf_counter, bytes) of every message until stdin closes."""
     import rtmidi
@@ -394,6 +433,8 @@ def listen(port_name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--listen":
         listen(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == "--xruns":
+        log_xruns()
     elif len(sys.argv) == 3 and sys.argv[1] == "--sse":
         read_events(sys.argv[2])
     else:

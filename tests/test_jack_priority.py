@@ -1,4 +1,4 @@
-"""The serve loop runs below JACK's client threads, and JACK's xruns are counted.
+"""The serve loop runs below JACK's client threads.
 
 Why (the serve benchmark's stall): at SCHED_FIFO 5, the priority `jackd -P 10` gives its clients,
 the loop's model work and its spin before each send kept JACK's client threads waiting; with the
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
-import mido
 import pytest
 from support.fakes import LadderModel
 from support.jack_server import running_jack
@@ -101,32 +99,4 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         else:  # JACK without real-time scheduling: neither is the loop
             assert policy != os.SCHED_FIFO
     finally:
-        ports.close()
-
-
-@pytest.mark.jack
-def test_jacks_xruns_are_counted(jack):
-    """A JACK client that holds up its cycle (a callback that sleeps) makes xruns; the watch counts them."""
-    import rtmidi
-
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-    from improv.io.watched_ports import MidiPorts, PortChoice
-
-    ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="xr"))
-    slow = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "slow")
-    slow.set_callback(lambda event, data=None: time.sleep(0.05))  # JACK's thread held 50 ms
-    slow.open_virtual_port("in")
-    out = RtOutput(resolve_api("jack"), "kick", port="slow:in")
-    try:
-        before = ports.xruns
-        for _ in range(3):
-            out.send(mido.Message("note_on", note=60))
-            time.sleep(0.2)
-        deadline = time.monotonic() + 5
-        while ports.xruns == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ports.xruns > before
-    finally:
-        out.close()
-        slow.close_port()
         ports.close()

@@ -7,10 +7,13 @@ serves on JACK keeps one more client of its own, with no ports, whose only job i
 shutdown callback (``jack_on_shutdown``): it sets ``gone``, and the session says so in one line
 and rebuilds its ports when the server is back (``watched_ports.MidiPorts``).
 
-The same client tells the session two more things python-rtmidi cannot: the real-time priority
-of JACK's client threads (``client_priority``: the serve loop must run below them, see
-``session.process.loop_priority``), and how many xruns JACK had (``xruns``: a cycle JACK could not
-finish in time; the MIDI events of such a cycle can be lost, so the session reports them).
+The same client tells the session what python-rtmidi cannot: the real-time priority of JACK's
+client threads (``client_priority``: the serve loop must run below them, see
+``session.process.loop_priority``). It registers no other callback: a Python callback needs the
+GIL on libjack's notification thread, and while it waits for it, a thread holding the GIL in a
+python-rtmidi call that asks the server something (closing a port) waits for that notification to
+be answered: a deadlock (seen with an xrun callback here; the benchmark counts xruns from a
+process of its own).
 
 libjack is reached through ctypes (python-rtmidi does not expose the callback). Where libjack
 cannot be loaded, or the client cannot open, ``available`` is False and nothing is watched.
@@ -20,15 +23,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import math
 import os
 import threading
-import time
 from typing import Any
 
 _NO_START_SERVER = 0x01  # JackNoStartServer: never start a server of our own
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_XRUN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 _ERROR = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 
 _lib: Any = None
@@ -48,7 +48,6 @@ def libjack() -> Any:
             lib.jack_activate.argtypes = [ctypes.c_void_p]
             lib.jack_client_close.argtypes = [ctypes.c_void_p]
             lib.jack_set_error_function.argtypes = [_ERROR]
-            lib.jack_set_xrun_callback.argtypes = [ctypes.c_void_p, _XRUN, ctypes.c_void_p]
             lib.jack_is_realtime.argtypes = [ctypes.c_void_p]
             lib.jack_client_real_time_priority.argtypes = [ctypes.c_void_p]
         except (OSError, AttributeError):
@@ -87,9 +86,6 @@ class JackWatch:
         self.gone = threading.Event()
         self._client: int | None = None
         self._callback = _SHUTDOWN(self._on_shutdown)  # kept: libjack calls it from its own thread
-        self._xrun_callback = _XRUN(self._on_xrun)  # (its notification thread, not the real-time one)
-        self.xruns = 0  # xruns since the client opened
-        self._last_xrun = -math.inf
         self._priority = 0
         lib = libjack()
         if lib is None:
@@ -100,7 +96,6 @@ class JackWatch:
         if not client:
             return
         lib.jack_on_shutdown(client, self._callback, None)
-        lib.jack_set_xrun_callback(client, self._xrun_callback, None)
         if lib.jack_activate(client) != 0:
             lib.jack_client_close(client)
             return
@@ -116,14 +111,6 @@ class JackWatch:
         """The SCHED_FIFO priority of JACK's client threads (improv's own ports' included); 0 when
         JACK runs without real-time scheduling (or nothing is watched)."""
         return self._priority
-
-    def _on_xrun(self, arg: int | None) -> int:
-        # libjack calls this once per client it found unfinished: calls within 2 ms are one xrun.
-        now = time.perf_counter()
-        if now - self._last_xrun > 0.002:
-            self.xruns += 1
-        self._last_xrun = now
-        return 0
 
     def _on_shutdown(self, arg: int | None) -> None:
         self.gone.set()  # libjack's thread: nothing else (no JACK calls are allowed here)

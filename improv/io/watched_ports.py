@@ -52,7 +52,6 @@ class MidiPorts:
         self._system_problem: str | None = None  # the last failure to list the ports, reported once
         self.watch: JackWatch | None = None  # hears the JACK server go away
         self.server_lost = False  # it did; the ports are rebuilt when it is back
-        self._old_xruns = 0  # xruns counted by the watches of servers that are gone
         self._retry_said = False
         self._virtual_names = (f"{choice.client_name}:in", f"{choice.client_name}:out")  # as others see them
         try:
@@ -79,11 +78,6 @@ class MidiPorts:
         """JACK's client threads' real-time priority (0: JACK is not real-time); None when not on
         JACK or JACK cannot be asked (``jack_watch``)."""
         return self.watch.client_priority() if self.watch is not None else None
-
-    @property
-    def xruns(self) -> int:
-        """JACK's xruns since the ports opened (cycles in which MIDI may have been lost)."""
-        return self._old_xruns + (self.watch.xruns if self.watch is not None else 0)
 
     def _names_since(self, before: tuple[list[str], list[str]]) -> tuple[str, str]:
         """The names our virtual ports got: JACK renames a second client of the same name
@@ -184,7 +178,6 @@ class MidiPorts:
         """The clients of the dead server: left alone (``rtmidi_ports.abandon``), never closed."""
         watch, self.watch = self.watch, None
         if watch is not None:
-            self._old_xruns += watch.xruns
             watch.close()
         self.lister.close(server_gone=True)
         for port in (self.input, self.output):

@@ -148,9 +148,7 @@ def serve_session(
                 inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
             supervisor = PortSupervisor(ports, s.reconnect_s, wake).start()  # the ports are watched off the loop's thread
             loop = ServeLoop(engine, inport, outport, clock, ports=supervisor, on_status=status, wake=wake)
-            xruns = ports.xruns  # before: clients connecting at the start make some
             stats = serve(loop, realtime_priority=s.realtime_priority, jack_clients=ports.jack_client_priority())
-            xruns = ports.xruns - xruns
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
             try:
@@ -171,7 +169,6 @@ def serve_session(
                 (stats.lost_sends, "messages could not reach the output"),
                 (stats.faults, "errors caught, improv played on"),
                 (stats.status_dropped, "status lines dropped"),
-                (xruns, "JACK xruns (MIDI in those cycles may have been lost)"),
             ) if n)
         )
     finally:
