@@ -6,8 +6,8 @@
 * ``recv_late_*``: the same messages as a listener in another process received them through
   JACK, against the moment each send began (adds JACK's own delivery: up to about a period,
   ``jack_period_ms``). Each received message is matched to the one sent by content, in order
-  (``recv_missing``: sent, never received): matched k-th to k-th, one lost note made every later
-  one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
+  (``recv_missing``: how many sent were never received): matched k-th to k-th, one lost note made
+  every later one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
   during the session, counted by a client in a process of its own (``--xruns``): the MIDI of such
   a cycle can be lost.
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
@@ -316,7 +316,7 @@ def receive_figures(received, sent_times, releases, answers, sent_bytes=None) ->
         "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
         "recv_late_p99_ms": float(np.percentile(late, 99)) if n else float("nan"),
         "recv_late_max_ms": float(late.max()) if n else float("nan"),
-        "recv_missing": len(sent_times) - n,
+        "recv_missing": len(sent_times) - len(received),  # never received (a count: matching may skip a reordered pair)
     }
     # First answer note received after each answered call's last release, less the musical wait.
     ons = [t for t, data in received if (data[0] & 0xF0) == 0x90 and data[2] > 0]
