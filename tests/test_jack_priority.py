@@ -100,3 +100,21 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
             assert policy != os.SCHED_FIFO
     finally:
         ports.close()
+
+
+@pytest.mark.jack
+def test_improv_serve_on_jack_says_it_runs_below_jacks_client_threads(jack, tmp_path):
+    """The command itself (serve_session) hands JACK's client priority to the loop: its first
+    timing line says where the loop runs."""
+    from improv.io.jack_watch import jack_client_priority
+    from support.serve_process import serve_cmd, served, stop, tiny_checkpoint_file
+
+    clients = jack_client_priority("asker")
+    assert clients is not None
+    with served(jack, serve_cmd(tiny_checkpoint_file(tmp_path), "--virtual")) as s:
+        line = s.lines.wait_for("improv: timing:", timeout=30)
+        stop(s.proc, s.lines)
+    if clients == 0:
+        assert "JACK runs without real-time priority, so improv does too" in line, line
+    elif clients <= 5:  # the default realtime_priority (5) is not below them
+        assert f"below JACK's client threads at {clients}" in line, line
