@@ -82,14 +82,16 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         assert jack_clients is not None
         seen: list[tuple[int, int]] = []
 
-        class Watched:  # the loop's input, noting the loop thread's own scheduling each turn
+        class Watched:  # the loop's input, noting the loop thread's own scheduling each turn (then stopping it)
             def iter_stamped(self):
                 seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+                if len(seen) >= 5:
+                    loop.request_stop()
                 return ports.input.iter_stamped()
 
         clock = RealClock()
         loop = ServeLoop(Engine(LadderModel(), ServeSettings()), Watched(), ports.output, clock, wake=wake, idle_s=0.02)
-        process.serve(loop, until=clock.now() + 0.3, handle_signals=False, realtime_priority=5, jack_clients=jack_clients)
+        process.serve(loop, until=clock.now() + 60, handle_signals=False, realtime_priority=5, jack_clients=jack_clients)
         others = fifo_threads()  # JACK's client threads (the loop thread is back to normal by now)
         assert seen
         policy, priority = seen[-1]
