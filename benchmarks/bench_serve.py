@@ -5,7 +5,11 @@
   Targets: p99 <= 1 ms, max <= 5 ms.
 * ``recv_late_*``: the same messages as a listener in another process received them through
   JACK, against the moment each send began (adds JACK's own delivery: up to about a period,
-  ``jack_period_ms``).
+  ``jack_period_ms``). Each received message is matched to the one sent by content, in order
+  (``recv_missing``: how many sent were never received): matched k-th to k-th, one lost note made
+  every later one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
+  during the session, counted by a client in a process of its own (``--xruns``): the MIDI of such
+  a cycle can be lost.
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
   end-of-call decision (last release stamped on arrival + silence threshold) to the first answer
   note leaving: that note's lateness against its scheduled time, plus any model work done at the
@@ -131,8 +135,10 @@ class Timestamped:
         self.port, self.clock = port, clock
         self.starts: list[float] = []
         self.times: list[float] = []
+        self.sent: list[list[int]] = []  # each message's bytes, to match what the listener received
 
     def send(self, msg) -> None:
+        self.sent.append(msg.bytes())
         self.starts.append(self.clock.now())
         self.port.send(msg)
         self.times.append(self.clock.now())
@@ -212,7 +218,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     engine = Engine(Dense(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
     clock = RealClock(settings.spin_ms / 1000)
     wake = threading.Event()
-    listener = ports = None
+    listener = ports = xrun_log = None
     marks: dict = {}
     if jack is not None:
         ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="improvbench"), wake)
@@ -221,6 +227,8 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
             [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        xrun_log = subprocess.Popen([sys.executable, __file__, "--xruns"], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert xrun_log.stdout is not None and xrun_log.stdout.readline().strip() == "ready"
         from improv.io.rtmidi_ports import resolve_api
 
         performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
@@ -244,7 +252,8 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     thread = threading.Thread(target=perform, args=(performer, loop, exchanges, marks, done), daemon=True)
     thread.start()
     try:
-        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority)
+        jack_clients = ports.jack_client_priority() if ports is not None else None
+        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority, jack_clients=jack_clients)
         done.wait(5)
         time.sleep(0.05)
     finally:
@@ -257,7 +266,10 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     print(f"# serve: {timing[0] if timing else ''}", file=sys.stderr)
     for line in timing[1:]:
         print(f"# serve: {line}", file=sys.stderr)
-    figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained, "serve_realtime_priority": settings.realtime_priority}
+    from improv.session.process import loop_priority
+
+    figures: dict = {"real_ports": 1 if jack is not None else 0, "serve_model_trained": trained}
+    figures["serve_realtime_priority"] = loop_priority(settings.realtime_priority, jack_clients)[0]  # as the session sets it
     figures.update(monitor_figures)
     figures.update(stats.lateness_ms())
     figures["serve_messages"] = stats.sent
@@ -275,22 +287,36 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         listener.stdin.close()
         received = json.loads(listener.stdout.readline())
         listener.wait(10)
-        figures.update(receive_figures(received, out.starts, marks.get("release", []), answers))
+        figures.update(receive_figures(received, out.starts, marks.get("release", []), answers, out.sent))
         figures["jack_period_ms"] = period / 48.0
+        assert xrun_log is not None and xrun_log.stdin is not None and xrun_log.stdout is not None
+        xrun_log.stdin.close()
+        xruns = json.loads(xrun_log.stdout.readline())
+        xrun_log.wait(10)
+        figures["jack_xruns"] = xrun_count(xruns, out.starts[0], out.starts[-1]) if out.starts else 0
     return figures
 
 
-def receive_figures(received, sent_times, releases, answers) -> dict:
-    """Lateness on arrival (k-th sent <-> k-th received: JACK keeps order), and the round trip."""
-    arrivals = [t for t, _ in received]
-    n = min(len(arrivals), len(sent_times))
-    scheduled = np.array(sent_times[:n])  # the send's start: see Timestamped
-    late = (np.array(arrivals[:n]) - scheduled) * 1000
+def matched(sent: list, received: list) -> list[tuple[int, int]]:
+    """(k sent, j received) for each message received, matched by its bytes in order (JACK keeps
+    order): a message lost does not shift every later one onto its neighbour."""
+    import difflib
+
+    blocks = difflib.SequenceMatcher(None, [tuple(b) for b in sent], [tuple(b) for b in received], autojunk=False).get_matching_blocks()
+    return [(a + i, b + i) for a, b, n in blocks for i in range(n)]
+
+
+def receive_figures(received, sent_times, releases, answers, sent_bytes=None) -> dict:
+    """Lateness on arrival (each message matched to its send by content), what never arrived, and
+    the round trip."""
+    pairs = matched(sent_bytes, [data for _, data in received]) if sent_bytes is not None else [(k, k) for k in range(min(len(received), len(sent_times)))]
+    n = len(pairs)
+    late = np.array([(received[j][0] - sent_times[k]) * 1000 for k, j in pairs])  # against the send's start: see Timestamped
     out = {
         "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
         "recv_late_p99_ms": float(np.percentile(late, 99)) if n else float("nan"),
         "recv_late_max_ms": float(late.max()) if n else float("nan"),
-        "recv_missing": len(sent_times) - len(arrivals),
+        "recv_missing": len(sent_times) - len(received),  # never received (a count: matching may skip a reordered pair)
     }
     # First answer note received after each answered call's last release, less the musical wait.
     ons = [t for t, data in received if (data[0] & 0xF0) == 0x90 and data[2] > 0]
@@ -353,6 +379,40 @@ def read_events(url: str) -> None:
     print(json.dumps(counts), flush=True)
 
 
+def xrun_count(stamps: list[float], start: float, end: float) -> int:
+    """Xruns between ``start`` and ``end``: libjack calls back once per client it found unfinished,
+    so calls within 2 ms of each other are one."""
+    count, last = 0, -1.0
+    for t in sorted(stamps):
+        if start <= t <= end and t - last > 0.002:
+            count += 1
+        last = t
+    return count
+
+
+def log_xruns() -> None:
+    """Xrun-log process: a JACK client (libjack through ctypes) stamping each xrun callback with
+    perf_counter until stdin closes. A process of its own: the callback needs the GIL on libjack's
+    notification thread, which must never wait for a thread in a python-rtmidi call (``jack_watch``)."""
+    import ctypes
+
+    from improv.io.jack_watch import libjack
+
+    lib = libjack()
+    xrun = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+    lib.jack_set_xrun_callback.argtypes = [ctypes.c_void_p, xrun, ctypes.c_void_p]
+    got: list[float] = []
+    callback = xrun(lambda arg: got.append(time.perf_counter()) or 0)
+    status = ctypes.c_int(0)
+    client = lib.jack_client_open(b"xrunlog", 1, ctypes.byref(status))
+    lib.jack_set_xrun_callback(client, callback, None)
+    lib.jack_activate(client)
+    print("ready", flush=True)
+    sys.stdin.read()
+    lib.jack_client_close(client)
+    print(json.dumps(got), flush=True)
+
+
 def listen(port_name: str) -> None:
     """Listener process: record (perf_counter, bytes) of every message until stdin closes."""
     import rtmidi
@@ -373,6 +433,8 @@ def listen(port_name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--listen":
         listen(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == "--xruns":
+        log_xruns()
     elif len(sys.argv) == 3 and sys.argv[1] == "--sse":
         read_events(sys.argv[2])
     else:

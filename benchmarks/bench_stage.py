@@ -34,29 +34,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "tests"))  # tests/support: the flood client the monitor's test uses too
 sys.path.insert(0, str(REPO))
+
+from support.flood import FLOOD  # noqa: E402
 
 SCENARIOS = ("normal", "flood", "blocked")
 HISTORY = 6000
-
-FLOOD = """
-import sys, threading, urllib.request, urllib.error
-url, stop = sys.argv[1], threading.Event()
-counts = {"served": 0, "refused": 0}
-def hammer():
-    while not stop.is_set():
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                r.readline(); counts["served"] += 1
-        except (urllib.error.HTTPError, OSError):
-            counts["refused"] += 1
-threads = [threading.Thread(target=hammer, daemon=True) for _ in range(32)]
-for t in threads: t.start()
-print("ready", flush=True)
-sys.stdin.read()
-stop.set()
-print(counts["served"], counts["refused"], flush=True)
-"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

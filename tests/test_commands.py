@@ -60,6 +60,9 @@ class FakePorts:
     def describe(self) -> tuple[str, str]:
         return "fake:in", "fake:out"
 
+    def jack_client_priority(self) -> None:
+        return None  # not on JACK
+
     def close(self) -> None:
         self.closed = True
 

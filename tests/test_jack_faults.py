@@ -18,7 +18,7 @@ import time
 import pytest
 from support.fakes import unclosed
 from support.jack_server import JackServer, running_jack
-from support.serve_process import Lines, Listener, play, serve_cmd, stop, tear_down, tiny_checkpoint_file
+from support.serve_process import Lines, Listener, play, serve_cmd, served, stop, tear_down, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -85,24 +85,14 @@ def test_a_replugged_keyboard_is_heard_again(jack, tiny_checkpoint):
 
 
 def test_a_cut_off_sysex_does_not_silence_improv(jack, tiny_checkpoint):
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-
-    proc = subprocess.Popen(serve_cmd(tiny_checkpoint, "--virtual"), env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    performer = synth = None
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        synth = Listener(out_name)
+    with served(jack, serve_cmd(tiny_checkpoint, "--virtual")) as s:
+        proc, lines, performer, synth = s.proc, s.lines, s.performer, s.listener
         time.sleep(0.5)  # JACK connects on its next cycles
         performer._rt.send_message([0xF0, 0x01, 0x02])  # a dump cut off: no F7, ever
         play(performer, [60, 62, 64, 65])
         line = answered(lines, synth, 1, 4)
         assert " / 0.0 beats" not in line, line  # the notes were heard as played, not all at once
         stop(proc, lines)
-    finally:
-        tear_down(proc, performer, synth.port if synth else None)
 
 
 @pytest.mark.parametrize("ports", ["virtual", "named"])

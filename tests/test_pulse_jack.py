@@ -19,7 +19,7 @@ import mido
 import numpy as np
 import pytest
 from support.jack_server import running_jack
-from support.serve_process import Lines, Listener, tear_down
+from support.serve_process import served
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -57,20 +57,12 @@ def grid_ms(t: float, origin: float, beat: float) -> float:
 
 
 def test_answers_on_the_performers_grid_at_any_tempo_without_bpm(jack):
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-
     cmd = [
         sys.executable, "-m", "improv", "serve", "--api", "jack", "--voice", "folk", "--virtual",
         "--set", "serve.response_unit=events", "--set", "serve.response_length=8", "--set", "serve.silence_ms=300",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    listener = performer = None
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        listener = Listener(out_name)
+    with served(jack, cmd) as s:
+        lines, performer, listener = s.lines, s.performer, s.listener
         errors, firsts = [], []
         for number, bpm in enumerate((56, 120, 184), start=1):
             origin, end = perform(performer, bpm)
@@ -89,8 +81,6 @@ def test_answers_on_the_performers_grid_at_any_tempo_without_bpm(jack):
             time.sleep(6.5)  # a long pause: the next tempo is heard anew
         print(f"grid: median {np.median(errors):.1f} ms, p90 {np.percentile(errors, 90):.1f} ms; first notes {np.round(firsts, 1)} ms off the beat")
         assert np.median(errors) < 25 and max(firsts) < 60, (errors, firsts)
-    finally:
-        tear_down(proc, listener.port if listener else None, performer)
 
 
 def test_calibrate_measures_a_jack_loop_and_writes_the_setting(jack, tmp_path):

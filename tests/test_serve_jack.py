@@ -20,7 +20,7 @@ import mido
 import pytest
 from support.fakes import unclosed
 from support.jack_server import running_jack
-from support.serve_process import Lines, Listener, play, serve_cmd, tear_down, tiny_checkpoint_file
+from support.serve_process import play, serve_cmd, served, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -48,20 +48,9 @@ def recorded_notes(track, ticks_per_beat: int, bpm: float = 120.0) -> list[tuple
 
 
 def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tmp_path):
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-
     record = tmp_path / "session.mid"
-    proc = subprocess.Popen(
-        serve_cmd(tiny_checkpoint, "--virtual", "--record", str(record)),
-        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    listener = performer = None
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        listener = Listener(out_name)
+    with served(jack, serve_cmd(tiny_checkpoint, "--virtual", "--record", str(record))) as s:
+        proc, lines, performer, listener = s.proc, s.lines, s.performer, s.listener
 
         # A call; the answer comes after the silence.
         play(performer, [60, 62, 64, 65, 67])
@@ -101,8 +90,6 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
         notes = {t.name: recorded_notes(t, recorded.ticks_per_beat) for t in recorded.tracks}
         key_on, key_off = next((on, off) for pitch, on, off in notes["performer"] if pitch == 72)
         assert not [on for _, on, _ in notes["improv"] if key_on + 0.02 < on <= key_off], "improv played over the barge-in"
-    finally:
-        tear_down(proc, listener.port if listener else None, performer)
 
 
 def test_ports_listing_and_name_errors(jack, tiny_checkpoint):

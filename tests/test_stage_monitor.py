@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from support.flood import FLOOD
 from support.live_session import LiveSession
 
 from improv.monitor import feed as feed_module
@@ -120,25 +121,6 @@ def test_a_flood_of_new_streams_is_held_at_the_door(server):
         conn.close()
     assert codes.count(200) <= NEW_STREAMS_PER_S and codes[-1] == 503
 
-
-FLOOD = """
-import sys, threading, urllib.request, urllib.error
-url, stop = sys.argv[1], threading.Event()
-counts = {"served": 0, "refused": 0}
-def hammer():
-    while not stop.is_set():
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                r.readline(); counts["served"] += 1
-        except (urllib.error.HTTPError, OSError):
-            counts["refused"] += 1
-threads = [threading.Thread(target=hammer, daemon=True) for _ in range(32)]
-for t in threads: t.start()
-print("ready", flush=True)
-sys.stdin.read()
-stop.set()
-print(counts["served"], counts["refused"], flush=True)
-"""
 
 
 @pytest.mark.slow

@@ -8,14 +8,13 @@ clients; the signal comes in the middle of an answer. No timing is asserted: gen
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import mido
 import pytest
 from support.fakes import unclosed
 from support.jack_server import running_jack
-from support.serve_process import Lines, Listener, play, serve_cmd, tear_down, tiny_checkpoint_file
+from support.serve_process import play, serve_cmd, served, tiny_checkpoint_file
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -32,20 +31,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=["SIGHUP", "SIGQUIT"])
 def test_a_hangup_or_quit_mid_answer_ends_the_session_as_sigterm_does(jack, tiny_checkpoint, tmp_path, sig):
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-
     record = tmp_path / "session.mid"
-    proc = subprocess.Popen(
-        serve_cmd(tiny_checkpoint, "--virtual", "--record", str(record), "--set", "serve.response_length=40"),
-        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    listener = performer = None
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        listener = Listener(out_name)
+    with served(jack, serve_cmd(tiny_checkpoint, "--virtual", "--record", str(record), "--set", "serve.response_length=40")) as s:
+        proc, lines, performer, listener = s.proc, s.lines, s.performer, s.listener
         asked = time.perf_counter()
         play(performer, [60, 62, 64, 65, 67])
         assert listener.wait(lambda got: sum(m.type == "note_on" and m.velocity > 0 and t > asked for t, m in got) >= 2, timeout=20), lines.rest()
@@ -59,5 +47,3 @@ def test_a_hangup_or_quit_mid_answer_ends_the_session_as_sigterm_does(jack, tiny
         counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in recorded.tracks}
         assert counts["performer"] == 5 and counts["improv"] >= 2
         assert any(line.startswith("improv: recorded") for line in lines.rest())
-    finally:
-        tear_down(proc, listener.port if listener else None, performer)

@@ -7,6 +7,14 @@ serves on JACK keeps one more client of its own, with no ports, whose only job i
 shutdown callback (``jack_on_shutdown``): it sets ``gone``, and the session says so in one line
 and rebuilds its ports when the server is back (``watched_ports.MidiPorts``).
 
+The same client tells the session what python-rtmidi cannot: the real-time priority of JACK's
+client threads (``client_priority``: the serve loop must run below them, see
+``session.process.loop_priority``). It registers no other callback: a Python callback needs the
+GIL on libjack's notification thread, and while it waits for it, a thread holding the GIL in a
+python-rtmidi call that asks the server something (closing a port) waits for that notification to
+be answered: a deadlock (seen with an xrun callback here; the benchmark counts xruns from a
+process of its own).
+
 libjack is reached through ctypes (python-rtmidi does not expose the callback). Where libjack
 cannot be loaded, or the client cannot open, ``available`` is False and nothing is watched.
 """
@@ -40,6 +48,8 @@ def libjack() -> Any:
             lib.jack_activate.argtypes = [ctypes.c_void_p]
             lib.jack_client_close.argtypes = [ctypes.c_void_p]
             lib.jack_set_error_function.argtypes = [_ERROR]
+            lib.jack_is_realtime.argtypes = [ctypes.c_void_p]
+            lib.jack_client_real_time_priority.argtypes = [ctypes.c_void_p]
         except (OSError, AttributeError):
             _lib = False
         else:
@@ -76,6 +86,7 @@ class JackWatch:
         self.gone = threading.Event()
         self._client: int | None = None
         self._callback = _SHUTDOWN(self._on_shutdown)  # kept: libjack calls it from its own thread
+        self._priority = 0
         lib = libjack()
         if lib is None:
             return
@@ -89,10 +100,17 @@ class JackWatch:
             lib.jack_client_close(client)
             return
         self._client = client
+        if lib.jack_is_realtime(client):
+            self._priority = max(0, int(lib.jack_client_real_time_priority(client)))
 
     @property
     def available(self) -> bool:
         return self._client is not None
+
+    def client_priority(self) -> int:
+        """The SCHED_FIFO priority of JACK's client threads (improv's own ports' included); 0 when
+        JACK runs without real-time scheduling (or nothing is watched)."""
+        return self._priority
 
     def _on_shutdown(self, arg: int | None) -> None:
         self.gone.set()  # libjack's thread: nothing else (no JACK calls are allowed here)
@@ -102,3 +120,13 @@ class JackWatch:
         if client is not None and not self.gone.is_set():
             libjack().jack_client_close(client)
         # A client of a dead server is left as it is: closing it only waits on a socket that is gone.
+
+
+def jack_client_priority(client_name: str) -> int | None:
+    """JACK's client-thread priority (``JackWatch.client_priority``), asked once by a short-lived
+    client; None where libjack or the server cannot be reached."""
+    watch = JackWatch(client_name)
+    try:
+        return watch.client_priority() if watch.available else None
+    finally:
+        watch.close()

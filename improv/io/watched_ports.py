@@ -74,6 +74,11 @@ class MidiPorts:
             self._virtual_names[1] if self.output.virtual else self.output.name,
         )
 
+    def jack_client_priority(self) -> int | None:
+        """JACK's client threads' real-time priority (0: JACK is not real-time); None when not on
+        JACK or JACK cannot be asked (``jack_watch``)."""
+        return self.watch.client_priority() if self.watch is not None else None
+
     def _names_since(self, before: tuple[list[str], list[str]]) -> tuple[str, str]:
         """The names our virtual ports got: JACK renames a second client of the same name
         (improv-01), ALSA appends numbers, so look for the ports that appeared as ours opened."""

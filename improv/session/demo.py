@@ -21,7 +21,8 @@ from improv.io.clock import FakeClock, RealClock
 from improv.io.files import check_writable, write_atomic
 from improv.io.machine import one_blas_thread
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
-from improv.io.rtmidi_ports import open_output
+from improv.io.jack_watch import jack_client_priority
+from improv.io.rtmidi_ports import api_name, open_output
 from improv.model.sampling import SamplingParams
 from improv.model.voices import load_player
 from improv.music.midi import Track
@@ -172,7 +173,9 @@ def play_session(
     loop = ServeLoop(engine, inport, outport, clock, on_status=on_status, wake=wake)
     performer.stop = loop.request_stop
     if real_time:
-        stats = serve(loop, until=latest, realtime_priority=serve_settings.realtime_priority)
+        on_jack = port is not None and api_name(getattr(port, "api", -1)) == "jack"
+        jack_clients = jack_client_priority(serve_settings.client_name) if on_jack else None  # the loop runs below them
+        stats = serve(loop, until=latest, realtime_priority=serve_settings.realtime_priority, jack_clients=jack_clients)
     else:
         stats = loop.run(until=latest)
     tracks = recorder.tracks(phrases[0].bpm)

@@ -1,6 +1,7 @@
 """What a live session asks of the process: a real-time priority for the loop's thread where the
-system allows it (``realtime_scheduling``), and ``serve``: the loop run with the two-stage Ctrl-C,
-one BLAS thread, short GIL switches and a frozen heap, everything restored at the end.
+system allows it (``realtime_scheduling``), below JACK's client threads (``loop_priority``), and
+``serve``: the loop run with the two-stage Ctrl-C, one BLAS thread, short GIL switches and a frozen
+heap, everything restored at the end.
 """
 
 from __future__ import annotations
@@ -40,24 +41,50 @@ def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:
     return f"real-time priority {priority}", undo
 
 
+def loop_priority(wanted: int, jack_clients: int | None) -> tuple[int, str]:
+    """The loop's real-time priority: ``wanted``, but strictly below JACK's client threads
+    (``jack_clients``: their SCHED_FIFO priority, 0 when JACK runs without real-time scheduling,
+    None when the session is not on JACK); (priority, why, or "" when it is ``wanted``).
+
+    Why: a SCHED_FIFO thread is never preempted by one of the same priority. At JACK's own client
+    priority (jackd -P 10 gives its clients 5, improv's old default), the loop's model work and its
+    spin before each send kept JACK's client threads waiting on that core; with a second busy core
+    (another session, another JACK graph) JACK missed its cycle (an xrun), and the MIDI events of
+    that cycle, improv's notes just sent among them, were lost. Below them, JACK preempts the loop.
+    With JACK not real-time at all, a real-time loop would hold up every JACK thread: normal
+    priority then.
+    """
+    if wanted <= 0 or jack_clients is None:
+        return max(wanted, 0), ""
+    if jack_clients <= 0:
+        return 0, "JACK runs without real-time priority, so improv does too"
+    if wanted < jack_clients:
+        return wanted, ""
+    if jack_clients <= 1:
+        return 0, f"JACK's client threads run at real-time priority {jack_clients}, the lowest: improv runs below them"
+    return jack_clients - 1, f"below JACK's client threads at {jack_clients}"
+
+
 def serve(
     loop: ServeLoop,
     *,
     until: float | None = None,
     handle_signals: bool = True,
     realtime_priority: int = 0,
+    jack_clients: int | None = None,
 ) -> LoopStats:
     """Run ``loop`` as a session: the first Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) ends it cleanly, a second one at
     once, but never before the final note-offs and All Notes Off have left (``io.signals``); and
-    the process is tuned for steady timing (one BLAS thread, a real-time priority when allowed,
-    short GIL switches, a frozen heap)."""
+    the process is tuned for steady timing (one BLAS thread, a real-time priority when allowed and
+    below JACK's client threads: ``loop_priority``, short GIL switches, a frozen heap)."""
     import contextlib
     import gc
     import sys
 
     blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
-    priority, undo_priority = realtime_scheduling(realtime_priority)
-    loop.on_status(f"improv: timing: {priority}, {blas}")
+    wanted, why = loop_priority(realtime_priority, jack_clients)
+    priority, undo_priority = realtime_scheduling(wanted)
+    loop.on_status(f"improv: timing: {priority}{f' ({why})' if why else ''}, {blas}")
     switch = sys.getswitchinterval()
     # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
     # bounds how long it waits while this thread computes (the default is 5 ms).

@@ -256,8 +256,8 @@ class ServeSettings:
     lookahead_ms: float = 500.0
     # The loop sleeps until this long before a send, then spins on the clock to the exact time.
     spin_ms: float = 1.5
-    # Real-time (SCHED_FIFO) priority of the serve loop where the system allows it (Linux, root or
-    # an rtprio limit), below JACK's own threads; 0 = normal scheduling.
+    # Real-time (SCHED_FIFO) priority of the serve loop where the system allows it (Linux, root or an
+    # rtprio limit); 0 = normal. On JACK, below JACK's client threads (session.process.loop_priority).
     realtime_priority: int = 5
     # Check a named port that has vanished this often, and reopen it when it is back.
     reconnect_s: float = 1.0

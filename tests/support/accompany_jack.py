@@ -5,14 +5,13 @@ test and ``benchmarks/bench_accompany.py`` alike."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 
 import mido
 import numpy as np
 
-from support.serve_process import Lines, Listener, serve_cmd, tear_down
+from support.serve_process import serve_cmd, served
 
 
 @dataclass
@@ -41,21 +40,10 @@ def soprano(beats: float) -> tuple[str, list[tuple[float, float, int]], list[tup
 
 
 def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0) -> Accompanied:
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
-
     _, notes, _ = soprano(beats)
     beat = 60 / bpm
-    proc = subprocess.Popen(
-        serve_cmd(checkpoint, "--virtual", "--mode", "accompany", "--bpm", str(bpm)),
-        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    listener = performer = None
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        listener = Listener(out_name)
+    with served(jack, serve_cmd(checkpoint, "--virtual", "--mode", "accompany", "--bpm", str(bpm))) as s:
+        proc, lines, performer, listener = s.proc, s.lines, s.performer, s.listener
         time.sleep(0.5)
         events = sorted([(a * beat, "on", p) for a, _, p in notes] + [(b * beat - 0.03, "off", p) for _, b, p in notes], key=lambda e: (e[0], e[1] == "on"))
         start = time.perf_counter() + 0.2
@@ -83,5 +71,3 @@ def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0
             elif m.type in ("note_on", "note_off") and m.note in held:
                 improv.append((held.pop(m.note), t, m.note))
         return Accompanied(sorted(melody), sorted(improv), listener.got, beat, min(on for on, _, _ in melody), code, lines.rest())
-    finally:
-        tear_down(proc, listener.port if listener else None, performer)

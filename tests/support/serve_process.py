@@ -3,12 +3,16 @@ performer, a listener): what the end-to-end JACK tests and the soak benchmark sh
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
+import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import mido
 
@@ -109,6 +113,37 @@ def tear_down(proc, *ports) -> None:
     for port in ports:
         if port is not None:
             port.close()
+
+
+@dataclass
+class Served:
+    """`improv serve` running (``proc``, its stdout as ``lines``), a performer playing into its
+    input and a listener on its output, both JACK clients of this process."""
+
+    proc: subprocess.Popen
+    lines: Lines
+    performer: Any  # an RtOutput
+    listener: Listener
+
+
+@contextlib.contextmanager
+def served(jack, cmd: list[str]) -> Iterator[Served]:
+    """Start ``cmd`` (an `improv serve --virtual` on ``jack``), wait for its banner, connect a
+    performer to its input and a listener to its output; afterwards, whatever happened, the
+    process gone and both ports closed (``tear_down``)."""
+    from improv.io.rtmidi_ports import RtOutput, resolve_api
+
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    listener = performer = None
+    try:
+        lines = Lines(proc.stdout)
+        banner = lines.wait_for("improv: listening on", timeout=60)
+        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
+        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
+        listener = Listener(out_name)
+        yield Served(proc, lines, performer, listener)
+    finally:
+        tear_down(proc, listener.port if listener else None, performer)
 
 
 def tiny_checkpoint_file(folder):

@@ -1,0 +1,122 @@
+"""The serve loop runs below JACK's client threads.
+
+Why (the serve benchmark's stall): at SCHED_FIFO 5, the priority `jackd -P 10` gives its clients,
+the loop's model work and its spin before each send kept JACK's client threads waiting; with the
+other core busy too, JACK missed its cycle and the notes just sent were lost. No timing is
+asserted: what is checked is the priority the loop's thread has while it serves, against the
+priority of the JACK client threads in the same process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from support.fakes import LadderModel
+from support.jack_server import running_jack
+
+from improv.session import process
+from improv.session.process import loop_priority
+
+
+def test_the_loop_priority_is_below_jacks_client_threads():
+    assert loop_priority(5, None) == (5, "")  # not on JACK: as asked
+    assert loop_priority(5, 70)[0] == 5  # a usual JACK setup (-P 75 or so): as asked
+    assert loop_priority(5, 5)[0] == 4  # jackd -P 10: its clients at 5, the loop below them
+    assert loop_priority(5, 2)[0] == 1
+    assert loop_priority(5, 1)[0] == 0  # nothing below 1 but normal scheduling
+    assert loop_priority(5, 0)[0] == 0  # JACK not real-time: a real-time loop would hold it up
+    assert loop_priority(0, 5) == (0, "")  # asked for none: none
+    assert "below JACK's client threads at 5" in loop_priority(5, 5)[1]
+
+
+def test_serve_asks_for_the_priority_below_jack_and_says_so(monkeypatch):
+    from improv.io.clock import FakeClock
+    from improv.io.memory_ports import MemoryOutput, ScriptedInput
+    from improv.realtime.engine import Engine
+    from improv.session.loop import ServeLoop
+    from improv.settings.sections import ServeSettings
+
+    asked = []
+    monkeypatch.setattr(process, "realtime_scheduling", lambda p: (asked.append(p), (f"real-time priority {p}", lambda: None))[1])
+    clock = FakeClock()
+    lines: list[str] = []
+    loop = ServeLoop(Engine(LadderModel(), ServeSettings()), ScriptedInput(clock), MemoryOutput(clock), clock, on_status=lines.append)
+    process.serve(loop, until=1.0, handle_signals=False, realtime_priority=5, jack_clients=5)
+    assert asked == [4]
+    assert any("real-time priority 4 (below JACK's client threads at 5)" in line for line in lines), lines
+
+
+@pytest.fixture(scope="module")
+def jack():
+    yield from running_jack()
+
+
+def fifo_threads() -> dict[int, int]:
+    """This process's SCHED_FIFO threads: {thread id: priority}."""
+    out = {}
+    for tid in map(int, os.listdir("/proc/self/task")):
+        try:
+            if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+                out[tid] = os.sched_getparam(tid).sched_priority
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return out
+
+
+@pytest.mark.jack
+def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
+    """The real loop, its ports on a private jackd: while it serves, its own thread's priority is
+    below every JACK client thread's (improv's ports' own among them)."""
+    from improv.io.clock import RealClock
+    from improv.io.watched_ports import MidiPorts, PortChoice
+    from improv.realtime.engine import Engine
+    from improv.session.loop import ServeLoop
+    from improv.settings.sections import ServeSettings
+
+    wake = threading.Event()
+    ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="prio"), wake)
+    try:
+        jack_clients = ports.jack_client_priority()
+        assert jack_clients is not None
+        seen: list[tuple[int, int]] = []
+
+        class Watched:  # the loop's input, noting the loop thread's own scheduling each turn (then stopping it)
+            def iter_stamped(self):
+                seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+                if len(seen) >= 5:
+                    loop.request_stop()
+                return ports.input.iter_stamped()
+
+        clock = RealClock()
+        loop = ServeLoop(Engine(LadderModel(), ServeSettings()), Watched(), ports.output, clock, wake=wake, idle_s=0.02)
+        process.serve(loop, until=clock.now() + 60, handle_signals=False, realtime_priority=5, jack_clients=jack_clients)
+        others = fifo_threads()  # JACK's client threads (the loop thread is back to normal by now)
+        assert seen
+        policy, priority = seen[-1]
+        if jack_clients > 0:  # JACK real-time (jackd as root or with an rtprio limit)
+            assert set(others.values()) == {jack_clients}, others
+            assert priority < jack_clients, (priority, jack_clients)
+        else:  # JACK without real-time scheduling: neither is the loop
+            assert policy != os.SCHED_FIFO
+    finally:
+        ports.close()
+
+
+@pytest.mark.jack
+def test_improv_serve_on_jack_says_it_runs_below_jacks_client_threads(jack, tmp_path):
+    """The command itself (serve_session) hands JACK's client priority to the loop: its first
+    timing line says where the loop runs."""
+    from improv.io.jack_watch import jack_client_priority
+    from support.serve_process import serve_cmd, served, stop, tiny_checkpoint_file
+
+    clients = jack_client_priority("asker")
+    assert clients is not None
+    with served(jack, serve_cmd(tiny_checkpoint_file(tmp_path), "--virtual")) as s:
+        line = s.lines.wait_for("improv: timing:", timeout=30)
+        stop(s.proc, s.lines)
+    if clients == 0:
+        assert "JACK runs without real-time priority, so improv does too" in line, line
+    elif clients <= 5:  # the default realtime_priority (5) is not below them
+        assert f"below JACK's client threads at {clients}" in line, line
