@@ -29,7 +29,7 @@ MIN_BPM, MAX_BPM = 40.0, 220.0
 _SNAP = np.array([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0])  # sixteenths and triplets
 _JITTER_S = 0.03  # human timing spread the credit tolerates (sd of a performed onset, about)
 _CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 0.7 % apart; refined after
-_RECENT_BEATS = 16.0  # half-life of an onset's weight in the refinement, in beats before the last
+_RECENT_BEATS = 1000.0  # half-life of an onset's weight in the refinement, in beats before the last
 MIN_FIT = 0.45
 EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
 
@@ -138,12 +138,14 @@ def track(
 ) -> Pulse | None:
     """Tempo and beat phase of a played phrase, or None without a clear pulse (fewer than four
     onsets, or no grid that most of them fit). ``prior_weight``: credit lost per octave away from
-    ``prior_bpm``; it settles the metrical level among grids that fit alike."""
+    ``prior_bpm`` in the comb (it settles grids that fit alike: swung eighths fit 120 and 180);
+    then the metrical level is the octave of the best grid nearest ``prior_bpm`` (``level``)."""
     if len(onsets) < 4:
         return None
     times, first = groups(onsets, chord_s)
     if len(times) < 4:
         return None
+    counts = np.diff(np.append(first, len(onsets)))[-40:].astype(np.float64)  # notes in each onset group
     times, first = times[-40:], first[-40:]  # the recent past decides; bounded work
     order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
     dur = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
@@ -183,19 +185,58 @@ def track(
     span = np.floor((rel[-1] - rel[0]) / beats + 0.15) + 1
     score = fit_c - EMPTY_COST * (1 - np.minimum(occupied / span, 1.0)) - prior_weight * np.abs(np.log2(_CANDIDATES / prior_bpm))
     b = int(np.argmax(score))
-    best = (score[b], float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b]))
-    _, bpm, phase, fit = best
+    bpm, phase, fit = float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b])
     if fit < MIN_FIT:
         return None
-    bpm, origin = _refine(times, bpm, times[0] + phase * 60.0 / bpm)
+    bpm, origin = _refine(times, bpm, times[0] + phase * 60.0 / bpm, counts=counts)
+    bpm, origin = level(times, w, bpm, origin, prior_bpm)
     if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
         return None
     pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit))
     swing = swing_ratio(pulse, times, 0.0)
     if swing != 1.0:  # the swung off-beats pulled the straight fit: fit again on the swung grid
-        bpm, origin = _refine(times, bpm, origin, swing)
+        bpm, origin = _refine(times, bpm, origin, swing, counts=counts)
         pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0))
     return pulse
+
+
+def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float) -> tuple[float, float]:
+    """(tempo, origin) of the metrical level nearest ``prior_bpm`` (in octaves) among the grid that
+    fits best, its doubles and its halves: the level a musician would tap. The set's tempo keeps
+    the set's level; for a first call ``serve.bpm`` (100) makes it the one within 71-141 bpm, as
+    people tap. A slower level must still hold the phrase (its eighths become the slower level's
+    sixteenths; sixteenths or triplets of the faster beat rule it out), and its beats are the ones
+    on which the salient onsets fall. Never a 3:2: only octaves of the best fit are tried."""
+    beat = 60.0 / bpm
+    tol = np.maximum(_JITTER_S * 1.5, 0.05 * beat)  # seconds an onset may sit off a grid point
+
+    def held(b: float, o: float) -> float:  # weighted share of onsets on b's sixteenths or triplets
+        pos = (times - o) / b
+        f = pos - np.floor(pos)
+        d = np.min(np.abs(f[:, None] - _SNAP[None, :]), axis=1) * b
+        return float(weights[d < tol].sum() / weights.sum())
+
+    base = held(beat, origin)
+    best = (abs(math.log2(bpm / prior_bpm)), 0, bpm, origin)
+    for j in (-2, -1, 1, 2):
+        b = beat / 2.0**j
+        if not MIN_BPM * 0.95 <= 60.0 / b <= MAX_BPM * 1.05:
+            continue
+        o = origin
+        if j < 0:  # which of the faster grid's beats are this level's: where the accents fall
+            choices = [origin + m * beat for m in range(2**-j)]
+
+            def on_beats(o: float) -> float:
+                pos = (times - o) / b
+                return float(weights[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
+
+            o = max(choices, key=on_beats)
+            if held(b, o) < base - 0.05:
+                continue
+        distance = abs(math.log2(60.0 / b / prior_bpm))
+        if distance < best[0] - 1e-9:
+            best = (distance, j, 60.0 / b, o)
+    return round(best[2], 6), best[3]
 
 
 def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -203,7 +244,7 @@ def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, 1.0 - (d / (2.5 * sigma)) ** 2)
 
 
-def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False) -> tuple[float, float]:
+def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False, counts: np.ndarray | None = None) -> tuple[float, float]:
     """Least squares through the onsets at their nearest grid positions (sixteenths, triplets;
     off-beat eighths where ``swing`` puts them), recent ones weighted more; again without the
     onsets far from the line."""
@@ -212,7 +253,7 @@ def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fi
     for _ in range(3):
         pos = np.array([snap(unswing(x, swing)) for x in (times - origin) / beat])
         recency = np.exp2(-(pos[-1] - pos) / _RECENT_BEATS)
-        ww = recency * keep
+        ww = recency * keep * (1.0 if counts is None else counts)
         if np.count_nonzero(ww) < 3 or np.ptp(pos[ww > 0]) < 1.0:
             break
         a = np.vstack([[swing_position(x, swing) for x in pos], np.ones_like(pos)]).T

@@ -20,8 +20,8 @@ import numpy as np
 from improv.music.pulse import Pulse, meter, retempo, track
 from improv.settings.sections import ServeSettings
 
-FRESH_WEIGHT = 0.1  # prior weight per octave when the set has no tempo yet (serve.bpm is a guess)
-SET_WEIGHT = 0.35  # ... once the set has one: the metrical level stays
+FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
+SET_WEIGHT = 0.35  # ... once the set has one
 PAUSE_S, PAUSE_BEATS = 6.0, 8.0
 BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again  # a silence longer than both: the next call may be in a new tempo
 
