@@ -207,14 +207,21 @@ def beat_ms(who: Performer, t: float, every: float = 1.0) -> float:
     return abs(x - round(x)) * every * length * 1000
 
 
-def swing_of(positions: list[float]) -> float | None:
-    """Long-to-short ratio of lone off-beat eighths among positions as played (beat + real fraction)."""
+def lone_offbeats(positions: list[float]) -> list[float]:
+    """Fractions of the off-beat eighths among beat positions: between 0.4 and 0.75 of a beat,
+    with nothing else between the beat and the next."""
     fr = []
     for i, x in enumerate(positions):
         k = math.floor(x + 0.1)
         f = x - k
         if 0.4 <= f <= 0.75 and not any(k + 0.12 < y < k + 0.88 for j, y in enumerate(positions) if j != i):
             fr.append(f)
+    return fr
+
+
+def swing_of(positions: list[float]) -> float | None:
+    """Long-to-short ratio of lone off-beat eighths among positions as played (beat + real fraction)."""
+    fr = lone_offbeats(positions)
     if len(fr) < 2:
         return None
     f = float(np.median(fr))
@@ -327,15 +334,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     # rubato inside each call (its sine starting at another phase each time), and a tempo change mid-set
     kind("rubato", run_set(model, [(p, Performer(80, 0.0, rubato=0.06, phase=k * math.pi / 3)) for k, p in enumerate(pairs[:6])], base, rng, jitter(), fresh=False))
     kind("change", run_set(model, [(p, Performer(96 if k < 3 else 120, 0.0)) for k, p in enumerate(pairs[6:12])], base, rng, jitter(), fresh=False))
-    # swing
+    # swing: phrases with off-beat eighths to swing (three or more alone in their beat), at 2:1 and 1.6:1
+    swingable = [p for p in pairs[12:] if len(lone_offbeats([float(x) for x in p.call["start"]])) >= 3][:6]
     res = []
     for swing in (2.0, 1.6):
-        res += run_set(model, [(p, Performer(120, 0.0, swing=swing)) for p in pairs[12:18]], base, rng, jitter(), fresh=False)
+        res += run_set(model, [(p, Performer(120, 0.0, swing=swing)) for p in swingable], base, rng, jitter(), fresh=False)
     kind("swing", res)
+    # The feel as played: the call's off-beat eighths (as the performer swung them) against the answer's.
     calls = [r["who"].swing for r in res]
     answers = [s for r in res if (s := swing_of([k + f for k, f, _ in map(r["who"].where, r["onsets"])])) is not None]
     out["pulse_swing_call"] = float(np.mean(calls)) if calls else math.nan
     out["pulse_swing_answer"] = float(np.mean(answers)) if answers else math.nan
+    out["pulse_swing_answers_with_offbeats"] = float(len(answers))
     out.update(figures(everything, "pulse"))
     # bar entry: the first 33 steady calls again, with entry: bar
     if "entry" in fields:

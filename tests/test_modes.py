@@ -313,3 +313,15 @@ def test_each_mode_runs_in_the_serve_loop_without_spinning(mode):
     if mode != "loop":
         assert any(t < 2.0 + 8 * BEAT for t in notes)  # solo before the performer, accompaniment under them
     assert not unclosed(out.sent)
+
+
+def test_accompany_follows_the_tempo_the_performer_plays_not_serve_bpm():
+    """A melody at 72 bpm, serve.bpm left at 100: once a few notes give the pulse, the chords fall
+    on the performer's beats (with serve.bpm's grid they drift a beat off within a bar)."""
+    beat = 60 / 72
+    e = engine(mode="accompany", decide_ms=60.0)
+    simulate(e, melody(CHORALE, start=1.0, beat=beat), until=1.0 + 20 * beat)
+    later = [onset for onset, *_ in e._band.played if onset > 1.0 + 6 * beat]
+    assert len(later) >= 6
+    off_beat = [abs((t - 1.0) / beat - round((t - 1.0) / beat)) * beat for t in later]
+    assert max(off_beat) < 0.03, off_beat

@@ -46,6 +46,7 @@ class Pulse:
     beats_per_bar: int = 4
     downbeat: int = 0  # a beat index that starts a bar
     swing: float = 1.0
+    bent: bool = False  # the call's tempo changed inside it (rubato): the grid goes on from its end
 
     @property
     def beat_s(self) -> float:
@@ -188,15 +189,15 @@ def track(
     bpm, phase, fit = float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b])
     if fit < MIN_FIT:
         return None
-    bpm, origin = _refine(times, bpm, times[0] + phase * 60.0 / bpm, counts=counts)
+    bpm, origin, bent = _refine(times, bpm, times[0] + phase * 60.0 / bpm, counts=counts)
     bpm, origin = level(times, w, bpm, origin, prior_bpm)
     if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
         return None
-    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit))
+    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent)
     swing = swing_ratio(pulse, times, 0.0)
     if swing != 1.0:  # the swung off-beats pulled the straight fit: fit again on the swung grid
-        bpm, origin = _refine(times, bpm, origin, swing, counts=counts)
-        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0))
+        bpm, origin, bent = _refine(times, bpm, origin, swing, counts=counts)
+        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0), bent=bent)
     return pulse
 
 
@@ -244,12 +245,14 @@ def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, 1.0 - (d / (2.5 * sigma)) ** 2)
 
 
-def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False, counts: np.ndarray | None = None) -> tuple[float, float]:
+def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False, counts: np.ndarray | None = None) -> tuple[float, float, bool]:
     """Least squares through the onsets at their nearest grid positions (sixteenths, triplets;
     off-beat eighths where ``swing`` puts them), recent ones weighted more; again without the
-    onsets far from the line."""
+    onsets far from the line; then bent where the call's tempo changed (``_bend``). Returns
+    (bpm, origin, bent)."""
     beat = 60.0 / bpm
     keep = np.ones(len(times), dtype=bool)
+    bent = False
     for _ in range(3):
         pos = np.array([snap(unswing(x, swing)) for x in (times - origin) / beat])
         recency = np.exp2(-(pos[-1] - pos) / _RECENT_BEATS)
@@ -267,16 +270,47 @@ def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fi
         beat, origin = float(slope), float(icpt)
         resid = np.abs(times - a @ np.array([beat, origin]))
         keep = resid < max(0.06, 3 * float(np.median(resid)) + 0.01)
+    else:
+        if not fixed:
+            beat, origin, bent = _bend(times, a[:, 0], ww * (resid < 0.15), beat, origin)
     # The origin moved to the beat nearest the last onset: the grid is extrapolated from there.
     k = round((times[-1] - origin) / beat)
-    return round(60.0 / beat, 6), origin + k * beat  # no float noise in a tempo reported (120, not 119.99999999999997)
+    return round(60.0 / beat, 6), origin + k * beat, bent  # no float noise in a tempo reported (120, not 119.99999999999997)
+
+
+def _bend(times: np.ndarray, x: np.ndarray, w: np.ndarray, beat: float, origin: float) -> tuple[float, float, bool]:
+    """(beat, origin) of the line the call's tempo ends on, where it sped up or slowed down inside
+    the call (rubato, a gradual change): a parabola through the onsets at positions ``x`` replaces
+    the straight line when its bend is clear (3 standard errors, from the residuals' spread), and
+    the grid goes on at the tempo and phase the parabola has at the last onset. Else unchanged."""
+    use = w > 0
+    if np.count_nonzero(use) < 6 or np.ptp(x[use]) < 4.0:
+        return beat, origin, False
+    xs, ts, ws = x[use], times[use], w[use] / w[use].mean()
+    a = np.vstack([xs * xs, xs, np.ones_like(xs)]).T
+    sw = np.sqrt(ws)
+    coef, *_ = np.linalg.lstsq(a * sw[:, None], ts * sw, rcond=None)
+    r = ts - a @ coef
+    s2 = float(np.sum(ws * r * r) / max(len(xs) - 3, 1))
+    s2 = max(s2, 0.008**2)  # no less than a careful player's spread: a few onsets can line up by chance
+    aw = a * ws[:, None]
+    bread = np.linalg.pinv(a.T @ aw)
+    cov = bread @ (aw.T @ aw) @ bread * s2
+    c, b, a0 = (float(v) for v in coef)
+    if abs(c) < 3 * math.sqrt(max(cov[0, 0], 1e-18)):
+        return beat, origin, False
+    xe = float(xs.max())
+    slope = b + 2 * c * xe
+    if slope <= 0:
+        return beat, origin, False
+    return slope, c * xe * xe + b * xe + a0 - slope * xe, True
 
 
 def retempo(pulse: Pulse, onsets: Sequence[float], bpm: float, chord_s: float = 0.04) -> Pulse:
     """``pulse`` at tempo ``bpm`` (a better-founded one: the set's, blended with the call's), its
     phase fitted again to the onsets at that period."""
     times, _ = groups(onsets, chord_s)
-    _, origin = _refine(times[-40:], bpm, pulse.origin, pulse.swing, fixed=True)
+    _, origin, _ = _refine(times[-40:], bpm, pulse.origin, pulse.swing, fixed=True)
     return replace(pulse, bpm=bpm, origin=origin)
 
 
@@ -339,7 +373,7 @@ def meter(
             if score > best[0]:
                 best = (score, bpb, d)
     _, bpb, d = best
-    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing)
+    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing, pulse.bent)
 
 
 def swing_ratio(pulse: Pulse, onsets: Sequence[float], chord_s: float = 0.04) -> float:

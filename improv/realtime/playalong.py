@@ -25,8 +25,10 @@ class PlayAlong:
     _controls: Any
     _clock: Any
     _echo: Any
+    _planner: Any
     settings: Any
     bpm: float
+    _heard: tuple[Any, int, tuple[float, float] | None] = (None, 0, None)  # (call, its notes, grid) last heard
 
     def _key_down(self, msg: Any, now: float) -> None:
         """The performer strikes a key: a barge-in (whatever improv plays stops), except that an
@@ -123,9 +125,24 @@ class PlayAlong:
         if looping and not self._responder.responding and a.exchange is not None and a.exchange.ended == "finished":
             self._band.looper.answer_finished(a.bpm)
 
+    def _heard_grid(self, now: float) -> tuple[float, float] | None:
+        """Accompany without a clock: the performer's beat (a beat's time, seconds per beat) heard
+        from the passage so far (``realtime.tempo``, the set's tempo as its prior), again at each
+        new note; None until four notes give a pulse (the band then keeps the set's tempo)."""
+        call = self._listener.call
+        if call is None:
+            return self._heard[2]
+        if self._heard[0] is not call or self._heard[1] != call.note_count:
+            pulse = self._planner.tempo.hear(call, now) if call.note_count >= 4 else None
+            grid = (pulse.origin, pulse.beat_s) if pulse is not None else (self._heard[2] if self._heard[0] is call else None)
+            self._heard = (call, call.note_count, grid)
+        return self._heard[2]
+
     def _play_along(self, now: float, out: list[Timed]) -> None:
         band = self._band
         clock_grid = self._clock.beat_grid(now) if self.settings.follow_clock else None
+        if clock_grid is None and band.mode == "accompany" and self.settings.estimate_tempo:
+            clock_grid = self._heard_grid(now)
         if band.mode == "solo" and not band.soloist.playing and not band.hushed and self._listener.call is None and not band.keys and self.mode == LISTEN:
             band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
         band.play(now, out, self.bpm, clock_grid)

@@ -54,7 +54,7 @@ class SetTempo:
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
         if pulse is None:
             return None
-        if not fresh and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
+        if not fresh and not pulse.bent and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
             # The same tempo as the set's, within what one call can tell: the two together pin the
             # period better than the call alone (a jittered call's own period, extrapolated over
             # the answer, is off by tens of ms), and the phase is the call's.
