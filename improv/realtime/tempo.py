@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from improv.music.pulse import Pulse, meter, retempo, track
+from improv.music.pulse import Pulse, carry, groups, meter, retempo, track
 from improv.settings.sections import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
@@ -31,6 +31,10 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
+        # The set's grid as the performer kept it: (onset times, note counts, the grid) of the last
+        # calls (``pulse.carry``); None when the set starts anew.
+        self.past: tuple[np.ndarray, np.ndarray, Pulse] | None = None
+        self._heard: tuple[Pulse | None, Any] = (None, None)  # the pulse last heard, and the past it would leave
 
     def fresh(self, call: Any) -> bool:
         """No tempo yet, or a long pause before this call (from the last note anyone played, the
@@ -54,18 +58,30 @@ class SetTempo:
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
         if pulse is None:
             return None
+        times, first = groups(onsets, chord_s)
+        past = (times, np.diff(np.append(first, len(onsets))).astype(np.float64), pulse)
         if not fresh and not pulse.bent and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
-            # The same tempo as the set's, within what one call can tell: the two together pin the
-            # period better than the call alone (a jittered call's own period, extrapolated over
-            # the answer, is off by tens of ms), and the phase is the call's.
-            pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
+            # The same tempo as the set's, within what one call can tell. Where the performer kept
+            # the set's grid, one line through this call and the last ones; else the set's tempo
+            # and the call's averaged (a jittered call's own period, extrapolated over the answer,
+            # is off by tens of ms), the phase the call's.
+            joined = carry(pulse, onsets, self.past, chord_s) if self.past is not None else None
+            if joined is not None:
+                pulse, past = joined
+            else:
+                pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
+                past = (times, past[1], pulse)
         pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
-        return replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
+        pulse = replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
+        self._heard = (pulse, (past[0], past[1], pulse))
+        return pulse
 
     def keep(self, pulse: Pulse) -> None:
-        """The answer to this call starts: its tempo becomes the set's."""
+        """The answer to this call starts: its tempo becomes the set's (and its grid, for the next
+        call to be fitted with, when it is the pulse last heard)."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
+        self.past = self._heard[1] if self._heard[0] is pulse else None
 
 
 def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
