@@ -31,6 +31,8 @@ _JITTER_S = 0.03  # human timing spread the credit tolerates (sd of a performed 
 _CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 0.7 % apart; refined after
 _RECENT_BEATS = 1000.0  # half-life of an onset's weight in the refinement, in beats before the last
 MIN_FIT = 0.45
+EDGE_END, EDGE_START = 0.3, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
+CLEAR_ACCENT = 1.15  # a slower level's beats must carry this much more accent than the other beats (not in 3/4)
 EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
 
 
@@ -231,9 +233,10 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
                 pos = (times - o) / b
                 return float(weights[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
 
-            o = max(choices, key=on_beats)
-            if held(b, o) < base - 0.05:
-                continue
+            strength = sorted((on_beats(c), c) for c in choices)
+            o = strength[-1][1]
+            if held(b, o) < base - 0.05 or strength[-1][0] < CLEAR_ACCENT * strength[-2][0]:
+                continue  # the phrase does not fit the slower grid, or its accents do not say which beats are its
         distance = abs(math.log2(60.0 / b / prior_bpm))
         if distance < best[0] - 1e-9:
             best = (distance, j, 60.0 / b, o)
@@ -387,12 +390,17 @@ def meter(
     fast = pulse.bpm >= 100
     priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
     priors[prefer] = priors.get(prefer, 0.0) + 0.1
+    # The phrase's edges: a call traded in whole bars ends at a bar line (its last note held up to
+    # it) and mostly starts on one (or a short pickup before it), as players trading fours do.
+    end = int(np.round((np.max(t + dur) - pulse.origin) / pulse.beat_s)) - lo
+    start = int(k[order[0]]) - lo if on[order[0]] else None
     best: tuple[float, int, int] = (-np.inf, prefer, 0)
     for bpb, prior in priors.items():
         if span < bpb:
             continue
         for d in range(bpb):
             score = float(accent[d::bpb].mean() - accent.mean()) + prior
+            score += EDGE_END * ((end - d) % bpb == 0) + EDGE_START * (start is not None and (start - d) % bpb == 0)
             if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
                 bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
                 if len(bars) >= 2:
