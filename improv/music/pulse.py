@@ -32,7 +32,7 @@ _CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 
 _RECENT_BEATS = 1000.0  # half-life of an onset's weight in the refinement, in beats before the last
 MIN_FIT = 0.45
 EDGE_END, EDGE_START = 0.3, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
-CLEAR_ACCENT = 1.15  # a slower level's beats must carry this much more accent than the other beats (not in 3/4)
+SPLIT_ACCENT = 0.5  # a slower level is not taken where its other beats carry this share of the accents (3/4)
 EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
 
 
@@ -233,10 +233,11 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
                 pos = (times - o) / b
                 return float(weights[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
 
-            strength = sorted((on_beats(c), c) for c in choices)
-            o = strength[-1][1]
-            if held(b, o) < base - 0.05 or strength[-1][0] < CLEAR_ACCENT * strength[-2][0]:
-                continue  # the phrase does not fit the slower grid, or its accents do not say which beats are its
+            o = max(choices, key=on_beats)
+            accent = np.clip(weights - np.median(weights), 0.0, None)  # what stands out: long, loud notes
+            mass = sorted(float(accent[np.abs((times - c) / b - np.round((times - c) / b)) * b < tol].sum()) for c in choices)
+            if held(b, o) < base - 0.05 or mass[-2] > SPLIT_ACCENT * mass[-1] > 0:
+                continue  # the phrase does not fit the slower grid, or its accents fall on both halves (3/4)
         distance = abs(math.log2(60.0 / b / prior_bpm))
         if distance < best[0] - 1e-9:
             best = (distance, j, 60.0 / b, o)
@@ -287,7 +288,7 @@ def _bend(times: np.ndarray, x: np.ndarray, w: np.ndarray, beat: float, origin: 
     the straight line when its bend is clear (3 standard errors, from the residuals' spread), and
     the grid goes on at the tempo and phase the parabola has at the last onset. Else unchanged."""
     use = w > 0
-    if np.count_nonzero(use) < 6 or np.ptp(x[use]) < 4.0:
+    if np.count_nonzero(use) < 8 or np.ptp(x[use]) < 4.0:
         return beat, origin, False
     xs, ts, ws = x[use], times[use], w[use] / w[use].mean()
     a = np.vstack([xs * xs, xs, np.ones_like(xs)]).T
@@ -295,7 +296,7 @@ def _bend(times: np.ndarray, x: np.ndarray, w: np.ndarray, beat: float, origin: 
     coef, *_ = np.linalg.lstsq(a * sw[:, None], ts * sw, rcond=None)
     r = ts - a @ coef
     s2 = float(np.sum(ws * r * r) / max(len(xs) - 3, 1))
-    s2 = max(s2, 0.008**2)  # no less than a careful player's spread: a few onsets can line up by chance
+    s2 = max(s2, 0.012**2)  # no less than a player's spread: a few onsets can line up by chance
     aw = a * ws[:, None]
     bread = np.linalg.pinv(a.T @ aw)
     cov = bread @ (aw.T @ aw) @ bread * s2
