@@ -331,26 +331,31 @@ def test_fast_quarters_in_four_are_heard_at_the_half_and_in_three_are_not():
 
 
 def test_the_set_tempo_rests_on_the_calls_before_where_the_grid_was_kept():
-    """Calls at 92 bpm, each entering on the performer's bar line after the answer (the grid kept
-    through it): by the fourth the tempo is pinned to 0.15 % (one call alone: about 0.5 %)."""
+    """Calls at 92 bpm, jittered (sd 18 ms), each entering on the performer's bar line after the
+    answer (the grid kept through it, as in trading fours). From the fourth call on, the grid 12
+    beats past the call (where the answer ends) is within 25 ms of the performer's beat, in 10 sets
+    out of 10 (the set's and the call's tempo only averaged, as before: up to 63 ms)."""
     from types import SimpleNamespace
 
     from improv.realtime.tempo import SetTempo
 
-    rng = np.random.default_rng(12)
     beat = 60 / 92
-    tempo = SetTempo(ServeSettings())
     beats = [0, 1, 1.5, 2, 3, 4, 5, 5.5, 6, 7]
-    errors = []
-    for n in range(5):
-        start = 1.0 + n * 16 * beat  # 8 beats of call, 8 of answer, on the same grid
-        onsets, durations = played(beats, 92, rng, jitter=0.018, start=start)
-        notes = [SimpleNamespace(onset=t, off=t + d, velocity=80, pitch=60) for t, d in zip(onsets, durations)]
-        call = SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=None if n == 0 else start - 7 * beat)
-        pulse = tempo.hear(call, start + 9 * beat)
-        tempo.keep(pulse)
-        errors.append(abs(pulse.bpm / 92 - 1))
-    assert max(errors[3:]) < 0.0015, errors
+    worst = 0.0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        tempo = SetTempo(ServeSettings())
+        for n in range(6):
+            start = 1.0 + n * 16 * beat  # 8 beats of call, 8 of answer, on the same grid
+            onsets, durations = played(beats, 92, rng, jitter=0.018, start=start)
+            notes = [SimpleNamespace(onset=t, off=t + d, velocity=80, pitch=60) for t, d in zip(onsets, durations)]
+            call = SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=None if n == 0 else start - 7 * beat)
+            pulse = tempo.hear(call, start + 9 * beat)
+            tempo.keep(pulse)
+            truth = start + 20 * beat
+            if n >= 3:
+                worst = max(worst, abs(pulse.time(round(pulse.position(truth))) - truth))
+    assert worst < 0.025, worst
 
 
 def test_a_call_that_speeds_up_is_answered_at_the_tempo_it_ends_on():
