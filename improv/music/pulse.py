@@ -197,9 +197,15 @@ def track(
         return None
     pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent)
     swing = swing_ratio(pulse, times, 0.0)
-    if swing != 1.0:  # the swung off-beats pulled the straight fit: fit again on the swung grid
+    for _ in range(3):  # the swung off-beats pulled the straight fit: fit again on the swung grid, until it settles
+        if swing == 1.0:
+            break
         bpm, origin, bent = _refine(times, bpm, origin, swing, counts=counts)
-        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0), bent=bent)
+        again = swing_ratio(Pulse(bpm, origin), times, 0.0)
+        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=again, bent=bent)
+        if abs(again - swing) < 0.05:
+            break
+        swing = again
     return pulse
 
 
