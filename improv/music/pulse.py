@@ -32,7 +32,7 @@ _CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 
 _RECENT_BEATS = 1000.0  # half-life of an onset's weight in the refinement, in beats before the last
 MIN_FIT = 0.45
 EDGE_END, EDGE_START = 0.3, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
-SPLIT_ACCENT = 0.5  # a slower level is not taken where its other beats carry this share of the accents (3/4)
+SPLIT_ACCENT = 0.8  # a slower level is not taken where its other beats carry this share of the accents (3/4)
 EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
 
 
@@ -242,7 +242,7 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
             o = max(choices, key=on_beats)
             accent = np.clip(weights - np.median(weights), 0.0, None)  # what stands out: long, loud notes
             mass = sorted(float(accent[np.abs((times - c) / b - np.round((times - c) / b)) * b < tol].sum()) for c in choices)
-            if held(b, o) < base - 0.05 or mass[-2] > SPLIT_ACCENT * mass[-1] > 0:
+            if held(b, o) < base - 0.1 or mass[-2] > SPLIT_ACCENT * mass[-1] > 0:
                 continue  # the phrase does not fit the slower grid, or its accents fall on both halves (3/4)
         distance = abs(math.log2(60.0 / b / prior_bpm))
         if distance < best[0] - 1e-9:
@@ -324,14 +324,15 @@ def retempo(pulse: Pulse, onsets: Sequence[float], bpm: float, chord_s: float = 
     return replace(pulse, bpm=bpm, origin=origin)
 
 
-def carry(pulse: Pulse, onsets: Sequence[float], past: tuple[np.ndarray, np.ndarray, Pulse], chord_s: float = 0.04) -> tuple[Pulse, tuple[np.ndarray, np.ndarray, Pulse]] | None:
+def carry(pulse: Pulse, onsets: Sequence[float], past: tuple[np.ndarray, np.ndarray, Pulse], chord_s: float = 0.04, strict: bool = False) -> tuple[Pulse, tuple[np.ndarray, np.ndarray, Pulse]] | None:
     """``pulse`` (a call's, at the set's tempo) fitted again together with the calls before it,
     where the performer kept the set's grid through the answer, as players trading fours do: one
     line through the onsets of both, so the tempo rests on a baseline of several calls, not one
     (a 2-bar call alone leaves its tempo 0.5 % uncertain: 40 ms after 12 beats). ``past``: (onset
     group times, note counts, the grid they were heard on). None when the performer did not keep
     it: the call's beats off the set's grid by more than a fifth of a beat, or the joint line
-    missing the onsets. Returns the pulse and the ``past`` to keep for the next call."""
+    missing the onsets (``strict``, where ``pulse`` is only the set's grid extrapolated: the call's
+    own onsets on the line too). Returns the pulse and the ``past`` to keep for the next call."""
     times, first = groups(onsets, chord_s)
     counts = np.diff(np.append(first, len(onsets))).astype(np.float64)
     past_times, past_counts, grid = past
@@ -348,6 +349,9 @@ def carry(pulse: Pulse, onsets: Sequence[float], past: tuple[np.ndarray, np.ndar
     (beat, origin), *_ = np.linalg.lstsq(a * sw[:, None], t * sw, rcond=None)
     resid = np.abs(t - a @ np.array([beat, origin]))
     if beat <= 0 or float(np.median(resid)) > 0.03 or float(np.median(resid[: len(past_times)])) > 0.04:
+        return None
+    own = resid[len(past_times) :]
+    if strict and (float(np.median(own)) > 0.02 or float(np.percentile(own, 80)) > 0.035):
         return None
     k = round((times[-1] - origin) / beat)
     joined = replace(pulse, bpm=round(60.0 / float(beat), 6), origin=float(origin + k * beat))

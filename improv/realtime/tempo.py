@@ -56,6 +56,15 @@ class SetTempo:
         assert prior is not None
         chord_s = self.settings.chord_ms / 1000
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
+        if not fresh and self.past is not None and (pulse is None or (not pulse.bent and abs(pulse.bpm / prior - 1) >= BLEND_WITHIN)):
+            # The call alone says another tempo (or none): where its onsets still lie on the set's
+            # grid as the performer kept it, that is the tempo (a short or swung call misleads the
+            # comb more often than a player changes tempo without a pause).
+            grid = self.past[2]
+            kept = replace(grid, origin=grid.time(round(grid.position(onsets[0]))), bent=False)
+            joined = carry(kept, onsets, self.past, chord_s, strict=True)
+            if joined is not None:
+                pulse = joined[0]
         if pulse is None:
             return None
         times, first = groups(onsets, chord_s)
