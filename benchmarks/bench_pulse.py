@@ -172,11 +172,13 @@ def perform(pair: Any, who: Performer, rng: np.random.Generator, jitter: float) 
     """(script, end time) of the call played by ``who``: bars accented (downbeat +12 velocity,
     mid-bar +6, sd 6), notes held 90 % of their length."""
     who.span = pair.span
+    who.played = []
     script = []
     end = who.origin
     for n in pair.call:
         x = float(n["start"])
         t = who.time(x) + rng.normal(0, jitter)
+        who.played.append((math.floor(x + 1e-9) + swung(x - math.floor(x + 1e-9), who.swing), t))
         on_bar = abs(x / pair.bar - round(x / pair.bar)) < 1e-6
         mid = abs((x + pair.bar / 2) / pair.bar - round((x + pair.bar / 2) / pair.bar)) < 1e-6
         vel = int(np.clip(64 + 12 * on_bar + 6 * mid + rng.normal(0, 6), 1, 127))
@@ -197,6 +199,26 @@ def grid_ms(who: Performer, t: float, level: float = 1.0) -> float:
     if level != 1.0:  # at the double tempo's level its beats are straight halves of the performer's
         grid = [0.0, 0.25, 0.5, 0.75, 1.0, 1 / 3, 2 / 3]
     return min(abs(within - g) for g in grid) / level * length * 1000
+
+
+def oracle_ms(who: Performer, t: float, level: float = 1.0, beat_only: bool = False) -> float:
+    """The outside check: how far an ideal listener's grid would put the grid point nearest ``t``.
+    The ideal listener knows where every note of the call is written and draws the least-squares
+    line through the onsets at those positions (as played: swung); its error is the call's jitter
+    extrapolated, which no tracker hearing this one call can beat. Milliseconds from that line's
+    time for the point to the performer's."""
+    x, times = np.array(who.played).T
+    slope, icpt = np.polyfit(x, times, 1)
+    k, f, length = who.where(t)
+    base = (0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0)
+    if beat_only:
+        grid = [0.0, 1.0]
+    elif level == 1.0:
+        grid = [swung(g, who.swing) for g in base]
+    else:  # as ``grid_ms``: the double tempo's straight sixteenths and triplets
+        grid = [(j + g) / level for j in range(int(level)) for g in base]
+    g = min(grid, key=lambda v: abs(v - f))
+    return abs(icpt + slope * (k + g) - (who.beat_time(k) + g * length)) * 1000
 
 
 def beat_ms(who: Performer, t: float, every: float = 1.0) -> float:
@@ -258,7 +280,7 @@ def level_of(r: dict) -> float:
 
 def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
     ok = r32 = other = 0
-    grid, first = [], []
+    grid, first, oracle, oracle_first = [], [], [], []
     for r in results:
         if r["heard"] is None:
             other += 1
@@ -273,8 +295,10 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
         # Heard at double tempo (right, by the tempo figure): the grid is that level's sixteenths
         # and triplets (the performer's 32nds and sextuplets); at half or right, the performer's.
         grid += [grid_ms(r["who"], t, level_of(r)) for t in r["onsets"]]
+        oracle += [oracle_ms(r["who"], t, level_of(r)) for t in r["onsets"]]
         if r["onsets"]:
             first.append(beat_ms(r["who"], r["onsets"][0]) <= 30)
+            oracle_first.append(oracle_ms(r["who"], r["onsets"][0], beat_only=True) <= 30)
     n = max(len(results), 1)
     return {
         f"{prefix}_calls": float(len(results)),
@@ -284,6 +308,10 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
         f"{prefix}_grid_median_ms": float(np.median(grid)) if grid else math.nan,
         f"{prefix}_grid_p90_ms": float(np.percentile(grid, 90)) if grid else math.nan,
         f"{prefix}_first_ok": float(np.mean(first)) if first else math.nan,
+        # the same at the same answer onsets for the ideal listener (``oracle_ms``): the ceiling
+        f"{prefix}_oracle_grid_median_ms": float(np.median(oracle)) if oracle else math.nan,
+        f"{prefix}_oracle_grid_p90_ms": float(np.percentile(oracle, 90)) if oracle else math.nan,
+        f"{prefix}_oracle_first_ok": float(np.mean(oracle_first)) if oracle_first else math.nan,
     }
 
 

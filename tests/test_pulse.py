@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from improv.errors import ImprovError
-from improv.music.pulse import Pulse, meter, snap, swing_position, swing_ratio, track, unswing
+from improv.music.metre import meter
+from improv.music.pulse import Pulse, snap, swing_position, swing_ratio, track, unswing
 from improv.realtime.engine import Engine
 from improv.settings.load import check_section, load_settings
 from improv.settings.sections import ServeSettings

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from improv.music.pulse import Pulse, carry, groups, meter, retempo, track
+from improv.music.metre import meter
+from improv.music.pulse import Pulse, carry, groups, retempo, snap, track
 from improv.settings.sections import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
@@ -63,7 +64,9 @@ class SetTempo:
             grid = self.past[2]
             kept = replace(grid, origin=grid.time(round(grid.position(onsets[0]))), bent=False)
             joined = carry(kept, onsets, self.past, chord_s, strict=True)
-            if joined is not None:
+            # ... and as plainly as on its own (on a fast set grid, a new tempo's quarters still
+            # land near some sixteenth or triplet: that is not a kept grid)
+            if joined is not None and (pulse is None or finer(joined[0], onsets) <= finer(pulse, onsets) + 0.1):
                 pulse = joined[0]
         if pulse is None:
             return None
@@ -91,6 +94,13 @@ class SetTempo:
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
         self.past = self._heard[1] if self._heard[0] is pulse else None
+
+
+def finer(pulse: Pulse, onsets: list[float]) -> float:
+    """The share of onsets that ``pulse`` puts off its beats and half beats (on sixteenths or
+    triplets): how intricate the phrase would be, read on that grid."""
+    pos = np.array([snap(pulse.position(t)) for t in onsets])
+    return float(np.mean(np.abs(pos * 2 - np.round(pos * 2)) > 1e-6))
 
 
 def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:
