@@ -383,3 +383,29 @@ def test_the_bar_line_is_where_a_call_in_whole_bars_ends():
         pulse = meter(track(onsets, 100.0, 0.1, durations), onsets, durations, [80] * 7, [64] * 7)
         found += pulse.beats_per_bar == 3 and round(pulse.position(onsets[0]) - pulse.downbeat) % 3 == 0
     assert found >= 12, found
+
+
+def test_a_new_tempo_mid_set_is_heard_as_new_not_kept_on_a_fast_grid():
+    """Traded without a pause, a call that alone says another tempo is heard on the set's grid
+    where its onsets lie on it (short swung calls misled the comb); but calls at 120 after a set
+    at 96 heard at its eighths (192, with --bpm 190) are heard at 120: their quarters land near
+    some sixteenth or triplet of the fast grid, which is no kept grid (they were kept at 192)."""
+    from types import SimpleNamespace
+
+    from improv.realtime.tempo import SetTempo
+
+    rng = np.random.default_rng(15)
+    chorale = [0, 1, 1.5, 2, 3, 4, 4.5, 5, 6, 7]
+    velocities = [96 if b % 4 == 0 else 64 for b in chorale]
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        tempo = SetTempo(ServeSettings(bpm=190.0))
+        heard = []
+        for n, bpm in enumerate((96, 96, 96, 120, 120)):
+            start = 1.0 + n * 12.0
+            onsets, durations = played(chorale, bpm, rng, jitter=0.016, start=start)
+            notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=60 + k % 5) for k, (t, d, v) in enumerate(zip(onsets, durations, velocities))]
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0), start + 8 * 60 / bpm)
+            tempo.keep(pulse)
+            heard.append(round(pulse.bpm))
+        assert heard[0] == pytest.approx(192, abs=3) and all(kind_of_error(h, b) == "ok" for h, b in zip(heard, (96, 96, 96, 120, 120))), heard

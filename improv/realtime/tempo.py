@@ -66,7 +66,7 @@ class SetTempo:
             joined = carry(kept, onsets, self.past, chord_s, strict=True)
             # ... and as plainly as on its own (on a fast set grid, a new tempo's quarters still
             # land near some sixteenth or triplet: that is not a kept grid)
-            if joined is not None and (pulse is None or finer(joined[0], onsets) <= finer(pulse, onsets) + 0.1):
+            if joined is not None and (pulse is None or finer(joined[0], onsets) <= max(finer(pulse, onsets) + 0.1, 0.3)):
                 pulse = joined[0]
         if pulse is None:
             return None
