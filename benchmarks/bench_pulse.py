@@ -2,23 +2,26 @@
 
 Calls are 2-bar phrases (``evaluation.phrases.cut_pairs``) of music21's corpus (Bach chorales and
 Essen folk songs, what the shipped voices learn from; pieces picked by a hash of their names, none
-looked at while the tracker was written), played by a scripted performer: a tempo from 40 to 220
-bpm, onsets jittered (sd 12-20 ms), bars accented (downbeat +12 velocity, mid-bar +6, sd 6), notes
-held 90 % of their length. Sets: ``steady`` (each call at a new tempo after a long pause),
-``set`` (six calls at one tempo, no pause), ``swing`` (off-beat eighths at 2:1 and 1.6:1),
-``rubato`` (the tempo drifting +-6 % over 16 beats), ``change`` (three calls at one tempo, three at
-another 25 % faster). The engine answers with the shipped ``folk`` voice, no ``--bpm`` given
-(``serve.bpm`` 100 is the prior), in ``engine.simulate``'s simulated time.
+looked at while the tracker was written), cut at the bar lines the scores have (``score_pickup``),
+played by a scripted performer: a tempo from 40 to 220 bpm, onsets jittered (sd 12-20 ms), bars
+accented (downbeat +12 velocity, mid-bar +6, sd 6), notes held 90 % of their length. Sets:
+``steady`` (each call at a new tempo after a long pause), ``set`` (six calls at one tempo, no
+pause), ``swing`` (phrases with off-beat eighths, swung 2:1 and 1.6:1), ``rubato`` (the tempo
+drifting +-6 % as a sine of 16 beats inside each call, held where the call ends), ``change``
+(three calls at one tempo, three at another 25 % faster). The engine answers with the shipped
+``folk`` voice, no ``--bpm`` given (``serve.bpm`` 100 is the prior), in ``simulate``'s time.
 
-Figures: ``pulse_tempo_ok`` — the share of calls whose tempo is right, or exactly double or half,
-within 4 %; ``pulse_tempo_32`` — calls heard at 3:2 or 2:3; ``pulse_tempo_other`` — any other
-error; ``pulse_grid_median_ms`` / ``_p90_ms`` — |distance| of each answer onset to the performer's
-grid (sixteenths and triplets of their beat, swung where they swing, extrapolated past the call);
-``pulse_first_ok`` — answers whose first note is within 30 ms of a beat; ``pulse_bar_entry`` — with
-``serve.entry: bar``, answers whose first note is within 30 ms of the performer's downbeat (the
-phrase's bar lines: where ``cut_pairs`` puts them); ``pulse_swing_call`` / ``_answer`` — the mean
-long-to-short ratio of the off-beat eighths in the swing set, the call's against the answer's.
-It runs on any improv (main's too, for the before/after table): settings it lacks are left out.
+Figures: ``pulse_tempo_ok`` - the share of calls whose tempo is right, or exactly double or half,
+within 4 %; ``pulse_tempo_32`` - calls heard at 3:2 or 2:3; ``pulse_tempo_other`` - any other
+error; ``pulse_grid_median_ms`` / ``_p90_ms`` - |distance| in real time of each answer onset to
+the performer's grid (sixteenths and triplets of their beat, swung where they swing, extrapolated
+past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of a beat;
+``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``);
+``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
+performer's bar line (and by metre); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
+ratio of the off-beat eighths in the swing set, the call's against the answer's (answers with two
+or more lone off-beat eighths). It runs on any improv (main's too, for the before/after table:
+copy this file and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``).
 """
 
 from __future__ import annotations

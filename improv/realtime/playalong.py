@@ -5,6 +5,7 @@ and the engine's parts (responder, listener, output, controls). Pure: no ports, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from improv.realtime.controls import learn_request
@@ -134,7 +135,14 @@ class PlayAlong:
             return self._heard[2]
         if self._heard[0] is not call or self._heard[1] != call.note_count:
             pulse = self._planner.tempo.hear(call, now) if call.note_count >= 4 else None
-            grid = (pulse.origin, pulse.beat_s) if pulse is not None else (self._heard[2] if self._heard[0] is call else None)
+            old = self._heard[2] if self._heard[0] is call else None
+            grid = (pulse.origin, pulse.beat_s) if pulse is not None else old
+            if pulse is not None and old is not None:
+                # The same tempo at another level or phase (plain eighths fit 100 and 200 alike):
+                # the band keeps its beat, level and phase, its period the new estimate's.
+                octave = round(math.log2(old[1] / pulse.beat_s))
+                if abs(old[1] / pulse.beat_s / 2.0**octave - 1) < 0.04:
+                    grid = (old[0] + round((now - old[0]) / old[1]) * old[1], pulse.beat_s * 2.0**octave)
             self._heard = (call, call.note_count, grid)
         return self._heard[2]
 
