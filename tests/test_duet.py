@@ -378,6 +378,21 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]
 
 
+def test_the_engine_answer_is_read_back_in_the_pieces_time_when_the_engine_hears_another_level():
+    from improv.evaluation.answers import engine_answer
+    from tests.support.fakes import LadderModel
+
+    # Eighths at 40 bpm are heard at 80 (the eighth as the beat). The ladder climbs one of the
+    # engine's beats apart; a listener hears that as half a beat of the piece, so the listener
+    # test must see it so, not rescaled into the engine's beats (which made answers look twice as
+    # long as the call's notes).
+    call = line([60, 62, 64, 65, 67, 65, 64, 62], [0.5] * 8)
+    exact = dataclasses.replace(ServeSettings(), phrase_ending=False)
+    played = engine_answer(LadderModel(), exact, SamplingParams(), call, span=4.0, bpm=40.0, seed=0)
+    assert played.bpm == pytest.approx(80.0)
+    assert np.diff(played.notes["start"]).round(6).tolist() == [0.5] * (len(played.notes) - 1)
+
+
 @pytest.mark.torch
 def test_eval_duet_listener_test_and_dump(duet_setup, tmp_path, capsys):
     pytest.importorskip("sklearn")

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", metavar="PATH", help="MIDI files, folders, or music21:NAME (default: train.data)")
     parser.add_argument("--out", metavar="FILE", help="best checkpoint (default: train.out); NAME.npz (what plays) and NAME.last.pt (to resume) go beside it")
     parser.add_argument("--from", dest="from_model", metavar="VOICE|FILE", help="fine-tune: start from this model's weights (a shipped voice such as base, or a checkpoint) instead of random ones")
+    parser.add_argument("--pairs", action="store_true", default=None, help="learn to answer: train on (call, answer) phrase pairs cut as `eval --duet` cuts them, the loss on the answer only (train.pairs; lengths: train.pair_bars)")
     parser.add_argument("--resume", action="store_true", help="continue from NAME.last.pt exactly where it stopped")
     parser.add_argument("--force", action="store_true", help="train a new model even where --out already holds one (it is replaced)")
     parser.add_argument("--epochs", type=positive, metavar="N", help="stop after N epochs (default: train.epochs)")
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         "max_steps": args.max_steps,
         "seed": args.seed,
         "device": args.device,
+        "pairs": args.pairs,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     # Validate command-line values exactly as the config file's (one-line errors naming the flag's key).

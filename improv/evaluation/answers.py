@@ -122,8 +122,11 @@ class EngineAnswer(NamedTuple):
 
 def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int) -> EngineAnswer:
     """improv's answer to ``call`` (beats from its bar line) played at ``bpm``: its notes, their
-    starts in beats (at the engine's tempo) from the answer's bar line ``span`` beats after the
-    call's."""
+    starts in the piece's beats from the answer's bar line ``span`` beats after the call's.
+
+    Read back at the piece's ``bpm``, not the engine's estimate: a listener hears the answer in
+    real time beside the call, so an answer played at a misheard tempo (twice as fast, half as
+    long) must look so to the listener test, not be rescaled into the voice's own beats."""
     engine = Engine(model, dataclasses.replace(settings, bpm=bpm), params, seed=seed)
     performer = settings.listen_channel - 1 if settings.listen_channel else (settings.channel % 16)
     script = call_script(call, bpm, performer)
@@ -131,8 +134,8 @@ def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, c
     timed = drive(engine, script, until)
     answer_bpm = engine.bpm
     first = float(call["start"].min())
-    # The engine's grid has the call's first note on a beat; place that note where the bar has it.
-    notes = [Note(p, first + (on - START_S) * answer_bpm / 60 - span, (off - on) * answer_bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
+    # The call's first note is placed where the bar has it; everything after is real time.
+    notes = [Note(p, first + (on - START_S) * bpm / 60 - span, (off - on) * bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
     return EngineAnswer(note_array(notes), answer_bpm, engine.take_errors())
 
 

@@ -185,6 +185,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("train", "crop"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train", "val_every"): (lambda v: v >= 0, ">= 0"),
     ("train", "threads"): (lambda v: v >= 0, ">= 0"),
+    ("train", "pair_bars"): (lambda v: 1 <= len(v) <= 4 and all(1 <= n <= 16 for n in v), "1 to 4 lengths, each 1 to 16 bars"),
     ("train", "seed"): (lambda v: 0 <= v <= MAX_SEED, f"between 0 and {MAX_SEED} (2**32 - 1)"),
     ("train", "device"): (lambda v: v in ("auto", "cpu", "mps") or v.startswith("cuda"), "auto, cpu, cuda[:N] or mps"),
     ("sample", "temperature"): (lambda v: v > 0, "> 0"),

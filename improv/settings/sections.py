@@ -102,6 +102,10 @@ class TrainSettings:
     device: str = "auto"
     # CPU threads per process (0 = half the cores, shared among the training processes on this machine).
     threads: int = 0
+    # ---- `improv train --pairs` (training/pairs.py): (call, answer) pairs cut as `eval --duet` cuts
+    # them, the loss on the answer only; pair_bars: each side's length in bars (several: cut each way)
+    pairs: bool = False
+    pair_bars: list[int] = field(default_factory=lambda: [2])
 
 
 @dataclass(frozen=True)

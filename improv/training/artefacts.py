@@ -83,7 +83,7 @@ def save(run: Run, path: Path, progress: Progress, val_loss: float, train_loss: 
         raise TrainError(f"cannot write checkpoint {path}: {reason}") from None
 
 
-def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> bool:
+def write_plot(path: Path, history: list[dict[str, Any]], unigram: float, label: str = "validation (whole pieces)") -> bool:
     """Train and validation loss against steps, as a PNG (written atomically). False if no data."""
     if not history:
         return False
@@ -95,7 +95,7 @@ def write_plot(path: Path, history: list[dict[str, Any]], unigram: float) -> boo
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [h["train_loss"] for h in history], label="train", marker=".")
-    ax.plot(steps, [h["val_loss"] for h in history], label="validation (whole pieces)", marker=".")
+    ax.plot(steps, [h["val_loss"] for h in history], label=label, marker=".")
     if math.isfinite(unigram):
         ax.axhline(unigram, color="grey", linestyle="--", label="unigram baseline")
     ax.set_xlabel("optimiser step")

@@ -34,20 +34,49 @@ def planned_steps(run: Run, steps_per_epoch: int) -> int:
     return min(total, run.ts.max_steps) if run.ts.max_steps else total
 
 
-def validation_loss(run: Run) -> tuple[float, list[float]]:
-    """The held-out NLL per event (evaluation.nll, as `improv eval` reports it), summed over ranks:
-    (total, per field)."""
-    from improv.evaluation.nll import heldout_nll
+def make_plan(run: Run, epoch: int) -> Any:
+    """One epoch's batches: chunks of whole pieces, or with --pairs call/answer pairs (training.pairs)."""
+    from improv.training.batches import plan_epoch
+    from improv.training.pairs import plan_pairs
 
-    sums, count = heldout_nll(run.net, [p.tokens for p in run.val], run.device, rank=run.dist.rank, world=run.dist.world)
+    ts = run.ts
+    if run.train_pairs is not None:
+        return plan_pairs(run.train_pairs, run.augmenter, ts.batch_size, ts.seed, epoch, run.dist.rank, run.dist.world)
+    return plan_epoch(run.train, run.augmenter, ts.batch_size, ts.chunk_len, ts.seed, epoch, ts.crop, run.dist.rank, run.dist.world, ts.chunking)
+
+
+def validation_loss(run: Run) -> tuple[float, list[float]]:
+    """The held-out NLL per event (evaluation.nll, as `improv eval` reports it; with --pairs the
+    held-out answers' after their calls), summed over ranks: (total, per field)."""
+    from improv.evaluation.nll import heldout_nll
+    from improv.training.pairs import pairs_nll
+
+    if run.val_pairs is not None:
+        sums, count = pairs_nll(run.net, run.val_pairs, run.device, rank=run.dist.rank, world=run.dist.world)
+    else:
+        sums, count = heldout_nll(run.net, [p.tokens for p in run.val], run.device, rank=run.dist.rank, world=run.dist.world)
     total = all_sum([*sums.tolist(), count], run.dist, run.device)
     fields = [v / max(total[4], 1.0) for v in total[:4]]
     return (float(sum(fields)) if total[4] else float("nan")), fields
 
 
+def has_validation(run: Run) -> bool:
+    return bool(run.val_pairs if run.val_pairs is not None else run.val)
+
+
+def pairs_line(run: Run) -> str:
+    """--pairs: what is trained on, and the starting model's held-out answer NLL (what to beat)."""
+    pairs, val = run.train_pairs or [], run.val_pairs or []
+    answer_events = sum(int(p.targets_mask().sum()) for p in pairs)
+    line = f"call/answer pairs ({'/'.join(map(str, run.ts.pair_bars))} bars a side): {len(pairs)} to train on ({answer_events} answer events, the only targets), {len(val)} held out"
+    if val:
+        line += f"; the held-out answers' NLL after their calls before training: {validation_loss(run)[0]:.4f}"
+    return line
+
+
 def validate(run: Run, progress: Progress, lr: float) -> tuple[float, bool]:
     """Validation loss, history entry, early-stopping count. Returns (val_loss, improved)."""
-    val_loss, fields = validation_loss(run) if run.val else (float("nan"), [])
+    val_loss, fields = validation_loss(run) if has_validation(run) else (float("nan"), [])
     sums = all_sum([progress.loss_sum, progress.loss_count], run.dist, run.device)
     train_loss = sums[0] / sums[1] if sums[1] else float("nan")
     progress.loss_sum, progress.loss_count, progress.steps_since_val = 0.0, 0, 0
@@ -56,7 +85,7 @@ def validate(run: Run, progress: Progress, lr: float) -> tuple[float, bool]:
     if improved:
         progress.best_val_loss = val_loss
         progress.bad_validations = 0
-    elif run.val:  # without validation pieces nothing can improve: early stopping must not count it
+    elif has_validation(run):  # without validation pieces nothing can improve: early stopping must not count it
         progress.bad_validations += 1
     progress.history.append(
         {
@@ -74,16 +103,17 @@ def validate(run: Run, progress: Progress, lr: float) -> tuple[float, bool]:
 
 def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """The epochs; returns the summary dict (see ``summary``)."""
-    from improv.training.batches import plan_epoch
-
     ts = run.ts
-    plan = plan_epoch(run.train, run.augmenter, ts.batch_size, ts.chunk_len, ts.seed, progress.epoch, ts.crop, run.dist.rank, run.dist.world, ts.chunking)
+    plan = make_plan(run, progress.epoch)
     if not progress.total_steps:
         progress.total_steps = planned_steps(run, len(plan))
+    pairs = pairs_line(run) if progress.step == 0 and run.train_pairs is not None else ""  # every rank: it validates
     if progress.step == 0 and run.dist.main:
         baseline = f"; unigram baseline {run.unigram:.3f}" if run.val else ""
         log(f"training on {len(run.train)} pieces ({sum(len(p.tokens) for p in run.train)} events), validating on {len(run.val)}; device {run.device}, {run.dist.world} process(es){baseline}")
-        if not run.val:
+        if pairs:
+            log(pairs)
+        if not has_validation(run):
             why = "train.val_fraction is 0" if ts.val_fraction == 0 else "a single piece is never held out"
             log(f"no validation pieces ({why}): the model of every validation step is saved and early stopping is off")
     bar = make_bar(progress, show_progress)
@@ -93,7 +123,7 @@ def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool,
     with StopRequests() as stop:
         while progress.epoch < ts.epochs:
             if plan is None:
-                plan = plan_epoch(run.train, run.augmenter, ts.batch_size, ts.chunk_len, ts.seed, progress.epoch, ts.crop, run.dist.rank, run.dist.world, ts.chunking)
+                plan = make_plan(run, progress.epoch)
             while progress.batch < len(plan):
                 if ts.max_steps and progress.step >= ts.max_steps:
                     break
@@ -101,6 +131,8 @@ def loop(run: Run, progress: Progress, carry: State | None, show_progress: bool,
                 for group in run.optimizer.param_groups:
                     group["lr"] = lr
                 batch = plan.batch(progress.batch)
+                if batch.reset.all():
+                    carry = None  # every row starts from zero (--pairs batches may differ in size)
                 began = time.perf_counter()
                 loss, count, carry = train_step(run.model, run.optimizer, batch, carry, ts, run.device)
                 if not math.isfinite(loss):
@@ -156,10 +188,10 @@ def checkpoint_and_check(run: Run, progress: Progress, lr: float, carry: State |
     """Validate, write best (if better) and last, log a line; True when early stopping says stop."""
     val_loss, improved = validate(run, progress, lr)
     train_loss = progress.history[-1]["train_loss"]
-    if improved or not run.val:
+    if improved or not has_validation(run):
         save(run, run.out, progress, val_loss, train_loss, resumable=False)
     save(run, last_path(run.out), progress, val_loss, train_loss, resumable=True, carry=carry)
-    if run.val:
+    if has_validation(run):
         val = f"val {val_loss:.4f} (best {progress.best_val_loss:.4f}{', saved' if improved else ''})"
     else:
         val = "no validation (saved)"
@@ -185,10 +217,11 @@ def finish(run: Run, progress: Progress, val_loss: float, train_loss: float, rea
     wrote_plot = False
     if run.dist.main:
         try:
-            wrote_plot = write_plot(plot, progress.history, run.unigram)
+            label = "validation (held-out answers after their calls)" if run.val_pairs is not None else "validation (whole pieces)"
+            wrote_plot = write_plot(plot, progress.history, run.unigram if run.val_pairs is None else math.nan, label)
         except OSError as exc:  # the checkpoints are written: a missing plot is worth a line, not the run
             log(f"warning: cannot write the loss plot {plot}: {exc.strerror or exc}")
-        if run.val:
+        if has_validation(run):
             log(f"done ({reason}): best val {progress.best_val_loss:.4f} (unigram {run.unigram:.4f}) -> {run.out}")
         else:
             log(f"done ({reason}): the last model -> {run.out} (nothing to validate on)")
@@ -210,6 +243,7 @@ def finish(run: Run, progress: Progress, val_loss: float, train_loss: float, rea
         "rank": run.dist.rank,
         "train_pieces": len(run.train),
         "val_pieces": len(run.val),
+        **({"train_pairs": len(run.train_pairs), "val_pairs": len(run.val_pairs or [])} if run.train_pairs is not None else {}),
     }
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported by the functions that use it: `improv --h
     from improv.model.network import ImprovNet
     from improv.music.tokenizer import Tokenizer
     from improv.training.batches import Augmenter
+    from improv.training.pairs import CallAnswer
 
 
 @dataclass
@@ -60,6 +61,9 @@ class Run:
     out: Path
     texture: dict[str, Any] = field(default_factory=dict)  # of the training pieces (music.texture)
     origin: dict[str, Any] | None = None  # the model it was fine-tuned from (--from), if any
+    # --pairs (training.pairs): the training pairs, and the held-out ones validation scores (None: whole pieces)
+    train_pairs: list[CallAnswer] | None = None
+    val_pairs: list[CallAnswer] | None = None
     started: float = field(default_factory=time.perf_counter)
     seconds_before: float = 0.0
 

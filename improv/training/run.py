@@ -160,6 +160,11 @@ def prepare(
     if pieces is None:
         pieces = load_pieces(ts.data, tokenizer, corpus, dist, show_progress)
     train, val = choose_split(pieces, ts, ckpt.train if ckpt else None)
+    if start is not None:
+        train, val = keep_held_out(train, val, start.train.get("heldout", []))
+    train_pairs = val_pairs = None
+    if ts.pairs:
+        train_pairs, val_pairs = make_pairs(train, val, tokenizer, ts)
     events = sum(len(p.tokens) for p in pieces)
     if dist.main and ckpt is None and start is None and events < SMALL_CORPUS_EVENTS:
         # measured on 92 piano pieces (README): from scratch they stay random-sounding
@@ -176,7 +181,7 @@ def prepare(
     optimizer = make_optimizer(net, ts)
     augmenter = Augmenter(tokenizer, ts.transpose, ts.tempo_stretch, transpose_by=ts.transpose_by)
     unigram = unigram_baseline(train, val, tokenizer.sizes)
-    run = Run(model_settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram, Path(ts.out), texture([p.tokens for p in train]), origin)
+    run = Run(model_settings, ts, dist, device, tokenizer, train, val, net, model, optimizer, augmenter, unigram, Path(ts.out), texture([p.tokens for p in train]), origin, train_pairs=train_pairs, val_pairs=val_pairs)
     progress = Progress()
     carry = None
     if ckpt is not None:
@@ -186,6 +191,27 @@ def prepare(
     else:
         torch.manual_seed(ts.seed * 1009 + 1 + dist.rank)  # each rank its own dropout masks
     return run, progress, carry
+
+
+def keep_held_out(train: list[Piece], val: list[Piece], held: Sequence[str]) -> tuple[list[Piece], list[Piece]]:
+    """A piece the starting model held out stays held out: its evaluation (`eval --duet` draws
+    its calls from them) must never score music the fine-tuned model trained on."""
+    held_names = set(held)
+    moved = [p for p in train if p.name in held_names]
+    if not moved:
+        return train, val
+    return [p for p in train if p.name not in held_names], sorted(val + moved, key=lambda p: p.name)
+
+
+def make_pairs(train: list[Piece], val: list[Piece], tokenizer: Tokenizer, ts: TrainSettings) -> tuple[list[Any], list[Any]]:
+    """--pairs: the training pieces' (call, answer) pairs, and an even spread of the held-out ones'."""
+    from improv.training.pairs import MAX_VAL_PAIRS, pair_sequences, spread_pairs
+
+    train_pairs = pair_sequences(train, tokenizer, ts.pair_bars)
+    if not train_pairs:
+        bars = "/".join(map(str, ts.pair_bars))
+        raise TrainError(f"--pairs: no {bars}-bar call/answer pair (4 onsets a side or more) in the {len(train)} training pieces")
+    return train_pairs, spread_pairs(pair_sequences(val, tokenizer, ts.pair_bars), MAX_VAL_PAIRS)
 
 
 SMALL_CORPUS_EVENTS = 200_000  # below this, training from random weights is advised against
