@@ -382,15 +382,16 @@ def test_the_engine_answer_is_read_back_in_the_pieces_time_when_the_engine_hears
     from improv.evaluation.answers import engine_answer
     from tests.support.fakes import LadderModel
 
-    # Eighths at 40 bpm are heard at 80 (the eighth as the beat). The ladder climbs one of the
-    # engine's beats apart; a listener hears that as half a beat of the piece, so the listener
-    # test must see it so, not rescaled into the engine's beats (which made answers look twice as
-    # long as the call's notes).
-    call = line([60, 62, 64, 65, 67, 65, 64, 62], [0.5] * 8)
+    # Triplet eighths at 40 bpm are heard at 60 (two triplets as the beat; eighths at 40 were
+    # heard at 80 until the tracker took the level nearest its prior, the piece's 40, see
+    # music.pulse.level). The ladder climbs one of the engine's beats apart; a listener hears that
+    # as 2/3 of a beat of the piece, so the listener test must see it so, not rescaled into the
+    # engine's beats (which made answers look longer than the call's notes).
+    call = line([60, 62, 64, 65, 67, 65, 64, 62, 60, 62, 64, 65], [1 / 3] * 12)
     exact = dataclasses.replace(ServeSettings(), phrase_ending=False)
     played = engine_answer(LadderModel(), exact, SamplingParams(), call, span=4.0, bpm=40.0, seed=0)
-    assert played.bpm == pytest.approx(80.0)
-    assert np.diff(played.notes["start"]).round(6).tolist() == [0.5] * (len(played.notes) - 1)
+    assert played.bpm == pytest.approx(60.0)
+    assert np.diff(played.notes["start"]).round(6).tolist() == [round(2 / 3, 6)] * (len(played.notes) - 1)
 
 
 @pytest.mark.torch
