@@ -385,12 +385,22 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
     broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]
-    # An engine that hears the pulse at half the piece's tempo (half notes at 90 bpm: 45) plays its
-    # ladder a beat of its own apart: two of the call's beats, as the performer hears it (read in the
-    # engine's beats, every length and gap would be measured at half what sounded).
-    halves = engine_answer(LadderModel(), exact, SamplingParams(), line([60, 62, 64, 65], [2, 2, 2, 2]), span=8.0, bpm=90.0, seed=0)
-    assert halves.bpm == pytest.approx(45.0) and halves.notes["start"].round(6).tolist()[:4] == [2.0, 4.0, 6.0, 8.0]
-    assert halves.notes["duration"].round(6).tolist()[0] == 1.0
+
+
+def test_the_engine_answer_is_read_back_in_the_pieces_time_when_the_engine_hears_another_level():
+    from improv.evaluation.answers import engine_answer
+    from tests.support.fakes import LadderModel
+
+    # Triplet eighths at 40 bpm are heard at 60 (two triplets as the beat; eighths at 40 were
+    # heard at 80 until the tracker took the level nearest its prior, the piece's 40, see
+    # music.pulse.level). The ladder climbs one of the engine's beats apart; a listener hears that
+    # as 2/3 of a beat of the piece, so the listener test must see it so, not rescaled into the
+    # engine's beats (which made answers look longer than the call's notes).
+    call = line([60, 62, 64, 65, 67, 65, 64, 62, 60, 62, 64, 65], [1 / 3] * 12)
+    exact = dataclasses.replace(ServeSettings(), phrase_ending=False)
+    played = engine_answer(LadderModel(), exact, SamplingParams(), call, span=4.0, bpm=40.0, seed=0)
+    assert played.bpm == pytest.approx(60.0)
+    assert np.diff(played.notes["start"]).round(6).tolist() == [round(2 / 3, 6)] * (len(played.notes) - 1)
 
 
 @pytest.mark.torch

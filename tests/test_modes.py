@@ -313,3 +313,36 @@ def test_each_mode_runs_in_the_serve_loop_without_spinning(mode):
     if mode != "loop":
         assert any(t < 2.0 + 8 * BEAT for t in notes)  # solo before the performer, accompaniment under them
     assert not unclosed(out.sent)
+
+
+def test_accompany_follows_the_tempo_the_performer_plays_not_serve_bpm():
+    """A melody at 72 bpm, serve.bpm left at 100: once a few notes give the pulse, the chords fall
+    on the performer's beats (with serve.bpm's grid they drift a beat off within a bar)."""
+    beat = 60 / 72
+    e = engine(mode="accompany", decide_ms=60.0)
+    simulate(e, melody(CHORALE, start=1.0, beat=beat), until=1.0 + 20 * beat)
+    later = [onset for onset, *_ in e._band.played if onset > 1.0 + 6 * beat]
+    assert len(later) >= 6
+    off_beat = [abs((t - 1.0) / beat - round((t - 1.0) / beat)) * beat for t in later]
+    assert max(off_beat) < 0.03, off_beat
+
+
+def test_accompany_keeps_its_level_and_phase_when_the_estimate_flips_an_octave():
+    """Plain eighths fit 100 and 200 bpm alike, and note by note the estimate may flip between
+    them: the band keeps the beat it has (level and phase), only its period follows."""
+    from types import SimpleNamespace
+
+    from improv.music.pulse import Pulse
+
+    e = engine(mode="accompany")
+    call = SimpleNamespace(note_count=4)
+    e._listener.call = call
+    answers = iter([Pulse(bpm=100.0, origin=1.0), Pulse(bpm=201.0, origin=2.35), Pulse(bpm=99.0, origin=2.9)])
+    e._planner.tempo = SimpleNamespace(hear=lambda c, now: next(answers))
+    assert e._heard_grid(1.5) == (1.0, pytest.approx(0.6))
+    call.note_count = 5
+    origin, beat = e._heard_grid(2.4)
+    assert origin == pytest.approx(2.2) and beat == pytest.approx(2 * 60 / 201)  # still 100's beats, from 1.0
+    call.note_count = 6
+    origin, beat = e._heard_grid(3.0)
+    assert beat == pytest.approx(60 / 99) and abs((origin - 2.2) / 0.6 - round((origin - 2.2) / 0.6)) < 0.05

@@ -29,8 +29,9 @@ MIN_BPM, MAX_BPM = 40.0, 220.0
 _SNAP = np.array([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0])  # sixteenths and triplets
 _JITTER_S = 0.03  # human timing spread the credit tolerates (sd of a performed onset, about)
 _CANDIDATES = np.exp(np.linspace(math.log(MIN_BPM), math.log(MAX_BPM), 240))  # 0.7 % apart; refined after
-_RECENT_BEATS = 16.0  # half-life of an onset's weight in the refinement, in beats before the last
+_RECENT_BEATS = 1000.0  # half-life of an onset's weight in the refinement, in beats before the last
 MIN_FIT = 0.45
+SPLIT_ACCENT = 0.8  # a slower level is not taken where its other beats carry this share of the accents (3/4)
 EMPTY_COST = 0.3  # credit lost when every beat of the grid is empty (scaled by the empty share)  # below this mean credit the call has no clear pulse
 
 
@@ -46,6 +47,7 @@ class Pulse:
     beats_per_bar: int = 4
     downbeat: int = 0  # a beat index that starts a bar
     swing: float = 1.0
+    bent: bool = False  # the call's tempo changed inside it (rubato): the grid goes on from its end
 
     @property
     def beat_s(self) -> float:
@@ -138,12 +140,14 @@ def track(
 ) -> Pulse | None:
     """Tempo and beat phase of a played phrase, or None without a clear pulse (fewer than four
     onsets, or no grid that most of them fit). ``prior_weight``: credit lost per octave away from
-    ``prior_bpm``; it settles the metrical level among grids that fit alike."""
+    ``prior_bpm`` in the comb (it settles grids that fit alike: swung eighths fit 120 and 180);
+    then the metrical level is the octave of the best grid nearest ``prior_bpm`` (``level``)."""
     if len(onsets) < 4:
         return None
     times, first = groups(onsets, chord_s)
     if len(times) < 4:
         return None
+    counts = np.diff(np.append(first, len(onsets)))[-40:].astype(np.float64)  # notes in each onset group
     times, first = times[-40:], first[-40:]  # the recent past decides; bounded work
     order = np.argsort(np.asarray(onsets, dtype=np.float64), kind="stable")
     dur = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
@@ -183,19 +187,66 @@ def track(
     span = np.floor((rel[-1] - rel[0]) / beats + 0.15) + 1
     score = fit_c - EMPTY_COST * (1 - np.minimum(occupied / span, 1.0)) - prior_weight * np.abs(np.log2(_CANDIDATES / prior_bpm))
     b = int(np.argmax(score))
-    best = (score[b], float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b]))
-    _, bpm, phase, fit = best
+    bpm, phase, fit = float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b])
     if fit < MIN_FIT:
         return None
-    bpm, origin = _refine(times, bpm, times[0] + phase * 60.0 / bpm)
+    bpm, origin, bent = _refine(times, bpm, times[0] + phase * 60.0 / bpm, counts=counts)
+    bpm, origin = level(times, w, bpm, origin, prior_bpm)
     if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
         return None
-    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit))
+    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent)
     swing = swing_ratio(pulse, times, 0.0)
-    if swing != 1.0:  # the swung off-beats pulled the straight fit: fit again on the swung grid
-        bpm, origin = _refine(times, bpm, origin, swing)
-        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=swing_ratio(Pulse(bpm, origin), times, 0.0))
+    for _ in range(3):  # the swung off-beats pulled the straight fit: fit again on the swung grid, until it settles
+        if swing == 1.0:
+            break
+        bpm, origin, bent = _refine(times, bpm, origin, swing, counts=counts)
+        again = swing_ratio(Pulse(bpm, origin), times, 0.0)
+        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=again, bent=bent)
+        if abs(again - swing) < 0.05:
+            break
+        swing = again
     return pulse
+
+
+def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float) -> tuple[float, float]:
+    """(tempo, origin) of the metrical level nearest ``prior_bpm`` (in octaves) among the grid that
+    fits best, its doubles and its halves: the level a musician would tap. The set's tempo keeps
+    the set's level; for a first call ``serve.bpm`` (100) makes it the one within 71-141 bpm, as
+    people tap. A slower level must still hold the phrase (its eighths become the slower level's
+    sixteenths; sixteenths or triplets of the faster beat rule it out), and its beats are the ones
+    on which the salient onsets fall. Never a 3:2: only octaves of the best fit are tried."""
+    beat = 60.0 / bpm
+    tol = np.maximum(_JITTER_S * 1.5, 0.05 * beat)  # seconds an onset may sit off a grid point
+
+    def held(b: float, o: float) -> float:  # weighted share of onsets on b's sixteenths or triplets
+        pos = (times - o) / b
+        f = pos - np.floor(pos)
+        d = np.min(np.abs(f[:, None] - _SNAP[None, :]), axis=1) * b
+        return float(weights[d < tol].sum() / weights.sum())
+
+    base = held(beat, origin)
+    best = (abs(math.log2(bpm / prior_bpm)), 0, bpm, origin)
+    for j in (-2, -1, 1, 2):
+        b = beat / 2.0**j
+        if not MIN_BPM * 0.95 <= 60.0 / b <= MAX_BPM * 1.05:
+            continue
+        o = origin
+        if j < 0:  # which of the faster grid's beats are this level's: where the accents fall
+            choices = [origin + m * beat for m in range(2**-j)]
+
+            def on_beats(o: float) -> float:
+                pos = (times - o) / b
+                return float(weights[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
+
+            o = max(choices, key=on_beats)
+            accent = np.clip(weights - np.median(weights) - 0.05, 0.0, None)  # what stands out: long, loud notes
+            mass = sorted(float(accent[np.abs((times - c) / b - np.round((times - c) / b)) * b < tol].sum()) for c in choices)
+            if held(b, o) < base - 0.1 or (mass[-1] > 0.1 and mass[-2] > SPLIT_ACCENT * mass[-1]):
+                continue  # the phrase does not fit the slower grid, or its accents fall on both halves (3/4)
+        distance = abs(math.log2(60.0 / b / prior_bpm))
+        if distance < best[0] - 1e-9:
+            best = (distance, j, 60.0 / b, o)
+    return round(best[2], 6), best[3]
 
 
 def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -203,16 +254,18 @@ def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, 1.0 - (d / (2.5 * sigma)) ** 2)
 
 
-def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False) -> tuple[float, float]:
+def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fixed: bool = False, counts: np.ndarray | None = None) -> tuple[float, float, bool]:
     """Least squares through the onsets at their nearest grid positions (sixteenths, triplets;
     off-beat eighths where ``swing`` puts them), recent ones weighted more; again without the
-    onsets far from the line."""
+    onsets far from the line; then bent where the call's tempo changed (``_bend``). Returns
+    (bpm, origin, bent)."""
     beat = 60.0 / bpm
     keep = np.ones(len(times), dtype=bool)
+    bent = False
     for _ in range(3):
         pos = np.array([snap(unswing(x, swing)) for x in (times - origin) / beat])
         recency = np.exp2(-(pos[-1] - pos) / _RECENT_BEATS)
-        ww = recency * keep
+        ww = recency * keep * (1.0 if counts is None else counts)
         if np.count_nonzero(ww) < 3 or np.ptp(pos[ww > 0]) < 1.0:
             break
         a = np.vstack([[swing_position(x, swing) for x in pos], np.ones_like(pos)]).T
@@ -226,79 +279,84 @@ def _refine(times: np.ndarray, bpm: float, origin: float, swing: float = 1.0, fi
         beat, origin = float(slope), float(icpt)
         resid = np.abs(times - a @ np.array([beat, origin]))
         keep = resid < max(0.06, 3 * float(np.median(resid)) + 0.01)
+    else:
+        if not fixed:
+            beat, origin, bent = _bend(times, a[:, 0], ww * (resid < 0.15), beat, origin)
     # The origin moved to the beat nearest the last onset: the grid is extrapolated from there.
     k = round((times[-1] - origin) / beat)
-    return round(60.0 / beat, 6), origin + k * beat  # no float noise in a tempo reported (120, not 119.99999999999997)
+    return round(60.0 / beat, 6), origin + k * beat, bent  # no float noise in a tempo reported (120, not 119.99999999999997)
+
+
+def _bend(times: np.ndarray, x: np.ndarray, w: np.ndarray, beat: float, origin: float) -> tuple[float, float, bool]:
+    """(beat, origin) of the line the call's tempo ends on, where it sped up or slowed down inside
+    the call (rubato, a gradual change): a parabola through the onsets at positions ``x`` replaces
+    the straight line when its bend is clear (3 standard errors, from the residuals' spread), and
+    the grid goes on at the tempo and phase the parabola has at the last onset. Else unchanged."""
+    use = w > 0
+    if np.count_nonzero(use) < 8 or np.ptp(x[use]) < 4.0:
+        return beat, origin, False
+    xs, ts, ws = x[use], times[use], w[use] / w[use].mean()
+    a = np.vstack([xs * xs, xs, np.ones_like(xs)]).T
+    sw = np.sqrt(ws)
+    coef, *_ = np.linalg.lstsq(a * sw[:, None], ts * sw, rcond=None)
+    r = ts - a @ coef
+    s2 = float(np.sum(ws * r * r) / max(len(xs) - 3, 1))
+    s2 = max(s2, 0.012**2)  # no less than a player's spread: a few onsets can line up by chance
+    aw = a * ws[:, None]
+    bread = np.linalg.pinv(a.T @ aw)
+    cov = bread @ (aw.T @ aw) @ bread * s2
+    c, b, a0 = (float(v) for v in coef)
+    if abs(c) < 3 * math.sqrt(max(cov[0, 0], 1e-18)):
+        return beat, origin, False
+    xe = float(xs.max())
+    slope = b + 2 * c * xe
+    if slope <= 0:
+        return beat, origin, False
+    return slope, c * xe * xe + b * xe + a0 - slope * xe, True
 
 
 def retempo(pulse: Pulse, onsets: Sequence[float], bpm: float, chord_s: float = 0.04) -> Pulse:
     """``pulse`` at tempo ``bpm`` (a better-founded one: the set's, blended with the call's), its
     phase fitted again to the onsets at that period."""
     times, _ = groups(onsets, chord_s)
-    _, origin = _refine(times[-40:], bpm, pulse.origin, pulse.swing, fixed=True)
+    _, origin, _ = _refine(times[-40:], bpm, pulse.origin, pulse.swing, fixed=True)
     return replace(pulse, bpm=bpm, origin=origin)
 
 
-def meter(
-    pulse: Pulse,
-    onsets: Sequence[float],
-    durations: Sequence[float],
-    velocities: Sequence[float],
-    pitches: Sequence[int],
-    prefer: int = 4,
-) -> Pulse:
-    """``pulse`` with its beats per bar (2, 3 or 4) and downbeat, from the accents on its beats:
-    velocity, length (until the note ends or the next onset), low notes and repetition (a bar's
-    pattern coming back). ``prefer`` wins unless another metre is clearly better."""
-    t = np.asarray(onsets, dtype=np.float64)
-    if len(t) < 4:
-        return pulse
-    x = (t - pulse.origin) / pulse.beat_s
-    k = np.round(x).astype(np.int64)
-    on = np.abs(x - k) < 0.15
-    if np.count_nonzero(on) < 3:
-        return pulse
-    lo, hi = int(k[on].min()), int(k[on].max())
-    span = hi - lo + 1
-    accent = np.zeros(span)
-    order = np.argsort(t)
-    dur = np.asarray(durations, dtype=np.float64)
-    vel = np.asarray(velocities, dtype=np.float64)
-    pit = np.asarray(pitches, dtype=np.float64)
-    vz = (vel - vel.mean()) / max(vel.std(), 4.0)
-    low = pit <= np.percentile(pit, 30) if len(pit) > 3 else np.zeros(len(pit), dtype=bool)
-    sorted_t = t[order]
-    after = np.searchsorted(sorted_t, t + 0.04, side="right")  # the next onset that is not this chord
-    nxt = np.where(after < len(t), sorted_t[np.minimum(after, len(t) - 1)] - t, dur)
-    length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
-    strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
-    count = np.zeros(span)
-    np.add.at(accent, k[on] - lo, strength[on])  # a beat's accent: the mean of its notes'
-    np.add.at(count, k[on] - lo, 1.0)
-    accent = np.where(count > 0, accent / np.maximum(count, 1), np.nan)
-    accent = np.nan_to_num(accent, nan=float(np.nanmin(accent)) - 0.5)  # an empty beat is weak
-    # At a fast heard tempo the bar may hold 8 of its beats (4/4 heard in eighths).
-    fast = pulse.bpm >= 100
-    priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
-    priors[prefer] = priors.get(prefer, 0.0) + 0.1
-    best: tuple[float, int, int] = (-np.inf, prefer, 0)
-    for bpb, prior in priors.items():
-        if span < bpb:
-            continue
-        for d in range(bpb):
-            score = float(accent[d::bpb].mean() - accent.mean()) + prior
-            if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
-                bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
-                if len(bars) >= 2:
-                    c = bars - bars.mean(axis=1, keepdims=True)
-                    norm = np.sqrt((c * c).sum(axis=1))
-                    both = norm[:-1] * norm[1:]
-                    corr = np.where(both > 1e-9, (c[:-1] * c[1:]).sum(axis=1) / np.maximum(both, 1e-9), 0.0)
-                    score += 0.3 * float(corr.mean())
-            if score > best[0]:
-                best = (score, bpb, d)
-    _, bpb, d = best
-    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing)
+def carry(pulse: Pulse, onsets: Sequence[float], past: tuple[np.ndarray, np.ndarray, Pulse], chord_s: float = 0.04, strict: bool = False) -> tuple[Pulse, tuple[np.ndarray, np.ndarray, Pulse]] | None:
+    """``pulse`` (a call's, at the set's tempo) fitted again together with the calls before it,
+    where the performer kept the set's grid through the answer, as players trading fours do: one
+    line through the onsets of both, so the tempo rests on a baseline of several calls, not one
+    (a 2-bar call alone leaves its tempo 0.5 % uncertain: 40 ms after 12 beats). ``past``: (onset
+    group times, note counts, the grid they were heard on). None when the performer did not keep
+    it: the call's beats off the set's grid by more than a fifth of a beat, or the joint line
+    missing the onsets (``strict``, where ``pulse`` is only the set's grid extrapolated: the call's
+    own onsets on the line too). Returns the pulse and the ``past`` to keep for the next call."""
+    times, first = groups(onsets, chord_s)
+    counts = np.diff(np.append(first, len(onsets))).astype(np.float64)
+    past_times, past_counts, grid = past
+    x0 = grid.position(pulse.origin)  # the call's beat 0 on the set's grid: a whole beat, if kept
+    if abs(x0 - round(x0)) > 0.2 or abs(pulse.bpm / grid.bpm - 1) > 0.04:
+        return None
+    # Each onset at its place as played (swung as its own call was), in the call's beats.
+    pos = [swing_position(snap(pulse.position(t)), pulse.swing) for t in times]
+    past_pos = [swing_position(snap(grid.position(t)), grid.swing) - round(x0) for t in past_times]
+    x = np.array(past_pos + pos)
+    t = np.concatenate([past_times, times])
+    w = np.concatenate([past_counts, counts])
+    a = np.vstack([x, np.ones_like(x)]).T
+    sw = np.sqrt(w)
+    (beat, origin), *_ = np.linalg.lstsq(a * sw[:, None], t * sw, rcond=None)
+    resid = np.abs(t - a @ np.array([beat, origin]))
+    if beat <= 0 or float(np.median(resid)) > 0.03 or float(np.median(resid[: len(past_times)])) > 0.04:
+        return None
+    own = resid[len(past_times) :]
+    if strict and (float(np.median(own)) > 0.02 or float(np.percentile(own, 80)) > 0.035):
+        return None
+    k = round((times[-1] - origin) / beat)
+    joined = replace(pulse, bpm=round(60.0 / float(beat), 6), origin=float(origin + k * beat))
+    keep = len(t) - 80  # the last 80 onset groups (a few calls) make the next baseline
+    return joined, (t[max(keep, 0):], w[max(keep, 0):], joined)
 
 
 def swing_ratio(pulse: Pulse, onsets: Sequence[float], chord_s: float = 0.04) -> float:

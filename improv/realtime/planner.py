@@ -347,15 +347,16 @@ class Planner:
 
     def _entry_period(self, answer: Answer) -> tuple[int, int] | None:
         """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
-        (``entry: bar``), or, at a fast tempo heard from the call (100 bpm and more: likely the
-        performer's eighths), every other beat in step with the downbeat: a strong beat."""
+        (``entry: bar``), or, on a grid heard from the call in an even metre, every other beat in
+        step with the downbeat: a strong beat (where the level heard is the performer's eighths,
+        as for a call at 56 bpm heard at 112, the performer's beat)."""
         pulse = answer.pulse
         if pulse is None:
             return None
         if self.settings.entry == "bar":
             return pulse.beats_per_bar, pulse.downbeat
         heard = answer.tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
-        if heard and self.settings.answer_grid_beats == 1 and pulse.bpm >= 100 and pulse.beats_per_bar % 2 == 0:
+        if heard and self.settings.answer_grid_beats == 1 and pulse.beats_per_bar % 2 == 0:
             return 2, pulse.downbeat % 2
         return None
 

@@ -5,6 +5,7 @@ and the engine's parts (responder, listener, output, controls). Pure: no ports, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from improv.realtime.controls import learn_request
@@ -25,8 +26,10 @@ class PlayAlong:
     _controls: Any
     _clock: Any
     _echo: Any
+    _planner: Any
     settings: Any
     bpm: float
+    _heard: tuple[Any, int, tuple[float, float] | None] = (None, 0, None)  # (call, its notes, grid) last heard
 
     def _key_down(self, msg: Any, now: float) -> None:
         """The performer strikes a key: a barge-in (whatever improv plays stops), except that an
@@ -123,10 +126,32 @@ class PlayAlong:
         if looping and not self._responder.responding and a.exchange is not None and a.exchange.ended == "finished":
             self._band.looper.answer_finished(a.bpm)
 
+    def _heard_grid(self, now: float) -> tuple[float, float] | None:
+        """Accompany without a clock: the performer's beat (a beat's time, seconds per beat) heard
+        from the passage so far (``realtime.tempo``, the set's tempo as its prior), again at each
+        new note; None until four notes give a pulse (the band then keeps the set's tempo)."""
+        call = self._listener.call
+        if call is None:
+            return self._heard[2]
+        if self._heard[0] is not call or self._heard[1] != call.note_count:
+            pulse = self._planner.tempo.hear(call, now) if call.note_count >= 4 else None
+            old = self._heard[2] if self._heard[0] is call else None
+            grid = (pulse.origin, pulse.beat_s) if pulse is not None else old
+            if pulse is not None and old is not None:
+                # The same tempo at another level or phase (plain eighths fit 100 and 200 alike):
+                # the band keeps its beat, level and phase, its period the new estimate's.
+                octave = round(math.log2(old[1] / pulse.beat_s))
+                if abs(old[1] / pulse.beat_s / 2.0**octave - 1) < 0.04:
+                    grid = (old[0] + round((now - old[0]) / old[1]) * old[1], pulse.beat_s * 2.0**octave)
+            self._heard = (call, call.note_count, grid)
+        return self._heard[2]
+
     def _play_along(self, now: float, out: list[Timed]) -> None:
         band = self._band
         grid = self._external_grid(now)  # a Link session's or a MIDI clock's beat
         clock_grid = (grid.beat, grid.beat_s) if grid is not None else None
+        if clock_grid is None and band.mode == "accompany" and self.settings.estimate_tempo:
+            clock_grid = self._heard_grid(now)
         if band.mode == "solo" and not band.soloist.playing and not band.hushed and self._listener.call is None and not band.keys and self.mode == LISTEN:
             band.start_solo(now, self.bpm, band.anchor if band.anchor else now, clock_grid)
         band.play(now, out, self.bpm, clock_grid)

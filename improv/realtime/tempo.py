@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from improv.music.pulse import Pulse, meter, retempo, track
+from improv.music.metre import meter
+from improv.music.pulse import Pulse, carry, groups, retempo, snap, track
 from improv.settings.sections import ServeSettings
 
-FRESH_WEIGHT = 0.1  # prior weight per octave when the set has no tempo yet (serve.bpm is a guess)
-SET_WEIGHT = 0.35  # ... once the set has one: the metrical level stays
+FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
+SET_WEIGHT = 0.35  # ... once the set has one
 PAUSE_S, PAUSE_BEATS = 6.0, 8.0
 BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again  # a silence longer than both: the next call may be in a new tempo
 
@@ -31,6 +32,10 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
+        # The set's grid as the performer kept it: (onset times, note counts, the grid) of the last
+        # calls (``pulse.carry``); None when the set starts anew.
+        self.past: tuple[np.ndarray, np.ndarray, Pulse] | None = None
+        self._heard: tuple[Pulse | None, Any] = (None, None)  # the pulse last heard, and the past it would leave
 
     def fresh(self, call: Any) -> bool:
         """No tempo yet, or a long pause before this call (from the last note anyone played, the
@@ -52,20 +57,50 @@ class SetTempo:
         assert prior is not None
         chord_s = self.settings.chord_ms / 1000
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
+        if not fresh and self.past is not None and (pulse is None or (not pulse.bent and abs(pulse.bpm / prior - 1) >= BLEND_WITHIN)):
+            # The call alone says another tempo (or none): where its onsets still lie on the set's
+            # grid as the performer kept it, that is the tempo (a short or swung call misleads the
+            # comb more often than a player changes tempo without a pause).
+            grid = self.past[2]
+            kept = replace(grid, origin=grid.time(round(grid.position(onsets[0]))), bent=False)
+            joined = carry(kept, onsets, self.past, chord_s, strict=True)
+            # ... and as plainly as on its own (on a fast set grid, a new tempo's quarters still
+            # land near some sixteenth or triplet: that is not a kept grid)
+            if joined is not None and (pulse is None or finer(joined[0], onsets) <= max(finer(pulse, onsets) + 0.1, 0.3)):
+                pulse = joined[0]
         if pulse is None:
             return None
-        if not fresh and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
-            # The same tempo as the set's, within what one call can tell: the two together pin the
-            # period better than the call alone (a jittered call's own period, extrapolated over
-            # the answer, is off by tens of ms), and the phase is the call's.
-            pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
+        times, first = groups(onsets, chord_s)
+        past = (times, np.diff(np.append(first, len(onsets))).astype(np.float64), pulse)
+        if not fresh and not pulse.bent and abs(pulse.bpm / prior - 1) < BLEND_WITHIN:
+            # The same tempo as the set's, within what one call can tell. Where the performer kept
+            # the set's grid, one line through this call and the last ones; else the set's tempo
+            # and the call's averaged (a jittered call's own period, extrapolated over the answer,
+            # is off by tens of ms), the phase the call's.
+            joined = carry(pulse, onsets, self.past, chord_s) if self.past is not None else None
+            if joined is not None:
+                pulse, past = joined
+            else:
+                pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
+                past = (times, past[1], pulse)
         pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
-        return replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
+        pulse = replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
+        self._heard = (pulse, (past[0], past[1], pulse))
+        return pulse
 
     def keep(self, pulse: Pulse) -> None:
-        """The answer to this call starts: its tempo becomes the set's."""
+        """The answer to this call starts: its tempo becomes the set's (and its grid, for the next
+        call to be fitted with, when it is the pulse last heard)."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
+        self.past = self._heard[1] if self._heard[0] is pulse else None
+
+
+def finer(pulse: Pulse, onsets: list[float]) -> float:
+    """The share of onsets that ``pulse`` puts off its beats and half beats (on sixteenths or
+    triplets): how intricate the phrase would be, read on that grid."""
+    pos = np.array([snap(pulse.position(t)) for t in onsets])
+    return float(np.mean(np.abs(pos * 2 - np.round(pos * 2)) > 1e-6))
 
 
 def fallback_pulse(bpm: float, origin: float, settings: ServeSettings) -> Pulse:

@@ -1,0 +1,81 @@
+"""The performer's metre from the notes of a call: beats per bar (2, 3, 4, 6 or 8 of the beats
+heard) and where the bar starts, from the accents on the beats (velocity, length, low notes,
+repetition) and the phrase's edges. Pure, as ``music.pulse`` whose grid it reads.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from improv.music.pulse import Pulse
+
+EDGE_END, EDGE_START = 0.3, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
+
+
+def meter(
+    pulse: Pulse,
+    onsets: Sequence[float],
+    durations: Sequence[float],
+    velocities: Sequence[float],
+    pitches: Sequence[int],
+    prefer: int = 4,
+) -> Pulse:
+    """``pulse`` with its beats per bar (2, 3 or 4) and downbeat, from the accents on its beats:
+    velocity, length (until the note ends or the next onset), low notes and repetition (a bar's
+    pattern coming back). ``prefer`` wins unless another metre is clearly better."""
+    t = np.asarray(onsets, dtype=np.float64)
+    if len(t) < 4:
+        return pulse
+    x = (t - pulse.origin) / pulse.beat_s
+    k = np.round(x).astype(np.int64)
+    on = np.abs(x - k) < 0.15
+    if np.count_nonzero(on) < 3:
+        return pulse
+    lo, hi = int(k[on].min()), int(k[on].max())
+    span = hi - lo + 1
+    accent = np.zeros(span)
+    order = np.argsort(t)
+    dur = np.asarray(durations, dtype=np.float64)
+    vel = np.asarray(velocities, dtype=np.float64)
+    pit = np.asarray(pitches, dtype=np.float64)
+    vz = (vel - vel.mean()) / max(vel.std(), 4.0)
+    low = pit <= np.percentile(pit, 30) if len(pit) > 3 else np.zeros(len(pit), dtype=bool)
+    sorted_t = t[order]
+    after = np.searchsorted(sorted_t, t + 0.04, side="right")  # the next onset that is not this chord
+    nxt = np.where(after < len(t), sorted_t[np.minimum(after, len(t) - 1)] - t, dur)
+    length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
+    strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
+    count = np.zeros(span)
+    np.add.at(accent, k[on] - lo, strength[on])  # a beat's accent: the mean of its notes'
+    np.add.at(count, k[on] - lo, 1.0)
+    accent = np.where(count > 0, accent / np.maximum(count, 1), np.nan)
+    accent = np.nan_to_num(accent, nan=float(np.nanmin(accent)) - 0.5)  # an empty beat is weak
+    # At a fast heard tempo the bar may hold 8 of its beats (4/4 heard in eighths).
+    fast = pulse.bpm >= 100
+    priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
+    priors[prefer] = priors.get(prefer, 0.0) + 0.1
+    # The phrase's edges: a call traded in whole bars ends at a bar line (its last note held up to
+    # it) and mostly starts on one (or a short pickup before it), as players trading fours do.
+    end = int(np.round((np.max(t + dur) - pulse.origin) / pulse.beat_s)) - lo
+    start = int(k[order[0]]) - lo if on[order[0]] else None
+    best: tuple[float, int, int] = (-np.inf, prefer, 0)
+    for bpb, prior in priors.items():
+        if span < bpb:
+            continue
+        for d in range(bpb):
+            score = float(accent[d::bpb].mean() - accent.mean()) + prior
+            score += EDGE_END * ((end - d) % bpb == 0) + EDGE_START * (start is not None and (start - d) % bpb == 0)
+            if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
+                bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
+                if len(bars) >= 2:
+                    c = bars - bars.mean(axis=1, keepdims=True)
+                    norm = np.sqrt((c * c).sum(axis=1))
+                    both = norm[:-1] * norm[1:]
+                    corr = np.where(both > 1e-9, (c[:-1] * c[1:]).sum(axis=1) / np.maximum(both, 1e-9), 0.0)
+                    score += 0.3 * float(corr.mean())
+            if score > best[0]:
+                best = (score, bpb, d)
+    _, bpb, d = best
+    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing, pulse.bent)
