@@ -122,14 +122,9 @@ def perform(out, peer, bpm: float, rng) -> float:
         at = k * beat + rng.normal(0, JITTER_S)
         events.append((at, mido.Message("note_on", note=p, velocity=100 if k % 2 == 0 else 70)))
         events.append((at + 0.45 * beat, mido.Message("note_off", note=p)))
-    events.sort(key=lambda e: e[0])
-    for at, msg in events:
-        while time.perf_counter() < start + at - 0.002:
-            time.sleep(0.001)
-        while time.perf_counter() < start + at:
-            pass
-        out.send(msg)
-    return start + events[-1][0]
+    from support.serve_process import send_on_time
+
+    return send_on_time(out, events, start)
 
 
 def served(jack, peer, link: bool, seed: int) -> dict:

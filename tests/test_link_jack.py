@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from support.jack_server import running_jack
 from support.link_peer import Peer, peers_meet
-from support.serve_process import Lines, Listener, tear_down
+from support.serve_process import Lines, Listener, send_on_time, tear_down
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -44,14 +44,7 @@ def perform(out, bpm: float, start: float) -> tuple[list[float], float]:
     for b, p in zip(CALL, PITCHES):
         events.append((b * beat, mido.Message("note_on", note=p, velocity=100 if b % 2 == 0 else 70)))
         events.append((b * beat + 0.45 * beat, mido.Message("note_off", note=p)))
-    events.sort(key=lambda e: e[0])
-    for at, msg in events:
-        while time.perf_counter() < start + at - 0.002:
-            time.sleep(0.001)
-        while time.perf_counter() < start + at:
-            pass
-        out.send(msg)
-    return [start + b * beat for b in CALL], start + events[-1][0]
+    return [start + b * beat for b in CALL], send_on_time(out, events, start)
 
 
 def off_grid_ms(beat: float, beat_s: float, grid=GRID) -> float:

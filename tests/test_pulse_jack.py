@@ -19,7 +19,7 @@ import mido
 import numpy as np
 import pytest
 from support.jack_server import running_jack
-from support.serve_process import served
+from support.serve_process import send_on_time, served
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -39,15 +39,8 @@ def perform(out, bpm: float) -> tuple[float, float]:
     for b, p in zip(CALL, PITCHES):
         events.append((b * beat, mido.Message("note_on", note=p, velocity=100 if b % 2 == 0 else 70)))
         events.append((b * beat + 0.45 * beat, mido.Message("note_off", note=p)))
-    events.sort(key=lambda e: e[0])
     start = time.perf_counter() + 0.05
-    for at, msg in events:
-        while time.perf_counter() < start + at - 0.002:
-            time.sleep(0.001)
-        while time.perf_counter() < start + at:
-            pass
-        out.send(msg)
-    return start, start + events[-1][0]
+    return start, send_on_time(out, events, start)
 
 
 def grid_ms(t: float, origin: float, beat: float) -> float:

@@ -98,6 +98,20 @@ def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
         time.sleep(step - length)
 
 
+def send_on_time(out, events: list[tuple[float, Any]], start: float) -> float:
+    """Send ``(seconds after start, message)`` pairs in time order at ``start`` (perf_counter) plus
+    each offset: sleep to 2 ms before, then busy-wait, so the performer's own timing adds well
+    under a millisecond to what a timing test measures. Returns the last message's time."""
+    events = sorted(events, key=lambda e: e[0])
+    for at, msg in events:
+        while time.perf_counter() < start + at - 0.002:
+            time.sleep(0.001)
+        while time.perf_counter() < start + at:
+            pass
+        out.send(msg)
+    return start + events[-1][0]
+
+
 def stop(proc, lines: Lines) -> None:
     """SIGTERM, as a supervisor or Ctrl-C would: improv must exit cleanly (0)."""
     proc.send_signal(signal.SIGTERM)
