@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     from improv.evaluation.accompany import evaluate_accompaniment
     from improv.model.step_model import random_step_model
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     # The accompaniment does not sample the voice: any step model serves the engine here.
     result = evaluate_accompaniment(random_step_model(), ServeSettings(), count=getattr(args, "accompany_pieces", 12))

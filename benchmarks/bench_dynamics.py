@@ -34,7 +34,7 @@ def run(args: Any) -> dict[str, float]:
     from improv.model.sampling import SamplingParams
     from improv.model.voices import training_checkpoint, voice_path
     from improv.music.notes import Note, note_array
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     model = load_checkpoint(str(training_checkpoint(voice_path(args.dynamics_voice)))).step_model()
 

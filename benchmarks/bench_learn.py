@@ -49,7 +49,7 @@ from improv.model.voices import load_player, model_location
 from improv.music.midi import read_midi_file
 from improv.realtime.engine import Engine
 from improv.realtime.memory import MemoryCursor, SessionMemory
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 FF = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "final-fantasy-piano"
 CHECKPOINTS = (5, 10, 20)

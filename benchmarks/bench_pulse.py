@@ -46,7 +46,8 @@ from improv.evaluation.phrases import cut_pairs  # noqa: E402
 from improv.model.voices import load_player, voice_path  # noqa: E402
 from improv.music.tokenizer import Tokenizer  # noqa: E402
 from improv.realtime.engine import Engine  # noqa: E402
-from improv.settings.sections import CorpusSettings, ServeSettings  # noqa: E402
+from improv.settings.sections import CorpusSettings  # noqa: E402
+from improv.settings.serve_section import ServeSettings  # noqa: E402
 from support.fakes import off, on, simulate  # noqa: E402
 
 SOURCES = ["music21:bach", "music21:essenFolksong"]

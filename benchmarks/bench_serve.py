@@ -202,7 +202,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop
     from improv.session.process import serve
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     model, trained = load_model(checkpoint)
     settings = ServeSettings(

@@ -145,7 +145,7 @@ def session(name: str, events: int, exchanges: int) -> dict:
     from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop
     from improv.session.process import serve
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     model, _ = load_model(None)
     settings = ServeSettings(silence_ms=THRESHOLD_MS, bpm=BPM, estimate_tempo=False, response_unit="events", response_length=float(events), max_response_events=max(events, 256))

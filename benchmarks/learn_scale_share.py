@@ -15,7 +15,7 @@ from improv.evaluation.learning import play_calls
 from improv.evaluation.licks import SCALES, licks
 from improv.model.voices import load_player, model_location
 from improv.realtime.engine import Engine
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 ADAPTS = (0.0, 0.5, 1.0)
 

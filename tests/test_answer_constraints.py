@@ -11,7 +11,7 @@ from improv.evaluation.answers import engine_answer
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.notes import Note, note_array
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 
 def chords(pitches: list[list[int]], beats: float = 1.0) -> np.ndarray:

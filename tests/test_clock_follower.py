@@ -10,7 +10,7 @@ from support.fakes import LadderModel, phrase, simulate
 
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.engine import Engine
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 
 def ticks(clock: ClockFollower, times) -> None:

@@ -22,13 +22,8 @@ from improv.session.demo_plan import (
     cut_phrase,
     plan_session,
 )
-from improv.settings.sections import (
-    DemoSettings,
-    ModelSettings,
-    SampleSettings,
-    ServeSettings,
-    Settings,
-)
+from improv.settings.sections import DemoSettings, ModelSettings, SampleSettings, Settings
+from improv.settings.serve_section import ServeSettings
 
 
 def scale_phrase(bpm: float = 120.0, beats: int = 8, source: str = "test") -> Phrase:

@@ -32,7 +32,7 @@ from improv.model.sampling import SamplingParams
 from improv.model.step_model import HEAD_ORDER, random_step_model
 from improv.music.notes import Note, note_array
 from improv.music.tokenizer import BOS, DURATION, OFFSET, Tokenizer
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 TOK = Tokenizer()
 SPB = TOK.steps_per_beat

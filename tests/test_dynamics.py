@@ -10,7 +10,7 @@ import numpy as np
 
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.engine import Engine
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 from tests.support.fakes import LadderModel, off, on, simulate
 
 # A plain engine (no tempo estimate, no key) whose ladder answers in half beats at 100 bpm.

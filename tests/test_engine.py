@@ -37,7 +37,7 @@ from improv.realtime.echo import EchoFilter
 from improv.realtime.engine import Engine
 from improv.realtime.report import Exchange, Recorder
 from improv.settings.load import load_settings
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 # The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
 # first grid point after it, cut at its length. (The musical defaults are tested on their own.)

@@ -16,7 +16,7 @@ from improv.music.tokenizer import Tokenizer
 from improv.realtime.engine import Engine
 from improv.realtime.idiom_key import LEAVE_AT, performer_key
 from improv.realtime.memory import SessionMemory
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 TOK = Tokenizer()
 

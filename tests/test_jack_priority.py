@@ -36,7 +36,7 @@ def test_serve_asks_for_the_priority_below_jack_and_says_so(monkeypatch):
     from improv.io.memory_ports import MemoryOutput, ScriptedInput
     from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     asked = []
     monkeypatch.setattr(process, "realtime_scheduling", lambda p: (asked.append(p), (f"real-time priority {p}", lambda: None))[1])
@@ -73,7 +73,7 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
     from improv.io.watched_ports import MidiPorts, PortChoice
     from improv.realtime.engine import Engine
     from improv.session.loop import ServeLoop
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     wake = threading.Event()
     ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="prio"), wake)

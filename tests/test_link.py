@@ -14,7 +14,7 @@ from support.fakes import FakeLink, LadderModel, phrase, simulate, unclosed
 from improv.errors import ConfigError
 from improv.realtime.engine import Engine
 from improv.settings.load import section_from_dict
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 MECHANICS = dict(silence_ms=600.0, silence_beats=0.0, answer_lead_beats=0.0, phrase_ending=False, rule_dynamics=0.0, keep_key=False)
 # A call of quarters at 100 bpm (0.6 s apart) from 1.23 s: decided at 1.23 + 1.8 + 0.5 + 0.6 = 4.13.

@@ -84,7 +84,7 @@ def test_the_guided_nll_scores_the_real_answer_under_the_rules():
     from improv.model.step_model import random_step_model
     from improv.music.tokenizer import Tokenizer
     from improv.realtime.processors import RULES
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     tok = Tokenizer()
     rng = np.random.default_rng(0)

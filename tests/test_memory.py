@@ -20,7 +20,8 @@ from improv.music.tokenizer import N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.controls import Controls
 from improv.realtime.engine import Engine
 from improv.realtime.memory import RUN_KEEP, MemoryFileError, SessionMemory
-from improv.settings.sections import ServeSettings, TokenizerSettings
+from improv.settings.sections import TokenizerSettings
+from improv.settings.serve_section import ServeSettings
 
 TOK = Tokenizer()
 BPM = 100.0

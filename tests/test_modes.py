@@ -10,7 +10,7 @@ from support.fakes import LadderModel, cc, off, on, phrase, simulate, unclosed
 
 from improv.realtime.accompanist import consonant
 from improv.realtime.engine import Engine
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 BEAT = 0.6  # 100 bpm
 

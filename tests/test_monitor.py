@@ -25,7 +25,7 @@ from improv.monitor.taps import TappedInput, TappedOutput, tapped_status
 from improv.realtime.controls import Controls
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 PLAIN = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events")
 CALL = phrase([60, 62, 64, 65], step=0.3, length=0.25)

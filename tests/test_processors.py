@@ -14,7 +14,7 @@ from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokeni
 from improv.realtime.answer import Answer
 from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, echo_targets, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 TOK = Tokenizer()
 VALUES = TOK.time_values

@@ -14,7 +14,7 @@ from improv.music.metre import meter
 from improv.music.pulse import Pulse, snap, swing_position, swing_ratio, track, unswing
 from improv.realtime.engine import Engine
 from improv.settings.load import check_section, load_settings
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 from support.fakes import LadderModel, off, on, simulate
 
 # Rhythms in beats, as people play them: plain quarters, eighths and quarters, a dotted figure

@@ -21,7 +21,7 @@ from improv.io.memory_ports import MemoryOutput, ScriptedInput
 from improv.io.rtmidi_ports import ArrivalQueue
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 # The engine's mechanics, timed as these tests were written: a 600 ms silence, the answer on the
 # first grid point after it, cut at its length. (The musical defaults are tested on their own.)

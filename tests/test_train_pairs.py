@@ -115,7 +115,8 @@ def test_pairs_training_learns_the_answers_not_the_calls_and_the_checkpoint_answ
     from improv.model.sampling import SamplingParams
     from improv.model.voices import load_player
     from improv.realtime.engine import Engine
-    from improv.settings.sections import ModelSettings, ServeSettings, Settings, TrainSettings
+    from improv.settings.sections import ModelSettings, Settings, TrainSettings
+    from improv.settings.serve_section import ServeSettings
     from improv.training.run import train
 
     pieces = call_and_answer_pieces(24)

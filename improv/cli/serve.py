@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from improv.errors import ImprovError
     from improv.settings.load import section_from_dict
-    from improv.settings.sections import ServeSettings
+    from improv.settings.serve_section import ServeSettings
 
     overrides = {
         key: value

@@ -41,7 +41,7 @@ from improv.music.tokenizer import (
 )
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 START_S = 1.0  # the call's first note, on the simulated clock
 MAX_TURNS = 100_000  # of ``drive``: far more than any answer takes

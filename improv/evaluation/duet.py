@@ -47,7 +47,7 @@ from improv.evaluation.metrics import CopyIndex, collapse_rate, note_codes
 from improv.evaluation.phrases import PhrasePair, cut_pairs, shuffled_partners
 from improv.evaluation.response import FIGURES, Turn, phrase_key, summarize
 from improv.model.sampling import SamplingParams
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 SYSTEMS = ("real", "improv", "unprimed", "markov", "shuffled")
 

@@ -14,7 +14,7 @@ from typing import Any
 import mido
 
 from improv.errors import ImprovError
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 LENGTH_RANGE = (0.25, 4.0)
 

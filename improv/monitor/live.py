@@ -19,7 +19,7 @@ from improv.monitor.controls import ControlError, available, control_message
 from improv.monitor.feed import Feed, Hub
 from improv.monitor.server import MonitorServer, access_token, is_loopback
 from improv.monitor.taps import TappedInput, TappedOutput, tapped_status
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 
 @dataclass(frozen=True)

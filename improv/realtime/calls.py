@@ -15,7 +15,7 @@ from typing import Any
 
 from improv.realtime.context import WinEvent
 from improv.realtime.performer import InNote
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 MAX_CALL_NOTES = 512  # what the estimates need, and far more than any phrase
 MAX_CALL_EVENTS = 512

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 SUSTAIN = 64  # the sustain pedal controller: the performer's, not a control
 

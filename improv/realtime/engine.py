@@ -41,7 +41,7 @@ from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange, Recorder
 from improv.realtime.responder import Responder
 from improv.settings.load import check_section
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 LISTEN, RESPOND = "listening", "responding"
 

@@ -22,7 +22,7 @@ from improv.realtime.context import ModelContext
 from improv.realtime.performer import InNote, Performer
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Recorder
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 SPEC_DELAY_S = 0.15  # prepare the answer once the silence has lasted this long (or a third of the threshold)
 

@@ -25,7 +25,7 @@ from improv.realtime.accompanist import Melody, choose_chord, tonic_chord, voice
 from improv.realtime.looper import Looper
 from improv.realtime.output import Output, Timed
 from improv.realtime.soloist import Soloist
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 MODES = ("answer", "accompany", "loop", "solo")
 

@@ -43,7 +43,7 @@ from improv.realtime.shaping import (
     register_bias,
     tonic_triad,
 )
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 SPEC_EVENTS = 4  # events sampled ahead during the silence, at least
 EARLY_ENDING = False  # an answer ends before its length on a long tonic note on a beat: off, for real 2-bar answers end on a cadence 0.04-0.14 of the time and improv's then did 0.35-0.55

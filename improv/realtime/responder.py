@@ -15,7 +15,7 @@ from improv.realtime.context import ModelContext
 from improv.realtime.output import Output, Timed
 from improv.realtime.report import Exchange, Recorder
 from improv.realtime.tempo import answer_time
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 
 class Responder:

@@ -19,7 +19,7 @@ import numpy as np
 
 from improv.music.metre import meter
 from improv.music.pulse import Pulse, carry, groups, retempo, snap, track
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
 SET_WEIGHT = 0.35  # ... once the set has one

@@ -15,7 +15,7 @@ from typing import Any
 from improv.errors import ImprovError
 from improv.io.files import read_regular_file, write_atomic
 from improv.realtime.controls import control_names
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 
 LIMIT = 64 * 1024
 

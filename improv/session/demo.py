@@ -39,12 +39,8 @@ from improv.session.demo_plan import (
 from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_audio, write_picture
 from improv.session.process import serve
-from improv.settings.sections import (
-    DemoSettings,
-    SampleSettings,
-    ServeSettings,
-    Settings,
-)
+from improv.settings.sections import DemoSettings, SampleSettings, Settings
+from improv.settings.serve_section import ServeSettings
 
 if TYPE_CHECKING:  # the monitor's web server is imported only when a session asks for it
     from improv.monitor.live import LiveMonitor, MonitorChoice

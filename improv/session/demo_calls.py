@@ -18,7 +18,8 @@ from improv.errors import ImprovError, MIDIConversionError
 from improv.music.rhythm import beats_per_bar
 from improv.session.demo_plan import Phrase, cut_phrase
 from improv.realtime.calls import threshold_s
-from improv.settings.sections import CorpusSettings, DemoSettings, ServeSettings
+from improv.settings.sections import CorpusSettings, DemoSettings
+from improv.settings.serve_section import ServeSettings
 
 FALLBACK_SOURCE = "music21:bach"
 MUSIC21_PREFIX = "music21:"

@@ -35,7 +35,8 @@ from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_picture
 from improv.session.process import serve
 from improv.session.supervisor import PortSupervisor
-from improv.settings.sections import SampleSettings, ServeSettings
+from improv.settings.sections import SampleSettings
+from improv.settings.serve_section import ServeSettings
 
 if TYPE_CHECKING:  # the monitor's web server and Link are imported only when a session asks for them
     from improv.io.link_session import LinkSession

@@ -9,7 +9,7 @@ from improv.io.clock import FakeClock
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 from support.fakes import LadderModel, phrase
 
 

@@ -14,7 +14,7 @@ from improv.io.memory_ports import MemoryOutput, ScriptedInput
 from improv.monitor.live import LiveMonitor
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
-from improv.settings.sections import ServeSettings
+from improv.settings.serve_section import ServeSettings
 from support.fakes import LadderModel, phrase
 
 SETTINGS = ServeSettings(estimate_tempo=False, keep_key=False, response_unit="events", response_length=12.0)
