@@ -120,3 +120,23 @@ def test_improv_serve_on_jack_says_it_runs_below_jacks_client_threads(jack, tmp_
         assert "JACK runs without real-time priority, so improv does too" in line, line
     elif clients <= 5:  # the default realtime_priority (5) is not below them
         assert f"below JACK's client threads at {clients}" in line, line
+
+
+@pytest.mark.jack
+def test_improvs_ports_put_three_clients_in_jacks_cycle(jack):
+    """Every JACK client with a process callback is a real-time thread JACK wakes in turn each
+    period; the more of them, the more chances of an xrun. improv's own: its input, its output
+    and the input's sysex release. Listing ports and watching the server take none (before: two
+    more, rtmidi's lister)."""
+    from improv.io.watched_ports import MidiPorts, PortChoice
+
+    before = set(fifo_threads())
+    ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="count"), threading.Event())
+    try:
+        if ports.jack_client_priority() == 0:
+            pytest.skip("JACK runs without real-time scheduling here: its client threads cannot be told apart")
+        assert len(set(fifo_threads()) - before) == 3
+        ports.check()  # listing the ports adds none
+        assert len(set(fifo_threads()) - before) == 3
+    finally:
+        ports.close()

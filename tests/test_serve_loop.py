@@ -395,7 +395,7 @@ def test_a_failing_midi_system_is_a_status_line_not_a_traceback(monkeypatch):
     rtmidi = pytest.importorskip("rtmidi")
     lister = FakeLister()
     monkeypatch.setattr(watched, "resolve_api", lambda name: 0)
-    monkeypatch.setattr(watched, "PortLister", lambda api: lister)
+    monkeypatch.setattr(watched, "port_lister", lambda api, name: lister)
     monkeypatch.setattr(ports, "_client", lambda k, api, name: FakeRt(["keys", "synth"]))
     midi = watched.MidiPorts(watched.PortChoice(in_name="keys", out_name="synth"))
     assert midi.check() == []
