@@ -92,11 +92,15 @@ class Listener:
 
 
 def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
-    for n in notes:
-        out.send(mido.Message("note_on", note=n, velocity=velocity))
-        time.sleep(length)
-        out.send(mido.Message("note_off", note=n))
-        time.sleep(step - length)
+    """A performer's phrase, one note every ``step`` s held ``length`` s, on time (``send_on_time``):
+    plain sleeps on a loaded machine overshoot by tens of milliseconds, which moves the call's
+    onsets, so what improv hears (and answers) would depend on the machine's load."""
+    events = []
+    for k, n in enumerate(notes):
+        events += [(k * step, mido.Message("note_on", note=n, velocity=velocity)), (k * step + length, mido.Message("note_off", note=n))]
+    end = send_on_time(out, events, time.perf_counter() + 0.002)
+    while time.perf_counter() < end + step - length:  # the phrase ends a gap after its last release, as before
+        time.sleep(0.001)
 
 
 def send_on_time(out, events: list[tuple[float, Any]], start: float) -> float:
