@@ -81,10 +81,12 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         jack_clients = ports.jack_client_priority()
         assert jack_clients is not None
         seen: list[tuple[int, int]] = []
+        pollers: list[list[int]] = []  # the input poller threads' priorities, each turn
 
         class Watched:  # the loop's input, noting the loop thread's own scheduling each turn (then stopping it)
             def iter_stamped(self):
                 seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+                pollers.append([os.sched_getparam(tid).sched_priority for tid in process.poller_threads()])
                 if len(seen) >= 5:
                     loop.request_stop()
                 return ports.input.iter_stamped()
@@ -96,8 +98,10 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         assert seen
         policy, priority = seen[-1]
         if jack_clients > 0:  # JACK real-time (jackd as root or with an rtprio limit)
-            assert set(others.values()) == {jack_clients}, others
+            assert set(others.values()) == {jack_clients}, others  # the pollers' priority undone too
             assert priority < jack_clients, (priority, jack_clients)
+            # The input's poller takes the GIL often: at the loop's priority, never preempted holding it.
+            assert pollers[-1] == [priority], (pollers[-1], priority)
         else:  # JACK without real-time scheduling: neither is the loop
             assert policy != os.SCHED_FIFO
     finally:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from improv.io.arrivals import ArrivalQueue
 
+THREAD_NAME = "improv-midi-poll"  # a live session raises it to the loop's priority (session.process)
 POLL_S = 0.001  # the input's added latency at most; ~1000 short wake-ups a second, under 1 % of a core
 
 
@@ -40,7 +41,7 @@ class InputPoller:
         with self._lock:
             self._rt = rt
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="improv-midi-poll", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
             self._thread.start()
 
     def detach(self) -> None:
