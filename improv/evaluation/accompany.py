@@ -19,6 +19,7 @@ import mido
 import numpy as np
 
 from improv.errors import ImprovError
+from improv.evaluation.drive import drive
 from improv.realtime.accompanist import consonant
 
 Note3 = tuple[float, float, int]  # (onset s, end s, pitch)
@@ -99,29 +100,6 @@ def window_features(under: Sequence[Note3], melody: Sequence[Note3], bar: int) -
     return out
 
 
-def drive(engine: Any, script: list[tuple[float, mido.Message]], until: float) -> list[tuple[float, mido.Message]]:
-    """The serve loop in simulated time: messages at their times, ``due`` at every deadline, all
-    the think time wanted."""
-    out: list[tuple[float, mido.Message]] = []
-    now, i = 0.0, 0
-    for _ in range(1_000_000):
-        times = [script[i][0]] if i < len(script) else []
-        wake = engine.next_wakeup()
-        if wake is not None:
-            times.append(max(wake, now))
-        if not times or min(times) > until:
-            return out
-        now = max(now, min(times))
-        while i < len(script) and script[i][0] <= now:
-            engine.on_message(script[i][1], now)
-            i += 1
-        out += engine.due(now)
-        while engine.wants_think(now):
-            engine.think(now, 1000)
-        out += engine.due(now)
-    raise ImprovError("the accompaniment simulation did not settle")
-
-
 def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, seed: int = 0, recorder: Any = None) -> tuple[list[Note3], list[tuple[float, float, int, float]]]:
     """The soprano (times in beats) played into an accompanying engine at ``bpm``, starting at 1 s:
     improv's notes (onset, end, pitch in beats) and its decisions (onset s, decided s, pitch, dur s)."""
@@ -137,7 +115,7 @@ def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, 
         script.append((start + b1 * beat - 0.02, mido.Message("note_off", note=p, velocity=0)))  # a breath between repeated notes
     script.sort(key=lambda tm: (tm[0], tm[1].type == "note_on"))
     end = max(t for t, _ in script)
-    drive(engine, script, end + 8 * beat)
+    drive(engine, script, end + 8 * beat, run_to_until=True)
     engine.shutdown(end + 8 * beat)
     played = list(engine._band.played)
     notes = [((o - start) / beat, (o + d - start) / beat, p) for o, _, p, d in played]
