@@ -42,6 +42,7 @@ from improv.music.tokenizer import (
 )
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
+from improv.realtime.notes import LiveNote
 from improv.settings.serve_section import ServeSettings
 
 START_S = 1.0  # the call's first note, on the simulated clock
@@ -59,8 +60,8 @@ def call_script(call: np.ndarray, bpm: float, channel: int) -> list[tuple[float,
     return sorted(script, key=lambda tm: (tm[0], tm[1].type == "note_on"))  # an off before an on at one time
 
 
-def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[tuple[int, float, float, int]]:
-    """(pitch, on, off, velocity) of every note sent on ``channel``, in onset order."""
+def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[LiveNote]:
+    """Every note sent on ``channel``, in onset order."""
     sounding: dict[int, tuple[float, int]] = {}
     notes = []
     for t, msg in timed:
@@ -68,10 +69,10 @@ def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[tuple[i
             continue
         start = sounding.pop(msg.note, None)
         if start is not None:
-            notes.append((msg.note, start[0], t, start[1]))
+            notes.append(LiveNote(msg.note, start[0], t, start[1], channel))
         if msg.type == "note_on" and msg.velocity > 0:
             sounding[msg.note] = (t, msg.velocity)
-    return sorted(notes, key=lambda n: (n[1], n[0]))
+    return sorted(notes, key=lambda n: (n.onset, n.pitch))
 
 
 def playable_call(call: np.ndarray, settings: ServeSettings, bpm: float) -> bool:
@@ -102,7 +103,7 @@ def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, c
     # In the call's beats (its tempo, ``bpm``), as the performer hears it, not in the engine's: an
     # engine that heard the tempo doubled (half the pieces, since it estimates the pulse) would
     # otherwise have every length and gap measured twice as long as it sounded.
-    notes = [Note(p, first + (on - START_S) * bpm / 60 - span, (off - on) * bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
+    notes = [Note(n.pitch, first + (n.onset - START_S) * bpm / 60 - span, (n.end - n.onset) * bpm / 60, n.velocity) for n in sent_notes(timed, settings.channel - 1)]
     return EngineAnswer(note_array(notes), engine.bpm, engine.take_errors())
 
 
