@@ -20,6 +20,7 @@ from typing import Any
 import mido
 import numpy as np
 
+from improv.music.notes import Note
 from improv.realtime.dynamics import Dynamics
 from improv.realtime.report import Exchange
 from improv.realtime.shaping import Motif
@@ -31,10 +32,7 @@ class Planned:
 
     row: np.ndarray
     state: Any  # the model state after stepping this row
-    beats: float  # onset in beats after the answer's first note
-    duration_beats: float
-    pitch: int
-    velocity: int
+    note: Note  # in beats after the answer's first note (its onset: ``note.start``)
     msg: mido.Message  # its note_on, built while sampling (building one costs ~15 us: not in ``due``)
     onset: float | None = None  # seconds, once the answer has started
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from improv.model.sampling import SamplingParams
 from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
+from improv.music.notes import Note
 from improv.music.pulse import snap
 from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
@@ -239,7 +240,7 @@ class Planner:
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
         duration = float(self._time_values[max(int(row[DURATION]), 1)])
-        planned = Planned(row, state, beats, duration, pitch, velocity, msg)
+        planned = Planned(row, state, Note(pitch, beats, duration, velocity), msg)
         if answer.playback is not None:
             planned.onset = answer_time(answer.playback, beats, velocity, s)
         d.take(pitch, beats, duration, new_onset)
@@ -314,7 +315,7 @@ class Planner:
             while len(answer.planned) > max(1, round(target)):
                 answer.planned.pop()
         else:
-            while len(answer.planned) > 1 and answer.planned[-1].beats >= target:
+            while len(answer.planned) > 1 and answer.planned[-1].note.start >= target:
                 answer.planned.pop()
         if len(answer.planned) < answer.sampling.sampled:
             answer.sampling.finished = True
@@ -322,7 +323,7 @@ class Planner:
         elif answer.sampling.finished and not answer.sampling.closing and target > answer.sampling.finished_target * (HARD_STOP if self.settings.phrase_ending else 1.0):
             answer.sampling.finished = False
         answer.sampling.sampled = len(answer.planned)
-        answer.sampling.beats = answer.planned[-1].beats if answer.planned else 0.0
+        answer.sampling.beats = answer.planned[-1].note.start if answer.planned else 0.0
 
     def _entry_period(self, pulse: Any, tempo_source: str) -> tuple[int, int] | None:
         """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
@@ -365,7 +366,7 @@ class Planner:
         else:
             first_beat = (next_grid_point(earliest, pulse.origin, beats * pulse.beat_s) - pulse.origin) / pulse.beat_s
             name = ("beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid") + of_clock
-        first_velocity = answer.planned[0].velocity if answer.planned else 64
+        first_velocity = answer.planned[0].note.velocity if answer.planned else 64
         playback = Playback(start=0.0, pulse=pulse, first_beat=first_beat)
         playback.start = answer_time(playback, 0.0, first_velocity, s)
         return playback, name

@@ -121,7 +121,7 @@ class PlayAlong:
             for p in a.planned:
                 if p.onset is None or p.onset > now:
                     break
-                self._band.looper.record(p.beats, p.duration_beats, p.pitch, p.velocity)
+                self._band.looper.record(p.note)
         self._responder.play(now, out)
         if looping and not self._responder.responding and a.playback is not None and a.playback.exchange is not None and a.playback.exchange.ended == "finished":
             self._band.looper.answer_finished(a.reading.bpm)

@@ -53,7 +53,7 @@ class Responder:
             voice=voice,
         )
         for p in answer.planned:
-            p.onset = answer_time(answer.playback, p.beats, p.velocity, self.settings)
+            p.onset = answer_time(answer.playback, p.note.start, p.note.velocity, self.settings)
         if self.recorder is not None:
             self.recorder.tempo(call_onset, answer.reading.bpm, f"call {exchange.number}: {answer.reading.key or 'any key'}, {answer.reading.bpm:.0f} bpm")
             self.recorder.tempo(answer.playback.start, answer.reading.bpm, f"answer {exchange.number}" + (f" ({exchange.voice})" if exchange.voice else ""))
@@ -79,16 +79,16 @@ class Responder:
                     continue
                 a.planned.popleft()
                 pb.late_dropped += 1
-                self.context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.pitch, p.velocity)  # planned, not heard: the model's own
+                self.context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.note.pitch, p.note.velocity)  # planned, not heard: the model's own
                 continue
             a.planned.popleft()
-            duration_s = pb.pulse.time(pb.first_beat + p.beats + p.duration_beats) - pb.pulse.time(pb.first_beat + p.beats)  # swung
+            duration_s = pb.pulse.time(pb.first_beat + p.note.start + p.note.duration) - pb.pulse.time(pb.first_beat + p.note.start)  # swung
             if a.reading.max_voices == 1:  # a single line: the note sounding now ends as this one starts
                 for pitch in list(self.output.sounding):
                     self.output.end_at(pitch, p.onset)
             self.output.start(p.msg, p.onset, duration_s, out)
             # The note is now part of the performance: window, running state, grid position.
-            self.context.adopt(p.row, p.state, p.onset, p.onset, duration_s, p.pitch, p.velocity)
+            self.context.adopt(p.row, p.state, p.onset, p.onset, duration_s, p.note.pitch, p.note.velocity)
             exchange.response_notes += 1
             if exchange.first_note_at is None:
                 exchange.first_note_at = p.onset
