@@ -226,6 +226,27 @@ def test_a_poll_keeps_the_spacing_rtmidi_measured_between_its_messages():
     assert [(round(t, 6), m.note) for t, m in arrivals.iter_stamped()] == [(9.98, 60), (9.98, 64), (10.0, 60)]
 
 
+def test_a_poll_stamps_its_newest_message_by_rtmidis_clock_not_the_polls_delay():
+    """The newest message of a poll is the last stamp plus rtmidi's deltas since, where that falls
+    after the previous poll; else the poll's own time (a chain that cannot be right is not used)."""
+    clock = iter([10.0, 10.2, 10.5, 10.6, 10.7, 11.5])
+    arrivals = ArrivalQueue()
+    poller = InputPoller(arrivals, stamp=lambda: next(clock))
+    fake = FakeMidiIn()
+    poller._rt = fake
+    fake.queue.append(([0x90, 60, 80], 0.0))
+    poller.poll()  # 10.0: nothing to chain from, the poll's time
+    poller.poll()  # 10.2: empty
+    fake.queue.append(([0x80, 60, 0], 0.3))
+    poller.poll()  # 10.5: 10.0 + 0.3 came after the poll at 10.2
+    fake.queue.append(([0x90, 62, 80], 0.9))
+    poller.poll()  # 10.6: 10.3 + 0.9 is later than now: the poll's time
+    poller.poll()  # 10.7: empty
+    fake.queue.append(([0x80, 62, 0], 0.05))
+    poller.poll()  # 11.5: 10.6 + 0.05 is before the last poll (10.7): the poll's time
+    assert [round(t, 6) for t, _ in arrivals.iter_stamped()] == [10.0, 10.3, 10.6, 11.5]
+
+
 class LateInput(ScriptedInput):
     """Messages the loop sees ``delay`` after they arrived (as after a think slice), stamped with
     their arrival."""

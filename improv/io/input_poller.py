@@ -8,9 +8,12 @@ set, rtmidi queues each message in its own lock-free queue on that thread and re
 this poller drains it every ``every_s`` (GIL on its own, ordinary thread) into the input's
 ``ArrivalQueue``, which wakes the loop.
 
-Stamps: each message is stamped when the poll took it, less the delta times rtmidi gives the
-messages after it in the same poll (JACK's own clock), so a chord or a fast run keeps its spacing
-and the newest is at most one poll interval (plus a GIL wait) late.
+Stamps: rtmidi gives each message its delta time from the one before (on JACK, JACK's clock when
+its cycle took it). The newest message of a poll is stamped the last stamp given plus the deltas
+since (so the poll's own delay is not added), where that falls after the previous poll and before
+this one; otherwise when the poll took it (at most one poll interval, plus a GIL wait, late). The
+earlier messages of the poll are stamped back from it by their deltas: a chord or a fast run keeps
+its spacing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from improv.io.arrivals import ArrivalQueue
 
 THREAD_NAME = "improv-midi-poll"  # a live session raises it to the loop's priority (session.process)
 POLL_S = 0.001  # the input's added latency at most; ~1000 short wake-ups a second, under 1 % of a core
+CHAIN_SLACK_S = 0.002  # how far before the last poll a chained stamp may fall (else the poll's own time)
 
 
 class InputPoller:
@@ -33,6 +37,8 @@ class InputPoller:
         self.every_s = every_s
         self._stamp = stamp
         self._rt: Any = None
+        self._anchor: float | None = None  # the newest message's stamp so far (rtmidi's deltas chain from it)
+        self._polled = float("-inf")  # when the last poll found rtmidi's queue empty
         self._lock = threading.Lock()  # the poll vs. close/reopen on another thread
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,8 +64,15 @@ class InputPoller:
             while (got := self._rt.get_message()) is not None:
                 batch.append(got)
         if not batch:
+            self._polled = self._stamp()
             return 0
-        t = self._stamp()
+        now = self._stamp()
+        t = now
+        if self._anchor is not None:  # the newest by rtmidi's clock, from the last message stamped before
+            chained = self._anchor + sum(max(0.0, float(delta or 0.0)) for _, delta in batch)
+            if self._polled - CHAIN_SLACK_S <= chained < now:  # it came after the last poll: trusted
+                t = chained
+        self._anchor, self._polled = t, now
         stamped = []
         for data, delta in reversed(batch):  # newest first: each is its successor's time less the successor's delta
             stamped.append((t, data))
