@@ -230,7 +230,7 @@ class SysexRelease:
     arrive at once as one call. This port of improv's own, connected to its input, sends a lone
     F7 every ``every_s``: it ends such a wait (the notes held back arrive at most that late, and
     ``MidiParser`` drops the sysex at their first status byte); with no sysex pending, rtmidi
-    delivers it alone and the input's callback drops it unseen. A long sysex split over several
+    delivers it alone and the input's queue drops it unseen. A long sysex split over several
     events may be cut by it: improv has no use for those (its loopback probe is one short event).
     """
 

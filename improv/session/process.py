@@ -101,7 +101,7 @@ def serve(
     undo_pollers = [realtime_scheduling(wanted, tid)[1] for tid in poller_threads()] if wanted > 0 else []
     loop.on_status(f"improv: timing: {priority}{f' ({why})' if why else ''}, {blas}")
     switch = sys.getswitchinterval()
-    # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
+    # Why: the MIDI input's poller thread needs the GIL to queue a message; a short switch interval
     # bounds how long it waits while this thread computes (the default is 5 ms).
     sys.setswitchinterval(0.0005)
     # Why: everything loaded so far (models, music21) is long-lived; frozen, the cyclic
