@@ -216,6 +216,21 @@ def test_rt_input_is_polled_and_stamped_with_perf_counter_on_arrival(monkeypatch
         port.close()
 
 
+def test_an_abandoned_input_leaves_no_poller_thread_behind(monkeypatch):
+    """A JACK server that died leaves its clients abandoned; their pollers must end with them
+    (a rebuilt client gets a poller of its own)."""
+    monkeypatch.setattr(ports, "_client", lambda kind, api, name: FakeMidiIn())
+    port = ports.RtInput(0, "improv", virtual="in")
+    thread = port._poller._thread
+    assert thread is not None and thread.is_alive()
+    port.abandon()
+    thread.join(1.0)
+    assert not thread.is_alive()
+    port.recreate(None)  # the server is back: a new client, polled again
+    assert port._poller._thread is not None and port._poller._thread.is_alive()
+    port.close()
+
+
 def test_a_poll_keeps_the_spacing_rtmidi_measured_between_its_messages():
     arrivals = ArrivalQueue()
     poller = InputPoller(arrivals, stamp=lambda: 10.0)

@@ -24,13 +24,20 @@ from typing import Any, Callable
 
 from improv.io.arrivals import ArrivalQueue
 
-THREAD_NAME = "improv-midi-poll"  # a live session raises it to the loop's priority (session.process)
+THREAD_NAME = "improv-midi-poll"
 POLL_S = 0.001  # the input's added latency at most; ~1000 short wake-ups a second, under 1 % of a core
 CHAIN_SLACK_S = 0.002  # how far before the last poll a chained stamp may fall (else the poll's own time)
 
 
 class InputPoller:
-    """Drains one rtmidi MidiIn (``attach``; ``detach`` before it is closed or rebuilt)."""
+    """Drains one rtmidi MidiIn (``attach``; ``detach`` before it is reopened; ``close`` when it is
+    closed or abandoned: the thread lives as long as a client is attached)."""
+
+    # The SCHED_FIFO priority every poller thread takes (0: normal scheduling); a live session sets
+    # it to its loop's (``session.process``). Why: a poller takes the GIL a thousand times a second,
+    # and a normal thread preempted while holding it keeps the real-time loop waiting (a priority
+    # inversion). Each thread applies it to itself, so one started after a JACK restart does too.
+    priority = 0
 
     def __init__(self, arrivals: ArrivalQueue, every_s: float = POLL_S, stamp: Callable[[], float] = time.perf_counter) -> None:
         self.arrivals = arrivals
@@ -47,7 +54,8 @@ class InputPoller:
         with self._lock:
             self._rt = rt
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name=THREAD_NAME, daemon=True)
             self._thread.start()
 
     def detach(self) -> None:
@@ -81,8 +89,12 @@ class InputPoller:
             self.arrivals.put(data, t)
         return len(batch)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
+    def _run(self, stop: threading.Event) -> None:
+        applied = 0
+        while not stop.wait(self.every_s):
+            if InputPoller.priority != applied:
+                applied = InputPoller.priority
+                _schedule(applied)
             self.poll()
 
     def close(self) -> None:
@@ -91,3 +103,17 @@ class InputPoller:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)
         self._thread = None
+
+
+def _schedule(priority: int) -> None:
+    """This thread at SCHED_FIFO ``priority``, or normal scheduling at 0; silently as it was where
+    the system refuses (the loop's own line says what it got)."""
+    import os
+
+    try:
+        if priority > 0:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass

@@ -329,7 +329,7 @@ class RtInput(_RtPort):
                 self._poller.attach(self._rt)
 
     def abandon(self) -> None:
-        self._poller.detach()
+        self._poller.close()  # its thread ends with the client (a rebuilt one gets a new one)
         if self._release is not None:
             self._release.close(server_gone=True)
             self._release, self._own_port = None, None

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+from improv.io.input_poller import InputPoller
 from improv.io.machine import one_blas_thread
 from improv.io.signals import StopRequests
 from improv.session.loop import LoopStats, ServeLoop
 
 
-def realtime_scheduling(priority: int, tid: int = 0) -> tuple[str, Callable[[], None]]:
-    """Ask for SCHED_FIFO at ``priority`` for this thread (or thread ``tid``); (what we got, how to undo it).
+def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:
+    """Ask for SCHED_FIFO at ``priority`` for this thread; (what we got, how to undo it).
 
     Why: on a loaded machine the kernel may wake a normal thread milliseconds late, and no spin
     makes up for that. A real-time priority (below JACK's own threads) makes it wake on time.
@@ -25,34 +26,20 @@ def realtime_scheduling(priority: int, tid: int = 0) -> tuple[str, Callable[[], 
     if priority <= 0:
         return "normal priority", lambda: None
     try:
-        old_policy = os.sched_getscheduler(tid)
-        old_param = os.sched_getparam(tid)
-        os.sched_setscheduler(tid, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(priority))
+        old_policy = os.sched_getscheduler(0)
+        old_param = os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(priority))
     except (AttributeError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or "not supported here"
         return f"normal priority (no real-time scheduling: {reason})", lambda: None
 
     def undo() -> None:
         try:
-            os.sched_setscheduler(tid, old_policy, old_param)
+            os.sched_setscheduler(0, old_policy, old_param)
         except OSError:
             pass
 
     return f"real-time priority {priority}", undo
-
-
-def poller_threads() -> list[int]:
-    """The native ids of the MIDI input pollers' threads (``io.input_poller``).
-
-    Why they run at the loop's priority: each takes the GIL a thousand times a second; a normal
-    thread preempted by the machine's other work while it holds the GIL keeps the real-time loop
-    waiting for it (a priority inversion: a send tens of milliseconds late). At real-time
-    priority nothing but JACK's threads can preempt it, and its hold is microseconds."""
-    import threading
-
-    from improv.io.input_poller import THREAD_NAME
-
-    return [t.native_id for t in threading.enumerate() if t.name == THREAD_NAME and t.native_id is not None]
 
 
 def loop_priority(wanted: int, jack_clients: int | None) -> tuple[int, str]:
@@ -98,7 +85,7 @@ def serve(
     blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
     wanted, why = loop_priority(realtime_priority, jack_clients)
     priority, undo_priority = realtime_scheduling(wanted)
-    undo_pollers = [realtime_scheduling(wanted, tid)[1] for tid in poller_threads()] if wanted > 0 else []
+    InputPoller.priority = wanted if priority.startswith("real-time") else 0  # the input's poller beside the loop
     loop.on_status(f"improv: timing: {priority}{f' ({why})' if why else ''}, {blas}")
     switch = sys.getswitchinterval()
     # Why: the MIDI input's poller thread needs the GIL to queue a message; a short switch interval
@@ -117,5 +104,4 @@ def serve(
         gc.unfreeze()
         sys.setswitchinterval(switch)
         undo_priority()
-        for undo in undo_pollers:
-            undo()
+        InputPoller.priority = 0
