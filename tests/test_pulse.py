@@ -409,3 +409,22 @@ def test_a_new_tempo_mid_set_is_heard_as_new_not_kept_on_a_fast_grid():
             tempo.keep(pulse)
             heard.append(round(pulse.bpm))
         assert heard[0] == pytest.approx(192, abs=3) and all(kind_of_error(h, b) == "ok" for h, b in zip(heard, (96, 96, 96, 120, 120))), heard
+
+
+def test_a_fast_call_heard_at_half_keeps_the_accented_beats():
+    """Quarters at 200 bpm (heard at 100), 4/4 with a pickup, bar lines louder, mid-bar a little:
+    the slower level's beats are the accented ones, not the weak beats the call's held last note
+    falls on (a phrase ending on beat 4; the held note used to pull the half-tempo grid onto the
+    performer's off-beats, and the bar entry with it)."""
+    hits = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        beats = list(range(-1, 8))
+        onsets, durations = played(beats, 200, rng, jitter=0.012)
+        durations[-1] = 4 * 60 / 200  # the last note held well past the call
+        velocities = [int(64 + 12 * (b % 4 == 0) + 6 * (b % 4 == 2) + rng.normal(0, 4)) for b in beats]
+        pulse = track(onsets, 100.0, 0.1, durations, velocities)
+        assert pulse is not None and pulse.bpm == pytest.approx(100, rel=0.04)
+        x = pulse.position(onsets[beats.index(4)])  # a bar line: on a beat of the heard level
+        hits += abs(x - round(x)) < 0.2
+    assert hits >= 11, hits
