@@ -244,7 +244,7 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
                 return float(accents[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
 
             o = max(choices, key=on_beats)
-            accent = np.clip(accents - np.median(accents) - 0.05, 0.0, None)  # what stands out: long, loud notes
+            accent = np.clip(weights - np.median(weights) - 0.05, 0.0, None)  # what stands out: long, loud notes
             mass = sorted(float(accent[np.abs((times - c) / b - np.round((times - c) / b)) * b < tol].sum()) for c in choices)
             if held(b, o) < base - 0.1 or (mass[-1] > 0.1 and mass[-2] > SPLIT_ACCENT * mass[-1]):
                 continue  # the phrase does not fit the slower grid, or its accents fall on both halves (3/4)
