@@ -428,3 +428,18 @@ def test_a_fast_call_heard_at_half_keeps_the_accented_beats():
         x = pulse.position(onsets[beats.index(4)])  # a bar line: on a beat of the heard level
         hits += abs(x - round(x)) < 0.2
     assert hits >= 28, hits  # 24 of 30 before
+
+
+def test_a_half_bar_whose_bar_lines_alternate_loud_and_soft_is_doubled():
+    """4/4 at 40 bpm heard at 80 (its eighths are the beats tapped): bar lines loud, mid-bars
+    less. A bar of 4 heard beats would enter mid-bar half the time; the loud ones start the bar."""
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        beats = list(range(0, 16))  # eighths of the performer: heard beats at 80
+        onsets, durations = played(beats, 80, rng, jitter=0.012)
+        velocities = [int(64 + 14 * (b % 8 == 0) + 7 * (b % 8 == 4) + rng.normal(0, 3)) for b in beats]
+        pulse = meter(track(onsets, 80.0, 0.1, durations), onsets, durations, velocities, [64] * 16, prefer=4)
+        down = pulse.position(onsets[8])  # the second bar line
+        found += pulse.beats_per_bar == 8 and round(down - pulse.downbeat) % 8 == 0
+    assert found >= 17, found  # 14 of 20 before
