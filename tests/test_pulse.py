@@ -443,3 +443,29 @@ def test_a_half_bar_whose_bar_lines_alternate_loud_and_soft_is_doubled():
         down = pulse.position(onsets[8])  # the second bar line
         found += pulse.beats_per_bar == 8 and round(down - pulse.downbeat) % 8 == 0
     assert found >= 17, found  # 14 of 20 before
+
+
+def test_a_swung_call_in_a_swung_set_stays_on_the_sets_beat():
+    """Traded at 120 with a 2:1 swing: after a call of plain swung eighths, a syncopated one (loud
+    off-beats held over the beat) is heard on the set's beats. Alone, the comb puts its beats on
+    the off-beats (10 of 10 here) and the answer entered a third of a beat off (the swing set's
+    misses in bench_pulse)."""
+    from types import SimpleNamespace
+
+    from improv.realtime.tempo import SetTempo
+
+    eighths, syncopated = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6], [0, 0.5, 1.5, 2.5, 3.5, 4, 4.5, 5.5]
+    on_beat = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        tempo = SetTempo(ServeSettings())
+        for n, (beats, loud) in enumerate(((eighths, False), (syncopated, True))):
+            start = 1.0 + n * 12 * 0.5  # the second call on the set's grid, 12 beats on
+            onsets, durations = played(beats, 120, rng, jitter=0.016, start=start, swing=2.0)
+            velocities = [80 if loud and b % 1 else 64 for b in beats]
+            notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=64) for t, d, v in zip(onsets, durations, velocities)]
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0 if n else None), start + 4.0)
+            tempo.keep(pulse)
+        x = pulse.position(onsets[0])
+        on_beat += abs(x - round(x)) < 0.1 and pulse.bpm == pytest.approx(120, rel=0.02)
+    assert on_beat >= 6, on_beat  # 0 of 10 before; the misses: a first call heard 1-2 % slow, 12 beats back
