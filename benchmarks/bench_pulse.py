@@ -18,7 +18,8 @@ the performer's grid (sixteenths and triplets of their beat, swung where they sw
 past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of a beat;
 ``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``);
 ``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
-performer's bar line (and by metre); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
+performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
+right bar line, its timing apart); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
 ratio of the off-beat eighths in the swing set, the call's against the answer's (answers with two
 or more lone off-beat eighths). It runs on any improv (main's too, for the before/after table:
 copy this file and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``).
@@ -393,6 +394,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             detail(res, "bar")
         hits = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"]]
         out["pulse_bar_entry"] = float(np.mean(hits)) if hits else math.nan
+        # The bar line chosen, apart from the timing: the first note nearer the performer's bar
+        # line than a quarter of a beat (a fresh call's grid extrapolated a bar on is tens of ms
+        # off, which the 30 ms figure above counts as a miss too)
+        chosen = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in res if r["onsets"]]
+        out["pulse_bar_line_chosen"] = float(np.mean(chosen)) if chosen else math.nan
         for beats in (2, 3, 4):  # by metre: 2/4, 3/4, 4/4
             some = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"] and r["pair"].bar == beats]
             out[f"pulse_bar_entry_{beats}4"] = float(np.mean(some)) if some else math.nan
