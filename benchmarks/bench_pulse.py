@@ -21,9 +21,9 @@ past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of
 performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
 right bar line, its timing apart); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
 ratio of the off-beat eighths in the swing set, the call's against the answer's (answers with two
-or more lone off-beat eighths). It runs on any improv (main's too, for the before/after table:
-copy this file and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``).
-"""
+or more lone off-beat eighths). It runs on any improv (for a before/after table, copy this file
+and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``). ``--pulse-heldout 100``: the
+outside check, on other pieces in another performance."""
 
 from __future__ import annotations
 
@@ -335,8 +335,6 @@ def detail(results: list[dict], kind: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    # --pulse-heldout N: other pieces (past the first N) and another performance (seed 18 + N), the
-    # outside check on a tracker tuned while looking at the default set's misses
     skip = getattr(args, "pulse_heldout", 0)
     rng = np.random.default_rng(18 + skip)
     count = getattr(args, "pulse_calls", 66)
@@ -394,9 +392,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             detail(res, "bar")
         hits = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"]]
         out["pulse_bar_entry"] = float(np.mean(hits)) if hits else math.nan
-        # The bar line chosen, apart from the timing: the first note nearer the performer's bar
-        # line than a quarter of a beat (a fresh call's grid extrapolated a bar on is tens of ms
-        # off, which the 30 ms figure above counts as a miss too)
+        # the bar line chosen, timing apart (a fresh call's grid a bar on is tens of ms off)
         chosen = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in res if r["onsets"]]
         out["pulse_bar_line_chosen"] = float(np.mean(chosen)) if chosen else math.nan
         for beats in (2, 3, 4):  # by metre: 2/4, 3/4, 4/4
