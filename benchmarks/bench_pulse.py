@@ -18,11 +18,12 @@ the performer's grid (sixteenths and triplets of their beat, swung where they sw
 past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of a beat;
 ``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``);
 ``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
-performer's bar line (and by metre); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
+performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
+right bar line, its timing apart); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
 ratio of the off-beat eighths in the swing set, the call's against the answer's (answers with two
-or more lone off-beat eighths). It runs on any improv (main's too, for the before/after table:
-copy this file and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``).
-"""
+or more lone off-beat eighths). It runs on any improv (for a before/after table, copy this file
+and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``). ``--pulse-heldout 100``: the
+outside check, on other pieces in another performance."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ TEMPI = [40, 56, 70, 84, 100, 120, 140, 160, 184, 200, 220]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pulse-calls", type=int, default=66, metavar="N", help="pulse: calls in the steady set (default: 66)")
     parser.add_argument("--pulse-voice", default="folk", help="pulse: the voice that answers (default: folk)")
+    parser.add_argument("--pulse-heldout", type=int, default=0, metavar="N", help="pulse: skip the first N phrases and seed the performer with 18 + N: the held-out check (default: 0)")
     parser.add_argument("--pulse-detail", action="store_true", help="pulse: one line per call on stderr (why a figure misses)")
 
 
@@ -333,11 +335,12 @@ def detail(results: list[dict], kind: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    rng = np.random.default_rng(18)
+    skip = getattr(args, "pulse_heldout", 0)
+    rng = np.random.default_rng(18 + skip)
     count = getattr(args, "pulse_calls", 66)
     show = getattr(args, "pulse_detail", False)
     model = load_player(voice_path(getattr(args, "pulse_voice", "folk"))).step_model()
-    pairs = phrases(count + 30)
+    pairs = phrases(skip + count + 30)[skip:]
     fields = {f.name for f in dataclasses.fields(ServeSettings)}
     base = ServeSettings()
     out: dict[str, float] = {}
@@ -389,6 +392,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             detail(res, "bar")
         hits = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"]]
         out["pulse_bar_entry"] = float(np.mean(hits)) if hits else math.nan
+        # the bar line chosen, timing apart (a fresh call's grid a bar on is tens of ms off)
+        chosen = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in res if r["onsets"]]
+        out["pulse_bar_line_chosen"] = float(np.mean(chosen)) if chosen else math.nan
         for beats in (2, 3, 4):  # by metre: 2/4, 3/4, 4/4
             some = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"] and r["pair"].bar == beats]
             out[f"pulse_bar_entry_{beats}4"] = float(np.mean(some)) if some else math.nan

@@ -409,3 +409,63 @@ def test_a_new_tempo_mid_set_is_heard_as_new_not_kept_on_a_fast_grid():
             tempo.keep(pulse)
             heard.append(round(pulse.bpm))
         assert heard[0] == pytest.approx(192, abs=3) and all(kind_of_error(h, b) == "ok" for h, b in zip(heard, (96, 96, 96, 120, 120))), heard
+
+
+def test_a_fast_call_heard_at_half_keeps_the_accented_beats():
+    """Quarters at 200 bpm (heard at 100), 4/4 with a pickup, bar lines louder, mid-bar a little:
+    the slower level's beats are the accented ones, not the weak beats the call's held last note
+    falls on (a phrase ending on beat 4; the held note used to pull the half-tempo grid onto the
+    performer's off-beats, and the bar entry with it)."""
+    hits = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        beats = list(range(-1, 8))
+        onsets, durations = played(beats, 200, rng, jitter=0.012)
+        durations[-1] = 1.5 * 60 / 200  # the last note held well past the call
+        velocities = [int(64 + 12 * (b % 4 == 0) + 6 * (b % 4 == 2) + rng.normal(0, 4)) for b in beats]
+        pulse = track(onsets, 100.0, 0.1, durations, velocities)
+        assert pulse is not None and min(abs(pulse.bpm / b - 1) for b in (100, 200)) < 0.04
+        x = pulse.position(onsets[beats.index(4)])  # a bar line: on a beat of the heard level
+        hits += abs(x - round(x)) < 0.2
+    assert hits >= 28, hits  # 24 of 30 before
+
+
+def test_a_half_bar_whose_bar_lines_alternate_loud_and_soft_is_doubled():
+    """4/4 at 40 bpm heard at 80 (its eighths are the beats tapped): bar lines loud, mid-bars
+    less. A bar of 4 heard beats would enter mid-bar half the time; the loud ones start the bar."""
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        beats = list(range(0, 16))  # eighths of the performer: heard beats at 80
+        onsets, durations = played(beats, 80, rng, jitter=0.012)
+        velocities = [int(64 + 14 * (b % 8 == 0) + 7 * (b % 8 == 4) + rng.normal(0, 3)) for b in beats]
+        pulse = meter(track(onsets, 80.0, 0.1, durations), onsets, durations, velocities, [64] * 16, prefer=4)
+        down = pulse.position(onsets[8])  # the second bar line
+        found += pulse.beats_per_bar == 8 and round(down - pulse.downbeat) % 8 == 0
+    assert found >= 17, found  # 14 of 20 before
+
+
+def test_a_swung_call_in_a_swung_set_stays_on_the_sets_beat():
+    """Traded at 120 with a 2:1 swing: after a call of plain swung eighths, a syncopated one (loud
+    off-beats held over the beat) is heard on the set's beats. Alone, the comb puts its beats on
+    the off-beats (10 of 10 here) and the answer entered a third of a beat off (the swing set's
+    misses in bench_pulse)."""
+    from types import SimpleNamespace
+
+    from improv.realtime.tempo import SetTempo
+
+    eighths, syncopated = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6], [0, 0.5, 1.5, 2.5, 3.5, 4, 4.5, 5.5]
+    on_beat = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        tempo = SetTempo(ServeSettings())
+        for n, (beats, loud) in enumerate(((eighths, False), (syncopated, True))):
+            start = 1.0 + n * 12 * 0.5  # the second call on the set's grid, 12 beats on
+            onsets, durations = played(beats, 120, rng, jitter=0.016, start=start, swing=2.0)
+            velocities = [80 if loud and b % 1 else 64 for b in beats]
+            notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=64) for t, d, v in zip(onsets, durations, velocities)]
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0 if n else None), start + 4.0)
+            tempo.keep(pulse)
+        x = pulse.position(onsets[0])
+        on_beat += abs(x - round(x)) < 0.1 and pulse.bpm == pytest.approx(120, rel=0.02)
+    assert on_beat >= 6, on_beat  # 0 of 10 before; the misses: a first call heard 1-2 % slow, 12 beats back

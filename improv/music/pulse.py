@@ -115,9 +115,9 @@ def groups(onsets: Sequence[float], chord_s: float) -> tuple[np.ndarray, np.ndar
     return centres, np.array(starts, dtype=np.int64)
 
 
-def salience(times: np.ndarray, durations: np.ndarray | None, velocities: np.ndarray | None) -> np.ndarray:
+def salience(times: np.ndarray, durations: np.ndarray | None, velocities: np.ndarray | None, loud: float = 0.3) -> np.ndarray:
     """How much each onset group marks the metre: 1, plus more for a long note (held or followed by
-    a gap) and a loud one, relative to the call's own."""
+    a gap) and a loud one (``loud`` per standard deviation), relative to the call's own."""
     n = len(times)
     w = np.ones(n)
     if durations is not None and n > 1:
@@ -126,7 +126,7 @@ def salience(times: np.ndarray, durations: np.ndarray | None, velocities: np.nda
     if velocities is not None and n > 1:
         v = np.asarray(velocities, dtype=np.float64)
         spread = max(float(v.std()), 4.0)
-        w += 0.3 * np.clip((v - v.mean()) / spread, -1.0, 2.0)
+        w += loud * np.clip((v - v.mean()) / spread, -1.0, 2.0)
     return np.maximum(w, 0.2)
 
 
@@ -191,7 +191,11 @@ def track(
     if fit < MIN_FIT:
         return None
     bpm, origin, bent = _refine(times, bpm, times[0] + phase * 60.0 / bpm, counts=counts)
-    bpm, origin = level(times, w, bpm, origin, prior_bpm)
+    # Which beats a slower level keeps: where the player leans (velocity, weighed fully), not where
+    # the call happens to stop (its last note is held to the call's end, often on a weak beat).
+    held_dur = None if group_dur is None else np.append(group_dur[:-1], np.median(group_dur))
+    accents = salience(times, held_dur, None if vel is None else vel[first], loud=1.0)
+    bpm, origin = level(times, w, bpm, origin, prior_bpm, accents)
     if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
         return None
     pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent)
@@ -208,13 +212,14 @@ def track(
     return pulse
 
 
-def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float) -> tuple[float, float]:
+def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float, accents: np.ndarray | None = None) -> tuple[float, float]:
     """(tempo, origin) of the metrical level nearest ``prior_bpm`` (in octaves) among the grid that
     fits best, its doubles and its halves: the level a musician would tap. The set's tempo keeps
     the set's level; for a first call ``serve.bpm`` (100) makes it the one within 71-141 bpm, as
     people tap. A slower level must still hold the phrase (its eighths become the slower level's
     sixteenths; sixteenths or triplets of the faster beat rule it out), and its beats are the ones
-    on which the salient onsets fall. Never a 3:2: only octaves of the best fit are tried."""
+    on which the ``accents`` fall (default: ``weights``). Never a 3:2: only octaves of the best fit are tried."""
+    accents = weights if accents is None else accents
     beat = 60.0 / bpm
     tol = np.maximum(_JITTER_S * 1.5, 0.05 * beat)  # seconds an onset may sit off a grid point
 
@@ -236,7 +241,7 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
 
             def on_beats(o: float) -> float:
                 pos = (times - o) / b
-                return float(weights[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
+                return float(accents[np.abs(pos - np.round(pos)) * b < tol].sum()) + 0.01 * (abs((times[0] - o) / b - round((times[0] - o) / b)) * b < tol)
 
             o = max(choices, key=on_beats)
             accent = np.clip(weights - np.median(weights) - 0.05, 0.0, None)  # what stands out: long, loud notes

@@ -61,9 +61,7 @@ class SetTempo:
             # The call alone says another tempo (or none): where its onsets still lie on the set's
             # grid as the performer kept it, that is the tempo (a short or swung call misleads the
             # comb more often than a player changes tempo without a pause).
-            grid = self.past[2]
-            kept = replace(grid, origin=grid.time(round(grid.position(onsets[0]))), bent=False)
-            joined = carry(kept, onsets, self.past, chord_s, strict=True)
+            joined = self._on_set_grid(onsets, chord_s)
             # ... and as plainly as on its own (on a fast set grid, a new tempo's quarters still
             # land near some sixteenth or triplet: that is not a kept grid)
             if joined is not None and (pulse is None or finer(joined[0], onsets) <= max(finer(pulse, onsets) + 0.1, 0.3)):
@@ -78,6 +76,10 @@ class SetTempo:
             # and the call's averaged (a jittered call's own period, extrapolated over the answer,
             # is off by tens of ms), the phase the call's.
             joined = carry(pulse, onsets, self.past, chord_s) if self.past is not None else None
+            if joined is None and self.past is not None:
+                # The call's own phase can sit on its off-beats (long swung eighths after
+                # short notes: the answer entered 0.37 of a beat off); its onsets on the set's grid.
+                joined = self._on_set_grid(onsets, chord_s)
             if joined is not None:
                 pulse, past = joined
             else:
@@ -87,6 +89,14 @@ class SetTempo:
         pulse = replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
         self._heard = (pulse, (past[0], past[1], pulse))
         return pulse
+
+    def _on_set_grid(self, onsets: list[float], chord_s: float) -> tuple[Pulse, Any] | None:
+        """The call on the set's grid, its first onset on that grid's nearest beat, fitted with the
+        last calls (``carry``, strict: its own onsets must lie on the line), or None."""
+        assert self.past is not None
+        grid = self.past[2]
+        kept = replace(grid, origin=grid.time(round(grid.position(onsets[0]))), bent=False)
+        return carry(kept, onsets, self.past, chord_s, strict=True)
 
     def keep(self, pulse: Pulse) -> None:
         """The answer to this call starts: its tempo becomes the set's (and its grid, for the next
