@@ -232,22 +232,6 @@ def test_key_rules_out_stray_notes_and_bends_meant_ones():
     assert none is None and np.array_equal(off, logits)
 
 
-def test_the_motif_is_the_calls_tail_below_imitation_one_and_the_whole_call_at_one():
-    """Below imitation 1 the answer picks up the call's last figure, not its head: opening with the
-    call's first intervals is an echo (which the echo rule then breaks off, so folk's answers
-    echoed 0.78 first intervals against real 0.38 and took up the motif 0.56x as often)."""
-    from improv.realtime.shaping import make_motif
-
-    pitches = [60, 62, 64, 65, 67, 64, 72, 71]  # intervals 2 2 1 2 -3 8 -1
-    rows = [np.array([p, 0 if k == 0 else 6, 6, 4], dtype=np.uint8) for k, p in enumerate(pitches)]
-    chords = [False] * len(rows)
-    half = make_motif(rows, chords, 0.5, C, np.random.default_rng(0), VALUES)
-    assert half is not None and half.span == 4
-    assert np.diff(half.pitches).tolist() == [-3, 8, -1]  # the call's last four notes' shape, moved
-    whole = make_motif(rows, chords, 1.0, C, np.random.default_rng(0), VALUES)
-    assert whole is not None and whole.span == 8 and np.diff(whole.pitches).tolist() == [2, 2, 1, 2, -3, 8, -1]
-
-
 def test_a_chord_waits_for_its_top_note_at_the_default_imitation():
     """Chords are drawn lowest first under a cap at the motif's top note; one that moved on before
     reaching it sat under the call (renaissance: top 3.6 semitones low). Offset 0 (another note of
