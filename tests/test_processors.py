@@ -230,3 +230,15 @@ def test_key_rules_out_stray_notes_and_bends_meant_ones():
     assert bent[66] == logits[66] - KEY_NATS and bent[60] == logits[60]
     off, none = Processor("key", key, 0.0)(step, PITCH, np.zeros(4, dtype=np.int64), logits, None)
     assert none is None and np.array_equal(off, logits)
+
+
+def test_a_chord_waits_for_its_top_note_at_the_default_imitation():
+    """Chords are drawn lowest first under a cap at the motif's top note; one that moved on before
+    reaching it sat under the call (renaissance: top 3.6 semitones low). Offset 0 (another note of
+    the onset) stays likelier until the top sounds, whatever the imitation."""
+    m = Motif(offsets=[0, 12, 12], durations=[12, 12, 12], pitches=[67, 69, 72], span=3, strength=5.0 * 0.75)
+    open_chord = make_answer(sampled=2, onsets=2, max_voices=3, motif=m, line_before=67, line_pitch=55, onset_pitches={55})
+    logits, _ = bend(motif, open_chord, OFFSET)
+    assert logits[0] > 1.0  # the chord goes on toward its top (69)
+    done = make_answer(sampled=3, onsets=2, max_voices=3, motif=m, line_before=67, line_pitch=69, onset_pitches={55, 69})
+    assert bend(motif, done, OFFSET)[0][0] < 0  # top reached: the onset is complete

@@ -12,7 +12,8 @@ given the call (``markov_answer_nll``), each also per head.
 
 ``answer_nll_guided``: the real answers' NLL per event as the engine would draw them, the answer's
 rules bending the heads (``evaluation.guided``; the ablation's measure of each rule).
-``discriminator_auc``: the listener test (``evaluation.listener``); ``--dump`` writes every pair
+``discriminator_auc``: the listener test (``evaluation.listener``); ``outside_auc`` a second one
+that nothing is tuned on (``evaluation.outside``); ``--dump`` writes every pair
 as MIDI (``evaluation.dump``).
 
 Calls the engine would not hear as one call (a silence inside them as long as ``serve.silence_ms``
@@ -43,6 +44,7 @@ from improv.evaluation.dump import dump_pairs
 from improv.evaluation.guided import FLOOR as GUIDED_FLOOR
 from improv.evaluation.guided import guided_answer_nll
 from improv.evaluation.listener import listener_test
+from improv.evaluation.outside import outside_auc
 from improv.evaluation.metrics import CopyIndex, collapse_rate, note_codes
 from improv.evaluation.phrases import PhrasePair, cut_pairs, shuffled_partners
 from improv.evaluation.response import FIGURES, Turn, phrase_key, summarize
@@ -147,6 +149,8 @@ def evaluate_duet(
         for name, auc in heard["discriminator_auc"].items():
             out[name]["discriminator_auc"] = auc
         out.update(heard)
+        for name, auc in outside_auc(turns, spb).items():  # the check beside it, never tuned on
+            out[name]["outside_auc"] = auc
     if dump is not None:
         by_call = {name: [[t.answer for t in turns[name] if t.index == i] for i in range(len(kept))] for name in SYSTEMS}
         log(f"{dump_pairs(dump, kept, by_call, serve.bpm)} MIDI files written to {dump}")
@@ -265,6 +269,7 @@ def format_duet_table(result: dict[str, Any]) -> str:
     lines.append(f"{'  the calls':<16}{shown(result['real']['call_polyphony']):>10}   (notes per onset)")
     lines.append(f"{'collapse_rate':<16}" + "".join(f"{shown(result[name].get('collapse_rate')):>10}" for name in SYSTEMS) + "   < 0.02")
     lines.append(f"{'listener AUC':<16}" + "".join(f"{shown(result[name].get('discriminator_auc')):>10}" for name in SYSTEMS) + "   <= 0.75 and <= markov (0.5: cannot tell from real)" + (f" ({verdict('discriminator_auc')})" if verdict('discriminator_auc') else ""))
+    lines.append(f"{'outside AUC':<16}" + "".join(f"{shown(result[name].get('outside_auc')):>10}" for name in SYSTEMS) + "   a check, not tuned on (histograms, a linear model: evaluation.outside)")
     lines.append(f"{'longest_copy':<16}" + "".join(f"{shown(result[name].get('longest_copy')):>10}" for name in SYSTEMS) + "   <= real (events found verbatim in a training piece)")
     telling = result.get("telling_features") or []
     if telling:

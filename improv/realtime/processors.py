@@ -148,7 +148,11 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
     top = None if step.top is None else ChordTop(step.top.wanted, step.top.pitches, step.top.voices, step.top.strength * strength)
     if field == OFFSET and not step.first:
         if top is not None:
-            logits = top.offset_bias(logits, rhythm_nats(sampling.motif) / IMITATION_NATS if sampling.motif is not None else 0.0)
+            # The chord waits for its top note at any imitation: with the wait tied to the motif's
+            # rhythm (none below imitation 0.75), chords moved on before their top, under the cap
+            # ``ChordTop`` puts above it, and answers sat low (renaissance's top 3.6 semitones
+            # under the call's, real +0.1; bach's register -3.6, real +0.2; measured at top_p 1).
+            logits = top.offset_bias(logits, 1.0)
         if m is not None and m.offsets[sampling.onsets] > 0 and (top is None or top.reached):
             logits = logits.copy()
             logits[m.offsets[sampling.onsets]] += rhythm_nats(m) * strength

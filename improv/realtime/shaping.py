@@ -183,8 +183,7 @@ class ChordTop:
     def offset_bias(self, logits: np.ndarray, fill: float) -> np.ndarray:
         """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete);
         while it is not, likelier by ``fill`` (0..1) of the strength: the motif's rhythm then waits
-        for the chord to be complete. (At full fill below imitation 1, bach's chords came fuller
-        than its real answers': the engine passes the motif's rhythm share, ``processors.rhythm_nats``.)"""
+        for the chord to be complete (the engine passes 1: ``processors.motif``)."""
         logits = logits.copy()
         logits[0] += -self.strength if self.reached else self.strength * fill
         return logits
