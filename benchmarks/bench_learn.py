@@ -339,10 +339,10 @@ def session_picture(out_png: str, calls: int = 12, seed: int = 1, voice: str = "
         starts = [t for t, text in recorder.marks if text.startswith("answer")]
         shares[adapt] = [round(float(np.isin(a["pitch"].astype(int) % 12, WHOLE_TONE).mean()), 2) if len(a) else 0.0 for a in answers]
         for who, notes in recorder.notes.items():
-            for pitch, on, off, _, _ in notes:
-                inside = pitch % 12 in WHOLE_TONE
+            for n in notes:
+                inside = n.pitch % 12 in WHOLE_TONE
                 colour = "#2166ac" if who == "performer" else "#e08214" if inside else "#9a9a9a"
-                ax.add_patch(plt.Rectangle((on, pitch - 0.4), max(off - on, 0.05), 0.8, color=colour, lw=0))
+                ax.add_patch(plt.Rectangle((n.onset, n.pitch - 0.4), max(n.duration, 0.05), 0.8, color=colour, lw=0))
         for t, share in zip(starts, shares[adapt]):
             ax.axvline(t, color="#e08214", lw=0.6, ls=":")
             ax.text(t + 0.2, 95, f"{share:.0%}", color="#b35806", fontsize=9)

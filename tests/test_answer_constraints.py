@@ -40,11 +40,10 @@ def test_one_key_range_still_answers():
 
 
 def _answer(mask: np.ndarray, onset_pitches: set[int]):
-    from improv.realtime.answer import Answer
+    from improv.realtime.answer import Answer, CallReading, Sampling
 
-    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None, max_voices=3)
-    answer.sampled, answer.onsets, answer.onset_pitches = len(onset_pitches), 1, set(onset_pitches)
-    return answer
+    reading = CallReading(version=0, voice=0, bpm=120.0, tempo_source="", key="", mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None, max_voices=3)
+    return Answer(reading, Sampling(rng=np.random.default_rng(0), sampled=len(onset_pitches), onsets=1, onset_pitches=set(onset_pitches)))
 
 
 def test_the_guide_never_drops_the_range_when_the_onset_has_no_key_left():

@@ -555,8 +555,8 @@ def test_every_note_on_is_closed_on_every_path(cell):
 def _first_answer_row(e: Engine, model, rows):
     rng = np.random.default_rng((e.seed, 0))
     r = e.answer  # the speculation, ready before the call ends
-    fresh = dataclasses.replace(r, sampled=0, onsets=0, beats=0.0, line_pitch=None, closing=False, onset_pitches=set())  # the guide as it was for the first event
-    return model.sample_event(model.prime(rows), rng, e.params, r.mask, e._planner.guide(fresh)), r
+    fresh = dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, sampled=0, onsets=0, beats=0.0, line_pitch=None, closing=False, onset_pitches=set()))  # the guide as it was for the first event
+    return model.sample_event(model.prime(rows), rng, e.params, r.reading.mask, e._planner.guide(fresh)), r
 
 
 def same_state(a, b) -> bool:
@@ -578,7 +578,7 @@ def test_stepping_event_by_event_equals_priming_the_window(window, cell):
         assert same_state(e.state, model.prime(rows))
     expected, r = _first_answer_row(e, model, rows)
     assert np.array_equal(r.planned[0].row, expected)
-    assert same_state(r.base, model.prime(rows))
+    assert same_state(r.sampling.base, model.prime(rows))
 
 
 def test_window_rows_are_the_performance():

@@ -210,6 +210,6 @@ def test_accompany_keeps_the_sessions_beat():
     link = FakeLink(bpm=90.0, downbeat=0.11, peers=1)
     e = Engine(LadderModel(), ServeSettings(mode="accompany"), seed=3, link=link)
     out = simulate(e, line, until=10.0)
-    onsets = [o for o, *_ in e._band.played]
+    onsets = [n.onset for n, _ in e._band.played]
     assert len(onsets) > 8 and max(beats_off_grid(onsets, 0.11, 60 / 90)) < 1e-6
     assert not unclosed(out + e.shutdown(30.0))

@@ -135,17 +135,17 @@ def test_accompaniment_is_on_the_beat_decided_ahead_and_under_the_melody():
     out = simulate(e, melody(CHORALE, start=1.0), until=1.0 + 20 * BEAT)
     played = list(e._band.played)
     assert len(played) > 20
-    for onset, decided, pitch, _ in played:
-        k = (onset - 1.0) / BEAT
+    for note, decided in played:
+        k = (note.onset - 1.0) / BEAT
         assert abs(k - round(k)) < 1e-6  # on the performer's beat
-        assert onset - decided >= 0.06 - 1e-9  # decided before the beat
-        assert pitch <= min(CHORALE)  # under the melody
+        assert note.onset - decided >= 0.06 - 1e-9  # decided before the beat
+        assert note.pitch <= min(CHORALE)  # under the melody
     # never a barge-in: improv plays while the performer holds keys, and every note is closed
-    assert any(1.0 < o < 1.0 + len(CHORALE) * BEAT for o, *_ in played)
+    assert any(1.0 < n.onset < 1.0 + len(CHORALE) * BEAT for n, _ in played)
     # keeps time a bar after the melody's last note, then stops
     last_key = 1.0 + (len(CHORALE) - 1) * BEAT + 0.9 * BEAT
-    assert max(o for o, *_ in played) <= last_key + 4 * BEAT + 1e-6
-    assert max(o for o, *_ in played) > last_key
+    assert max(n.onset for n, _ in played) <= last_key + 4 * BEAT + 1e-6
+    assert max(n.onset for n, _ in played) > last_key
     assert not unclosed(out + e.shutdown(30.0))
     assert not e.take_reports()  # after: stop: no answer
 
@@ -153,12 +153,12 @@ def test_accompaniment_is_on_the_beat_decided_ahead_and_under_the_melody():
 def harmony(e, script):
     mel = [(t, m.note) for t, m in script if m.type == "note_on"]
     total = good = 0.0
-    for onset, _, pitch, dur in e._band.played:
+    for note, _ in e._band.played:
         for i, (t, p) in enumerate(mel):
             end = t + 0.9 * BEAT
-            overlap = max(0.0, min(end, onset + dur) - max(t, onset))
+            overlap = max(0.0, min(end, note.end) - max(t, note.onset))
             total += overlap
-            good += overlap * consonant(p, pitch)
+            good += overlap * consonant(p, note.pitch)
     return good / total
 
 
@@ -179,7 +179,7 @@ def test_accompany_then_answer_after_a_bar():
     reports = e.take_reports()
     assert reports and reports[0].response_notes > 0
     last_key = 1.0 + 7 * BEAT + 0.9 * BEAT
-    band_last = max(o for o, *_ in e._band.played)
+    band_last = max(n.onset for n, _ in e._band.played)
     assert band_last > last_key  # kept time after the performer stopped ...
     ans_first = min(t for t, m in out if m.type == "note_on" and t > band_last + 1e-6)
     assert ans_first > band_last  # ... and then answered
@@ -321,7 +321,7 @@ def test_accompany_follows_the_tempo_the_performer_plays_not_serve_bpm():
     beat = 60 / 72
     e = engine(mode="accompany", decide_ms=60.0)
     simulate(e, melody(CHORALE, start=1.0, beat=beat), until=1.0 + 20 * beat)
-    later = [onset for onset, *_ in e._band.played if onset > 1.0 + 6 * beat]
+    later = [n.onset for n, _ in e._band.played if n.onset > 1.0 + 6 * beat]
     assert len(later) >= 6
     off_beat = [abs((t - 1.0) / beat - round((t - 1.0) / beat)) * beat for t in later]
     assert max(off_beat) < 0.03, off_beat

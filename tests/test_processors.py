@@ -11,7 +11,7 @@ import pytest
 from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
-from improv.realtime.answer import Answer
+from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, echo_targets, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
 from improv.settings.serve_section import ServeSettings
@@ -22,12 +22,13 @@ C = (0, False)
 
 
 def make_answer(**fields) -> Answer:
+    """An answer with these fields of its call reading and its sampling (the rest as prepared)."""
     mask = np.zeros(N_PITCH, dtype=bool)
     mask[21:109] = True
-    answer = Answer(version=0, voice=0, bpm=120.0, tempo_source="", key="", rng=np.random.default_rng(0), mask=mask, target=8.0, rows=None, call_rows=None, pos_after_call=None)
-    for name, value in fields.items():
-        setattr(answer, name, value)
-    return answer
+    fields = {"mask": mask, **fields}
+    read = {f.name for f in dataclasses.fields(CallReading)}
+    reading = CallReading(version=0, voice=0, bpm=120.0, tempo_source="", key="", target=8.0, rows=None, call_rows=None, pos_after_call=None, **{k: v for k, v in fields.items() if k in read})
+    return Answer(reading, Sampling(rng=np.random.default_rng(0), **{k: v for k, v in fields.items() if k not in read}))
 
 
 def bend(process, answer: Answer, field: int, strength: float = 1.0, offset: int = 0, cadence_near: bool = False):

@@ -110,7 +110,8 @@ def _nll(net, pairs, answers: bool) -> float:
 
 @pytest.mark.torch
 def test_pairs_training_learns_the_answers_not_the_calls_and_the_checkpoint_answers_a_call(tmp_path):
-    from improv.evaluation.answers import call_script, drive
+    from improv.evaluation.answers import call_script
+    from improv.evaluation.drive import drive
     from improv.model.checkpoint import load_checkpoint
     from improv.model.sampling import SamplingParams
     from improv.model.voices import load_player
@@ -148,7 +149,8 @@ def test_pairs_training_learns_the_answers_not_the_calls_and_the_checkpoint_answ
     notes = TOK.decode(call)
     from improv.music.notes import note_array
 
-    sent = drive(engine, call_script(note_array(notes), 120.0, 0), until=60.0)
+    script = call_script(note_array(notes), 120.0, 0)
+    sent = drive(engine, script, until=60.0, start=script[0][0], shutdown=True)
     ons = [m for _, m in sent if m.type == "note_on" and m.velocity > 0 and m.channel == serve.channel - 1]
     offs = [m for _, m in sent if (m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)) and m.channel == serve.channel - 1]
     assert len(ons) >= 4 and len(offs) >= len(ons)

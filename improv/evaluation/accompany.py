@@ -19,7 +19,9 @@ import mido
 import numpy as np
 
 from improv.errors import ImprovError
+from improv.evaluation.drive import drive
 from improv.realtime.accompanist import consonant
+from improv.realtime.notes import LiveNote
 
 Note3 = tuple[float, float, int]  # (onset s, end s, pitch)
 
@@ -99,32 +101,9 @@ def window_features(under: Sequence[Note3], melody: Sequence[Note3], bar: int) -
     return out
 
 
-def drive(engine: Any, script: list[tuple[float, mido.Message]], until: float) -> list[tuple[float, mido.Message]]:
-    """The serve loop in simulated time: messages at their times, ``due`` at every deadline, all
-    the think time wanted."""
-    out: list[tuple[float, mido.Message]] = []
-    now, i = 0.0, 0
-    for _ in range(1_000_000):
-        times = [script[i][0]] if i < len(script) else []
-        wake = engine.next_wakeup()
-        if wake is not None:
-            times.append(max(wake, now))
-        if not times or min(times) > until:
-            return out
-        now = max(now, min(times))
-        while i < len(script) and script[i][0] <= now:
-            engine.on_message(script[i][1], now)
-            i += 1
-        out += engine.due(now)
-        while engine.wants_think(now):
-            engine.think(now, 1000)
-        out += engine.due(now)
-    raise ImprovError("the accompaniment simulation did not settle")
-
-
-def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, seed: int = 0, recorder: Any = None) -> tuple[list[Note3], list[tuple[float, float, int, float]]]:
+def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, seed: int = 0, recorder: Any = None) -> tuple[list[Note3], list[tuple[LiveNote, float]]]:
     """The soprano (times in beats) played into an accompanying engine at ``bpm``, starting at 1 s:
-    improv's notes (onset, end, pitch in beats) and its decisions (onset s, decided s, pitch, dur s)."""
+    improv's notes (onset, end, pitch in beats) and as sent (seconds), each with when it was decided."""
     from improv.realtime.engine import Engine
 
     beat = 60 / bpm
@@ -137,10 +116,10 @@ def play_along(model: Any, settings: Any, soprano: Sequence[Note3], bpm: float, 
         script.append((start + b1 * beat - 0.02, mido.Message("note_off", note=p, velocity=0)))  # a breath between repeated notes
     script.sort(key=lambda tm: (tm[0], tm[1].type == "note_on"))
     end = max(t for t, _ in script)
-    drive(engine, script, end + 8 * beat)
+    drive(engine, script, end + 8 * beat, run_to_until=True)
     engine.shutdown(end + 8 * beat)
     played = list(engine._band.played)
-    notes = [((o - start) / beat, (o + d - start) / beat, p) for o, _, p, d in played]
+    notes = [((n.onset - start) / beat, (n.end - start) / beat, n.pitch) for n, _ in played]
     return notes, played
 
 
@@ -162,8 +141,8 @@ def evaluate_accompaniment(model: Any, settings: Any, count: int = 12, bpm: floa
         ours.append(harmony_ratio(notes, soprano))
         base.append(harmony_ratio(tonic, soprano))
         beat = 60 / bpm
-        grid += [abs((o - 1.0) / beat - round((o - 1.0) / beat)) * beat * 1000 for o, *_ in played]
-        ahead += [(o - d) * 1000 for o, d, *_ in played]
+        grid += [abs((n.onset - 1.0) / beat - round((n.onset - 1.0) / beat)) * beat * 1000 for n, _ in played]
+        ahead += [(n.onset - decided) * 1000 for n, decided in played]
         if log is not None:
             log(f"{name}: harmony {ours[-1]:.3f} (real {real[-1]:.3f}, tonic triad {base[-1]:.3f}), {len(played)} notes")
     r, o, b = (float(np.nanmean(x)) for x in (real, ours, base))

@@ -3,7 +3,7 @@
 
 * ``engine_answer`` — improv itself: the call played into a real ``Engine`` (its settings as the
   user has them, the piece's tempo) as note_on/note_off messages in simulated time, driven as the
-  serve loop drives it (``drive``: every message at its time, ``due`` at every deadline, the model
+  serve loop drives it (``evaluation.drive``: every message at its time, ``due`` at every deadline, the model
   work done in full between them), and the answer's notes read back from what it sends.
 * ``free_answer`` — the same voice, not listening: sampled from a fresh state (BOS, then events).
 * ``markov_answer`` — an order-k Markov continuator primed with the call (the Continuator's
@@ -27,6 +27,7 @@ import mido
 import numpy as np
 
 from improv.evaluation.baselines import MarkovModel
+from improv.evaluation.drive import drive
 from improv.generation.compose import generation_pitch_mask
 from improv.model.sampling import SamplingParams, sample
 from improv.model.step_model import HEAD_ORDER
@@ -41,10 +42,10 @@ from improv.music.tokenizer import (
 )
 from improv.realtime.calls import threshold_s
 from improv.realtime.engine import Engine
+from improv.realtime.notes import LiveNote
 from improv.settings.serve_section import ServeSettings
 
 START_S = 1.0  # the call's first note, on the simulated clock
-MAX_TURNS = 100_000  # of ``drive``: far more than any answer takes
 
 
 def call_script(call: np.ndarray, bpm: float, channel: int) -> list[tuple[float, mido.Message]]:
@@ -59,38 +60,8 @@ def call_script(call: np.ndarray, bpm: float, channel: int) -> list[tuple[float,
     return sorted(script, key=lambda tm: (tm[0], tm[1].type == "note_on"))  # an off before an on at one time
 
 
-def drive(engine: Engine, script: Sequence[tuple[float, mido.Message]], until: float) -> list[tuple[float, mido.Message]]:
-    """Run ``engine`` in simulated time through ``script`` as the serve loop would, thinking fully
-    between turns, until its first exchange has ended and nothing sounds (or ``until``). Returns
-    what it sent, with the scheduled times (the logic of ``tests/support/fakes.simulate``)."""
-    out: list[tuple[float, mido.Message]] = []
-    now, i, ended = script[0][0] if script else 0.0, 0, False
-    for _ in range(MAX_TURNS):
-        times = [script[i][0]] if i < len(script) else []
-        wake = engine.next_wakeup()
-        if wake is not None:
-            times.append(max(wake, now))
-        if not times or min(times) > until:
-            break
-        now = max(now, min(times))
-        while i < len(script) and script[i][0] <= now:
-            engine.on_message(script[i][1], now)
-            i += 1
-        out += engine.due(now)
-        while engine.wants_think(now):
-            engine.think(now, 1000)
-        out += engine.due(now)
-        ended = ended or bool(engine.take_reports())
-        if ended and i == len(script) and not engine.sounding:
-            break
-    else:  # an engine that keeps asking to wake at once is a bug: say so rather than spin forever
-        raise RuntimeError(f"the engine did not settle in {MAX_TURNS} turns")
-    out += engine.shutdown(now)
-    return out
-
-
-def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[tuple[int, float, float, int]]:
-    """(pitch, on, off, velocity) of every note sent on ``channel``, in onset order."""
+def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[LiveNote]:
+    """Every note sent on ``channel``, in onset order."""
     sounding: dict[int, tuple[float, int]] = {}
     notes = []
     for t, msg in timed:
@@ -98,10 +69,10 @@ def sent_notes(timed: Sequence[tuple[float, Any]], channel: int) -> list[tuple[i
             continue
         start = sounding.pop(msg.note, None)
         if start is not None:
-            notes.append((msg.note, start[0], t, start[1]))
+            notes.append(LiveNote(msg.note, start[0], t, start[1], channel))
         if msg.type == "note_on" and msg.velocity > 0:
             sounding[msg.note] = (t, msg.velocity)
-    return sorted(notes, key=lambda n: (n[1], n[0]))
+    return sorted(notes, key=lambda n: (n.onset, n.pitch))
 
 
 def playable_call(call: np.ndarray, settings: ServeSettings, bpm: float) -> bool:
@@ -127,12 +98,12 @@ def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, c
     performer = settings.listen_channel - 1 if settings.listen_channel else (settings.channel % 16)
     script = call_script(call, bpm, performer)
     until = script[-1][0] + 4 * span * 60 / bpm + 30.0
-    timed = drive(engine, script, until)
+    timed = drive(engine, script, until, start=script[0][0], shutdown=True)
     first = float(call["start"].min())
     # In the call's beats (its tempo, ``bpm``), as the performer hears it, not in the engine's: an
     # engine that heard the tempo doubled (half the pieces, since it estimates the pulse) would
     # otherwise have every length and gap measured twice as long as it sounded.
-    notes = [Note(p, first + (on - START_S) * bpm / 60 - span, (off - on) * bpm / 60, v) for p, on, off, v in sent_notes(timed, settings.channel - 1)]
+    notes = [Note(n.pitch, first + (n.onset - START_S) * bpm / 60 - span, (n.end - n.onset) * bpm / 60, n.velocity) for n in sent_notes(timed, settings.channel - 1)]
     return EngineAnswer(note_array(notes), engine.bpm, engine.take_errors())
 
 

@@ -39,8 +39,8 @@ def play_calls(engine: Engine, calls: Sequence[np.ndarray], bpm: float, channel:
     for call in calls:
         script = [(t + now + breath_s - 1.0, m) for t, m in call_script(call, bpm, channel)]
         sent, now = _until_answered(engine, script, due_times)
-        first = sent[0][1] if sent else 0.0
-        answers.append(note_array([Note(p, (on - first) * bpm / 60, (off - on) * bpm / 60, v) for p, on, off, v in sent]))
+        first = sent[0].onset if sent else 0.0
+        answers.append(note_array([Note(n.pitch, (n.onset - first) * bpm / 60, (n.end - n.onset) * bpm / 60, n.velocity) for n in sent]))
     return answers, now
 
 

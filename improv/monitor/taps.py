@@ -25,7 +25,7 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
     answer = engine.answer
     if engine.mode == "responding":
         doing = "answering"
-    elif answer is not None and answer.start is None:
+    elif answer is not None and answer.playback is None:
         doing = "preparing"
     elif engine.band_playing:  # play along: accompanying, looping or soloing (serve.mode)
         doing = {"accompany": "accompanying", "loop": "looping", "solo": "soloing"}.get(engine.play_mode, "listening")
@@ -39,7 +39,7 @@ def snapshot(engine: Any, now: float, voice_label: str = "") -> dict[str, Any]:
         "bpm": round(float(engine.bpm), 1),
         "tempo_source": engine.tempo_source,
         "link": engine.link.describe(now) if getattr(engine, "link", None) is not None else None,  # serve --link: peers, tempo, role
-        "key": answer.key if answer is not None else None,
+        "key": answer.reading.key if answer is not None else None,
         "voice": voice,
         "voice_index": engine.voice,
         "temperature": round(float(engine.temperature), 3),

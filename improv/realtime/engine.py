@@ -283,7 +283,7 @@ class Engine(PlayAlong, FollowsLink):
             else:
                 self.imitation = action.value
             a = self._answer
-            if a is not None and a.start is None:
+            if a is not None and a.playback is None:
                 self._planner.restart(a, self._responder.exchanges, self.imitation)
         elif kind == "length":
             self.length_factor = action.value
@@ -321,11 +321,11 @@ class Engine(PlayAlong, FollowsLink):
         try:
             units += self._listener.hear(now, self.bpm, force=True)
             a = self._answer
-            if a is None or a.version != self._context.version:
+            if a is None or a.reading.version != self._context.version:
                 a = self._responder.answer = self._prepare(now)
             while not a.ready:
                 units += self._planner.prime_step(a, self.model)
-            while not a.planned and not a.finished:
+            while not a.planned and not a.sampling.finished:
                 units += self._planner.sample(a, self.model, self.params, self.length_factor)
         except Exception as exc:  # see think()
             self._model_failed(now, exc)
@@ -336,14 +336,14 @@ class Engine(PlayAlong, FollowsLink):
         a, call = self._answer, self._listener.call
         assert a is not None and call is not None
         # What the speculation assumed becomes true: the tempo, the call's rows at that tempo.
-        if a.bpm != self.bpm or a.tempo_source == "estimate":
-            self._set_bpm(a.bpm, a.tempo_source)
+        if a.reading.bpm != self.bpm or a.reading.tempo_source == "estimate":
+            self._set_bpm(a.reading.bpm, a.reading.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        a.start, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now))
+        a.playback, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now))
         self._lead_link(a, now)  # leading a Link session: the performer's tempo (and bar) published
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None
-        self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.voice].name)
+        self._responder.start(a, call, reason, now, threshold, grid, sync_units, self.voices[a.reading.voice].name)
 
     # ---- the model, ahead of time ---------------------------------------------------------------
 
@@ -355,12 +355,12 @@ class Engine(PlayAlong, FollowsLink):
             return lambda now: self._band.work(now, self.model, self.params, self.bpm)
         if self.mode == RESPOND:
             if a is not None and self._planner.wants_more(a, now):
-                return lambda now: self._planner.sample(a, self.voices[a.voice].model, self.params, self.length_factor)
+                return lambda now: self._planner.sample(a, self.voices[a.reading.voice].model, self.params, self.length_factor)
             return None
         if self._listener.ready(now):
             return lambda now: self._listener.hear(now, self.bpm)
         if self._listener.quiet() and self._band.answers(self.settings.after):
-            if a is None or a.version != self._context.version:
+            if a is None or a.reading.version != self._context.version:
                 if now < self._listener.speculate_at(self.bpm):
                     return None
                 return lambda now: self._speculate(now)

@@ -137,5 +137,5 @@ class FollowsLink:
 
     def _lead_link(self, answer: Any, now: float) -> None:
         """An answer starts on a pulse heard from the performer: leading, publish it."""
-        if self.link is not None and answer.pulse is not None and answer.tempo_source == "estimate":
-            self.link.lead(answer.pulse, now)
+        if self.link is not None and answer.playback is not None and answer.reading.tempo_source == "estimate":
+            self.link.lead(answer.playback.pulse, now)

@@ -9,15 +9,18 @@ another pitch of the loop's own pitch classes within a fifth of it: the loop sta
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
+
+from improv.music.notes import Note
 
 
 class Looper:
     def __init__(self, bar_beats: int, seed: int = 0) -> None:
         self.bar_beats = bar_beats
         self.rng = np.random.default_rng(seed)
-        self.notes: list[list[float]] = []  # [beats, duration beats, pitch, velocity] of the answer
+        self.notes: list[Note] = []  # the answer's, in beats after its first note
         self.recording_from: float | None = None  # the answer's first note (s), while it plays
         self.next_start: float | None = None  # the next repeat's first beat (s), while looping
         self.length_beats = 0.0
@@ -27,16 +30,16 @@ class Looper:
     def answer_started(self, start: float, source: int) -> None:
         self.notes, self.recording_from, self.next_start, self.repeats, self.source = [], start, None, 0, source
 
-    def record(self, beats: float, duration_beats: float, pitch: int, velocity: int) -> None:
+    def record(self, note: Note) -> None:
         if self.recording_from is not None and len(self.notes) < 512:
-            self.notes.append([beats, duration_beats, pitch, velocity])
+            self.notes.append(note)
 
     def answer_finished(self, bpm: float) -> None:
         """The answer ended as planned: loop it from the bar after its end."""
         if self.recording_from is None or not self.notes:
             self.stop()
             return
-        end = max(b + d for b, d, _, _ in self.notes)
+        end = max(n.start + n.duration for n in self.notes)
         self.length_beats = max(1, math.ceil(end / self.bar_beats - 1e-6)) * self.bar_beats
         self.next_start = self.recording_from + self.length_beats * 60 / bpm
         self.recording_from = None
@@ -53,7 +56,7 @@ class Looper:
         assert self.next_start is not None
         self._mutate(mutate)
         beat = 60 / bpm
-        out = [(self.next_start + b * beat, int(p), int(v), d * beat) for b, d, p, v in self.notes]
+        out = [(self.next_start + n.start * beat, int(n.pitch), int(n.velocity), n.duration * beat) for n in self.notes]
         self.next_start += self.length_beats * beat
         self.repeats += 1
         return out
@@ -62,10 +65,10 @@ class Looper:
         count = int(round(share * len(self.notes)))
         if count == 0:
             return
-        classes = {int(n[2]) % 12 for n in self.notes}
+        classes = {int(n.pitch) % 12 for n in self.notes}
         for i in self.rng.choice(len(self.notes), size=count, replace=False):
-            pitch = int(self.notes[i][2])
+            pitch = int(self.notes[i].pitch)
             options = [p for p in range(pitch - 7, pitch + 8) if p % 12 in classes and p != pitch and 0 <= p <= 127]
             if not options:
                 options = [q for q in (pitch - 2, pitch + 2) if 0 <= q <= 127]
-            self.notes[i][2] = int(self.rng.choice(options))
+            self.notes[i] = replace(self.notes[i], pitch=int(self.rng.choice(options)))

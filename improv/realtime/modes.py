@@ -23,6 +23,7 @@ import mido
 from improv.music.rhythm import next_grid_point
 from improv.realtime.accompanist import Melody, choose_chord, tonic_chord, voice, warm_up
 from improv.realtime.looper import Looper
+from improv.realtime.notes import LiveNote
 from improv.realtime.output import Output, Timed
 from improv.realtime.soloist import Soloist
 from improv.settings.serve_section import ServeSettings
@@ -45,8 +46,8 @@ class Band:
         self.channel = settings.channel - 1
         self._queue: list[tuple[float, int, int, int, float, float]] = []  # (onset, seq, pitch, velocity, dur, decided)
         self._seq = 0
-        # (onset, decided at, pitch, duration s) of every band note sent: what evaluation scores.
-        self.played: deque[tuple[float, float, int, float]] = deque(maxlen=4096)  # a chorale is ~400
+        # Every band note sent, and when it was decided: what evaluation scores.
+        self.played: deque[tuple[LiveNote, float]] = deque(maxlen=4096)  # a chorale is ~400
         self.melody = Melody()
         self.anchor = 0.0  # the first note of the performer's passage: a beat
         self.next_beat: float | None = None  # the next beat to decide (s), while accompanying
@@ -128,7 +129,7 @@ class Band:
             if now - onset > late or onset < self.output.sent_until:
                 continue  # a stall: a late band note is dropped, never sent out of time
             self.output.start(mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity), onset, dur, out)
-            self.played.append((onset, decided, pitch, dur))
+            self.played.append((LiveNote(pitch, onset, onset + dur, velocity, self.channel), decided))
 
     def next_time(self, bpm: float) -> float | None:
         times = [self._queue[0][0]] if self._queue else []

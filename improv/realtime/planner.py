@@ -18,10 +18,11 @@ import numpy as np
 
 from improv.model.sampling import SamplingParams
 from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
+from improv.music.notes import Note
 from improv.music.pulse import snap
 from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
-from improv.realtime.answer import Answer, Planned
+from improv.realtime.answer import Answer, CallReading, Planned, Playback, Sampling
 from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
@@ -125,13 +126,14 @@ class Planner:
             target = s.response_length or (call_end - call.first_onset) * bpm / 60
             if s.entry == "bar" and pulse is not None:  # whole bars, as long as the call's
                 target = max(1, math.ceil(target / pulse.beats_per_bar - 0.25)) * pulse.beats_per_bar
-        answer = Answer(
+        motif_call = (call_rows or [e.row for e in call.events], [e.chord for e in call.events])
+        span_beats = (call_end - call.first_onset) * bpm / 60
+        reading = CallReading(
             version=context.version,
             voice=voice,
             bpm=bpm,
             tempo_source=tempo_source,
             key=key,
-            rng=self.rng(exchange),
             mask=mask,
             dynamics=Dynamics.of_call([n.velocity for n in sorted(call.notes, key=lambda n: n.onset)]),
             target=target,
@@ -141,21 +143,18 @@ class Planner:
             max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
             pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
             tonality=tonality,
-            motif_call=(call_rows or [e.row for e in call.events], [e.chord for e in call.events]),
+            motif_call=motif_call,
+            call_line=[p for p in call_onsets(*motif_call, self._time_values)[2] if p is not None],
+            call_bass=call_bass(*motif_call),
+            call_density=len(call.notes) / span_beats if span_beats > 0 else 0.0,
             pulse=pulse,
             last_pos=None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12,
         )
-        answer.motif = make_motif(*answer.motif_call, imitation, tonality, answer.rng, self._time_values, mask)
-        answer.call_line = [p for p in call_onsets(*answer.motif_call, self._time_values)[2] if p is not None]
-        span_beats = (call_end - call.first_onset) * bpm / 60
-        answer.call_density = len(call.notes) / span_beats if span_beats > 0 else 0.0
-        answer.call_bass = call_bass(*answer.motif_call)
-        answer.density_dial = self.density
-        answer.memory = self.memory.cursor(answer.motif_call[0], now)
+        answer = Answer(reading, self._sampling(reading, exchange, imitation, self.memory.cursor(motif_call[0], now)))
         if rows is None:
-            answer.state = answer.base = context.state
+            answer.sampling.state = answer.sampling.base = context.state
         else:
-            answer.state = context.model.initial_state()
+            answer.sampling.state = context.model.initial_state()
         return answer
 
     def requantize(self, call: Any, bpm: float, pulse: Any = None) -> tuple[list[np.ndarray], float | None]:
@@ -172,104 +171,85 @@ class Planner:
     # ---- advancing --------------------------------------------------------------------------------
 
     def prime_step(self, answer: Answer, model: Any) -> int:
-        assert answer.rows is not None
-        answer.state = model.step(answer.state, answer.rows[answer.primed])
-        answer.primed += 1
-        if answer.primed == len(answer.rows):
-            answer.base = answer.state
+        assert answer.reading.rows is not None
+        answer.sampling.state = model.step(answer.sampling.state, answer.reading.rows[answer.sampling.primed])
+        answer.sampling.primed += 1
+        if answer.sampling.primed == len(answer.reading.rows):
+            answer.sampling.base = answer.sampling.state
         return 1
 
+    def _sampling(self, reading: CallReading, exchange: int, imitation: float, memory: Any) -> Sampling:
+        """Sampling from its start: the exchange's own random stream, the motif drawn from it."""
+        rng = self.rng(exchange)
+        motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask)
+        return Sampling(rng=rng, motif=motif, density_dial=self.density, memory=memory)
+
     def restart(self, answer: Answer, exchange: int, imitation: float) -> None:
-        """The temperature or the imitation changed before the answer started: sample it again."""
-        if answer.base is not None:
-            answer.state = answer.base
+        """The temperature or the imitation changed before the answer started: sample it again
+        (from the primed state, as far as the priming has got)."""
+        old = answer.sampling
         answer.planned.clear()
-        answer.sampled = answer.onsets = 0
-        answer.beats = 0.0
-        answer.onset_pitches = set()
-        answer.line_pitch = answer.line_before = None
-        answer.sounding, answer.held_top = [], -1
-        answer.line = []
-        answer.closing = answer.finished = False
-        answer.model_velocity_sum = 0.0
-        answer.density_dial = self.density
-        answer.rng = self.rng(exchange)
-        answer.motif = make_motif(*answer.motif_call, imitation, answer.tonality, answer.rng, self._time_values, answer.mask)
-        if answer.memory is not None:
-            answer.memory.reset()
+        answer.sampling = new = self._sampling(answer.reading, exchange, imitation, old.memory)
+        new.state, new.base, new.primed = (old.base if old.base is not None else old.state), old.base, old.primed
+        if new.memory is not None:
+            new.memory.reset()
 
     def wants_more(self, answer: Answer, now: float) -> bool:
-        if answer.finished or not answer.ready:
+        if answer.sampling.finished or not answer.ready:
             return False
         lookahead = self.settings.lookahead_ms / 1000
-        if answer.start is None:
-            return answer.sampled < SPEC_EVENTS or answer.beats * 60 / answer.bpm < lookahead
+        if answer.playback is None:
+            return answer.sampling.sampled < SPEC_EVENTS or answer.sampling.beats * 60 / answer.reading.bpm < lookahead
         return not answer.planned or answer.planned[-1].onset < now + lookahead
 
     def progress(self, answer: Answer, length_factor: float, beats: float | None = None) -> float:
         """How far through its length the answer is: by its last onset (beats) or its events."""
-        target = max(answer.target * length_factor, 1e-9)
+        target = max(answer.reading.target * length_factor, 1e-9)
         if self.settings.response_unit == "events":
-            return answer.sampled / target
-        return (answer.beats if beats is None else beats) / target
+            return answer.sampling.sampled / target
+        return (answer.sampling.beats if beats is None else beats) / target
 
     def sample(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
         """Sample the answer's next event and step the model with it (two units)."""
-        s = self.settings
-        target = answer.target * length_factor
+        s, d = self.settings, answer.sampling
+        target = answer.reading.target * length_factor
         limit = HARD_STOP if s.phrase_ending else 1.0  # (HARD_STOP is 1: an answer's length is a cut either way)
-        if answer.sampled >= s.max_response_events or (answer.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
-            answer.finished, answer.finished_target = True, target
+        if d.sampled >= s.max_response_events or (d.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
+            d.finished, d.finished_target = True, target
             return 0
-        # The range is the hard mask; the key (answer.mask) a rule (realtime.processors.key).
+        # The range is the hard mask; the key (answer.reading.mask) a rule (realtime.processors.key).
         guide = self.guide(answer, length_factor)
-        if answer.memory is not None:  # the session memory's mix, under the answer's own rules
-            guide = answer.memory.bend(guide)
-        row = model.sample_event(answer.state, answer.rng, params, self.range_mask, guide)
+        if d.memory is not None:  # the session memory's mix, under the answer's own rules
+            guide = d.memory.bend(guide)
+        row = model.sample_event(d.state, d.rng, params, self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
-            answer.finished = True
+            d.finished = True
             return 1
         offset = float(self._time_values[int(row[OFFSET])])
-        new_onset = answer.sampled == 0 or offset > 0
-        beats = 0.0 if answer.sampled == 0 else answer.beats + offset
-        beyond = answer.sampled and s.response_unit == "beats" and self.progress(answer, length_factor, beats) >= limit
-        if (answer.closing and new_onset) or beyond:  # the ending's chord is complete, or it is long enough
-            answer.finished, answer.finished_target = True, target
+        new_onset = d.sampled == 0 or offset > 0
+        beats = 0.0 if d.sampled == 0 else d.beats + offset
+        beyond = d.sampled and s.response_unit == "beats" and self.progress(answer, length_factor, beats) >= limit
+        if (d.closing and new_onset) or beyond:  # the ending's chord is complete, or it is long enough
+            d.finished, d.finished_target = True, target
             return 1
-        state = model.step(answer.state, row)
+        state = model.step(d.state, row)
         model_velocity = float(self._velocity_values[int(row[VELOCITY])])
-        answer.model_velocity_sum += model_velocity
+        d.model_velocity_sum += model_velocity
         progress = self.progress(answer, length_factor, beats)  # the call's dynamics, shaped (realtime.dynamics)
-        velocity = answer_velocity(answer.dynamics, s.follow_velocity, model_velocity, answer.model_velocity_sum / (answer.sampled + 1), progress, beats, s.rule_dynamics)
+        velocity = answer_velocity(answer.reading.dynamics, s.follow_velocity, model_velocity, d.model_velocity_sum / (d.sampled + 1), progress, beats, s.rule_dynamics)
         pitch = int(row[PITCH])
         msg = mido.Message("note_on", channel=self.channel, note=pitch, velocity=velocity)
         duration = float(self._time_values[max(int(row[DURATION]), 1)])
-        planned = Planned(row, state, beats, duration, pitch, velocity, msg)
-        if answer.start is not None:
-            planned.onset = answer_time(answer, beats, velocity, s)
-        if new_onset:
-            answer.onsets += 1
-            answer.line_before = answer.line_pitch
-            answer.sounding = [(end, p) for end, p in answer.sounding if end > beats + 1e-6]
-            answer.held_top = max((p for _, p in answer.sounding), default=-1)
-            answer.onset_pitches = {pitch}
-        else:
-            answer.onset_pitches = answer.onset_pitches | {pitch}
-        answer.sounding.append((beats + duration, pitch))
-        struck = max(answer.onset_pitches)
-        answer.line_pitch = struck if struck >= answer.held_top else answer.line_before
-        if new_onset:
-            answer.line.append(answer.line_pitch)
-        elif answer.line and answer.line_pitch is not None:
-            answer.line[-1] = answer.line_pitch
+        planned = Planned(row, state, Note(pitch, beats, duration, velocity), msg)
+        if answer.playback is not None:
+            planned.onset = answer_time(answer.playback, beats, velocity, s)
+        d.take(pitch, beats, duration, new_onset)
         answer.planned.append(planned)
-        if answer.memory is not None:
-            answer.memory.push(row)
-        answer.state = state
-        answer.sampled += 1
-        answer.beats = beats
+        if d.memory is not None:
+            d.memory.push(row)
+        d.state = state
         if s.phrase_ending and self._ends_phrase(answer, pitch, duration, self.progress(answer, length_factor)):
-            answer.closing = True
+            d.closing = True
         return 2
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
@@ -280,9 +260,9 @@ class Planner:
         did, and waiting for a beat at the length still ended folk's 2.3x as often as real)."""
         if progress >= 1.0:  # at its length it ends where it is, as a real next two bars do
             return True
-        if not EARLY_ENDING or progress < CADENCE_FROM or not on_beat(answer.beats):
+        if not EARLY_ENDING or progress < CADENCE_FROM or not on_beat(answer.sampling.beats):
             return False
-        if answer.tonality is not None and not tonic_triad(answer.tonality)[pitch]:
+        if answer.reading.tonality is not None and not tonic_triad(answer.reading.tonality)[pitch]:
             return False
         return duration >= ENDING_BEATS
 
@@ -293,10 +273,10 @@ class Planner:
         # Timing: every onset on the performer's grid (sixteenths, triplets), the first on a beat
         # (or a downbeat) of the call's grid, so the model's own sense of the beat is the performer's.
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.
-        first = answer.sampled == 0
-        position = None if answer.last_pos is None else answer.last_pos if first else answer.beats
+        first = answer.sampling.sampled == 0
+        position = None if answer.reading.last_pos is None else answer.reading.last_pos if first else answer.sampling.beats
         # entry: bar, the model's first note on the downbeat; a strong beat is chosen in time alone
-        bar = self._entry_period(answer) if first and self.settings.entry == "bar" else None
+        bar = self._entry_period(answer.reading.pulse, answer.reading.tempo_source) if first and self.settings.entry == "bar" else None
         on_grid = landing_mask(self._time_values, position, first, bar)
         if on_grid is None:
             return guide
@@ -315,53 +295,52 @@ class Planner:
     def commit(self, answer: Answer, call: Any, context: ModelContext, length_factor: float) -> None:
         """The call has ended: what the answer's preparation assumed becomes true (the call's rows
         at the estimated tempo, the state primed from the window), and its length is fitted."""
-        if answer.call_rows is not None:
-            for e, row in zip(call.events, answer.call_rows):
+        if answer.reading.call_rows is not None:
+            for e, row in zip(call.events, answer.reading.call_rows):
                 e.row = row
-            context.pos = answer.pos_after_call
-        if answer.rows is not None:
-            context.primed_from(len(answer.rows), answer.base)
+            context.pos = answer.reading.pos_after_call
+        if answer.reading.rows is not None:
+            context.primed_from(len(answer.reading.rows), answer.sampling.base)
         context.cancel_reprime()
-        if answer.pulse is not None:
-            self.tempo.keep(answer.pulse)
+        if answer.reading.pulse is not None:
+            self.tempo.keep(answer.reading.pulse)
         self.memory.hear([e.row for e in call.events], call.last_activity)  # learned in the think slices to come
         self.fit_length(answer, length_factor)
 
     def fit_length(self, answer: Answer, length_factor: float) -> None:
         """The length knob may have moved since the speculation: cut what is too long, or let a
         finished answer go on."""
-        target = answer.target * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
+        target = answer.reading.target * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
         if self.settings.response_unit == "events":
             while len(answer.planned) > max(1, round(target)):
                 answer.planned.pop()
         else:
-            while len(answer.planned) > 1 and answer.planned[-1].beats >= target:
+            while len(answer.planned) > 1 and answer.planned[-1].note.start >= target:
                 answer.planned.pop()
-        if len(answer.planned) < answer.sampled:
-            answer.finished = True
-            answer.state = answer.planned[-1].state
-        elif answer.finished and not answer.closing and target > answer.finished_target * (HARD_STOP if self.settings.phrase_ending else 1.0):
-            answer.finished = False
-        answer.sampled = len(answer.planned)
-        answer.beats = answer.planned[-1].beats if answer.planned else 0.0
+        if len(answer.planned) < answer.sampling.sampled:
+            answer.sampling.finished = True
+            answer.sampling.state = answer.planned[-1].state
+        elif answer.sampling.finished and not answer.sampling.closing and target > answer.sampling.finished_target * (HARD_STOP if self.settings.phrase_ending else 1.0):
+            answer.sampling.finished = False
+        answer.sampling.sampled = len(answer.planned)
+        answer.sampling.beats = answer.planned[-1].note.start if answer.planned else 0.0
 
-    def _entry_period(self, answer: Answer) -> tuple[int, int] | None:
+    def _entry_period(self, pulse: Any, tempo_source: str) -> tuple[int, int] | None:
         """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
         (``entry: bar``), or, on a grid heard from the call in an even metre, every other beat in
         step with the downbeat: a strong beat (where the level heard is the performer's eighths,
         as for a call at 56 bpm heard at 112, the performer's beat)."""
-        pulse = answer.pulse
         if pulse is None:
             return None
         if self.settings.entry == "bar":
             return pulse.beats_per_bar, pulse.downbeat
-        heard = answer.tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
+        heard = tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
         if heard and self.settings.answer_grid_beats == 1 and pulse.beats_per_bar % 2 == 0:
             return 2, pulse.downbeat % 2
         return None
 
-    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None) -> tuple[float, str]:
-        """When the answer's first note goes, and what it is aligned to ("" = at once): the first
+    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None) -> tuple[Playback, str]:
+        """The answer's playback: when its first note goes, and what it is aligned to ("" = at once): the first
         beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
         breath (``answer_lead_beats``), and early enough for the output latency to be made up.
 
@@ -369,24 +348,25 @@ class Planner:
         else the pulse heard from the call (``realtime.tempo``); else the call's first onset on a
         beat at the answer's tempo. Every later note is placed on the same grid (``answer_time``).
         """
-        s = self.settings
+        s, reading = self.settings, answer.reading
         if clock_grid is not None:
-            answer.pulse = grid_pulse(clock_grid, s)
-        elif answer.pulse is None:
-            answer.pulse = fallback_pulse(answer.bpm, first_onset, s)
-        pulse = answer.pulse
+            pulse = grid_pulse(clock_grid, s)
+        else:
+            pulse = reading.pulse if reading.pulse is not None else fallback_pulse(reading.bpm, first_onset, s)
         early = max(latency_s(s, 1), latency_s(s, 127))
         earliest = decided + s.answer_lead_beats * pulse.beat_s + early  # a breath, in beats: the same at any tempo
         beats = s.answer_grid_beats
         of_clock = f" of the {clock_grid.source}" if clock_grid is not None else ""
-        period = self._entry_period(answer)
+        period = self._entry_period(pulse, reading.tempo_source)
         if period is not None:
-            answer.first_beat = float(pulse.next_beat(earliest, *period))
+            first_beat = float(pulse.next_beat(earliest, *period))
             name = ("downbeat" if s.entry == "bar" else "strong beat") + of_clock
         elif beats <= 0:
-            answer.pulse, answer.first_beat, name = replace(pulse, origin=earliest), 0.0, ""  # no grid: from now on
+            pulse, first_beat, name = replace(pulse, origin=earliest), 0.0, ""  # no grid: from now on
         else:
-            answer.first_beat = (next_grid_point(earliest, pulse.origin, beats * pulse.beat_s) - pulse.origin) / pulse.beat_s
+            first_beat = (next_grid_point(earliest, pulse.origin, beats * pulse.beat_s) - pulse.origin) / pulse.beat_s
             name = ("beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid") + of_clock
-        first_velocity = answer.planned[0].velocity if answer.planned else 64
-        return answer_time(answer, 0.0, first_velocity, s), name
+        first_velocity = answer.planned[0].note.velocity if answer.planned else 64
+        playback = Playback(start=0.0, pulse=pulse, first_beat=first_beat)
+        playback.start = answer_time(playback, 0.0, first_velocity, s)
+        return playback, name

@@ -116,15 +116,15 @@ class PlayAlong:
         a = self._answer
         looping = self._band.mode == "loop" and a is not None
         if looping and self._band.looper.source != id(a):  # a new answer: loop will repeat it
-            self._band.looper.answer_started(a.start, id(a))
+            self._band.looper.answer_started(a.playback.start, id(a))
         if looping:  # what loop will repeat: the answer's notes as they go out
             for p in a.planned:
                 if p.onset is None or p.onset > now:
                     break
-                self._band.looper.record(p.beats, p.duration_beats, p.pitch, p.velocity)
+                self._band.looper.record(p.note)
         self._responder.play(now, out)
-        if looping and not self._responder.responding and a.exchange is not None and a.exchange.ended == "finished":
-            self._band.looper.answer_finished(a.bpm)
+        if looping and not self._responder.responding and a.playback is not None and a.playback.exchange is not None and a.playback.exchange.ended == "finished":
+            self._band.looper.answer_finished(a.reading.bpm)
 
     def _heard_grid(self, now: float) -> tuple[float, float] | None:
         """Accompany without a clock: the performer's beat (a beat's time, seconds per beat) heard

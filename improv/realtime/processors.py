@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
-from improv.realtime.answer import Answer
+from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.shaping import (
     CADENCE_NATS,
     IMITATION_NATS,
@@ -49,7 +49,8 @@ Bend = tuple[np.ndarray, "np.ndarray | None"]
 class Step:
     """What the processors know of the event being drawn (made once per event by the guide)."""
 
-    answer: Answer
+    reading: CallReading  # the call, as the answer read it
+    sampling: Sampling  # what the answer has drawn so far
     values: np.ndarray  # the tokenizer's time values (beats)
     cadence: bool  # the answer is near its end
     first: bool  # its first event
@@ -64,26 +65,27 @@ class Step:
 
     def landing(self, row: np.ndarray) -> float:
         """Where the event being drawn starts, in beats from the answer's first note."""
-        return 0.0 if self.first else self.answer.beats + float(self.values[int(row[OFFSET])])
+        return 0.0 if self.first else self.sampling.beats + float(self.values[int(row[OFFSET])])
 
 
 def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
-    first = answer.sampled == 0
-    motif = answer.motif if answer.motif is not None and answer.onsets < answer.motif.span else None
+    reading, sampling = answer.reading, answer.sampling
+    first = sampling.sampled == 0
+    motif = sampling.motif if sampling.motif is not None and sampling.onsets < sampling.motif.span else None
     # A chordal answer takes up the motif in its chords' top notes; a chord is drawn lowest first
     # (token order), so the onset under way is onsets - 1 and its interval starts at line_before.
-    chordal = answer.motif is not None and answer.max_voices != 1 and not first
+    chordal = sampling.motif is not None and reading.max_voices != 1 and not first
     top = hold = None
-    if chordal and 0 < answer.onsets <= answer.motif.span:
-        wanted = motif_pitch(answer.motif, answer.onsets - 1, answer.line_before)
+    if chordal and 0 < sampling.onsets <= sampling.motif.span:
+        wanted = motif_pitch(sampling.motif, sampling.onsets - 1, sampling.line_before)
         if wanted is not None:
-            top = ChordTop(nearest_allowed(wanted, answer.mask), answer.onset_pitches, answer.max_voices, answer.motif.strength)
+            top = ChordTop(nearest_allowed(wanted, reading.mask), sampling.onset_pitches, reading.max_voices, sampling.motif.strength)
         else:
-            hold = answer.held_top
-    struck = sum(bool(answer.mask[p]) for p in answer.onset_pitches)
-    no_key_left = bool(answer.onset_pitches) and int(answer.mask.sum()) <= struck
-    chord_full = len(answer.onset_pitches) >= max(answer.max_voices, 1)
-    return Step(answer, values, cadence, first, motif, top, hold, no_key_left, chord_full)
+            hold = sampling.held_top
+    struck = sum(bool(reading.mask[p]) for p in sampling.onset_pitches)
+    no_key_left = bool(sampling.onset_pitches) and int(reading.mask.sum()) <= struck
+    chord_full = len(sampling.onset_pitches) >= max(reading.max_voices, 1)
+    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full)
 
 
 def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
@@ -97,12 +99,12 @@ def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
 
 def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """One instrument: each key once per onset; an onset with no key of the range left moves on."""
-    answer = step.answer
+    reading, sampling = step.reading, step.sampling
     if field == OFFSET and not step.first and step.no_key_left:
         mask = _no_chord(mask, len(logits))
-    elif field == PITCH and not step.new_onset(row) and answer.onset_pitches:
+    elif field == PITCH and not step.new_onset(row) and sampling.onset_pitches:
         fresh = np.ones(len(logits), dtype=bool)
-        fresh[list(answer.onset_pitches)] = False
+        fresh[list(sampling.onset_pitches)] = False
         if mask is None or (mask & fresh).any():  # else the range holds (the offset head left no room for this)
             mask = fresh if mask is None else mask & fresh
     return logits, mask
@@ -113,16 +115,16 @@ def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 
 def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """A line answers a line; chords no fuller than the call's (a mask while on)."""
-    answer = step.answer
-    if field == OFFSET and not step.first and (answer.max_voices == 1 or (answer.max_voices and step.chord_full)):
+    reading, sampling = step.reading, step.sampling
+    if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full)):
         mask = _no_chord(mask, len(logits))
     return logits, mask
 
 
 def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """Around the call's register (``shaping.register_bias``)."""
-    if field == PITCH and step.answer.pitch_bias is not None:
-        logits = logits + strength * step.answer.pitch_bias
+    if field == PITCH and step.reading.pitch_bias is not None:
+        logits = logits + strength * step.reading.pitch_bias
     return logits, mask
 
 
@@ -141,38 +143,38 @@ def rhythm_nats(m: Motif) -> float:
 
 def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """The call's motif restated and varied (``shaping``): its rhythm, its top line's intervals."""
-    answer, m = step.answer, step.motif
+    reading, sampling, m = step.reading, step.sampling, step.motif
     new_onset = step.new_onset(row)
     top = None if step.top is None else ChordTop(step.top.wanted, step.top.pitches, step.top.voices, step.top.strength * strength)
     if field == OFFSET and not step.first:
         if top is not None:
-            logits = top.offset_bias(logits, rhythm_nats(answer.motif) / IMITATION_NATS if answer.motif is not None else 0.0)
-        if m is not None and m.offsets[answer.onsets] > 0 and (top is None or top.reached):
+            logits = top.offset_bias(logits, rhythm_nats(sampling.motif) / IMITATION_NATS if sampling.motif is not None else 0.0)
+        if m is not None and m.offsets[sampling.onsets] > 0 and (top is None or top.reached):
             logits = logits.copy()
-            logits[m.offsets[answer.onsets]] += rhythm_nats(m) * strength
+            logits[m.offsets[sampling.onsets]] += rhythm_nats(m) * strength
     elif field == PITCH:
-        if m is not None and new_onset and answer.max_voices == 1:
-            wanted = motif_pitch(m, answer.onsets, answer.line_pitch)
-            wanted = None if wanted is None else nearest_allowed(wanted, answer.mask)
+        if m is not None and new_onset and reading.max_voices == 1:
+            wanted = motif_pitch(m, sampling.onsets, sampling.line_pitch)
+            wanted = None if wanted is None else nearest_allowed(wanted, reading.mask)
             if wanted is not None and 0 <= wanted < 128:
                 logits = logits.copy()
                 logits[wanted] += m.strength * strength
-        elif answer.motif is not None and answer.max_voices != 1:
+        elif sampling.motif is not None and reading.max_voices != 1:
             if new_onset and m is not None:  # a chord's lowest note: room below the top
-                wanted = motif_pitch(m, answer.onsets, answer.line_pitch)
+                wanted = motif_pitch(m, sampling.onsets, sampling.line_pitch)
                 if wanted is not None:
-                    logits = ChordTop(nearest_allowed(wanted, answer.mask), set(), answer.max_voices, m.strength * strength).pitch_bias(logits)
+                    logits = ChordTop(nearest_allowed(wanted, reading.mask), set(), reading.max_voices, m.strength * strength).pitch_bias(logits)
                 else:
                     landing = step.landing(row)
-                    held = max((p for end, p in answer.sounding if end > landing + 1e-6), default=-1)
+                    held = max((p for end, p in sampling.sounding if end > landing + 1e-6), default=-1)
                     logits = keep_below(logits, held, m.strength * strength)
             elif not new_onset and top is not None:
                 logits = top.pitch_bias(logits)
             elif not new_onset and step.hold is not None:
-                logits = keep_below(logits, step.hold, answer.motif.strength * strength)
+                logits = keep_below(logits, step.hold, sampling.motif.strength * strength)
     elif field == DURATION and m is not None and new_onset:
         logits = logits.copy()
-        logits[m.durations[answer.onsets]] += rhythm_nats(m) * strength
+        logits[m.durations[sampling.onsets]] += rhythm_nats(m) * strength
     return logits, mask
 
 
@@ -182,10 +184,10 @@ def cadence(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
         return logits, mask
     nats = CADENCE_NATS * strength
     if field == OFFSET and not step.first:
-        landing = step.answer.beats + step.values[: len(logits)]
+        landing = step.sampling.beats + step.values[: len(logits)]
         logits = logits + nats * (np.abs(landing - np.round(landing)) < 1e-6)
-    elif field == PITCH and step.answer.tonality is not None and on_beat(step.landing(row)):
-        logits = logits + nats * tonic_triad(step.answer.tonality)
+    elif field == PITCH and step.reading.tonality is not None and on_beat(step.landing(row)):
+        logits = logits + nats * tonic_triad(step.reading.tonality)
     elif field == DURATION:
         logits = logits + nats * (step.values[: len(logits)] >= 1.0)
     return logits, mask
@@ -193,9 +195,9 @@ def cadence(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 
 def opening(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """The answer begins on the tonic's harmony (every note of its first onset)."""
-    answer = step.answer
-    if field == PITCH and not step.cadence and answer.tonality is not None and (step.first or (answer.onsets == 1 and not step.new_onset(row))):
-        logits = logits + CADENCE_NATS * strength * tonic_triad(answer.tonality)
+    reading, sampling = step.reading, step.sampling
+    if field == PITCH and not step.cadence and reading.tonality is not None and (step.first or (sampling.onsets == 1 and not step.new_onset(row))):
+        logits = logits + CADENCE_NATS * strength * tonic_triad(reading.tonality)
     return logits, mask
 
 
@@ -212,12 +214,12 @@ def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     """Notes per beat near the call's (times ``serve.density``): the offset that would take the
     answer's running density (the call's for its first beats) past a band around it is bent away,
     the more the further. No sextuplet runs after a quarter-note call, no flurry after chords."""
-    answer = step.answer
-    if field != OFFSET or step.first or answer.call_density <= 0:
+    reading, sampling = step.reading, step.sampling
+    if field != OFFSET or step.first or reading.call_density <= 0:
         return logits, mask
-    wanted = answer.call_density * answer.density_dial
-    beats = answer.beats + step.values[: len(logits)]
-    running = (answer.sampled + 1 + DENSITY_PRIOR_BEATS * wanted) / (beats + DENSITY_PRIOR_BEATS)
+    wanted = reading.call_density * sampling.density_dial
+    beats = sampling.beats + step.values[: len(logits)]
+    running = (sampling.sampled + 1 + DENSITY_PRIOR_BEATS * wanted) / (beats + DENSITY_PRIOR_BEATS)
     beyond = np.maximum(np.abs(np.log2(running / wanted)) - DENSITY_BAND, 0.0)
     return logits - DENSITY_NATS * strength * beyond, mask
 
@@ -251,11 +253,11 @@ def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.n
     a fifth up), nor any run of its intervals past ``COPY_RUN`` notes; the note that would go on
     is bent away. A motif's head, its rhythm, a figure of three intervals still may come: real
     answers take those up. Not at ``imitation`` 1, where a restatement may be meant."""
-    answer = step.answer
-    if answer.motif is not None and answer.motif.strength >= IMITATION_NATS - 1e-9:
+    reading, sampling = step.reading, step.sampling
+    if sampling.motif is not None and sampling.motif.strength >= IMITATION_NATS - 1e-9:
         return logits, mask  # at imitation 1 a restatement at pitch may be what the performer asked for
-    if field == PITCH and step.new_onset(row) and len(answer.line) >= ECHO_FROM:
-        targets = echo_targets(answer.line, answer.call_line)
+    if field == PITCH and step.new_onset(row) and len(sampling.line) >= ECHO_FROM:
+        targets = echo_targets(sampling.line, reading.call_line)
         if targets:
             logits = logits.copy()
             logits[sorted(targets)] -= ECHO_NATS * strength
@@ -273,7 +275,7 @@ def key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.nd
     in bach's), improv's never did, and a listener heard it (in_scale 0.96 against 0.90)."""
     if field != PITCH:
         return logits, mask
-    key_mask = step.answer.mask
+    key_mask = step.reading.mask
     allowed = np.ones(len(logits), dtype=bool) if mask is None else mask
     z = np.where(allowed, logits, -np.inf)
     p = np.exp(z - z.max())
@@ -293,19 +295,19 @@ def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     """Chords voiced as a player's hands would: a chord's lowest note (drawn first) no higher than
     the register the call's bass used, so the answer keeps a bass below its melody; and no cluster of three
     notes within a whole tone in one chord (a mask while on, unless it would leave no key)."""
-    answer = step.answer
-    if field != PITCH or answer.max_voices == 1:
+    reading, sampling = step.reading, step.sampling
+    if field != PITCH or reading.max_voices == 1:
         return logits, mask
     if step.new_onset(row):
-        if answer.call_bass is not None:
+        if reading.call_bass is not None:
             # Only above it: bent both ways, bach's and renaissance's basses lay 1.5-1.9 semitones above
             # their calls' (real: 0.2-0.7 below) and a listener told them by it; the register rule holds the floor.
-            distance = np.arange(len(logits), dtype=np.float64) - answer.call_bass - BASS_BAND
+            distance = np.arange(len(logits), dtype=np.float64) - reading.call_bass - BASS_BAND
             bend_ = -BASS_SLOPE * strength * np.clip(distance, 0.0, None)
             bend_[128:] = 0.0
             logits = logits + bend_
         return logits, mask
-    struck = sorted(answer.onset_pitches)
+    struck = sorted(sampling.onset_pitches)
     if len(struck) < 2:
         return logits, mask
     allowed = np.ones(len(logits), dtype=bool)

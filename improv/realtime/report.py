@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from improv.music.midi import Track
 from improv.music.notes import Note
+from improv.realtime.notes import LiveNote
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Recorder:
     def __init__(self) -> None:
         self.t0: float | None = None
         self._open: dict[tuple[str, int, int], tuple[float, int]] = {}
-        self.notes: dict[str, list[tuple[int, float, float, int, int]]] = {"performer": [], "improv": []}
+        self.notes: dict[str, list[LiveNote]] = {"performer": [], "improv": []}
         self.tempi: list[tuple[float, float]] = []  # (time, bpm) from then on
         self.marks: list[tuple[float, str]] = []  # (time, text)
 
@@ -141,7 +142,7 @@ class Recorder:
     def note_off(self, who: str, channel: int, pitch: int, t: float) -> None:
         started = self._open.pop((who, channel, pitch), None)
         if started is not None:
-            self.notes[who].append((pitch, started[0], t, started[1], channel))
+            self.notes[who].append(LiveNote(pitch, started[0], t, started[1], channel))
 
     def tempo(self, t: float, bpm: float, text: str = "") -> None:
         """From ``t`` on the session runs at ``bpm``; ``text`` marks what happens there."""
@@ -181,16 +182,15 @@ class Recorder:
         ``programs``. So that a synth keeps the two apart, each part has a channel of its own (a
         performer who played on improv's channel moves to the next one: a channel has one program)
         and its own side of the stereo image."""
-        channels = {who: notes[0][4] if (notes := self.notes[who]) else 0 for who in self.notes}
+        channels = {who: notes[0].channel if (notes := self.notes[who]) else 0 for who in self.notes}
         if channels["performer"] == channels["improv"]:
             channels["performer"] = next(c for c in range(channels["improv"] + 1, channels["improv"] + 17) if c % 16 != 9) % 16
         out = []
         for who, program in zip(("performer", "improv"), programs):
-            notes = sorted(self.notes[who], key=lambda n: (n[1], n[0]))
             converted = []
-            for p, on, off, v, _ in notes:
-                start = self.beats(on, default_bpm)
-                converted.append(Note(p, start, max(self.beats(off, default_bpm) - start, 0.001), v))
+            for n in sorted(self.notes[who], key=lambda n: (n.onset, n.pitch)):
+                start = self.beats(n.onset, default_bpm)
+                converted.append(Note(n.pitch, start, max(self.beats(n.end, default_bpm) - start, 0.001), n.velocity))
             out.append(Track(who, converted, program=program, channel=channels[who], pan=PANS[who]))
         return out
 

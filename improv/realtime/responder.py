@@ -33,18 +33,19 @@ class Responder:
 
     def start(self, answer: Answer, call: Call, reason: tuple[str, float], now: float, threshold_s: float, grid: str, sync_units: int, voice: str) -> None:
         """The call has ended (``reason``: why, and when): ``answer``, its first note placed
-        already (``answer.start``, on ``grid``), plays from now on."""
+        already (``answer.playback.start``, on ``grid``), plays from now on."""
         self.exchanges += 1
         call_end = max(n.off if n.off is not None else now for n in call.notes)
         call_onset = call.first_onset
-        exchange = answer.exchange = Exchange(
+        assert answer.playback is not None
+        exchange = answer.playback.exchange = Exchange(
             number=self.exchanges,
             end_reason=reason[0],
             call_notes=call.note_count,
-            call_beats=(call_end - call.first_onset) * answer.bpm / 60,
-            bpm=answer.bpm,
-            tempo_source=answer.tempo_source,
-            key=answer.key,
+            call_beats=(call_end - call.first_onset) * answer.reading.bpm / 60,
+            bpm=answer.reading.bpm,
+            tempo_source=answer.reading.tempo_source,
+            key=answer.reading.key,
             decided_at=reason[1],
             threshold_s=threshold_s,
             grid=grid,
@@ -52,10 +53,10 @@ class Responder:
             voice=voice,
         )
         for p in answer.planned:
-            p.onset = answer_time(answer, p.beats, p.velocity, self.settings)
+            p.onset = answer_time(answer.playback, p.note.start, p.note.velocity, self.settings)
         if self.recorder is not None:
-            self.recorder.tempo(call_onset, answer.bpm, f"call {exchange.number}: {answer.key or 'any key'}, {answer.bpm:.0f} bpm")
-            self.recorder.tempo(answer.start, answer.bpm, f"answer {exchange.number}" + (f" ({exchange.voice})" if exchange.voice else ""))
+            self.recorder.tempo(call_onset, answer.reading.bpm, f"call {exchange.number}: {answer.reading.key or 'any key'}, {answer.reading.bpm:.0f} bpm")
+            self.recorder.tempo(answer.playback.start, answer.reading.bpm, f"answer {exchange.number}" + (f" ({exchange.voice})" if exchange.voice else ""))
         self.answer = answer
         self.decided = exchange
         self.responding = True
@@ -67,48 +68,50 @@ class Responder:
         stalled) is dropped, or the rest of the answer moves later (``late_policy``); its first
         note is never dropped: the answer starts late instead."""
         a = self.answer
-        assert a is not None and a.exchange is not None
+        assert a is not None and a.playback is not None and a.playback.exchange is not None
+        pb, exchange = a.playback, a.playback.exchange
         late_s = self.settings.late_ms / 1000
         while a.planned and a.planned[0].onset <= now:
             p = a.planned[0]
             if now - p.onset > late_s:  # no burst of late notes
-                if self.settings.late_policy == "shift" or a.exchange.first_note_at is None:
+                if self.settings.late_policy == "shift" or exchange.first_note_at is None:
                     self._shift(a, now - p.onset)
                     continue
                 a.planned.popleft()
-                a.late_dropped += 1
-                self.context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.pitch, p.velocity)  # planned, not heard: the model's own
+                pb.late_dropped += 1
+                self.context.adopt(p.row, p.state, p.onset, p.onset, 0.0, p.note.pitch, p.note.velocity)  # planned, not heard: the model's own
                 continue
             a.planned.popleft()
-            duration_s = a.pulse.time(a.first_beat + p.beats + p.duration_beats) - a.pulse.time(a.first_beat + p.beats)  # swung
-            if a.max_voices == 1:  # a single line: the note sounding now ends as this one starts
+            duration_s = pb.pulse.time(pb.first_beat + p.note.start + p.note.duration) - pb.pulse.time(pb.first_beat + p.note.start)  # swung
+            if a.reading.max_voices == 1:  # a single line: the note sounding now ends as this one starts
                 for pitch in list(self.output.sounding):
                     self.output.end_at(pitch, p.onset)
             self.output.start(p.msg, p.onset, duration_s, out)
             # The note is now part of the performance: window, running state, grid position.
-            self.context.adopt(p.row, p.state, p.onset, p.onset, duration_s, p.pitch, p.velocity)
-            a.exchange.response_notes += 1
-            if a.exchange.first_note_at is None:
-                a.exchange.first_note_at = p.onset
-                self.started = a.exchange
-        a.exchange.late_dropped = a.late_dropped
-        if a.finished and not a.planned:
+            self.context.adopt(p.row, p.state, p.onset, p.onset, duration_s, p.note.pitch, p.note.velocity)
+            exchange.response_notes += 1
+            if exchange.first_note_at is None:
+                exchange.first_note_at = p.onset
+                self.started = exchange
+        exchange.late_dropped = pb.late_dropped
+        if a.sampling.finished and not a.planned:
             self.finish("finished")
 
     @staticmethod
     def _shift(a: Answer, delay: float) -> None:
-        a.start = (a.start or 0.0) + delay
-        a.shift += delay
+        pb = a.playback
+        assert pb is not None and pb.exchange is not None
+        pb.start += delay
+        pb.shift += delay
         for p in a.planned:
             p.onset = (p.onset or 0.0) + delay
-        assert a.exchange is not None
-        a.exchange.late_shifted_s += delay
+        pb.exchange.late_shifted_s += delay
 
     def finish(self, how: str) -> None:
         a = self.answer
-        if a is not None and a.exchange is not None:
-            a.exchange.ended = how
-            self.reports.append(a.exchange)
+        if a is not None and a.playback is not None and a.playback.exchange is not None:
+            a.playback.exchange.ended = how
+            self.reports.append(a.playback.exchange)
         self.answer = None
         self.responding = False
 
@@ -135,4 +138,4 @@ class Responder:
 
     def model_for(self, voices: Any) -> Any:
         assert self.answer is not None
-        return voices[self.answer.voice].model
+        return voices[self.answer.reading.voice].model

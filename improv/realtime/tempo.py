@@ -126,11 +126,11 @@ def latency_s(settings: ServeSettings, velocity: int) -> float:
     return ms / 1000
 
 
-def answer_time(answer: Any, beats: float, velocity: int, settings: ServeSettings) -> float:
+def answer_time(playback: Any, beats: float, velocity: int, settings: ServeSettings) -> float:
     """When the answer's note ``beats`` after its first is sent: its place on the performer's grid
-    (the answer's first note at beat ``answer.first_beat`` of ``answer.pulse``), minus the latency."""
-    pulse: Pulse = answer.pulse
-    return pulse.time(answer.first_beat + beats) - latency_s(settings, velocity) + answer.shift
+    (the answer's first note at beat ``playback.first_beat`` of ``playback.pulse``), minus the latency."""
+    pulse: Pulse = playback.pulse
+    return pulse.time(playback.first_beat + beats) - latency_s(settings, velocity) + playback.shift
 
 
 def landing_mask(values: np.ndarray, position: float | None, first: bool, bar: tuple[int, int] | None) -> np.ndarray | None:
