@@ -85,7 +85,6 @@ class Engine(PlayAlong, FollowsLink):
         return self.voices[self.voice].model
 
     mode = property(lambda self: RESPOND if self._responder.responding else LISTEN)
-    _answer = property(lambda self: self._responder.answer)
     temperature = property(lambda self: self.params.temperature)
     memory = property(lambda self: self._planner.memory)  # the performer's idiom, learned (realtime/memory.py)
 
@@ -183,7 +182,7 @@ class Engine(PlayAlong, FollowsLink):
         closes = self._listener.performer.group_closes_at()
         if closes is not None:
             soft.append(closes)
-        if self.mode == LISTEN and self._answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
+        if self.mode == LISTEN and self.answer is None and self._listener.quiet() and self._band.answers(self.settings.after):
             soft.append(self._listener.speculate_at(self.bpm))
         soft += [t for t in (self._band.work_at(self.bpm),) if t is not None]  # solo: the next event to sample
         if not soft:
@@ -282,7 +281,7 @@ class Engine(PlayAlong, FollowsLink):
                 self._planner.density = action.value
             else:
                 self.imitation = action.value
-            a = self._answer
+            a = self.answer
             if a is not None and a.playback is None:
                 self._planner.restart(a, self._responder.exchanges, self.imitation)
         elif kind == "length":
@@ -320,20 +319,17 @@ class Engine(PlayAlong, FollowsLink):
         units = 0
         try:
             units += self._listener.hear(now, self.bpm, force=True)
-            a = self._answer
+            a = self.answer
             if a is None or a.reading.version != self._context.version:
                 a = self._responder.answer = self._prepare(now)
-            while not a.ready:
-                units += self._planner.prime_step(a, self.model)
-            while not a.planned and not a.sampling.finished:
-                units += self._planner.sample(a, self.model, self.params, self.length_factor)
+            units += self._planner.first_note(a, self.model, self.params, self.length_factor)
         except Exception as exc:  # see think()
             self._model_failed(now, exc)
             return
         self._start_answer(now, reason, units)
 
     def _start_answer(self, now: float, reason: tuple[str, float], sync_units: int) -> None:
-        a, call = self._answer, self._listener.call
+        a, call = self.answer, self._listener.call
         assert a is not None and call is not None
         # What the speculation assumed becomes true: the tempo, the call's rows at that tempo.
         if a.reading.bpm != self.bpm or a.reading.tempo_source == "estimate":
@@ -350,7 +346,7 @@ class Engine(PlayAlong, FollowsLink):
     def _next_work(self, now: float) -> Callable[[float], int] | None:
         if self._closed or now < self._cooldown_until:
             return None
-        a = self._answer
+        a = self.answer
         if self._band.wants_work(now, self.bpm):  # solo: the next event, a little ahead
             return lambda now: self._band.work(now, self.model, self.params, self.bpm)
         if self.mode == RESPOND:

@@ -184,6 +184,16 @@ class Planner:
         motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask)
         return Sampling(rng=rng, motif=motif, density_dial=self.density, memory=memory)
 
+    def first_note(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
+        """The call has ended: the priming finished and the first note sampled, if the speculation
+        had not got so far (the model units this took, at the decision)."""
+        units = 0
+        while not answer.ready:
+            units += self.prime_step(answer, model)
+        while not answer.planned and not answer.sampling.finished:
+            units += self.sample(answer, model, params, length_factor)
+        return units
+
     def restart(self, answer: Answer, exchange: int, imitation: float) -> None:
         """The temperature or the imitation changed before the answer started: sample it again
         (from the primed state, as far as the priming has got)."""

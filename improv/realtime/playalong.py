@@ -113,7 +113,7 @@ class PlayAlong:
         self._forget_call()
 
     def _play_answer(self, now: float, out: list[Timed]) -> None:
-        a = self._answer
+        a = self.answer
         looping = self._band.mode == "loop" and a is not None
         if looping and self._band.looper.source != id(a):  # a new answer: loop will repeat it
             self._band.looper.answer_started(a.playback.start, id(a))

@@ -99,7 +99,7 @@ def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
 
 def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """One instrument: each key once per onset; an onset with no key of the range left moves on."""
-    reading, sampling = step.reading, step.sampling
+    sampling = step.sampling
     if field == OFFSET and not step.first and step.no_key_left:
         mask = _no_chord(mask, len(logits))
     elif field == PITCH and not step.new_onset(row) and sampling.onset_pitches:
@@ -115,7 +115,7 @@ def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 
 def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """A line answers a line; chords no fuller than the call's (a mask while on)."""
-    reading, sampling = step.reading, step.sampling
+    reading = step.reading
     if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full)):
         mask = _no_chord(mask, len(logits))
     return logits, mask
