@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -128,24 +127,16 @@ def perform(out, peer, bpm: float, rng) -> float:
 
 
 def served(jack, peer, link: bool, seed: int) -> dict:
-    from support.serve_process import Lines, Listener, tear_down
-
-    from improv.io.rtmidi_ports import RtOutput, resolve_api
+    from support.serve_process import served as serve_on
 
     cmd = [
         sys.executable, "-m", "improv", "serve", "--api", "jack", "--voice", "folk", "--virtual",
         "--set", "serve.response_unit=events", "--set", "serve.response_length=8", "--set", "serve.silence_ms=300",
     ] + (["--link"] if link else [])  # fmt: skip
-    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-    listener = performer = None
     rng = np.random.default_rng(seed)
     grid, firsts, tempo_ok, missed = [], [], 0, 0
-    try:
-        lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=90)
-        in_name, out_name = banner.split("'")[1], banner.split("'")[3]
-        performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
-        listener = Listener(out_name)
+    with serve_on(jack, cmd, cwd=REPO, start_timeout=90) as s:
+        lines, performer, listener, proc = s.lines, s.performer, s.listener, s.proc
         for number, bpm in enumerate(TEMPI, start=1):
             peer.set_tempo(bpm)
             time.sleep(6.5)  # a long pause: without Link the call is heard anew
@@ -172,8 +163,6 @@ def served(jack, peer, link: bool, seed: int) -> dict:
         time.sleep(0.3)  # the last lines read
         summary = next((line for line in lines.rest() if "lateness" in line), "")
         late = re.search(r"p99 ([\d.]+) ms, max ([\d.]+) ms", summary)
-    finally:
-        tear_down(proc, listener.port if listener else None, performer)
     name = "after" if link else "before"
     return {
         f"link_{name}_grid_median_ms": round(float(np.median(grid)), 2),

@@ -5,8 +5,9 @@
   Targets: p99 <= 1 ms, max <= 5 ms.
 * ``recv_late_*``: the same messages as a listener in another process received them through
   JACK, against the moment each send began (adds JACK's own delivery: up to about a period,
-  ``jack_period_ms``). Each received message is matched to the one sent by content, in order
-  (``recv_missing``: how many sent were never received): matched k-th to k-th, one lost note made
+  ``jack_period_ms``; the listener polls, ``LISTEN_POLL_S``). Each received message is matched to
+  the one sent by content, in order (``recv_missing``: how many sent were never matched by what
+  came; ``recv_missing_note_offs``: of those, note-offs): matched k-th to k-th, one lost note made
   every later one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
   during the session, counted by a client in a process of its own (``--xruns``): the MIDI of such
   a cycle can be lost.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -49,6 +51,7 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/support: the private jackd the 
 sys.path.insert(0, str(REPO))
 
 THRESHOLD_MS = 600.0
+LISTEN_POLL_S = 0.0002  # the listener's poll: its stamps are at most this (plus a wake-up) late
 BPM = 200.0
 
 
@@ -319,8 +322,11 @@ def receive_figures(received, sent_times, releases, answers, sent_bytes=None) ->
         "recv_late_p50_ms": float(np.percentile(late, 50)) if n else float("nan"),
         "recv_late_p99_ms": float(np.percentile(late, 99)) if n else float("nan"),
         "recv_late_max_ms": float(late.max()) if n else float("nan"),
-        "recv_missing": len(sent_times) - len(received),  # never received (a count: matching may skip a reordered pair)
+        "recv_missing": (len(sent_bytes) if sent_bytes is not None else len(sent_times)) - n,  # sent, never matched by what came
     }
+    if sent_bytes is not None:  # a lost note-off is a note left hanging on the synth
+        seen = {k for k, _ in pairs}
+        out["recv_missing_note_offs"] = sum(1 for k, b in enumerate(sent_bytes) if k not in seen and (b[0] & 0xF0 == 0x80 or (b[0] & 0xF0 == 0x90 and b[2] == 0)))
     # First answer note received after each answered call's last release, less the musical wait.
     ons = [t for t, data in received if (data[0] & 0xF0) == 0x90 and data[2] > 0]
     e2e = []
@@ -417,18 +423,42 @@ def log_xruns() -> None:
 
 
 def listen(port_name: str) -> None:
-    """Listener process: record (perf_counter, bytes) of every message until stdin closes."""
+    """Listener process: record (perf_counter, bytes) of every message until stdin closes. Polled,
+    as improv's own input is (``io.input_poller``): a callback would take this process's GIL on
+    JACK's real-time thread and make the listener a late client of JACK's cycle itself. Each poll
+    stamps its newest message then and the earlier ones back by rtmidi's delta times (JACK's
+    clock), so a figure received is at most ``LISTEN_POLL_S`` (plus a wake-up) late."""
     import rtmidi
 
     got: list = []
-    midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "listener")
+    midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "listener", queue_size_limit=65536)
     midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
-    midi_in.set_callback(lambda event, data=None: got.append((time.perf_counter(), event[0])))
     midi_in.open_port(midi_in.get_ports().index(port_name), "in")
+    stop = threading.Event()
+
+    def poll() -> None:
+        try:  # real-time, below JACK's clients and the loop: its wake-ups stay prompt on a busy machine
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except (OSError, AttributeError):
+            pass  # no privilege: ordinary scheduling (stamps later by the machine's wake-up latency)
+        while not stop.is_set():
+            batch = []
+            while (message := midi_in.get_message()) is not None:
+                batch.append(message)
+            t, stamped = time.perf_counter(), []
+            for data, delta in reversed(batch):  # newest first: each is its successor's time less the successor's delta
+                stamped.append((t, data))
+                t -= max(0.0, delta)
+            got.extend(reversed(stamped))
+            time.sleep(LISTEN_POLL_S)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     print("ready", flush=True)
     sys.stdin.read()
     time.sleep(0.1)
-    midi_in.cancel_callback()
+    stop.set()
+    poller.join(1.0)
     print(json.dumps(got), flush=True)
     midi_in.close_port()
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from support.fakes import LadderModel
 from support.jack_server import running_jack
 
+from improv.io.input_poller import THREAD_NAME
 from improv.session import process
 from improv.session.process import loop_priority
 
@@ -81,10 +83,12 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         jack_clients = ports.jack_client_priority()
         assert jack_clients is not None
         seen: list[tuple[int, int]] = []
+        pollers: list[list[int]] = []  # the input poller threads' priorities, each turn
 
         class Watched:  # the loop's input, noting the loop thread's own scheduling each turn (then stopping it)
             def iter_stamped(self):
                 seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+                pollers.append([os.sched_getparam(t.native_id).sched_priority for t in threading.enumerate() if t.name == THREAD_NAME])
                 if len(seen) >= 5:
                     loop.request_stop()
                 return ports.input.iter_stamped()
@@ -92,12 +96,15 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
         clock = RealClock()
         loop = ServeLoop(Engine(LadderModel(), ServeSettings()), Watched(), ports.output, clock, wake=wake, idle_s=0.02)
         process.serve(loop, until=clock.now() + 60, handle_signals=False, realtime_priority=5, jack_clients=jack_clients)
+        time.sleep(0.05)  # the pollers put themselves back within a poll
         others = fifo_threads()  # JACK's client threads (the loop thread is back to normal by now)
         assert seen
         policy, priority = seen[-1]
         if jack_clients > 0:  # JACK real-time (jackd as root or with an rtprio limit)
-            assert set(others.values()) == {jack_clients}, others
+            assert set(others.values()) == {jack_clients}, others  # the pollers' priority undone too
             assert priority < jack_clients, (priority, jack_clients)
+            # The input's poller takes the GIL often: at the loop's priority, never preempted holding it.
+            assert pollers[-1] and set(pollers[-1]) == {priority}, (pollers[-1], priority)
         else:  # JACK without real-time scheduling: neither is the loop
             assert policy != os.SCHED_FIFO
     finally:
@@ -120,3 +127,23 @@ def test_improv_serve_on_jack_says_it_runs_below_jacks_client_threads(jack, tmp_
         assert "JACK runs without real-time priority, so improv does too" in line, line
     elif clients <= 5:  # the default realtime_priority (5) is not below them
         assert f"below JACK's client threads at {clients}" in line, line
+
+
+@pytest.mark.jack
+def test_improvs_ports_put_three_clients_in_jacks_cycle(jack):
+    """Every JACK client with a process callback is a real-time thread JACK wakes in turn each
+    period; the more of them, the more chances of an xrun. improv's own: its input, its output
+    and the input's sysex release. Listing ports and watching the server take none (before: two
+    more, rtmidi's lister)."""
+    from improv.io.watched_ports import MidiPorts, PortChoice
+
+    before = set(fifo_threads())
+    ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="count"), threading.Event())
+    try:
+        if ports.jack_client_priority() == 0:
+            pytest.skip("JACK runs without real-time scheduling here: its client threads cannot be told apart")
+        assert len(set(fifo_threads()) - before) == 3
+        ports.check()  # listing the ports adds none
+        assert len(set(fifo_threads()) - before) == 3
+    finally:
+        ports.close()

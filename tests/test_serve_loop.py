@@ -18,7 +18,8 @@ from improv.io import rtmidi_ports as ports
 from improv.io import watched_ports as watched
 from improv.io.clock import FakeClock
 from improv.io.memory_ports import MemoryOutput, ScriptedInput
-from improv.io.rtmidi_ports import ArrivalQueue
+from improv.io.arrivals import ArrivalQueue
+from improv.io.input_poller import InputPoller
 from improv.realtime.engine import Engine
 from improv.session.loop import ServeLoop
 from improv.settings.serve_section import ServeSettings
@@ -158,50 +159,107 @@ def test_model_errors_are_reported_as_status_lines():
 # ---- input stamped on arrival ----------------------------------------------------------------------
 
 
-def test_rtmidi_callback_stamps_each_message_on_arrival():
-    stamps = iter([1.0, 2.0, 3.0, 4.0])
+def test_arrivals_keep_their_stamps_and_join_split_messages():
     wake = threading.Event()
-    arrivals = ArrivalQueue(wake, stamp=lambda: next(stamps))
-    # rtmidi calls back on its own thread with (bytes, delta time)
-    threads = [threading.Thread(target=arrivals.callback, args=((data, 0.0),)) for data in ([0x90, 60, 80, 62, 90], [0x80, 60, 0])]
-    for th in threads:
-        th.start()
-        th.join()
+    arrivals = ArrivalQueue(wake)
+    arrivals.put([0x90, 60, 80, 62, 90], 1.0)
+    arrivals.put([0x80, 60, 0], 2.0)
     assert wake.is_set()
-    arrivals.callback(([0x90, 64], 0.0))  # half a message: complete only with the next bytes
-    arrivals.callback(([70], 0.0))
+    arrivals.put([0x90, 64], 3.0)  # half a message: complete only with the next bytes
+    arrivals.put([70], 4.0)
     got = [(t, m.type, m.note, m.velocity) for t, m in arrivals.iter_stamped()]
     assert got == [(1.0, "note_on", 60, 80), (1.0, "note_on", 62, 90), (2.0, "note_off", 60, 0), (4.0, "note_on", 64, 70)]
     assert list(arrivals.iter_stamped()) == []
 
 
 class FakeMidiIn:
-    """Stands in for rtmidi.MidiIn: keeps the callback improv registers."""
+    """Stands in for rtmidi.MidiIn: a queue polled with get_message (improv sets no callback)."""
 
     def __init__(self):
+        self.queue = []
         self.callback = None
 
     def ignore_types(self, **kw):
         pass
 
-    def set_callback(self, callback):
+    def set_callback(self, callback):  # would run on JACK's thread: improv must never set one
         self.callback = callback
+
+    def get_message(self):
+        return self.queue.pop(0) if self.queue else None
 
     def open_virtual_port(self, name):
         pass
 
+    def close_port(self):
+        pass
 
-def test_rt_input_stamps_in_rtmidi_callback_with_perf_counter(monkeypatch):
+    def delete(self):
+        pass
+
+
+def test_rt_input_is_polled_and_stamped_with_perf_counter_on_arrival(monkeypatch):
     fake = FakeMidiIn()
     monkeypatch.setattr(ports, "_client", lambda kind, api, name: fake)
     wake = threading.Event()
     port = ports.RtInput(0, "improv", virtual="in", wake=wake)
-    before = time.perf_counter()
-    fake.callback(([0x90, 60, 80], 0.001), None)  # as rtmidi's thread would
-    after = time.perf_counter()
-    time.sleep(0.002)  # drained later: the stamp stays the arrival
-    ((t, msg),) = list(port.iter_stamped())
-    assert before <= t <= after and msg.type == "note_on" and wake.is_set()
+    try:
+        assert fake.callback is None  # no Python on rtmidi's (JACK's real-time) thread
+        before = time.perf_counter()
+        fake.queue.append(([0x90, 60, 80], 0.0))  # as rtmidi's thread queues it
+        assert wake.wait(1.0)
+        after = time.perf_counter()
+        time.sleep(0.002)  # drained later: the stamp stays the arrival
+        ((t, msg),) = list(port.iter_stamped())
+        assert before <= t <= after and msg.type == "note_on"
+    finally:
+        port.close()
+
+
+def test_an_abandoned_input_leaves_no_poller_thread_behind(monkeypatch):
+    """A JACK server that died leaves its clients abandoned; their pollers must end with them
+    (a rebuilt client gets a poller of its own)."""
+    monkeypatch.setattr(ports, "_client", lambda kind, api, name: FakeMidiIn())
+    port = ports.RtInput(0, "improv", virtual="in")
+    thread = port._poller._thread
+    assert thread is not None and thread.is_alive()
+    port.abandon()
+    thread.join(1.0)
+    assert not thread.is_alive()
+    port.recreate(None)  # the server is back: a new client, polled again
+    assert port._poller._thread is not None and port._poller._thread.is_alive()
+    port.close()
+
+
+def test_a_poll_keeps_the_spacing_rtmidi_measured_between_its_messages():
+    arrivals = ArrivalQueue()
+    poller = InputPoller(arrivals, stamp=lambda: 10.0)
+    fake = FakeMidiIn()
+    fake.queue += [([0x90, 60, 80], 0.5), ([0x90, 64, 80], 0.0), ([0x80, 60, 0], 0.02)]  # a chord, then a release 20 ms on
+    poller._rt = fake  # polled by hand, no thread
+    assert poller.poll() == 3
+    assert [(round(t, 6), m.note) for t, m in arrivals.iter_stamped()] == [(9.98, 60), (9.98, 64), (10.0, 60)]
+
+
+def test_a_poll_stamps_its_newest_message_by_rtmidis_clock_not_the_polls_delay():
+    """The newest message of a poll is the last stamp plus rtmidi's deltas since, where that falls
+    after the previous poll; else the poll's own time (a chain that cannot be right is not used)."""
+    clock = iter([10.0, 10.2, 10.5, 10.6, 10.7, 11.5])
+    arrivals = ArrivalQueue()
+    poller = InputPoller(arrivals, stamp=lambda: next(clock))
+    fake = FakeMidiIn()
+    poller._rt = fake
+    fake.queue.append(([0x90, 60, 80], 0.0))
+    poller.poll()  # 10.0: nothing to chain from, the poll's time
+    poller.poll()  # 10.2: empty
+    fake.queue.append(([0x80, 60, 0], 0.3))
+    poller.poll()  # 10.5: 10.0 + 0.3 came after the poll at 10.2
+    fake.queue.append(([0x90, 62, 80], 0.9))
+    poller.poll()  # 10.6: 10.3 + 0.9 is later than now: the poll's time
+    poller.poll()  # 10.7: empty
+    fake.queue.append(([0x80, 62, 0], 0.05))
+    poller.poll()  # 11.5: 10.6 + 0.05 is before the last poll (10.7): the poll's time
+    assert [round(t, 6) for t, _ in arrivals.iter_stamped()] == [10.0, 10.3, 10.6, 11.5]
 
 
 class LateInput(ScriptedInput):
@@ -309,8 +367,8 @@ class FakeRt:
     def set_callback(self, callback):
         pass
 
-    def cancel_callback(self):
-        pass
+    def get_message(self):
+        return None
 
     def send_message(self, data):
         pass
@@ -373,7 +431,7 @@ def test_a_failing_midi_system_is_a_status_line_not_a_traceback(monkeypatch):
     rtmidi = pytest.importorskip("rtmidi")
     lister = FakeLister()
     monkeypatch.setattr(watched, "resolve_api", lambda name: 0)
-    monkeypatch.setattr(watched, "PortLister", lambda api: lister)
+    monkeypatch.setattr(watched, "port_lister", lambda api, name: lister)
     monkeypatch.setattr(ports, "_client", lambda k, api, name: FakeRt(["keys", "synth"]))
     midi = watched.MidiPorts(watched.PortChoice(in_name="keys", out_name="synth"))
     assert midi.check() == []

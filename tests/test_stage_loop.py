@@ -237,7 +237,7 @@ def test_one_key_held_while_playing_on_does_not_grow_the_pending_notes():
 def test_the_arrival_queue_is_bounded_during_a_stall():
     q = ArrivalQueue(capacity=8)
     for i in range(20):
-        q.callback(([0x90, 60 + i, 80], 0.0))
+        q.put([0x90, 60 + i, 80], float(i))
     assert q.dropped == 12
     assert [m.note for _, m in q.iter_stamped()] == [60 + i for i in range(8)]
 

@@ -2,9 +2,10 @@
 and one input or output opened by name (or a virtual one of improv's own).
 
 Real ports use python-rtmidi directly (mido's rtmidi backend wraps the same library) so that
-improv controls what matters for real time: the rtmidi callback, which runs on rtmidi's own
-thread, only stamps the raw bytes with their arrival time (``time.perf_counter``, the serve
-loop's ``RealClock``), queues them and wakes the serve loop; the loop (one thread) parses and
+improv controls what matters for real time: no input callback (on JACK it would take the GIL
+on JACK's process thread); a poller thread drains rtmidi's queue, stamps the raw bytes with their
+arrival time (``time.perf_counter``, the serve loop's ``RealClock``), queues them and wakes the
+serve loop (``input_poller``); the loop (one thread) parses and
 handles them, with those stamps (``iter_stamped``). Client names are improv's own (``improv``), on every API. Parsing is tolerant:
 running status, real-time bytes inside messages, sysex and junk never break it.
 
@@ -25,6 +26,7 @@ import mido
 
 from improv.errors import PortError
 from improv.io.arrivals import ArrivalQueue
+from improv.io.input_poller import InputPoller
 
 # improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
@@ -228,7 +230,7 @@ class SysexRelease:
     arrive at once as one call. This port of improv's own, connected to its input, sends a lone
     F7 every ``every_s``: it ends such a wait (the notes held back arrive at most that late, and
     ``MidiParser`` drops the sysex at their first status byte); with no sysex pending, rtmidi
-    delivers it alone and the input's callback drops it unseen. A long sysex split over several
+    delivers it alone and the input's queue drops it unseen. A long sysex split over several
     events may be cut by it: improv has no use for those (its loopback probe is one short event).
     """
 
@@ -274,7 +276,7 @@ class SysexRelease:
 
 
 class RtInput(_RtPort):
-    """An rtmidi input whose callback stamps and queues bytes and wakes the loop (``ArrivalQueue``);
+    """An rtmidi input, polled (``InputPoller``): its bytes are stamped, queued, and wake the loop (``ArrivalQueue``);
     ``iter_stamped`` parses them into (arrival time, message). On JACK a ``SysexRelease`` keeps a
     cut-off sysex from silencing it."""
 
@@ -282,6 +284,7 @@ class RtInput(_RtPort):
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
         self._arrivals = ArrivalQueue(wake)
+        self._poller = InputPoller(self._arrivals)  # never a callback on JACK's thread: see input_poller
         self._release: SysexRelease | None = None
         self._own_port: str | None = None  # our input as others see it (for the release to connect to)
         super().__init__(api, client_name, port, virtual)
@@ -289,7 +292,7 @@ class RtInput(_RtPort):
     def _new_client(self) -> Any:
         rt = _client("MidiIn", self.api, self.client_name)
         rt.ignore_types(sysex=False, timing=False, active_sense=True)
-        rt.set_callback(self._arrivals.callback)
+        self._poller.attach(rt)
         return rt
 
     def open_port(self, port: str | None, virtual: str | None = None) -> None:
@@ -318,23 +321,25 @@ class RtInput(_RtPort):
         return (msg for _, msg in self._arrivals.iter_stamped())
 
     def reopen(self, port: str) -> None:
-        # python-rtmidi's close_port() cancels the input callback, and opening again does not
-        # bring it back: without this a replugged keyboard would be heard by no one.
-        super().reopen(port)
-        self._rt.set_callback(self._arrivals.callback)
+        self._poller.detach()  # no poll while the port closes and opens
+        try:
+            super().reopen(port)
+        finally:
+            if self._rt is not None:
+                self._poller.attach(self._rt)
 
     def abandon(self) -> None:
+        self._poller.close()  # its thread ends with the client (a rebuilt one gets a new one)
         if self._release is not None:
             self._release.close(server_gone=True)
             self._release, self._own_port = None, None
         super().abandon()
 
     def close(self) -> None:
+        self._poller.close()
         if self._release is not None:
             self._release.close()
             self._release = None
-        if self._rt is not None:
-            self._rt.cancel_callback()
         super().close()
 
 

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from improv.errors import PortError
+from improv.io.jack_ports import JackLister
 from improv.io.jack_watch import JackWatch
 from improv.io.rtmidi_ports import (
     PortLister,
@@ -45,7 +46,7 @@ class MidiPorts:
     def __init__(self, choice: PortChoice, wake: threading.Event | None = None) -> None:
         self.choice = choice
         self.api = resolve_api(choice.api)
-        self.lister = PortLister(self.api)
+        self.lister = port_lister(self.api, choice.client_name)
         self.input: RtInput | None = None
         self.output: RtOutput | None = None
         self.lost: dict[str, bool] = {"input": False, "output": False}
@@ -155,7 +156,7 @@ class MidiPorts:
             self.server_lost = True
             events.append(("system-lost", "the JACK server stopped; improv waits for it and reopens its ports when it is back"))
         try:
-            lister = PortLister(self.api)
+            lister = port_lister(self.api, self.choice.client_name)
         except PortError:
             return events  # not back yet
         self._drop_clients()
@@ -222,7 +223,13 @@ class MidiPorts:
 
 
 
-def check_names(choice: PortChoice, lister: PortLister | None = None) -> tuple[str | None, str | None]:
+def port_lister(api: int, client_name: str) -> PortLister | JackLister:
+    """What a session lists ports with: on JACK a client JACK never schedules (``jack_ports``:
+    rtmidi's lister is two clients in every cycle), elsewhere rtmidi's."""
+    return JackLister(f"{client_name}-list") if api_name(api) == "jack" else PortLister(api)
+
+
+def check_names(choice: PortChoice, lister: PortLister | JackLister | None = None) -> tuple[str | None, str | None]:
     """The ports the choice names, matched now (None for a side improv makes a virtual port
     for); a name that matches nothing, or several, is a one-line ``PortError``."""
     if not choice.virtual and (not choice.in_name or not choice.out_name):

@@ -46,7 +46,7 @@ class Feed:
     def send(self, msg: Any) -> None:
         self.inbox.append(msg)
         if self.wake is not None:
-            self.wake.set()  # as a real input's callback does: the loop takes it at once
+            self.wake.set()  # as a real input's poller does: the loop takes it at once
 
     def take_inbox(self) -> Iterator[Any]:
         while self.inbox:

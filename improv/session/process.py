@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from improv.io.input_poller import InputPoller
 from improv.io.machine import one_blas_thread
 from improv.io.signals import StopRequests
 from improv.session.loop import LoopStats, ServeLoop
@@ -84,9 +85,10 @@ def serve(
     blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
     wanted, why = loop_priority(realtime_priority, jack_clients)
     priority, undo_priority = realtime_scheduling(wanted)
+    InputPoller.priority = wanted if priority.startswith("real-time") else 0  # the input's poller beside the loop
     loop.on_status(f"improv: timing: {priority}{f' ({why})' if why else ''}, {blas}")
     switch = sys.getswitchinterval()
-    # Why: rtmidi's callback thread needs the GIL to queue a message; a short switch interval
+    # Why: the MIDI input's poller thread needs the GIL to queue a message; a short switch interval
     # bounds how long it waits while this thread computes (the default is 5 ms).
     sys.setswitchinterval(0.0005)
     # Why: everything loaded so far (models, music21) is long-lived; frozen, the cyclic
@@ -102,3 +104,4 @@ def serve(
         gc.unfreeze()
         sys.setswitchinterval(switch)
         undo_priority()
+        InputPoller.priority = 0

@@ -37,7 +37,7 @@ class JackServer:
         """Environment for a child process that should use this server."""
         return {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1"}
 
-    def start(self, timeout: float = 10.0) -> str | None:
+    def start(self, timeout: float = 30.0) -> str | None:  # a loaded machine (CI runs two suites) can take that long
         jackd = shutil.which("jackd")
         if jackd is None:
             return "no jackd here (apt-get install jackd2)"

@@ -60,8 +60,9 @@ def serve_cmd(checkpoint: Path, *extra: str) -> list[str]:
 
 
 class Listener:
-    """Collects what improv sends, each message stamped (``time.perf_counter``) when it arrived, in
-    rtmidi's callback: not when the test gets round to polling."""
+    """Collects what improv sends, each message stamped (``time.perf_counter``) when it arrived, by
+    the input's own poller (``io.input_poller``, within a millisecond): not when the test gets
+    round to looking."""
 
     def __init__(self, port_name: str | None, client_name: str = "listener", virtual: str | None = None) -> None:
         from improv.io.rtmidi_ports import RtInput, resolve_api
@@ -91,11 +92,15 @@ class Listener:
 
 
 def play(out, notes, step=0.15, length=0.1, velocity=90) -> None:
-    for n in notes:
-        out.send(mido.Message("note_on", note=n, velocity=velocity))
-        time.sleep(length)
-        out.send(mido.Message("note_off", note=n))
-        time.sleep(step - length)
+    """A performer's phrase, one note every ``step`` s held ``length`` s, on time (``send_on_time``):
+    plain sleeps on a loaded machine overshoot by tens of milliseconds, which moves the call's
+    onsets, so what improv hears (and answers) would depend on the machine's load."""
+    events = []
+    for k, n in enumerate(notes):
+        events += [(k * step, mido.Message("note_on", note=n, velocity=velocity)), (k * step + length, mido.Message("note_off", note=n))]
+    end = send_on_time(out, events, time.perf_counter() + 0.002)
+    while time.perf_counter() < end + step - length:  # the phrase ends a gap after its last release, as before
+        time.sleep(0.001)
 
 
 def send_on_time(out, events: list[tuple[float, Any]], start: float) -> float:
@@ -141,17 +146,18 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(jack, cmd: list[str]) -> Iterator[Served]:
-    """Start ``cmd`` (an `improv serve --virtual` on ``jack``), wait for its banner, connect a
-    performer to its input and a listener to its output; afterwards, whatever happened, the
-    process gone and both ports closed (``tear_down``)."""
+def served(jack, cmd: list[str], cwd: Path | None = None, start_timeout: float = 60) -> Iterator[Served]:
+    """Start ``cmd`` (an `improv serve --virtual` on ``jack``; in ``cwd``, for a benchmark run from
+    anywhere), wait up to ``start_timeout`` for its banner, connect a performer to its input and a
+    listener to its output; afterwards, whatever happened, the process gone and both ports closed
+    (``tear_down``)."""
     from improv.io.rtmidi_ports import RtOutput, resolve_api
 
-    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     listener = performer = None
     try:
         lines = Lines(proc.stdout)
-        banner = lines.wait_for("improv: listening on", timeout=60)
+        banner = lines.wait_for("improv: listening on", timeout=start_timeout)
         in_name, out_name = banner.split("'")[1], banner.split("'")[3]
         performer = RtOutput(resolve_api("jack"), "performer", port=in_name)
         listener = Listener(out_name)
