@@ -17,6 +17,15 @@ with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
   phrases (played after the session's, never answered) minus adapt 0's. An answer can hardly sit
   closer among the performer's phrases than those do: where ``reach`` is under 0.1, so is any
   honest uptake.
+* ``mg_pc_*`` / ``mg_iv_*``: MGEval as its authors' code computes it (``improv.evaluation.mgeval``),
+  on its pitch-class histogram (the piano roll: duration x velocity) and on interval histograms.
+  Three sets of eight, each against the performer's phrases so far: the answers at adapt 0
+  (``_a0_N``), at adapt 1 (``_a1_N``), the performer's own next phrases (``_own_N``). ``oa_ref``
+  the overlap area of the performer's intra-set distances with the inter-set ones, ``oa_gen`` of
+  the set's own intra-set distances with them, ``kl_*`` MGEval's KL, ``intra_*`` / ``inter`` the
+  mean distances; ``mg_*_oa_*_uptake_N`` = a1 - a0 and ``_reach_N`` = own - a0, per session.
+* ``iv_match_<set>_N``: histogram intersection of a set's pooled intervals with the performer's
+  (the outside check of the interval uptake: phrases of 7 to 11 notes make sparse histograms).
 * ``pc_match_a0_N`` / ``_a1_N``, the outside check: histogram intersection of the answers' pooled
   pitch classes with the performer's (1 = the same pitch classes in the same proportions).
 * ``collapse_a1`` / ``longest_copy_a1`` (and ``_a0``): the quality bar on every answer of the
@@ -26,6 +35,9 @@ Timing (this machine, one process): ``learn_us_p99`` per learned event, ``mix_us
 memory's cost per sampled event (four heads) against ``sample_us_p50`` (the voice's sample and
 step), ``due_ms_p99_a1`` / ``due_ms_max_a1`` the engine's ``due`` (what the loop calls to send;
 it also decides at a call's end, model work included) in the sessions at adapt 1, ``_a0`` at 0.
+``learn_jack_*`` (``--learn-jack`` pairs): ``bench_serve``'s session over a private jackd with 12
+calls, at adapt 0 then 1 in turn; send lateness p99 / max, what the memory learned, xruns, notes
+lost; one value per session, in order.
 ``nll_drop_10_notes`` leaves the velocity head out: the voices learned from scores without dynamics,
 so any performer's velocities are news to them, and that head's drop is the largest.
 """
@@ -42,9 +54,10 @@ from typing import Callable
 
 import numpy as np
 
-from improv.evaluation.learning import idiom_overlaps, memory_nll, play_calls, session_rows, skyline_phrases
+from improv.evaluation.learning import idiom_overlaps, interval_histogram, memory_nll, play_calls, session_rows, skyline_phrases
 from improv.evaluation.licks import licks
 from improv.evaluation.metrics import CopyIndex, collapse_rate
+from improv.evaluation.mgeval import mgeval, pitch_class_piano_roll
 from improv.model.voices import load_player, model_location
 from improv.music.midi import read_midi_file
 from improv.realtime.engine import Engine
@@ -60,6 +73,8 @@ FIELDS = ("pitch", "offset", "duration", "velocity")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn-voice", default="folk", help="voice the learning benchmark answers with (default: folk)")
+    parser.add_argument("--learn-idioms", default="wholetone,blues,ff", help="idioms to play (default: wholetone,blues,ff)")
+    parser.add_argument("--learn-jack", type=int, default=2, help="pairs of real-JACK serve sessions (bench_serve's, more calls) at adapt 0 then 1, for the send budget while the memory learns (default 2; 0 = none)")
     parser.add_argument("--learn-seeds", default="1,2,3", help="one session per seed and idiom, at adapt 0 and 1 (the licks' and the answers' seed); figures are their mean")
 
 
@@ -125,6 +140,23 @@ def _field_drops(model, memory: SessionMemory, rows: list[np.ndarray], n: int, n
     return drops / max(count, 1)
 
 
+def _mgeval_figures(add: Callable[[str, float], None], n: int, sets: dict[str, list[np.ndarray]], performer: list[np.ndarray]) -> None:
+    """MGEval as its authors compute it (``improv.evaluation.mgeval``): each set of eight (the answers
+    at adapt 0, at 1, the performer's own next phrases) against the performer's phrases, on MGEval's
+    pitch-class histogram (duration x velocity); and the pooled interval histograms' intersection
+    with the performer's (``iv_match``: the outside check of the interval uptake)."""
+    pooled = lambda phrases: np.sum([interval_histogram(p) * max(len(p) - 1, 0) for p in phrases], axis=0)  # noqa: E731
+    own_iv = pooled(performer)
+    own_iv = own_iv / max(own_iv.sum(), 1e-9)
+    for name, phrases in sets.items():
+        phrases = [p for p in phrases if len(p) > 1]
+        for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram)):
+            for key, value in mgeval([feature(p) for p in phrases], [feature(p) for p in performer]).items():
+                add(f"mg_{short}_{key}_{name}_{n}", value)
+        iv = pooled(phrases)
+        add(f"iv_match_{name}_{n}", float(np.minimum(iv / max(iv.sum(), 1e-9), own_iv).sum()))
+
+
 def _copy(answers: list[np.ndarray], phrases: list[np.ndarray], tokenizer) -> float:
     runs = []
     for i, a in enumerate(answers):
@@ -174,6 +206,7 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
                 add(f"reach_{short}_{n}", own[feature] - overlaps[0.0][feature])
             for a in (0.0, 1.0):
                 add(f"pc_match_a{a:.0f}_{n}", _pc_match(played[a]["answers"][window], performer))
+            _mgeval_figures(add, n, {"a0": played[0.0]["answers"][window], "a1": played[1.0]["answers"][window], "own": everything[n + AHEAD : n + 2 * AHEAD]}, performer)
         for a in (0.0, 1.0):
             answers = played[a]["answers"]
             add(f"collapse_a{a:.0f}", collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]))
@@ -182,6 +215,11 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
     for n in CHECKPOINTS:  # the worst session's uptake, beside the mean
         for short in ("pc", "pc_count", "interval"):
             out[f"learn_{name}_uptake_{short}_{n}_min"] = round(float(np.min(figures[f"learn_{name}_uptake_{short}_{n}"])), 3)
+        for short in ("pc", "iv"):  # MGEval's uptake and reach, per session then averaged
+            for oa in ("oa_ref", "oa_gen"):
+                get = lambda who: np.array(figures[f"learn_{name}_mg_{short}_{oa}_{who}_{n}"])  # noqa: E731
+                out[f"learn_{name}_mg_{short}_{oa}_uptake_{n}"] = round(float(np.mean(get("a1") - get("a0"))), 3)
+                out[f"learn_{name}_mg_{short}_{oa}_reach_{n}"] = round(float(np.mean(get("own") - get("a0"))), 3)
     return out
 
 
@@ -231,15 +269,49 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         print(f"note: the Final Fantasy idiom is skipped: {FF} is absent or has too few phrases", flush=True, file=sys.stderr)
     else:
         idioms["ff"] = lambda seed: ff  # the same pieces; the seed is the answers'
+    wanted = str(getattr(args, "learn_idioms", "wholetone,blues,ff")).split(",")
+    idioms = {name: make for name, make in idioms.items() if name in wanted}
     out: dict[str, float] = {"learn_sessions_per_idiom": len(seeds)}
     due: dict[float, list[float]] = {0.0: [], 1.0: []}
     for name, make in idioms.items():
         out.update(_idiom(name, make, model, seeds, due))
     out.update(_timing(model, licks(count, "wholetone", seeds[0])))
-    for adapt, times in due.items():  # the engine's send path, learning (adapt 1) or not
+    out.update(_jack_budgets(int(getattr(args, "learn_jack", 2))))
+    for adapt, times in ((a, t) for a, t in due.items() if t):  # the engine's send path, learning (adapt 1) or not
         out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)
         out[f"learn_due_ms_max_a{adapt:.0f}"] = round(float(np.max(times)) * 1e3, 3)
     return out
+
+
+JACK_CALLS = 12  # bench_serve's calls (each but the last ended by the next): enough for the memory's say
+
+
+def _jack_budgets(pairs: int) -> dict[str, float]:
+    """Send lateness over real JACK ports (``bench_serve.session``: a private jackd, improv's loop at
+    its real-time priority, a listener in another process) at adapt 0 and 1, alternating in this
+    run; at adapt 1 the memory learns each call in the loop's think slices and is mixed into every
+    sampled event of the dense answers. Each figure is listed per session, in order."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from bench_serve import session
+    from support.jack_server import JackServer
+
+    out: dict[str, list[float]] = {}
+    for _ in range(pairs):
+        for adapt in (0.0, 1.0):
+            jack = JackServer(period=64)
+            reason = jack.start()
+            if reason is not None:
+                print(f"note: no JACK ({reason}): the send budget during learning is not measured", file=sys.stderr)
+                return {}
+            try:
+                got = session(240, JACK_CALLS, jack, 64, adapt=adapt)
+            finally:
+                jack.stop()
+            for key in ("send_late_p99_ms", "send_late_max_ms", "serve_memory_events", "jack_xruns", "recv_missing"):
+                if key in got:
+                    out.setdefault(f"learn_jack_{key}_a{adapt:.0f}", []).append(round(float(got[key]), 3))
+    return {key: " / ".join(f"{v:g}" for v in values) for key, values in out.items()}  # type: ignore[misc]
 
 
 def session_picture(out_png: str, calls: int = 12, seed: int = 1, voice: str = "folk") -> dict[float, list[float]]:

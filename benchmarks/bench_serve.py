@@ -196,7 +196,7 @@ def run(args) -> dict:
         jack.stop()
 
 
-def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None, monitor: str = "none") -> dict:
+def session(events: int, exchanges: int, jack, period: int, priority: int | None = None, checkpoint: str | None = None, monitor: str = "none", adapt: float | None = None) -> dict:
     from improv.io.clock import RealClock
     from improv.io.memory_ports import MemoryOutput
     from improv.io.rtmidi_ports import RtOutput
@@ -218,6 +218,8 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     )
     if priority is not None:
         settings = dataclasses.replace(settings, realtime_priority=priority)
+    if adapt is not None:  # the session memory's say (bench_learn: learning's share of the send budget)
+        settings = dataclasses.replace(settings, adapt=adapt)
     engine = Engine(Dense(model), settings, SamplingParams(1.0, 0, 0.95), seed=0)
     clock = RealClock(settings.spin_ms / 1000)
     wake = threading.Event()
@@ -276,6 +278,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     figures.update(monitor_figures)
     figures.update(stats.lateness_ms())
     figures["serve_messages"] = stats.sent
+    figures["serve_memory_events"] = engine.memory.events  # what the session memory learned meanwhile
     answers = [ex for ex in stats.exchanges if ex.first_sent_at is not None]
     overhead = np.array([ex.overhead_s for ex in answers]) * 1000
     wait = np.array([ex.wait_s for ex in answers]) * 1000

@@ -39,8 +39,8 @@ def learned(rows, memory: SessionMemory | None = None, now: float = 0.0) -> Sess
     return memory
 
 
-def wholetone_mass(memory: SessionMemory, before_pitch: int = 62) -> float:
-    cursor = memory.cursor([np.array([before_pitch, 6, 6, 4], np.uint8)], 0.0)
+def wholetone_mass(memory: SessionMemory, before_pitch: int = 62, now: float = 0.0) -> float:
+    cursor = memory.cursor([np.array([before_pitch, 6, 6, 4], np.uint8)], now)
     assert cursor is not None
     p = np.exp(cursor.mix(PITCH, np.array([0, 6, 0, 0], np.uint8), np.zeros(N_PITCH)))
     return float(p[:128][np.isin(np.arange(128) % 12, WHOLE_TONE)].sum())
@@ -104,6 +104,17 @@ def test_a_saved_memory_loads_as_it_was():
     assert again.events == memory.events
     assert again.share(5.0) == pytest.approx(memory.share(0.0))
     assert wholetone_mass(again) == pytest.approx(wholetone_mass(memory))
+
+
+def test_a_faded_memory_loads_as_faded_as_it_was_saved():
+    # with forget_after, what was played long before the save counts less at the next start too
+    memory = SessionMemory(TOK, adapt=1.0, forget_after=60.0)
+    learned(wholetone_rows(6), memory, now=0.0)
+    learned(session_rows(TOK, licks(6, "blues", 1)), memory, now=120.0)  # the recent idiom
+    again = SessionMemory(TOK, adapt=1.0, forget_after=60.0)
+    again.load_bytes(memory.to_bytes(120.0))
+    assert again.share(0.0) == pytest.approx(memory.share(120.0))
+    assert wholetone_mass(again, now=0.0) == pytest.approx(wholetone_mass(memory, now=120.0), abs=1e-6)
 
 
 @pytest.mark.parametrize(
