@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from improv.evaluation.metrics import inter_distances, intra_distances
+
 QUAD_POINTS = 4001  # the overlap's integral, on a grid fine enough for these small distance sets
 
 
@@ -39,16 +41,9 @@ def pitch_class_piano_roll(notes: np.ndarray) -> np.ndarray:
     return hist / total if total > 0 else hist
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
-
-
 def distance_sets(generated: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
     """(intra generated, intra reference, inter) distances, as MGEval's leave-one-out loops make them."""
-    g = np.asarray(generated, dtype=float).reshape(len(generated), -1)
-    r = np.asarray(reference, dtype=float).reshape(len(reference), -1)
-    off = lambda n: ~np.eye(n, dtype=bool)  # noqa: E731 - a sample's distance to itself is left out
-    return {"intra_gen": _distances(g, g)[off(len(g))], "intra_ref": _distances(r, r)[off(len(r))], "inter": _distances(g, r).ravel()}
+    return {"intra_gen": intra_distances(generated), "intra_ref": intra_distances(reference), "inter": inter_distances(generated, reference)}
 
 
 class _Kde:

@@ -213,8 +213,8 @@ class MidiPorts:
         if self.server_lost or (self.watch is not None and self.watch.gone.is_set()):
             self._drop_clients()  # the server died under them: closing them would crash
             return
-        # The output first: its close hands the last note-offs on (rtmidi's JACK output waits for
-        # its buffer to drain) before the input's, where rtmidi on a loaded JACK can crash.
+        # The output first: its close hands the last note-offs on (RtMidi's JACK output waits for
+        # its buffer to drain, by its source) before the input's, where rtmidi on a loaded JACK can crash.
         for port in (self.output, self.input):
             if port is not None:
                 port.close()

@@ -152,7 +152,7 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
             # rhythm (none below imitation 0.75), chords moved on before their top, under the cap
             # ``ChordTop`` puts above it, and answers sat low (renaissance's top 3.6 semitones
             # under the call's, real +0.1; bach's register -3.6, real +0.2; measured at top_p 1).
-            logits = top.offset_bias(logits, 1.0)
+            logits = top.offset_bias(logits)
         if m is not None and m.offsets[sampling.onsets] > 0 and (top is None or top.reached):
             logits = logits.copy()
             logits[m.offsets[sampling.onsets]] += rhythm_nats(m) * strength

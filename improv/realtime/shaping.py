@@ -180,12 +180,11 @@ class ChordTop:
     def reached(self) -> bool:
         return self.wanted in self.pitches or not 0 <= self.wanted < 128
 
-    def offset_bias(self, logits: np.ndarray, fill: float) -> np.ndarray:
-        """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete);
-        while it is not, likelier by ``fill`` (0..1) of the strength: the motif's rhythm then waits
-        for the chord to be complete (the engine passes 1: ``processors.motif``)."""
+    def offset_bias(self, logits: np.ndarray) -> np.ndarray:
+        """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete),
+        likelier while it is not (the chord waits for its top: ``processors.motif``)."""
         logits = logits.copy()
-        logits[0] += -self.strength if self.reached else self.strength * fill
+        logits[0] += -self.strength if self.reached else self.strength
         return logits
 
 
