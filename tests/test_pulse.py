@@ -469,3 +469,21 @@ def test_a_swung_call_in_a_swung_set_stays_on_the_sets_beat():
         x = pulse.position(onsets[0])
         on_beat += abs(x - round(x)) < 0.1 and pulse.bpm == pytest.approx(120, rel=0.02)
     assert on_beat >= 6, on_beat  # 0 of 10 before; the misses: a first call heard 1-2 % slow, 12 beats back
+
+
+def test_a_short_call_in_three_with_two_beats_struck_finds_its_bar_from_its_edges():
+    """A 3/4 folk call of five notes: an eighth pickup, the bar line loud, one more beat struck, an
+    off-beat, and the last note held to the bar line (the call ends there, as a traded call does).
+    Only two of its beats carry an onset: the metre used to give up (4/4 from beat 0, whatever
+    was played); the pickup, the loud bar line and where the call ends place the bar."""
+    written = [2.5, 3.0, 3.5, 4.0, 5.5]
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        onsets, _ = played(written, 100, rng, jitter=0.012)
+        durations = [0.27, 0.27, 0.27, 0.81, 0.27]  # the last note held to the bar line, at beat 6
+        velocities = [int(64 + 12 * (b == 3.0) + rng.normal(0, 4)) for b in written]
+        pulse = meter(track(onsets, 100.0, 0.1, durations, velocities), onsets, durations, velocities, [67, 72, 71, 69, 67])
+        down = pulse.position(onsets[1])  # the bar line, at written beat 3
+        found += pulse.beats_per_bar == 3 and round(down - pulse.downbeat) % 3 == 0
+    assert found >= 16, found

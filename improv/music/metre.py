@@ -5,17 +5,22 @@ repetition) and the phrase's edges. Pure, as ``music.pulse`` whose grid it reads
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from improv.music.pulse import Pulse
 
-EDGE_END, EDGE_START = 0.3, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
+EDGE_END, EDGE_START = 0.6, 0.15  # metre: the bonus of a bar line where the call ends, and where it starts
+EDGE_PICKUP = 0.15  # ... and on the beat after an off-beat first note (a short pickup)
 # The bar twice as long where alternate bar lines differ this much in loudness (velocity, in the
 # call's standard deviations): the bar found was a half bar (4/4 at 40 bpm heard at 80, its bar
 # lines louder than its mid-bars). Where they match, the shorter bar stays.
 DOUBLE_CONTRAST = 0.6
+PRIORS_FAST = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0, 8: 0.1}  # metre priors at a heard tempo >= 100 bpm
+PRIORS_SLOW = {4: 0.15, 3: 0.0, 2: -0.2, 6: -0.2, 8: -0.3}
+W_VEL, W_LEN, W_LOW, W_REP = 1.0, 0.5, 0.4, 0.3  # an accent: velocity z, length (beats), a low note; bars alike
 
 
 def meter(
@@ -35,9 +40,10 @@ def meter(
     x = (t - pulse.origin) / pulse.beat_s
     k = np.round(x).astype(np.int64)
     on = np.abs(x - k) < 0.15
-    if np.count_nonzero(on) < 3:
+    if np.count_nonzero(on) < 2:  # two beats struck and the call's edges can place a bar
         return pulse
-    lo, hi = int(k[on].min()), int(k[on].max())
+    lo = int(k[on].min())
+    hi = max(int(k[on].max()), int(np.floor(x.max())))  # the beats the call sounds through (empty ones are weak)
     span = hi - lo + 1
     accent = np.zeros(span)
     order = np.argsort(t)
@@ -50,7 +56,7 @@ def meter(
     after = np.searchsorted(sorted_t, t + 0.04, side="right")  # the next onset that is not this chord
     nxt = np.where(after < len(t), sorted_t[np.minimum(after, len(t) - 1)] - t, dur)
     length = np.minimum(np.maximum(dur, nxt), 4 * pulse.beat_s) / pulse.beat_s
-    strength = 1.0 * np.clip(vz, -1.5, 2.5) + 0.5 * np.minimum(length, 3.0) + 0.4 * low
+    strength = W_VEL * np.clip(vz, -1.5, 2.5) + W_LEN * np.minimum(length, 3.0) + W_LOW * low
     count = np.zeros(span)
     np.add.at(accent, k[on] - lo, strength[on])  # a beat's accent: the mean of its notes'
     np.add.at(count, k[on] - lo, 1.0)
@@ -58,19 +64,27 @@ def meter(
     accent = np.nan_to_num(accent, nan=float(np.nanmin(accent)) - 0.5)  # an empty beat is weak
     # At a fast heard tempo the bar may hold 8 of its beats (4/4 heard in eighths).
     fast = pulse.bpm >= 100
-    priors = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0 if fast else -0.2, 8: 0.1 if fast else -0.3}
+    priors = dict(PRIORS_FAST if fast else PRIORS_SLOW)
     priors[prefer] = priors.get(prefer, 0.0) + 0.1
     # The phrase's edges: a call traded in whole bars ends at a bar line (its last note held up to
     # it) and mostly starts on one (or a short pickup before it), as players trading fours do.
     end = int(np.round((np.max(t + dur) - pulse.origin) / pulse.beat_s)) - lo
-    start = int(k[order[0]]) - lo if on[order[0]] else None
+    first = float(x[order[0]]) - lo
+    start = int(round(first)) if abs(first - round(first)) < 0.15 else None
+    pickup = math.ceil(first) if start is None else None  # an off-beat first note leads into the next beat
+    # The beats up to the call's end count too (a short call holds fewer beats than a bar: its
+    # end and its first note still say where bars fall); past the last onset they are neutral.
+    seen = float(accent.mean())
+    if end >= span:
+        accent = np.append(accent, np.full(end + 1 - span, np.nan))
     best: tuple[float, int, int] = (-np.inf, prefer, 0)
     for bpb, prior in priors.items():
-        if span < bpb:
-            continue
         for d in range(bpb):
-            score = float(accent[d::bpb].mean() - accent.mean()) + prior
-            score += EDGE_END * ((end - d) % bpb == 0) + EDGE_START * (start is not None and (start - d) % bpb == 0)
+            lines = accent[d::bpb]
+            lines = lines[~np.isnan(lines)]
+            score = (float(lines.mean()) - seen if len(lines) else 0.0) + prior
+            score += EDGE_END * ((end - d) % bpb == 0)
+            score += EDGE_START * (start is not None and (start - d) % bpb == 0) + EDGE_PICKUP * (pickup is not None and (pickup - d) % bpb == 0)
             if span >= 2 * bpb:  # repetition: bars that look alike (consecutive bars' correlation)
                 bars = accent[d : d + (span - d) // bpb * bpb].reshape(-1, bpb)
                 if len(bars) >= 2:
@@ -78,7 +92,7 @@ def meter(
                     norm = np.sqrt((c * c).sum(axis=1))
                     both = norm[:-1] * norm[1:]
                     corr = np.where(both > 1e-9, (c[:-1] * c[1:]).sum(axis=1) / np.maximum(both, 1e-9), 0.0)
-                    score += 0.3 * float(corr.mean())
+                    score += W_REP * float(corr.mean())
             if score > best[0]:
                 best = (score, bpb, d)
     _, bpb, d = best
