@@ -530,3 +530,21 @@ def test_a_bar_heard_from_accents_is_clear_and_one_from_even_quarters_is_a_guess
         clear += meter(track(onsets, 100.0, 0.1, durations, loud), onsets, durations, loud, [64] * 12).bar_clear > BAR_CLEAR
         guess += meter(track(onsets[:5], 100.0, 0.1, durations[:5]), onsets[:5], durations[:5], even[:5], [64] * 5).bar_clear <= BAR_CLEAR
     assert clear == 20 and guess >= 7, (clear, guess)
+
+
+def test_a_fast_three_four_heard_at_half_tempo_enters_on_its_bar_lines():
+    """3/4 at 176 bpm, a short folk call (quarters from beat 3 of a bar, the bar line loud, held to
+    the next bar line), heard at 88: its bar lines fall on every other half beat heard. Bars of
+    4 heard beats entered mid-bar; three heard beats (two bars of 3/4) enter on a bar line."""
+    on_bar = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        written = [2.0, 3.0, 4.0, 5.0]
+        onsets, _ = played(written, 176, rng, jitter=0.012)
+        durations = [0.31] * 3 + [0.31]
+        velocities = [int(64 + 12 * (b % 3 == 0) + rng.normal(0, 4)) for b in written]
+        pulse = meter(track(onsets, 100.0, 0.1, durations, velocities), onsets, durations, velocities, [72, 67, 69, 71])
+        entry = pulse.time(pulse.next_downbeat(onsets[-1] + 0.6))
+        bars = (entry - 10.0) / (60 / 176) / 3  # performer's bars from its bar line at beat 0
+        on_bar += abs(bars - round(bars)) < 0.1
+    assert on_bar >= 15, on_bar

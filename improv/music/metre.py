@@ -6,6 +6,7 @@ repetition) and the phrase's edges. Pure, as ``music.pulse`` whose grid it reads
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ SET_BAR = 1.5  # ... and on the set's bar lines, where the call kept the set's g
 # A bar is heard clearly where it beats every bar with other bar lines by this much (else a guess:
 # in bench_pulse's fresh calls, the bar line chosen right 0.87 of the time above it, 0.44 below)
 BAR_CLEAR = 0.3
+TRIPLE_UP_TO = 230.0  # bpm: the fastest double tempo a 3/4 heard at half may be played at
 # The bar twice as long where alternate bar lines differ this much in loudness (velocity, in the
 # call's standard deviations): the bar found was a half bar (4/4 at 40 bpm heard at 80, its bar
 # lines louder than its mid-bars). Where they match, the shorter bar stays.
@@ -28,6 +30,28 @@ W_VEL, W_LEN, W_LOW, W_REP = 1.0, 0.5, 0.4, 0.3  # an accent: velocity z, length
 
 
 def meter(
+    pulse: Pulse,
+    onsets: Sequence[float],
+    durations: Sequence[float],
+    velocities: Sequence[float],
+    pitches: Sequence[int],
+    prefer: int = 4,
+    prefer_downbeat: int | None = None,
+) -> Pulse:
+    """``bars``, and where the beat heard may be two of the performer's (a fast 3/4 heard at half
+    tempo: its bar lines fall on every other half beat), the bars heard at the double tempo too:
+    a clear bar of 3 there is two bars of 3/4, three beats heard, from the downbeat that falls on one."""
+    heard = bars(pulse, onsets, durations, velocities, pitches, prefer, prefer_downbeat)
+    if prefer_downbeat is not None or heard.beats_per_bar % 3 == 0 or pulse.bpm * 2 > TRIPLE_UP_TO:
+        return heard
+    fast = bars(replace(pulse, bpm=pulse.bpm * 2), onsets, durations, velocities, pitches, 3)
+    if fast.beats_per_bar != 3 or fast.bar_clear <= max(heard.bar_clear, BAR_CLEAR):
+        return heard
+    down = fast.downbeat + 3 * (fast.downbeat % 2)  # a bar line of the fast grid on one of ours
+    return replace(heard, beats_per_bar=3, downbeat=(down // 2) % 3, bar_clear=fast.bar_clear)
+
+
+def bars(
     pulse: Pulse,
     onsets: Sequence[float],
     durations: Sequence[float],
