@@ -12,7 +12,8 @@ Figures (``pulse2_`` for the default phrases; ``pulse2_heldout_`` for those past
 in another performance: the outside check, none of them looked at while the metre was tuned):
 ``bar_line_chosen`` (all, and ``_24`` / ``_34`` / ``_44`` by metre), ``clear_share`` (calls whose
 bar beats every bar with other bar lines by ``music.metre.BAR_CLEAR``), ``chosen_clear`` (the
-figure among them). It runs on any improv (``Pulse.bar_clear`` missing: no clear figures).
+figure among them), ``bars_waited`` (the silence from the call's last note-off to that entry, in
+the performer's bars: a bar right only because it is twice as long would show here). It runs on any improv (``Pulse.bar_clear`` missing: no clear figures).
 """
 
 from __future__ import annotations
@@ -51,20 +52,21 @@ def hear(pair: Any, who: B.Performer, rng: np.random.Generator) -> tuple[Any, fl
 def measure(skip: int, count: int) -> dict[str, float]:
     pairs = B.phrases(skip + count + 30)[skip:][:count]
     rng = np.random.default_rng(18 + skip)
-    rows = []  # (beats per bar written, chosen, clear)
+    rows = []  # (beats per bar written, chosen, clear, bars waited)
     for rep in range(3):
         for i, pair in enumerate(pairs):
             who = B.Performer(B.TEMPI[(i + 3 * rep) % len(B.TEMPI)], 1.0)
             pulse, end = hear(pair, who, rng)
             if pulse is None:
-                rows.append((pair.bar, False, False))
+                rows.append((pair.bar, False, False, math.nan))
                 continue
             entry = pulse.time(pulse.next_downbeat(end + 0.3 + 0.5 * pulse.beat_s))
             chosen = B.beat_ms(who, entry, pair.bar) <= 250 * who.beat_s(pair.span)
             clear = getattr(pulse, "bar_clear", None)
-            rows.append((pair.bar, chosen, clear is not None and clear > getattr(metre, "BAR_CLEAR", math.inf)))
-    bar, chosen, clear = (np.array(c, dtype=np.float64) for c in zip(*rows))
-    out = {"calls": float(len(rows)), "bar_line_chosen": float(chosen.mean())}
+            wait = (entry - end) / (pair.bar * who.beat_s(pair.span))  # the silence before the answer, in the performer's bars
+            rows.append((pair.bar, chosen, clear is not None and clear > getattr(metre, "BAR_CLEAR", math.inf), wait))
+    bar, chosen, clear, wait = (np.array(c, dtype=np.float64) for c in zip(*rows))
+    out = {"calls": float(len(rows)), "bar_line_chosen": float(chosen.mean()), "bars_waited": float(np.nanmean(wait))}
     for beats in (2, 3, 4):
         out[f"bar_line_chosen_{beats}4"] = float(chosen[bar == beats].mean()) if np.any(bar == beats) else math.nan
     out["clear_share"] = float(clear.mean())
