@@ -13,7 +13,8 @@ in another performance: the outside check, none of them looked at while the metr
 ``bar_line_chosen`` (all, and ``_24`` / ``_34`` / ``_44`` by metre), ``clear_share`` (calls whose
 bar beats every bar with other bar lines by ``music.metre.BAR_CLEAR``), ``chosen_clear`` (the
 figure among them), ``bars_waited`` (the silence from the call's last note-off to that entry, in
-the performer's bars: a bar right only because it is twice as long would show here). It runs on any improv (``Pulse.bar_clear`` missing: no clear figures).
+the performer's bars: a bar right only because it is twice as long would show here). It runs on
+any improv (``Pulse.bar_clear`` missing: no clear figures).
 """
 
 from __future__ import annotations
