@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support.fakes import cc
 
-from improv.evaluation.learning import idiom_overlaps, play_calls, session_rows
+from improv.evaluation.learning import idiom_overlaps, play_calls, play_held, session_rows
 from improv.evaluation.licks import WHOLE_TONE, licks
 from improv.evaluation.metrics import collapse_rate
 from improv.model.step_model import random_step_model
@@ -170,6 +170,16 @@ def test_answers_take_up_the_performers_scale_at_adapt_one():
     assert idiom_overlaps(got[1.0], calls)["interval"] > idiom_overlaps(got[0.0], calls)["interval"]
     # the quality bar holds after learning
     assert collapse_rate([session_rows(TOK, [a])[0] for a in got[1.0] if len(a)]) < 0.02
+
+
+def test_a_held_memory_answers_as_the_first_calls_left_it():
+    # bench_learn's held sets: "improv after N calls", however many answers are asked of it
+    calls = licks(4, "wholetone", seed=6)
+    e = engine(1.0)
+    answers = play_held(e, calls, 2, BPM, 1)
+    assert len(answers) == 4 and all(len(a) for a in answers)
+    assert e.memory.events == sum(len(c) for c in calls[:2])  # the last two calls were answered, not learned
+    assert not e.memory.pending
 
 
 def test_forget_brings_the_voice_back():
