@@ -31,7 +31,8 @@ with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
   KDE so noisy that the performer's own next phrases reach only 0.87-0.94, and the window's memory
   goes on learning for eight calls, so "after 5" was not quite after 5. ``held_scale_*`` (licks):
   the share of a set's notes in the licks' scale, weighed by duration x velocity (MGEval's
-  histogram's weights); ``held_collapse_a1`` / ``held_longest_copy_a1`` the quality bar on them.
+  histogram's weights); ``held_outside_*`` the share of notes outside the performer's range so far
+  (``_outside``); ``held_collapse_a1`` / ``held_longest_copy_a1`` the quality bar on them.
 * ``iv_match_<set>_N``: histogram intersection of a set's pooled intervals with the performer's
   (the outside check of the interval uptake: phrases of 7 to 11 notes make sparse histograms).
 * ``pc_match_a0_N`` / ``_a1_N``, the outside check: histogram intersection of the answers' pooled
@@ -187,6 +188,19 @@ def _held(model, phrases: list[np.ndarray], adapt: float, seed: int, learn: int)
     return play_held(Engine(model, settings, seed=seed), phrases, learn, BPM, 1)
 
 
+def _outside(answers: list[np.ndarray], everything: list[np.ndarray], n: int) -> float:
+    """The share of the answers' notes (the answers to calls n, n+1, ...) below the lowest or above
+    the highest note the performer had played by that call: the register's quality bar."""
+    shares = []
+    for k, answer in enumerate(answers):
+        if not len(answer):
+            continue
+        played = np.concatenate([p["pitch"] for p in everything[: n + k + 1]]).astype(int)
+        pitch = answer["pitch"].astype(int)
+        shares.append(float(((pitch < played.min()) | (pitch > played.max())).mean()))
+    return float(np.mean(shares))
+
+
 def _held_figures(add: Callable[[str, float], None], model, everything: list[np.ndarray], seed: int, size: int, scale: tuple[int, ...] | None) -> None:
     """MGEval (``oa_ref``) on sets of ``size`` answers, as the memory N calls left it plays (held:
     it learns no more), at adapt 1; adapt 0's answers to the same calls; the performer's own next
@@ -199,6 +213,7 @@ def _held_figures(add: Callable[[str, float], None], model, everything: list[np.
         a1 = _held(model, everything[: n + size], 1.0, seed, n)
         performer = everything[: n + size]
         for name, phrases in (("a0", a0[n : n + size]), ("a1", a1[n:]), ("own", everything[n + size : n + 2 * size])):
+            add(f"held_outside_{name}_{n}", _outside(phrases, everything, n + (size if name == "own" else 0)))
             phrases = [p for p in phrases if len(p) > 1]
             for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram)):
                 add(f"held_{short}_{name}_{n}", mgeval([feature(p) for p in phrases], [feature(p) for p in performer])["oa_ref"])
