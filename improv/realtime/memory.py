@@ -18,8 +18,9 @@ Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, no
 pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
 classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded: the last
 ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most ``MAX_CONTEXTS``
-contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a
-time in the engine's think slices (``absorb``), never on a send.
+contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments;
+learning is queued (``hear``) and done a unit at a time in the engine's think slices
+(``absorb``), never on a send.
 """
 
 from __future__ import annotations
@@ -81,10 +82,7 @@ def _contexts(table: str, h: Sequence[_Feat], now: _Feat | None) -> list[tuple]:
     if table == "pc":
         return [(), (h[-1].pitch % 12,)] if h else [()]
     if table == "register":
-        # The scale and the register, no context: what comes after what is the interval table's.
-        # (The pitch class after the last one counted repetition twice, in both tables: answers to
-        # Final Fantasy phrases held one key 0.57 of their steps against the performer's 0.36.)
-        return [()]
+        return [()]  # which keys were played at all: the window the pitches keep to
     if table == "duration":
         assert now is not None
         out = [(), (now.offset,)]
@@ -308,7 +306,7 @@ class SessionMemory:
     def _register(self) -> np.ndarray:
         """1 between the lowest and highest note the performer has played (of what is remembered),
         fading past them: the interval table is blind to register, and alone it walked answers out
-        of the performer's range (held answers at adapt 1: 0.06 to 0.13 of their notes beyond it,
+        of the performer's range (held answers at adapt 1: 0.085 to 0.125 of their notes beyond it,
         some an octave beyond, against 0.01 at adapt 0). A fade scales every count alike: the
         window stays."""
         window = self._seen.get(("register",))
