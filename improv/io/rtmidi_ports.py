@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import mido
 
-from improv.errors import PortError
+from improv.errors import MIDI_SYSTEM_HINT, NoMidiSystem, PortError
 from improv.io.arrivals import ArrivalQueue
 from improv.io.input_poller import InputPoller
 
@@ -106,7 +106,7 @@ def resolve_api(name: str = "") -> int:
             continue
         probe.delete()
         return api
-    raise PortError(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'})")
+    raise NoMidiSystem(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'}): {MIDI_SYSTEM_HINT}")
 
 
 def api_name(api: int) -> str:
