@@ -221,13 +221,13 @@ def test_an_abandoned_input_leaves_no_poller_thread_behind(monkeypatch):
     (a rebuilt client gets a poller of its own)."""
     monkeypatch.setattr(ports, "_client", lambda kind, api, name: FakeMidiIn())
     port = ports.RtInput(0, "improv", virtual="in")
-    thread = port._poller._thread
+    thread = port.poller._thread
     assert thread is not None and thread.is_alive()
     port.abandon()
     thread.join(1.0)
     assert not thread.is_alive()
     port.recreate(None)  # the server is back: a new client, polled again
-    assert port._poller._thread is not None and port._poller._thread.is_alive()
+    assert port.poller._thread is not None and port.poller._thread.is_alive()
     port.close()
 
 
