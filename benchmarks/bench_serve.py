@@ -258,7 +258,8 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     thread.start()
     try:
         jack_clients = ports.jack_client_priority() if ports is not None else None
-        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority, jack_clients=jack_clients)
+        poller = ports.input.poller if ports is not None and ports.input is not None else None  # the input's poller at the loop's priority, as in a session
+        stats = serve(loop, handle_signals=False, realtime_priority=settings.realtime_priority, jack_clients=jack_clients, poller=poller)
         done.wait(5)
         time.sleep(0.05)
     finally:

@@ -49,13 +49,13 @@ FIGURES = [
     Figure("voices", "folk heldout_nll", "folk (default)  single line   lstm 2x256     5.8         2.270", 2.270, 0.0005, _voice("folk")),
     Figure("voices", "renaissance heldout_nll", "renaissance     polyphonic    lstm 2x256     5.8         2.082", 2.082, 0.0005, _voice("renaissance")),
     Figure("voices", "base heldout_nll", "base            polyphonic    lstm 2x256     5.8         2.381", 2.381, 0.0005, _voice("base")),
-    # `improv demo --fast` (simulated time; README quotes its count beside the real-time run's, which
-    # differs in two answers: the answers depend on the clock somewhere, not yet explained). Note
-    # counts get a little room: another CPU's float rounding may sample one event differently.
+    # `improv demo --fast` (simulated time; README quotes the real-time run, which plays the same
+    # session: benchmarks/bench_user.py). Note counts get a little room: another CPU's float
+    # rounding may sample one event differently.
     Figure("demo", "calls", "improv demo: 6 calls cut from the voice's held-out pieces", 6, 0, lambda r: r["calls"]),
     Figure("demo", "exchanges", "improv demo: 6 exchanges (1 barge-ins)", 6, 0, lambda r: r["exchanges"]),
     Figure("demo", "performer_notes", "performer 66 notes", 66, 0, lambda r: r["performer_notes"]),
-    Figure("demo", "improv_notes", "improv 50 notes -> demo.mid", 50, 8, lambda r: r["improv_notes"]),
+    Figure("demo", "improv_notes", "improv 56 notes -> demo.mid", 56, 8, lambda r: r["improv_notes"]),
     # The wheel (`pip wheel --no-deps -w DIR .`): the playing weights only.
     Figure("wheel", "wheel_mb", "the wheel is 21.9 MB", 21.9, 0.3, lambda r: r["wheel_mb"]),
     # `improv eval --voice bach` (torch).

@@ -33,6 +33,19 @@ class PortError(ImprovError):
     """A MIDI port name matches nothing, or several ports."""
 
 
+# What to do when no MIDI system runs (a server or container without a sound card, a fresh Linux
+# with the ALSA sequencer not loaded): a newcomer's first `improv ports` or `improv serve` ends here.
+MIDI_SYSTEM_HINT = (
+    "start one: JACK with `jackd -d dummy &` (no sound card needed; `jackd -d alsa` with one), then --api jack, "
+    "or the ALSA sequencer with `sudo modprobe snd-seq`; `improv serve --virtual` then makes ports of its own, "
+    "and `improv demo` needs no MIDI system at all"
+)
+
+
+class NoMidiSystem(PortError):
+    """No MIDI system (ALSA, JACK, CoreMIDI, WinMM) can start here; the message says how to get one."""
+
+
 class TrainError(ImprovError):
     """Bad training input: no data, nothing to resume, a changed corpus."""
 

@@ -191,15 +191,19 @@ def test_serve_monitor_taps_the_loop_and_serves_the_page_while_it_runs(checkpoin
 # ---- a first run without a MIDI system ------------------------------------------------------------
 
 
-def test_ports_without_a_midi_system_says_how_to_get_one(monkeypatch, capsys):
-    import improv.io.rtmidi_ports
+@pytest.mark.parametrize("command", [["ports"], ["serve", "--port", "nosuch"], ["serve", "--virtual"]])
+def test_ports_and_serve_without_a_midi_system_say_how_to_get_one(monkeypatch, capsys, command):
+    """Where no MIDI system starts (every API's client fails), both a first `improv ports` and a
+    first `improv serve` end in one line with the remedy, before any model loads."""
+    import improv.io.rtmidi_ports as rtp
     from improv.errors import PortError
 
-    def nothing_runs(api=""):
-        raise PortError("no MIDI system is running here (jack: JACK server not running?)")
+    def no_server(kind, api, client_name):
+        raise PortError("JACK server not running?")
 
-    monkeypatch.setattr(improv.io.rtmidi_ports, "list_ports", nothing_runs)
-    assert main(["ports"]) == 2
+    monkeypatch.setattr(rtp, "available_apis", lambda: ["jack"])
+    monkeypatch.setattr(rtp, "_client", no_server)
+    assert main(command) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no MIDI system is running here" in err[0], err
     assert "jackd -d dummy" in err[0] and "modprobe snd-seq" in err[0] and "--virtual" in err[0], err

@@ -50,6 +50,34 @@ def test_serve_asks_for_the_priority_below_jack_and_says_so(monkeypatch):
     assert any("real-time priority 4 (below JACK's client threads at 5)" in line for line in lines), lines
 
 
+def test_the_sessions_input_poller_runs_at_the_loops_priority_and_no_other_poller_does(monkeypatch):
+    """The poller's priority is its own (passed in by the session), not a class-wide value: a
+    second input's poller (another session in the process, a test's) keeps normal scheduling, and
+    the session's is back to it when the session ends."""
+    from improv.io.arrivals import ArrivalQueue
+    from improv.io.clock import FakeClock
+    from improv.io.input_poller import InputPoller
+    from improv.io.memory_ports import MemoryOutput, ScriptedInput
+    from improv.realtime.engine import Engine
+    from improv.session.loop import ServeLoop
+    from improv.settings.serve_section import ServeSettings
+
+    monkeypatch.setattr(process, "realtime_scheduling", lambda p: (f"real-time priority {p}", lambda: None))
+    session, other = InputPoller(ArrivalQueue()), InputPoller(ArrivalQueue())
+    seen = []
+    clock = FakeClock()
+
+    class Watching(ScriptedInput):
+        def iter_stamped(self):
+            seen.append((session.priority, other.priority))
+            return super().iter_stamped()
+
+    loop = ServeLoop(Engine(LadderModel(), ServeSettings()), Watching(clock), MemoryOutput(clock), clock)
+    process.serve(loop, until=1.0, handle_signals=False, realtime_priority=5, jack_clients=5, poller=session)
+    assert seen and set(seen) == {(4, 0)}  # while it served: the loop's priority, below JACK's clients
+    assert (session.priority, other.priority) == (0, 0)  # undone at the end
+
+
 @pytest.fixture(scope="module")
 def jack():
     yield from running_jack()
@@ -95,7 +123,7 @@ def test_a_live_session_on_jack_serves_below_jacks_client_threads(jack):
 
         clock = RealClock()
         loop = ServeLoop(Engine(LadderModel(), ServeSettings()), Watched(), ports.output, clock, wake=wake, idle_s=0.02)
-        process.serve(loop, until=clock.now() + 60, handle_signals=False, realtime_priority=5, jack_clients=jack_clients)
+        process.serve(loop, until=clock.now() + 60, handle_signals=False, realtime_priority=5, jack_clients=jack_clients, poller=ports.input.poller)
         time.sleep(0.05)  # the pollers put themselves back within a poll
         others = fifo_threads()  # JACK's client threads (the loop thread is back to normal by now)
         assert seen

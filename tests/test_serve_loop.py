@@ -221,13 +221,13 @@ def test_an_abandoned_input_leaves_no_poller_thread_behind(monkeypatch):
     (a rebuilt client gets a poller of its own)."""
     monkeypatch.setattr(ports, "_client", lambda kind, api, name: FakeMidiIn())
     port = ports.RtInput(0, "improv", virtual="in")
-    thread = port._poller._thread
+    thread = port.poller._thread
     assert thread is not None and thread.is_alive()
     port.abandon()
     thread.join(1.0)
     assert not thread.is_alive()
     port.recreate(None)  # the server is back: a new client, polled again
-    assert port._poller._thread is not None and port._poller._thread.is_alive()
+    assert port.poller._thread is not None and port.poller._thread.is_alive()
     port.close()
 
 
@@ -482,3 +482,40 @@ def test_ports_close_the_output_before_the_input(monkeypatch):
     midi = watched.MidiPorts(watched.PortChoice(in_name="keys", out_name="synth"))
     midi.close()
     assert closed == ["MidiOut", "MidiIn"]
+
+
+class LateClock(FakeClock):
+    """Simulated time on a loaded machine: every sleep that moves time wakes ``late`` after its
+    target (or after the input's arrival that ended it)."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+
+    def sleep_until(self, t, wake=None):
+        before = self.t
+        woken = super().sleep_until(t, wake)
+        if self.t > before:
+            self.t += self.late
+        return woken
+
+
+def test_a_loop_woken_late_sends_what_fell_due_before_the_next_key_as_an_on_time_loop_does():
+    """The demo's real time vs --fast: a barge-in key 1 ms after an answer note's time, and the
+    loop woken 4 ms late for that note (it sees the key first). The note was due first: it is
+    sent, then the key stops the answer, as in simulated time; the same notes either way."""
+    first, first_out, _ = rig()
+    first.run(until=10.0)
+    answer = [t for t, m in first_out.sent if m.type == "note_on" and m.velocity > 0]
+    assert len(answer) >= 3
+    due = answer[1]
+    script = CALL + [(due + 0.001, on(72)), (due + 0.2, off(72))]
+    played = {}
+    for name, clock in (("on time", FakeClock()), ("late", LateClock(0.004))):
+        out = MemoryOutput(clock)
+        ServeLoop(Engine(LadderModel(), PLAIN), ScriptedInput(clock, script), out, clock).run(until=10.0)
+        played[name] = [k[1:] for k in kinds(out.sent)]
+        assert not unclosed(out.sent)
+    on_time_notes = [k for k in played["on time"] if k[0] == "note_on" and k[2] > 0]
+    assert len(on_time_notes) == 2  # the answer's first two notes, then the barge-in
+    assert played["late"] == played["on time"]

@@ -33,14 +33,14 @@ class InputPoller:
     """Drains one rtmidi MidiIn (``attach``; ``detach`` before it is reopened; ``close`` when it is
     closed or abandoned: the thread lives as long as a client is attached)."""
 
-    # The SCHED_FIFO priority every poller thread takes (0: normal scheduling); a live session sets
-    # it to its loop's (``session.process``). Why: a poller takes the GIL a thousand times a second,
-    # and a normal thread preempted while holding it keeps the real-time loop waiting (a priority
-    # inversion). Each thread applies it to itself, so one started after a JACK restart does too.
-    priority = 0
-
-    def __init__(self, arrivals: ArrivalQueue, every_s: float = POLL_S, stamp: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, arrivals: ArrivalQueue, every_s: float = POLL_S, stamp: Callable[[], float] = time.perf_counter, priority: int = 0) -> None:
         self.arrivals = arrivals
+        # The SCHED_FIFO priority this poller's thread takes (0: normal scheduling); a live session
+        # sets it to its loop's while it runs (``session.process.serve``). Why: a poller takes the
+        # GIL a thousand times a second, and a normal thread preempted while holding it keeps the
+        # real-time loop waiting (a priority inversion). The thread applies it to itself at its
+        # next poll, so one started after a JACK restart does too.
+        self.priority = priority
         self.every_s = every_s
         self._stamp = stamp
         self._rt: Any = None
@@ -92,8 +92,8 @@ class InputPoller:
     def _run(self, stop: threading.Event) -> None:
         applied = 0
         while not stop.wait(self.every_s):
-            if InputPoller.priority != applied:
-                applied = InputPoller.priority
+            if self.priority != applied:
+                applied = self.priority
                 _schedule(applied)
             self.poll()
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import mido
 
-from improv.errors import PortError
+from improv.errors import MIDI_SYSTEM_HINT, NoMidiSystem, PortError
 from improv.io.arrivals import ArrivalQueue
 from improv.io.input_poller import InputPoller
 
@@ -106,7 +106,7 @@ def resolve_api(name: str = "") -> int:
             continue
         probe.delete()
         return api
-    raise PortError(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'})")
+    raise NoMidiSystem(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'}): {MIDI_SYSTEM_HINT}")
 
 
 def api_name(api: int) -> str:
@@ -284,7 +284,7 @@ class RtInput(_RtPort):
 
     def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
         self._arrivals = ArrivalQueue(wake)
-        self._poller = InputPoller(self._arrivals)  # never a callback on JACK's thread: see input_poller
+        self.poller = InputPoller(self._arrivals)  # never a callback on JACK's thread: see input_poller
         self._release: SysexRelease | None = None
         self._own_port: str | None = None  # our input as others see it (for the release to connect to)
         super().__init__(api, client_name, port, virtual)
@@ -292,7 +292,7 @@ class RtInput(_RtPort):
     def _new_client(self) -> Any:
         rt = _client("MidiIn", self.api, self.client_name)
         rt.ignore_types(sysex=False, timing=False, active_sense=True)
-        self._poller.attach(rt)
+        self.poller.attach(rt)
         return rt
 
     def open_port(self, port: str | None, virtual: str | None = None) -> None:
@@ -321,22 +321,22 @@ class RtInput(_RtPort):
         return (msg for _, msg in self._arrivals.iter_stamped())
 
     def reopen(self, port: str) -> None:
-        self._poller.detach()  # no poll while the port closes and opens
+        self.poller.detach()  # no poll while the port closes and opens
         try:
             super().reopen(port)
         finally:
             if self._rt is not None:
-                self._poller.attach(self._rt)
+                self.poller.attach(self._rt)
 
     def abandon(self) -> None:
-        self._poller.close()  # its thread ends with the client (a rebuilt one gets a new one)
+        self.poller.close()  # its thread ends with the client (a rebuilt one gets a new one)
         if self._release is not None:
             self._release.close(server_gone=True)
             self._release, self._own_port = None, None
         super().abandon()
 
     def close(self) -> None:
-        self._poller.close()
+        self.poller.close()
         if self._release is not None:
             self._release.close()
             self._release = None

@@ -243,6 +243,11 @@ class ServeLoop:
                 self._dropped_in = dropped
                 engine.input_lost(now)
             for t, msg in self._arrivals(now):
+                # What fell due before this message was played is sent first (taken lead_s early,
+                # as a turn takes it): a loop woken late (a think slice, a loaded machine) keeps
+                # the order an on-time loop and simulated time have, so a barge-in does not
+                # swallow the answer's notes due before it, and a seed plays the same session.
+                self._send(self._due(t + self.lead_s))
                 try:
                     engine.on_message(msg, t)
                 except Exception as exc:

@@ -6,12 +6,14 @@ heap, everything restored at the end.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from improv.io.input_poller import InputPoller
 from improv.io.machine import one_blas_thread
 from improv.io.signals import StopRequests
 from improv.session.loop import LoopStats, ServeLoop
+
+if TYPE_CHECKING:
+    from improv.io.input_poller import InputPoller
 
 
 def realtime_scheduling(priority: int) -> tuple[str, Callable[[], None]]:
@@ -73,11 +75,13 @@ def serve(
     handle_signals: bool = True,
     realtime_priority: int = 0,
     jack_clients: int | None = None,
+    poller: InputPoller | None = None,
 ) -> LoopStats:
     """Run ``loop`` as a session: the first Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) ends it cleanly, a second one at
     once, but never before the final note-offs and All Notes Off have left (``io.signals``); and
     the process is tuned for steady timing (one BLAS thread, a real-time priority when allowed and
-    below JACK's client threads: ``loop_priority``, short GIL switches, a frozen heap)."""
+    below JACK's client threads: ``loop_priority``, short GIL switches, a frozen heap). ``poller``:
+    the session's MIDI input poller, which runs at the loop's priority while the session does."""
     import contextlib
     import gc
     import sys
@@ -85,7 +89,8 @@ def serve(
     blas = "1 BLAS thread" if one_blas_thread() else "BLAS threads unchanged"
     wanted, why = loop_priority(realtime_priority, jack_clients)
     priority, undo_priority = realtime_scheduling(wanted)
-    InputPoller.priority = wanted if priority.startswith("real-time") else 0  # the input's poller beside the loop
+    if poller is not None:  # the input's poller beside the loop
+        poller.priority = wanted if priority.startswith("real-time") else 0
     loop.on_status(f"improv: timing: {priority}{f' ({why})' if why else ''}, {blas}")
     switch = sys.getswitchinterval()
     # Why: the MIDI input's poller thread needs the GIL to queue a message; a short switch interval
@@ -104,4 +109,5 @@ def serve(
         gc.unfreeze()
         sys.setswitchinterval(switch)
         undo_priority()
-        InputPoller.priority = 0
+        if poller is not None:
+            poller.priority = 0

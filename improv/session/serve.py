@@ -155,7 +155,8 @@ def serve_session(
                 inport, outport, status = live.attach(engine, s, clock, wake, inport, outport, say, loaded[0].name)
             supervisor = PortSupervisor(ports, s.reconnect_s, wake).start()  # the ports are watched off the loop's thread
             loop = ServeLoop(engine, inport, outport, clock, ports=supervisor, on_status=status, wake=wake)
-            stats = serve(loop, realtime_priority=s.realtime_priority, jack_clients=ports.jack_client_priority())
+            poller = getattr(ports.input, "poller", None)  # an rtmidi input's poller (a scripted one has none)
+            stats = serve(loop, realtime_priority=s.realtime_priority, jack_clients=ports.jack_client_priority(), poller=poller)
             time.sleep(0.05)  # let the last note-offs leave (JACK sends on its next cycle) before closing
         finally:
             try:
