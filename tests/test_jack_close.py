@@ -144,3 +144,15 @@ def test_real_jack_ports_open_and_close_with_the_settle(jack):
         assert first.describe() != second.describe()
         first.close()
         second.close()
+
+
+def test_a_ctrl_c_during_the_settle_still_closes_and_frees_the_port():
+    log = Recorder()
+
+    def interrupted():
+        log.settle()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rtmidi_client.close(LoggedRt("MidiIn", log), interrupted)
+    assert log.events == ["settle", "close:MidiIn", "delete:MidiIn"]

@@ -80,16 +80,22 @@ def no_settle() -> None:
 
 
 def close_port(rt: Any, settle: Callable[[], None] = no_settle) -> None:
-    """Close the client's port, once its notifications are all handled (see the module's note)."""
-    settle()
-    rt.close_port()
+    """Close the client's port, once its notifications are all handled (see the module's note).
+    A second Ctrl-C during the wait still closes the port (a port left to the interpreter's exit
+    would be closed there, with no wait at all)."""
+    try:
+        settle()
+    finally:
+        rt.close_port()
 
 
 def close(rt: Any, settle: Callable[[], None] = no_settle) -> None:
     """Close the port (safely: ``close_port``) and free the client (with no port, its delete
     unregisters nothing)."""
-    close_port(rt, settle)
-    rt.delete()
+    try:
+        close_port(rt, settle)
+    finally:
+        rt.delete()
 
 
 def abandon(rt: Any) -> None:
