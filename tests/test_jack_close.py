@@ -156,3 +156,21 @@ def test_a_ctrl_c_during_the_settle_still_closes_and_frees_the_port():
     with pytest.raises(KeyboardInterrupt):
         rtmidi_client.close(LoggedRt("MidiIn", log), interrupted)
     assert log.events == ["settle", "close:MidiIn", "delete:MidiIn"]
+
+
+def test_libjacks_error_function_is_c_never_a_python_callback():
+    """libjack reports errors from its own threads; a Python callback there waits for the GIL,
+    which a python-rtmidi call blocked in libjack holds: a deadlock (a serve benchmark run hung in
+    ``delete`` -> ``jack_client_close`` so). The function set is C's ``strlen``: no GIL needed."""
+    import ctypes
+
+    from improv.io.jack_watch import libjack, quiet_libjack
+
+    lib = libjack()
+    if lib is None:
+        pytest.skip("libjack cannot be loaded here")
+    quiet_libjack()
+    set_to = ctypes.c_void_p.in_dll(lib, "jack_error_callback").value
+    assert set_to == ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
+    said = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(set_to)
+    said(b"improv test: said to no one")  # and calling it is harmless
