@@ -10,7 +10,8 @@ notification thread walks, see ``improv.io.rtmidi_client``).
 The crash needs a loaded machine: ``--segf-hogs`` busy processes (``nice``d) run beside it. Runs
 alternate between the code as it ships (``settle``: every close waits for the clients'
 notifications) and the same code with that wait taken out (``no-settle``, the code before), so
-both meet the same load. Figures per mode: ``runs``, ``crashed``, ``cycles_done`` (the cycles
+both meet the same load. Figures per mode: ``runs``, ``crashed``, ``failed`` (an error, not a
+crash), ``cycles_done`` (the cycles
 reached before a crash, summed), ``seconds``.
 
 This is not a test: whether a run crashes depends on the machine's load and timing (in round 3:
@@ -47,7 +48,7 @@ def run(args) -> dict:
         subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
         for _ in range(getattr(args, "segf_hogs", 3))
     ]
-    figures: dict = {f"{m}_{k}": 0 for m in modes for k in ("runs", "crashed", "cycles_done", "seconds")}
+    figures: dict = {f"{m}_{k}": 0 for m in modes for k in ("runs", "crashed", "failed", "cycles_done", "seconds")}
     try:
         for _ in range(runs):
             for mode in modes:
@@ -59,13 +60,16 @@ def run(args) -> dict:
                 try:
                     done = subprocess.run(
                         [sys.executable, __file__, "--worker", mode, str(cycles)],
-                        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                        env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     )
                 finally:
                     jack.stop()
                 reached = [int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("cycle ")]
                 figures[f"{mode}_runs"] += 1
                 figures[f"{mode}_crashed"] += int(done.returncode < 0)
+                figures[f"{mode}_failed"] += int(done.returncode > 0)  # an error, not a crash: its last line is printed
+                if done.returncode > 0:
+                    print(f"# segf: {mode} failed: {(done.stderr.strip().splitlines() or [''])[-1]}", file=sys.stderr)
                 figures[f"{mode}_cycles_done"] += reached[-1] if reached else 0
                 figures[f"{mode}_seconds"] = round(figures[f"{mode}_seconds"] + time.monotonic() - t0, 1)
                 print(f"# segf: {mode} rc {done.returncode}, {reached[-1] if reached else 0} cycles", file=sys.stderr, flush=True)
