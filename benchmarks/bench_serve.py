@@ -310,8 +310,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         figures.update(missing_at_both(out.sent, received, also))
         figures["jack_period_ms"] = period / 48.0
         assert xrun_log is not None and xrun_log.stdin is not None and xrun_log.stdout is not None
-        xrun_log.stdin.close()
-        try:  # its close can hang: jackd blocks writing to its notification socket, full after a flood of xruns
+        try:  # communicate closes its stdin, the sign to stop; its close can hang: jackd blocks writing to its notification socket, full after a flood of xruns
             xruns = json.loads(xrun_log.communicate(timeout=30)[0].splitlines()[0])
         except (subprocess.TimeoutExpired, IndexError, ValueError):
             xrun_log.kill()
