@@ -113,7 +113,7 @@ class _RtPort:
         self.api, self.client_name = api, client_name
         # Waited for before each close of its port (rtmidi_client's close race): the session's
         # lister where there is one, else on JACK a client of its own, elsewhere nothing.
-        self.settle = settle or (settle_jack if needs_sysex_release(api) else no_settle)
+        self.settle = settle or (settle_jack if api_name(api) == "jack" else no_settle)
         self.name = virtual or port or ""
         self.virtual = virtual is not None
         self._virtual = virtual
