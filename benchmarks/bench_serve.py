@@ -10,7 +10,11 @@
   came; ``recv_missing_note_offs``: of those, note-offs): matched k-th to k-th, one lost note made
   every later one look a beat late (the old "300 ms stall"). ``jack_xruns``: cycles JACK could not finish
   during the session, counted by a client in a process of its own (``--xruns``): the MIDI of such
-  a cycle can be lost.
+  a cycle can be lost. ``recv_missing_before_xrun``: of the messages missing, those sent at most
+  20 ms before an xrun. A second listener on the same port says whose loss it was
+  (``recv_missing_listener2``; ``recv_missing_at_both``: missing at both, so never sent whole into
+  JACK's graph by improv's port; a message missing at one listener only was lost by a receiver
+  that missed its cycle).
 * ``response_overhead_ms`` (median; ``_max_ms``): the machine's part of the time from the
   end-of-call decision (last release stamped on arrival + silence threshold) to the first answer
   note leaving: that note's lateness against its scheduled time, plus any model work done at the
@@ -224,6 +228,7 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
     clock = RealClock(settings.spin_ms / 1000)
     wake = threading.Event()
     listener = ports = xrun_log = None
+    second: subprocess.Popen | None = None  # a second listener on the same port: a loss at both is improv's port's
     marks: dict = {}
     if jack is not None:
         ports = MidiPorts(PortChoice(api="jack", virtual=True, client_name="improvbench"), wake)
@@ -232,6 +237,10 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
             [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        second = subprocess.Popen(
+            [sys.executable, __file__, "--listen", out_name], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert second.stdout is not None and second.stdout.readline().strip() == "ready"
         xrun_log = subprocess.Popen([sys.executable, __file__, "--xruns"], env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert xrun_log.stdout is not None and xrun_log.stdout.readline().strip() == "ready"
         from improv.io.rtmidi_ports import resolve_api
@@ -295,12 +304,24 @@ def session(events: int, exchanges: int, jack, period: int, priority: int | None
         received = json.loads(listener.stdout.readline())
         listener.wait(10)
         figures.update(receive_figures(received, out.starts, marks.get("release", []), answers, out.sent))
+        assert second is not None and second.stdin is not None and second.stdout is not None
+        second.stdin.close()
+        also = json.loads(second.stdout.readline())
+        second.wait(10)
+        figures.update(missing_at_both(out.sent, received, also))
         figures["jack_period_ms"] = period / 48.0
         assert xrun_log is not None and xrun_log.stdin is not None and xrun_log.stdout is not None
-        xrun_log.stdin.close()
-        xruns = json.loads(xrun_log.stdout.readline())
-        xrun_log.wait(10)
-        figures["jack_xruns"] = xrun_count(xruns, out.starts[0], out.starts[-1]) if out.starts else 0
+        try:  # communicate closes its stdin, the sign to stop; its close can hang: jackd blocks writing to its notification socket, full after a flood of xruns
+            xruns = json.loads(xrun_log.communicate(timeout=30)[0].splitlines()[0])
+        except (subprocess.TimeoutExpired, IndexError, ValueError):
+            xrun_log.kill()
+            xrun_log.wait()
+            xruns = None
+        figures["jack_xruns"] = -1 if xruns is None else xrun_count(xruns, out.starts[0], out.starts[-1]) if out.starts else 0
+        xruns = xruns or []
+        seen = {k for k, _ in matched(out.sent, [data for _, data in received])}
+        lost_at = [out.starts[k] for k in range(len(out.sent)) if k not in seen]
+        figures["recv_missing_before_xrun"] = sum(1 for t in lost_at if any(0 <= x - t <= 0.02 for x in xruns))
     return figures
 
 
@@ -339,6 +360,18 @@ def receive_figures(received, sent_times, releases, answers, sent_bytes=None) ->
     out["response_e2e_overhead_ms"] = float(np.median(e2e)) if e2e else float("nan")
     out["response_e2e_overhead_max_ms"] = float(max(e2e)) if e2e else float("nan")
     return out
+
+
+def missing_at_both(sent_bytes: list, first: list, second: list) -> dict:
+    """Which listener lost what: a message missing at one listener only was sent into JACK's
+    graph by improv's port and lost by a receiver that missed its cycle (a synth can miss it the
+    same way); one missing at both never left improv's port whole (or JACK lost it for everyone)."""
+    seen = [{k for k, _ in matched(sent_bytes, [data for _, data in got])} for got in (first, second)]
+    every = set(range(len(sent_bytes)))
+    return {
+        "recv_missing_listener2": len(every - seen[1]),
+        "recv_missing_at_both": len(every - seen[0] - seen[1]),
+    }
 
 
 class MonitorClient:

@@ -10,6 +10,7 @@ it; it lists ports as rtmidi would (full names ``client:port``, MIDI type), for 
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import Any
 
 from improv.errors import PortError
@@ -31,6 +32,13 @@ class JackLister:
         lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
         lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
         lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_recompute_total_latencies.argtypes = [ctypes.c_void_p]
+        lib.jack_last_frame_time.restype = ctypes.c_uint32
+        lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
+        lib.jack_get_buffer_size.restype = ctypes.c_uint32
+        lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+        lib.jack_get_sample_rate.restype = ctypes.c_uint32
+        lib.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
         quiet_libjack()
         status = ctypes.c_int(0)
         client = lib.jack_client_open(client_name.encode(), _NO_START_SERVER, ctypes.byref(status))
@@ -61,8 +69,38 @@ class JackLister:
         """Ports improv can send to: JACK's MIDI inputs."""
         return self._ports(_IS_INPUT)
 
+    def settle(self, cycles: int = 2, wait_s: float = 0.5) -> None:
+        """Return once every client has handled the latency notifications of the graph's changes
+        so far (``rtmidi_client``'s close race). Why in two steps: the server recomputes latencies
+        after a change only once its real-time thread switched to the new graph, at the next cycle;
+        so first ``cycles`` cycles pass (JACK's own frame clock; at most ``wait_s``), then the server
+        is asked to send every client a latency notification and wait for each answer: a client
+        answers its notifications in order, so when this returns each has handled the earlier ones."""
+        if self._client is None:
+            return
+        lib, client = self._lib, self._client
+        frames = lib.jack_get_buffer_size(client) * cycles
+        start, deadline = lib.jack_last_frame_time(client), time.monotonic() + wait_s
+        nap = max(0.0005, lib.jack_get_buffer_size(client) / max(1, lib.jack_get_sample_rate(client)) / 2)
+        while (lib.jack_last_frame_time(client) - start) % 2**32 < frames and time.monotonic() < deadline:
+            time.sleep(nap)
+        lib.jack_recompute_total_latencies(client)
+
     def close(self, server_gone: bool = False) -> None:
         client, self._client = self._client, None
         if client is not None and not server_gone:
             self._lib.jack_client_close(client)
         # A client of a dead server is left as it is (closing it waits on a socket that is gone).
+
+
+def settle_jack() -> None:
+    """``JackLister.settle`` through a client of its own, for a port closed with no session's
+    lister at hand (a performer's port, ``open_output``); nothing where JACK cannot be reached."""
+    try:
+        lister = JackLister("improv-settle")
+    except PortError:
+        return
+    try:
+        lister.settle()
+    finally:
+        lister.close()

@@ -32,7 +32,6 @@ _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _ERROR = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 
 _lib: Any = None
-_quiet_error = _ERROR(lambda text: None)  # kept for the process's life: libjack holds it
 
 
 def libjack() -> Any:
@@ -73,10 +72,21 @@ def _loaded_libjack() -> str | None:
 
 def quiet_libjack() -> None:
     """libjack's own complaints when the server dies ("Cannot read socket ...") would garble the
-    session's report: improv says it in one line instead."""
+    session's report: improv says it in one line instead.
+
+    The error function is C's ``strlen``, which reads the message and does nothing with it, never a
+    Python callback: libjack complains from its own threads too (a notification thread that cannot
+    reach a client that has just closed), and a Python callback there waits for the GIL, which a
+    python-rtmidi call blocked in libjack holds (``delete`` -> ``jack_client_close`` waits for that
+    very thread's lock): a deadlock, seen in a serve benchmark run."""
     lib = libjack()
     if lib is not None:
-        lib.jack_set_error_function(_quiet_error)
+        lib.jack_set_error_function(_silent_error())
+
+
+def _silent_error() -> Any:
+    """A C function that takes libjack's message and ignores it (``strlen``: its result is dropped)."""
+    return ctypes.cast(ctypes.CDLL(None).strlen, _ERROR)
 
 
 class JackWatch:

@@ -15,69 +15,18 @@ A port is named by a substring of its name; a name matching no port or several i
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import sys
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import mido
 
 from improv.errors import MIDI_SYSTEM_HINT, NoMidiSystem, PortError
 from improv.io.arrivals import ArrivalQueue
 from improv.io.input_poller import InputPoller
-
-# improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
-APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
-
-
-def rtmidi_module() -> Any:
-    import rtmidi  # lazily: `improv --help` need not load it
-
-    return rtmidi
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Hide what libasound/libjack print on their own when a MIDI system is absent: improv says
-    it in one line instead. (File-descriptor level: those libraries write from C.)"""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _client(kind: str, api: int, client_name: str) -> Any:
-    """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there."""
-    rt = rtmidi_module()
-    try:
-        with _quiet_stderr():
-            port = getattr(rt, kind)(api, client_name)
-    except rt.RtMidiError as exc:
-        raise PortError(f"cannot reach the {api_name(api)} MIDI system: {exc}") from None
-    port.set_error_callback(lambda *a: None)  # warnings become improv's own reports
-    return port
-
-
-def abandon(rt: Any) -> None:
-    """Leave an rtmidi client of a MIDI server that died alone for the rest of the process.
-
-    Why: deleting it calls into libjack for a server that is gone (with python-rtmidi's wheel a
-    segfault, or a wait of a second); so does letting Python free it, at any later moment. One
-    reference more than anyone holds keeps it from ever being freed: a few kB per server restart.
-    """
-    if rt is not None:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(rt))
+from improv.io.jack_ports import settle_jack
+from improv.io.rtmidi_client import APIS, abandon, api_name, close, close_port, no_settle, rtmidi_module
+from improv.io.rtmidi_client import new_client as _client
+from improv.io.sysex_release import SysexRelease
 
 
 def available_apis() -> list[str]:
@@ -107,14 +56,6 @@ def resolve_api(name: str = "") -> int:
         probe.delete()
         return api
     raise NoMidiSystem(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'}): {MIDI_SYSTEM_HINT}")
-
-
-def api_name(api: int) -> str:
-    rt = rtmidi_module()
-    for name, const in APIS.items():
-        if getattr(rt, const, None) == api:
-            return name
-    return str(api)
 
 
 class PortLister:
@@ -168,8 +109,11 @@ class _RtPort:
     _kind = ""  # "input" / "output", for messages
     _own_name = ""  # the name of improv's end of the connection: "in" / "out"
 
-    def __init__(self, api: int, client_name: str, port: str | None, virtual: str | None) -> None:
+    def __init__(self, api: int, client_name: str, port: str | None, virtual: str | None, settle: Callable[[], None] | None = None) -> None:
         self.api, self.client_name = api, client_name
+        # Waited for before each close of its port (rtmidi_client's close race): the session's
+        # lister where there is one, else on JACK a client of its own, elsewhere nothing.
+        self.settle = settle or (settle_jack if api_name(api) == "jack" else no_settle)
         self.name = virtual or port or ""
         self.virtual = virtual is not None
         self._virtual = virtual
@@ -193,7 +137,7 @@ class _RtPort:
         self._rt.open_port(names.index(port), self._own_name)
 
     def reopen(self, port: str) -> None:
-        self._rt.close_port()
+        close_port(self._rt, self.settle)
         self.name = port
         self.open_port(port)
 
@@ -216,63 +160,8 @@ class _RtPort:
 
     def close(self) -> None:
         if self._rt is not None:
-            self._rt.close_port()
-            self._rt.delete()
+            close(self._rt, self.settle)
             self._rt = None
-
-
-class SysexRelease:
-    """Ends a sysex that rtmidi waits for in vain, so that a cut-off one cannot silence improv.
-
-    Why: rtmidi's JACK input (and, by its source, its CoreMIDI one) holds back *every* later message while a sysex
-    that an event began has not ended with F7, until one does; a keyboard unplugged in the middle
-    of a dump (``F0 01 02`` and nothing more) leaves the performer unheard, then all their notes
-    arrive at once as one call. This port of improv's own, connected to its input, sends a lone
-    F7 every ``every_s``: it ends such a wait (the notes held back arrive at most that late, and
-    ``MidiParser`` drops the sysex at their first status byte); with no sysex pending, rtmidi
-    delivers it alone and the input's queue drops it unseen. A long sysex split over several
-    events may be cut by it: improv has no use for those (its loopback probe is one short event).
-    """
-
-    def __init__(self, api: int, client_name: str, every_s: float = 0.05) -> None:
-        self._rt = _client("MidiOut", api, f"{client_name}-release")
-        self._every_s = every_s
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # the sending thread vs. connect/close on the loop's thread
-        self._thread = threading.Thread(target=self._run, name="improv-sysex-release", daemon=True)
-        self._thread.start()
-
-    def destinations(self) -> list[str]:
-        return self._rt.get_ports()
-
-    def connect(self, destination: str) -> bool:
-        """Connect to improv's input port (its name as others see it); False when it is not listed."""
-        with self._lock:
-            names = self._rt.get_ports()
-            if destination not in names:
-                return False
-            self._rt.close_port()
-            self._rt.open_port(names.index(destination), "release")
-            return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            with self._lock:
-                if self._rt is None:
-                    return
-                if self._rt.is_port_open():
-                    self._rt.send_message([0xF7])
-
-    def close(self, server_gone: bool = False) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
-        with self._lock:
-            rt, self._rt = self._rt, None
-        if server_gone:
-            abandon(rt)
-        elif rt is not None:
-            rt.close_port()
-            rt.delete()
 
 
 class RtInput(_RtPort):
@@ -282,12 +171,12 @@ class RtInput(_RtPort):
 
     _kind, _own_name = "input", "in"
 
-    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None) -> None:
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, wake: threading.Event | None = None, settle: Callable[[], None] | None = None) -> None:
         self._arrivals = ArrivalQueue(wake)
         self.poller = InputPoller(self._arrivals)  # never a callback on JACK's thread: see input_poller
         self._release: SysexRelease | None = None
         self._own_port: str | None = None  # our input as others see it (for the release to connect to)
-        super().__init__(api, client_name, port, virtual)
+        super().__init__(api, client_name, port, virtual, settle)
 
     def _new_client(self) -> Any:
         rt = _client("MidiIn", self.api, self.client_name)
@@ -300,7 +189,7 @@ class RtInput(_RtPort):
             super().open_port(port, virtual)
             return
         if self._release is None:
-            self._release = SysexRelease(self.api, self.client_name)
+            self._release = SysexRelease(self.api, self.client_name, settle=self.settle)
         before = self._release.destinations()
         super().open_port(port, virtual)
         if self._own_port is None or self._own_port in before:
@@ -350,9 +239,9 @@ class RtOutput(_RtPort):
 
     _kind, _own_name = "output", "out"
 
-    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None) -> None:
+    def __init__(self, api: int, client_name: str, port: str | None = None, virtual: str | None = None, settle: Callable[[], None] | None = None) -> None:
         self._busy = threading.RLock()  # held while the port is reopened, rebuilt or closed (recreate abandons: re-entered)
-        super().__init__(api, client_name, port, virtual)
+        super().__init__(api, client_name, port, virtual, settle)
 
     def _new_client(self) -> Any:
         return _client("MidiOut", self.api, self.client_name)

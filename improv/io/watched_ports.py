@@ -58,8 +58,8 @@ class MidiPorts:
         try:
             in_port, out_port = check_names(choice, self.lister)
             before = self._own_candidates() if in_port is None or out_port is None else ([], [])  # to tell ours from another improv's
-            self.input = RtInput(self.api, choice.client_name, port=in_port, virtual=None if in_port else "in", wake=wake)
-            self.output = RtOutput(self.api, choice.client_name, port=out_port, virtual=None if out_port else "out")
+            self.input = RtInput(self.api, choice.client_name, port=in_port, virtual=None if in_port else "in", wake=wake, settle=self._settle)
+            self.output = RtOutput(self.api, choice.client_name, port=out_port, virtual=None if out_port else "out", settle=self._settle)
             if in_port is None or out_port is None:
                 self._virtual_names = self._names_since(before)  # now: another improv may open its own later
             self._watch()
@@ -74,6 +74,13 @@ class MidiPorts:
             self._virtual_names[0] if self.input.virtual else self.input.name,
             self._virtual_names[1] if self.output.virtual else self.output.name,
         )
+
+    def _settle(self) -> None:
+        """Before one of its ports closes: every JACK client's notifications handled, through the
+        session's lister (``rtmidi_client``'s close race); nothing elsewhere."""
+        settle = getattr(self.lister, "settle", None)
+        if settle is not None:
+            settle()
 
     def jack_client_priority(self) -> int | None:
         """JACK's client threads' real-time priority (0: JACK is not real-time); None when not on
