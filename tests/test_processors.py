@@ -283,3 +283,6 @@ def test_a_line_that_strayed_from_the_calls_middle_turns_back():
     chords = make_answer(sampled=3, onsets=3, max_voices=3, pitch_bias=flat, call_line=call_line, line=[74, 77, 79])
     assert not bend(register, chords, PITCH, offset=6)[0].any()
     assert not bend(register, high, PITCH, strength=0.0, offset=6)[0].any()
+    m = Motif(offsets=[0, 6, 6, 6, 6], durations=[6] * 5, pitches=[72, 74, 77, 79, 84], span=5, strength=3.75)
+    climbing = make_answer(sampled=3, onsets=3, max_voices=1, pitch_bias=flat, call_line=call_line, line=[74, 77, 79], motif=m)
+    assert not bend(register, climbing, PITCH, offset=6)[0].any()  # the motif it takes up may climb; the turn comes after

@@ -127,11 +127,13 @@ TURN_SLOPE = 0.5  # nats a semitone further out, while it has strayed
 
 def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """Around the call's register (``shaping.register_bias``); and a line that has strayed past
-    ``TURN_BAND`` from the call's middle turns back, as a consequent does (``turn_bias``)."""
+    ``TURN_BAND`` from the call's middle turns back, as a consequent does (``turn_bias``): its
+    first note, and every note after the motif it takes up."""
     reading = step.reading
     if field == PITCH and reading.pitch_bias is not None:
         logits = logits + strength * reading.pitch_bias
-        if reading.max_voices == 1 and step.new_onset(row) and reading.call_line:
+        # The turn: at the answer's first note and once the motif is done (the motif may climb)
+        if reading.max_voices == 1 and step.new_onset(row) and reading.call_line and (step.first or step.motif is None):
             logits = logits + strength * turn_bias(len(logits), step.sampling.line or reading.call_line[-1:], reading.call_line)
     return logits, mask
 
