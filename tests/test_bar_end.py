@@ -17,8 +17,9 @@ FOUR = Pulse(bpm=120.0, origin=0.0, beats_per_bar=4, downbeat=1)  # bar lines at
     ("first", "length", "expected"),
     [
         (1.0, 8.0, 8.0),  # on a downbeat, whole bars: as long as the call
-        (3.0, 8.0, 6.0),  # entered on beat 3: to the bar line at 9 (nearest 11), not to beat 3 of a bar
+        (3.0, 7.0, 6.0),  # entered on beat 3: to the bar line at 9 (nearest 10), not to beat 2 of a bar
         (3.0, 9.5, 10.0),  # ... 12.5 is nearer 13
+        (3.0, 4.0, 6.0),  # halfway between two bar lines (7: 5 or 9): on to the later
         (12.5, 0.25, 4.5),  # a short call entered late: on to the next bar line, never at once
     ],
 )

@@ -258,6 +258,21 @@ def test_the_motif_is_the_calls_tail_below_imitation_one_and_the_whole_call_at_o
     assert np.diff(half.pitches).tolist() == [-3, 8, -1]  # the call's last four notes' shape, moved
     whole = make_motif(rows, chords, 1.0, C, np.random.default_rng(0), VALUES)
     assert whole is not None and whole.span == 8 and np.diff(whole.pitches).tolist() == [2, 2, 1, 2, -3, 8, -1]
+    head = make_motif(rows, chords, 0.5, C, np.random.default_rng(0), VALUES, tail=False)  # chords answering chords
+    assert head is not None and np.diff(head.pitches).tolist() == [2, 2, 1]
+
+
+def test_a_line_takes_up_the_calls_tail_and_chords_its_head():
+    """The engine's motif: a line's answer the call's tail, a chordal one the call's head."""
+    from improv.realtime.planner import Planner
+    from improv.realtime.quantiser import Quantiser
+
+    planner = Planner(ServeSettings(), Quantiser(TOK), 0, 0)
+    rows = [np.array([p, 0 if k == 0 else 6, 6, 4], dtype=np.uint8) for k, p in enumerate([60, 62, 64, 65, 67, 64, 72, 71])]
+    for voices, shape in ((1, [-3, 8, -1]), (3, [2, 2, 1])):
+        reading = make_answer(max_voices=voices, tonality=C, motif_call=(rows, [False] * 8)).reading
+        m = planner._sampling(reading, 0, 0.5, None).motif
+        assert m is not None and np.diff(m.pitches).tolist() == shape, voices
 
 
 def test_a_line_that_strayed_from_the_calls_middle_turns_back():

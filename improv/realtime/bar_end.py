@@ -6,10 +6,13 @@ length from there, it ended wherever that fell, most often on a beat inside the 
 note then sat on that beat: folk's answers ended on a cadence (the last onset on a beat, a tonic
 triad) 1.75x as often as the real next two bars (0.32 against 0.18), which end at a bar line with
 the bar's last, mostly off-beat, note. Ended at the bar line nearest the call's length, the answer
-closes its phrase where the music's bar does. Pure: a grid and beats in, beats out.
+closes its phrase where the music's bar does (with ``serve.phrase_ending``; without it, the
+call's length exactly). Pure: a grid and beats in, beats out.
 """
 
 from __future__ import annotations
+
+import math
 
 from improv.music.pulse import Pulse
 
@@ -21,7 +24,7 @@ def bar_end(pulse: Pulse, first_beat: float, length: float) -> float:
     be about ``length`` beats: to the bar line nearest ``first_beat + length`` (at least
     ``SHORTEST`` beats on)."""
     bar = max(int(pulse.beats_per_bar), 1)
-    bars = round((first_beat + length - pulse.downbeat) / bar)
+    bars = math.floor((first_beat + length - pulse.downbeat) / bar + 0.5)  # halfway: on to the later bar line
     end = pulse.downbeat + bars * bar
     while end < first_beat + SHORTEST:
         end += bar

@@ -182,7 +182,7 @@ class Planner:
     def _sampling(self, reading: CallReading, exchange: int, imitation: float, memory: Any) -> Sampling:
         """Sampling from its start: the exchange's own random stream, the motif drawn from it."""
         rng = self.rng(exchange)
-        motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask)
+        motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask, tail=reading.max_voices == 1)
         return Sampling(rng=rng, motif=motif, density_dial=self.density, memory=memory)
 
     def first_note(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
@@ -380,7 +380,7 @@ class Planner:
         first_velocity = answer.planned[0].note.velocity if answer.planned else 64
         playback = Playback(start=0.0, pulse=pulse, first_beat=first_beat)
         playback.start = answer_time(playback, 0.0, first_velocity, s)
-        if (reading.pulse is not None or clock_grid is not None) and s.response_unit == "beats" and not s.response_length:
+        if s.phrase_ending and (reading.pulse is not None or clock_grid is not None) and s.response_unit == "beats" and not s.response_length:
             # On a grid with bar lines the answer ends on one, as a phrase does (realtime.bar_end)
             playback.length = bar_end(pulse, first_beat, reading.target)
             answer.playback = playback
