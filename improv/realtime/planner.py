@@ -383,6 +383,6 @@ class Planner:
         if s.phrase_ending and (reading.pulse is not None or clock_grid is not None) and s.response_unit == "beats" and not s.response_length:
             # On a grid with bar lines the answer ends on one, as a phrase does (realtime.bar_end)
             playback.length = bar_end(pulse, first_beat, reading.target)
-            answer.playback = playback
+            answer.playback = playback  # (fit_length reads the length from it)
             self.fit_length(answer, length_factor)
         return playback, name

@@ -9,8 +9,8 @@ but impossible (``serve.register: follow``).
 classes) and its top line's shape, is restated from the answer's start, moved to another degree
 of the key (in sequence a step or two up or down, or a fifth; restated at pitch only at
 imitation 1: below it, an answer that opens by playing the call back gives itself away), for the last
-``imitation`` share of the call's onsets (the whole call at 1): the answer picks up where the call
-left off rather than opening with the call's head. Each head of the voice gets a bonus toward the motif's
+``imitation`` share of the call's onsets (the whole call at 1): a line's answer picks up where the
+call left off rather than opening with the call's head (chords answering chords take the head). Each head of the voice gets a bonus toward the motif's
 next value, up to ``IMITATION_NATS`` at 1: the voice follows the motif where it agrees and varies
 it where it disagrees strongly. The top line follows the motif's intervals from wherever the
 answer is, so one different note does not derail the rest of the shape. A chordal answer carries
