@@ -24,6 +24,15 @@ with a note, where that folder is absent). After calls 5, 10 and 20 (``N``):
   the overlap area of the performer's intra-set distances with the inter-set ones, ``oa_gen`` of
   the set's own intra-set distances with them, ``kl_*`` MGEval's KL, ``intra_*`` / ``inter`` the
   mean distances; ``mg_*_oa_*_uptake_N`` = a1 - a0 and ``_reach_N`` = own - a0, per session.
+* ``held_<pc|iv>_<a0|a1|own>_N`` (``--learn-held``, 24): the same MGEval ``oa_ref`` on sets of 24:
+  the answers of the memory as N calls left it (held: it learns no more while it answers the next
+  24 calls), adapt 0's to the same calls, the performer's own next 24 phrases; ``held_*_uptake_N``
+  = a1 - a0 and ``_reach_N`` = own - a0, per session. Why beside ``mg_*``: eight answers make a
+  KDE so noisy that the performer's own next phrases reach only 0.87-0.94, and the window's memory
+  goes on learning for eight calls, so "after 5" was not quite after 5. ``held_scale_*`` (licks):
+  the share of a set's notes in the licks' scale, weighed by duration x velocity (MGEval's
+  histogram's weights); ``held_outside_*`` the share of notes outside the performer's range so far
+  (``_outside``); ``held_collapse_a1`` / ``held_longest_copy_a1`` the quality bar on them.
 * ``iv_match_<set>_N``: histogram intersection of a set's pooled intervals with the performer's
   (the outside check of the interval uptake: phrases of 7 to 11 notes make sparse histograms).
 * ``pc_match_a0_N`` / ``_a1_N``, the outside check: histogram intersection of the answers' pooled
@@ -54,8 +63,8 @@ from typing import Callable
 
 import numpy as np
 
-from improv.evaluation.learning import idiom_overlaps, interval_histogram, memory_nll, play_calls, session_rows, skyline_phrases
-from improv.evaluation.licks import licks
+from improv.evaluation.learning import idiom_overlaps, interval_histogram, memory_nll, play_calls, play_held, session_rows, skyline_phrases
+from improv.evaluation.licks import SCALES, licks
 from improv.evaluation.metrics import CopyIndex, collapse_rate
 from improv.evaluation.mgeval import mgeval, pitch_class_piano_roll
 from improv.model.voices import load_player, model_location
@@ -75,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn-voice", default="folk", help="voice the learning benchmark answers with (default: folk)")
     parser.add_argument("--learn-idioms", default="wholetone,blues,ff", help="idioms to play (default: wholetone,blues,ff)")
     parser.add_argument("--learn-jack", type=int, default=2, help="pairs of real-JACK serve sessions (bench_serve's, more calls) at adapt 0 then 1, for the send budget while the memory learns (default 2; 0 = none)")
+    parser.add_argument("--learn-held", type=int, default=24, help="answers in each held set (the memory as N calls left it; see the docstring's held_*; default 24, 0 = none)")
     parser.add_argument("--learn-seeds", default="1,2,3", help="one session per seed and idiom, at adapt 0 and 1 (the licks' and the answers' seed); figures are their mean")
 
 
@@ -173,7 +183,50 @@ def _codes(rows: np.ndarray) -> np.ndarray:
     return rows[:, 0] * 77 * 77 + rows[:, 1] * 77 + rows[:, 2] if len(rows) else np.zeros(0, np.int64)
 
 
-def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: list[int], due: dict[float, list[float]]) -> dict[str, float]:
+def _held(model, phrases: list[np.ndarray], adapt: float, seed: int, learn: int) -> list[np.ndarray]:
+    settings = dataclasses.replace(ServeSettings(), adapt=adapt, estimate_tempo=False, bpm=BPM)
+    return play_held(Engine(model, settings, seed=seed), phrases, learn, BPM, 1)
+
+
+def _outside(answers: list[np.ndarray], everything: list[np.ndarray], n: int) -> float:
+    """The share of the answers' notes (the answers to calls n, n+1, ...) below the lowest or above
+    the highest note the performer had played by that call: the register's quality bar."""
+    shares = []
+    for k, answer in enumerate(answers):
+        if not len(answer):
+            continue
+        played = np.concatenate([p["pitch"] for p in everything[: n + k + 1]]).astype(int)
+        pitch = answer["pitch"].astype(int)
+        shares.append(float(((pitch < played.min()) | (pitch > played.max())).mean()))
+    return float(np.mean(shares))
+
+
+def _held_figures(add: Callable[[str, float], None], model, everything: list[np.ndarray], seed: int, size: int, scale: tuple[int, ...] | None) -> None:
+    """MGEval (``oa_ref``) on sets of ``size`` answers, as the memory N calls left it plays (held:
+    it learns no more), at adapt 1; adapt 0's answers to the same calls; the performer's own next
+    ``size`` phrases; each against the performer's phrases up to the set's last call. Eight answers
+    drawn while the memory goes on learning (the ``mg_*`` figures) are a noisy KDE and not quite
+    "after N calls"; these are both. With ``scale`` (the licks'), the share of each set's notes in
+    it, each weighed by duration x velocity as MGEval's histogram weighs them (``held_scale_*``)."""
+    a0 = _held(model, everything[: CHECKPOINTS[-1] + size], 0.0, seed, 0)  # at adapt 0 the memory has no say: one session serves
+    for n in CHECKPOINTS:
+        a1 = _held(model, everything[: n + size], 1.0, seed, n)
+        performer = everything[: n + size]
+        for name, phrases in (("a0", a0[n : n + size]), ("a1", a1[n:]), ("own", everything[n + size : n + 2 * size])):
+            add(f"held_outside_{name}_{n}", _outside(phrases, everything, n + (size if name == "own" else 0)))
+            phrases = [p for p in phrases if len(p) > 1]
+            for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram)):
+                add(f"held_{short}_{name}_{n}", mgeval([feature(p) for p in phrases], [feature(p) for p in performer])["oa_ref"])
+            if scale is not None:
+                notes = np.concatenate(phrases)
+                weight = notes["duration"].astype(float) * notes["velocity"]
+                add(f"held_scale_{name}_{n}", float((weight * np.isin(notes["pitch"] % 12, scale)).sum() / weight.sum()))
+        if n == CHECKPOINTS[-1]:  # the quality bar on the held answers of the longest-learned memory
+            add("held_collapse_a1", collapse_rate([session_rows(model.tokenizer, [x])[0] for x in a1[n:] if len(x)]))
+            add("held_longest_copy_a1", _copy(a1, performer, model.tokenizer))
+
+
+def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: list[int], due: dict[float, list[float]], held: int = 0) -> dict[str, float]:
     """One idiom's figures, each the mean over ``seeds`` (a session at adapt 0 and 1 per seed: the
     seed of the licks and of the answers); ``make(seed)`` gives that session's phrases and, after
     them, AHEAD more the performer would play next (the ceiling's)."""
@@ -211,6 +264,8 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
             answers = played[a]["answers"]
             add(f"collapse_a{a:.0f}", collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]))
             add(f"longest_copy_a{a:.0f}", _copy(answers, phrases, tok))
+        if held:
+            _held_figures(add, model, everything, seed, held, SCALES.get(name))
     out = {key: round(float(np.mean(values)), 4 if "collapse" in key else 3) for key, values in figures.items()}
     for n in CHECKPOINTS:  # the worst session's uptake, beside the mean
         for short in ("pc", "pc_count", "interval"):
@@ -220,6 +275,11 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
                 get = lambda who: np.array(figures[f"learn_{name}_mg_{short}_{oa}_{who}_{n}"])  # noqa: E731
                 out[f"learn_{name}_mg_{short}_{oa}_uptake_{n}"] = round(float(np.mean(get("a1") - get("a0"))), 3)
                 out[f"learn_{name}_mg_{short}_{oa}_reach_{n}"] = round(float(np.mean(get("own") - get("a0"))), 3)
+            if held:
+                get = lambda who: np.array(figures[f"learn_{name}_held_{short}_{who}_{n}"])  # noqa: E731
+                out[f"learn_{name}_held_{short}_uptake_{n}"] = round(float(np.mean(get("a1") - get("a0"))), 3)
+                out[f"learn_{name}_held_{short}_uptake_{n}_min"] = round(float(np.min(get("a1") - get("a0"))), 3)
+                out[f"learn_{name}_held_{short}_reach_{n}"] = round(float(np.mean(get("own") - get("a0"))), 3)
     return out
 
 
@@ -262,7 +322,8 @@ def _timing(model, phrases: list[np.ndarray]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, float]:
     model = load_player(model_location(None, None, getattr(args, "learn_voice", "folk"))).step_model()
     seeds = [int(x) for x in str(getattr(args, "learn_seeds", "1,2,3")).split(",")]
-    count = CHECKPOINTS[-1] + 2 * AHEAD  # the session's phrases, then the ceiling's
+    held = int(getattr(args, "learn_held", 24))
+    count = CHECKPOINTS[-1] + 2 * max(AHEAD, held)  # the session's phrases, then the ceiling's
     idioms: dict[str, Callable[[int], list[np.ndarray]]] = {scale: (lambda seed, scale=scale: licks(count, scale, seed)) for scale in ("wholetone", "blues")}
     ff = ff_phrases(count)
     if ff is None or len(ff) < count:
@@ -274,8 +335,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {"learn_sessions_per_idiom": len(seeds)}
     due: dict[float, list[float]] = {0.0: [], 1.0: []}
     for name, make in idioms.items():
-        out.update(_idiom(name, make, model, seeds, due))
-    out.update(_timing(model, licks(count, "wholetone", seeds[0])))
+        out.update(_idiom(name, make, model, seeds, due, held))
+    out.update(_timing(model, licks(CHECKPOINTS[-1] + 2 * AHEAD, "wholetone", seeds[0])))
     out.update(_jack_budgets(int(getattr(args, "learn_jack", 2))))
     for adapt, times in ((a, t) for a, t in due.items() if t):  # the engine's send path, learning (adapt 1) or not
         out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)

@@ -43,6 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # support.fakes: the simulated loop
 
 from improv.corpus.load import load_corpus  # noqa: E402
+from improv.music import metre  # noqa: E402
 from improv.evaluation.phrases import cut_pairs  # noqa: E402
 from improv.model.voices import load_player, voice_path  # noqa: E402
 from improv.music.tokenizer import Tokenizer  # noqa: E402
@@ -270,7 +271,9 @@ def run_set(model: Any, calls: list[tuple[Any, Performer]], settings: ServeSetti
         ons = [tm for tm, m in out if m.type == "note_on" and m.velocity > 0 and tm > end]
         reports = engine.take_reports()
         last = max([end] + [tm for tm, m in out if m.type in ("note_on", "note_off")])
-        results.append({"bpm": who.tempo(pair.span), "heard": reports[-1].bpm if reports else None, "onsets": ons, "who": who, "pair": pair})
+        heard = getattr(getattr(engine, "_planner", None), "tempo", None)
+        clear = getattr(getattr(heard, "last", None), "bar_clear", None)  # how clearly the bar was heard (None: an older improv)
+        results.append({"bpm": who.tempo(pair.span), "heard": reports[-1].bpm if reports else None, "onsets": ons, "who": who, "pair": pair, "bar_clear": clear})
         if fresh:
             t = last + 8.0
         else:  # the performer comes in again on their next bar line after the answer
@@ -395,6 +398,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         # the bar line chosen, timing apart (a fresh call's grid a bar on is tens of ms off)
         chosen = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in res if r["onsets"]]
         out["pulse_bar_line_chosen"] = float(np.mean(chosen)) if chosen else math.nan
+        # where the metre is clear (``music.metre.BAR_CLEAR``): the share of calls, and the figures among them
+        clear = [r for r in res if r["onsets"] and r["bar_clear"] is not None and r["bar_clear"] > getattr(metre, "BAR_CLEAR", math.inf)]
+        out["pulse_bar_clear_share"] = len(clear) / max(len([r for r in res if r["onsets"]]), 1)
+        out["pulse_bar_entry_clear"] = float(np.mean([beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in clear])) if clear else math.nan
+        out["pulse_bar_line_chosen_clear"] = float(np.mean([beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in clear])) if clear else math.nan
         for beats in (2, 3, 4):  # by metre: 2/4, 3/4, 4/4
             some = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in res if r["onsets"] and r["pair"].bar == beats]
             out[f"pulse_bar_entry_{beats}4"] = float(np.mean(some)) if some else math.nan

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 from support.fakes import cc
 
-from improv.evaluation.learning import idiom_overlaps, play_calls, session_rows
+from improv.evaluation.learning import idiom_overlaps, play_calls, play_held, session_rows
 from improv.evaluation.licks import WHOLE_TONE, licks
 from improv.evaluation.metrics import collapse_rate
 from improv.model.step_model import random_step_model
 from improv.monitor.controls import available, control_message
+from improv.music.notes import Note, note_array
 from improv.music.tokenizer import N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.controls import Controls
 from improv.realtime.engine import Engine
-from improv.realtime.memory import RUN_KEEP, MemoryFileError, SessionMemory
+from improv.realtime.memory import RUN_KEEP, SessionMemory
+from improv.realtime.memory_file import MemoryFileError, load_memory_bytes, memory_bytes
 from improv.settings.sections import TokenizerSettings
 from improv.settings.serve_section import ServeSettings
 
@@ -54,6 +56,18 @@ def test_it_learns_a_whole_tone_performer():
     assert memory.share(0.0) > 0.8
     assert wholetone_mass(memory) > 0.8  # a flat voice (zero logits) has half its mass on whole-tone keys
     assert memory.cursor([], 0.0) is not None
+
+
+def test_the_memory_keeps_to_the_register_the_performer_plays():
+    # octave leaps up and down inside 60..76: an interval table alone (blind to register) would
+    # send the answer an octave past the top (Final Fantasy answers reached 100 from a call's 82)
+    leaps = [note_array([Note(p, 0.5 * k, 0.5, 80) for k, p in enumerate(line)]) for line in ([60, 72, 62, 74, 64, 76, 64, 76, 62, 74],) * 6]
+    memory = learned(session_rows(TOK, leaps))
+    cursor = memory.cursor(session_rows(TOK, leaps)[0][4:6], 0.0)  # after 64 76 (a leap up): +12 or -12 next
+    assert cursor is not None
+    p = memory.probs(PITCH, cursor.history, np.array([0, 6, 0, 0], np.uint8), cursor.scale)
+    assert p[88] < 0.02 and p[77:].sum() < 0.05  # not an octave past the top
+    assert p[64] > 0.3  # the leap down, inside the register, is what it expects
 
 
 def test_adapt_zero_or_nothing_learned_leaves_the_voice_alone():
@@ -100,7 +114,7 @@ def test_forget_forgets_everything():
 def test_a_saved_memory_loads_as_it_was():
     memory = learned(wholetone_rows())
     again = SessionMemory(TOK, adapt=1.0)
-    again.load_bytes(memory.to_bytes(0.0))
+    load_memory_bytes(again, memory_bytes(memory, 0.0))
     assert again.events == memory.events
     assert again.share(5.0) == pytest.approx(memory.share(0.0))
     assert wholetone_mass(again) == pytest.approx(wholetone_mass(memory))
@@ -112,7 +126,7 @@ def test_a_faded_memory_loads_as_faded_as_it_was_saved():
     learned(wholetone_rows(6), memory, now=0.0)
     learned(session_rows(TOK, licks(6, "blues", 1)), memory, now=120.0)  # the recent idiom
     again = SessionMemory(TOK, adapt=1.0, forget_after=60.0)
-    again.load_bytes(memory.to_bytes(120.0))
+    load_memory_bytes(again, memory_bytes(memory, 120.0))
     assert again.share(0.0) == pytest.approx(memory.share(120.0))
     assert wholetone_mass(again, now=0.0) == pytest.approx(wholetone_mass(memory, now=120.0), abs=1e-6)
 
@@ -130,15 +144,15 @@ def test_a_bad_memory_file_is_one_clear_line(damage, message):
     memory = learned(wholetone_rows(2))
     reader = SessionMemory(TOK, adapt=1.0)
     if damage == "vocabulary":
-        data = memory.to_bytes(0.0)
+        data = memory_bytes(memory, 0.0)
         reader = SessionMemory(Tokenizer(TokenizerSettings(velocity_bins=16)), adapt=1.0)
     elif damage == "rows":
         memory._events[0][0][PITCH] = 200
-        data = memory.to_bytes(0.0)
+        data = memory_bytes(memory, 0.0)
     else:
-        data = damage(memory.to_bytes(0.0))
+        data = damage(memory_bytes(memory, 0.0))
     with pytest.raises(MemoryFileError, match=message) as got:
-        reader.load_bytes(data, "set.memory")
+        load_memory_bytes(reader, data, "set.memory")
     assert "\n" not in str(got.value) and "set.memory" in str(got.value)
 
 
@@ -170,6 +184,16 @@ def test_answers_take_up_the_performers_scale_at_adapt_one():
     assert idiom_overlaps(got[1.0], calls)["interval"] > idiom_overlaps(got[0.0], calls)["interval"]
     # the quality bar holds after learning
     assert collapse_rate([session_rows(TOK, [a])[0] for a in got[1.0] if len(a)]) < 0.02
+
+
+def test_a_held_memory_answers_as_the_first_calls_left_it():
+    # bench_learn's held sets: "improv after N calls", however many answers are asked of it
+    calls = licks(4, "wholetone", seed=6)
+    e = engine(1.0)
+    answers = play_held(e, calls, 2, BPM, 1)
+    assert len(answers) == 4 and all(len(a) for a in answers)
+    assert e.memory.events == sum(len(c) for c in calls[:2])  # the last two calls were answered, not learned
+    assert not e.memory.pending
 
 
 def test_forget_brings_the_voice_back():

@@ -469,3 +469,82 @@ def test_a_swung_call_in_a_swung_set_stays_on_the_sets_beat():
         x = pulse.position(onsets[0])
         on_beat += abs(x - round(x)) < 0.1 and pulse.bpm == pytest.approx(120, rel=0.02)
     assert on_beat >= 6, on_beat  # 0 of 10 before; the misses: a first call heard 1-2 % slow, 12 beats back
+
+
+def test_a_short_call_in_three_with_two_beats_struck_finds_its_bar_from_its_edges():
+    """A 3/4 folk call of five notes: an eighth pickup, the bar line loud, one more beat struck, an
+    off-beat, and the last note held to the bar line (the call ends there, as a traded call does).
+    Only two of its beats carry an onset: the metre used to give up (4/4 from beat 0, whatever
+    was played); the pickup, the loud bar line and where the call ends place the bar."""
+    written = [2.5, 3.0, 3.5, 4.0, 5.5]
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        onsets, _ = played(written, 100, rng, jitter=0.012)
+        durations = [0.27, 0.27, 0.27, 0.81, 0.27]  # the last note held to the bar line, at beat 6
+        velocities = [int(64 + 12 * (b == 3.0) + rng.normal(0, 4)) for b in written]
+        pulse = meter(track(onsets, 100.0, 0.1, durations, velocities), onsets, durations, velocities, [67, 72, 71, 69, 67])
+        down = pulse.position(onsets[1])  # the bar line, at written beat 3
+        found += pulse.beats_per_bar == 3 and round(down - pulse.downbeat) % 3 == 0
+    assert found >= 16, found
+
+
+def test_traded_calls_keep_counting_the_sets_bars():
+    """Traded at 100 bpm: a first call in 4/4 with loud bar lines, then one on the same grid at
+    even velocity that starts and ends mid-bar (beat 3 of a bar to beat 3 of another). Its edges
+    alone put the bar lines on its beat 3; players trading fours keep counting the set's bars."""
+    from types import SimpleNamespace
+
+    from improv.realtime.tempo import SetTempo
+
+    kept = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        tempo = SetTempo(ServeSettings())
+        calls = ((list(range(0, 8)), True), (list(range(14, 22)), False))
+        for n, (beats, loud) in enumerate(calls):
+            onsets, durations = played(beats, 100, rng, jitter=0.012, start=1.0)
+            velocities = [int(64 + 14 * (loud and b % 4 == 0) + rng.normal(0, 3)) for b in beats]
+            notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=64) for t, d, v in zip(onsets, durations, velocities)]
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=onsets[0] - 1.0 if n else None), onsets[-1] + 1.0)
+            tempo.keep(pulse)
+        bar_line = pulse.position(1.0 + 16 * 0.6)  # beat 16: a bar line of the set
+        kept += pulse.beats_per_bar in (4, 8) and round(bar_line - pulse.downbeat) % pulse.beats_per_bar in (0, 4)
+    assert kept >= 8, kept
+
+
+def test_a_bar_heard_from_accents_is_clear_and_one_from_even_quarters_is_a_guess():
+    """``Pulse.bar_clear``: loud bar lines over three bars make a clear bar, every time; five even
+    quarters (their edges fit no bar: 4 from the start, 4 to the end, 3, 2 alike) leave it a
+    guess about half the time (velocity noise alone can tip it). The benchmark counts bar entry
+    where the metre is clear apart."""
+    from improv.music.metre import BAR_CLEAR
+
+    clear = guess = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        beats = list(range(0, 12))
+        onsets, durations = played(beats, 100, rng, jitter=0.012)
+        loud = [int(64 + 16 * (b % 4 == 0) + rng.normal(0, 3)) for b in beats]
+        even = [int(64 + rng.normal(0, 3)) for b in beats]
+        clear += meter(track(onsets, 100.0, 0.1, durations, loud), onsets, durations, loud, [64] * 12).bar_clear > BAR_CLEAR
+        guess += meter(track(onsets[:5], 100.0, 0.1, durations[:5]), onsets[:5], durations[:5], even[:5], [64] * 5).bar_clear <= BAR_CLEAR
+    assert clear == 20 and guess >= 7, (clear, guess)
+
+
+def test_a_fast_three_four_heard_at_half_tempo_enters_on_its_bar_lines():
+    """3/4 at 176 bpm, a short folk call (quarters from beat 3 of a bar, the bar line loud, held to
+    the next bar line), heard at 88: its bar lines fall on every other half beat heard. Bars of
+    4 heard beats entered mid-bar; three heard beats (two bars of 3/4) enter on a bar line."""
+    on_bar = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        written = [2.0, 3.0, 4.0, 5.0]
+        onsets, _ = played(written, 176, rng, jitter=0.012)
+        durations = [0.31] * 3 + [0.31]
+        velocities = [int(64 + 12 * (b % 3 == 0) + rng.normal(0, 4)) for b in written]
+        pulse = meter(track(onsets, 100.0, 0.1, durations, velocities), onsets, durations, velocities, [72, 67, 69, 71])
+        entry = pulse.time(pulse.next_downbeat(onsets[-1] + 0.6))
+        bars = (entry - 10.0) / (60 / 176) / 3  # performer's bars from its bar line at beat 0
+        on_bar += abs(bars - round(bars)) < 0.1
+    assert on_bar >= 15, on_bar

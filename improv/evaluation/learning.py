@@ -4,6 +4,7 @@ model, phrases and settings in; notes and numbers out.
 
 * ``play_calls`` — the performer plays each phrase once the answer before has ended (and a breath);
   improv's answers come back as notes, in beats from the answer's first note.
+* ``play_held`` — the same, the memory held (learning no more) after the first N calls.
 * ``memory_nll`` — negative log-likelihood per event (four fields summed, nats) of a phrase under
   the voice alone and under the voice mixed with the session memory (as an answer samples).
 * ``idiom_overlaps`` — MGEval overlap (Yang & Lerch) of the answers' pitch-class (by duration, as
@@ -42,6 +43,16 @@ def play_calls(engine: Engine, calls: Sequence[np.ndarray], bpm: float, channel:
         first = sent[0].onset if sent else 0.0
         answers.append(note_array([Note(n.pitch, (n.onset - first) * bpm / 60, (n.end - n.onset) * bpm / 60, n.velocity) for n in sent]))
     return answers, now
+
+
+def play_held(engine: Engine, calls: Sequence[np.ndarray], learn: int, bpm: float, channel: int) -> list[np.ndarray]:
+    """``play_calls``, with the memory held after the first ``learn`` calls: the calls after are
+    answered by the memory as those calls left it, and not learned (what "improv after N calls"
+    plays, however many answers are asked of it)."""
+    answers, now = play_calls(engine, calls[:learn], bpm, channel)
+    setattr(engine.memory, "hear", lambda rows, now: None)  # held: what it hears now is dropped
+    more, _ = play_calls(engine, calls[learn:], bpm, channel, start=now)
+    return answers + more
 
 
 def _until_answered(engine: Engine, script: list[tuple[float, mido.Message]], due_times: list[float] | None) -> tuple[list[tuple[int, float, float, int]], float]:

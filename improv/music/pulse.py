@@ -48,6 +48,7 @@ class Pulse:
     downbeat: int = 0  # a beat index that starts a bar
     swing: float = 1.0
     bent: bool = False  # the call's tempo changed inside it (rubato): the grid goes on from its end
+    bar_clear: float = 0.0  # how clearly the bar was heard (``music.metre``): the margin over another bar; 0 = a guess
 
     @property
     def beat_s(self) -> float:

@@ -9,29 +9,28 @@ counts come out again). ``benchmarks/bench_learn.py`` measures what it buys. Cou
 offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the last 1-2 and
 whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
 whole-tone); the duration class given the offset and the last duration; the velocity class after
-the last one. The pitch head's memory is the product of the interval and pitch-class tables (and
-the key rule's key follows the recent pitch classes: ``realtime.idiom_key``).
+the last one; the pitches played (the register). The pitch head's memory is the product of the
+interval and pitch-class tables within the register's window (and the key rule's key follows the
+recent pitch classes: ``realtime.idiom_key``).
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
 pitch class is no idiom and gets no say; the full say from a perplexity of ``VARIETY_FULL`` pitch
 classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded: the last
 ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most ``MAX_CONTEXTS``
-contexts. Pure: time comes in as arguments; learning is queued (``hear``) and done a unit at a
-time in the engine's think slices (``absorb``), never on a send.
+contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments;
+learning is queued (``hear``) and done a unit at a time in the engine's think slices
+(``absorb``), never on a send.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
 from collections import deque
 from typing import Callable, Sequence
 
 import numpy as np
 
-from improv.errors import ImprovError
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY, Tokenizer
 
 Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
@@ -48,14 +47,10 @@ LAMBDA_MAX = {OFFSET: 0.3, PITCH: 0.75, DURATION: 0.45, VELOCITY: 0.6}
 EVIDENCE_HALF = 12.0  # events of evidence at which the share is half of its most
 VARIETY_FULL = 4.0  # pitch classes (perplexity of the session's pitch classes) for the full share
 FADE_TO = 0.1  # with forget_after, a phrase that old counts this much
-FORMAT = 1  # of the saved file
-MAX_MEMORY_BYTES = 8 * MAX_EVENTS * 4 + 1_000_000  # a saved memory is never larger than this
 
-_TABLES = ("offset", "interval", "pc", "duration", "velocity")
-
-
-class MemoryFileError(ImprovError):
-    """A saved session memory that cannot be read."""
+_TABLES = ("offset", "interval", "pc", "duration", "velocity", "register")
+REGISTER_SPREAD = 3.0  # semitones: past the performer's lowest / highest note, the memory's pitches fade with this width
+REGISTER_FLOOR = 0.01  # ... to this (the voice's own share still reaches any key in range)
 
 
 class _Feat:
@@ -86,6 +81,8 @@ def _contexts(table: str, h: Sequence[_Feat], now: _Feat | None) -> list[tuple]:
         return out
     if table == "pc":
         return [(), (h[-1].pitch % 12,)] if h else [()]
+    if table == "register":
+        return [()]  # which keys were played at all: the window the pitches keep to
     if table == "duration":
         assert now is not None
         out = [(), (now.offset,)]
@@ -100,6 +97,8 @@ def _symbol(table: str, f: _Feat) -> int | None:
         return None if f.interval is None else f.interval + MAX_INTERVAL
     if table == "pc":
         return f.pitch % 12
+    if table == "register":
+        return f.pitch
     return f.duration if table == "duration" else f.velocity
 
 
@@ -111,7 +110,7 @@ class SessionMemory:
         self.adapt = adapt
         self.forget_after = forget_after
         self.max_events = max_events
-        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
+        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "register": 128, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
         self.pending: deque[tuple[np.ndarray, float]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too)
         self.forget()
 
@@ -299,9 +298,27 @@ class SessionMemory:
                 lo, hi = max(before.pitch - MAX_INTERVAL, 0), min(before.pitch + MAX_INTERVAL, 127)
                 near[lo : hi + 1] += 0.98 * step[lo - before.pitch + MAX_INTERVAL : hi - before.pitch + MAX_INTERVAL + 1]
                 pitch = pitch * near
+        pitch = pitch * self._register()
         out = np.zeros(N_PITCH)
         out[:128] = pitch / pitch.sum()
         return out
+
+    def _register(self) -> np.ndarray:
+        """1 between the lowest and highest note the performer has played (of what is remembered),
+        fading past them: the interval table is blind to register, and alone it walked answers out
+        of the performer's range (held answers at adapt 1: 0.085 to 0.125 of their notes beyond it,
+        some an octave beyond, against 0.01 at adapt 0). A fade scales every count alike: the
+        window stays."""
+        window = self._seen.get(("register",))
+        if window is None:
+            counts = self._counts["register"].get(())
+            window = np.ones(128)
+            if counts is not None and counts.sum() > 0:
+                played, keys = np.flatnonzero(counts > 1e-9 * counts.sum()), np.arange(128)
+                beyond = np.maximum(played[0] - keys, 0) + np.maximum(keys - played[-1], 0)
+                window = np.exp(-0.5 * (beyond / REGISTER_SPREAD) ** 2) + REGISTER_FLOOR
+            self._seen[("register",)] = window
+        return window
 
     # ---- an answer's view ---------------------------------------------------------------------------
 
@@ -312,41 +329,6 @@ class SessionMemory:
         if lam <= 0:
             return None
         return MemoryCursor(self, lam, self.scale(now), [r for r in call_rows if int(r[PITCH]) < BOS][-3:])
-
-    # ---- keeping it -----------------------------------------------------------------------------------
-
-    def to_bytes(self, now: float) -> bytes:
-        """The remembered events and what each counts now: an npz file (no pickle)."""
-        while self.pending:
-            self.absorb()
-        rows = np.array([r for r, _, _ in self._events], dtype=np.uint8).reshape(-1, 4)
-        weights = np.array([w for _, w, _ in self._events], dtype=np.float64) * self.scale(now)
-        buf = io.BytesIO()
-        np.savez(buf, format=np.array(FORMAT), sizes=np.array(self.tokenizer.sizes), rows=rows, weights=weights)
-        return buf.getvalue()
-
-    def load_bytes(self, data: bytes, name: str = "memory") -> None:
-        """A saved memory replaces this one (as if it had just been played); a bad file raises
-        ``MemoryFileError`` naming what is wrong."""
-        if data[:4] != b"PK\x03\x04":
-            raise MemoryFileError(f"{name} is not a session memory improv wrote (not an .npz file)")
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                fmt, sizes, rows, weights = (z[k] for k in ("format", "sizes", "rows", "weights"))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise MemoryFileError(f"{name} is not a session memory improv wrote ({type(exc).__name__}: {str(exc)[:80]})") from None
-        if fmt.shape != () or int(fmt) != FORMAT:
-            raise MemoryFileError(f"{name}: memory format {fmt!s:.20} (this improv reads {FORMAT})")
-        if tuple(sizes.tolist()) != tuple(self.tokenizer.sizes):
-            raise MemoryFileError(f"{name}: made for another vocabulary {tuple(sizes.tolist())!s:.60} (the voice's: {tuple(self.tokenizer.sizes)})")
-        if rows.ndim != 2 or rows.shape[1] != 4 or rows.dtype != np.uint8 or weights.shape != (len(rows),):
-            raise MemoryFileError(f"{name}: rows of shape {rows.shape} and weights of shape {weights.shape} (expected (N, 4) uint8 and (N,))")
-        bad = (rows[:, PITCH] >= 128) | (rows[:, OFFSET] >= sizes[OFFSET]) | (rows[:, DURATION] >= sizes[DURATION]) | (rows[:, VELOCITY] >= sizes[VELOCITY])
-        if bad.any() or not np.isfinite(weights).all() or (weights < 0).any():
-            raise MemoryFileError(f"{name}: event {int(np.argmax(bad)) if bad.any() else 'weights'} out of range")
-        self.forget()
-        for row, w in zip(rows[-self.max_events :], weights[-self.max_events :]):
-            self.learn(row, weight=float(w))  # counted as much as when saved; time runs from the first use
 
 
 class MemoryCursor:

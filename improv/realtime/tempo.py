@@ -36,6 +36,7 @@ class SetTempo:
         # calls (``pulse.carry``); None when the set starts anew.
         self.past: tuple[np.ndarray, np.ndarray, Pulse] | None = None
         self._heard: tuple[Pulse | None, Any] = (None, None)  # the pulse last heard, and the past it would leave
+        self.last: Pulse | None = None  # the pulse last heard (its bar and how clear it was: the benchmark reads it)
 
     def fresh(self, call: Any) -> bool:
         """No tempo yet, or a long pause before this call (from the last note anyone played, the
@@ -57,6 +58,7 @@ class SetTempo:
         assert prior is not None
         chord_s = self.settings.chord_ms / 1000
         pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
+        kept = False  # the call on the set's grid as the performer kept it: the set's bar lines go on too
         if not fresh and self.past is not None and (pulse is None or (not pulse.bent and abs(pulse.bpm / prior - 1) >= BLEND_WITHIN)):
             # The call alone says another tempo (or none): where its onsets still lie on the set's
             # grid as the performer kept it, that is the tempo (a short or swung call misleads the
@@ -65,7 +67,7 @@ class SetTempo:
             # ... and as plainly as on its own (on a fast set grid, a new tempo's quarters still
             # land near some sixteenth or triplet: that is not a kept grid)
             if joined is not None and (pulse is None or finer(joined[0], onsets) <= max(finer(pulse, onsets) + 0.1, 0.3)):
-                pulse = joined[0]
+                pulse, kept = joined[0], True
         if pulse is None:
             return None
         times, first = groups(onsets, chord_s)
@@ -81,14 +83,24 @@ class SetTempo:
                 # short notes: the answer entered 0.37 of a beat off); its onsets on the set's grid.
                 joined = self._on_set_grid(onsets, chord_s)
             if joined is not None:
-                pulse, past = joined
+                (pulse, past), kept = joined, True
             else:
                 pulse = retempo(pulse, onsets, (pulse.bpm + prior) / 2, chord_s)
                 past = (times, past[1], pulse)
-        pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar)
+        bar = self._set_bar(pulse) if kept else None
+        pulse = meter(pulse, onsets, durations, velocities, [n.pitch for n in notes], prefer=self.beats_per_bar, prefer_downbeat=bar)
         pulse = replace(pulse, swing=self.settings.swing) if self.settings.swing > 0 else pulse
         self._heard = (pulse, (past[0], past[1], pulse))
+        self.last = pulse
         return pulse
+
+    def _set_bar(self, pulse: Pulse) -> int | None:
+        """The set's downbeat as a beat index of ``pulse`` (a call heard on the set's grid), or None."""
+        if self.past is None:
+            return None
+        grid = self.past[2]
+        x = pulse.position(grid.time(grid.downbeat))
+        return round(x) if abs(x - round(x)) < 0.25 else None
 
     def _on_set_grid(self, onsets: list[float], chord_s: float) -> tuple[Pulse, Any] | None:
         """The call on the set's grid, its first onset on that grid's nearest beat, fitted with the

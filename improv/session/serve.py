@@ -29,7 +29,8 @@ from improv.model.step_model import StepModel
 from improv.model.voices import load_player
 from improv.realtime.context import Voice
 from improv.realtime.engine import Engine
-from improv.realtime.memory import MAX_MEMORY_BYTES, MemoryFileError, SessionMemory
+from improv.realtime.memory import SessionMemory
+from improv.realtime.memory_file import MAX_MEMORY_BYTES, MemoryFileError, load_memory_bytes, memory_bytes
 from improv.realtime.report import Recorder
 from improv.session.loop import ServeLoop
 from improv.session.picture_and_audio import write_picture
@@ -208,14 +209,14 @@ def load_memory(memory: SessionMemory, path: str, say: Callable[[str], None]) ->
         data = read_regular_file(path, MAX_MEMORY_BYTES)
     except FileProblem as exc:
         raise MemoryFileError(f"cannot read the session memory {path}: {exc}") from None
-    memory.load_bytes(data, path)
+    load_memory_bytes(memory, data, path)
     say(f"improv: session memory {path}: {memory.events} events remembered")
 
 
 def save_memory(memory: SessionMemory, path: str, now: float, say: Callable[[str], None]) -> bool:
     """What improv learned this session, written to ``path`` (atomically); a failure is one line."""
     try:
-        write_atomic(path, memory.to_bytes(now))
+        write_atomic(path, memory_bytes(memory, now))
     except OSError as exc:
         print(f"improv: error: cannot write the session memory to {path}: {exc.strerror or exc}", file=sys.stderr, flush=True)
         return False
