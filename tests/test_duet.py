@@ -378,10 +378,11 @@ def test_the_engine_answer_is_read_back_on_the_bar_grid():
     # exactly as long as the call lasted (4 beats).
     assert played.bpm == pytest.approx(120.0) and played.errors == []  # the pulse tracker gives 119.99999999999997
     assert played.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
-    # With them (the default) too: the answer ends at its length, as the call's next bars would (it
-    # ran on to 1.5 times the call, and the note past the length was the next phrase's downbeat).
+    # With them (the default) the answer ends at the bar line its length reaches, as the call's next
+    # bars would (halfway, 6 between 4 and 8: on to 8), not on beat 2 of a bar (realtime.bar_end);
+    # never past it (it once ran on to 1.5 times the call: the next phrase's downbeat).
     ending = engine_answer(LadderModel(), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
-    assert ending.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert ending.notes["start"].round(6).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert played.notes["pitch"].tolist() == sorted(played.notes["pitch"].tolist()) and played.notes["pitch"][0] > 65
     broken = engine_answer(LadderModel(fail_at={1}), ServeSettings(), SamplingParams(), call, span=4.0, bpm=120.0, seed=0)
     assert len(broken.notes) == 0 and "model error" in broken.errors[0]

@@ -555,7 +555,7 @@ def test_every_note_on_is_closed_on_every_path(cell):
 def _first_answer_row(e: Engine, model, rows):
     rng = np.random.default_rng((e.seed, 0))
     r = e.answer  # the speculation, ready before the call ends
-    fresh = dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, sampled=0, onsets=0, beats=0.0, line_pitch=None, closing=False, onset_pitches=set()))  # the guide as it was for the first event
+    fresh = dataclasses.replace(r, sampling=dataclasses.replace(r.sampling, sampled=0, onsets=0, beats=0.0, line=[], line_pitch=None, closing=False, onset_pitches=set()))  # the guide as it was for the first event
     return model.sample_event(model.prime(rows), rng, e.params, r.reading.mask, e._planner.guide(fresh)), r
 
 

@@ -227,8 +227,12 @@ def test_a_junk_session_does_not_take_over_later_answers():
         # what a memory of junk would teach: the same key again and again (0.23 of the notes when
         # it was learned, 0.07 for the voice alone)
         again[adapt] = float(np.mean(np.concatenate([np.diff(a["pitch"].astype(int)) == 0 for a in answers if len(a) > 1])))
-    assert share[1.0] <= share[0.0] + 0.05
-    assert again[1.0] <= again[0.0] + 0.05
+    # Against adapt 0 with a margin that a learned junk (0.23 repeats) cannot meet: a line's answer
+    # takes up the call's tail motif, and these licks' tails hold neither the junk key nor a
+    # repeated note, so adapt 0 may play none of either while adapt 1 keeps the voice's own
+    # 0.07 (the key, F#4, is one of the whole-tone scale's six notes).
+    assert share[1.0] <= share[0.0] + 0.1
+    assert again[1.0] <= again[0.0] + 0.1
 
 
 def test_adapt_and_forget_controls():

@@ -242,3 +242,62 @@ def test_a_chord_waits_for_its_top_note_at_the_default_imitation():
     assert logits[0] > 1.0  # the chord goes on toward its top (69)
     done = make_answer(sampled=3, onsets=2, max_voices=3, motif=m, line_before=67, line_pitch=69, onset_pitches={55, 69})
     assert bend(motif, done, OFFSET)[0][0] < 0  # top reached: the onset is complete
+
+
+def test_the_motif_is_the_calls_tail_below_imitation_one_and_the_whole_call_at_one():
+    """Below imitation 1 the answer picks up the call's last figure, not its head: opening with the
+    call's first intervals is an echo (which the echo rule then breaks off, so folk's answers
+    echoed 0.78 first intervals against real 0.38 and took up the motif 0.56x as often)."""
+    from improv.realtime.shaping import make_motif
+
+    pitches = [60, 62, 64, 65, 67, 64, 72, 71]  # intervals 2 2 1 2 -3 8 -1
+    rows = [np.array([p, 0 if k == 0 else 6, 6, 4], dtype=np.uint8) for k, p in enumerate(pitches)]
+    chords = [False] * len(rows)
+    half = make_motif(rows, chords, 0.5, C, np.random.default_rng(0), VALUES)
+    assert half is not None and half.span == 4
+    assert np.diff(half.pitches).tolist() == [-3, 8, -1]  # the call's last four notes' shape, moved
+    whole = make_motif(rows, chords, 1.0, C, np.random.default_rng(0), VALUES)
+    assert whole is not None and whole.span == 8 and np.diff(whole.pitches).tolist() == [2, 2, 1, 2, -3, 8, -1]
+    head = make_motif(rows, chords, 0.5, C, np.random.default_rng(0), VALUES, tail=False)  # chords answering chords
+    assert head is not None and np.diff(head.pitches).tolist() == [2, 2, 1]
+
+
+def test_a_line_takes_up_the_calls_tail_and_chords_its_head():
+    """The engine's motif: a line's answer the call's tail, a chordal one the call's head."""
+    from improv.realtime.planner import Planner
+    from improv.realtime.quantiser import Quantiser
+
+    planner = Planner(ServeSettings(), Quantiser(TOK), 0, 0)
+    rows = [np.array([p, 0 if k == 0 else 6, 6, 4], dtype=np.uint8) for k, p in enumerate([60, 62, 64, 65, 67, 64, 72, 71])]
+    for voices, shape in ((1, [-3, 8, -1]), (3, [2, 2, 1])):
+        reading = make_answer(max_voices=voices, tonality=C, motif_call=(rows, [False] * 8)).reading
+        m = planner._sampling(reading, 0, 0.5, None).motif
+        assert m is not None and np.diff(m.pitches).tolist() == shape, voices
+
+
+def test_a_line_that_strayed_from_the_calls_middle_turns_back():
+    """A call that ends on a rising arpeggio (G4 .. G5, middle B4) got a folk answer that took up the
+    rise and climbed on to C6. Past the band the register rule makes further-out notes cost, on
+    the side the line strayed to; inside it, nothing; chords are left to the voicing."""
+    from improv.realtime.processors import TURN_BAND, TURN_SLOPE
+
+    call_line = [67, 69, 71, 72, 74, 72, 71, 69, 67, 71, 74, 79]  # median 71 (B4)
+    flat = np.zeros(N_PITCH)
+    high = make_answer(sampled=3, onsets=3, max_voices=1, pitch_bias=flat, call_line=call_line, line=[74, 77, 79])
+    logits, _ = bend(register, high, PITCH, offset=6)
+    edge = int(71 + TURN_BAND)  # 75: the band's last note above the middle
+    assert logits[edge] == 0.0 and logits[72] == 0.0 and logits[60] == 0.0
+    assert logits[79] == pytest.approx(-TURN_SLOPE * 4) and logits[84] < logits[79]
+    first = make_answer(max_voices=1, pitch_bias=flat, call_line=call_line)  # the call's own last note strayed
+    assert bend(register, first, PITCH)[0][84] < 0
+    low = make_answer(sampled=2, onsets=2, max_voices=1, pitch_bias=flat, call_line=call_line, line=[66, 64])
+    low_logits = bend(register, low, PITCH, offset=6)[0]
+    assert low_logits[60] < 0 and low_logits[84] == 0.0  # strayed below: only further down costs
+    home = make_answer(sampled=2, onsets=2, max_voices=1, pitch_bias=flat, call_line=call_line, line=[72, 74])
+    assert not bend(register, home, PITCH, offset=6)[0].any()
+    chords = make_answer(sampled=3, onsets=3, max_voices=3, pitch_bias=flat, call_line=call_line, line=[74, 77, 79])
+    assert not bend(register, chords, PITCH, offset=6)[0].any()
+    assert not bend(register, high, PITCH, strength=0.0, offset=6)[0].any()
+    m = Motif(offsets=[0, 6, 6, 6, 6], durations=[6] * 5, pitches=[72, 74, 77, 79, 84], span=5, strength=3.75)
+    climbing = make_answer(sampled=3, onsets=3, max_voices=1, pitch_bias=flat, call_line=call_line, line=[74, 77, 79], motif=m)
+    assert not bend(register, climbing, PITCH, offset=6)[0].any()  # the motif it takes up may climb; the turn comes after

@@ -123,6 +123,7 @@ class Playback:
     shift: float = 0.0
     exchange: Exchange | None = None
     late_dropped: int = 0  # notes dropped for leaving too late (serve.late_policy)
+    length: float | None = None  # beats: the call's length fitted to end on a bar line of the grid (realtime.bar_end)
 
 
 @dataclass(eq=False)
@@ -133,6 +134,10 @@ class Answer:
     sampling: Sampling
     planned: deque[Planned] = field(default_factory=deque)
     playback: Playback | None = None  # once the call has ended
+
+    def length(self) -> float:
+        """Its length in beats before the length knob: the call's, or as fitted to a bar line once it starts."""
+        return self.reading.target if self.playback is None or self.playback.length is None else self.playback.length
 
     @property
     def ready(self) -> bool:

@@ -335,7 +335,7 @@ class Engine(PlayAlong, FollowsLink):
         if a.reading.bpm != self.bpm or a.reading.tempo_source == "estimate":
             self._set_bpm(a.reading.bpm, a.reading.tempo_source)
         self._planner.commit(a, call, self._context, self.length_factor)
-        a.playback, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now))
+        a.playback, grid = self._planner.first_note_time(a, reason[1], call.first_onset, self._external_grid(now), self.length_factor)
         self._lead_link(a, now)  # leading a Link session: the performer's tempo (and bar) published
         threshold = threshold_s(self.settings, self.bpm) if reason[0] == "silence" else 0.0
         self._listener.call = None

@@ -23,6 +23,7 @@ from improv.music.pulse import snap
 from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, CallReading, Planned, Playback, Sampling
+from improv.realtime.bar_end import bar_end
 from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
@@ -181,7 +182,7 @@ class Planner:
     def _sampling(self, reading: CallReading, exchange: int, imitation: float, memory: Any) -> Sampling:
         """Sampling from its start: the exchange's own random stream, the motif drawn from it."""
         rng = self.rng(exchange)
-        motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask)
+        motif = make_motif(*reading.motif_call, imitation, reading.tonality, rng, self._time_values, reading.mask, tail=reading.max_voices == 1)
         return Sampling(rng=rng, motif=motif, density_dial=self.density, memory=memory)
 
     def first_note(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
@@ -214,7 +215,7 @@ class Planner:
 
     def progress(self, answer: Answer, length_factor: float, beats: float | None = None) -> float:
         """How far through its length the answer is: by its last onset (beats) or its events."""
-        target = max(answer.reading.target * length_factor, 1e-9)
+        target = max(answer.length() * length_factor, 1e-9)
         if self.settings.response_unit == "events":
             return answer.sampling.sampled / target
         return (answer.sampling.beats if beats is None else beats) / target
@@ -222,7 +223,7 @@ class Planner:
     def sample(self, answer: Answer, model: Any, params: SamplingParams, length_factor: float) -> int:
         """Sample the answer's next event and step the model with it (two units)."""
         s, d = self.settings, answer.sampling
-        target = answer.reading.target * length_factor
+        target = answer.length() * length_factor
         limit = HARD_STOP if s.phrase_ending else 1.0  # (HARD_STOP is 1: an answer's length is a cut either way)
         if d.sampled >= s.max_response_events or (d.sampled and s.response_unit == "events" and self.progress(answer, length_factor) >= limit):
             d.finished, d.finished_target = True, target
@@ -320,7 +321,7 @@ class Planner:
     def fit_length(self, answer: Answer, length_factor: float) -> None:
         """The length knob may have moved since the speculation: cut what is too long, or let a
         finished answer go on."""
-        target = answer.reading.target * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
+        target = answer.length() * length_factor * (HARD_STOP if self.settings.phrase_ending else 1.0)
         if self.settings.response_unit == "events":
             while len(answer.planned) > max(1, round(target)):
                 answer.planned.pop()
@@ -349,7 +350,7 @@ class Planner:
             return 2, pulse.downbeat % 2
         return None
 
-    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None) -> tuple[Playback, str]:
+    def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None, length_factor: float = 1.0) -> tuple[Playback, str]:
         """The answer's playback: when its first note goes, and what it is aligned to ("" = at once): the first
         beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
         breath (``answer_lead_beats``), and early enough for the output latency to be made up.
@@ -379,4 +380,9 @@ class Planner:
         first_velocity = answer.planned[0].note.velocity if answer.planned else 64
         playback = Playback(start=0.0, pulse=pulse, first_beat=first_beat)
         playback.start = answer_time(playback, 0.0, first_velocity, s)
+        if s.phrase_ending and (reading.pulse is not None or clock_grid is not None) and s.response_unit == "beats" and not s.response_length:
+            # On a grid with bar lines the answer ends on one, as a phrase does (realtime.bar_end)
+            playback.length = bar_end(pulse, first_beat, reading.target)
+            answer.playback = playback  # (fit_length reads the length from it)
+            self.fit_length(answer, length_factor)
         return playback, name

@@ -121,11 +121,37 @@ def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     return logits, mask
 
 
+TURN_BAND = 4.0  # semitones from the call's middle (its top line's median) a line may stray before it turns back
+TURN_SLOPE = 0.5  # nats a semitone further out, while it has strayed
+
+
 def register(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """Around the call's register (``shaping.register_bias``)."""
-    if field == PITCH and step.reading.pitch_bias is not None:
-        logits = logits + strength * step.reading.pitch_bias
+    """Around the call's register (``shaping.register_bias``); and a line that has strayed past
+    ``TURN_BAND`` from the call's middle turns back, as a consequent does (``turn_bias``): its
+    first note, and every note after the motif it takes up."""
+    reading = step.reading
+    if field == PITCH and reading.pitch_bias is not None:
+        logits = logits + strength * reading.pitch_bias
+        # The turn: at the answer's first note and once the motif is done (the motif may climb)
+        if reading.max_voices == 1 and step.new_onset(row) and reading.call_line and (step.first or step.motif is None):
+            logits = logits + strength * turn_bias(len(logits), step.sampling.line or reading.call_line[-1:], reading.call_line)
     return logits, mask
+
+
+def turn_bias(size: int, line: list[int], call_line: list[int]) -> np.ndarray:
+    """Where the line's latest note (the call's last, for the answer's first) lies more than
+    ``TURN_BAND`` above the call's middle, notes further up than the band cost ``TURN_SLOPE`` a
+    semitone; below it, the same downwards. Else nothing. The answer may take up a rising tail,
+    and then comes back rather than climbing on (the folk voice, answering a call that ended on a
+    rising arpeggio, climbed to C6, its median 8 semitones over the call's)."""
+    bias = np.zeros(size)
+    middle = float(np.median(call_line))
+    strayed = line[-1] - middle
+    if abs(strayed) <= TURN_BAND:
+        return bias
+    out = (np.arange(min(size, 128)) - middle) * np.sign(strayed) - TURN_BAND  # semitones past the band, on the side it strayed
+    bias[: len(out)] = -TURN_SLOPE * np.clip(out, 0.0, None)
+    return bias
 
 
 RHYTHM_FROM = 0.75  # the imitation dial's value up to which the motif bends no rhythm
