@@ -150,6 +150,27 @@ def test_accompaniment_is_on_the_beat_decided_ahead_and_under_the_melody():
     assert not e.take_reports()  # after: stop: no answer
 
 
+def test_a_lost_note_off_does_not_keep_the_accompaniment_going():
+    """The melody's last note-off never arrives (a JACK cycle lost, a cable pulled): the key is
+    released as stuck (``stuck_note_s``), or at once when the input is known lost, and the band
+    keeps time one bar more from then, as after a key-up, instead of playing on for ever."""
+    script = melody(CHORALE, start=1.0)
+    script = script[:-1]  # the last note_off is lost
+    last_on = 1.0 + (len(CHORALE) - 1) * BEAT
+    e = engine(mode="accompany", stuck_note_s=2.0)
+    simulate(e, script, until=last_on + 20.0)
+    played = [n.onset for n, _ in e._band.played]
+    assert max(played) <= last_on + 2.0 + 4 * BEAT + 1e-6, max(played)  # released as stuck, then a bar
+
+    e = engine(mode="accompany")  # stuck_note_s 10 s: the input's loss comes first
+    lost = last_on + 0.5
+    simulate(e, script, until=lost)
+    e.input_lost(lost)
+    simulate(e, [], until=lost + 20.0, start=lost)
+    played = [n.onset for n, _ in e._band.played]
+    assert max(played) <= lost + 4 * BEAT + 1e-6, max(played)
+
+
 def harmony(e, script):
     mel = [(t, m.note) for t, m in script if m.type == "note_on"]
     total = good = 0.0

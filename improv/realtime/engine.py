@@ -144,7 +144,8 @@ class Engine(PlayAlong, FollowsLink):
     def _due(self, now: float, out: list[Timed]) -> None:
         if not self._follow_link(now) and self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
-        self._listener.release_stuck(now)
+        for note in self._listener.release_stuck(now):  # a lost note-off: the band stops keeping time too
+            self._band.performer_up(note.pitch, now, self.bpm)
         if self.mode == LISTEN and not self._holds_call():
             reason = self._listener.end_reason(now, self.bpm)
             if reason is not None:
@@ -231,8 +232,10 @@ class Engine(PlayAlong, FollowsLink):
         return out
 
     def input_lost(self, now: float) -> None:
-        """The input port vanished: keys held now will send no note-off; release them."""
-        self._listener.release_all(now)
+        """The input port vanished: keys held now will send no note-off; release them (the
+        accompaniment's too, or it would keep time for keys no one holds)."""
+        for note in self._listener.release_all(now):
+            self._band.performer_up(note.pitch, now, self.bpm)
 
     def port_back(self, now: float, side: str) -> None:
         """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""

@@ -57,17 +57,20 @@ class Listener:
         if self.call is not None:
             self.call.touch(now)
 
-    def release_stuck(self, now: float) -> None:
+    def release_stuck(self, now: float) -> list[InNote]:
         released = self.performer.release_stuck(now)
         self._recorded(released)
         if released and self.call is not None:
             self.call.touch(max(n.off for n in released if n.off is not None))
+        return released
 
-    def release_all(self, now: float) -> None:
+    def release_all(self, now: float) -> list[InNote]:
         """Every key counts as released now (the input vanished; the call ended with keys down)."""
-        self._recorded(self.performer.release_all(now))
+        released = self.performer.release_all(now)
+        self._recorded(released)
         if self.call is not None:
             self.call.touch(now)
+        return released
 
     def _recorded(self, notes: Sequence[InNote]) -> None:
         if self.recorder is not None:
