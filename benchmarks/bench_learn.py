@@ -63,7 +63,7 @@ from typing import Callable
 
 import numpy as np
 
-from improv.evaluation.learning import idiom_overlaps, interval_histogram, memory_nll, play_calls, play_held, session_rows, skyline_phrases
+from improv.evaluation.learning import idiom_overlaps, interval_histogram, memory_nll, play_calls, play_held, session_rows, skyline_phrases, top_line
 from improv.evaluation.licks import SCALES, licks
 from improv.evaluation.metrics import CopyIndex, collapse_rate
 from improv.evaluation.mgeval import mgeval, pitch_class_piano_roll
@@ -86,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn-jack", type=int, default=2, help="pairs of real-JACK serve sessions (bench_serve's, more calls) at adapt 0 then 1, for the send budget while the memory learns (default 2; 0 = none)")
     parser.add_argument("--learn-held", type=int, default=24, help="answers in each held set (the memory as N calls left it; see the docstring's held_*; default 24, 0 = none)")
     parser.add_argument("--learn-seeds", default="1,2,3", help="one session per seed and idiom, at adapt 0 and 1 (the licks' and the answers' seed); figures are their mean")
+    parser.add_argument("--learn-quick", action="store_true", help="for iterating (some 5 min, not 30): the figures after 10 calls only, no JACK sessions, no timing")
 
 
 def ff_phrases(count: int) -> list[np.ndarray] | None:
@@ -114,7 +115,7 @@ def _pc_match(answers: list[np.ndarray], performer: list[np.ndarray]) -> float:
     return float(np.minimum(pooled(answers), pooled(performer)).sum())
 
 
-def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: list[np.ndarray], due: list[float]) -> dict:
+def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: list[np.ndarray], due: list[float], checkpoints: tuple[int, ...] = CHECKPOINTS) -> dict:
     """One session at ``adapt``: answers, and the NLLs at the checkpoints (adapt 1 only)."""
     settings = dataclasses.replace(ServeSettings(), adapt=adapt, estimate_tempo=False, bpm=BPM)
     engine = Engine(model, settings, seed=seed)
@@ -124,7 +125,7 @@ def _session(model, phrases: list[np.ndarray], adapt: float, seed: int, rows: li
     for n in range(len(phrases)):
         got, now = play_calls(engine, [phrases[n]], BPM, 1, start=now, due_times=due)
         answers += got
-        if adapt and n + 1 in CHECKPOINTS:
+        if adapt and n + 1 in checkpoints:
             per = [memory_nll(model, engine.memory, rows[k - 1], rows[k], now) for k in range(n + 1, n + 4)]
             voice, mixed = (float(np.mean(side)) for side in zip(*per))
             nll[n + 1] = (voice, mixed, _field_drops(model, engine.memory, rows, n + 1, now))
@@ -201,19 +202,28 @@ def _outside(answers: list[np.ndarray], everything: list[np.ndarray], n: int) ->
     return float(np.mean(shares))
 
 
-def _held_figures(add: Callable[[str, float], None], model, everything: list[np.ndarray], seed: int, size: int, scale: tuple[int, ...] | None) -> None:
+def _repeats(phrases: list[np.ndarray]) -> float:
+    """The share of the top lines' steps that strike the same key again (Final Fantasy's answers
+    had 0.64 against the performer's 0.36)."""
+    steps = [np.diff(top_line(p)) for p in phrases if len(p) > 1]
+    steps = [x for x in steps if len(x)]
+    return float(np.mean(np.concatenate(steps) == 0)) if steps else 0.0
+
+
+def _held_figures(add: Callable[[str, float], None], model, everything: list[np.ndarray], seed: int, size: int, scale: tuple[int, ...] | None, checkpoints: tuple[int, ...] = CHECKPOINTS) -> None:
     """MGEval (``oa_ref``) on sets of ``size`` answers, as the memory N calls left it plays (held:
     it learns no more), at adapt 1; adapt 0's answers to the same calls; the performer's own next
     ``size`` phrases; each against the performer's phrases up to the set's last call. Eight answers
     drawn while the memory goes on learning (the ``mg_*`` figures) are a noisy KDE and not quite
     "after N calls"; these are both. With ``scale`` (the licks'), the share of each set's notes in
     it, each weighed by duration x velocity as MGEval's histogram weighs them (``held_scale_*``)."""
-    a0 = _held(model, everything[: CHECKPOINTS[-1] + size], 0.0, seed, 0)  # at adapt 0 the memory has no say: one session serves
-    for n in CHECKPOINTS:
+    a0 = _held(model, everything[: checkpoints[-1] + size], 0.0, seed, 0)  # at adapt 0 the memory has no say: one session serves
+    for n in checkpoints:
         a1 = _held(model, everything[: n + size], 1.0, seed, n)
         performer = everything[: n + size]
         for name, phrases in (("a0", a0[n : n + size]), ("a1", a1[n:]), ("own", everything[n + size : n + 2 * size])):
             add(f"held_outside_{name}_{n}", _outside(phrases, everything, n + (size if name == "own" else 0)))
+            add(f"held_repeat_{name}_{n}", _repeats(phrases))
             phrases = [p for p in phrases if len(p) > 1]
             for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram)):
                 add(f"held_{short}_{name}_{n}", mgeval([feature(p) for p in phrases], [feature(p) for p in performer])["oa_ref"])
@@ -221,12 +231,12 @@ def _held_figures(add: Callable[[str, float], None], model, everything: list[np.
                 notes = np.concatenate(phrases)
                 weight = notes["duration"].astype(float) * notes["velocity"]
                 add(f"held_scale_{name}_{n}", float((weight * np.isin(notes["pitch"] % 12, scale)).sum() / weight.sum()))
-        if n == CHECKPOINTS[-1]:  # the quality bar on the held answers of the longest-learned memory
+        if n == checkpoints[-1]:  # the quality bar on the held answers of the longest-learned memory
             add("held_collapse_a1", collapse_rate([session_rows(model.tokenizer, [x])[0] for x in a1[n:] if len(x)]))
             add("held_longest_copy_a1", _copy(a1, performer, model.tokenizer))
 
 
-def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: list[int], due: dict[float, list[float]], held: int = 0) -> dict[str, float]:
+def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: list[int], due: dict[float, list[float]], held: int = 0, checkpoints: tuple[int, ...] = CHECKPOINTS) -> dict[str, float]:
     """One idiom's figures, each the mean over ``seeds`` (a session at adapt 0 and 1 per seed: the
     seed of the licks and of the answers); ``make(seed)`` gives that session's phrases and, after
     them, AHEAD more the performer would play next (the ceiling's)."""
@@ -238,10 +248,10 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
 
     for seed in seeds:
         everything = make(seed)
-        phrases = everything[: CHECKPOINTS[-1] + AHEAD]
+        phrases = everything[: checkpoints[-1] + AHEAD]
         rows = session_rows(tok, phrases)
-        played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt]) for adapt in (0.0, 1.0)}
-        for n in CHECKPOINTS:
+        played = {adapt: _session(model, phrases, adapt, seed, rows, due[adapt], checkpoints) for adapt in (0.0, 1.0)}
+        for n in checkpoints:
             voice, mixed, per_field = played[1.0]["nll"][n]
             add(f"nll_voice_{n}", voice)
             add(f"nll_drop_{n}", voice - mixed)
@@ -265,9 +275,9 @@ def _idiom(name: str, make: Callable[[int], list[np.ndarray]], model, seeds: lis
             add(f"collapse_a{a:.0f}", collapse_rate([session_rows(tok, [x])[0] for x in answers if len(x)]))
             add(f"longest_copy_a{a:.0f}", _copy(answers, phrases, tok))
         if held:
-            _held_figures(add, model, everything, seed, held, SCALES.get(name))
+            _held_figures(add, model, everything, seed, held, SCALES.get(name), checkpoints)
     out = {key: round(float(np.mean(values)), 4 if "collapse" in key else 3) for key, values in figures.items()}
-    for n in CHECKPOINTS:  # the worst session's uptake, beside the mean
+    for n in checkpoints:  # the worst session's uptake, beside the mean
         for short in ("pc", "pc_count", "interval"):
             out[f"learn_{name}_uptake_{short}_{n}_min"] = round(float(np.min(figures[f"learn_{name}_uptake_{short}_{n}"])), 3)
         for short in ("pc", "iv"):  # MGEval's uptake and reach, per session then averaged
@@ -323,6 +333,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     model = load_player(model_location(None, None, getattr(args, "learn_voice", "folk"))).step_model()
     seeds = [int(x) for x in str(getattr(args, "learn_seeds", "1,2,3")).split(",")]
     held = int(getattr(args, "learn_held", 24))
+    quick = bool(getattr(args, "learn_quick", False))
+    checkpoints = (10,) if quick else CHECKPOINTS
     count = CHECKPOINTS[-1] + 2 * max(AHEAD, held)  # the session's phrases, then the ceiling's
     idioms: dict[str, Callable[[int], list[np.ndarray]]] = {scale: (lambda seed, scale=scale: licks(count, scale, seed)) for scale in ("wholetone", "blues")}
     ff = ff_phrases(count)
@@ -335,9 +347,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {"learn_sessions_per_idiom": len(seeds)}
     due: dict[float, list[float]] = {0.0: [], 1.0: []}
     for name, make in idioms.items():
-        out.update(_idiom(name, make, model, seeds, due, held))
-    out.update(_timing(model, licks(CHECKPOINTS[-1] + 2 * AHEAD, "wholetone", seeds[0])))
-    out.update(_jack_budgets(int(getattr(args, "learn_jack", 2))))
+        out.update(_idiom(name, make, model, seeds, due, held, checkpoints))
+    if not quick:
+        out.update(_timing(model, licks(CHECKPOINTS[-1] + 2 * AHEAD, "wholetone", seeds[0])))
+        out.update(_jack_budgets(int(getattr(args, "learn_jack", 2))))
     for adapt, times in ((a, t) for a, t in due.items() if t):  # the engine's send path, learning (adapt 1) or not
         out[f"learn_due_ms_p99_a{adapt:.0f}"] = round(float(np.percentile(times, 99)) * 1e3, 3)
         out[f"learn_due_ms_max_a{adapt:.0f}"] = round(float(np.max(times)) * 1e3, 3)

@@ -13,36 +13,20 @@ say (``SessionMemory.share``: adapt, evidence, variety), the key moves to the pe
   ``share * heard * (1 - strength) >= LEAVE_AT`` (``heard``: how much of ``RECENT`` events the
   memory holds): from about adapt 0.5 on, after some three calls.
 The call's own pitch classes always stay in. Recent events, not the whole set: a performer who
-moves to another key (a new piece) brings the key with them within a few calls.
+moves to another key (a new piece) brings the key with them within a few calls; and the share
+counts only as much as the call fits the recent scale (``realtime.call_fit.agreement``), so the
+first call in the new key is answered in it, not in the key just left.
 """
 
 from __future__ import annotations
 
-from itertools import islice
-
 import numpy as np
 
-from improv.music.tokenizer import PITCH
+from improv.realtime.call_fit import RECENT, agreement, scale_strength
 from improv.realtime.memory import SessionMemory
 
-RECENT = 48  # events (some five calls) the performer's scale is read from
 JOIN_AT = 0.25  # share x strength from which a played pitch class joins the key
 LEAVE_AT = 0.45  # share x heard x (1 - strength) from which an unplayed scale tone leaves it
-
-
-def scale_strength(memory: SessionMemory) -> np.ndarray | None:
-    """How firmly each pitch class is in the performer's recent playing, 0..1 (None: nothing heard):
-    1 for a pitch class with at least half the average share of the ones played (``p V >= 1/2``,
-    V the perplexity of the pitch classes), 0 for one with a quarter of it or less (a passing note)."""
-    p = np.zeros(12)
-    for row, weight, _ in islice(reversed(memory.remembered), RECENT):
-        p[int(row[PITCH]) % 12] += weight
-    if p.sum() <= 0:
-        return None
-    p /= p.sum()
-    used = p[p > 0]
-    variety = float(np.exp(-(used * np.log(used)).sum()))
-    return np.clip(4.0 * p * variety - 1.0, 0.0, 1.0)
 
 
 def performer_key(allowed: np.ndarray, call_pcs: np.ndarray, memory: SessionMemory, now: float) -> np.ndarray:
@@ -52,6 +36,7 @@ def performer_key(allowed: np.ndarray, call_pcs: np.ndarray, memory: SessionMemo
     strength = scale_strength(memory) if share > 0 else None
     if strength is None:
         return allowed
+    share *= agreement(strength, call_pcs)  # a key the performer has left has no say (realtime.call_fit)
     heard = min(memory.events / RECENT, 1.0)  # a few notes are no scale yet: nothing leaves on two licks' say
     out = allowed & ~(share * heard * (1.0 - strength) >= LEAVE_AT)
     out |= share * strength >= JOIN_AT

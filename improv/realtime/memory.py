@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY, Tokenizer
+from improv.realtime.call_fit import agreement, call_pitch_classes, scale_strength
 
 Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
@@ -267,13 +268,15 @@ class SessionMemory:
             p = (c + types * p) / (total + types)
         return p
 
-    def probs(self, field: int, history: Sequence[_Feat], row: np.ndarray, scale: float) -> np.ndarray | None:
+    def probs(self, field: int, history: Sequence[_Feat], row: np.ndarray, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
         """The memory's distribution over ``field``'s classes for the next event, given the
-        events before (``history``) and the fields of ``row`` drawn already; None: no opinion."""
+        events before (``history``) and the fields of ``row`` drawn already; None: no opinion.
+        ``call_pc`` / ``agree``: the answered call's pitch classes, and how far the memory's are
+        still the performer's (``realtime.call_fit``)."""
         if field == OFFSET:
             return self._dist("offset", _contexts("offset", history, None), scale)
         if field == PITCH:
-            return self._pitch(history, int(row[OFFSET]), scale)
+            return self._pitch(history, int(row[OFFSET]), scale, call_pc, agree)
         now = _Feat(row, history[-1] if history else None)
         if field == DURATION:
             p = self._dist("duration", _contexts("duration", history, now), scale)
@@ -284,12 +287,14 @@ class SessionMemory:
             return p
         return self._dist("velocity", _contexts("velocity", history, now), scale)
 
-    def _pitch(self, history: Sequence[_Feat], offset: int, scale: float) -> np.ndarray | None:
+    def _pitch(self, history: Sequence[_Feat], offset: int, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
         before = history[-1] if history else None
         probe = _Feat((before.pitch if before else 60, offset, 1, 0), before)
         pc = self._dist("pc", _contexts("pc", history, probe), scale)
         if pc is None:
             return None
+        if call_pc is not None and agree < 1.0:  # a key the performer has left: the call's own pitch classes instead
+            pc = agree * pc + (1.0 - agree) * call_pc
         pitch = np.tile(0.95 * pc + 0.05 / 12, 11)[:128]  # floored: the product never rules a key out
         if before is not None and before.pitch < 128:
             step = self._dist("interval", _contexts("interval", history, probe), scale)
@@ -328,17 +333,21 @@ class SessionMemory:
         lam = self.share(now)
         if lam <= 0:
             return None
-        return MemoryCursor(self, lam, self.scale(now), [r for r in call_rows if int(r[PITCH]) < BOS][-3:])
+        notes = [r for r in call_rows if int(r[PITCH]) < BOS]
+        pitches = [int(r[PITCH]) for r in notes]
+        agree = agreement(scale_strength(self), pitches)
+        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree)
 
 
 class MemoryCursor:
     """One answer's use of the memory: its share, its fade, and the events just before its next
     one (the call's last notes, then what it has sampled)."""
 
-    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray]) -> None:
+    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray], call_pc: np.ndarray | None = None, agree: float = 1.0) -> None:
         self.memory = memory
         self.lam = lam
         self.scale = scale
+        self.call_pc, self.agree = call_pc, agree  # the call's pitch classes, and how far the memory's still hold (realtime.call_fit)
         self._rows = list(rows)
         self.reset()
 
@@ -355,7 +364,7 @@ class MemoryCursor:
     def mix(self, field: int, row: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory),
         ``lam`` the memory's say times the head's ``LAMBDA_MAX``."""
-        p = self.memory.probs(field, self.history, row, self.scale)
+        p = self.memory.probs(field, self.history, row, self.scale, self.call_pc, self.agree)
         if p is None or len(p) != len(logits):
             return logits
         lam = self.lam * LAMBDA_MAX[field]
