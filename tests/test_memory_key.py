@@ -70,3 +70,48 @@ def test_an_idiom_kept_over_the_set_keeps_its_say():
             answers += a[8:]
         got[adapt] = 1.0 - out_of(answers, 0, BLUES)
     assert got[1.0] > got[0.0] + 0.1, got
+
+
+def repeating_lines(count: int, seed: int, again: float = 0.4) -> list[np.ndarray]:
+    """Lines in C major that strike each key again with probability ``again`` (a piano piece's top
+    line: Final Fantasy's first phrases repeat a key on 0.36 of their steps), else step on."""
+    rng = np.random.default_rng(seed)
+    tones = [p for p in range(60, 80) if p % 12 in MAJOR]
+    out = []
+    for _ in range(count):
+        i, notes = int(rng.integers(2, len(tones) - 2)), []
+        for k in range(10):
+            notes.append(Note(tones[i], 0.5 * k, 0.5, 80))
+            if rng.random() >= again:
+                i = min(max(i + int(rng.choice((-2, -1, 1, 2))), 0), len(tones) - 1)
+        out.append(note_array(notes))
+    return out
+
+
+def test_the_memory_expects_a_repeat_as_often_as_the_performer_plays_one():
+    # the pitch-class table (after the last pitch class) and the interval table both know the
+    # repeat; their product counted it twice, and Final Fantasy's answers repeated a key on 0.64
+    # of their steps against the performer's 0.36
+    from improv.evaluation.learning import session_rows
+    from improv.music.tokenizer import N_PITCH, PITCH
+    from improv.realtime.memory import SessionMemory
+
+    lines = repeating_lines(12, seed=1)
+    memory = SessionMemory(TOK, adapt=1.0)
+    for phrase in session_rows(TOK, lines):
+        for row in phrase:
+            memory.learn(row, 0.0)
+    steps = np.concatenate([np.diff(line["pitch"].astype(int)) for line in lines])
+    own = float((steps == 0).mean())
+    expected = []
+    for phrase in session_rows(TOK, repeating_lines(6, seed=2)):
+        cursor = memory.cursor([], 0.0)
+        for row in phrase:
+            if cursor.history:
+                p = memory.probs(PITCH, cursor.history, np.array([0, row[1], 0, 0], np.uint8), cursor.scale)
+                assert p is not None and len(p) == N_PITCH
+                expected.append(p[cursor.history[-1].pitch])
+            cursor.push(row)
+    # counted twice it expected 0.52 of the steps to repeat against the performer's 0.44; the
+    # interval table alone expects a little less (the junk guard learns no fourth strike in a row)
+    assert own / 2 < float(np.mean(expected)) <= own + 0.02, (float(np.mean(expected)), own)

@@ -303,6 +303,15 @@ class SessionMemory:
                 lo, hi = max(before.pitch - MAX_INTERVAL, 0), min(before.pitch + MAX_INTERVAL, 127)
                 near[lo : hi + 1] += 0.98 * step[lo - before.pitch + MAX_INTERVAL : hi - before.pitch + MAX_INTERVAL + 1]
                 pitch = pitch * near
+                # The same key again is the interval table's to say (its 0, after the last
+                # intervals): the pitch class after the last one says it too, and the product
+                # counted the repeat twice (Final Fantasy's answers repeated a key on 0.64 of their
+                # steps against the performer's 0.36). The product shares out the rest.
+                again = near[before.pitch]
+                rest = pitch.sum() - pitch[before.pitch]
+                if rest > 0 and again < 1:
+                    pitch = pitch * ((1 - again) / rest)
+                    pitch[before.pitch] = again
         pitch = pitch * self._register()
         out = np.zeros(N_PITCH)
         out[:128] = pitch / pitch.sum()
