@@ -115,3 +115,14 @@ def test_the_memory_expects_a_repeat_as_often_as_the_performer_plays_one():
     # counted twice it expected 0.52 of the steps to repeat against the performer's 0.44; the
     # interval table alone expects a little less (the junk guard learns no fourth strike in a row)
     assert own / 2 < float(np.mean(expected)) <= own + 0.02, (float(np.mean(expected)), own)
+
+
+def test_the_calls_fit_with_the_recent_scale():
+    from improv.realtime.call_fit import agreement
+
+    e_major = np.zeros(12)
+    e_major[[(4 + d) % 12 for d in MAJOR]] = 1.0
+    assert agreement(e_major, [64, 66, 68, 69, 71, 73, 75, 76]) == 1.0  # in the scale
+    assert agreement(e_major, [64, 66, 67, 68, 69, 71]) == 1.0  # one passing note is no new key
+    assert agreement(e_major, [67, 69, 71, 72, 74, 76, 78, 79]) == 0.0  # G major: G, C, D outside
+    assert agreement(None, [60]) == 1.0 and agreement(e_major, []) == 1.0

@@ -44,12 +44,17 @@ def scale_strength(memory: Any) -> np.ndarray | None:
 
 def agreement(strength: np.ndarray | None, call_pitches: Sequence[int]) -> float:
     """1: the call's notes (each counted once) lie in the recent scale (``scale_strength``), so
-    the memory's pitch classes are the performer's; 0: a third or more of them lie outside, the
-    call is in a key the memory has not heard lately. No call notes or no memory: 1."""
+    the memory's pitch classes are the performer's; 0: some 40 % or more of them lie outside, the
+    call is in a key the memory has not heard lately. One pitch class outside is not a new key
+    (a passing note, or a tone of the performer's scale not played lately): 1. No call notes or no
+    memory: 1."""
     pcs = np.asarray(call_pitches, dtype=int) % 12
     if strength is None or not len(pcs):
         return 1.0
-    fit = float((strength[pcs] > 0).mean())
+    outside = strength[pcs] <= 0
+    if len(np.unique(pcs[outside])) <= 1:
+        return 1.0
+    fit = 1.0 - float(outside.mean())
     return float(np.clip((fit - FIT_NONE) / (FIT_FULL - FIT_NONE), 0.0, 1.0))
 
 
