@@ -348,6 +348,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     due: dict[float, list[float]] = {0.0: [], 1.0: []}
     for name, make in idioms.items():
         out.update(_idiom(name, make, model, seeds, due, held, checkpoints))
+        shown = {k[len(f"learn_{name}_"):]: v for k, v in out.items() if k.startswith(f"learn_{name}_held_") and "_10" in k and ("uptake" in k or "repeat" in k)}
+        print(f"# learn {name}: {shown}", file=sys.stderr, flush=True)  # a long run's progress
     if not quick:
         out.update(_timing(model, licks(CHECKPOINTS[-1] + 2 * AHEAD, "wholetone", seeds[0])))
         out.update(_jack_budgets(int(getattr(args, "learn_jack", 2))))
