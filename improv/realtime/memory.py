@@ -10,8 +10,11 @@ offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the 
 whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
 whole-tone); the duration class given the offset and the last duration; the velocity class after
 the last one; the pitches played (the register). The pitch head's memory is the product of the
-interval and pitch-class tables within the register's window (and the key rule's key follows the
-recent pitch classes: ``realtime.idiom_key``).
+interval and pitch-class tables within the register's window, the repeat of the last key the
+interval table's alone (both know it; the product counted it twice), and the pitch classes the
+call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
+has left does not leak into the next answer); the key rule's key follows the recent pitch classes
+too (``realtime.idiom_key``).
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
