@@ -58,7 +58,6 @@ class CallReading:
     call_line: list[int] = field(default_factory=list)  # the call's top line (the skyline), in order
     call_bass: float | None = None  # the median lowest note of the call's chords (None: the call is a line)
     call_density: float = 0.0  # the call's notes per beat (0: unknown)
-    call_closed: bool = False  # the call ended on a cadence (realtime.closing): its answer leans to close too
     dynamics: Dynamics = field(default_factory=lambda: Dynamics(80.0, 6.0, 0.0))  # the call's level, spread and rise
     # The pulse heard from the call (or the clock's), and the call's last event's beat position on
     # it as the model heard it (realtime.tempo).

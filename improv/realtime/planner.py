@@ -24,7 +24,6 @@ from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, CallReading, Planned, Playback, Sampling
 from improv.realtime.bar_end import bar_end
-from improv.realtime.closing import call_closes
 from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
@@ -150,8 +149,7 @@ class Planner:
             call_bass=call_bass(*motif_call),
             call_density=len(call.notes) / span_beats if span_beats > 0 else 0.0,
             pulse=pulse,
-            last_pos=(last_pos := None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12),
-            call_closed=call_closes(*motif_call, last_pos, tonality),
+            last_pos=None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12,
         )
         answer = Answer(reading, self._sampling(reading, exchange, imitation, self.memory.cursor(motif_call[0], now)))
         if rows is None:

@@ -30,7 +30,6 @@ import numpy as np
 
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer, CallReading, Sampling
-from improv.realtime.closing import close
 from improv.realtime.shaping import (
     CADENCE_NATS,
     IMITATION_NATS,
@@ -387,7 +386,7 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "close": close}
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
 
 
 def answer_processors(settings: Any) -> list[Processor]:
@@ -397,7 +396,7 @@ def answer_processors(settings: Any) -> list[Processor]:
     out = [Processor("one_key", one_key, hard=True)]
     for name, process in RULES.items():
         strength = float(getattr(settings, f"rule_{name}"))
-        if name in ("cadence", "opening", "close") and not phrase:
+        if name in ("cadence", "opening") and not phrase:
             strength = 0.0
         out.append(Processor(name, process, strength))
     return out

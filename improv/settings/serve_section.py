@@ -146,10 +146,6 @@ class ServeSettings:
     # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
     # a whole tone in one chord.
     rule_voicing: float = 1.0
-    # ---- the answer closes as its call did (issue 19, chordal voices; realtime/closing.py) ----
-    # close: after a call that ended on a cadence (its last onset on a beat, on the tonic triad),
-    # the answer's ending leans to one too (with phrase_ending).
-    rule_close: float = 1.0
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
     cc_density: int = 26
