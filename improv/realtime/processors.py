@@ -35,6 +35,7 @@ from improv.realtime.shaping import (
     IMITATION_NATS,
     ChordTop,
     Motif,
+    chord_size,
     keep_below,
     motif_pitch,
     nearest_allowed,
@@ -86,15 +87,6 @@ def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
     no_key_left = bool(sampling.onset_pitches) and int(reading.mask.sum()) <= struck
     chord_full = len(sampling.onset_pitches) >= max(reading.max_voices, 1)
     return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full)
-
-
-def chord_size(m: Motif, onset: int, max_voices: int) -> int:
-    """How full a chordal answer's chord at ``onset`` of the motif may grow before its top: as
-    full as the call's chord there (its notes per onset, not its fullest chord's), within
-    ``max_voices`` (0: as the voice likes)."""
-    if m.sizes is None or not 0 <= onset < len(m.sizes):
-        return max_voices
-    return m.sizes[onset] if not max_voices else min(m.sizes[onset], max_voices)
 
 
 def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:

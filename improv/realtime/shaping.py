@@ -169,6 +169,15 @@ def nearest_allowed(pitch: int, allowed: np.ndarray | None) -> int:
     return pitch
 
 
+def chord_size(m: Motif, onset: int, max_voices: int) -> int:
+    """How full a chordal answer's chord at ``onset`` of the motif may grow before its top: as
+    full as the call's chord there (its notes per onset, not its fullest chord's), within
+    ``max_voices`` (0: as the voice likes)."""
+    if m.sizes is None or not 0 <= onset < len(m.sizes):
+        return max_voices
+    return m.sizes[onset] if not max_voices else min(m.sizes[onset], max_voices)
+
+
 def keep_below(logits: np.ndarray, pitch: int, strength: float) -> np.ndarray:
     """Notes above ``pitch`` made unlikely: the answer holds its top note where the call held its."""
     if not 0 <= pitch < 127:
