@@ -32,6 +32,7 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
+        self.slower = False  # half the set's tempo held its last call too (``Pulse.slower``)
         # The set's grid as the performer kept it: (onset times, note counts, the grid) of the last
         # calls (``pulse.carry``); None when the set starts anew.
         self.past: tuple[np.ndarray, np.ndarray, Pulse] | None = None
@@ -39,11 +40,15 @@ class SetTempo:
         self.last: Pulse | None = None  # the pulse last heard (its bar and how clear it was: the benchmark reads it)
 
     def fresh(self, call: Any) -> bool:
-        """No tempo yet, or a long pause before this call (from the last note anyone played, the
-        answer's included) in which the performer may have chosen a new tempo."""
+        """No tempo yet, or a long pause before this call (from the end of the last note anyone
+        played, the answer's included: a held last note is no pause) in which the performer may
+        have chosen a new tempo."""
         if self.bpm is None or call.pos_before is None:
             return True
-        return call.first_onset - call.pos_before > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
+        last = max(call.pos_before, getattr(call, "sound_before", None) or call.pos_before)
+        # beats of the slower level where it held the set's calls too: the same pause at either level heard
+        beat_s = 60 / self.bpm * (2 if self.slower else 1)
+        return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * beat_s)
 
     def hear(self, call: Any, now: float) -> Pulse | None:
         """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""
@@ -115,6 +120,7 @@ class SetTempo:
         call to be fitted with, when it is the pulse last heard)."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
+        self.slower = pulse.slower
         self.past = self._heard[1] if self._heard[0] is pulse else None
 
 
