@@ -54,16 +54,3 @@ def test_the_engine_hands_the_tempo_the_end_of_the_last_note_before_a_call():
     assert sound_before is not None and sound_before > pos_before  # the answer's (or the call's) notes held past their onsets
     assert np.isfinite(sound_before)
 
-
-def test_the_pause_that_starts_a_set_anew_is_counted_in_the_slower_level_where_it_held_the_call():
-    """A set at 60 bpm heard at 120 (half of it held the calls too): the performer comes in on
-    the bar line after the answer, their first note 6.8 s after its last, two bars at 60. That
-    is 13 beats at 120, and the call was heard anew (tempo 1.6 % off, first notes 76-259 ms off
-    the beat in bench_pulse's set at 60, once the bar of 8 made the answers end sooner); at the
-    slower level it is under 8 beats, and the set's grid carries."""
-    tempo = SetTempo(ServeSettings())
-    tempo.bpm, tempo.slower = 120.0, True
-    call = SimpleNamespace(notes=[], first_onset=20.0, pos_before=13.0, sound_before=13.2)
-    assert not tempo.fresh(call)
-    tempo.slower = False  # heard at 120 with no slower reading: 13 of its beats is a long pause
-    assert tempo.fresh(call)

@@ -32,7 +32,6 @@ class SetTempo:
         self.settings = settings
         self.bpm: float | None = None  # the tempo of the set, once a call has been heard
         self.beats_per_bar = 4
-        self.slower = False  # half the set's tempo held its last call too (``Pulse.slower``)
         # The set's grid as the performer kept it: (onset times, note counts, the grid) of the last
         # calls (``pulse.carry``); None when the set starts anew.
         self.past: tuple[np.ndarray, np.ndarray, Pulse] | None = None
@@ -46,9 +45,7 @@ class SetTempo:
         if self.bpm is None or call.pos_before is None:
             return True
         last = max(call.pos_before, getattr(call, "sound_before", None) or call.pos_before)
-        # beats of the slower level where it held the set's calls too: the same pause at either level heard
-        beat_s = 60 / self.bpm * (2 if self.slower else 1)
-        return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * beat_s)
+        return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
 
     def hear(self, call: Any, now: float) -> Pulse | None:
         """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""
@@ -120,7 +117,6 @@ class SetTempo:
         call to be fitted with, when it is the pulse last heard)."""
         self.bpm = pulse.bpm
         self.beats_per_bar = pulse.beats_per_bar
-        self.slower = pulse.slower
         self.past = self._heard[1] if self._heard[0] is pulse else None
 
 
