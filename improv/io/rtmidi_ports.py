@@ -26,7 +26,7 @@ from improv.io.input_poller import InputPoller
 from improv.io.jack_ports import settle_jack
 from improv.io.rtmidi_client import APIS, abandon, api_name, close, close_port, no_settle, rtmidi_module
 from improv.io.rtmidi_client import new_client as _client
-from improv.io.sysex_release import SysexRelease
+from improv.io.sysex_release import SysexRelease, is_release_port
 
 
 def available_apis() -> list[str]:
@@ -66,7 +66,8 @@ class PortLister:
         self._out = _client("MidiOut", api, client_name)
 
     def inputs(self) -> list[str]:
-        return self._in.get_ports()
+        """The sources there are, less improv's own sysex releases (no one's keyboard)."""
+        return [name for name in self._in.get_ports() if not is_release_port(name)]
 
     def outputs(self) -> list[str]:
         return self._out.get_ports()
