@@ -60,9 +60,11 @@ def recorded_seconds(path) -> dict[str, list[tuple[float, float, int]]]:
     return parts
 
 
-def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0, record=None, extra: tuple[str, ...] = ()) -> Accompanied:
+def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0, record=None, extra: tuple[str, ...] = (), lose_last_off: bool = False, listen_bars: float = 1.0) -> Accompanied:
     """``record``: a path for improv's own record of the session (``Accompanied.recorded``);
-    ``extra``: more arguments for `improv serve`."""
+    ``extra``: more arguments for `improv serve`; ``lose_last_off``: the melody's last note-off is
+    never sent, as when an xrun drops its JACK cycle (``melody`` then lacks that note);
+    ``listen_bars``: how long to listen after the last key sent (bars of 4 beats, and a second)."""
     _, notes, _ = soprano(beats)
     beat = 60 / bpm
     more = ("--record", str(record)) if record is not None else ()
@@ -78,12 +80,15 @@ def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0
                 if start + t - time.perf_counter() > 0.003:
                     time.sleep(0.001)
             now = time.perf_counter()
+            if lose_last_off and kind == "off" and t == events[-1][0]:
+                sent.pop(p, None)
+                continue
             performer.send(mido.Message("note_on" if kind == "on" else "note_off", note=p, velocity=80 if kind == "on" else 0))
             if kind == "on":
                 sent[p] = now
             elif p in sent:
                 melody.append((sent.pop(p), now, p))
-        listener.wait(lambda got: False, timeout=4 * beat + 1.0)  # the bar it keeps time for, and more
+        listener.wait(lambda got: False, timeout=listen_bars * 4 * beat + 1.0)  # the bar it keeps time for, and more
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
         listener.wait(lambda got: False, timeout=0.3)
