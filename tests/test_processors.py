@@ -301,3 +301,33 @@ def test_a_line_that_strayed_from_the_calls_middle_turns_back():
     m = Motif(offsets=[0, 6, 6, 6, 6], durations=[6] * 5, pitches=[72, 74, 77, 79, 84], span=5, strength=3.75)
     climbing = make_answer(sampled=3, onsets=3, max_voices=1, pitch_bias=flat, call_line=call_line, line=[74, 77, 79], motif=m)
     assert not bend(register, climbing, PITCH, offset=6)[0].any()  # the motif it takes up may climb; the turn comes after
+
+
+def test_voicing_leaves_a_part_moving_over_a_held_bass_free():
+    """The bass is bent at an onset only when no note held into it already sounds in the bass
+    register: a renaissance part moving over a held bass was pulled down into the bass (its
+    answers' top 2.0 semitones under the call's, real 0.0)."""
+    from improv.realtime.processors import voicing
+
+    over_bass = make_answer(sampled=3, onsets=1, beats=0.0, max_voices=3, call_bass=48.0, sounding=[(4.0, 48), (1.0, 60), (1.0, 64)])
+    logits, _ = bend(voicing, over_bass, PITCH, offset=12)  # a beat on: the bass (to beat 4) still sounds
+    assert not logits.any()  # the moving part is free
+    bass_gone = make_answer(sampled=3, onsets=1, beats=0.0, max_voices=3, call_bass=48.0, sounding=[(1.0, 48), (1.0, 60), (1.0, 64)])
+    logits, _ = bend(voicing, bass_gone, PITCH, offset=12)  # everything ended: the new chord needs its bass
+    assert logits[48] == 0 and logits[60] < -3
+
+
+def test_a_chord_grows_as_full_as_the_calls_chord_at_that_onset_before_its_top():
+    """A chordal answer's chord at a motif onset is drawn toward its top note by the time it has as
+    many notes as the call struck there, not its fullest chord: waiting for the fullest made
+    renaissance's chords fuller than the call's (2.67 notes an onset, call 2.31)."""
+    from improv.realtime.shaping import make_motif
+
+    rows = [np.array([p, 0 if chord else 12, 12, 4], dtype=np.uint8) for p, chord in ((48, False), (60, True), (67, True), (69, False), (53, False), (65, True), (72, True))]
+    chords = [False, True, True, False, False, True, True]
+    m = make_motif(rows, chords, 0.75, C, np.random.default_rng(0), VALUES, tail=False)
+    assert m is not None and m.sizes == [3, 1, 3][: m.span]
+    single = make_answer(sampled=3, onsets=1, beats=0.0, max_voices=3, motif=m, line_pitch=67, line_before=None)
+    wanted = m.pitches[1] - m.pitches[0] + 67
+    logits, _ = bend(motif, single, PITCH, offset=12)  # the new onset's first note: the call struck one note here
+    assert logits[wanted] == pytest.approx(m.strength)  # its top at once, as the call's single note was (a third of it when waiting for three)

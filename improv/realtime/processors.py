@@ -35,6 +35,7 @@ from improv.realtime.shaping import (
     IMITATION_NATS,
     ChordTop,
     Motif,
+    chord_size,
     keep_below,
     motif_pitch,
     nearest_allowed,
@@ -79,7 +80,7 @@ def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
     if chordal and 0 < sampling.onsets <= sampling.motif.span:
         wanted = motif_pitch(sampling.motif, sampling.onsets - 1, sampling.line_before)
         if wanted is not None:
-            top = ChordTop(nearest_allowed(wanted, reading.mask), sampling.onset_pitches, reading.max_voices, sampling.motif.strength)
+            top = ChordTop(nearest_allowed(wanted, reading.mask), sampling.onset_pitches, chord_size(sampling.motif, sampling.onsets - 1, reading.max_voices), sampling.motif.strength)
         else:
             hold = sampling.held_top
     struck = sum(bool(reading.mask[p]) for p in sampling.onset_pitches)
@@ -193,7 +194,7 @@ def motif(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.
             if new_onset and m is not None:  # a chord's lowest note: room below the top
                 wanted = motif_pitch(m, sampling.onsets, sampling.line_pitch)
                 if wanted is not None:
-                    logits = ChordTop(nearest_allowed(wanted, reading.mask), set(), reading.max_voices, m.strength * strength).pitch_bias(logits)
+                    logits = ChordTop(nearest_allowed(wanted, reading.mask), set(), chord_size(m, sampling.onsets, reading.max_voices), m.strength * strength).pitch_bias(logits)
                 else:
                     landing = step.landing(row)
                     held = max((p for end, p in sampling.sounding if end > landing + 1e-6), default=-1)
@@ -329,7 +330,7 @@ def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     if field != PITCH or reading.max_voices == 1:
         return logits, mask
     if step.new_onset(row):
-        if reading.call_bass is not None:
+        if reading.call_bass is not None and not _bass_held(step, row, reading.call_bass + BASS_BAND):
             # Only above it: bent both ways, bach's and renaissance's basses lay 1.5-1.9 semitones above
             # their calls' (real: 0.2-0.7 below) and a listener told them by it; the register rule holds the floor.
             distance = np.arange(len(logits), dtype=np.float64) - reading.call_bass - BASS_BAND
@@ -348,6 +349,17 @@ def voicing(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
             allowed[p] = False
     narrowed = allowed if mask is None else mask & allowed
     return logits, narrowed if narrowed.any() else mask
+
+
+def _bass_held(step: Step, row: np.ndarray, ceiling: float) -> bool:
+    """A note held into the onset being drawn already sounds in the bass register (at or under
+    ``ceiling``): the onset is a part moving over it, free to lie higher. Bent at every onset, a
+    renaissance answer's moving upper parts were pulled into the bass: its top lay 2.0 semitones
+    under the call's (real 0.0), its chords fuller (2.67 notes an onset, real 2.34)."""
+    if step.first:
+        return False
+    landing = step.landing(row)
+    return any(end > landing + 1e-6 and pitch <= ceiling for end, pitch in step.sampling.sounding)
 
 
 Process = Callable[[Step, int, np.ndarray, np.ndarray, "np.ndarray | None", float], Bend]

@@ -57,6 +57,7 @@ class Motif:
     pitches: list[int | None]  # the top line's new note at each onset, moved by a few degrees; None: the top is held there
     span: int  # onsets imitated
     strength: float  # nats at the motif's values
+    sizes: list[int] | None = None  # notes the call struck at each onset (a chordal answer's chord as full as the call's there)
 
 
 def call_onsets(rows: list[np.ndarray], chords: list[bool], time_values: np.ndarray) -> tuple[list[int], list[int], list[int | None]]:
@@ -107,6 +108,7 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     if imitation <= 0 or len(rows) < 2:
         return None
     offsets, durations, tops = call_onsets(rows, chords, time_values)
+    sizes = onset_sizes(chords)
     # The call's last ``imitation`` share, not its head: an answer that opens with the call's first
     # intervals is an echo (the echo rule then breaks it off at its fourth note, so the motif was
     # neither taken up nor avoided: folk's first intervals repeated the call's 0.78 against real
@@ -118,6 +120,7 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     if all(p is None for p in tops[start:]):
         start = 0  # the tail only holds its top: take the head
     offsets, durations, tops = offsets[start : start + span], durations[start : start + span], tops[start : start + span]
+    sizes = sizes[start : start + span]
     # Restated at pitch only at imitation 1 (the performer asked for an echo); else moved.
     weights = SHIFT_WEIGHTS if imitation >= 1 else np.where(np.array(SHIFTS) == 0, 0.0, SHIFT_WEIGHTS)
     shift = int(SHIFTS[int(rng.choice(len(SHIFTS), p=weights / weights.sum()))])
@@ -128,7 +131,19 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
         moved = exact
     else:
         moved = [None if p is None else move_by_degrees(p, shift, key) for p in tops]
-    return Motif(offsets, durations, moved, span, IMITATION_NATS * imitation)
+    return Motif(offsets, durations, moved, span, IMITATION_NATS * imitation, sizes)
+
+
+def onset_sizes(chords: Sequence[bool]) -> list[int]:
+    """Notes struck at each onset of the call (its rows' chord flags: a row joining the onset
+    before it is a chord note)."""
+    sizes: list[int] = []
+    for chord in chords:
+        if chord and sizes:
+            sizes[-1] += 1
+        else:
+            sizes.append(1)
+    return sizes
 
 
 def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int | None:
@@ -152,6 +167,15 @@ def nearest_allowed(pitch: int, allowed: np.ndarray | None) -> int:
             if 0 <= p < 128 and allowed[p]:
                 return p
     return pitch
+
+
+def chord_size(m: Motif, onset: int, max_voices: int) -> int:
+    """How full a chordal answer's chord at ``onset`` of the motif may grow before its top: as
+    full as the call's chord there (its notes per onset, not its fullest chord's), within
+    ``max_voices`` (0: as the voice likes)."""
+    if m.sizes is None or not 0 <= onset < len(m.sizes):
+        return max_voices
+    return m.sizes[onset] if not max_voices else min(m.sizes[onset], max_voices)
 
 
 def keep_below(logits: np.ndarray, pitch: int, strength: float) -> np.ndarray:
