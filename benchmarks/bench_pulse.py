@@ -19,7 +19,8 @@ past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of
 ``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``);
 ``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
 performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
-right bar line, its timing apart); ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
+right bar line, its timing apart); ``pulse_bar_entry_timing_ok`` / ``_oracle_timing_ok`` - among
+those on the right bar line, the share within 30 ms, improv's and the ideal listener's; ``pulse_swing_call`` / ``_answer`` - the mean long-to-short
 ratio of the off-beat eighths in the swing set, the call's against the answer's (answers with two
 or more lone off-beat eighths). It runs on any improv (for a before/after table, copy this file
 and ``pulse_pickups.json`` into the other checkout's ``benchmarks/``). ``--pulse-heldout 100``: the
@@ -398,6 +399,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         # the bar line chosen, timing apart (a fresh call's grid a bar on is tens of ms off)
         chosen = [beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span) for r in res if r["onsets"]]
         out["pulse_bar_line_chosen"] = float(np.mean(chosen)) if chosen else math.nan
+        # The two parts of a bar entry apart: among the answers on the right bar line, the share
+        # within 30 ms, and the same for the ideal listener of the one call at the same entries (its
+        # line extrapolated to that bar line: the timing one fresh call allows)
+        right = [r for r in res if r["onsets"] and beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 250 * r["who"].beat_s(r["pair"].span)]
+        out["pulse_bar_entry_timing_ok"] = float(np.mean([beat_ms(r["who"], r["onsets"][0], r["pair"].bar) <= 30 for r in right])) if right else math.nan
+        out["pulse_bar_entry_oracle_timing_ok"] = float(np.mean([oracle_ms(r["who"], r["onsets"][0], beat_only=True) <= 30 for r in right])) if right else math.nan
         # where the metre is clear (``music.metre.BAR_CLEAR``): the share of calls, and the figures among them
         clear = [r for r in res if r["onsets"] and r["bar_clear"] is not None and r["bar_clear"] > getattr(metre, "BAR_CLEAR", math.inf)]
         out["pulse_bar_clear_share"] = len(clear) / max(len([r for r in res if r["onsets"]]), 1)

@@ -209,6 +209,29 @@ def test_ports_and_serve_without_a_midi_system_say_how_to_get_one(monkeypatch, c
     assert "jackd -d dummy" in err[0] and "modprobe snd-seq" in err[0] and "--virtual" in err[0], err
 
 
+@pytest.mark.parametrize("command", [["ports", "--api", "jack"], ["serve", "--virtual", "--api", "jack"], ["serve", "--port", "x", "--api", "jack"]])
+def test_a_named_midi_system_that_is_not_running_says_how_to_start_one(monkeypatch, capsys, command):
+    """README's `improv serve --virtual --api jack` before jackd runs: one line with the remedy
+    (before, rtmidi's or libjack's words alone: 'no server answers (status 0x11)'), and before any
+    model loads."""
+    import improv.io.rtmidi_ports as rtp
+    from improv.errors import PortError
+
+    def no_server(kind, api, client_name):
+        raise PortError("cannot reach the jack MIDI system: MidiInJack::initialize: JACK server not running?")
+
+    monkeypatch.setattr(rtp, "available_apis", lambda: ["jack"])
+    monkeypatch.setattr(rtp, "_client", no_server)
+    from improv.io.watched_ports import check_names
+
+    monkeypatch.setattr(improv.session.serve, "check_names", check_names)  # the real one (this module's fixture takes it away)
+    monkeypatch.setattr(improv.session.serve, "load_voices", lambda *a, **k: pytest.fail("a model loaded before the ports were checked"))
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "JACK server not running?" in err[0], err
+    assert "jackd -d dummy" in err[0] and "--virtual" in err[0], err
+
+
 def test_the_virtual_help_names_the_ports_improv_makes():
     serve = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "serve")[1]
     text = " ".join(serve.format_help().split())

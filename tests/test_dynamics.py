@@ -75,3 +75,24 @@ def test_the_shape_alone():
     assert d.target(1.0, 0.0) < d.target(0.5, 0.0) or d.target(0.8, 0.0) > d.target(0.2, 0.0)
     assert answer_velocity(d, 0.0, 64.0, 64.0, 0.5, 0.0) == 64  # follow 0: the voice's own
     assert 1 <= answer_velocity(Dynamics(126, 40, 200), 1.0, 127, 64, 0.5, 0.0) <= 127
+
+
+def test_the_voices_own_velocity_strays_at_most_a_spread():
+    """A flat corpus's velocity head that draws a rare class (velocity 1 among 90s) gave a soft
+    answer a note at velocity 1: the voice's own variation is kept, within the call's spread."""
+    d = Dynamics.of_call([30, 36, 26, 38, 24, 34, 28, 36])
+    for model_velocity in (1.0, 127.0):
+        v = answer_velocity(d, 1.0, model_velocity, 90.0, 0.5, 1.0)
+        assert abs(v - d.target(0.5, 1.0)) <= d.spread + 0.5, (model_velocity, v)
+
+
+def test_a_line_of_quarter_notes_keeps_the_calls_variety_of_touch():
+    """Every note on a beat (no off-beat notes to be softer), and the answer ending on a bar line
+    before its arc is done (folk answered a 12-note call at 70 with 70 74 72 75 73 75: sd 0.38x the
+    call's): the strong and weak beats still vary it about as much as the performer varied the
+    call (0.5-2x its sd)."""
+    played = [70 + d for d in (0, 6, -4, 8, -6, 4, -2, 6, -3, 5, -5, 2)]
+    d = Dynamics.of_call(played)
+    for beats in ([0, 2, 3, 4, 5, 6], list(range(8)), list(range(12))):
+        answer = [answer_velocity(d, 1.0, 90.0, 90.0, b / 10, float(b)) for b in beats]
+        assert 0.5 * np.std(played) <= np.std(answer) <= 2 * np.std(played), (beats, np.std(played), np.std(answer))

@@ -171,6 +171,35 @@ def test_a_lost_note_off_does_not_keep_the_accompaniment_going():
     assert max(played) <= lost + 4 * BEAT + 1e-6, max(played)
 
 
+def test_a_lost_note_off_stops_the_band_after_hold_bars_not_at_stuck_note_s():
+    """Over JACK an xrun can drop the cycle that carried a note-off: the band must not keep time
+    until the key is released as stuck (10 s), but stop once the keys held have had nothing else
+    played for ``hold_bars`` (2 bars), and a new passage then ends a bar after its last key."""
+    script = melody(CHORALE, start=1.0)[:-1]  # the last note_off is lost
+    last_on = 1.0 + (len(CHORALE) - 1) * BEAT
+    e = engine(mode="accompany")
+    assert e.settings.stuck_note_s == 10.0 and e.settings.hold_bars == 2
+    simulate(e, script, until=last_on + 8.0)
+    played = [n.onset for n, _ in e._band.played]
+    assert max(played) <= last_on + 2 * 4 * BEAT + 1e-6, max(played) - last_on  # (before: 7.8 s, to the end of the window)
+    again = last_on + 6.0
+    simulate(e, melody(CHORALE[:4], start=again), until=again + 20.0, start=last_on + 8.0)
+    played = [n.onset for n, _ in e._band.played]
+    assert max(played) > again and max(played) <= again + 3 * BEAT + 0.9 * BEAT + 4 * BEAT + 1e-6  # the lost key forgotten: a bar after
+
+
+def test_a_long_held_note_keeps_the_band_going():
+    """A performer holding one note for a bar and a half (a fermata, a tie) is still playing: the
+    band keeps the beat under it, as under any other note."""
+    long_on = 1.0 + 4 * BEAT
+    script = melody(CHORALE[:4], start=1.0) + phrase([72], start=long_on, step=6 * BEAT, length=6 * BEAT - 0.05)
+    script += melody(CHORALE[4:8], start=long_on + 6 * BEAT)
+    e = engine(mode="accompany")
+    simulate(e, sorted(script, key=lambda x: x[0]), until=long_on + 20 * BEAT)
+    played = {round((n.onset - 1.0) / BEAT) for n, _ in e._band.played}
+    assert set(range(4, 4 + 6 + 4)) <= played, sorted(played)  # every beat under the long note, and after
+
+
 def harmony(e, script):
     mel = [(t, m.note) for t, m in script if m.type == "note_on"]
     total = good = 0.0

@@ -24,7 +24,12 @@ def jack():
 
 
 def test_a_chorale_soprano_is_accompanied_on_the_beat_over_jack(jack, tmp_path):
-    run = accompany_over_jack(jack, tiny_checkpoint_file(tmp_path), beats=12.0, bpm=80.0)
+    """Where the band stops is judged on improv's own record (``--record``: what it heard, what it
+    played, one clock), not against when this process sent the last key: a loaded machine can
+    deliver that key late, or an xrun drop its note-off for good (the cause of this test's
+    failures in loaded CI runs: the band kept time for the held key). ``hold_bars`` 1 makes a
+    lost note-off end the band a bar after the last key heard, as a key-up does."""
+    run = accompany_over_jack(jack, tiny_checkpoint_file(tmp_path), beats=12.0, bpm=80.0, record=tmp_path / "session.mid", extra=("--set", "serve.hold_bars=1"))
     assert run.exit_code == 0, run.lines
     assert unclosed(run.got) == {}, "a note was left hanging"
     last_key = max(off for _, off, _ in run.melody)
@@ -35,7 +40,15 @@ def test_a_chorale_soprano_is_accompanied_on_the_beat_over_jack(jack, tmp_path):
     errors = run.grid_errors_ms()
     print(f"grid ms: median {np.median(errors):.2f}, p90 {np.percentile(errors, 90):.2f}; harmony {harmony_ratio(run.improv, run.melody):.3f}")
     assert np.median(errors) < run.beat_s * 1000 / 4, errors  # on the beat, not somewhere between
-    assert max(on for on, _, _ in run.improv) <= last_key + 4 * run.beat_s + 0.1  # a bar more, then silence
+    heard, played = run.recorded["performer"], run.recorded["improv"]
+    last_played = max(on for on, _, _ in played)
+    # The last key event improv heard: every onset, and every release it heard before its last
+    # note (a note-off lost to an xrun shows as a release at shutdown, after everything).
+    last_heard = max([on for on, _, _ in heard] + [off for _, off, _ in heard if off < last_played])
+    lost = sum(off >= last_played for _, off, _ in heard)
+    print(f"band's last onset {last_played - last_heard:.3f} s after the last key heard; {lost} note-off(s) lost; {len(heard)} of {len(run.melody)} keys heard")
+    assert last_played - last_heard <= 4 * run.beat_s + 0.05, (last_played - last_heard, lost)  # a bar more, then silence
+    assert last_played - last_heard >= 2 * run.beat_s, last_played - last_heard  # it did keep time after the last key
     assert harmony_ratio(run.improv, run.melody) > 0.5
 
 

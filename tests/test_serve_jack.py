@@ -116,6 +116,33 @@ def test_ports_listing_and_name_errors(jack, tiny_checkpoint):
         keyboard.close()
 
 
+def test_ports_hides_improvs_own_sysex_release_ports(jack):
+    """Every improv input on JACK has a release port of its own (CLIENT-release:release, feeding
+    it lone F7s): plumbing, not a source to play from; listed, it looked like a keyboard and made
+    `--in improv` match two ports."""
+    from improv.io.rtmidi_ports import RtInput, RtOutput, resolve_api
+
+    api = resolve_api("jack")
+    inputs = [RtInput(api, "improv", virtual="in"), RtInput(api, "improv", virtual="in")]  # two improvs: JACK renames the second
+    keyboard = RtOutput(api, "keyboard", virtual="keys")
+    try:
+        listed = subprocess.run([sys.executable, "-m", "improv", "ports", "--api", "jack"], env=jack.env, capture_output=True, text=True, timeout=30)
+        assert listed.returncode == 0, listed.stderr
+        sources = listed.stdout.split("outputs")[0]
+        assert "keyboard:keys" in sources and "release" not in sources, listed.stdout
+        assert "improv:in" in listed.stdout.split("outputs")[1], listed.stdout  # improv's own input is a port to name
+    finally:
+        for port in [*inputs, keyboard]:
+            port.close()
+
+
+def test_a_release_port_is_told_from_a_users_port():
+    from improv.io.sysex_release import is_release_port
+
+    assert is_release_port("improv-release:release") and is_release_port("improv-01-release-02:release")
+    assert not is_release_port("release:release") and not is_release_port("Piano-release:out") and not is_release_port("improv:in")
+
+
 def test_virtual_ports_name_themselves_not_those_of_another_improv(jack):
     from improv.io.watched_ports import MidiPorts, PortChoice
 

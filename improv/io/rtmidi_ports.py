@@ -16,7 +16,7 @@ A port is named by a substring of its name; a name matching no port or several i
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import mido
 
@@ -26,7 +26,9 @@ from improv.io.input_poller import InputPoller
 from improv.io.jack_ports import settle_jack
 from improv.io.rtmidi_client import APIS, abandon, api_name, close, close_port, no_settle, rtmidi_module
 from improv.io.rtmidi_client import new_client as _client
-from improv.io.sysex_release import SysexRelease
+from improv.io.sysex_release import SysexRelease, is_release_port
+
+T = TypeVar("T")
 
 
 def available_apis() -> list[str]:
@@ -58,6 +60,18 @@ def resolve_api(name: str = "") -> int:
     raise NoMidiSystem(f"no MIDI system is running here ({'; '.join(failures) or 'rtmidi has no API'}): {MIDI_SYSTEM_HINT}")
 
 
+def reached(make: Callable[[], T]) -> T:
+    """The first client of a MIDI system a command was told to use (``--api``, ``serve.api``):
+    where that system is not running, the one-line error says how to get one, as when none is
+    (the same error later in a session, a JACK restart, stays short: the supervisor retries)."""
+    try:
+        return make()
+    except NoMidiSystem:
+        raise
+    except PortError as exc:
+        raise NoMidiSystem(f"{exc}: {MIDI_SYSTEM_HINT}") from None
+
+
 class PortLister:
     """Lists port names through one persistent pair of rtmidi objects (cheap to ask again)."""
 
@@ -66,7 +80,8 @@ class PortLister:
         self._out = _client("MidiOut", api, client_name)
 
     def inputs(self) -> list[str]:
-        return self._in.get_ports()
+        """The sources there are, less improv's own sysex releases (no one's keyboard)."""
+        return [name for name in self._in.get_ports() if not is_release_port(name)]
 
     def outputs(self) -> list[str]:
         return self._out.get_ports()
@@ -79,7 +94,7 @@ class PortLister:
 def list_ports(api: str = "") -> tuple[str, list[str], list[str]]:
     """(API name, input port names, output port names)."""
     rt_api = resolve_api(api)
-    lister = PortLister(rt_api)
+    lister = reached(lambda: PortLister(rt_api))
     try:
         return api_name(rt_api), lister.inputs(), lister.outputs()
     finally:
@@ -281,7 +296,7 @@ def needs_sysex_release(api: int) -> bool:
 def open_output(name: str, api: str = "", client_name: str = "improv") -> RtOutput:
     """One output port by (part of) its name, e.g. for `improv demo --out PORT`."""
     rt_api = resolve_api(api)
-    lister = PortLister(rt_api)
+    lister = reached(lambda: PortLister(rt_api))
     try:
         port = match_port(lister.outputs(), name, "output")
     finally:

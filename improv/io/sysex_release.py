@@ -3,10 +3,20 @@ input (``SysexRelease``; ``RtInput`` makes one on JACK)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Callable
 
 from improv.io.rtmidi_client import abandon, close, close_port, new_client, no_settle
+
+# The release's port as others list it: CLIENT-release:release (JACK adds -01, -02... to a taken
+# client name). improv's own plumbing, never a port for a user to name.
+_RELEASE_PORT = re.compile(r".+-release(-\d+)?:release")
+
+
+def is_release_port(name: str) -> bool:
+    """Whether ``name`` is a sysex release's port (improv's own, of this or another improv)."""
+    return _RELEASE_PORT.fullmatch(name) is not None
 
 
 class SysexRelease:
@@ -23,7 +33,7 @@ class SysexRelease:
     """
 
     def __init__(self, api: int, client_name: str, every_s: float = 0.05, settle: Callable[[], None] = no_settle) -> None:
-        self._rt = new_client("MidiOut", api, f"{client_name}-release")
+        self._rt = new_client("MidiOut", api, f"{client_name}-release")  # its port: is_release_port
         self._settle = settle  # before its port closes: see rtmidi_client
         self._every_s = every_s
         self._stop = threading.Event()

@@ -23,6 +23,7 @@ from improv.io.rtmidi_ports import (
     RtOutput,
     api_name,
     match_port,
+    reached,
     resolve_api,
     rtmidi_module,
 )
@@ -46,7 +47,7 @@ class MidiPorts:
     def __init__(self, choice: PortChoice, wake: threading.Event | None = None) -> None:
         self.choice = choice
         self.api = resolve_api(choice.api)
-        self.lister = port_lister(self.api, choice.client_name)
+        self.lister = reached(lambda: port_lister(self.api, choice.client_name))
         self.input: RtInput | None = None
         self.output: RtOutput | None = None
         self.lost: dict[str, bool] = {"input": False, "output": False}
@@ -243,13 +244,11 @@ def check_names(choice: PortChoice, lister: PortLister | JackLister | None = Non
     for); a name that matches nothing, or several, is a one-line ``PortError``."""
     if not choice.virtual and (not choice.in_name or not choice.out_name):
         raise PortError("name the MIDI ports: --port NAME (or --in NAME and --out NAME), or use --virtual; `improv ports` lists them")
-    if not choice.in_name and not choice.out_name:
-        if lister is None:
-            resolve_api(choice.api)  # the MIDI system must be there, at least
-        return None, None
     own = lister is None
-    lister = lister or PortLister(resolve_api(choice.api))
+    lister = lister or reached(lambda: PortLister(resolve_api(choice.api)))  # the MIDI system must be there, at least
     try:
+        if not choice.in_name and not choice.out_name:
+            return None, None
         in_port = match_port(lister.inputs(), choice.in_name, "input") if choice.in_name else None
         out_port = match_port(lister.outputs(), choice.out_name, "output") if choice.out_name else None
     finally:

@@ -24,6 +24,9 @@ TRIPLE_UP_TO = 230.0  # bpm: the fastest double tempo a 3/4 heard at half may be
 # call's standard deviations): the bar found was a half bar (4/4 at 40 bpm heard at 80, its bar
 # lines louder than its mid-bars). Where they match, the shorter bar stays.
 DOUBLE_CONTRAST = 0.6
+# ... where half the tempo heard holds the call too (``Pulse.slower``): its beat may be the performer's
+# eighth, and a bar of 4 of them half a 4/4 bar; a slight contrast is enough (bench_pulse2, both sets)
+DOUBLE_CONTRAST_SLOWER = 0.15
 PRIORS_FAST = {4: 0.15, 3: 0.0, 2: -0.2, 6: 0.0, 8: 0.1}  # metre priors at a heard tempo >= 100 bpm
 PRIORS_SLOW = {4: 0.15, 3: 0.0, 2: -0.2, 6: -0.2, 8: -0.3}
 W_VEL, W_LEN, W_LOW, W_REP = 1.0, 0.5, 0.4, 0.3  # an accent: velocity z, length (beats), a low note; bars alike
@@ -136,8 +139,9 @@ def bars(
     if prefer_downbeat is not None and _nested(prefer, (prefer_downbeat - lo) % prefer, bpb, d):
         bpb, d = prefer, (prefer_downbeat - lo) % prefer  # the set's bars go on, their length too
     else:
-        bpb, d = _double(np.where(count > 0, loud / np.maximum(count, 1), np.nan), bpb, d)
-    return Pulse(pulse.bpm, pulse.origin, pulse.fit, bpb, (lo + d) % bpb, pulse.swing, pulse.bent, round(float(clear), 6))
+        contrast = DOUBLE_CONTRAST_SLOWER if pulse.slower else DOUBLE_CONTRAST
+        bpb, d = _double(np.where(count > 0, loud / np.maximum(count, 1), np.nan), bpb, d, contrast, end, start)
+    return replace(pulse, beats_per_bar=bpb, downbeat=(lo + d) % bpb, bar_clear=round(float(clear), 6))
 
 
 def _nested(bpb: int, d: int, other: int, e: int) -> bool:
@@ -146,7 +150,7 @@ def _nested(bpb: int, d: int, other: int, e: int) -> bool:
     return long % short == 0 and (dl - ds) % short == 0
 
 
-def _double(loud: np.ndarray, bpb: int, d: int) -> tuple[int, int]:
+def _double(loud: np.ndarray, bpb: int, d: int, contrast: float = DOUBLE_CONTRAST, end: int | None = None, start: int | None = None) -> tuple[int, int]:
     """(beats per bar, a downbeat): twice ``bpb`` (up to 8) where the bar lines found alternate
     loud and soft (the louder ones start the real bars). ``loud``: each beat's mean velocity
     z-score, NaN where empty."""
@@ -157,6 +161,10 @@ def _double(loud: np.ndarray, bpb: int, d: int) -> tuple[int, int]:
     if not len(first) or not len(second):
         return bpb, d
     a, b = float(first.mean()), float(second.mean())
-    if abs(a - b) < DOUBLE_CONTRAST:
+    if abs(a - b) < contrast:
         return bpb, d
+    for edge, bonus in ((end, EDGE_END), (start, EDGE_START)):
+        if edge is not None:
+            a += bonus * ((edge - d) % (2 * bpb) == 0)
+            b += bonus * ((edge - d - bpb) % (2 * bpb) == 0)
     return 2 * bpb, d if a > b else d + bpb

@@ -49,6 +49,7 @@ class Pulse:
     swing: float = 1.0
     bent: bool = False  # the call's tempo changed inside it (rubato): the grid goes on from its end
     bar_clear: float = 0.0  # how clearly the bar was heard (``music.metre``): the margin over another bar; 0 = a guess
+    slower: bool = False  # half this tempo holds the call too (its beat may be the performer's eighth): ``metre`` weighs longer bars
 
     @property
     def beat_s(self) -> float:
@@ -196,30 +197,31 @@ def track(
     # the call happens to stop (its last note is held to the call's end, often on a weak beat).
     held_dur = None if group_dur is None else np.append(group_dur[:-1], np.median(group_dur))
     accents = salience(times, held_dur, None if vel is None else vel[first], loud=1.0)
-    bpm, origin = level(times, w, bpm, origin, prior_bpm, accents)
+    bpm, origin, slower = level(times, w, bpm, origin, prior_bpm, accents)
     if not MIN_BPM * 0.9 <= bpm <= MAX_BPM * 1.1:
         return None
-    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent)
+    pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), bent=bent, slower=slower)
     swing = swing_ratio(pulse, times, 0.0)
     for _ in range(3):  # the swung off-beats pulled the straight fit: fit again on the swung grid, until it settles
         if swing == 1.0:
             break
         bpm, origin, bent = _refine(times, bpm, origin, swing, counts=counts)
         again = swing_ratio(Pulse(bpm, origin), times, 0.0)
-        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=again, bent=bent)
+        pulse = Pulse(bpm=bpm, origin=origin, fit=float(fit), swing=again, bent=bent, slower=slower)
         if abs(again - swing) < 0.05:
             break
         swing = again
     return pulse
 
 
-def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float, accents: np.ndarray | None = None) -> tuple[float, float]:
+def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, prior_bpm: float, accents: np.ndarray | None = None) -> tuple[float, float, bool]:
     """(tempo, origin) of the metrical level nearest ``prior_bpm`` (in octaves) among the grid that
     fits best, its doubles and its halves: the level a musician would tap. The set's tempo keeps
     the set's level; for a first call ``serve.bpm`` (100) makes it the one within 71-141 bpm, as
     people tap. A slower level must still hold the phrase (its eighths become the slower level's
     sixteenths; sixteenths or triplets of the faster beat rule it out), and its beats are the ones
-    on which the ``accents`` fall (default: ``weights``). Never a 3:2: only octaves of the best fit are tried."""
+    on which the ``accents`` fall (default: ``weights``). Never a 3:2: only octaves of the best fit are tried.
+    Returns (tempo, origin, whether half that tempo would hold the phrase too)."""
     accents = weights if accents is None else accents
     beat = 60.0 / bpm
     tol = np.maximum(_JITTER_S * 1.5, 0.05 * beat)  # seconds an onset may sit off a grid point
@@ -232,6 +234,7 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
 
     base = held(beat, origin)
     best = (abs(math.log2(bpm / prior_bpm)), 0, bpm, origin)
+    valid = {0}  # the levels (octaves from the best fit) that hold the phrase
     for j in (-2, -1, 1, 2):
         b = beat / 2.0**j
         if not MIN_BPM * 0.95 <= 60.0 / b <= MAX_BPM * 1.05:
@@ -249,10 +252,11 @@ def level(times: np.ndarray, weights: np.ndarray, bpm: float, origin: float, pri
             mass = sorted(float(accent[np.abs((times - c) / b - np.round((times - c) / b)) * b < tol].sum()) for c in choices)
             if held(b, o) < base - 0.1 or (mass[-1] > 0.1 and mass[-2] > SPLIT_ACCENT * mass[-1]):
                 continue  # the phrase does not fit the slower grid, or its accents fall on both halves (3/4)
+        valid.add(j)
         distance = abs(math.log2(60.0 / b / prior_bpm))
         if distance < best[0] - 1e-9:
             best = (distance, j, 60.0 / b, o)
-    return round(best[2], 6), best[3]
+    return round(best[2], 6), best[3], best[1] - 1 in valid
 
 
 def _kernel(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:

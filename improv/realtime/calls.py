@@ -29,6 +29,7 @@ class Call:
     events: deque[WinEvent] = field(default_factory=lambda: deque(maxlen=MAX_CALL_EVENTS))  # heard, in order
     note_count: int = 0  # every note of the call, also those no longer kept
     pos_before: float | None = None  # grid position before the call's first event
+    sound_before: float | None = None  # when the last note before the call (either side's) stopped sounding
     end_request: float | None = None  # when the end-of-call controller was pressed
 
     def add(self, note: InNote) -> None:

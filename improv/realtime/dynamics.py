@@ -9,9 +9,9 @@ deviation of its velocities around that line, at least ``MIN_SPREAD``). The answ
   contour on at half size: a crescendo call gets a rising answer, a diminuendo a falling one, a
   steady call a steady answer;
 * shapes the phrase: an arc (louder in the middle, ``ARC`` spreads at the top), notes on a beat
-  accented over those between beats, every other beat more (``ACCENT`` spreads), and a softer ending (``ENDING``
-  spreads off its last fifth);
-* keeps what the voice's own velocity head varies from its own mean;
+  accented over those between beats, every other beat more (``STRONG``, ``WEAK``, ``OFF_BEAT``
+  spreads), and a softer ending (``ENDING`` spreads off its last fifth);
+* keeps what the voice's own velocity head varies from its own mean, within ``OWN`` spreads;
 * stays within a spread of the call's softest and loudest notes.
 
 ``serve.follow_velocity`` blends the model's own velocities (0) with this shape (1);
@@ -29,8 +29,11 @@ MIN_SPREAD = 6.0  # velocity steps: even a call played at one velocity gets a ph
 LEAN = 0.5  # of the call's rise (end minus start), added to its level: it starts near where the call ended
 CARRY = 0.3  # of the call's rise, spread over the answer
 ARC = 0.8  # spreads at the top of the arc
-ACCENT = 0.8  # spreads between a note on a beat and one off it
+STRONG = 0.8  # spreads over the level on a strong beat (every other beat from the first note)
+WEAK = -0.2  # ... on the beats between them: a line of quarter notes still has a pulse of touch
+OFF_BEAT = -0.6  # ... between beats
 ENDING = 0.8  # spreads off the answer's last fifth
+OWN = 1.0  # the voice's own velocity variation kept, at most this many spreads from its mean
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Dynamics:
         arc = ARC * self.spread * (np.sin(np.pi * p) - 0.5)
         on_beat = abs(beats - round(beats)) < 1e-6
         strong = on_beat and round(beats) % 2 == 0  # every other beat from the first note: the stronger ones
-        accent = ACCENT * self.spread * (0.5 if strong else 0.0 if on_beat else -0.5)
+        accent = self.spread * (STRONG if strong else WEAK if on_beat else OFF_BEAT)
         ending = -ENDING * self.spread * max(p - 0.8, 0.0) / 0.2
         shaped = level + arc + accent + ending
         shaped = min(max(shaped, self.low - self.spread), self.high + self.spread)
@@ -76,6 +79,9 @@ def answer_velocity(dynamics: Dynamics, follow: float, model_velocity: float, mo
     """A note's velocity (1..127): the model's own (``follow`` 0) or the call's shape plus what
     the model varies from its own mean (``follow`` 1), or between; ``strength``: of the shape
     (``serve.rule_dynamics``; 0: the call's level, flat)."""
-    shaped = dynamics.target(progress, beats, strength) + (model_velocity - model_mean)
+    # The voice's own variation, within a spread: a flat corpus's velocity head that draws a rare
+    # class (1 among 90s) is noise, not a dynamic (it gave answer notes at velocity 1 in a soft answer).
+    own = min(max(model_velocity - model_mean, -OWN * dynamics.spread), OWN * dynamics.spread)
+    shaped = dynamics.target(progress, beats, strength) + own
     velocity = (1.0 - follow) * model_velocity + follow * shaped
     return int(min(max(round(velocity), 1), 127))

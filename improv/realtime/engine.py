@@ -8,7 +8,7 @@ exact time), sleeps until ``next_deadline()``, and lets the engine work ahead wi
 Parts that own their data: ``Listener`` (keys, pedal, the call, what the model hears), ``ModelContext``
 (window, running state), ``Planner`` (the answer in preparation), ``Responder`` (the answer playing),
 ``Output`` (sounding notes), ``Controls``, ``ClockFollower``, ``EchoFilter``, and ``Band`` (play along:
-accompany, loop, solo; hooks in ``playalong.py``). When the performer falls quiet the answer is
+accompany, loop, solo; hooks in ``playalong.py``); ``stops.py`` has every way it stops sounding. When the performer falls quiet the answer is
 prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length; the
 answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
 
@@ -40,13 +40,14 @@ from improv.realtime.planner import Planner
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Exchange, Recorder
 from improv.realtime.responder import Responder
+from improv.realtime.stops import Stops
 from improv.settings.load import check_section
 from improv.settings.serve_section import ServeSettings
 
 LISTEN, RESPOND = "listening", "responding"
 
 
-class Engine(PlayAlong, FollowsLink):
+class Engine(PlayAlong, FollowsLink, Stops):
     """See the module docstring. Not thread-safe: one caller. ``voices``: one step model, or several
     ``Voice``s sharing one tokenizer (``serve.cc_voice``, Program Change); ``voice`` starts."""
 
@@ -208,39 +209,6 @@ class Engine(PlayAlong, FollowsLink):
                 break
         return done
 
-    def panic(self, now: float) -> None:
-        """Silence everything now (note-offs, then All Notes Off on every channel); forget the call."""
-        self._responder.stop(now, "panic")
-        self._band.stop()
-        self._output.silence(now)
-        self._output.all_notes_off(now)
-        self._forget_call()
-        self._listener.performer.forget()
-
-    def shutdown(self, now: float) -> list[Timed]:
-        """The last messages: every sounding note's note-off, then All Notes Off per channel. Then silent."""
-        if self._closed:
-            return []
-        self._responder.stop(now, "shutdown")
-        self._band.stop()
-        out: list[Timed] = []
-        self._output.flush(now, out)
-        out += self._output.close(now)
-        if self.recorder is not None:
-            self.recorder.close(max(now, self._output.sent_until))
-        self._closed = True
-        return out
-
-    def input_lost(self, now: float) -> None:
-        """The input port vanished: keys held now will send no note-off; release them (the
-        accompaniment's too, or it would keep time for keys no one holds)."""
-        for note in self._listener.release_all(now):
-            self._band.performer_up(note.pitch, now, self.bpm)
-
-    def port_back(self, now: float, side: str) -> None:
-        """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""
-        self._output.reset(now, silence=side == "output")
-
     def take_reports(self) -> list[Exchange]:
         """Exchanges that ended since the last call."""
         return self._responder.take("reports", [])
@@ -379,20 +347,3 @@ class Engine(PlayAlong, FollowsLink):
     def _prepare(self, now: float) -> Answer:
         assert self._listener.call is not None
         return self._planner.prepare(self._listener.call, self._context, self.voice, self.bpm, self.tempo_source, self._clock.active(now), self._responder.exchanges, now, self.imitation, self._external_grid(now))
-
-    # ---- failures and resets --------------------------------------------------------------------
-
-    def _forget_call(self) -> None:
-        self._listener.call = None
-        self._responder.drop_speculation()
-
-    def _model_failed(self, now: float, exc: Exception) -> None:
-        """The model raised: stop any answer (its notes get their note-offs), forget the call,
-        start the state from zero, and leave the model alone for a second (no hot error loop)."""
-        self.errors.append(f"model error: {type(exc).__name__}: {exc}")
-        self._responder.stop(now, "error")
-        self._responder.answer = None
-        self._listener.performer.drop_released()  # the failed notes are skipped
-        self._forget_call()
-        self._context.forget_state()
-        self._cooldown_until = now + 1.0

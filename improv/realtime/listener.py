@@ -102,6 +102,7 @@ class Listener:
         call, ctx = self.call, self.context
         if call is not None and not call.events:
             call.pos_before = ctx.pos
+            call.sound_before = max((e.onset + e.duration for e in ctx.window if e.pitch <= 127), default=None)  # a held note is no pause
         offset, pos = self.quantiser.offset(note.onset, ctx.pos, chord, bpm)
         row = self.quantiser.row(note.pitch, offset, note.off - note.onset, note.velocity, bpm)
         event = ctx.hear(row, pos, note.onset, note.off - note.onset, note.pitch, note.velocity, chord)

@@ -164,8 +164,12 @@ class Band:
             if now < t - decide:
                 self.next_beat = t
                 return
-            if not self.keys and t > self.last_activity + bar * beat + 1e-6:
-                self.next_beat = None  # the performer stopped a bar ago: stop keeping time
+            if t > self.last_activity + bar * beat + 1e-6 and (not self.keys or t > self.last_activity + self.s.hold_bars * bar * beat + 1e-6):
+                # The performer stopped a bar ago, or has held keys with nothing else for
+                # hold_bars (a note-off lost to an xrun looks just so): stop keeping time, the
+                # keys counted as up so that the next passage ends a bar after its last key again.
+                self.next_beat = None
+                self.keys.clear()
                 return
             self._decide_beat(t, now, beat, round((t - origin) / beat) % bar)
             self.next_beat = t + beat / 2  # the grid point after this one

@@ -39,11 +39,13 @@ class SetTempo:
         self.last: Pulse | None = None  # the pulse last heard (its bar and how clear it was: the benchmark reads it)
 
     def fresh(self, call: Any) -> bool:
-        """No tempo yet, or a long pause before this call (from the last note anyone played, the
-        answer's included) in which the performer may have chosen a new tempo."""
+        """No tempo yet, or a long pause before this call (from the end of the last note anyone
+        played, the answer's included: a held last note is no pause) in which the performer may
+        have chosen a new tempo."""
         if self.bpm is None or call.pos_before is None:
             return True
-        return call.first_onset - call.pos_before > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
+        last = max(call.pos_before, getattr(call, "sound_before", None) or call.pos_before)
+        return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
 
     def hear(self, call: Any, now: float) -> Pulse | None:
         """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""

@@ -247,6 +247,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "cc_forget"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "decide_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("serve", "bar_beats"): (lambda v: 1 <= v <= 16, "between 1 and 16"),
+    ("serve", "hold_bars"): (lambda v: 1 <= v <= 64, "between 1 and 64"),
     ("serve", "mutate"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("serve", "cc_mode"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "cc_mutate"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),

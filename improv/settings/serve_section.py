@@ -199,5 +199,10 @@ class ServeSettings:
     # Where MIDI-learned bindings and the knobs' last values are kept ("" = improv/controls.json
     # under the user config folder: $XDG_CONFIG_HOME or ~/.config).
     controls_file: str = ""
+    # ---- stage robustness (stage2) ----
+    # accompany: keys held with nothing else played (no key down or up) for this many bars and
+    # the band stops keeping time as if they were up: a long note keeps it going, a note-off lost
+    # to an xrun or a pulled cable does not keep it going until serve.stuck_note_s.
+    hold_bars: int = 2
     link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
     link_quantum: int = 4  # beats per bar of the session's phase (Link's quantum): the bars of entry: bar

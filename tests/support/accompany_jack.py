@@ -23,6 +23,9 @@ class Accompanied:
     first: float  # the first melody note, sent
     exit_code: int
     lines: list[str]
+    # improv's own record of the session (serve --record), in seconds on its clock: what it heard
+    # (performer) and what it played (improv), (on, off, pitch); {} without ``record``.
+    recorded: dict[str, list[tuple[float, float, int]]]
 
     def grid_errors_ms(self) -> np.ndarray:
         """Each improv onset against the nearest beat of the performer's grid (its first note on a beat)."""
@@ -39,10 +42,33 @@ def soprano(beats: float) -> tuple[str, list[tuple[float, float, int]], list[tup
     return name, cut(notes), cut(below)
 
 
-def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0) -> Accompanied:
+def recorded_seconds(path) -> dict[str, list[tuple[float, float, int]]]:
+    """A ``serve --record`` file's tracks by name, each (on, off, pitch) in seconds through the
+    file's tempo map (the tempo track merged with each part in turn)."""
+    recorded = mido.MidiFile(path)
+    parts = {}
+    for track in recorded.tracks[1:]:
+        alone = mido.MidiFile(type=1, ticks_per_beat=recorded.ticks_per_beat, tracks=[recorded.tracks[0], track])
+        t, held, notes = 0.0, {}, []
+        for msg in alone:  # merged, msg.time in seconds
+            t += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                held[msg.note] = t
+            elif msg.type in ("note_on", "note_off") and msg.note in held:
+                notes.append((held.pop(msg.note), t, msg.note))
+        parts[track.name] = sorted(notes)
+    return parts
+
+
+def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0, record=None, extra: tuple[str, ...] = (), lose_last_off: bool = False, listen_bars: float = 1.0) -> Accompanied:
+    """``record``: a path for improv's own record of the session (``Accompanied.recorded``);
+    ``extra``: more arguments for `improv serve`; ``lose_last_off``: the melody's last note-off is
+    never sent, as when an xrun drops its JACK cycle (``melody`` then lacks that note);
+    ``listen_bars``: how long to listen after the last key sent (bars of 4 beats, and a second)."""
     _, notes, _ = soprano(beats)
     beat = 60 / bpm
-    with served(jack, serve_cmd(checkpoint, "--virtual", "--mode", "accompany", "--bpm", str(bpm))) as s:
+    more = ("--record", str(record)) if record is not None else ()
+    with served(jack, serve_cmd(checkpoint, "--virtual", "--mode", "accompany", "--bpm", str(bpm), *more, *extra)) as s:
         proc, lines, performer, listener = s.proc, s.lines, s.performer, s.listener
         time.sleep(0.5)
         events = sorted([(a * beat, "on", p) for a, _, p in notes] + [(b * beat - 0.03, "off", p) for _, b, p in notes], key=lambda e: (e[0], e[1] == "on"))
@@ -54,12 +80,15 @@ def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0
                 if start + t - time.perf_counter() > 0.003:
                     time.sleep(0.001)
             now = time.perf_counter()
+            if lose_last_off and kind == "off" and t == events[-1][0]:
+                sent.pop(p, None)
+                continue
             performer.send(mido.Message("note_on" if kind == "on" else "note_off", note=p, velocity=80 if kind == "on" else 0))
             if kind == "on":
                 sent[p] = now
             elif p in sent:
                 melody.append((sent.pop(p), now, p))
-        listener.wait(lambda got: False, timeout=4 * beat + 1.0)  # the bar it keeps time for, and more
+        listener.wait(lambda got: False, timeout=listen_bars * 4 * beat + 1.0)  # the bar it keeps time for, and more
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
         listener.wait(lambda got: False, timeout=0.3)
@@ -70,4 +99,5 @@ def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0
                 held[m.note] = t
             elif m.type in ("note_on", "note_off") and m.note in held:
                 improv.append((held.pop(m.note), t, m.note))
-        return Accompanied(sorted(melody), sorted(improv), listener.got, beat, min(on for on, _, _ in melody), code, lines.rest())
+    recorded = recorded_seconds(record) if record is not None and code == 0 else {}
+    return Accompanied(sorted(melody), sorted(improv), listener.got, beat, min(on for on, _, _ in melody), code, lines.rest(), recorded)
