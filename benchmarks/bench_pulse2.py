@@ -46,7 +46,7 @@ def hear(pair: Any, who: B.Performer, rng: np.random.Generator) -> tuple[Any, fl
         else:
             next(n for n in notes if n.pitch == m.note and n.off is None).off = t
     notes.sort(key=lambda n: n.onset)
-    call = SimpleNamespace(notes=notes, first_onset=notes[0].onset, pos_before=None)
+    call = SimpleNamespace(notes=notes, first_onset=notes[0].onset, pos_before=None, sound_before=None)
     return SetTempo(ServeSettings()).hear(call, end + 0.3), end
 
 

@@ -350,7 +350,7 @@ def test_the_set_tempo_rests_on_the_calls_before_where_the_grid_was_kept():
             start = 1.0 + n * 16 * beat  # 8 beats of call, 8 of answer, on the same grid
             onsets, durations = played(beats, 92, rng, jitter=0.018, start=start)
             notes = [SimpleNamespace(onset=t, off=t + d, velocity=80, pitch=60) for t, d in zip(onsets, durations)]
-            call = SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=None if n == 0 else start - 7 * beat)
+            call = SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=None if n == 0 else start - 7 * beat, sound_before=None)
             pulse = tempo.hear(call, start + 9 * beat)
             tempo.keep(pulse)
             truth = start + 20 * beat
@@ -405,7 +405,7 @@ def test_a_new_tempo_mid_set_is_heard_as_new_not_kept_on_a_fast_grid():
             start = 1.0 + n * 12.0
             onsets, durations = played(chorale, bpm, rng, jitter=0.016, start=start)
             notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=60 + k % 5) for k, (t, d, v) in enumerate(zip(onsets, durations, velocities))]
-            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0), start + 8 * 60 / bpm)
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0, sound_before=None), start + 8 * 60 / bpm)
             tempo.keep(pulse)
             heard.append(round(pulse.bpm))
         assert heard[0] == pytest.approx(192, abs=3) and all(kind_of_error(h, b) == "ok" for h, b in zip(heard, (96, 96, 96, 120, 120))), heard
@@ -464,7 +464,7 @@ def test_a_swung_call_in_a_swung_set_stays_on_the_sets_beat():
             onsets, durations = played(beats, 120, rng, jitter=0.016, start=start, swing=2.0)
             velocities = [80 if loud and b % 1 else 64 for b in beats]
             notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=64) for t, d, v in zip(onsets, durations, velocities)]
-            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0 if n else None), start + 4.0)
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=start - 1.0 if n else None, sound_before=None), start + 4.0)
             tempo.keep(pulse)
         x = pulse.position(onsets[0])
         on_beat += abs(x - round(x)) < 0.1 and pulse.bpm == pytest.approx(120, rel=0.02)
@@ -506,7 +506,7 @@ def test_traded_calls_keep_counting_the_sets_bars():
             onsets, durations = played(beats, 100, rng, jitter=0.012, start=1.0)
             velocities = [int(64 + 14 * (loud and b % 4 == 0) + rng.normal(0, 3)) for b in beats]
             notes = [SimpleNamespace(onset=t, off=t + d, velocity=v, pitch=64) for t, d, v in zip(onsets, durations, velocities)]
-            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=onsets[0] - 1.0 if n else None), onsets[-1] + 1.0)
+            pulse = tempo.hear(SimpleNamespace(notes=notes, first_onset=onsets[0], pos_before=onsets[0] - 1.0 if n else None, sound_before=None), onsets[-1] + 1.0)
             tempo.keep(pulse)
         bar_line = pulse.position(1.0 + 16 * 0.6)  # beat 16: a bar line of the set
         kept += pulse.beats_per_bar in (4, 8) and round(bar_line - pulse.downbeat) % pulse.beats_per_bar in (0, 4)

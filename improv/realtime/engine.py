@@ -145,8 +145,7 @@ class Engine(PlayAlong, FollowsLink, Stops):
     def _due(self, now: float, out: list[Timed]) -> None:
         if not self._follow_link(now) and self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
-        for note in self._listener.release_stuck(now):  # a lost note-off: the band stops keeping time too
-            self._band.performer_up(note.pitch, now, self.bpm)
+        self._released(self._listener.release_stuck(now), now)  # a lost note-off: the band stops keeping time too
         if self.mode == LISTEN and not self._holds_call():
             reason = self._listener.end_reason(now, self.bpm)
             if reason is not None:

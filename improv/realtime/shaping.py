@@ -65,12 +65,7 @@ def call_onsets(rows: list[np.ndarray], chords: list[bool], time_values: np.ndar
     call's rows. The top line is the skyline, as a listener (and `improv eval --duet`) hears it:
     at each onset the highest note sounding, struck there or held from before; an onset that only
     moves notes under a held top note adds none (None)."""
-    groups: list[list[np.ndarray]] = []
-    for row, chord in zip(rows, chords):
-        if chord and groups:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
+    groups = onset_groups(rows, chords)
     offsets: list[int] = []
     durations: list[int] = []
     tops: list[int | None] = []
@@ -86,6 +81,17 @@ def call_onsets(rows: list[np.ndarray], chords: list[bool], time_values: np.ndar
         tops.append(struck if struck >= held else None)
         sounding = [(end, p) for end, p in sounding if end > beat + 1e-6] + [(beat + float(time_values[int(r[2])]), int(r[0])) for r in group]
     return offsets, durations, tops
+
+
+def onset_groups(rows: Sequence[np.ndarray], chords: Sequence[bool]) -> list[list[np.ndarray]]:
+    """The call's rows by onset (its chord flags: a row joining the onset before it is a chord note)."""
+    groups: list[list[np.ndarray]] = []
+    for row, chord in zip(rows, chords):
+        if chord and groups:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def move_by_degrees(pitch: int, degrees: int, key: tuple[int, bool] | None) -> int:
@@ -108,7 +114,7 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     if imitation <= 0 or len(rows) < 2:
         return None
     offsets, durations, tops = call_onsets(rows, chords, time_values)
-    sizes = onset_sizes(chords)
+    sizes = [len(group) for group in onset_groups(rows, chords)]  # notes struck at each onset, as call_onsets groups them
     # The call's last ``imitation`` share, not its head: an answer that opens with the call's first
     # intervals is an echo (the echo rule then breaks it off at its fourth note, so the motif was
     # neither taken up nor avoided: folk's first intervals repeated the call's 0.78 against real
@@ -132,18 +138,6 @@ def make_motif(rows: list[np.ndarray], chords: list[bool], imitation: float, key
     else:
         moved = [None if p is None else move_by_degrees(p, shift, key) for p in tops]
     return Motif(offsets, durations, moved, span, IMITATION_NATS * imitation, sizes)
-
-
-def onset_sizes(chords: Sequence[bool]) -> list[int]:
-    """Notes struck at each onset of the call (its rows' chord flags: a row joining the onset
-    before it is a chord note)."""
-    sizes: list[int] = []
-    for chord in chords:
-        if chord and sizes:
-            sizes[-1] += 1
-        else:
-            sizes.append(1)
-    return sizes
 
 
 def motif_pitch(motif: Motif, onset: int, line_pitch: int | None) -> int | None:

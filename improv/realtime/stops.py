@@ -49,9 +49,13 @@ class Stops:
         return out
 
     def input_lost(self, now: float) -> None:
-        """The input port vanished: keys held now will send no note-off; release them (the
-        accompaniment's too, or it would keep time for keys no one holds)."""
-        for note in self._listener.release_all(now):
+        """The input port vanished: keys held now will send no note-off; release them."""
+        self._released(self._listener.release_all(now), now)
+
+    def _released(self, notes: Any, now: float) -> None:
+        """Keys released without their note-off (the input lost, or held past ``stuck_note_s``):
+        released for the accompaniment too, or it would keep time for keys no one holds."""
+        for note in notes:
             self._band.performer_up(note.pitch, now, self.bpm)
 
     def port_back(self, now: float, side: str) -> None:

@@ -44,7 +44,7 @@ class SetTempo:
         have chosen a new tempo."""
         if self.bpm is None or call.pos_before is None:
             return True
-        last = max(call.pos_before, getattr(call, "sound_before", None) or call.pos_before)
+        last = call.pos_before if call.sound_before is None else max(call.pos_before, call.sound_before)
         return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
 
     def hear(self, call: Any, now: float) -> Pulse | None:
