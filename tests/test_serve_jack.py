@@ -78,17 +78,21 @@ def test_call_answer_barge_in_and_sigterm_through_jack(jack, tiny_checkpoint, tm
         all_off = [m for _, m in listener.got if m.type == "control_change" and m.control == 123]
         assert sorted(m.channel for m in all_off) == list(range(16))
         out = lines.rest()
-        assert any(line.startswith("#1 call 5 notes") for line in out), out
         assert any("(barge-in)" in line for line in out), out
         recorded = mido.MidiFile(record)
         names = [t.name for t in recorded.tracks]
         assert "performer" in names and "improv" in names
-        counts = {t.name: sum(m.type == "note_on" and m.velocity > 0 for m in t) for t in recorded.tracks}
-        assert counts["performer"] == 8 and counts["improv"] >= 2
-        # improv's record: no answer note starts while the barge-in key (the first 72) is down,
-        # beyond the few ms a note already handed to the port may lead the key's arrival stamp.
         notes = {t.name: recorded_notes(t, recorded.ticks_per_beat) for t in recorded.tracks}
         key_on, key_off = next((on, off) for pitch, on, off in notes["performer"] if pitch == 72)
+        # The first call as improv heard it (its own record): JACK drops a whole cycle at an xrun,
+        # and CI once lost the call's 64, on and off (performer 7 notes). The status line must
+        # report the call as heard; one lost key is JACK's, more would be improv's.
+        heard = sum(on < key_on for _, on, _ in notes["performer"])
+        assert heard >= 4 and len(notes["performer"]) == heard + 3, notes["performer"]
+        assert any(line.startswith(f"#1 call {heard} notes") for line in out), out
+        assert len(notes["improv"]) >= 2
+        # improv's record: no answer note starts while the barge-in key (the first 72) is down,
+        # beyond the few ms a note already handed to the port may lead the key's arrival stamp.
         assert not [on for _, on, _ in notes["improv"] if key_on + 0.02 < on <= key_off], "improv played over the barge-in"
 
 
