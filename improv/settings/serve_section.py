@@ -205,7 +205,7 @@ class ServeSettings:
     # to an xrun or a pulled cable does not keep it going until serve.stuck_note_s.
     hold_bars: int = 2
     # ---- the answer's pitch variety (line4; realtime/variety.py, issue 19) ----
-    # variety: a line's notes already played in the answer cost 0.3 nats a use (up to 3 uses), so
+    # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so
     # it moves on to new ones as a tune does (0 = off, 0..4). Lines only: chords are untouched.
     rule_variety: float = 1.0
     link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
