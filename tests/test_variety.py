@@ -45,3 +45,12 @@ def test_the_planner_runs_variety_last_at_its_setting():
     off = Planner(ServeSettings(rule_variety=0.0), quantiser, 0, 0).processors
     assert off[-1].strength == 0.0
     assert N_PITCH > 128 and np.all(np.isfinite(bend(variety, make_answer(max_voices=1, sampled=1, onsets=1, line=[127]), PITCH, offset=6)[0]))
+
+
+def test_a_strength_out_of_range_is_a_one_line_error():
+    from improv.errors import ImprovError
+    from improv.settings.load import load_settings
+
+    with pytest.raises(ImprovError, match="rule_variety"):
+        load_settings(None, ["serve.rule_variety=5"])
+    assert load_settings(None, ["serve.rule_variety=0"]).serve.rule_variety == 0.0
