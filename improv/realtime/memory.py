@@ -96,6 +96,14 @@ class SessionMemory:
         self.learn(row, t)
         return 1
 
+    def catch_up(self) -> int:
+        """Learn everything heard (an answer is being prepared: it reads the memory as the calls
+        before it left it, however the think slices fell)."""
+        done = 0
+        while self.pending:
+            done += self.absorb()
+        return done
+
     def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None) -> None:
         """One performer event, now (or counting ``weight``, as a loaded one does)."""
         before = self._history[-1] if self._history else None

@@ -81,6 +81,7 @@ class Planner:
         transport places the beat: the grid the call is read on and the answer placed on."""
         s = self.settings
         context.cancel_reprime()
+        self.memory.catch_up()  # the answer reads the memory as the calls before left it (engine._may_learn)
         heard_bpm = bpm  # the call's rows were quantised at this tempo
         pulse = None
         if clock_grid is not None:  # a followed MIDI clock's transport or a Link session: its beat
