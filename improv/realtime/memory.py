@@ -299,5 +299,10 @@ class SessionMemory:
             return None
         notes = [r for r in call_rows if int(r[PITCH]) < BOS]
         pitches = [int(r[PITCH]) for r in notes]
-        agree = agreement(scale_strength(self), pitches)
-        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree)
+        strength = scale_strength(self)
+        agree = agreement(strength, pitches)
+        outside = None
+        if strength is not None:  # pitch classes the performer has not been playing, the call's own kept
+            outside = strength <= 0
+            outside[np.asarray(pitches, dtype=int) % 12] = False
+        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree, outside)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from improv.music.tokenizer import DURATION, OFFSET, PITCH, VELOCITY
+from improv.music.tokenizer import DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.memory_events import Feat
 
 if TYPE_CHECKING:
@@ -20,17 +20,28 @@ Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.n
 # already (a larger offset share costs likelihood), the performer's pitches and dynamics are what
 # they lack most.
 LAMBDA_MAX = {OFFSET: 0.3, PITCH: 0.75, DURATION: 0.45, VELOCITY: 0.6}
+# The voice's own notes outside the performer's scale keep 1 - OUTSIDE_CUT x the pitch head's
+# share of their weight (the rest goes to its notes inside): an idiom learned over the set colours
+# the whole answer, not only the memory's part of it. A whole-tone performer's answers put 0.10 of
+# their weight (duration x velocity) outside the scale at adapt 1, mostly the voice's own
+# favourite diatonic tones that the key rule lets through and the cadence leans on.
+OUTSIDE_CUT = 1.0
 
 
 class MemoryCursor:
     """One answer's use of the memory: its share, its fade, and the events just before its next
     one (the call's last notes, then what it has sampled)."""
 
-    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray], call_pc: np.ndarray | None = None, agree: float = 1.0) -> None:
+    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray], call_pc: np.ndarray | None = None, agree: float = 1.0, outside: np.ndarray | None = None) -> None:
         self.memory = memory
         self.lam = lam
         self.scale = scale
         self.call_pc, self.agree = call_pc, agree  # the call's pitch classes, and how far the memory's still hold (realtime.call_fit)
+        self._keep = None  # per pitch token: how much of the voice's weight stays (``OUTSIDE_CUT``)
+        if outside is not None and outside.any() and agree > 0:
+            keep = np.where(outside, max(1.0 - OUTSIDE_CUT * lam * LAMBDA_MAX[PITCH] * agree, 0.0), 1.0)
+            self._keep = np.ones(N_PITCH)
+            self._keep[:128] = keep[np.arange(128) % 12]
         self._rows = list(rows)
         self.reset()
 
@@ -53,6 +64,9 @@ class MemoryCursor:
         lam = self.lam * LAMBDA_MAX[field]
         z = np.asarray(logits, dtype=np.float64)
         q = np.exp(z - z.max())
+        if field == PITCH and self._keep is not None and len(q) == len(self._keep):
+            kept = q * self._keep
+            q = kept if kept.sum() > 0 else q  # nothing of the voice's inside: it keeps its own
         q *= (1 - lam) / q.sum()
         q += lam * p
         with np.errstate(divide="ignore"):
