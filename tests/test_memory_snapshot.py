@@ -11,6 +11,8 @@ import dataclasses
 
 import numpy as np
 
+from support.fakes import off, on
+
 from improv.evaluation.answers import call_script
 from improv.evaluation.licks import licks
 from improv.model.step_model import random_step_model
@@ -73,3 +75,28 @@ def test_an_answer_plays_the_same_notes_however_the_think_time_is_sliced():
     assert len(fast) > 20
     for tick, units in ((0.002, 1), (0.2, 1), (0.5, 1)):  # (0.2, 1), (0.5, 1) differed before
         assert drive(engine(), script, until, tick, units) == fast, (tick, units)
+
+
+def test_a_speculation_the_performer_played_past_does_not_hold_learning_back():
+    # The performer pauses mid-call (improv starts preparing its answer), then plays on: that
+    # answer will never play and holds nothing back, so what was heard is learned during the call,
+    # not all at once in the next preparation's think unit.
+    e = engine()
+    calls = licks(2, "wholetone", seed=1)
+    first = session_script(calls[:1])
+    drive(e, first, first[-1][0] + 9.0, None, 1000)
+    start = first[-1][0] + 9.0
+    notes = [60, 62, 64, 66, 68, 66, 64, 62]
+    script = []
+    for k, p in enumerate(notes):
+        t = start + k * 0.3 + (0.4 if k >= 4 else 0.0)  # a pause after the fourth note
+        script += [(t, on(p)), (t + 0.25, off(p))]
+    pause = start + 3 * 0.3 + 0.25 + 0.3  # inside the pause: the answer is being prepared
+    drive(e, script[:8], pause, 0.05, 1)  # a few think units: the speculation is under way
+    assert e.answer is not None and e.answer.sampling.memory is not None and not e.answer.sampling.finished
+    e.memory.hear([np.array([70, 6, 6, 4], np.uint8)] * 3, pause)  # heard (as a call's end hands it over)
+    assert not e._may_learn()  # the speculation reads the memory: it waits
+    t, m = script[8]
+    e.on_message(m, t)  # the performer plays on: that speculation is dropped, learning goes on
+    assert e.answer is None and len(e.memory.pending) == 3
+    assert e._may_learn()
