@@ -9,7 +9,8 @@ counts come out again). ``benchmarks/bench_learn.py`` measures what it buys. Cou
 offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the last 1-2 and
 whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
 whole-tone); the duration class given the offset and the last duration; the velocity class after
-the last one; the pitches played (the register). The pitch head's memory is the product of the
+the last one; the pitches played (the register); the duration of each phrase's last note (how the
+performer ends a phrase: an answer near its end leans to it, ``ENDING_SHARE``). The pitch head's memory is the product of the
 interval and pitch-class tables within the register's window, the repeat of the last key the
 interval table's alone (both know it; the product counted it twice), and the pitch classes the
 call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
@@ -23,7 +24,10 @@ classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded
 ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most ``MAX_CONTEXTS``
 contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments;
 learning is queued (``hear``) and done a unit at a time in the engine's think slices
-(``absorb``), never on a send.
+(``absorb``), never on a send; one answer reads the memory as it was prepared (``catch_up``
+first, nothing learned while it is sampled), so how the slices fell never changes its notes.
+The voice's own notes outside the performer's scale lose weight with the memory's say
+(``realtime.memory_cursor``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ RUN_KEEP = 3  # of a run of one key struck again and again, only this many are l
 EVIDENCE_HALF = 12.0  # events of evidence at which the share is half of its most
 VARIETY_FULL = 4.0  # pitch classes (perplexity of the session's pitch classes) for the full share
 FADE_TO = 0.1  # with forget_after, a phrase that old counts this much
+# Near an answer's end, the memory's durations are this much the lengths the performer's phrases
+# end with: whole-tone and blues licks end on a half note (a third of a lick's weight, duration x
+# velocity), the answers at adapt 0 on 0.7-1.0 beats, so their pitch-class histograms were
+# flatter than any lick's.
+ENDING_SHARE = 0.5
 
 REGISTER_SPREAD = 3.0  # semitones: past the performer's lowest / highest note, the memory's pitches fade with this width
 REGISTER_FLOOR = 0.01  # ... to this (the voice's own share still reaches any key in range)
@@ -58,8 +67,8 @@ class SessionMemory:
         self.adapt = adapt
         self.forget_after = forget_after
         self.max_events = max_events
-        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "register": 128, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
-        self.pending: deque[tuple[np.ndarray, float]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too)
+        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "register": 128, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY], "ending": tokenizer.sizes[DURATION]}
+        self.pending: deque[tuple[np.ndarray, float, bool]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too); True: a phrase's last note
         self.forget()
 
     # ---- learning -------------------------------------------------------------------------------
@@ -84,16 +93,16 @@ class SessionMemory:
 
     def hear(self, rows: Sequence[np.ndarray], now: float) -> None:
         """The performer's call (its notes' rows as the model heard them): learned later, in ``absorb``."""
-        for row in rows:
-            if int(row[PITCH]) < BOS:
-                self.pending.append((np.array(row, dtype=np.uint8), now))
+        notes = [row for row in rows if int(row[PITCH]) < BOS]
+        for k, row in enumerate(notes):
+            self.pending.append((np.array(row, dtype=np.uint8), now, k == len(notes) - 1))
 
     def absorb(self, now: float = 0.0) -> int:
         """Learn one heard event (a think unit; ``now`` unused: each event keeps its time)."""
         if not self.pending:
             return 0
-        row, t = self.pending.popleft()
-        self.learn(row, t)
+        row, t, last = self.pending.popleft()
+        self.learn(row, t, last=last)
         return 1
 
     def catch_up(self) -> int:
@@ -104,10 +113,11 @@ class SessionMemory:
             done += self.absorb()
         return done
 
-    def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None) -> None:
-        """One performer event, now (or counting ``weight``, as a loaded one does)."""
+    def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None, last: bool = False) -> None:
+        """One performer event, now (or counting ``weight``, as a loaded one does); ``last``: it
+        ended the phrase."""
         before = self._history[-1] if self._history else None
-        f = Feat(row, before)
+        f = Feat(row, before, last)
         self._run = self._run + 1 if before is not None and f.pitch == before.pitch else 1
         if self._run > RUN_KEEP:  # hammering one key: not more of the same
             return
@@ -223,11 +233,13 @@ class SessionMemory:
             p = (c + types * p) / (total + types)
         return p
 
-    def probs(self, field: int, history: Sequence[Feat], row: np.ndarray, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
+    def probs(self, field: int, history: Sequence[Feat], row: np.ndarray, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0, closing: bool = False) -> np.ndarray | None:
         """The memory's distribution over ``field``'s classes for the next event, given the
         events before (``history``) and the fields of ``row`` drawn already; None: no opinion.
         ``call_pc`` / ``agree``: the answered call's pitch classes, and how far the memory's are
-        still the performer's (``realtime.call_fit``)."""
+        still the performer's (``realtime.call_fit``). ``closing``: the answer looks for its
+        ending (the cadence rule's part of it): its durations lean to the lengths the performer
+        ends phrases with (``ENDING_SHARE``)."""
         if field == OFFSET:
             return self._dist("offset", contexts("offset", history, None), scale)
         if field == PITCH:
@@ -235,6 +247,9 @@ class SessionMemory:
         now = Feat(row, history[-1] if history else None)
         if field == DURATION:
             p = self._dist("duration", contexts("duration", history, now), scale)
+            end = self._dist("ending", [()], scale) if closing else None
+            if p is not None and end is not None:
+                p = (1 - ENDING_SHARE) * p + ENDING_SHARE * end
             if p is not None:
                 p = p.copy()
                 p[0] = 0.0  # a note never has duration class 0

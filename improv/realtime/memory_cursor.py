@@ -55,10 +55,10 @@ class MemoryCursor:
         """An event of the answer, sampled."""
         self.history = (self.history + [Feat(row, self.history[-1] if self.history else None)])[-3:]
 
-    def mix(self, field: int, row: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    def mix(self, field: int, row: np.ndarray, logits: np.ndarray, closing: bool = False) -> np.ndarray:
         """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory),
         ``lam`` the memory's say times the head's ``LAMBDA_MAX``."""
-        p = self.memory.probs(field, self.history, row, self.scale, self.call_pc, self.agree)
+        p = self.memory.probs(field, self.history, row, self.scale, self.call_pc, self.agree, closing)
         if p is None or len(p) != len(logits):
             return logits
         lam = self.lam * LAMBDA_MAX[field]
@@ -72,13 +72,13 @@ class MemoryCursor:
         with np.errstate(divide="ignore"):
             return np.log(q)
 
-    def bend(self, guide: Guide) -> Guide:
+    def bend(self, guide: Guide, closing: bool = False) -> Guide:
         """``guide``, then the memory mixed into what it made of each head: the memory keeps its
         share whatever the answer's rules did (a motif a fifth away would take a whole-tone
         performer's scale away); the masks (range, key, texture) still rule."""
 
         def mixed(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
             logits, mask = guide(field, row, logits, mask)
-            return self.mix(field, row, logits), mask
+            return self.mix(field, row, logits, closing), mask
 
         return mixed

@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Sequence
 
 MAX_INTERVAL = 24  # larger leaps are not counted as intervals
-TABLES = ("offset", "interval", "pc", "duration", "velocity", "register")
+TABLES = ("offset", "interval", "pc", "duration", "velocity", "register", "ending")
 
 
 class Feat:
-    """An event as the tables see it: its classes, and its interval from the event before."""
+    """An event as the tables see it: its classes, its interval from the event before, and whether
+    it ended the performer's phrase (``last``)."""
 
-    __slots__ = ("pitch", "offset", "duration", "velocity", "interval", "chord")
+    __slots__ = ("pitch", "offset", "duration", "velocity", "interval", "chord", "last")
 
-    def __init__(self, row: Sequence[int], before: "Feat | None") -> None:
+    def __init__(self, row: Sequence[int], before: "Feat | None", last: bool = False) -> None:
         self.pitch, self.offset, self.duration, self.velocity = (int(x) for x in row)
+        self.last = last
         self.chord = before is not None and self.offset == 0
         step = None if before is None else self.pitch - before.pitch
         self.interval = step if step is not None and abs(step) <= MAX_INTERVAL else None
@@ -37,8 +39,8 @@ def contexts(table: str, h: Sequence[Feat], now: Feat | None) -> list[tuple]:
         return out
     if table == "pc":
         return [(), (h[-1].pitch % 12,)] if h else [()]
-    if table == "register":
-        return [()]  # which keys were played at all: the window the pitches keep to
+    if table in ("register", "ending"):
+        return [()]  # which keys were played at all (the window the pitches keep to); how long a phrase's last note is
     if table == "duration":
         assert now is not None
         out = [(), (now.offset,)]
@@ -55,4 +57,6 @@ def symbol(table: str, f: Feat) -> int | None:
         return f.pitch % 12
     if table == "register":
         return f.pitch
+    if table == "ending":
+        return f.duration if f.last else None
     return f.duration if table == "duration" else f.velocity
