@@ -10,10 +10,10 @@ offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the 
 whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
 whole-tone); the duration class given the offset and the last duration; the velocity class after
 the last one; the pitches played (the register); the duration of each phrase's last note (how the
-performer ends a phrase: an answer near its end leans to it, ``ENDING_SHARE``). The pitch head's memory is the product of the
-interval and pitch-class tables within the register's window, the repeat of the last key the
-interval table's alone (both know it; the product counted it twice), and the pitch classes the
-call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
+performer ends a phrase: an answer near its end leans to it, ``ENDING_SHARE``). The pitch head's
+memory is the product of the interval and pitch-class tables within the register's window, the
+repeat of the last key the interval table's alone (both know it; the product counted it twice),
+and the pitch classes the call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
 has left does not leak into the next answer); the key rule's key follows the recent pitch classes
 too (``realtime.idiom_key``).
 
