@@ -13,9 +13,9 @@ the last one; the pitches played (the register); the duration of each phrase's l
 performer ends a phrase: an answer near its end leans to it, ``ENDING_SHARE``). The pitch head's
 memory is the product of the interval and pitch-class tables within the register's window, the
 repeat of the last key the interval table's alone (both know it; the product counted it twice),
-and the pitch classes the call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
-has left does not leak into the next answer); the key rule's key follows the recent pitch classes
-too (``realtime.idiom_key``).
+and the pitch classes the call's own as far as the call leaves the recent scale
+(``realtime.call_fit``: a key the performer has left does not leak into the next answer); the key
+rule's key follows the recent pitch classes too (``realtime.idiom_key``).
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
