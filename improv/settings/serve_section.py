@@ -204,5 +204,9 @@ class ServeSettings:
     # the band stops keeping time as if they were up: a long note keeps it going, a note-off lost
     # to an xrun or a pulled cable does not keep it going until serve.stuck_note_s.
     hold_bars: int = 2
+    # ---- the answer's pitch variety (line4; realtime/variety.py, issue 19) ----
+    # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so
+    # it moves on to new ones as a tune does (0 = off, 0..4). Lines only: chords are untouched.
+    rule_variety: float = 1.0
     link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
     link_quantum: int = 4  # beats per bar of the session's phase (Link's quantum): the bars of entry: bar
