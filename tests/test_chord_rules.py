@@ -60,30 +60,3 @@ def test_a_motifs_chord_as_full_as_the_calls_waits_no_longer_for_its_top():
     assert not full.waiting and not full.offset_bias(np.zeros(8)).any()  # as full as the call's there: free
     done = ChordTop(wanted=72, pitches={48, 72}, voices=3, strength=5.0)
     assert done.offset_bias(np.zeros(8))[0] == -5.0  # its top sounds: complete
-
-
-def test_fullness_within_the_motif_restates_the_calls_onset_a_passing_note_stays_one_note():
-    from improv.realtime.chord_rules import MOTIF_SURE, chord_grows
-    from improv.realtime.processors import step_of
-    from improv.realtime.shaping import Motif
-
-    m = Motif(offsets=[0, 6, 6], durations=[12, 6, 6], pitches=[72, None, 74], span=3, strength=3.75, sizes=[4, 1, 4])
-    sizes = (4, 1, 4, 4, 4)
-    passing = make_answer(sampled=5, onsets=2, onset_pitches={65}, held_top=72, line_pitch=72, max_voices=4, motif=m, call_sizes=sizes)
-    assert chord_grows(step_of(passing, VALUES, False)) == 1.0 - MOTIF_SURE  # the call moved one part here
-    assert joins(bend(fullness, passing, OFFSET)[0]) < 0.2
-    after = make_answer(sampled=12, onsets=4, onset_pitches={65}, max_voices=4, motif=m, call_sizes=sizes)  # past the motif
-    assert chord_grows(step_of(after, VALUES, False)) == grows_past(sizes, 1)
-
-
-def test_a_chord_grows_on_while_the_top_line_has_no_note_near_its_last():
-    from improv.realtime.chord_rules import MOTIF_SURE, chord_grows
-    from improv.realtime.processors import step_of
-
-    sizes = (4, 1, 1, 1)  # a call of passing notes: onsets rarely grow
-    dropped = make_answer(sampled=5, onsets=2, onset_pitches={55}, held_top=-1, line_before=72, max_voices=4, call_sizes=sizes)
-    assert chord_grows(step_of(dropped, VALUES, False)) == MOTIF_SURE  # the melody would fall from 72 to 55
-    carried = make_answer(sampled=5, onsets=2, onset_pitches={55}, held_top=72, line_before=72, max_voices=4, call_sizes=sizes)
-    assert chord_grows(step_of(carried, VALUES, False)) == grows_past(sizes, 1)  # 72 still sounds: a passing note below it
-    stepped = make_answer(sampled=5, onsets=2, onset_pitches={55, 71}, held_top=-1, line_before=72, max_voices=4, call_sizes=sizes)
-    assert chord_grows(step_of(stepped, VALUES, False)) == grows_past(sizes, 2)  # the top moved by step

@@ -71,27 +71,6 @@ def grows_past(sizes: tuple[int, ...], notes: int) -> float:
     return (more + 0.5) / (at_least + 1.0)
 
 
-TOP_STEP = 2  # semitones under the top line's last note within which an onset's top carries the line on by step
-MOTIF_SURE = 0.85  # how likely a chord grows while the motif's onset (the call's there) is fuller; 1 - this once it is as full
-
-
-def chord_grows(step: Step) -> float:
-    """How likely the onset under way takes one more note: within the motif, as the call's onset
-    it restates (``Motif.sizes``: a passing note in one part stays one note); after it, as often
-    as the call's onsets of that fullness grew (``grows_past``)."""
-    sampling, notes = step.sampling, len(step.sampling.onset_pitches)
-    top = max(max(sampling.onset_pitches, default=-1), sampling.held_top)
-    if sampling.line_before is not None and top < sampling.line_before - TOP_STEP:
-        # The top line has no note near its last yet (nothing held up there): a thin onset here
-        # would drop the melody to an inner part. Bent by the call's sizes alone, bach's top line
-        # moved by step 0.64 of the time (real 0.81, call 0.84) and a listener heard the leaps.
-        return MOTIF_SURE
-    m, k = sampling.motif, sampling.onsets - 1
-    if m is not None and m.sizes is not None and 0 <= k < min(m.span, len(m.sizes)):
-        return MOTIF_SURE if m.sizes[k] > notes else 1.0 - MOTIF_SURE
-    return grows_past(step.reading.call_sizes, notes)
-
-
 def fullness(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """A chordal answer's onsets as full as the call's: the chance that an onset of ``n`` notes
     takes one more (offset 0) is bent toward how often the call's did (``grows_past``). The voice
@@ -110,7 +89,7 @@ def fullness(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: 
     z = z - z.max()
     p = np.exp(z)
     joins = min(max(float(p[0] / p.sum()), 1e-6), 1 - 1e-6)
-    wanted = chord_grows(step)
+    wanted = grows_past(reading.call_sizes, len(step.sampling.onset_pitches))
     shift = np.log(wanted / (1 - wanted)) - np.log(joins / (1 - joins))
     logits = logits.copy()
     logits[0] += strength * float(np.clip(shift, -FULLNESS_REACH, FULLNESS_REACH))
