@@ -1,6 +1,6 @@
 """The rules that voice a chordal answer's chords as a player's hands would (``processors``' list
 runs them with the rest): ``voicing``, a bass in the call's bass register and no cluster of three
-notes within a whole tone; ``fullness``, chords as full as the call's, onset by onset."""
+notes within a whole tone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from improv.music.tokenizer import OFFSET, PITCH
+from improv.music.tokenizer import PITCH
 
 if TYPE_CHECKING:
     from improv.realtime.processors import Step
@@ -58,39 +58,3 @@ def _bass_held(step: Step, row: np.ndarray, ceiling: float) -> bool:
         return False
     landing = step.landing(row)
     return any(end > landing + 1e-6 and pitch <= ceiling for end, pitch in step.sampling.sounding)
-
-
-FULLNESS_REACH = 4.0  # nats the join of one more note to an onset may be bent, either way
-
-
-def grows_past(sizes: tuple[int, ...], notes: int) -> float:
-    """How often the call's chords grew past ``notes`` notes: of its onsets with at least that
-    many, the share with more (smoothed toward one half: a two-bar call has a dozen onsets)."""
-    at_least = sum(1 for size in sizes if size >= notes)
-    more = sum(1 for size in sizes if size > notes)
-    return (more + 0.5) / (at_least + 1.0)
-
-
-def fullness(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """A chordal answer's onsets as full as the call's: the chance that an onset of ``n`` notes
-    takes one more (offset 0) is bent toward how often the call's did (``grows_past``). The voice
-    alone struck its whole texture at almost every onset, where real answers move a part or two
-    over held notes: bach's answers had 3.13 notes an onset (real 2.75, call 2.89), renaissance's
-    2.53 (real 2.34), and a listener told them by it first. Not while the motif's chord waits for
-    its top note (``ChordTop``) or once it has it; the texture rule's cap still holds."""
-    reading = step.reading
-    if field != OFFSET or step.first or reading.max_voices == 1 or not reading.call_sizes:
-        return logits, mask
-    if step.top is not None and (step.top.reached or step.top.waiting):  # the motif's chord is waiting for its top, or complete
-        return logits, mask
-    if mask is not None and not mask[0]:
-        return logits, mask
-    z = logits if mask is None else np.where(mask, logits, -np.inf)
-    z = z - z.max()
-    p = np.exp(z)
-    joins = min(max(float(p[0] / p.sum()), 1e-6), 1 - 1e-6)
-    wanted = grows_past(reading.call_sizes, len(step.sampling.onset_pitches))
-    shift = np.log(wanted / (1 - wanted)) - np.log(joins / (1 - joins))
-    logits = logits.copy()
-    logits[0] += strength * float(np.clip(shift, -FULLNESS_REACH, FULLNESS_REACH))
-    return logits, mask

@@ -129,7 +129,6 @@ class Planner:
                 target = max(1, math.ceil(target / pulse.beats_per_bar - 0.25)) * pulse.beats_per_bar
         motif_call = (call_rows or [e.row for e in call.events], [e.chord for e in call.events])
         span_beats = (call_end - call.first_onset) * bpm / 60
-        sizes = call.onset_groups(s.chord_ms / 1000)  # notes per onset
         reading = CallReading(
             version=context.version,
             voice=voice,
@@ -142,8 +141,7 @@ class Planner:
             rows=rows,
             call_rows=call_rows,
             pos_after_call=pos_after,
-            max_voices=s.max_voices or call_texture(sizes),
-            call_sizes=tuple(sizes),
+            max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
             pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
             tonality=tonality,
             motif_call=motif_call,

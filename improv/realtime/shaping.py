@@ -209,18 +209,9 @@ class ChordTop:
     def reached(self) -> bool:
         return self.wanted in self.pitches or not 0 <= self.wanted < 128
 
-    @property
-    def waiting(self) -> bool:
-        """The top is not reached and the chord is not yet as full as the call's there."""
-        return not self.reached and len(self.pitches) < (self.voices or 4)
-
     def offset_bias(self, logits: np.ndarray) -> np.ndarray:
         """Offset 0 adds to the onset: unlikely once its top is reached (the chord is complete),
-        likelier while it waits for it (``processors.motif``). A chord as full as the call's
-        that missed its top waits no longer (``chord_rules.fullness`` decides): waiting until the
-        top came, bach's chords grew fuller than the call's (3.13 notes an onset, call 2.89)."""
-        if not self.reached and not self.waiting:
-            return logits
+        likelier while it is not (the chord waits for its top: ``processors.motif``)."""
         logits = logits.copy()
         logits[0] += -self.strength if self.reached else self.strength
         return logits

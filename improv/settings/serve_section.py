@@ -146,11 +146,6 @@ class ServeSettings:
     # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
     # a whole tone in one chord.
     rule_voicing: float = 1.0
-    # ---- chordal answers (issue 19, bach and renaissance) ----
-    # fullness: a chordal answer's onsets as full as the call's, onset by onset (the chance that a
-    # chord takes one more note bent toward how often the call's did); 0 = as the voice likes.
-    rule_fullness: float = 1.0
-    # ---- end of the chordal answers' block ----
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
     cc_density: int = 26
