@@ -338,14 +338,17 @@ class Processor:
 RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
 
 
-def answer_processors(settings: Any) -> list[Processor]:
-    """The processors of ``settings`` (a ``ServeSettings``): the constraints, then each rule at its
-    ``rule_<name>`` strength (the cadence and opening only with ``phrase_ending``)."""
+def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
+    """The processors of ``settings`` (a ``ServeSettings``) for the voice named ``voice``: the
+    constraints, then each rule at its ``rule_<name>`` strength (the cadence and opening only with
+    ``phrase_ending``; the key not for ``keyless_voices``)."""
     phrase = bool(settings.phrase_ending)
     out = [Processor("one_key", one_key, hard=True)]
     for name, process in RULES.items():
         strength = float(getattr(settings, f"rule_{name}"))
         if name in ("cadence", "opening") and not phrase:
+            strength = 0.0
+        if name == "key" and voice in settings.keyless_voices:
             strength = 0.0
         out.append(Processor(name, process, strength))
     return out
