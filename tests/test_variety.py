@@ -40,9 +40,9 @@ def test_chords_and_a_chords_further_notes_are_left_alone():
 
 def test_the_planner_runs_variety_last_at_its_setting():
     quantiser = Quantiser(Tokenizer())
-    on = Planner(ServeSettings(), quantiser, 0, 0).processors
+    on = Planner(ServeSettings(), quantiser, 0, 0).processors[0]
     assert on[-1].name == "variety" and on[-1].strength == 1.0
-    off = Planner(ServeSettings(rule_variety=0.0), quantiser, 0, 0).processors
+    off = Planner(ServeSettings(rule_variety=0.0), quantiser, 0, 0).processors[0]
     assert off[-1].strength == 0.0
     assert N_PITCH > 128 and np.all(np.isfinite(bend(variety, make_answer(max_voices=1, sampled=1, onsets=1, line=[127]), PITCH, offset=6)[0]))
 

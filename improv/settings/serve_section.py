@@ -146,6 +146,12 @@ class ServeSettings:
     # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
     # a whole tone in one chord.
     rule_voicing: float = 1.0
+    # ---- chordal answers (issue 19, bach and renaissance) ----
+    # Voices (by name) whose answers keep no key: the key rule off for them, as rule_key 0. Modal
+    # music (renaissance) fits a major or minor key estimate badly: without the rule both listeners
+    # of `improv eval --duet` told its answers less well (README, #19's sixth pass).
+    keyless_voices: list[str] = field(default_factory=lambda: ["renaissance"])
+    # ---- end of the chordal answers' block ----
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
     cc_density: int = 26
