@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from improv.music.metre import meter
-from improv.music.pulse import Pulse, carry, groups, retempo, snap, track
+from improv.music.pulse import Pulse, groups, snap
+from improv.music.pulse_line import carry, retempo
+from improv.music.pulse_track import track
 from improv.settings.serve_section import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
