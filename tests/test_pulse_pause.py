@@ -70,3 +70,4 @@ def test_a_pause_within_two_of_the_sets_bars_is_no_long_pause():
     tempo.beats_per_bar = 2  # a short bar: the 6 s rule still holds
     call.sound_before = 13.0
     assert tempo.fresh(call)
+
