@@ -16,7 +16,7 @@ within 4 %; ``pulse_tempo_32`` - calls heard at 3:2 or 2:3; ``pulse_tempo_other`
 error; ``pulse_grid_median_ms`` / ``_p90_ms`` - |distance| in real time of each answer onset to
 the performer's grid (sixteenths and triplets of their beat, swung where they swing, extrapolated
 past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of a beat;
-``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``);
+``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``; ``_oracle_tempo_ok``: its tempo within 4 %);
 ``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
 performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
 right bar line, its timing apart); ``pulse_bar_entry_timing_ok`` / ``_oracle_timing_ok`` - among
@@ -290,8 +290,12 @@ def level_of(r: dict) -> float:
 
 def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
     ok = r32 = other = 0
-    grid, first, oracle, oracle_first = [], [], [], []
+    grid, first, oracle, oracle_first, oracle_tempo = [], [], [], [], []
     for r in results:
+        # the ideal listener's tempo: the least-squares line through the call's onsets at their
+        # written places (``oracle_ms``): how well one call's jittered onsets can tell it at all
+        x, times = np.array(r["who"].played).T
+        oracle_tempo.append(len(x) > 1 and np.ptp(x) > 0 and abs(60 / np.polyfit(x, times, 1)[0] / r["bpm"] - 1) < 0.04)
         if r["heard"] is None:
             other += 1
         else:
@@ -322,6 +326,7 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
         f"{prefix}_oracle_grid_median_ms": float(np.median(oracle)) if oracle else math.nan,
         f"{prefix}_oracle_grid_p90_ms": float(np.percentile(oracle, 90)) if oracle else math.nan,
         f"{prefix}_oracle_first_ok": float(np.mean(oracle_first)) if oracle_first else math.nan,
+        f"{prefix}_oracle_tempo_ok": float(np.mean(oracle_tempo)) if oracle_tempo else math.nan,
     }
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from improv.errors import ImprovError
 from improv.music.metre import meter
-from improv.music.pulse import Pulse, snap, swing_position, swing_ratio, track, unswing
+from improv.music.pulse import Pulse, snap, swing_position, swing_ratio, unswing
+from improv.music.pulse_track import track
 from improv.realtime.engine import Engine
 from improv.settings.load import check_section, load_settings
 from improv.settings.serve_section import ServeSettings

@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 
 from improv.music.metre import meter
-from improv.music.pulse import Pulse, track
+from improv.music.pulse import Pulse
+from improv.music.pulse_track import track
 
 
 def chorale_call(bpm: float, rng: np.random.Generator, written: list[float], bar_accent: float, mid_accent: float):

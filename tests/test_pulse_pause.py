@@ -54,3 +54,20 @@ def test_the_engine_hands_the_tempo_the_end_of_the_last_note_before_a_call():
     assert sound_before is not None and sound_before > pos_before  # the answer's (or the call's) notes held past their onsets
     assert np.isfinite(sound_before)
 
+
+
+def test_a_pause_within_two_of_the_sets_bars_is_no_long_pause():
+    """#18, sixth round: traded at 60 bpm heard at 120 with a bar of 8 (4 s), the performer waits
+    for their next bar line after the answer: 7 s of silence. Counted in seconds alone (6 s) that
+    was a long pause and the call was heard anew (a 6-note call's own tempo, 1.6 % off, and the
+    set's grid lost); two of the set's bars (8 s) is the measure. Past them, heard anew."""
+    tempo = SetTempo(ServeSettings())
+    tempo.bpm, tempo.beats_per_bar = 120.0, 8
+    call = SimpleNamespace(notes=notes_at(60, 20.0, [0, 1, 2, 3, 4, 5, 6, 7]), first_onset=20.0, pos_before=11.0, sound_before=13.0)
+    assert not tempo.fresh(call)
+    call.sound_before = 11.5  # 8.5 s: over two bars
+    assert tempo.fresh(call)
+    tempo.beats_per_bar = 2  # a short bar: the 6 s rule still holds
+    call.sound_before = 13.0
+    assert tempo.fresh(call)
+

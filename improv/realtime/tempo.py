@@ -18,13 +18,19 @@ from typing import Any
 import numpy as np
 
 from improv.music.metre import meter
-from improv.music.pulse import Pulse, carry, groups, retempo, snap, track
+from improv.music.pulse import Pulse, groups, snap
+from improv.music.pulse_line import carry, retempo
+from improv.music.pulse_track import track
 from improv.settings.serve_section import ServeSettings
 
 FRESH_WEIGHT = 0.1  # prior weight per octave in the comb when the set has no tempo yet (serve.bpm is a guess)
 SET_WEIGHT = 0.35  # ... once the set has one
-PAUSE_S, PAUSE_BEATS = 6.0, 8.0
-BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again  # a silence longer than both: the next call may be in a new tempo
+# A silence longer than all three (seconds, beats and bars of the set) is a long pause: the next
+# call may be in a new tempo and is heard anew. Between the first two and the bars (a slow set's
+# long bar, the performer waiting for the next one), the set's grid still carries, but the comb
+# is as loose as for a fresh call (FRESH_WEIGHT), so the set's tempo cannot pull a new one to 3:2.
+PAUSE_S, PAUSE_BEATS, PAUSE_BARS = 6.0, 8.0, 2.0
+BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again
 
 
 class SetTempo:
@@ -38,14 +44,27 @@ class SetTempo:
         self._heard: tuple[Pulse | None, Any] = (None, None)  # the pulse last heard, and the past it would leave
         self.last: Pulse | None = None  # the pulse last heard (its bar and how clear it was: the benchmark reads it)
 
-    def fresh(self, call: Any) -> bool:
-        """No tempo yet, or a long pause before this call (from the end of the last note anyone
-        played, the answer's included: a held last note is no pause) in which the performer may
-        have chosen a new tempo."""
+    def pause(self, call: Any) -> float:
+        """The silence before this call, from the end of the last note anyone played (the answer's
+        included: a held last note is no pause); infinite with no tempo or nothing before."""
         if self.bpm is None or call.pos_before is None:
-            return True
+            return float("inf")
         last = call.pos_before if call.sound_before is None else max(call.pos_before, call.sound_before)
-        return call.first_onset - last > max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm)
+        return call.first_onset - last
+
+    def fresh(self, call: Any) -> bool:
+        """No tempo yet, or a long pause before this call, in seconds, beats and the set's bars, in
+        which the performer may have chosen a new tempo."""
+        if self.bpm is None:
+            return True
+        beat = 60 / self.bpm
+        return self.pause(call) > max(PAUSE_S, PAUSE_BEATS * beat, PAUSE_BARS * self.beats_per_bar * beat)
+
+    def _weight(self, call: Any) -> float:
+        """The prior's pull in the comb: the set's, unless the pause was long in seconds and beats
+        (only the set's long bars kept it from being heard anew): then a fresh call's."""
+        assert self.bpm is not None
+        return SET_WEIGHT if self.pause(call) <= max(PAUSE_S, PAUSE_BEATS * 60 / self.bpm) else FRESH_WEIGHT
 
     def hear(self, call: Any, now: float) -> Pulse | None:
         """The call's pulse (tempo, phase, metre, swing), or None when it has no clear one."""
@@ -59,7 +78,7 @@ class SetTempo:
         prior = self.settings.bpm if fresh else self.bpm
         assert prior is not None
         chord_s = self.settings.chord_ms / 1000
-        pulse = track(onsets, prior, FRESH_WEIGHT if fresh else SET_WEIGHT, durations, velocities, chord_s)
+        pulse = track(onsets, prior, FRESH_WEIGHT if fresh else self._weight(call), durations, velocities, chord_s)
         kept = False  # the call on the set's grid as the performer kept it: the set's bar lines go on too
         if not fresh and self.past is not None and (pulse is None or (not pulse.bent and abs(pulse.bpm / prior - 1) >= BLEND_WITHIN)):
             # The call alone says another tempo (or none): where its onsets still lie on the set's
