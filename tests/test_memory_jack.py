@@ -30,13 +30,17 @@ def jack():
     yield from running_jack()
 
 
-def perform(performer, lines, calls) -> None:
+def perform(performer, lines, calls, failures: list[BaseException]) -> None:
     """Each lick, then a wait for improv's status line of that exchange (printed once its answer
     has ended): the next lick never barges in, and no fixed window that a loaded machine, a late
-    answer or a call held open by a lost note-off could outrun."""
-    for call in calls:
-        play(performer, [int(p) for p in call["pitch"]], step=0.08, length=0.07)
-        lines.wait_for("#", timeout=ANSWER_TIMEOUT)
+    answer or a call held open by a lost note-off could outrun. (A thread: what fails goes to
+    ``failures``, for the test to raise.)"""
+    try:
+        for call in calls:
+            play(performer, [int(p) for p in call["pitch"]], step=0.08, length=0.07)
+            lines.wait_for("#", timeout=ANSWER_TIMEOUT)
+    except BaseException as exc:  # raised again by the test
+        failures.append(exc)
 
 
 def lick_starts(heard: list[tuple[float, float, int]]) -> list[float]:
@@ -78,11 +82,14 @@ def test_answers_take_up_a_whole_tone_performer_over_jack_and_the_memory_is_kept
             banner = lines[adapt].wait_for("improv: listening on", timeout=60)
             performers[adapt] = RtOutput(resolve_api("jack"), f"performer{adapt}", port=banner.split("'")[1])
             lines[adapt].wait_for("improv: timing:", timeout=60)  # the loop runs, SIGTERM is handled
-        threads = [threading.Thread(target=perform, args=(performers[a], lines[a], calls)) for a in (0, 1)]
+        failures: list[BaseException] = []
+        threads = [threading.Thread(target=perform, args=(performers[a], lines[a], calls, failures)) for a in (0, 1)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if failures:
+            raise failures[0]
         for adapt in (0, 1):
             stop(procs[adapt], lines[adapt])
         assert any(line.startswith(f"improv: session memory saved to {memory}") for line in lines[1].rest()), lines[1].seen
