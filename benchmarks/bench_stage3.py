@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage3-runs", type=int, default=1, help="runs of each case (default 1; ~25 s each)")
 
 
-def perform(performer, start_beat_s: float, lose_last_off: bool) -> None:
+def perform(performer, start_beat_s: float, lose_last_off: bool) -> float:
+    """The call, on time; returns when its last key was struck (perf_counter)."""
     import mido
     from support.serve_process import send_on_time
 
@@ -39,12 +40,15 @@ def perform(performer, start_beat_s: float, lose_last_off: bool) -> None:
         events.append((k * eighth, mido.Message("note_on", note=p, velocity=80)))
         if not (lose_last_off and k == len(CALL) - 1):
             events.append((k * eighth + 0.8 * eighth, mido.Message("note_off", note=p)))
-    send_on_time(performer, events, time.perf_counter() + start_beat_s)
+    start = time.perf_counter() + start_beat_s
+    send_on_time(performer, events, start)
+    return start + (len(CALL) - 1) * eighth
 
 
-def answer_after_last_key(jack, checkpoint: Path, record: Path, hold: int, lose: bool) -> tuple[float, float]:
+def answer_after_last_key(jack, checkpoint: Path, record: Path, hold: int, lose: bool) -> tuple[float, float, float]:
     """The second answer's first onset after the second call's last key struck, s (improv's
-    record); the set's tempo improv heard (its status line)."""
+    record); the same from outside (the last key sent, the first answer note a listener got);
+    the set's tempo improv heard (its status line)."""
     import re
 
     from support.accompany_jack import recorded_seconds
@@ -59,14 +63,16 @@ def answer_after_last_key(jack, checkpoint: Path, record: Path, hold: int, lose:
         s.lines.wait_for("improv: timing:", timeout=60)
         perform(s.performer, 0.05, lose_last_off=False)
         s.lines.wait_for("#1 call", timeout=60)
-        perform(s.performer, 0.5, lose_last_off=lose)
+        struck = perform(s.performer, 0.5, lose_last_off=lose)
         status = s.lines.wait_for("#2 call", timeout=60)
+        s.listener.wait(lambda got: False, timeout=0.3)
+        outside = min(t for t, _ in s.listener.note_ons(after=struck)) - struck
         stop(s.proc, s.lines)
     recorded = recorded_seconds(record)
     second_call = sorted(on for on, _, _ in recorded["performer"])[len(CALL) :]
     last_key = max(second_call)
     heard = float(re.search(r"· (\d+) bpm", status).group(1))
-    return min(on for on, _, _ in recorded["improv"] if on > last_key) - last_key, heard
+    return min(on for on, _, _ in recorded["improv"] if on > last_key) - last_key, outside, heard
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -85,8 +91,9 @@ def run(args: argparse.Namespace) -> dict:
             checkpoint = tiny_checkpoint_file(Path(folder))
             for name, (lose, hold) in cases.items():
                 runs = [answer_after_last_key(jack, checkpoint, Path(folder) / f"{name}{k}.mid", hold, lose) for k in range(getattr(args, "stage3_runs", 1))]
-                out[f"stage3_{name}_answer_after_last_key_s_max"] = round(max(w for w, _ in runs), 3)
-                out[f"stage3_{name}_bar_heard_s"] = round(max(4 * 60 / bpm for _, bpm in runs), 3)  # bar_beats (4) at the tempo heard
+                out[f"stage3_{name}_answer_after_last_key_s_max"] = round(max(w for w, _, _ in runs), 3)
+                out[f"stage3_{name}_listener_after_last_key_sent_s_max"] = round(max(w for _, w, _ in runs), 3)  # the outside check
+                out[f"stage3_{name}_bar_heard_s"] = round(max(4 * 60 / bpm for _, _, bpm in runs), 3)  # bar_beats (4) at the tempo heard
     finally:
         jack.stop()
     return out
