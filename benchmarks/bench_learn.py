@@ -70,7 +70,8 @@ from improv.evaluation.mgeval import mgeval, pitch_class_piano_roll
 from improv.model.voices import load_player, model_location
 from improv.music.midi import read_midi_file
 from improv.realtime.engine import Engine
-from improv.realtime.memory import MemoryCursor, SessionMemory
+from improv.realtime.memory import SessionMemory
+from improv.realtime.memory_cursor import MemoryCursor
 from improv.settings.serve_section import ServeSettings
 
 FF = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "final-fantasy-piano"

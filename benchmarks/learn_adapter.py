@@ -13,7 +13,8 @@ from improv.evaluation.licks import licks
 from improv.evaluation.learning import session_rows
 from improv.model.voices import load_player
 from improv.model.step_model import HEAD_ORDER
-from improv.realtime.memory import MemoryCursor, SessionMemory
+from improv.realtime.memory import SessionMemory
+from improv.realtime.memory_cursor import MemoryCursor
 sm=load_player('checkpoints/folk.npz').step_model(); tok=sm.tokenizer
 
 def feats(model, state, row):

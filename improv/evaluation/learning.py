@@ -26,7 +26,8 @@ from improv.evaluation.metrics import mgeval_overlap, pitch_class_histogram
 from improv.music.notes import Note, note_array, notes_of
 from improv.music.tokenizer import BOS, OFFSET, PITCH
 from improv.realtime.engine import Engine
-from improv.realtime.memory import MemoryCursor, SessionMemory
+from improv.realtime.memory import SessionMemory
+from improv.realtime.memory_cursor import MemoryCursor
 
 MAX_TURNS = 200_000
 

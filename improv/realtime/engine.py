@@ -193,13 +193,21 @@ class Engine(PlayAlong, FollowsLink, Stops):
         return work if deadline is None else min(deadline, work)
 
     def wants_think(self, now: float) -> bool:
-        return self._next_work(now) is not None or bool(self.memory.pending)
+        return self._next_work(now) is not None or self._may_learn()
+
+    def _may_learn(self) -> bool:
+        """Heard events wait while an answer that reads the memory is still being sampled: one
+        answer reads the memory as it was prepared (the planner catches up before the next), so
+        how the think slices fell never changes its notes."""
+        a = self.answer
+        reading = a is not None and a.sampling.memory is not None and not a.sampling.finished
+        return bool(self.memory.pending) and not reading
 
     def think(self, now: float, units: int = 8) -> int:
         """Model work ahead of time, at most about ``units`` steps/samples; returns the units done."""
         done = 0
         while done < units and not self._closed:
-            work = self._next_work(now) or (self.memory.absorb if self.memory.pending else None)  # learning: last
+            work = self._next_work(now) or (self.memory.absorb if self._may_learn() else None)  # learning: last
             if work is None:
                 break
             try:

@@ -9,12 +9,13 @@ counts come out again). ``benchmarks/bench_learn.py`` measures what it buys. Cou
 offsets (rhythm); the melodic interval (-24..24, transposition-aware) after the last 1-2 and
 whether the note joins a chord; the pitch class after the last one (the scale: whole-tone stays
 whole-tone); the duration class given the offset and the last duration; the velocity class after
-the last one; the pitches played (the register). The pitch head's memory is the product of the
-interval and pitch-class tables within the register's window, the repeat of the last key the
-interval table's alone (both know it; the product counted it twice), and the pitch classes the
-call's own as far as the call leaves the recent scale (``realtime.call_fit``: a key the performer
-has left does not leak into the next answer); the key rule's key follows the recent pitch classes
-too (``realtime.idiom_key``).
+the last one; the pitches played (the register); the duration of each phrase's last note (how the
+performer ends a phrase: an answer near its end leans to it, ``ENDING_SHARE``). The pitch head's
+memory is the product of the interval and pitch-class tables within the register's window, the
+repeat of the last key the interval table's alone (both know it; the product counted it twice),
+and the pitch classes the call's own as far as the call leaves the recent scale
+(``realtime.call_fit``: a key the performer has left does not leak into the next answer); the key
+rule's key follows the recent pitch classes too (``realtime.idiom_key``).
 
 Safe by construction: a key struck again and again counts ``RUN_KEEP`` times, not 500; the weight
 ``lam`` grows with the evidence (events, faded by time) and with its variety (a session of one
@@ -23,87 +24,39 @@ classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded
 ``MAX_EVENTS`` events, each one's counts taken out when it leaves, and at most ``MAX_CONTEXTS``
 contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments;
 learning is queued (``hear``) and done a unit at a time in the engine's think slices
-(``absorb``), never on a send.
+(``absorb``), never on a send; one answer reads the memory as it was prepared (``catch_up``
+first, nothing learned while it is sampled), so how the slices fell never changes its notes.
+The voice's own notes outside the performer's scale lose weight with the memory's say
+(``realtime.memory_cursor``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY, Tokenizer
 from improv.realtime.call_fit import agreement, call_pitch_classes, scale_strength
-
-Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
+from improv.realtime.memory_cursor import MemoryCursor
+from improv.realtime.memory_events import MAX_INTERVAL, TABLES, Feat, contexts, symbol
 
 MAX_EVENTS = 1000  # events remembered (some 100 calls); older ones leave, their counts with them
 MAX_CONTEXTS = 1200  # n-gram contexts counted, at most (junk makes new ones at every note): ~0.7 MB
 RUN_KEEP = 3  # of a run of one key struck again and again, only this many are learned
-MAX_INTERVAL = 24  # larger leaps are not counted as intervals
-# The memory's largest share of each head (adapt 1, much varied evidence), per field, measured on
-# the performer's next phrases (bench_learn's idioms, after ten calls): the voices' rhythm is good
-# already (a larger offset share costs likelihood), the performer's pitches and dynamics are what
-# they lack most.
-LAMBDA_MAX = {OFFSET: 0.3, PITCH: 0.75, DURATION: 0.45, VELOCITY: 0.6}
 EVIDENCE_HALF = 12.0  # events of evidence at which the share is half of its most
 VARIETY_FULL = 4.0  # pitch classes (perplexity of the session's pitch classes) for the full share
 FADE_TO = 0.1  # with forget_after, a phrase that old counts this much
+# Near an answer's end, the memory's durations are this much the lengths the performer's phrases
+# end with: whole-tone and blues licks end on a half note (a third of a lick's weight, duration x
+# velocity), the answers at adapt 0 on 0.7-1.0 beats, so their pitch-class histograms were
+# flatter than any lick's.
+ENDING_SHARE = 0.5
 
-_TABLES = ("offset", "interval", "pc", "duration", "velocity", "register")
 REGISTER_SPREAD = 3.0  # semitones: past the performer's lowest / highest note, the memory's pitches fade with this width
 REGISTER_FLOOR = 0.01  # ... to this (the voice's own share still reaches any key in range)
-
-
-class _Feat:
-    """An event as the tables see it: its classes, and its interval from the event before."""
-
-    __slots__ = ("pitch", "offset", "duration", "velocity", "interval", "chord")
-
-    def __init__(self, row: Sequence[int], before: "_Feat | None") -> None:
-        self.pitch, self.offset, self.duration, self.velocity = (int(x) for x in row)
-        self.chord = before is not None and self.offset == 0
-        step = None if before is None else self.pitch - before.pitch
-        self.interval = step if step is not None and abs(step) <= MAX_INTERVAL else None
-
-
-def _contexts(table: str, h: Sequence[_Feat], now: _Feat | None) -> list[tuple]:
-    """The contexts (lowest order first) a table predicts from: ``h`` the events before (latest
-    last), ``now`` the event's fields drawn already (offset before duration)."""
-    if table == "offset":
-        past = [f.offset for f in h[-3:]][::-1]
-        return [tuple(past[:k]) for k in range(len(past) + 1)]
-    if table == "interval":
-        chord = now is not None and now.chord
-        out = [(), (chord,)]
-        if h and h[-1].interval is not None:
-            out.append((chord, h[-1].interval))
-            if len(h) > 1 and h[-2].interval is not None:
-                out.append((chord, h[-1].interval, h[-2].interval))
-        return out
-    if table == "pc":
-        return [(), (h[-1].pitch % 12,)] if h else [()]
-    if table == "register":
-        return [()]  # which keys were played at all: the window the pitches keep to
-    if table == "duration":
-        assert now is not None
-        out = [(), (now.offset,)]
-        return out + [(now.offset, h[-1].duration)] if h else out
-    return [(), (h[-1].velocity,)] if h else [()]  # velocity
-
-
-def _symbol(table: str, f: _Feat) -> int | None:
-    if table == "offset":
-        return f.offset
-    if table == "interval":
-        return None if f.interval is None else f.interval + MAX_INTERVAL
-    if table == "pc":
-        return f.pitch % 12
-    if table == "register":
-        return f.pitch
-    return f.duration if table == "duration" else f.velocity
 
 
 class SessionMemory:
@@ -114,8 +67,8 @@ class SessionMemory:
         self.adapt = adapt
         self.forget_after = forget_after
         self.max_events = max_events
-        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "register": 128, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY]}
-        self.pending: deque[tuple[np.ndarray, float]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too)
+        self._sizes = {"offset": tokenizer.sizes[OFFSET], "interval": 2 * MAX_INTERVAL + 1, "pc": 12, "register": 128, "duration": tokenizer.sizes[DURATION], "velocity": tokenizer.sizes[VELOCITY], "ending": tokenizer.sizes[DURATION]}
+        self.pending: deque[tuple[np.ndarray, float, bool]] = deque(maxlen=max_events)  # heard, not learned yet (bounded too); True: a phrase's last note
         self.forget()
 
     # ---- learning -------------------------------------------------------------------------------
@@ -128,11 +81,11 @@ class SessionMemory:
 
     def forget(self) -> None:
         """Everything learned goes (the forget control)."""
-        self._counts: dict[str, dict[tuple, np.ndarray]] = {t: {} for t in _TABLES}
+        self._counts: dict[str, dict[tuple, np.ndarray]] = {t: {} for t in TABLES}
         self._seen: dict[tuple, np.ndarray | None] = {}  # distributions worked out since the last change
         self._contexts = 0  # entries of every table
         self._events: deque[tuple[np.ndarray, float, list[tuple[str, tuple, int]]]] = deque()
-        self._history: list[_Feat] = []  # the last learned events, for the next one's contexts
+        self._history: list[Feat] = []  # the last learned events, for the next one's contexts
         self._run = 0  # how many times the last key came in a row
         self._t0: float | None = None  # weights are stored relative to this time (see _weight); set by the first use
         self.total = 0.0  # stored weight of every remembered event
@@ -140,32 +93,41 @@ class SessionMemory:
 
     def hear(self, rows: Sequence[np.ndarray], now: float) -> None:
         """The performer's call (its notes' rows as the model heard them): learned later, in ``absorb``."""
-        for row in rows:
-            if int(row[PITCH]) < BOS:
-                self.pending.append((np.array(row, dtype=np.uint8), now))
+        notes = [row for row in rows if int(row[PITCH]) < BOS]
+        for k, row in enumerate(notes):
+            self.pending.append((np.array(row, dtype=np.uint8), now, k == len(notes) - 1))
 
     def absorb(self, now: float = 0.0) -> int:
         """Learn one heard event (a think unit; ``now`` unused: each event keeps its time)."""
         if not self.pending:
             return 0
-        row, t = self.pending.popleft()
-        self.learn(row, t)
+        row, t, last = self.pending.popleft()
+        self.learn(row, t, last=last)
         return 1
 
-    def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None) -> None:
-        """One performer event, now (or counting ``weight``, as a loaded one does)."""
+    def catch_up(self) -> int:
+        """Learn everything heard (an answer is being prepared: it reads the memory as the calls
+        before it left it, however the think slices fell)."""
+        done = 0
+        while self.pending:
+            done += self.absorb()
+        return done
+
+    def learn(self, row: Sequence[int], now: float = 0.0, weight: float | None = None, last: bool = False) -> None:
+        """One performer event, now (or counting ``weight``, as a loaded one does); ``last``: it
+        ended the phrase."""
         before = self._history[-1] if self._history else None
-        f = _Feat(row, before)
+        f = Feat(row, before, last)
         self._run = self._run + 1 if before is not None and f.pitch == before.pitch else 1
         if self._run > RUN_KEEP:  # hammering one key: not more of the same
             return
         w = self._weight(now) if weight is None else weight
         keys = []
-        for table in _TABLES:
-            sym = _symbol(table, f)
+        for table in TABLES:
+            sym = symbol(table, f)
             if sym is None:
                 continue
-            for ctx in _contexts(table, self._history, f):
+            for ctx in contexts(table, self._history, f):
                 counts = self._counts[table].get(ctx)
                 if counts is None:
                     if ctx and self._contexts >= MAX_CONTEXTS:
@@ -271,36 +233,41 @@ class SessionMemory:
             p = (c + types * p) / (total + types)
         return p
 
-    def probs(self, field: int, history: Sequence[_Feat], row: np.ndarray, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
+    def probs(self, field: int, history: Sequence[Feat], row: np.ndarray, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0, closing: bool = False) -> np.ndarray | None:
         """The memory's distribution over ``field``'s classes for the next event, given the
         events before (``history``) and the fields of ``row`` drawn already; None: no opinion.
         ``call_pc`` / ``agree``: the answered call's pitch classes, and how far the memory's are
-        still the performer's (``realtime.call_fit``)."""
+        still the performer's (``realtime.call_fit``). ``closing``: the answer looks for its
+        ending (the cadence rule's part of it): its durations lean to the lengths the performer
+        ends phrases with (``ENDING_SHARE``)."""
         if field == OFFSET:
-            return self._dist("offset", _contexts("offset", history, None), scale)
+            return self._dist("offset", contexts("offset", history, None), scale)
         if field == PITCH:
             return self._pitch(history, int(row[OFFSET]), scale, call_pc, agree)
-        now = _Feat(row, history[-1] if history else None)
+        now = Feat(row, history[-1] if history else None)
         if field == DURATION:
-            p = self._dist("duration", _contexts("duration", history, now), scale)
+            p = self._dist("duration", contexts("duration", history, now), scale)
+            end = self._dist("ending", [()], scale) if closing else None
+            if p is not None and end is not None:
+                p = (1 - ENDING_SHARE) * p + ENDING_SHARE * end
             if p is not None:
                 p = p.copy()
                 p[0] = 0.0  # a note never has duration class 0
                 p = p / p.sum() if p.sum() > 0 else None
             return p
-        return self._dist("velocity", _contexts("velocity", history, now), scale)
+        return self._dist("velocity", contexts("velocity", history, now), scale)
 
-    def _pitch(self, history: Sequence[_Feat], offset: int, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
+    def _pitch(self, history: Sequence[Feat], offset: int, scale: float, call_pc: np.ndarray | None = None, agree: float = 1.0) -> np.ndarray | None:
         before = history[-1] if history else None
-        probe = _Feat((before.pitch if before else 60, offset, 1, 0), before)
-        pc = self._dist("pc", _contexts("pc", history, probe), scale)
+        probe = Feat((before.pitch if before else 60, offset, 1, 0), before)
+        pc = self._dist("pc", contexts("pc", history, probe), scale)
         if pc is None:
             return None
         if call_pc is not None and agree < 1.0:  # a key the performer has left: the call's own pitch classes instead
             pc = agree * pc + (1.0 - agree) * call_pc
         pitch = np.tile(0.95 * pc + 0.05 / 12, 11)[:128]  # floored: the product never rules a key out
         if before is not None and before.pitch < 128:
-            step = self._dist("interval", _contexts("interval", history, probe), scale)
+            step = self._dist("interval", contexts("interval", history, probe), scale)
             if step is not None:
                 near = np.full(128, 0.02 / 128)  # leaps beyond the counted range keep a little
                 lo, hi = max(before.pitch - MAX_INTERVAL, 0), min(before.pitch + MAX_INTERVAL, 127)
@@ -347,53 +314,10 @@ class SessionMemory:
             return None
         notes = [r for r in call_rows if int(r[PITCH]) < BOS]
         pitches = [int(r[PITCH]) for r in notes]
-        agree = agreement(scale_strength(self), pitches)
-        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree)
-
-
-class MemoryCursor:
-    """One answer's use of the memory: its share, its fade, and the events just before its next
-    one (the call's last notes, then what it has sampled)."""
-
-    def __init__(self, memory: SessionMemory, lam: float, scale: float, rows: Sequence[np.ndarray], call_pc: np.ndarray | None = None, agree: float = 1.0) -> None:
-        self.memory = memory
-        self.lam = lam
-        self.scale = scale
-        self.call_pc, self.agree = call_pc, agree  # the call's pitch classes, and how far the memory's still hold (realtime.call_fit)
-        self._rows = list(rows)
-        self.reset()
-
-    def reset(self) -> None:
-        """Back to the call's last notes (the answer is drawn again)."""
-        self.history: list[_Feat] = []
-        for row in self._rows:
-            self.push(row)
-
-    def push(self, row: Sequence[int]) -> None:
-        """An event of the answer, sampled."""
-        self.history = (self.history + [_Feat(row, self.history[-1] if self.history else None)])[-3:]
-
-    def mix(self, field: int, row: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """The head's logits with the memory mixed in: log((1 - lam) softmax(logits) + lam p_memory),
-        ``lam`` the memory's say times the head's ``LAMBDA_MAX``."""
-        p = self.memory.probs(field, self.history, row, self.scale, self.call_pc, self.agree)
-        if p is None or len(p) != len(logits):
-            return logits
-        lam = self.lam * LAMBDA_MAX[field]
-        z = np.asarray(logits, dtype=np.float64)
-        q = np.exp(z - z.max())
-        q *= (1 - lam) / q.sum()
-        q += lam * p
-        with np.errstate(divide="ignore"):
-            return np.log(q)
-
-    def bend(self, guide: Guide) -> Guide:
-        """``guide``, then the memory mixed into what it made of each head: the memory keeps its
-        share whatever the answer's rules did (a motif a fifth away would take a whole-tone
-        performer's scale away); the masks (range, key, texture) still rule."""
-
-        def mixed(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-            logits, mask = guide(field, row, logits, mask)
-            return self.mix(field, row, logits), mask
-
-        return mixed
+        strength = scale_strength(self)
+        agree = agreement(strength, pitches)
+        outside = None
+        if strength is not None:  # pitch classes the performer has not been playing, the call's own kept
+            outside = strength <= 0
+            outside[np.asarray(pitches, dtype=int) % 12] = False
+        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree, outside)

@@ -26,8 +26,9 @@ def memory_bytes(memory: SessionMemory, now: float) -> bytes:
         memory.absorb()
     rows = np.array([r for r, _, _ in memory.remembered], dtype=np.uint8).reshape(-1, 4)
     weights = np.array([w for _, w, _ in memory.remembered], dtype=np.float64) * memory.scale(now)
+    ends = np.array([any(key[0] == "ending" for key in keys) for _, _, keys in memory.remembered], dtype=bool)  # a phrase's last note
     buf = io.BytesIO()
-    np.savez(buf, format=np.array(FORMAT), sizes=np.array(memory.tokenizer.sizes), rows=rows, weights=weights)
+    np.savez(buf, format=np.array(FORMAT), sizes=np.array(memory.tokenizer.sizes), rows=rows, weights=weights, ends=ends)
     return buf.getvalue()
 
 
@@ -39,17 +40,18 @@ def load_memory_bytes(memory: SessionMemory, data: bytes, name: str = "memory") 
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             fmt, sizes, rows, weights = (z[k] for k in ("format", "sizes", "rows", "weights"))
+            ends = z["ends"] if "ends" in z.files else np.zeros(len(rows), dtype=bool)  # files saved before phrase endings were kept
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise MemoryFileError(f"{name} is not a session memory improv wrote ({type(exc).__name__}: {str(exc)[:80]})") from None
     if fmt.shape != () or int(fmt) != FORMAT:
         raise MemoryFileError(f"{name}: memory format {fmt!s:.20} (this improv reads {FORMAT})")
     if tuple(sizes.tolist()) != tuple(memory.tokenizer.sizes):
         raise MemoryFileError(f"{name}: made for another vocabulary {tuple(sizes.tolist())!s:.60} (the voice's: {tuple(memory.tokenizer.sizes)})")
-    if rows.ndim != 2 or rows.shape[1] != 4 or rows.dtype != np.uint8 or weights.shape != (len(rows),):
-        raise MemoryFileError(f"{name}: rows of shape {rows.shape} and weights of shape {weights.shape} (expected (N, 4) uint8 and (N,))")
+    if rows.ndim != 2 or rows.shape[1] != 4 or rows.dtype != np.uint8 or weights.shape != (len(rows),) or ends.shape != (len(rows),) or ends.dtype != bool:
+        raise MemoryFileError(f"{name}: rows of shape {rows.shape}, weights {weights.shape}, ends {ends.shape} (expected (N, 4) uint8, (N,), (N,) bool)")
     bad = (rows[:, PITCH] >= 128) | (rows[:, OFFSET] >= sizes[OFFSET]) | (rows[:, DURATION] >= sizes[DURATION]) | (rows[:, VELOCITY] >= sizes[VELOCITY])
     if bad.any() or not np.isfinite(weights).all() or (weights < 0).any():
         raise MemoryFileError(f"{name}: event {int(np.argmax(bad)) if bad.any() else 'weights'} out of range")
     memory.forget()
-    for row, w in zip(rows[-memory.max_events :], weights[-memory.max_events :]):
-        memory.learn(row, weight=float(w))  # counted as much as when saved; time runs from the first use
+    for row, w, end in zip(rows[-memory.max_events :], weights[-memory.max_events :], ends[-memory.max_events :]):
+        memory.learn(row, weight=float(w), last=bool(end))  # counted as much as when saved; time runs from the first use

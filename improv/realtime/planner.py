@@ -81,6 +81,7 @@ class Planner:
         transport places the beat: the grid the call is read on and the answer placed on."""
         s = self.settings
         context.cancel_reprime()
+        self.memory.catch_up()  # the answer reads the memory as the calls before left it (engine._may_learn)
         heard_bpm = bpm  # the call's rows were quantised at this tempo
         pulse = None
         if clock_grid is not None:  # a followed MIDI clock's transport or a Link session: its beat
@@ -230,8 +231,8 @@ class Planner:
             return 0
         # The range is the hard mask; the key (answer.reading.mask) a rule (realtime.processors.key).
         guide = self.guide(answer, length_factor)
-        if d.memory is not None:  # the session memory's mix, under the answer's own rules
-            guide = d.memory.bend(guide)
+        if d.memory is not None:  # the session memory's mix, under the answer's own rules (near the end: the performer's endings)
+            guide = d.memory.bend(guide, s.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM)
         row = model.sample_event(d.state, d.rng, params, self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             d.finished = True
