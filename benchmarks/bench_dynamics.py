@@ -26,6 +26,7 @@ PATTERN = np.array([0, 6, -4, 8, -6, 4, -2, 6, -3, 5, -5, 2])
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dynamics-voice", default="folk", help="the shipped voice the dynamics group answers with (default: folk)")
+    parser.add_argument("--dynamics-set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a setting for the answers (repeatable; default: the built-in defaults)")
 
 
 def run(args: Any) -> dict[str, float]:
@@ -34,8 +35,10 @@ def run(args: Any) -> dict[str, float]:
     from improv.model.sampling import SamplingParams
     from improv.model.voices import training_checkpoint, voice_path
     from improv.music.notes import Note, note_array
-    from improv.settings.serve_section import ServeSettings
+    from improv.settings.load import load_settings
 
+    settings = load_settings(None, list(args.dynamics_set))
+    serve, params = settings.serve, SamplingParams.from_settings(settings.sample)
     model = load_checkpoint(str(training_checkpoint(voice_path(args.dynamics_voice)))).step_model()
 
     def call(velocities: Any) -> np.ndarray:
@@ -43,7 +46,7 @@ def run(args: Any) -> dict[str, float]:
         return note_array([Note(p, float(t), d * 0.9, int(v)) for p, t, d, v in zip(PITCHES, starts, BEATS, velocities)])
 
     def answer(velocities: Any, seed: int) -> np.ndarray:
-        notes = engine_answer(model, ServeSettings(), SamplingParams(), call(velocities), 8.0, 100.0, seed).notes
+        notes = engine_answer(model, serve, params, call(velocities), 8.0, 100.0, seed).notes
         return notes["velocity"][np.argsort(notes["start"], kind="stable")].astype(float)
 
     levels, ratios = [], []

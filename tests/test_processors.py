@@ -199,7 +199,7 @@ def test_the_density_knob_moves_the_next_answer():
 
 
 def test_voicing_a_bass_in_the_calls_bass_register_and_no_clusters():
-    from improv.realtime.processors import voicing
+    from improv.realtime.chord_rules import voicing
     from improv.realtime.shaping import call_bass
 
     rows = [np.array([p, 0, 12, 4]) for p in (48, 60, 64, 50, 62, 65)]
@@ -307,7 +307,7 @@ def test_voicing_leaves_a_part_moving_over_a_held_bass_free():
     """The bass is bent at an onset only when no note held into it already sounds in the bass
     register: a renaissance part moving over a held bass was pulled down into the bass (its
     answers' top 2.0 semitones under the call's, real 0.0)."""
-    from improv.realtime.processors import voicing
+    from improv.realtime.chord_rules import voicing
 
     over_bass = make_answer(sampled=3, onsets=1, beats=0.0, max_voices=3, call_bass=48.0, sounding=[(4.0, 48), (1.0, 60), (1.0, 64)])
     logits, _ = bend(voicing, over_bass, PITCH, offset=12)  # a beat on: the bass (to beat 4) still sounds

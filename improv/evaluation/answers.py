@@ -41,6 +41,7 @@ from improv.music.tokenizer import (
     Tokenizer,
 )
 from improv.realtime.calls import threshold_s
+from improv.realtime.context import Voice
 from improv.realtime.engine import Engine
 from improv.realtime.notes import LiveNote
 from improv.settings.serve_section import ServeSettings
@@ -91,10 +92,11 @@ class EngineAnswer(NamedTuple):
     errors: list[str]  # what the engine reported going wrong (a model error silences an answer)
 
 
-def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int) -> EngineAnswer:
+def engine_answer(model: Any, settings: ServeSettings, params: SamplingParams, call: np.ndarray, span: float, bpm: float, seed: int, voice: str = "") -> EngineAnswer:
     """improv's answer to ``call`` (beats from its bar line) played at ``bpm``: its notes, their
-    starts in beats (at ``bpm``) from the answer's bar line ``span`` beats after the call's."""
-    engine = Engine(model, dataclasses.replace(settings, bpm=bpm), params, seed=seed)
+    starts in beats (at ``bpm``) from the answer's bar line ``span`` beats after the call's.
+    ``voice``: the model's name, as `improv serve` gives it (``serve.keyless_voices``)."""
+    engine = Engine([Voice(voice, model)], dataclasses.replace(settings, bpm=bpm), params, seed=seed)
     performer = settings.listen_channel - 1 if settings.listen_channel else (settings.channel % 16)
     script = call_script(call, bpm, performer)
     until = script[-1][0] + 4 * span * 60 / bpm + 30.0

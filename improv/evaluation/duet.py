@@ -85,6 +85,7 @@ def evaluate_duet(
     train_codes: Sequence[np.ndarray] | None = None,
     dump: str | Path | None = None,
     listener: bool = True,
+    voice: str = "",
 ) -> dict[str, Any]:
     """Every figure of `improv eval --duet` for ``model`` on ``pairs`` (see the module doc).
     ``train_codes`` (the training pieces' ``note_codes``) adds each system's ``longest_copy``;
@@ -128,7 +129,7 @@ def evaluate_duet(
             partner = partners[k][i]
             if partner is not None:
                 turns["shuffled"].append(turn(kept[partner].answer))
-            played = engine_answer(model, serve, params, pair.call, pair.span, bpm, seed * 1_000_003 + i * answers + k)
+            played = engine_answer(model, serve, params, pair.call, pair.span, bpm, seed * 1_000_003 + i * answers + k, voice)
             if played.errors and not errors:
                 log(f"the engine reported: {played.errors[0]}")
             errors += played.errors
@@ -196,7 +197,7 @@ def run_duet(checkpoint: str, data: Sequence[str] | None, bars: int, answers: in
         log(f"fitting the order-{settings.eval.markov_order} Markov continuator on {len(train)} training pieces")
     markov = MarkovModel(settings.eval.markov_order, ckpt.tokenizer.sizes).fit([p.tokens for p in train])
     params = SamplingParams.from_settings(settings.sample)
-    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log, [note_codes(p.tokens, ckpt.tokenizer) for p in train], dump)
+    result = evaluate_duet(ckpt.step_model(), pairs, markov, settings.serve, params, answers, seed, log, [note_codes(p.tokens, ckpt.tokenizer) for p in train], dump, voice=Path(checkpoint).stem)
     result["targets_met"] = targets_met(result)
     where = {"checkpoint": checkpoint, "voice": Path(checkpoint).stem, "data": list(data) if data else list(record["data"])}
     return {**where, "pieces": len(heldout), "bars": bars, **result}

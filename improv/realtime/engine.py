@@ -75,7 +75,7 @@ class Engine(PlayAlong, FollowsLink, Stops):
         quantiser = Quantiser(self.tokenizer)
         self._context = ModelContext(self.model, s.window)
         self._listener = Listener(s, self._context, quantiser, recorder)
-        self._planner = Planner(s, quantiser, s.channel - 1, seed)
+        self._planner = Planner(s, quantiser, s.channel - 1, seed, [v.name for v in self.voices])
         self._output = Output(s.channel - 1, self._echo, recorder)
         self._responder = Responder(s, self._output, self._context, recorder)
         self._band = Band(s, self._output, self.tokenizer, seed)  # play along: accompany, loop, solo

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, Sequence
 
 import mido
 import numpy as np
@@ -28,7 +28,8 @@ from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.idiom_key import performer_key
-from improv.realtime.processors import answer_processors
+from improv.realtime.processors import Processor, answer_processors
+from improv.realtime.variety import variety
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.clock_follower import Grid
@@ -55,7 +56,7 @@ ENDING_BEATS = 1.0  # a note ending an answer before its length: a tonic-triad t
 class Planner:
     """Makes and advances answers; owns no answer (the engine holds the one in progress)."""
 
-    def __init__(self, settings: ServeSettings, quantiser: Quantiser, channel: int, seed: int) -> None:
+    def __init__(self, settings: ServeSettings, quantiser: Quantiser, channel: int, seed: int, voice_names: Sequence[str] = ("",)) -> None:
         self.settings = s = settings
         self.memory = SessionMemory(quantiser.tokenizer, s.adapt, s.forget_after)  # the performer's idiom, mixed into each head
         self.quantiser = quantiser
@@ -67,7 +68,8 @@ class Planner:
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
         self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
-        self.processors = answer_processors(s)  # the answer's constraints and rules (realtime.processors)
+        # each voice's constraints and rules (realtime.processors), then a line's variety (realtime.variety)
+        self.processors = [[*answer_processors(s, name), Processor("variety", variety, s.rule_variety)] for name in voice_names]
         self.density = s.density  # the density dial (its knob moves it)
 
     def rng(self, exchange: int) -> np.random.Generator:
@@ -281,7 +283,7 @@ class Planner:
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        guide = answer_guide(answer, self._time_values, cadence, self.processors)
+        guide = answer_guide(answer, self._time_values, cadence, self.processors[min(answer.reading.voice, len(self.processors) - 1)])
         # Timing: every onset on the performer's grid (sixteenths, triplets), the first on a beat
         # (or a downbeat) of the call's grid, so the model's own sense of the beat is the performer's.
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.

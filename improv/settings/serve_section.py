@@ -147,6 +147,12 @@ class ServeSettings:
     # voicing: a chordal answer's lowest notes in the call's bass register, no three notes within
     # a whole tone in one chord.
     rule_voicing: float = 1.0
+    # ---- chordal answers (issue 19, bach and renaissance) ----
+    # Voices (by name) whose answers keep no key: the key rule off for them, as rule_key 0. Modal
+    # music (renaissance) fits a major or minor key estimate badly: without the rule both listeners
+    # of `improv eval --duet` told its answers less well (README, #19's sixth pass).
+    keyless_voices: list[str] = field(default_factory=lambda: ["renaissance"])
+    # ---- end of the chordal answers' block ----
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
     cc_density: int = 26
@@ -206,5 +212,9 @@ class ServeSettings:
     # keeps both going; a note-off lost to an xrun or a pulled cable does not hold them until
     # serve.stuck_note_s (which alone decides while estimating with no call's tempo heard yet).
     hold_bars: int = 2
+    # ---- the answer's pitch variety (line4; realtime/variety.py, issue 19) ----
+    # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so
+    # it moves on to new ones as a tune does (0 = off, 0..4). Lines only: chords are untouched.
+    rule_variety: float = 1.0
     link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
     link_quantum: int = 4  # beats per bar of the session's phase (Link's quantum): the bars of entry: bar
