@@ -8,6 +8,8 @@ performer and a synth as JACK clients. Each test failed before its fix:
 
 "Heard" is judged on improv's own status line for the new call (``#2 call 3 notes``), so the tail
 of an earlier answer can never pass for a new one. No timing is asserted: generous timeouts only.
+A key of the performer's that JACK drops at an xrun (``#2 call 2 notes``) is allowed; a lost
+note-off holds a call open ``serve.hold_bars`` bars (1.2 s at the tests' 400 bpm), well within them.
 """
 
 from __future__ import annotations
@@ -42,17 +44,20 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def answered(lines: Lines, synth: Listener, number: int, notes: int, timeout: float = 20) -> str:
-    """Improv heard call ``number`` (its status line says so, with ``notes`` notes) and its answer
-    reached the synth; the status line."""
+    """Improv heard call ``number`` (its status line says so, printed once the answer has ended,
+    with ``notes`` notes, or one fewer: a key JACK dropped at an xrun) and its answer reached the
+    synth; the status line."""
     line = lines.wait_for(f"#{number} call ", timeout=timeout)
-    assert line.startswith(f"#{number} call {notes} notes"), line
+    assert line.startswith((f"#{number} call {notes} notes", f"#{number} call {notes - 1} notes")), line
     assert synth.wait(lambda got: len(synth.note_ons()) > 0, timeout=timeout), lines.rest()
     return line
 
 
-def quiet(synth: Listener, timeout: float = 20) -> None:
-    """Improv's answer has ended: every note it struck is closed, and nothing new for a while."""
-    assert synth.wait(lambda got: unclosed(got) == {}, timeout=timeout)
+def quiet(synth: Listener) -> None:
+    """After ``answered`` (the answer has ended: its status line): its last note-offs in flight
+    arrive (one JACK dropped never does: no assertion here, the closing is checked where improv's
+    tally can tell), nothing new for a while; what the synth got is forgotten."""
+    synth.wait(lambda got: unclosed(got) == {}, timeout=3.0)
     synth.wait(lambda got: False, timeout=1.0)
     synth.got.clear()
 

@@ -50,6 +50,31 @@ def test_serve_asks_for_the_priority_below_jack_and_says_so(monkeypatch):
     assert any("real-time priority 4 (below JACK's client threads at 5)" in line for line in lines), lines
 
 
+def test_the_timing_line_is_said_once_sigterm_is_handled(monkeypatch):
+    """Supervisors and the JACK tests send SIGTERM from the timing line on: by then the stop
+    signals must be improv's (a clean exit), not the default death by the signal (before: said
+    first, and a SIGTERM in the gap killed the process, exit -15)."""
+    import signal
+
+    from improv.io.clock import FakeClock
+    from improv.io.memory_ports import MemoryOutput, ScriptedInput
+    from improv.realtime.engine import Engine
+    from improv.session.loop import ServeLoop
+    from improv.settings.serve_section import ServeSettings
+
+    monkeypatch.setattr(process, "realtime_scheduling", lambda p: ("normal scheduling", lambda: None))
+    handlers: list[object] = []
+
+    def said(line: str) -> None:
+        if line.startswith("improv: timing:"):
+            handlers.append(signal.getsignal(signal.SIGTERM))
+
+    clock = FakeClock()
+    loop = ServeLoop(Engine(LadderModel(), ServeSettings()), ScriptedInput(clock), MemoryOutput(clock), clock, on_status=said)
+    process.serve(loop, until=0.5, realtime_priority=0)
+    assert len(handlers) == 1 and handlers[0] not in (signal.SIG_DFL, signal.SIG_IGN, None), handlers
+
+
 def test_the_sessions_input_poller_runs_at_the_loops_priority_and_no_other_poller_does(monkeypatch):
     """The poller's priority is its own (passed in by the session), not a class-wide value: a
     second input's poller (another session in the process, a test's) keeps normal scheduling, and

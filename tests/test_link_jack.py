@@ -5,7 +5,8 @@ once the peer sets the tempo, improv's answers land on the peer's beat, not the 
 
 Skipped, saying why, without LinkPython-extern (`pip install -e ".[link]"`), where two Link
 peers cannot meet on this machine, or where jackd cannot start. Margins are ones a loaded
-two-core machine cannot eat; benchmarks/bench_link.py measures the figures.
+two-core machine cannot eat; benchmarks/bench_link.py measures the figures. Each answer is waited
+for by improv's status line (said once it has ended), not by a lull in what arrives.
 """
 
 from __future__ import annotations
@@ -53,12 +54,15 @@ def off_grid_ms(beat: float, beat_s: float, grid=GRID) -> float:
     return min(abs(f - g) for g in grid) * beat_s * 1000
 
 
-def answer(listener: Listener, after: float) -> list[float]:
-    """The answer's onsets, once it has ended (1.5 s without a new note)."""
-    assert listener.wait(lambda got: len(listener.note_ons(after=after)) >= 4, timeout=30)
-    while listener.wait(lambda got: len(listener.note_ons(after=after)) > count, timeout=1.5) if (count := len(listener.note_ons(after=after))) else False:
-        pass
-    return [t for t, _ in listener.note_ons(after=after)]
+def answer(listener: Listener, lines: Lines, number: int, after: float) -> tuple[list[float], str, bool]:
+    """The answer's onsets, once improv's status line for exchange ``number`` says it has ended;
+    the line; whether every note it played arrived (JACK may drop one at an xrun: then the first
+    onset heard may not be the answer's first)."""
+    status = lines.wait_for(f"#{number} call", timeout=30)
+    listener.wait(lambda got: False, timeout=0.3)  # its last messages in flight
+    times = [t for t, _ in listener.note_ons(after=after)]
+    assert len(times) >= 4, (times, status)
+    return times, status, len(times) == int(re.search(r"answer (\d+) notes", status).group(1))
 
 
 def test_serve_link_publishes_alone_and_follows_the_peer(jack):
@@ -80,8 +84,7 @@ def test_serve_link_publishes_alone_and_follows_the_peer(jack):
 
         # 1. Alone: improv hears the performer at 120 and publishes it; a peer that joins takes it.
         onsets, end = perform(performer, 120, time.perf_counter() + 0.05)
-        answer(listener, end)
-        status = lines.wait_for("#1 call", timeout=10)
+        _, status, _ = answer(listener, lines, 1, end)
         heard = float(re.search(r"· (\d+) bpm \(estimate\)", status).group(1))
         assert min(abs(heard / 120 / x - 1) for x in (1, 2, 0.5)) < 0.04, status
         time.sleep(1.0)  # improv's session is the older one: the peer joins it (Link keeps the older)
@@ -103,13 +106,12 @@ def test_serve_link_publishes_alone_and_follows_the_peer(jack):
         start = time.perf_counter() + 0.05
         start += (0.37 - (peer.beat_at(start) % 1)) % 1 * (60 / 90)  # the call off the peer's beat (0.37 in)
         _, end = perform(performer, 120, start)
-        times = answer(listener, end)
-        status = lines.wait_for("#2 call", timeout=10)
+        times, status, whole = answer(listener, lines, 2, end)
         assert "90 bpm (Link, 1 peer)" in status, status
         errors = [off_grid_ms(peer.beat_at(t), 60 / 90) for t in times]
         first = off_grid_ms(peer.beat_at(times[0]), 60 / 90, (0, 1))
         print(f"followed: answer onsets median {np.median(errors):.1f} ms, p90 {np.percentile(errors, 90):.1f} ms off the peer's grid; first note {first:.1f} ms off its beat")
-        assert np.median(errors) < 25 and first < 60, (errors, first)
+        assert np.median(errors) < 25 and (first < 60 or not whole), (errors, first)  # (a first note lost: its grid only)
         proc.send_signal(2)
         assert proc.wait(timeout=30) == 0, lines.rest()
     finally:

@@ -145,7 +145,7 @@ class Engine(PlayAlong, FollowsLink, Stops):
     def _due(self, now: float, out: list[Timed]) -> None:
         if not self._follow_link(now) and self.tempo_source == "clock" and not self._clock.active(now):
             self.tempo_source = "clock, held"  # the clock stopped: keep its last tempo
-        self._released(self._listener.release_stuck(now), now)  # a lost note-off: the band stops keeping time too
+        self._released(self._listener.release_stuck(now, self._bar_s()), now)  # a lost note-off: the band stops keeping time too
         if self.mode == LISTEN and not self._holds_call():
             reason = self._listener.end_reason(now, self.bpm)
             if reason is not None:
@@ -167,7 +167,8 @@ class Engine(PlayAlong, FollowsLink, Stops):
         times: list[float | None] = [self._output.urgent[0][0] if self._output.urgent else None, self._output.next_off()]
         times.append(self._responder.next_note())
         times.append(self._band.next_time(self.bpm))
-        times.extend(self._listener.deadlines(self.bpm) if self.mode == LISTEN and not self._holds_call() else [self._listener.performer.stuck_deadline()])
+        bar_s = self._bar_s()
+        times.extend(self._listener.deadlines(self.bpm, bar_s) if self.mode == LISTEN and not self._holds_call() else [self._listener.stuck_deadline(bar_s)])
         if self.mode == LISTEN and not self._output.sounding:
             times.append(self._echo.next_probe_at())
         known = [t for t in times if t is not None]
@@ -279,6 +280,14 @@ class Engine(PlayAlong, FollowsLink, Stops):
         self.voice = index
         self._context.forget_state(self.model)
         self._responder.drop_speculation()  # prepared with the other voice
+
+    def _bar_s(self) -> float | None:
+        """The performer's bar in seconds (a key held too long: ``serve.hold_bars``): ``bar_beats``
+        beats of the set's tempo, as the band counts its bars; None while no pulse is known
+        (estimating, and no call's tempo heard yet: serve.bpm is only a guess)."""
+        if self.tempo_source == "config" and self.settings.estimate_tempo:
+            return None
+        return self.settings.bar_beats * 60 / self.bpm
 
     def _set_bpm(self, bpm: float, source: str) -> None:
         self.bpm = min(max(bpm, 10.0), 400.0)

@@ -57,11 +57,27 @@ class Listener:
         if self.call is not None:
             self.call.touch(now)
 
-    def release_stuck(self, now: float) -> list[InNote]:
-        released = self.performer.release_stuck(now)
+    def hold_s(self, bar_s: float | None) -> float | None:
+        """How long keys may be held with nothing else played before they count as released:
+        ``hold_bars`` bars of the performer's pulse (``bar_s``, None while no pulse is known: then
+        ``stuck_note_s``). A note-off lost to an xrun ends the call as the band's rule ends the
+        band, not ``stuck_note_s`` later."""
+        return None if bar_s is None else self.settings.hold_bars * bar_s
+
+    def stuck_deadline(self, bar_s: float | None) -> float | None:
+        return self.performer.stuck_deadline(self.hold_s(bar_s))
+
+    def release_stuck(self, now: float, bar_s: float | None) -> list[InNote]:
+        performer = self.performer
+        pedal_at = performer.last_activity + performer.stuck_s if performer.pedal_since is not None else None
+        released = performer.release_stuck(now, self.hold_s(bar_s))
         self._recorded(released)
-        if released and self.call is not None:
-            self.call.touch(max(n.off for n in released if n.off is not None))
+        if self.call is not None:
+            ends = [n.off for n in released if n.off is not None]
+            if pedal_at is not None and performer.pedal_since is None:
+                ends.append(pedal_at)  # the pedal let go as stuck: the call's silence runs from then
+            if ends:
+                self.call.touch(max(ends))
         return released
 
     def release_all(self, now: float) -> list[InNote]:
@@ -123,8 +139,8 @@ class Listener:
     def end_reason(self, now: float, bpm: float) -> tuple[str, float] | None:
         return end_reason(self.call, self.performer.quiet(), self.settings, bpm, now) if self.call is not None else None
 
-    def deadlines(self, bpm: float) -> list[float | None]:
-        times: list[float | None] = [self.performer.stuck_deadline()]
+    def deadlines(self, bpm: float, bar_s: float | None) -> list[float | None]:
+        times: list[float | None] = [self.stuck_deadline(bar_s)]
         if self.call is not None:
             times.extend(end_deadlines(self.call, self.performer.quiet(), self.settings, bpm))
         return times

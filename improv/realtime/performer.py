@@ -5,9 +5,12 @@ which notes are complete and may be fed to the model (``ready_group``: a chord i
 within ``chord_s`` of its first, released), whether the performer has fallen quiet (no key, no
 pedal), and which keys to release as stuck.
 
-Stuck keys and pedal (a lost note-off, a pedal that never comes up) are released after
-``stuck_s`` without *any* performer activity, not ``stuck_s`` after they went down: a pianist who
-holds the pedal through a long phrase is playing, and the call must stay open while they do.
+Stuck keys and pedal (a lost note-off, a pedal that never comes up) are released after a time
+without *any* performer activity, not after they went down: a pianist who holds the pedal through
+a long phrase is playing, and the call must stay open while they do. Keys go after
+``serve.hold_bars`` bars of the performer's pulse (the listener gives it in seconds; a held note
+of a bar and a half is no lost note-off), or ``stuck_s`` where that is sooner or no pulse is known;
+the pedal after ``stuck_s``.
 
 A key held down while the playing goes on (a drone under a melody) would keep every later note
 from the model, which hears notes in onset order once they are released, and ``pending`` would
@@ -82,22 +85,31 @@ class Performer:
 
     # ---- time -------------------------------------------------------------------------------
 
-    def stuck_deadline(self) -> float | None:
-        """When whatever is still down counts as released, if nothing happens before."""
-        if not self.held and self.pedal_since is None:
-            return None
-        return self.last_activity + self.stuck_s
+    def stuck_deadline(self, hold_s: float | None = None) -> float | None:
+        """When whatever is still down counts as released, if nothing happens before: keys after
+        ``hold_s`` (``serve.hold_bars`` of the performer's pulse, None while no pulse is known) or
+        ``stuck_s``, whichever is first; the pedal after ``stuck_s``."""
+        times = [self._keys_deadline(hold_s)] if self.held else []
+        if self.pedal_since is not None:
+            times.append(self.last_activity + self.stuck_s)
+        return min(times) if times else None
 
-    def release_stuck(self, now: float) -> list[InNote]:
-        """Keys (and the pedal) down with no activity for ``stuck_s``: released at that moment."""
-        deadline = self.stuck_deadline()
-        if deadline is None or now < deadline:
-            return []
-        released = list(self.held.values())
-        for note in released:
-            note.off = deadline
-        self.held.clear()
-        self.pedal_since = None
+    def _keys_deadline(self, hold_s: float | None) -> float:
+        return self.last_activity + (self.stuck_s if hold_s is None else min(self.stuck_s, hold_s))
+
+    def release_stuck(self, now: float, hold_s: float | None = None) -> list[InNote]:
+        """Keys down with no activity for ``hold_s`` (or ``stuck_s``), the pedal for ``stuck_s``:
+        released at that moment."""
+        released: list[InNote] = []
+        if self.held:
+            deadline = self._keys_deadline(hold_s)
+            if now >= deadline:
+                released = list(self.held.values())
+                for note in released:
+                    note.off = deadline
+                self.held.clear()
+        if self.pedal_since is not None and now >= self.last_activity + self.stuck_s:
+            self.pedal_since = None
         return released
 
     def release_all(self, now: float) -> list[InNote]:

@@ -97,7 +97,8 @@ class ServeSettings:
     temperature_min: float = 0.25
     temperature_max: float = 2.0
     # Keys (and the pedal) still down after this long with no note, release or pedal change at all
-    # count as released (a lost note-off must not hold a call open forever).
+    # count as released (a lost note-off must not hold a call open forever); keys sooner, after
+    # hold_bars bars, once the performer's pulse is known.
     stuck_note_s: float = 10.0
     # Improv's own messages coming back through a loopback port (IAC, loopMIDI) are not the
     # performer's: a loopback is detected by a probe (a sysex instruments ignore: F0 7D 69 6D 70 nn
@@ -206,9 +207,10 @@ class ServeSettings:
     # under the user config folder: $XDG_CONFIG_HOME or ~/.config).
     controls_file: str = ""
     # ---- stage robustness (stage2) ----
-    # accompany: keys held with nothing else played (no key down or up) for this many bars and
-    # the band stops keeping time as if they were up: a long note keeps it going, a note-off lost
-    # to an xrun or a pulled cable does not keep it going until serve.stuck_note_s.
+    # Keys held with nothing else played (no key down or up) for this many bars (bar_beats at the
+    # set's tempo) count as up: the band stops keeping time, an answer-mode call ends. A long note
+    # keeps both going; a note-off lost to an xrun or a pulled cable does not hold them until
+    # serve.stuck_note_s (which alone decides while estimating with no call's tempo heard yet).
     hold_bars: int = 2
     # ---- the answer's pitch variety (line4; realtime/variety.py, issue 19) ----
     # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import mido
 import numpy as np
 
-from support.serve_process import serve_cmd, served
+from support.serve_process import sent_tally, serve_cmd, served
 
 
 @dataclass
@@ -92,6 +92,8 @@ def accompany_over_jack(jack, checkpoint, beats: float = 12.0, bpm: float = 80.0
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
         listener.wait(lambda got: False, timeout=0.3)
+        if code == 0:
+            sent_tally(lines)  # its closing line read: ``lines`` complete
         held: dict[int, float] = {}
         improv = []
         for t, m in listener.got:

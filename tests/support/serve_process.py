@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import mido
+from support.fakes import unclosed
 
 
 class Lines:
@@ -121,6 +123,57 @@ def stop(proc, lines: Lines) -> None:
     """SIGTERM, as a supervisor or Ctrl-C would: improv must exit cleanly (0)."""
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0, lines.rest()
+
+
+def tally_in(said: list[str]) -> int | None:
+    """improv's own count of the messages it sent, from its closing line ("improv: N exchanges, M
+    messages sent"); None where it has not said it (yet)."""
+    for line in reversed(said):
+        found = re.match(r"improv: \d+ exchanges, (\d+) messages sent", line)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def sent_tally(lines: Lines, timeout: float = 10.0) -> int:
+    """``tally_in``, waited for: once improv has exited cleanly, the line is on its way."""
+    deadline = time.monotonic() + timeout
+    while (sent := tally_in(lines.rest())) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no closing tally from improv; got {lines.seen}")
+        time.sleep(0.05)
+    return sent
+
+
+# For ``assert_closed_at_the_end``: no loopback probe (a sysex improv sends as its session starts,
+# perhaps before the test's listener is connected), so that every message improv counts as sent
+# should reach the listener, and the tally against what arrived counts what JACK lost.
+NO_PROBE = ("--set", "serve.echo_probe=false")
+
+
+def assert_closed_at_the_end(listener: Listener, lines: Lines) -> int:
+    """``assert_closed`` for what ``listener`` got from an improv that has exited cleanly."""
+    listener.wait(lambda got: False, timeout=0.3)  # the last messages in flight
+    return assert_closed(listener.got, sent_tally(lines))
+
+
+def assert_closed(got: list[tuple[float, Any]], sent: int | None) -> int:
+    """After improv exited: every note it struck is closed in ``got`` (by its note-off or the All
+    Notes Off after it) and All Notes Off came once on each of the 16 channels, as far as the
+    messages that arrived can tell. JACK drops a whole cycle's messages at an xrun, and on a
+    loaded machine that once took a note-off (CI): each note left open and each channel without
+    its All Notes Off must be matched by a message lost on the way, counted by improv's own tally
+    (``sent``) against what arrived. A note improv never closed is never excused: its tally has
+    no note-off to lose. improv must run with ``NO_PROBE``. Returns how many messages were lost."""
+    assert sent is not None, "improv never said how many messages it sent"
+    lost = sent - len(got)
+    assert lost >= 0, f"more messages arrived ({len(got)}) than improv sent ({sent})"
+    left = sum(unclosed(got).values())
+    all_off = [m.channel for _, m in got if m.type == "control_change" and m.control == 123]
+    assert len(all_off) == len(set(all_off)) and set(all_off) <= set(range(16)), all_off
+    missing = 16 - len(all_off)
+    assert left + missing <= lost, f"{left} note(s) left sounding, {missing} channel(s) without All Notes Off, {lost} message(s) lost on the way"
+    return lost
 
 
 def tear_down(proc, *ports) -> None:
