@@ -28,8 +28,7 @@ from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
 from improv.realtime.idiom_key import performer_key
-from improv.realtime.processors import Processor, answer_processors
-from improv.realtime.variety import variety
+from improv.realtime.processors import answer_processors
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.clock_follower import Grid
@@ -68,8 +67,7 @@ class Planner:
         self.range_mask = np.zeros(N_PITCH, dtype=bool)
         self.range_mask[s.lowest_pitch : s.highest_pitch + 1] = True  # never empty: config checks lowest <= highest
         self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
-        # each voice's constraints and rules (realtime.processors), then a line's variety (realtime.variety)
-        self.processors = [[*answer_processors(s, name), Processor("variety", variety, s.rule_variety)] for name in voice_names]
+        self.processors = [answer_processors(s, name) for name in voice_names]  # each voice's constraints and rules (realtime.processors)
         self.density = s.density  # the density dial (its knob moves it)
 
     def rng(self, exchange: int) -> np.random.Generator:

@@ -31,6 +31,7 @@ import numpy as np
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.chord_rules import voicing
+from improv.realtime.variety import variety
 from improv.realtime.shaping import (
     CADENCE_NATS,
     IMITATION_NATS,
@@ -335,7 +336,7 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing}
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "variety": variety}
 
 
 def answer_processors(settings: Any, voice: str = "") -> list[Processor]:

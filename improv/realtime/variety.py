@@ -8,16 +8,22 @@ setting moved it (README, "Fifth pass, folk"): the voice circles a few notes of 
 steps. Here each note the answer's line has already played costs ``VARIETY_NATS`` a time it was
 played, so a run that turns back on itself (G A G F G A ...) is less likely and the line reaches
 notes it has not used. Only for a line answering a line (``max_voices`` 1): a chord's notes are
-the texture and voicing rules' business. A processor like the others (``realtime.processors``):
+the texture and voicing rules' business. One of ``realtime.processors``' rules, run last:
 after the temperature, one strength, 0 = off.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from improv.music.tokenizer import PITCH
-from improv.realtime.processors import Bend, Step
+
+if TYPE_CHECKING:
+    from improv.realtime.processors import Step
+
+Bend = tuple[np.ndarray, "np.ndarray | None"]
 
 VARIETY_NATS = 0.6  # per earlier use of the pitch in the answer's line (at strength 1; 0.3 moved folk's AUC less: README)
 VARIETY_CAP = 3  # uses counted at most: a pedal note the voice means may still come back

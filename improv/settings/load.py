@@ -239,8 +239,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "output_latency_ms"): (lambda v: 0 <= v <= 500, "between 0 and 500"),
     ("serve", "keyless_voices"): (lambda v: all(isinstance(n, str) and 0 < len(n) <= 100 for n in v), "voice names (1-100 characters)"),
     ("serve", "output_latency_by_velocity"): (lambda v: all(len(p) == 2 and 1 <= p[0] <= 127 and 0 <= p[1] <= 500 for p in v), "[velocity 1-127, ms 0-500] pairs"),
-    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing")},
-    ("serve", "rule_variety"): (lambda v: 0 <= v <= 4, "between 0 and 4"),  # line4
+    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing", "variety")},
     ("serve", "density"): (lambda v: 0.25 <= v <= 4, "between 0.25 and 4"),
     ("serve", "cc_density"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "adapt"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
