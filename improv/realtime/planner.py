@@ -10,29 +10,26 @@ Each event is drawn by the voice's own four heads, bent by ``realtime.guide``: t
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any, Sequence
 
 import mido
 import numpy as np
 
 from improv.model.sampling import SamplingParams
-from improv.music.keys import estimate_phrase_key, key_name, scale_pitch_classes
 from improv.music.notes import Note
 from improv.music.pulse import snap
-from improv.music.rhythm import next_grid_point
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, VELOCITY
 from improv.realtime.answer import Answer, CallReading, Planned, Playback, Sampling
-from improv.realtime.bar_end import bar_end
+from improv.realtime.call_key import call_key
 from improv.realtime.context import ModelContext
 from improv.realtime.dynamics import Dynamics, answer_velocity
 from improv.realtime.guide import Guide, answer_guide
-from improv.realtime.idiom_key import performer_key
+from improv.realtime.entry import entry_period, place_answer
 from improv.realtime.processors import answer_processors
 from improv.realtime.memory import SessionMemory
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.clock_follower import Grid
-from improv.realtime.tempo import SetTempo, answer_time, fallback_pulse, grid_pulse, landing_mask, latency_s
+from improv.realtime.tempo import SetTempo, answer_time, grid_pulse, landing_mask
 from improv.realtime.shaping import (
     CADENCE_FROM,
     HARD_STOP,
@@ -107,20 +104,7 @@ class Planner:
             rows = np.stack([by_index.get(e.index, e.row) for e in context.window])
         mask, key, tonality = self.range_mask, "", None
         if s.keep_key:
-            # Temperley's profile plus the phrase's first and last bass (music/keys.py measures why)
-            pitches = [n.pitch for n in call.notes]
-            tonic, minor = estimate_phrase_key(
-                pitches, [n.onset - call.first_onset for n in call.notes],
-                [max((n.off or now) - n.onset, 0.05) for n in call.notes], beat=60 / bpm)
-            allowed = np.zeros(12, dtype=bool)
-            allowed[scale_pitch_classes(tonic, minor)] = True
-            allowed[np.asarray(pitches) % 12] = True  # what the performer played is in the key by definition
-            allowed = performer_key(allowed, np.asarray(pitches), self.memory, now)  # ... and, with adapt, what they have been playing
-            pcs = np.zeros(N_PITCH, dtype=bool)
-            pcs[:128] = allowed[np.arange(128) % 12]
-            if (mask & pcs).any():
-                mask = mask & pcs
-            key, tonality = key_name(tonic, minor), (tonic, minor)
+            mask, key, tonality = call_key(call, bpm, now, self.memory, self.range_mask)
         call_end = max(n.off or now for n in call.notes)
         if s.response_unit == "events":
             target = s.response_length or call.note_count
@@ -288,7 +272,7 @@ class Planner:
         first = answer.sampling.sampled == 0
         position = None if answer.reading.last_pos is None else answer.reading.last_pos if first else answer.sampling.beats
         # entry: bar, the model's first note on the downbeat; a strong beat is chosen in time alone
-        bar = self._entry_period(answer.reading.pulse, answer.reading.tempo_source) if first and self.settings.entry == "bar" else None
+        bar = entry_period(self.settings, answer.reading.pulse, answer.reading.tempo_source) if first and self.settings.entry == "bar" else None
         on_grid = landing_mask(self._time_values, position, first, bar)
         if on_grid is None:
             return guide
@@ -337,53 +321,11 @@ class Planner:
         answer.sampling.sampled = len(answer.planned)
         answer.sampling.beats = answer.planned[-1].note.start if answer.planned else 0.0
 
-    def _entry_period(self, pulse: Any, tempo_source: str) -> tuple[int, int] | None:
-        """(every, phase): the beats the answer may enter on, when not any beat: the downbeats
-        (``entry: bar``), or, on a grid heard from the call in an even metre, every other beat in
-        step with the downbeat: a strong beat (where the level heard is the performer's eighths,
-        as for a call at 56 bpm heard at 112, the performer's beat)."""
-        if pulse is None:
-            return None
-        if self.settings.entry == "bar":
-            return pulse.beats_per_bar, pulse.downbeat
-        heard = tempo_source == "estimate"  # a clock's beat is the beat: no guessing at the level
-        if heard and self.settings.answer_grid_beats == 1 and pulse.beats_per_bar % 2 == 0:
-            return 2, pulse.downbeat % 2
-        return None
-
     def first_note_time(self, answer: Answer, decided: float, first_onset: float, clock_grid: Grid | None, length_factor: float = 1.0) -> tuple[Playback, str]:
-        """The answer's playback: when its first note goes, and what it is aligned to ("" = at once): the first
-        beat (``entry: bar``: downbeat) of the performer's grid at or after the decision and a
-        breath (``answer_lead_beats``), and early enough for the output latency to be made up.
-
-        The grid: the MIDI clock's beats (and bars) when a followed clock's transport places them;
-        else the pulse heard from the call (``realtime.tempo``); else the call's first onset on a
-        beat at the answer's tempo. Every later note is placed on the same grid (``answer_time``).
-        """
-        s, reading = self.settings, answer.reading
-        if clock_grid is not None:
-            pulse = grid_pulse(clock_grid, s)
-        else:
-            pulse = reading.pulse if reading.pulse is not None else fallback_pulse(reading.bpm, first_onset, s)
-        early = max(latency_s(s, 1), latency_s(s, 127))
-        earliest = decided + s.answer_lead_beats * pulse.beat_s + early  # a breath, in beats: the same at any tempo
-        beats = s.answer_grid_beats
-        of_clock = f" of the {clock_grid.source}" if clock_grid is not None else ""
-        period = self._entry_period(pulse, reading.tempo_source)
-        if period is not None:
-            first_beat = float(pulse.next_beat(earliest, *period))
-            name = ("downbeat" if s.entry == "bar" else "strong beat") + of_clock
-        elif beats <= 0:
-            pulse, first_beat, name = replace(pulse, origin=earliest), 0.0, ""  # no grid: from now on
-        else:
-            first_beat = (next_grid_point(earliest, pulse.origin, beats * pulse.beat_s) - pulse.origin) / pulse.beat_s
-            name = ("beat" if beats == 1 else "half beat" if beats == 0.5 else f"{beats:g}-beat grid") + of_clock
-        first_velocity = answer.planned[0].note.velocity if answer.planned else 64
-        playback = Playback(start=0.0, pulse=pulse, first_beat=first_beat)
-        playback.start = answer_time(playback, 0.0, first_velocity, s)
-        if s.phrase_ending and (reading.pulse is not None or clock_grid is not None) and s.response_unit == "beats" and not s.response_length:
-            # On a grid with bar lines the answer ends on one, as a phrase does (realtime.bar_end)
-            playback.length = bar_end(pulse, first_beat, reading.target)
+        """The answer's playback on the performer's grid (``realtime.entry``), its length fitted
+        to the bar line it ends on where the grid has one."""
+        playback, name = place_answer(self.settings, answer, decided, first_onset, clock_grid)
+        if playback.length is not None:
             answer.playback = playback  # (fit_length reads the length from it)
             self.fit_length(answer, length_factor)
         return playback, name
