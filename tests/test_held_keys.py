@@ -1,7 +1,8 @@
 """Answer mode and a key that stays down: a note-off lost to a JACK xrun (or a pulled cable) ends
 the call after ``serve.hold_bars`` bars of the performer's pulse with nothing else played, not
 ``stuck_note_s`` (10 s) later, as the band's rule ends the band; a note genuinely held for a bar
-and a half is not cut; with no pulse known yet the listener falls back to ``stuck_note_s``. All in
+and a half is not cut; before the set has a tempo, the first call's own pulse counts the bars,
+and with none to hear the listener falls back to ``stuck_note_s``. All in
 simulated time (``LadderModel``: the answer is one beat per note, on the call's grid)."""
 
 from __future__ import annotations
@@ -55,10 +56,25 @@ def test_a_pedal_left_down_is_still_released_after_stuck_note_s():
     assert decisions(dataclasses.replace(PLAIN, stuck_note_s=6.0), script) == [pytest.approx(1.15 + 6.0 + 0.6)]
 
 
-def test_with_no_pulse_known_a_lost_note_off_waits_stuck_note_s():
-    """Estimating the tempo, before any call's tempo is heard, serve.bpm is only a guess: no bars."""
+def test_the_first_call_counts_its_own_bars():
+    """Estimating the tempo, before any call's tempo is heard (serve.bpm, 120 here, only a guess),
+    a lost note-off ends the first call after hold_bars bars of the call's own pulse (its eighths
+    at 100 bpm: a 2.4 s bar), not after stuck_note_s (10 s) as before."""
+    s = dataclasses.replace(PLAIN, estimate_tempo=True, bpm=120.0)
+    lost = CALL[:-1]
+    assert decisions(s, lost) == [pytest.approx(LAST_ON + 2 * BAR + 0.6)]
+    assert decisions(dataclasses.replace(s, hold_bars=1), lost) == [pytest.approx(LAST_ON + BAR + 0.6)]
+    assert decisions(dataclasses.replace(s, stuck_note_s=3.0), lost) == [pytest.approx(LAST_ON + 3.0 + 0.6)]  # still the ceiling
+    # a note genuinely held a bar and a half at the end of the first call is not cut
+    held_off = LAST_ON + 1.5 * BAR
+    assert decisions(s, CALL[:-1] + [(held_off, CALL[-1][1])]) == [pytest.approx(held_off + 0.6)]
+
+
+def test_with_no_pulse_heard_a_lost_note_off_waits_stuck_note_s():
+    """A first call with no pulse to hear (three onsets: too few for the comb): seconds decide."""
     s = dataclasses.replace(PLAIN, estimate_tempo=True, stuck_note_s=6.0)
-    assert decisions(s, CALL[:-1]) == [pytest.approx(LAST_ON + 6.0 + 0.6)]  # not 2 bars of the guessed 100 bpm
+    three = CALL[:4] + CALL[4:5]  # 60 and 62 played, 64 struck and never released
+    assert decisions(s, three) == [pytest.approx(0.6 + 6.0 + 0.6)]
 
 
 def test_once_the_set_has_a_tempo_the_bars_are_the_performers():

@@ -8,6 +8,7 @@ serve.hold_bars bars). Skipped where jackd cannot start."""
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -33,18 +34,15 @@ def perform(performer, lines, calls, missed: list[int], failures: list[BaseExcep
     """Each lick, then a wait for improv's status line of that exchange (printed once its answer
     has ended): the next lick never barges in, and no fixed window that a loaded machine, a late
     answer or a call held open by a lost note-off could outrun. A lick improv never answered
-    (never heard: a connection not yet live, a stall) is played once more; missed twice, it goes to
-    ``missed`` and the next is played. What fails goes to ``failures``, for the test to raise."""
+    (never heard: a connection not yet live, a stall) goes to ``missed`` and the next is played.
+    (A thread: what fails goes to ``failures``, for the test to raise.)"""
     try:
         for k, call in enumerate(calls):
-            for attempt in range(2):  # not answered: played once more, as a performer who was not heard would
-                play(performer, [int(p) for p in call["pitch"]], step=0.08, length=0.07)
-                try:
-                    lines.wait_for("#", timeout=ANSWER_TIMEOUT)
-                    break
-                except AssertionError:
-                    if attempt:
-                        missed.append(k)
+            play(performer, [int(p) for p in call["pitch"]], step=0.08, length=0.07)
+            try:
+                lines.wait_for("#", timeout=ANSWER_TIMEOUT)
+            except AssertionError:
+                missed.append(k)
     except BaseException as exc:  # raised again by the test
         failures.append(exc)
 
@@ -93,10 +91,14 @@ def test_answers_take_up_a_whole_tone_performer_over_jack_and_the_memory_is_kept
         settle_jack()  # the performers' connections live in JACK's graph before the first lick
         failures: list[BaseException] = []
         missed: dict[int, list[int]] = {0: [], 1: []}
-        # One performer at a time: a fresh-clone CI run (2 cores) once had the adapt-0 server answer
-        # only some of 18 licks while both were played at once; alone it answers every one.
-        for adapt in (0, 1):
-            perform(performers[adapt], lines[adapt], calls, missed[adapt], failures)
+        # Both at once again: the server that stopped hearing while both were played (a fresh-clone CI
+        # run, 2 cores) was libjack handing its input client another client's dead wake-up as the two
+        # servers started (io/jack_synchro.py); not the playing at once.
+        threads = [threading.Thread(target=perform, args=(performers[a], lines[a], calls, missed[a], failures)) for a in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         if failures:
             raise failures[0]
         assert all(len(m) <= 1 for m in missed.values()), (missed, lines[0].seen, lines[1].seen)  # one lick JACK's, more improv's

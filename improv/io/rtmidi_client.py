@@ -25,6 +25,7 @@ import sys
 from typing import Any, Callable, Iterator
 
 from improv.errors import PortError
+from improv.io.jack_synchro import mapped_synchros, own_synchro
 
 # improv's API names -> python-rtmidi's constant names (looked up lazily: rtmidi loads on demand).
 APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE", "winmm": "API_WINDOWS_MM"}
@@ -63,8 +64,31 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+DEAF_RETRIES = 5  # clients made again in a row where each got a dead wake-up (one is rare)
+
+
 def new_client(kind: str, api: int, client_name: str) -> Any:
-    """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there."""
+    """An rtmidi MidiIn/MidiOut, or a one-line PortError when the MIDI system is not there. On
+    JACK, a client that got another's dead wake-up (``jack_synchro``: it would never run) is
+    made again, and the deaf one deleted once its replacement is there: while it lives it keeps
+    its client number, so the replacement gets another (and a late notification emptying the
+    dead slot empties the deaf one's, not the replacement's)."""
+    jack = api_name(api) == "jack"
+    deaf: list[Any] = []
+    try:
+        for _ in range(DEAF_RETRIES + 1):
+            before = mapped_synchros() if jack else None
+            port = _open(kind, api, client_name)
+            if not jack or own_synchro(client_name, before, mapped_synchros()):
+                return port
+            deaf.append(port)
+        raise PortError(f"cannot open a working {api_name(api)} MIDI client {client_name!r}: JACK gave it another client's wake-up {DEAF_RETRIES + 1} times")
+    finally:
+        for port in deaf:
+            port.delete()
+
+
+def _open(kind: str, api: int, client_name: str) -> Any:
     rt = rtmidi_module()
     try:
         with quiet_stderr():

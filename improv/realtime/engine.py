@@ -283,8 +283,9 @@ class Engine(PlayAlong, FollowsLink, Stops):
 
     def _bar_s(self) -> float | None:
         """The performer's bar in seconds (a key held too long: ``serve.hold_bars``): ``bar_beats``
-        beats of the set's tempo, as the band counts its bars; None while no pulse is known
-        (estimating, and no call's tempo heard yet: serve.bpm is only a guess)."""
+        beats of the set's tempo, as the band counts its bars; None while the set has none
+        (estimating, and no call's tempo heard yet: serve.bpm is only a guess; the listener
+        then counts the call's own)."""
         if self.tempo_source == "config" and self.settings.estimate_tempo:
             return None
         return self.settings.bar_beats * 60 / self.bpm

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from improv.music.pulse_track import MAX_BPM
 from improv.realtime.calls import (
     Call,
     end_deadlines,
@@ -22,6 +23,7 @@ from improv.realtime.context import ModelContext
 from improv.realtime.performer import InNote, Performer
 from improv.realtime.quantiser import Quantiser
 from improv.realtime.report import Recorder
+from improv.realtime.tempo import call_pulse
 from improv.settings.serve_section import ServeSettings
 
 SPEC_DELAY_S = 0.15  # prepare the answer once the silence has lasted this long (or a third of the threshold)
@@ -35,6 +37,7 @@ class Listener:
         self.recorder = recorder
         self.performer = Performer(settings.stuck_note_s, settings.chord_ms / 1000)
         self.call: Call | None = None
+        self._call_bar: tuple[tuple[int, float] | None, float | None] = (None, None)  # (the call's notes and last activity it was heard at, its bar)
 
     # ---- what comes in --------------------------------------------------------------------------
 
@@ -57,12 +60,34 @@ class Listener:
         if self.call is not None:
             self.call.touch(now)
 
-    def hold_s(self, bar_s: float | None) -> float | None:
+    def hold_s(self, bar_s: float | None, now: float | None = None) -> float | None:
         """How long keys may be held with nothing else played before they count as released:
-        ``hold_bars`` bars of the performer's pulse (``bar_s``, None while no pulse is known: then
-        ``stuck_note_s``). A note-off lost to an xrun ends the call as the band's rule ends the
+        ``hold_bars`` bars of the performer's pulse: the set's (``bar_s``), or while the set has
+        none (its first call) the call's own (``_call_bar_s``); None where neither is known: then
+        ``stuck_note_s``. A note-off lost to an xrun ends the call as the band's rule ends the
         band, not ``stuck_note_s`` later."""
+        if bar_s is None:
+            bar_s = self._call_bar_s(now)
         return None if bar_s is None else self.settings.hold_bars * bar_s
+
+    def _call_bar_s(self, now: float | None) -> float | None:
+        """``bar_beats`` beats of the call's own pulse, heard from its onsets (``tempo.call_pulse``),
+        or None where it has no clear one. Heard once per call and key still down, and only once
+        the keys have been still for ``hold_bars`` of the shortest bar the comb hears (its 10-25
+        ms on the loop's thread fall in a stuck key's silence, not between a performer's notes):
+        until then that shortest bar stands in, which makes that moment the deadline to look."""
+        call, performer = self.call, self.performer
+        if call is None or not performer.held:
+            return None
+        key = (call.note_count, performer.last_activity)
+        if self._call_bar[0] == key:
+            return self._call_bar[1]
+        shortest = self.settings.bar_beats * 60 / MAX_BPM
+        if now is None or now < performer.last_activity + self.settings.hold_bars * shortest:
+            return shortest
+        pulse = call_pulse(list(call.notes), self.settings, now)
+        self._call_bar = (key, None if pulse is None else self.settings.bar_beats * 60 / pulse.bpm)
+        return self._call_bar[1]
 
     def stuck_deadline(self, bar_s: float | None) -> float | None:
         return self.performer.stuck_deadline(self.hold_s(bar_s))
@@ -70,7 +95,7 @@ class Listener:
     def release_stuck(self, now: float, bar_s: float | None) -> list[InNote]:
         performer = self.performer
         pedal_at = performer.last_activity + performer.stuck_s if performer.pedal_since is not None else None
-        released = performer.release_stuck(now, self.hold_s(bar_s))
+        released = performer.release_stuck(now, self.hold_s(bar_s, now))
         self._recorded(released)
         if self.call is not None:
             ends = [n.off for n in released if n.off is not None]

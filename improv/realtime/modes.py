@@ -79,9 +79,12 @@ class Band:
         self.melody.down(pitch, now)
         self.velocity = 0.8 * self.velocity + 0.2 * velocity
 
-    def performer_up(self, pitch: int, now: float, bpm: float) -> None:
+    def performer_up(self, pitch: int, now: float, bpm: float, played: bool = True) -> None:
+        """A key up: ``played`` False for one counted as up without its note-off (stuck, the input
+        lost), which is no playing: the band's bar after the last activity is not started again."""
         self.keys.discard(pitch)
-        self.last_activity = max(self.last_activity, now)
+        if played:
+            self.last_activity = max(self.last_activity, now)
         if self.mode == "accompany":
             self.melody.up(pitch, now, 60 / bpm)
 

@@ -9,7 +9,7 @@ Stuck keys and pedal (a lost note-off, a pedal that never comes up) are released
 without *any* performer activity, not after they went down: a pianist who holds the pedal through
 a long phrase is playing, and the call must stay open while they do. Keys go after
 ``serve.hold_bars`` bars of the performer's pulse (the listener gives it in seconds; a held note
-of a bar and a half is no lost note-off), or ``stuck_s`` where that is sooner or no pulse is known;
+of a bar and a half is no lost note-off), or ``stuck_s`` where that is sooner or no pulse is heard;
 the pedal after ``stuck_s``.
 
 A key held down while the playing goes on (a drone under a melody) would keep every later note

@@ -53,10 +53,11 @@ class Stops:
         self._released(self._listener.release_all(now), now)
 
     def _released(self, notes: Any, now: float) -> None:
-        """Keys released without their note-off (the input lost, or held past ``stuck_note_s``):
-        released for the accompaniment too, or it would keep time for keys no one holds."""
+        """Keys released without their note-off (the input lost, or held past ``hold_bars`` or
+        ``stuck_note_s``): released for the accompaniment too, or it would keep time for keys no
+        one holds; no playing, so no bar more of it either."""
         for note in notes:
-            self._band.performer_up(note.pitch, now, self.bpm)
+            self._band.performer_up(note.pitch, now, self.bpm, played=False)
 
     def port_back(self, now: float, side: str) -> None:
         """A port is back ("input"/"output"): probe for a loopback again; an output is reset (``Output.reset``)."""

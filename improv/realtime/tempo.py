@@ -33,6 +33,19 @@ PAUSE_S, PAUSE_BEATS, PAUSE_BARS = 6.0, 8.0, 2.0
 BLEND_WITHIN = 0.04  # a call this close to the set's tempo is taken as the same tempo, measured again
 
 
+def _heard(notes: list[Any], now: float) -> tuple[list[float], list[float], list[int]]:
+    """Onsets, lengths (a key still down: until ``now``) and velocities, as the comb reads them."""
+    durations = [max((n.off if n.off is not None else now) - n.onset, 0.01) for n in notes]
+    return [n.onset for n in notes], durations, [n.velocity for n in notes]
+
+
+def call_pulse(notes: list[Any], settings: ServeSettings, now: float) -> Pulse | None:
+    """A call's own tempo and phase, heard as the set's first call is (``serve.bpm`` the prior,
+    the fresh weight), without its metre: None without a clear pulse (``pulse_track.track``)."""
+    onsets, durations, velocities = _heard(notes, now)
+    return track(onsets, settings.bpm, FRESH_WEIGHT, durations, velocities, settings.chord_ms / 1000)
+
+
 class SetTempo:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
@@ -71,9 +84,7 @@ class SetTempo:
         notes = list(call.notes)
         if len(notes) < 4:
             return None
-        onsets = [n.onset for n in notes]
-        durations = [max((n.off if n.off is not None else now) - n.onset, 0.01) for n in notes]
-        velocities = [n.velocity for n in notes]
+        onsets, durations, velocities = _heard(notes, now)
         fresh = self.fresh(call)
         prior = self.settings.bpm if fresh else self.bpm
         assert prior is not None

@@ -210,7 +210,8 @@ class ServeSettings:
     # Keys held with nothing else played (no key down or up) for this many bars (bar_beats at the
     # set's tempo) count as up: the band stops keeping time, an answer-mode call ends. A long note
     # keeps both going; a note-off lost to an xrun or a pulled cable does not hold them until
-    # serve.stuck_note_s (which alone decides while estimating with no call's tempo heard yet).
+    # serve.stuck_note_s. Estimating, in the set's first call: bars of the call's own pulse
+    # (stuck_note_s alone where it has none to hear).
     hold_bars: int = 2
     # ---- the answer's pitch variety (line4; realtime/variety.py, issue 19) ----
     # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so
