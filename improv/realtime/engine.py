@@ -7,7 +7,7 @@ exact time), sleeps until ``next_deadline()``, and lets the engine work ahead wi
 
 Parts that own their data: ``Listener`` (keys, pedal, the call, what the model hears), ``ModelContext``
 (window, running state), ``Planner`` (the answer in preparation), ``Responder`` (the answer playing),
-``Output`` (sounding notes), ``Controls``, ``ClockFollower``, ``EchoFilter``, and ``Band`` (play along:
+``Output`` (sounding notes), ``Controls`` (what each knob does: ``knobs.py``), ``ClockFollower``, ``EchoFilter``, and ``Band`` (play along:
 accompany, loop, solo; hooks in ``playalong.py``); ``stops.py`` has every way it stops sounding. When the performer falls quiet the answer is
 prepared, thrown away if they play on; the call ends on silence, a switch or its maximum length; the
 answer starts on the call's beat grid; a performer note stops it (barge-in), a new call.
@@ -29,8 +29,9 @@ from improv.realtime.answer import Answer
 from improv.realtime.calls import threshold_s
 from improv.realtime.clock_follower import ClockFollower
 from improv.realtime.context import ModelContext, Voice
-from improv.realtime.controls import SUSTAIN, Action, Controls
+from improv.realtime.controls import SUSTAIN, Controls
 from improv.realtime.echo import EchoFilter
+from improv.realtime.knobs import Knobs
 from improv.realtime.link_follower import FollowsLink, LinkFollower, LinkSource
 from improv.realtime.listener import Listener
 from improv.realtime.modes import Band
@@ -47,7 +48,7 @@ from improv.settings.serve_section import ServeSettings
 LISTEN, RESPOND = "listening", "responding"
 
 
-class Engine(PlayAlong, FollowsLink, Stops):
+class Engine(PlayAlong, FollowsLink, Stops, Knobs):
     """See the module docstring. Not thread-safe: one caller. ``voices``: one step model, or several
     ``Voice``s sharing one tokenizer (``serve.cc_voice``, Program Change); ``voice`` starts."""
 
@@ -246,40 +247,6 @@ class Engine(PlayAlong, FollowsLink, Stops):
         return self._context.rows()
 
     # ---- input --------------------------------------------------------------------------------
-
-    def _act(self, action: Action | None, now: float) -> None:
-        kind = action.kind if action is not None else ""
-        if kind == "panic":
-            self.panic(now)
-        elif kind == "end_call" and self._listener.call is not None and self.mode == LISTEN:
-            self._listener.call.end_request = now
-        elif kind in ("temperature", "imitation", "density"):  # an answer not started yet is drawn again
-            if kind == "temperature":
-                self.params = SamplingParams(action.value, self.params.top_k, self.params.top_p)
-            elif kind == "density":
-                self._planner.density = action.value
-            else:
-                self.imitation = action.value
-            a = self.answer
-            if a is not None and a.playback is None:
-                self._planner.restart(a, self._responder.exchanges, self.imitation)
-        elif kind == "length":
-            self.length_factor = action.value
-        elif kind == "voice":
-            self.set_voice(int(action.value))
-        elif kind in ("adapt", "forget"):  # the session memory's knob (from the next answer on) and switch
-            self.memory.control(kind, action.value)
-        elif action is not None:
-            self._act_play_along(action, now)
-
-    def set_voice(self, index: int) -> None:
-        """Answer with another voice from the next answer on (the one playing finishes as it
-        began): the new voice is primed from the window in the background."""
-        if index == self.voice or not 0 <= index < len(self.voices):
-            return
-        self.voice = index
-        self._context.forget_state(self.model)
-        self._responder.drop_speculation()  # prepared with the other voice
 
     def _bar_s(self) -> float | None:
         """The performer's bar in seconds (a key held too long: ``serve.hold_bars``): ``bar_beats``
