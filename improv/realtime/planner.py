@@ -36,6 +36,7 @@ from improv.realtime.shaping import (
     call_register,
     call_bass,
     call_onsets,
+    call_parts,
     call_texture,
     make_motif,
     on_beat,
@@ -113,6 +114,7 @@ class Planner:
             if s.entry == "bar" and pulse is not None:  # whole bars, as long as the call's
                 target = max(1, math.ceil(target / pulse.beats_per_bar - 0.25)) * pulse.beats_per_bar
         motif_call = (call_rows or [e.row for e in call.events], [e.chord for e in call.events])
+        max_voices = s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000))
         span_beats = (call_end - call.first_onset) * bpm / 60
         reading = CallReading(
             version=context.version,
@@ -126,7 +128,8 @@ class Planner:
             rows=rows,
             call_rows=call_rows,
             pos_after_call=pos_after,
-            max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
+            max_voices=max_voices,
+            max_parts=0 if max_voices == 1 else max(max_voices, call_parts(call.notes, s.chord_ms / 1000)),
             pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
             tonality=tonality,
             motif_call=motif_call,
