@@ -67,6 +67,7 @@ class Planner:
         self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
         self.processors = [answer_processors(s, name) for name in voice_names]  # each voice's constraints and rules (realtime.processors)
         self.density = s.density  # the density dial (its knob moves it)
+        self._chord_params: tuple[SamplingParams | None, SamplingParams] = (None, SamplingParams())  # (sample's, a chordal answer's)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
@@ -220,7 +221,7 @@ class Planner:
         guide = self.guide(answer, length_factor)
         if d.memory is not None:  # the session memory's mix, under the answer's own rules (near the end: the performer's endings)
             guide = d.memory.bend(guide, s.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM)
-        row = model.sample_event(d.state, d.rng, params, self.range_mask, guide)
+        row = model.sample_event(d.state, d.rng, self.answer_params(answer, params), self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             d.finished = True
             return 1
@@ -250,6 +251,16 @@ class Planner:
         if s.phrase_ending and self._ends_phrase(answer, pitch, duration, self.progress(answer, length_factor)):
             d.closing = True
         return 2
+
+    def answer_params(self, answer: Answer, params: SamplingParams) -> SamplingParams:
+        """What the answer is drawn with: ``params``, or for chords ``serve.chord_top_p``'s nucleus
+        (made once per ``params``: the temperature knob makes new ones)."""
+        top_p = self.settings.chord_top_p
+        if answer.reading.max_voices == 1 or params.top_p == top_p:
+            return params
+        if self._chord_params[0] is not params:
+            self._chord_params = (params, SamplingParams(params.temperature, params.top_k, top_p))
+        return self._chord_params[1]
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the
