@@ -120,9 +120,11 @@ def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 
 def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
     """A line answers a line; chords no fuller than the call's, nor more notes sounding at once than
-    its parts (a mask while on): a part moving under held notes moves alone, as a chorale's does."""
+    its parts (a mask while on): a part moving under held notes moves alone, as a chorale's does,
+    unless the chord still waits for the motif's top note (the top line is what is heard)."""
     reading = step.reading
-    if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full) or step.parts_full):
+    parts_full = step.parts_full and (step.top is None or step.top.reached)
+    if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full) or parts_full):
         mask = _no_chord(mask, len(logits))
     return logits, mask
 
