@@ -18,6 +18,8 @@ Per (call, answer):
   metre's beat and bar); the answer agrees when tonic and mode are the call's.
 * register gap: |median pitch of the call - median pitch of the answer|, semitones.
 * notes per onset: notes / onsets of a phrase (1 = a single line, 4 = four-part chords).
+* passing: the share of a phrase's onsets that strike one note while notes struck before still
+  sound (a part moving alone under held ones, as a chorale's inner part does in passing).
 * echo: the answer's top line opens with the call's first ``ECHO_NOTES`` notes at pitch;
   transposed echo: with their intervals, at any pitch (the call moved a fifth up is still it).
 * density kept: the answer's notes per beat are within 0.5x-2x the call's (both over the
@@ -74,6 +76,16 @@ def top_line(notes: np.ndarray, steps_per_beat: int) -> np.ndarray:
             line.append(pitch[top])
             last = top
     return np.array(line, dtype=np.int64)
+
+
+def passing_share(notes: np.ndarray, steps_per_beat: int) -> float | None:
+    """The share of the phrase's onsets that strike one note while notes struck before still
+    sound (None for no note)."""
+    if len(notes) == 0:
+        return None
+    steps = onset_steps(notes, steps_per_beat)
+    ends = np.round((notes["start"] + notes["duration"]) * steps_per_beat).astype(np.int64)
+    return float(np.mean([np.count_nonzero(steps == at) == 1 and bool(np.any((steps < at) & (ends > at))) for at in np.unique(steps)]))
 
 
 def ngrams(values: Sequence[int] | np.ndarray, n: int = N) -> list[tuple[int, ...]]:
@@ -150,6 +162,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float | int | None]:
     """The six figures (and a few counts) over one system's answers; see the module doc."""
     rhythm, motif, agree, gaps, poly, call_poly, cadence, echo, moved, dense = [], [], [], [], [], [], [], [], [], []
+    passing, call_passing = [], []
     empty = 0
     for x in exchanges:
         key = x.call_key if x.call_key is not None else phrase_key(x.call, x.beat, x.bar)
@@ -160,6 +173,8 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         gaps.append(register_gap(x.call, x.answer))
         poly.append(notes_per_onset(x.answer, steps_per_beat))
         call_poly.append(notes_per_onset(x.call, steps_per_beat))
+        passing.append(passing_share(x.answer, steps_per_beat))
+        call_passing.append(passing_share(x.call, steps_per_beat))
         cadence.append(float(ends_on_cadence(x.answer, key, x.beat, steps_per_beat)))
         opening = top_line(x.call, steps_per_beat)[:ECHO_NOTES]
         answer_opening = top_line(x.answer, steps_per_beat)[:ECHO_NOTES]
@@ -174,6 +189,8 @@ def summarize(exchanges: Sequence[Turn], steps_per_beat: int) -> dict[str, float
         "register_gap": float(np.median(known_gaps)) if known_gaps else None,
         "polyphony": _mean(poly),
         "call_polyphony": _mean(call_poly),
+        "passing": _mean(passing),
+        "call_passing": _mean(call_passing),
         "cadence_rate": _mean(cadence),
         "echo_rate": _mean(echo),
         "transposed_echo_rate": _mean(moved),

@@ -52,6 +52,7 @@ class CallReading:
     call_rows: list[np.ndarray] | None  # the call's rows re-quantised at the estimated tempo
     pos_after_call: float | None
     max_voices: int = 0  # notes at one onset, at most (0: as the voice likes)
+    max_parts: int = 0  # notes sounding at once, held or struck, at most (0: as the voice likes): the call's most
     pitch_bias: np.ndarray | None = None  # added to the pitch logits (the call's register), or None
     tonality: tuple[int, bool] | None = None  # (tonic pitch class, minor) of the call, when estimated
     motif_call: tuple[list[np.ndarray], list[bool]] = field(default_factory=lambda: ([], []))  # the call's rows and chord flags

@@ -36,6 +36,7 @@ from improv.realtime.shaping import (
     call_register,
     call_bass,
     call_onsets,
+    call_parts,
     call_texture,
     make_motif,
     on_beat,
@@ -66,6 +67,7 @@ class Planner:
         self.tempo = SetTempo(s)  # the tempo of the set, carried from call to call
         self.processors = [answer_processors(s, name) for name in voice_names]  # each voice's constraints and rules (realtime.processors)
         self.density = s.density  # the density dial (its knob moves it)
+        self._chord_params: tuple[SamplingParams | None, SamplingParams] = (None, SamplingParams())  # (sample's, a chordal answer's)
 
     def rng(self, exchange: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, exchange))
@@ -113,6 +115,7 @@ class Planner:
             if s.entry == "bar" and pulse is not None:  # whole bars, as long as the call's
                 target = max(1, math.ceil(target / pulse.beats_per_bar - 0.25)) * pulse.beats_per_bar
         motif_call = (call_rows or [e.row for e in call.events], [e.chord for e in call.events])
+        max_voices = s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000))
         span_beats = (call_end - call.first_onset) * bpm / 60
         reading = CallReading(
             version=context.version,
@@ -126,7 +129,8 @@ class Planner:
             rows=rows,
             call_rows=call_rows,
             pos_after_call=pos_after,
-            max_voices=s.max_voices or call_texture(call.onset_groups(s.chord_ms / 1000)),
+            max_voices=max_voices,
+            max_parts=0 if max_voices == 1 else max(max_voices, call_parts(call.notes, s.chord_ms / 1000)),
             pitch_bias=register_bias(call_register(call)) if s.register == "follow" else None,
             tonality=tonality,
             motif_call=motif_call,
@@ -217,7 +221,7 @@ class Planner:
         guide = self.guide(answer, length_factor)
         if d.memory is not None:  # the session memory's mix, under the answer's own rules (near the end: the performer's endings)
             guide = d.memory.bend(guide, s.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM)
-        row = model.sample_event(d.state, d.rng, params, self.range_mask, guide)
+        row = model.sample_event(d.state, d.rng, self.answer_params(answer, params), self.range_mask, guide)
         if int(row[PITCH]) >= BOS:  # only with a mask allowing nothing else; end the answer
             d.finished = True
             return 1
@@ -247,6 +251,16 @@ class Planner:
         if s.phrase_ending and self._ends_phrase(answer, pitch, duration, self.progress(answer, length_factor)):
             d.closing = True
         return 2
+
+    def answer_params(self, answer: Answer, params: SamplingParams) -> SamplingParams:
+        """What the answer is drawn with: ``params``, or for chords ``serve.chord_top_p``'s nucleus
+        (made once per ``params``: the temperature knob makes new ones)."""
+        top_p = self.settings.chord_top_p
+        if answer.reading.max_voices == 1 or params.top_p == top_p:
+            return params
+        if self._chord_params[0] is not params:
+            self._chord_params = (params, SamplingParams(params.temperature, params.top_k, top_p))
+        return self._chord_params[1]
 
     def _ends_phrase(self, answer: Answer, pitch: int, duration: float, progress: float) -> bool:
         """This note ends the answer: it is near its length, on a beat, a tonic-triad tone of the

@@ -62,6 +62,7 @@ class Step:
     hold: int | None  # ... or whose top the motif holds (notes above it unlikely)
     no_key_left: bool  # every key of the range is struck at the onset under way
     chord_full: bool  # the onset under way has as many notes as the answer may strike
+    parts_full: bool  # ... or as many notes sound there, held or struck, as the call's parts
 
     def new_onset(self, row: np.ndarray) -> bool:
         return self.first or int(row[OFFSET]) > 0
@@ -88,7 +89,8 @@ def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
     struck = sum(bool(reading.mask[p]) for p in sampling.onset_pitches)
     no_key_left = bool(sampling.onset_pitches) and int(reading.mask.sum()) <= struck
     chord_full = len(sampling.onset_pitches) >= max(reading.max_voices, 1)
-    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full)
+    parts_full = reading.max_parts > 0 and sum(1 for end, _ in sampling.sounding if end > sampling.beats + 1e-6) >= reading.max_parts
+    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full, parts_full)
 
 
 def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
@@ -117,9 +119,12 @@ def one_key(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 
 
 def texture(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """A line answers a line; chords no fuller than the call's (a mask while on)."""
+    """A line answers a line; chords no fuller than the call's, nor more notes sounding at once than
+    its parts (a mask while on): a part moving under held notes moves alone, as a chorale's does,
+    unless the chord still waits for the motif's top note (the top line is what is heard)."""
     reading = step.reading
-    if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full)):
+    parts_full = step.parts_full and (step.top is None or step.top.reached)
+    if field == OFFSET and not step.first and (reading.max_voices == 1 or (reading.max_voices and step.chord_full) or parts_full):
         mask = _no_chord(mask, len(logits))
     return logits, mask
 

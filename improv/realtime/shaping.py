@@ -242,6 +242,19 @@ def call_texture(onset_groups: Sequence[int]) -> int:
     return int(max(onset_groups))
 
 
+def call_parts(notes: Sequence[Any], chord_s: float) -> int:
+    """The most notes the call sounded at once, held or struck (its notes: ``onset`` and ``off``
+    in seconds, ``off`` None while held): its parts. A chorale's call strikes four notes at most
+    and sounds four, one part moving in passing under three held. A note released within
+    ``chord_s`` after another's onset (legato, or the same instant) no longer sounds there."""
+    if not notes:
+        return 0
+    onsets = np.sort([n.onset for n in notes])
+    ends = np.sort([np.inf if n.off is None else max(n.off - chord_s, n.onset) for n in notes])
+    # at each onset: the notes begun by then, less those ended by then (a sweep: a call holds up to 512 notes)
+    return int((np.searchsorted(onsets, onsets, side="right") - np.searchsorted(ends, onsets, side="right")).max())
+
+
 def call_bass(rows: Sequence[np.ndarray], chords: Sequence[bool]) -> float | None:
     """The median lowest note of the call's chords (onsets of two notes or more), None when it
     struck none: where its bass lay."""

@@ -237,6 +237,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "late_ms"): (lambda v: 1 <= v <= 1000, "between 1 and 1000"),
     ("serve", "swing"): (lambda v: v == 0 or 1 <= v <= 4, "0 (the call's) or between 1 and 4"),
     ("serve", "output_latency_ms"): (lambda v: 0 <= v <= 500, "between 0 and 500"),
+    ("serve", "chord_top_p"): (lambda v: 0 < v <= 1, "in (0, 1]"),
     ("serve", "keyless_voices"): (lambda v: all(isinstance(n, str) and 0 < len(n) <= 100 for n in v), "voice names (1-100 characters)"),
     ("serve", "output_latency_by_velocity"): (lambda v: all(len(p) == 2 and 1 <= p[0] <= 127 and 0 <= p[1] <= 500 for p in v), "[velocity 1-127, ms 0-500] pairs"),
     **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing", "variety")},

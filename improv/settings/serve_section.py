@@ -152,6 +152,9 @@ class ServeSettings:
     # music (renaissance) fits a major or minor key estimate badly: without the rule both listeners
     # of `improv eval --duet` told its answers less well (README, #19's sixth pass).
     keyless_voices: list[str] = field(default_factory=lambda: ["renaissance"])
+    # The nucleus (top_p) a chordal answer is drawn with, in place of sample.top_p (1 = off): cut at
+    # every head, the parts seldom moved alone under held notes (README, #19's seventh pass).
+    chord_top_p: float = 1.0
     # ---- end of the chordal answers' block ----
     # The answer's notes per beat over the call's (0.25..4; 1 = as dense as the call); knob: cc_density.
     density: float = 1.0
