@@ -17,6 +17,9 @@ error; ``pulse_grid_median_ms`` / ``_p90_ms`` - |distance| in real time of each 
 the performer's grid (sixteenths and triplets of their beat, swung where they swing, extrapolated
 past the call); ``pulse_first_ok`` - answers whose first note is within 30 ms of a beat;
 ``*_oracle_*`` - the same at the same onsets for an ideal listener of the one call (``oracle_ms``; ``_oracle_tempo_ok``: its tempo within 4 %);
+``pulse_first_ok_fresh`` / ``_carried`` - the same for the first call of each performance
+(each steady call, the first of a traded set) and for the 2nd+ calls of a traded set (``_oracle_``:
+the ideal listener's);
 ``pulse_bar_entry`` - with ``serve.entry: bar``, answers whose first note is within 30 ms of the
 performer's bar line (and by metre); ``pulse_bar_line_chosen`` - within a quarter beat of it (the
 right bar line, its timing apart); ``pulse_bar_entry_timing_ok`` / ``_oracle_timing_ok`` - among
@@ -265,7 +268,7 @@ def run_set(model: Any, calls: list[tuple[Any, Performer]], settings: ServeSetti
     engine = Engine(model, settings, seed=int(rng.integers(1 << 30)))
     results = []
     t = 1.0
-    for pair, who in calls:
+    for index, (pair, who) in enumerate(calls):
         who.origin = t
         script, end = perform(pair, who, rng, jitter)
         out = simulate(engine, script, until=end + 60 / who.bpm * pair.span * 2 + 4.0, start=t)
@@ -274,7 +277,7 @@ def run_set(model: Any, calls: list[tuple[Any, Performer]], settings: ServeSetti
         last = max([end] + [tm for tm, m in out if m.type in ("note_on", "note_off")])
         heard = getattr(getattr(engine, "_planner", None), "tempo", None)
         clear = getattr(getattr(heard, "last", None), "bar_clear", None)  # how clearly the bar was heard (None: an older improv)
-        results.append({"bpm": who.tempo(pair.span), "heard": reports[-1].bpm if reports else None, "onsets": ons, "who": who, "pair": pair, "bar_clear": clear})
+        results.append({"bpm": who.tempo(pair.span), "heard": reports[-1].bpm if reports else None, "onsets": ons, "who": who, "pair": pair, "bar_clear": clear, "carried": not fresh and index > 0})
         if fresh:
             t = last + 8.0
         else:  # the performer comes in again on their next bar line after the answer
@@ -322,12 +325,28 @@ def figures(results: list[dict], prefix: str = "pulse") -> dict[str, float]:
         f"{prefix}_grid_median_ms": float(np.median(grid)) if grid else math.nan,
         f"{prefix}_grid_p90_ms": float(np.percentile(grid, 90)) if grid else math.nan,
         f"{prefix}_first_ok": float(np.mean(first)) if first else math.nan,
+        # the same apart: the first call of each performance (a new tempo, one call to hear it
+        # from) and the 2nd+ calls traded without a pause (the set's grid can carry)
+        **{f"{prefix}_{who}first_ok_{name}": float(np.mean(share)) if share else math.nan for (who, name), share in split_first(results).items()},
         # the same at the same answer onsets for the ideal listener (``oracle_ms``): the ceiling
         f"{prefix}_oracle_grid_median_ms": float(np.median(oracle)) if oracle else math.nan,
         f"{prefix}_oracle_grid_p90_ms": float(np.percentile(oracle, 90)) if oracle else math.nan,
         f"{prefix}_oracle_first_ok": float(np.mean(oracle_first)) if oracle_first else math.nan,
         f"{prefix}_oracle_tempo_ok": float(np.mean(oracle_tempo)) if oracle_tempo else math.nan,
     }
+
+
+def split_first(results: list[dict]) -> dict[tuple[str, str], list[bool]]:
+    """Answers whose first note is within 30 ms of a beat (improv's: ``""``, the ideal listener's:
+    ``"oracle_"``), for ``fresh`` calls (the first of a traded set, and each steady call after its
+    long pause) and ``carried`` ones (the 2nd+ of a traded set)."""
+    out: dict[tuple[str, str], list[bool]] = {(w, n): [] for w in ("", "oracle_") for n in ("fresh", "carried")}
+    for r in results:
+        if r["onsets"]:
+            name = "carried" if r["carried"] else "fresh"
+            out["", name].append(beat_ms(r["who"], r["onsets"][0]) <= 30)
+            out["oracle_", name].append(oracle_ms(r["who"], r["onsets"][0], beat_only=True) <= 30)
+    return out
 
 
 def detail(results: list[dict], kind: str) -> None:

@@ -87,7 +87,11 @@ def track(
     index = np.where(near, index, -(10**9))
     srt = np.sort(index, axis=1)
     occupied = ((np.diff(srt, axis=1) != 0) & (srt[:, 1:] > -(10**9))).sum(axis=1) + (srt[:, 0] > -(10**9))
-    span = np.floor((rel[-1] - rel[0]) / beats + 0.15) + 1
+    # ... only the beats inside the call count: one that starts on an off-beat (a pickup) does not
+    # own the beat before its first note (counting that one as empty put a 5-note call at 120
+    # below the grids 6 % off, and it was heard at 80).
+    first_x, last_x = x[:, 0] - phases[c, k], x[:, -1] - phases[c, k]
+    span = np.floor(last_x + 0.15) - np.ceil(first_x - 0.15) + 1
     score = fit_c - EMPTY_COST * (1 - np.minimum(occupied / span, 1.0)) - prior_weight * np.abs(np.log2(_CANDIDATES / prior_bpm))
     b = int(np.argmax(score))
     bpm, phase, fit = float(_CANDIDATES[b]), float(phases[b, k[b]]), float(fit_c[b])
