@@ -24,6 +24,7 @@ Another processor (a session memory's mix, say) is one more ``Processor`` in the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -31,6 +32,7 @@ import numpy as np
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.chord_rules import voicing
+from improv.realtime.ending import ending
 from improv.realtime.variety import variety
 from improv.realtime.shaping import (
     CADENCE_NATS,
@@ -62,6 +64,7 @@ class Step:
     hold: int | None  # ... or whose top the motif holds (notes above it unlikely)
     no_key_left: bool  # every key of the range is struck at the onset under way
     chord_full: bool  # the onset under way has as many notes as the answer may strike
+    end: float | None = None  # where the answer ends, in beats from its first note (None: counted in events)
 
     def new_onset(self, row: np.ndarray) -> bool:
         return self.first or int(row[OFFSET]) > 0
@@ -71,7 +74,7 @@ class Step:
         return 0.0 if self.first else self.sampling.beats + float(self.values[int(row[OFFSET])])
 
 
-def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
+def step_of(answer: Answer, values: np.ndarray, cadence: bool, end: float | None = None) -> Step:
     reading, sampling = answer.reading, answer.sampling
     first = sampling.sampled == 0
     motif = sampling.motif if sampling.motif is not None and sampling.onsets < sampling.motif.span else None
@@ -88,7 +91,7 @@ def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
     struck = sum(bool(reading.mask[p]) for p in sampling.onset_pitches)
     no_key_left = bool(sampling.onset_pitches) and int(reading.mask.sum()) <= struck
     chord_full = len(sampling.onset_pitches) >= max(reading.max_voices, 1)
-    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full)
+    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full, end)
 
 
 def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
@@ -336,13 +339,14 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "variety": variety}
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "variety": variety, "ending": ending}
 
 
 def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
     """The processors of ``settings`` (a ``ServeSettings``) for the voice named ``voice``: the
     constraints, then each rule at its ``rule_<name>`` strength (the cadence and opening only with
-    ``phrase_ending``; the key not for ``keyless_voices``)."""
+    ``phrase_ending``; the key not for ``keyless_voices``; the ending with the voice's
+    ``ending_shares``, off for a voice with none)."""
     phrase = bool(settings.phrase_ending)
     out = [Processor("one_key", one_key, hard=True)]
     for name, process in RULES.items():
@@ -351,5 +355,8 @@ def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
             strength = 0.0
         if name == "key" and voice in settings.keyless_voices:
             strength = 0.0
+        if name == "ending":
+            shares = settings.ending_shares.get(voice)
+            process, strength = partial(ending, shares=None if shares is None else (float(shares[0]), float(shares[1]))), strength if shares is not None else 0.0
         out.append(Processor(name, process, strength))
     return out

@@ -1,0 +1,104 @@
+"""Where answers end (issue #19): the last onset of each real answer and of improv's, on
+`improv eval --duet`'s own pairs and seeds (``pairs_of``, ``playable_call``, ``engine_answer``
+with the voice's name, ``listener``'s classifier, ``outside_auc``): improv's column of the eval
+for each ``--ending-set`` variant, so a rule can be judged on and off in one run.
+
+The ending, read against the call's key (``phrase_key``): the last onset's top note is the
+``tonic``, another tonic-triad tone (``triad``: the third or the fifth) or ``other``; and whether
+that onset lies on a metric beat (``on_beat``). Shares over the answers that have a note.
+
+``--ending-train-pairs N`` reads the same of N pairs cut from the voice's training pieces: where a
+voice's answers end, as a fact of the voice, not of the held-out pairs a rule is judged on.
+
+Needs torch (the voice's training record) and scikit-learn. Figures: ``real_*`` and, for each
+variant, ``<name>_*``: ``end_tonic`` / ``end_triad`` / ``end_other``, ``end_on_beat``,
+``end_tonic_on_beat`` (tonic-triad top on a beat, over the answers ending on a beat); and for the
+variants ``auc``, ``outside_auc``, ``rhythm_ratio`` / ``motif_ratio`` / ``cadence_ratio`` (over
+the real answers'), ``telling`` (the listener's top features).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ending-voice", default="folk", help="the shipped voice (default: folk)")
+    parser.add_argument("--ending-pairs", type=int, default=60, help="phrase pairs at most (default: 60, as the eval)")
+    parser.add_argument("--ending-seed", type=int, default=0, help="the answers' seed (default: 0)")
+    parser.add_argument("--ending-train-pairs", type=int, default=0, help="also the endings of this many pairs of the voice's training pieces, as ``train_*`` (the facts ``serve.ending_shares`` holds; default: 0, none)")
+    parser.add_argument("--ending-set", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[,...]", help="a variant of improv's settings, named (repeatable; default: the config's, as 'default')")
+
+
+def endings(turns: Sequence[Any], steps_per_beat: int) -> dict[str, float]:
+    """The shares of ``turns``' answers ending on the tonic, the triad or elsewhere, on a beat."""
+    from improv.evaluation.response import onset_steps, top_line
+    from improv.music.keys import tonic_triad_pitch_classes
+
+    counts = np.zeros(5)  # tonic, triad, other, on a beat, tonic triad on a beat
+    for t in turns:
+        if len(t.answer) == 0 or t.call_key is None:
+            continue
+        tonic, minor = t.call_key
+        last = int(top_line(t.answer, steps_per_beat)[-1]) % 12
+        kind = 0 if last == tonic % 12 else 1 if last in tonic_triad_pitch_classes(tonic, minor) else 2
+        counts[kind] += 1
+        beat = onset_steps(t.answer, steps_per_beat).max() % max(int(round(t.beat * steps_per_beat)), 1) == 0
+        counts[3] += beat
+        counts[4] += beat and kind < 2
+    n = max(counts[:3].sum(), 1)
+    return {
+        "end_tonic": float(counts[0] / n),
+        "end_triad": float(counts[1] / n),
+        "end_other": float(counts[2] / n),
+        "end_on_beat": float(counts[3] / n),
+        "end_tonic_on_beat": float(counts[4] / max(counts[3], 1)),
+    }
+
+
+def run(args: Any) -> dict[str, Any]:
+    from improv.evaluation.answers import engine_answer, playable_call
+    from improv.evaluation.duet import pairs_of
+    from improv.evaluation.listener import discriminator_auc, feature_matrix, telling_features
+    from improv.evaluation.outside import outside_auc
+    from improv.evaluation.response import Turn, phrase_key, summarize
+    from improv.evaluation.run import load_pieces
+    from improv.model.sampling import SamplingParams
+    from improv.model.voices import training_checkpoint, voice_path
+    from improv.settings.load import load_settings
+
+    answers, seed = 2, args.ending_seed
+    base = load_settings(None, [])
+    checkpoint = training_checkpoint(voice_path(args.ending_voice))
+    ckpt, _, train, heldout = load_pieces(str(checkpoint), None, base)
+    model, tok = ckpt.step_model(), ckpt.tokenizer
+    spb = tok.steps_per_beat
+    kept = [p for p in pairs_of(heldout, tok, 2, args.ending_pairs) if playable_call(p.call, base.serve, p.bpm or base.serve.bpm)]
+    keys = [phrase_key(p.call, p.beat, p.bar) for p in kept]
+    real = [Turn(p.call, p.answer, p.beat, p.bar, k, i) for i, (p, k) in enumerate(zip(kept, keys))]
+    r, s_real = feature_matrix(real, spb), summarize(real, spb)
+    out: dict[str, Any] = {"pairs": len(kept), **{f"real_{k}": v for k, v in endings(real, spb).items()}}
+    if args.ending_train_pairs > 0:  # the voice's fact, from its training pieces (never the held-out ones)
+        facts = pairs_of(train, tok, 2, args.ending_train_pairs)
+        out["train_pairs"] = len(facts)
+        out.update({f"train_{k}": v for k, v in endings([Turn(p.call, p.answer, p.beat, p.bar, phrase_key(p.call, p.beat, p.bar), i) for i, p in enumerate(facts)], spb).items()})
+    variants = [v.split(":", 1) for v in args.ending_set] or [["default", ""]]
+    for name, sets in variants:
+        settings = load_settings(None, [s for s in sets.split(",") if s])
+        params = SamplingParams.from_settings(settings.sample)
+        improv = []
+        for i, (p, k) in enumerate(zip(kept, keys)):
+            for a in range(answers):  # the seeds `evaluate_duet` gives each answer
+                played = engine_answer(model, settings.serve, params, p.call, p.span, p.bpm or settings.serve.bpm, seed * 1_000_003 + i * answers + a, checkpoint.stem)
+                improv.append(Turn(p.call, played.notes, p.beat, p.bar, k, i))
+        m, s = feature_matrix(improv, spb), summarize(improv, spb)
+        out[f"{name}_auc"] = discriminator_auc(r, [t.index for t in real], m, [t.index for t in improv], seed)
+        out[f"{name}_outside_auc"] = outside_auc({"real": real, "improv": improv}, spb).get("improv")
+        for figure in ("rhythm_uptake", "motif_uptake", "cadence_rate"):
+            out[f"{name}_{figure.split('_')[0]}_ratio"] = float(s[figure] / s_real[figure]) if s_real[figure] else None
+        out.update({f"{name}_{k}": v for k, v in endings(improv, spb).items()})
+        out[f"{name}_telling"] = {t["feature"]: f"{t['auc']:.2f}: {t['real']:.2f} -> {t['system']:.2f}" for t in telling_features(r, m, 6)}
+    return out
