@@ -27,7 +27,7 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ending-voice", default="folk", help="the shipped voice (default: folk)")
-    parser.add_argument("--ending-pairs", type=int, default=60, help="phrase pairs at most (default: 60, as the eval)")
+    parser.add_argument("--ending-pairs", type=int, default=60, help="phrase pairs at most (default: 60, as the eval; 0: only the training pairs' endings)")
     parser.add_argument("--ending-seed", type=int, default=0, help="the answers' seed (default: 0)")
     parser.add_argument("--ending-train-pairs", type=int, default=0, help="also the endings of this many pairs of the voice's training pieces, as ``train_*`` (the facts ``serve.ending_shares`` holds; default: 0, none)")
     parser.add_argument("--ending-set", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[,...]", help="a variant of improv's settings, named (repeatable; default: the config's, as 'default')")
@@ -60,40 +60,25 @@ def endings(turns: Sequence[Any], steps_per_beat: int) -> dict[str, float]:
 
 
 def run(args: Any) -> dict[str, Any]:
-    from improv.evaluation.answers import engine_answer, playable_call
+    from _duet_column import duet_pairs, improv_turns
     from improv.evaluation.duet import pairs_of
     from improv.evaluation.listener import discriminator_auc, feature_matrix, telling_features
     from improv.evaluation.outside import outside_auc
     from improv.evaluation.response import Turn, phrase_key, summarize
-    from improv.evaluation.run import load_pieces
-    from improv.model.sampling import SamplingParams
-    from improv.model.voices import training_checkpoint, voice_path
-    from improv.settings.load import load_settings
 
-    answers, seed = 2, args.ending_seed
-    base = load_settings(None, [])
-    checkpoint = training_checkpoint(voice_path(args.ending_voice))
-    ckpt, _, train, heldout = load_pieces(str(checkpoint), None, base)
-    model, tok = ckpt.step_model(), ckpt.tokenizer
-    spb = tok.steps_per_beat
-    kept = [p for p in pairs_of(heldout, tok, 2, args.ending_pairs) if playable_call(p.call, base.serve, p.bpm or base.serve.bpm)]
-    keys = [phrase_key(p.call, p.beat, p.bar) for p in kept]
-    real = [Turn(p.call, p.answer, p.beat, p.bar, k, i) for i, (p, k) in enumerate(zip(kept, keys))]
+    seed = args.ending_seed
+    duet = duet_pairs(args.ending_voice, args.ending_pairs)
+    spb = duet.tokenizer.steps_per_beat
+    real = duet.real
     r, s_real = feature_matrix(real, spb), summarize(real, spb)
-    out: dict[str, Any] = {"pairs": len(kept), **{f"real_{k}": v for k, v in endings(real, spb).items()}}
+    out: dict[str, Any] = {"pairs": len(real), **{f"real_{k}": v for k, v in endings(real, spb).items()}}
     if args.ending_train_pairs > 0:  # the voice's fact, from its training pieces (never the held-out ones)
-        facts = pairs_of(train, tok, 2, args.ending_train_pairs)
+        facts = pairs_of(duet.train, duet.tokenizer, 2, args.ending_train_pairs)
         out["train_pairs"] = len(facts)
         out.update({f"train_{k}": v for k, v in endings([Turn(p.call, p.answer, p.beat, p.bar, phrase_key(p.call, p.beat, p.bar), i) for i, p in enumerate(facts)], spb).items()})
     variants = [v.split(":", 1) for v in args.ending_set] or [["default", ""]]
-    for name, sets in variants:
-        settings = load_settings(None, [s for s in sets.split(",") if s])
-        params = SamplingParams.from_settings(settings.sample)
-        improv = []
-        for i, (p, k) in enumerate(zip(kept, keys)):
-            for a in range(answers):  # the seeds `evaluate_duet` gives each answer
-                played = engine_answer(model, settings.serve, params, p.call, p.span, p.bpm or settings.serve.bpm, seed * 1_000_003 + i * answers + a, checkpoint.stem)
-                improv.append(Turn(p.call, played.notes, p.beat, p.bar, k, i))
+    for name, sets in variants if args.ending_pairs > 0 else []:
+        improv = improv_turns(duet, [s for s in sets.split(",") if s], seed)
         m, s = feature_matrix(improv, spb), summarize(improv, spb)
         out[f"{name}_auc"] = discriminator_auc(r, [t.index for t in real], m, [t.index for t in improv], seed)
         out[f"{name}_outside_auc"] = outside_auc({"real": real, "improv": improv}, spb).get("improv")
