@@ -68,7 +68,7 @@ def test_only_the_likely_last_note_of_a_line_is_bent():
     ):
         before, after, _ = drawn(answer, end, offset)
         assert np.array_equal(before, after), (end, offset)
-    before, after, _ = drawn(near_end(), shares=None)  # a voice with no shares known
+    before, after, _ = drawn(near_end(), shares=())  # a voice with no shares known
     assert np.array_equal(before, after)
     before, after, _ = drawn(near_end(), strength=0.0)
     assert np.array_equal(before, after)

@@ -53,12 +53,12 @@ def ending_classes(tonality: tuple[int, bool], size: int) -> np.ndarray:
     return np.where(pcs == tonic % 12, 0, np.where(triad, 1, 2))
 
 
-def ending(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float, shares: tuple[float, float] | None = None) -> Bend:
+def ending(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float, shares: tuple[float, ...] = ()) -> Bend:
     """The likely last note of a line: its class (tonic, triad, other) drawn toward the voice's
-    real endings, ``shares`` (the tonic's, the triad's other tones'; None: the voice has none
+    real endings, ``shares`` (the tonic's, the triad's other tones'; none: the voice has none
     known, nothing is bent). ``answer_processors`` gives each voice its own."""
     reading = step.reading
-    if field != PITCH or shares is None or reading.tonality is None or reading.max_voices != 1 or not step.new_onset(row) or not likely_last(step, row):
+    if field != PITCH or len(shares) != 2 or reading.tonality is None or reading.max_voices != 1 or not step.new_onset(row) or not likely_last(step, row):
         return logits, mask
     tonic_share, triad_share = shares
     wanted = np.array([tonic_share, triad_share, max(1.0 - tonic_share - triad_share, 0.0)])

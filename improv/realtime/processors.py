@@ -15,7 +15,8 @@ Two kinds:
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
   ``echo`` (no answer that plays the call back, at pitch or moved) and ``voicing`` (a chord's bass in
-  the call's bass register, no three notes within a whole tone).
+  the call's bass register, no three notes within a whole tone); ``variety`` and, last, ``ending``
+  (a line's likely last note at the voice's real endings' shares: ``realtime.ending``).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
 ``answer_guide``: it sees what the others see, in ``Step``.
@@ -355,8 +356,7 @@ def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
             strength = 0.0
         if name == "key" and voice in settings.keyless_voices:
             strength = 0.0
-        if name == "ending":
-            shares = settings.ending_shares.get(voice)
-            process, strength = partial(ending, shares=None if shares is None else (float(shares[0]), float(shares[1]))), strength if shares is not None else 0.0
+        if name == "ending":  # the voice's own shares; a voice with none is not bent
+            process, strength = partial(ending, shares=tuple(settings.ending_shares.get(voice, ()))), strength if voice in settings.ending_shares else 0.0
         out.append(Processor(name, process, strength))
     return out
