@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ending-pairs", type=int, default=60, help="phrase pairs at most (default: 60, as the eval; 0: only the training pairs' endings)")
     parser.add_argument("--ending-seed", type=int, default=0, help="the answers' seed (default: 0)")
     parser.add_argument("--ending-train-pairs", type=int, default=0, help="also the endings of this many pairs of the voice's training pieces, as ``train_*`` (the facts ``serve.ending_shares`` holds; default: 0, none)")
-    parser.add_argument("--ending-set", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[,...]", help="a variant of improv's settings, named (repeatable; default: the config's, as 'default')")
+    parser.add_argument("--ending-set", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[;...]", help="a variant of improv's settings, named (repeatable; default: the config's, as 'default')")
 
 
 def endings(turns: Sequence[Any], steps_per_beat: int) -> dict[str, float]:
@@ -67,18 +67,18 @@ def run(args: Any) -> dict[str, Any]:
     from improv.evaluation.response import Turn, phrase_key, summarize
 
     seed = args.ending_seed
-    duet = duet_pairs(args.ending_voice, args.ending_pairs)
+    duet = duet_pairs(args.ending_voice, max(args.ending_pairs, 1))
     spb = duet.tokenizer.steps_per_beat
     real = duet.real
-    r, s_real = feature_matrix(real, spb), summarize(real, spb)
     out: dict[str, Any] = {"pairs": len(real), **{f"real_{k}": v for k, v in endings(real, spb).items()}}
     if args.ending_train_pairs > 0:  # the voice's fact, from its training pieces (never the held-out ones)
         facts = pairs_of(duet.train, duet.tokenizer, 2, args.ending_train_pairs)
         out["train_pairs"] = len(facts)
         out.update({f"train_{k}": v for k, v in endings([Turn(p.call, p.answer, p.beat, p.bar, phrase_key(p.call, p.beat, p.bar), i) for i, p in enumerate(facts)], spb).items()})
     variants = [v.split(":", 1) for v in args.ending_set] or [["default", ""]]
+    r, s_real = feature_matrix(real, spb), summarize(real, spb)
     for name, sets in variants if args.ending_pairs > 0 else []:
-        improv = improv_turns(duet, [s for s in sets.split(",") if s], seed)
+        improv = improv_turns(duet, [s for s in sets.split(";") if s], seed)
         m, s = feature_matrix(improv, spb), summarize(improv, spb)
         out[f"{name}_auc"] = discriminator_auc(r, [t.index for t in real], m, [t.index for t in improv], seed)
         out[f"{name}_outside_auc"] = outside_auc({"real": real, "improv": improv}, spb).get("improv")
