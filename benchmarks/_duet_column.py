@@ -1,8 +1,8 @@
 """What the benches of improv's answers on `improv eval --duet`'s pairs share (bench_folk,
 bench_line4, bench_ending): a shipped voice's held-out pairs as the eval keeps them (``pairs_of``,
 ``playable_call``, each call's key), the real answers as turns, and improv's answers to them with
-the eval's seeds and the voice's name (its own rules: ``serve.keyless_voices``,
-``serve.ending_shares``). Needs torch (the voice's training record)."""
+the eval's seeds and the voice's name (its own rules: ``serve.keyless_voices``). Needs torch
+(the voice's training record)."""
 
 from __future__ import annotations
 

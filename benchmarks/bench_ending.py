@@ -1,7 +1,8 @@
 """Where answers end (issue #19): the last onset of each real answer and of improv's, on
 `improv eval --duet`'s own pairs and seeds (``pairs_of``, ``playable_call``, ``engine_answer``
 with the voice's name, ``listener``'s classifier, ``outside_auc``): improv's column of the eval
-for each ``--ending-set`` variant, so a rule can be judged on and off in one run.
+for each ``--ending-set`` variant, so a rule can be judged on and off in one run. (README, #19's
+seventh pass: an ending rule tried with it, not kept.)
 
 The ending, read against the call's key (``phrase_key``): the last onset's top note is the
 ``tonic``, another tonic-triad tone (``triad``: the third or the fifth) or ``other``; and whether
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ending-voice", default="folk", help="the shipped voice (default: folk)")
     parser.add_argument("--ending-pairs", type=int, default=60, help="phrase pairs at most (default: 60, as the eval; 0: only the training pairs' endings)")
     parser.add_argument("--ending-seed", type=int, default=0, help="the answers' seed (default: 0)")
-    parser.add_argument("--ending-train-pairs", type=int, default=0, help="also the endings of this many pairs of the voice's training pieces, as ``train_*`` (the facts ``serve.ending_shares`` holds; default: 0, none)")
+    parser.add_argument("--ending-train-pairs", type=int, default=0, help="also the endings of this many pairs of the voice's training pieces, as ``train_*`` (where the voice's own answers end; default: 0, none)")
     parser.add_argument("--ending-set", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE[;...]", help="a variant of improv's settings, named (repeatable; default: the config's, as 'default')")
 
 

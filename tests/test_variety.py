@@ -1,5 +1,5 @@
 """The variety rule (``realtime.variety``): a line's notes already played cost nats a use, capped;
-chords are left alone; strength 0 is off; the planner runs it after the other rules (but the ending's)."""
+chords are left alone; strength 0 is off; the planner runs it after the other rules."""
 
 from __future__ import annotations
 
@@ -38,12 +38,12 @@ def test_chords_and_a_chords_further_notes_are_left_alone():
     assert not bend(variety, first, PITCH)[0].any()
 
 
-def test_the_planner_runs_variety_after_the_other_rules_at_its_setting():
+def test_the_planner_runs_variety_last_at_its_setting():
     quantiser = Quantiser(Tokenizer())
     on = Planner(ServeSettings(), quantiser, 0, 0).processors[0]
-    assert on[-2].name == "variety" and on[-2].strength == 1.0  # then only the ending (realtime.ending: its shares must hold of the draw)
+    assert on[-1].name == "variety" and on[-1].strength == 1.0
     off = Planner(ServeSettings(rule_variety=0.0), quantiser, 0, 0).processors[0]
-    assert off[-2].strength == 0.0
+    assert off[-1].strength == 0.0
     assert N_PITCH > 128 and np.all(np.isfinite(bend(variety, make_answer(max_voices=1, sampled=1, onsets=1, line=[127]), PITCH, offset=6)[0]))
 
 

@@ -15,11 +15,10 @@ from improv.realtime.processors import Processor, step_of
 Guide = Callable[[int, np.ndarray, np.ndarray, "np.ndarray | None"], "tuple[np.ndarray, np.ndarray | None]"]
 
 
-def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, processors: Sequence[Processor], end: float | None = None) -> Guide:
+def answer_guide(answer: Answer, values: np.ndarray, cadence: bool, processors: Sequence[Processor]) -> Guide:
     """The answer's bends on each head for its next event, given the fields already drawn
-    (``cadence``: the answer is near its end; ``end``: where it ends, in beats, when its length
-    is counted in beats). ``values``: the tokenizer's time values (beats)."""
-    step = step_of(answer, values, cadence, end)
+    (``cadence``: the answer is near its end). ``values``: the tokenizer's time values (beats)."""
+    step = step_of(answer, values, cadence)
 
     def guide(field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         for processor in processors:

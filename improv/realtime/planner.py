@@ -265,8 +265,7 @@ class Planner:
     def guide(self, answer: Answer, length_factor: float = 1.0) -> Guide:
         """The answer's bends on each head (``realtime.guide``), the cadence once it is near its end."""
         cadence = self.settings.phrase_ending and self.progress(answer, length_factor) >= CADENCE_FROM
-        end = answer.length() * length_factor if self.settings.response_unit == "beats" else None
-        guide = answer_guide(answer, self._time_values, cadence, self.processors[min(answer.reading.voice, len(self.processors) - 1)], end)
+        guide = answer_guide(answer, self._time_values, cadence, self.processors[min(answer.reading.voice, len(self.processors) - 1)])
         # Timing: every onset on the performer's grid (sixteenths, triplets), the first on a beat
         # (or a downbeat) of the call's grid, so the model's own sense of the beat is the performer's.
         # Only on a heard grid (a pulse from the call): with a fixed tempo the voice keeps its own rhythm.

@@ -15,8 +15,7 @@ Two kinds:
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
   ``echo`` (no answer that plays the call back, at pitch or moved) and ``voicing`` (a chord's bass in
-  the call's bass register, no three notes within a whole tone); ``variety`` and, last, ``ending``
-  (a line's likely last note at the voice's real endings' shares: ``realtime.ending``).
+  the call's bass register, no three notes within a whole tone).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
 ``answer_guide``: it sees what the others see, in ``Step``.
@@ -25,7 +24,6 @@ Another processor (a session memory's mix, say) is one more ``Processor`` in the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -33,7 +31,6 @@ import numpy as np
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.chord_rules import voicing
-from improv.realtime.ending import ending
 from improv.realtime.variety import variety
 from improv.realtime.shaping import (
     CADENCE_NATS,
@@ -65,7 +62,6 @@ class Step:
     hold: int | None  # ... or whose top the motif holds (notes above it unlikely)
     no_key_left: bool  # every key of the range is struck at the onset under way
     chord_full: bool  # the onset under way has as many notes as the answer may strike
-    end: float | None = None  # where the answer ends, in beats from its first note (None: counted in events)
 
     def new_onset(self, row: np.ndarray) -> bool:
         return self.first or int(row[OFFSET]) > 0
@@ -75,7 +71,7 @@ class Step:
         return 0.0 if self.first else self.sampling.beats + float(self.values[int(row[OFFSET])])
 
 
-def step_of(answer: Answer, values: np.ndarray, cadence: bool, end: float | None = None) -> Step:
+def step_of(answer: Answer, values: np.ndarray, cadence: bool) -> Step:
     reading, sampling = answer.reading, answer.sampling
     first = sampling.sampled == 0
     motif = sampling.motif if sampling.motif is not None and sampling.onsets < sampling.motif.span else None
@@ -92,7 +88,7 @@ def step_of(answer: Answer, values: np.ndarray, cadence: bool, end: float | None
     struck = sum(bool(reading.mask[p]) for p in sampling.onset_pitches)
     no_key_left = bool(sampling.onset_pitches) and int(reading.mask.sum()) <= struck
     chord_full = len(sampling.onset_pitches) >= max(reading.max_voices, 1)
-    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full, end)
+    return Step(reading, sampling, values, cadence, first, motif, top, hold, no_key_left, chord_full)
 
 
 def _no_chord(mask: np.ndarray | None, size: int) -> np.ndarray:
@@ -340,14 +336,13 @@ class Processor:
         return self.process(step, field, row, logits, mask, self.strength)
 
 
-RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "variety": variety, "ending": ending}
+RULES: dict[str, Process] = {"key": key, "texture": texture, "register": register, "motif": motif, "cadence": cadence, "opening": opening, "density": density, "echo": echo, "voicing": voicing, "variety": variety}
 
 
 def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
     """The processors of ``settings`` (a ``ServeSettings``) for the voice named ``voice``: the
     constraints, then each rule at its ``rule_<name>`` strength (the cadence and opening only with
-    ``phrase_ending``; the key not for ``keyless_voices``; the ending with the voice's
-    ``ending_shares``, off for a voice with none)."""
+    ``phrase_ending``; the key not for ``keyless_voices``)."""
     phrase = bool(settings.phrase_ending)
     out = [Processor("one_key", one_key, hard=True)]
     for name, process in RULES.items():
@@ -356,7 +351,5 @@ def answer_processors(settings: Any, voice: str = "") -> list[Processor]:
             strength = 0.0
         if name == "key" and voice in settings.keyless_voices:
             strength = 0.0
-        if name == "ending":  # the voice's own shares; a voice with none is not bent
-            process, strength = partial(ending, shares=tuple(settings.ending_shares.get(voice, ()))), strength if voice in settings.ending_shares else 0.0
         out.append(Processor(name, process, strength))
     return out

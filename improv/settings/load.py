@@ -125,11 +125,6 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"bad value for {key}: {shown(value)} (expected a list)")
         return [_coerce(f"{key}[{i}]", item_hint, v) for i, v in enumerate(value)]
-    if origin in (dict, typing.Dict):
-        key_hint, item_hint = get_args(hint)
-        if not isinstance(value, dict):
-            raise ConfigError(f"bad value for {key}: {shown(value)} (expected a mapping)")
-        return {_coerce(f"{key} (a name)", key_hint, k): _coerce(f"{key}[{k}]", item_hint, v) for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"bad value for {key}: {shown(value)} (expected true or false)")
@@ -244,8 +239,7 @@ _RANGES: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("serve", "output_latency_ms"): (lambda v: 0 <= v <= 500, "between 0 and 500"),
     ("serve", "keyless_voices"): (lambda v: all(isinstance(n, str) and 0 < len(n) <= 100 for n in v), "voice names (1-100 characters)"),
     ("serve", "output_latency_by_velocity"): (lambda v: all(len(p) == 2 and 1 <= p[0] <= 127 and 0 <= p[1] <= 500 for p in v), "[velocity 1-127, ms 0-500] pairs"),
-    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing", "variety", "ending")},
-    ("serve", "ending_shares"): (lambda v: all(isinstance(n, str) and 0 < len(n) <= 100 and len(p) == 2 and min(p) >= 0 and sum(p) <= 1 for n, p in v.items()), "{voice: [tonic share, triad share]}, shares >= 0 summing to at most 1"),
+    **{("serve", f"rule_{name}"): (lambda v: 0 <= v <= 4, "between 0 and 4") for name in ("key", "texture", "register", "motif", "cadence", "opening", "dynamics", "density", "echo", "voicing", "variety")},
     ("serve", "density"): (lambda v: 0.25 <= v <= 4, "between 0.25 and 4"),
     ("serve", "cc_density"): (lambda v: -1 <= v <= 127, "a controller number 0-127, or -1 for off"),
     ("serve", "adapt"): (lambda v: 0 <= v <= 1, "in [0, 1]"),

@@ -216,12 +216,5 @@ class ServeSettings:
     # variety: a line's notes already played in the answer cost 0.6 nats a use (up to 3 uses), so
     # it moves on to new ones as a tune does (0 = off, 0..4). Lines only: chords are untouched.
     rule_variety: float = 1.0
-    # ---- where an answer ends (cadence5; realtime/ending.py, issue 19) ----
-    # ending: a line's likely last note drawn toward the voice's real endings (0 = off, 0..4;
-    # 1 = as often on the tonic and the triad as the voice's real answers).
-    rule_ending: float = 1.0
-    # Per voice (by name): [tonic, third or fifth] shares of its real answers' last notes, from its
-    # training pieces (benchmarks/bench_ending.py); a voice not named is not bent.
-    ending_shares: dict[str, list[float]] = field(default_factory=dict)
     link: bool = False  # ---- Ableton Link (issue 18): join the session (serve --link); README: who leads
     link_quantum: int = 4  # beats per bar of the session's phase (Link's quantum): the bars of entry: bar
