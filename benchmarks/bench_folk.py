@@ -29,35 +29,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: Any) -> dict[str, Any]:
-    from improv.evaluation.answers import engine_answer, markov_answer, playable_call
+    from _duet_column import ANSWERS, duet_pairs, improv_turns
+    from improv.evaluation.answers import markov_answer
     from improv.evaluation.baselines import MarkovModel
     from improv.evaluation.duet import pairs_of
     from improv.evaluation.listener import discriminator_auc, feature_matrix, telling_features
     from improv.evaluation.outside import outside_auc
-    from improv.evaluation.response import Turn, phrase_key, summarize
-    from improv.evaluation.run import load_pieces
+    from improv.evaluation.response import Turn, summarize
     from improv.model.sampling import SamplingParams
-    from improv.model.voices import training_checkpoint, voice_path
     from improv.settings.load import load_settings
 
-    answers, seed = 2, args.folk_seed
+    seed = args.folk_seed
     base = load_settings(None, [])
-    settings = load_settings(None, list(args.folk_set))
-    ckpt, _, train, heldout = load_pieces(str(training_checkpoint(voice_path(args.folk_voice))), None, base)
-    model, tok = ckpt.step_model(), ckpt.tokenizer
+    duet = duet_pairs(args.folk_voice, args.folk_pairs)
+    tok, heldout, kept, real = duet.tokenizer, duet.heldout, duet.kept, duet.real
     spb = tok.steps_per_beat
-    kept = [p for p in pairs_of(heldout, tok, 2, args.folk_pairs) if playable_call(p.call, base.serve, p.bpm or base.serve.bpm)]
-    keys = [phrase_key(p.call, p.beat, p.bar) for p in kept]
-    real = [Turn(p.call, p.answer, p.beat, p.bar, k, i) for i, (p, k) in enumerate(zip(kept, keys))]
-    markov = MarkovModel(base.eval.markov_order, tok.sizes).fit([p.tokens for p in train])
+    markov = MarkovModel(base.eval.markov_order, tok.sizes).fit([p.tokens for p in duet.train])
     rng, plain = np.random.default_rng(seed), SamplingParams.from_settings(base.sample)
-    params = SamplingParams.from_settings(settings.sample)
-    improv, other = [], []
-    for i, (p, k) in enumerate(zip(kept, keys)):
-        for a in range(answers):  # the seeds `evaluate_duet` gives each answer
-            played = engine_answer(model, settings.serve, params, p.call, p.span, p.bpm or settings.serve.bpm, seed * 1_000_003 + i * answers + a)
-            improv.append(Turn(p.call, played.notes, p.beat, p.bar, k, i))
-            other.append(Turn(p.call, markov_answer(markov, tok, p.call_rows, rng, plain, p.span, base.serve.max_response_events), p.beat, p.bar, k, i))
+    improv = improv_turns(duet, list(args.folk_set), seed)
+    other = [Turn(p.call, markov_answer(markov, tok, p.call_rows, rng, plain, p.span, base.serve.max_response_events), p.beat, p.bar, t.call_key, i) for i, (p, t) in enumerate(zip(kept, real)) for _ in range(ANSWERS)]
     r, m, o = (feature_matrix(ts, spb) for ts in (real, improv, other))
     groups = [t.index for t in real]
     s_real, s_improv = summarize(real, spb), summarize(improv, spb)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line4-voice", default="folk", help="the shipped voice (default: folk)")
@@ -26,36 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: Any) -> dict[str, Any]:
-    from improv.evaluation.answers import engine_answer, playable_call
-    from improv.evaluation.duet import pairs_of
+    from _duet_column import duet_pairs, improv_turns
     from improv.evaluation.listener import FEATURES, discriminator_auc, feature_matrix
     from improv.evaluation.outside import outside_auc
-    from improv.evaluation.response import Turn, phrase_key, summarize
-    from improv.evaluation.run import load_pieces
-    from improv.model.sampling import SamplingParams
-    from improv.model.voices import training_checkpoint, voice_path
+    from improv.evaluation.response import summarize
     from improv.settings.load import load_settings
 
-    answers, seed = 2, args.line4_seed
+    seed = args.line4_seed
     base = load_settings(None, [])
-    ckpt, _, _, heldout = load_pieces(str(training_checkpoint(voice_path(args.line4_voice))), None, base)
-    model, tok = ckpt.step_model(), ckpt.tokenizer
-    spb = tok.steps_per_beat
-    kept = [p for p in pairs_of(heldout, tok, 2, args.line4_pairs) if playable_call(p.call, base.serve, p.bpm or base.serve.bpm)]
-    keys = [phrase_key(p.call, p.beat, p.bar) for p in kept]
-    real = [Turn(p.call, p.answer, p.beat, p.bar, k, i) for i, (p, k) in enumerate(zip(kept, keys))]
+    duet = duet_pairs(args.line4_voice, args.line4_pairs)
+    spb, real = duet.tokenizer.steps_per_beat, duet.real
     r, s_real = feature_matrix(real, spb), summarize(real, spb)
     columns = [FEATURES.index(f) for f in ("distinct_pitches", "range", "pitch_classes")]
-    out: dict[str, Any] = {"pairs": len(kept)}
+    out: dict[str, Any] = {"pairs": len(real)}
     out.update({f"real_{FEATURES[c]}": float(r[:, c].mean()) for c in columns})
     for name, strength in (("off", 0.0), ("on", base.serve.rule_variety)):
-        settings = load_settings(None, [f"serve.rule_variety={strength}"])
-        params = SamplingParams.from_settings(settings.sample)
-        improv = []
-        for i, (p, k) in enumerate(zip(kept, keys)):
-            for a in range(answers):  # the seeds `evaluate_duet` gives each answer
-                played = engine_answer(model, settings.serve, params, p.call, p.span, p.bpm or settings.serve.bpm, seed * 1_000_003 + i * answers + a)
-                improv.append(Turn(p.call, played.notes, p.beat, p.bar, k, i))
+        improv = improv_turns(duet, [f"serve.rule_variety={strength}"], seed)
         m, s = feature_matrix(improv, spb), summarize(improv, spb)
         out[f"{name}_auc"] = discriminator_auc(r, [t.index for t in real], m, [t.index for t in improv], seed)
         out[f"{name}_outside_auc"] = outside_auc({"real": real, "improv": improv}, spb).get("improv")

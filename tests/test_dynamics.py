@@ -86,6 +86,16 @@ def test_the_voices_own_velocity_strays_at_most_a_spread():
         assert abs(v - d.target(0.5, 1.0)) <= d.spread + 0.5, (model_velocity, v)
 
 
+def test_the_voices_own_velocity_stays_within_a_spread_of_the_calls_range():
+    """At the shape's softest (the ending, off the beat) the voice's own variation went on below
+    the call's softest note less a spread (a renaissance answer at 2.06x the call's sd); it stops
+    there, as the shape does, and likewise at the top."""
+    d = Dynamics.of_call([50 + x for x in (0, 6, -4, 8, -6, 4, -2, 6, -3, 5, -5, 2)])
+    assert d.target(1.0, 0.5) - d.spread < d.low - d.spread  # the shape alone is near the edge: its own variation would pass it
+    assert answer_velocity(d, 1.0, 1.0, 90.0, 1.0, 0.5) >= d.low - d.spread - 0.5
+    assert answer_velocity(d, 1.0, 127.0, 30.0, 0.5, 0.0) <= d.high + d.spread + 0.5
+
+
 def test_a_line_of_quarter_notes_keeps_the_calls_variety_of_touch():
     """Every note on a beat (no off-beat notes to be softer), and the answer ending on a bar line
     before its arc is done (folk answered a 12-note call at 70 with 70 74 72 75 73 75: sd 0.38x the

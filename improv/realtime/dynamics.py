@@ -12,7 +12,7 @@ deviation of its velocities around that line, at least ``MIN_SPREAD``). The answ
   accented over those between beats, every other beat more (``STRONG``, ``WEAK``, ``OFF_BEAT``
   spreads), and a softer ending (``ENDING`` spreads off its last fifth);
 * keeps what the voice's own velocity head varies from its own mean, within ``OWN`` spreads;
-* stays within a spread of the call's softest and loudest notes.
+* stays within a spread of the call's softest and loudest notes, that variation included.
 
 ``serve.follow_velocity`` blends the model's own velocities (0) with this shape (1);
 ``serve.rule_dynamics`` scales the shape (0: the call's level alone, as flat as the voice).
@@ -82,6 +82,8 @@ def answer_velocity(dynamics: Dynamics, follow: float, model_velocity: float, mo
     # The voice's own variation, within a spread: a flat corpus's velocity head that draws a rare
     # class (1 among 90s) is noise, not a dynamic (it gave answer notes at velocity 1 in a soft answer).
     own = min(max(model_velocity - model_mean, -OWN * dynamics.spread), OWN * dynamics.spread)
-    shaped = dynamics.target(progress, beats, strength) + own
+    # ... and the sum within a spread of the call's softest and loudest notes, as the shape is: the
+    # voice's variation added past that edge stretched a renaissance answer to 2.06x the call's sd.
+    shaped = min(max(dynamics.target(progress, beats, strength) + own, dynamics.low - dynamics.spread), dynamics.high + dynamics.spread)
     velocity = (1.0 - follow) * model_velocity + follow * shaped
     return int(min(max(round(velocity), 1), 127))
