@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -269,6 +270,17 @@ def _misbehaving_reader(path, kind, data):
     if name.startswith("hang"):  # waits without using the CPU: only the pool's wall-time guard can stop it
         while True:
             time.sleep(3600)
+    if name.startswith("slow"):  # parses slowly on a loaded machine: a little CPU at a time, long in wall time
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            busy = time.process_time() + 0.02
+            while time.process_time() < busy:
+                pass
+            time.sleep(0.1)
+    if name.startswith("deafspin"):  # an endless loop the CPU alarm cannot reach (as inside C code)
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
+        while True:
+            pass
     if name.startswith("crash"):
         os._exit(7)
     if name.startswith("bug"):
@@ -306,6 +318,29 @@ def test_a_parser_stuck_without_using_the_cpu_is_stopped_by_the_wall_time_guard(
     assert [s.reason for s in report.skipped] == [f"its parser was stuck for {workers.GUARD_FACTOR * 0.5 + 2.0:g} s and was stopped"]
     assert sorted(p.name.rsplit("/", 1)[1] for p in pieces) == ["ok1.mid", "ok2.mid"]
     assert len(list((tmp_path / "cache").glob("*.corpus"))) == 2  # a stuck parse is not cached: the next run tries again
+
+
+@pytest.mark.skipif(not FORK or not Path("/proc/self/stat").exists(), reason="needs forked workers and /proc (the guard reads a worker's CPU time there)")
+def test_a_slow_parser_still_using_the_cpu_is_not_stopped_by_the_wall_time_guard(tmp_path, monkeypatch):
+    # On a loaded machine a parse takes many times its CPU time; skipping it for that made which
+    # pieces a corpus holds depend on the machine's load.
+    monkeypatch.setattr(file_reader, "read_works", _misbehaving_reader)
+    monkeypatch.setattr(workers, "GUARD_FACTOR", 0.0)  # a span of 2 s of wall time; the parse takes 4 s
+    root = _songs(tmp_path / "songs", ["slow.mid", "ok1.mid"])
+    pieces, report = load_corpus([str(root)], TOK, settings(tmp_path, file_timeout_s=3.0))
+    assert report.skipped == []
+    assert sorted(p.name.rsplit("/", 1)[1] for p in pieces) == ["ok1.mid", "slow.mid"]
+
+
+@pytest.mark.skipif(not FORK or not Path("/proc/self/stat").exists(), reason="needs forked workers and /proc (the guard reads a worker's CPU time there)")
+def test_a_parser_spinning_out_of_the_alarms_reach_is_stopped_by_the_guard(tmp_path, monkeypatch):
+    monkeypatch.setattr(file_reader, "read_works", _misbehaving_reader)
+    monkeypatch.setattr(workers, "GUARD_FACTOR", 0.0)
+    root = _songs(tmp_path / "songs", ["deafspin.mid", "ok1.mid"])
+    pieces, report = load_corpus([str(root)], TOK, settings(tmp_path, file_timeout_s=0.2))
+    assert [Path(s.path).name for s in report.skipped] == ["deafspin.mid"]
+    assert "stuck" in report.skipped[0].reason
+    assert sorted(p.name.rsplit("/", 1)[1] for p in pieces) == ["ok1.mid"]
 
 
 # ---- cache ----------------------------------------------------------------------------------

@@ -11,7 +11,11 @@ kills its worker is skipped with its reason and the rest goes on:
 * only regular files up to ``corpus.max_file_mb`` are read (a FIFO or ``/dev/zero`` named
   ``.mid`` is refused, never read);
 * a worker that does not answer within ``GUARD_FACTOR`` times its time limit in *wall* time
-  (stuck in C code, or waiting on nothing) or dies is killed and replaced.
+  while using no CPU (waiting on nothing), or that uses more CPU than its limit (stuck in C code,
+  where the alarm cannot reach it), or dies, is killed and replaced. One still using the CPU gets
+  another such span: on a loaded machine a parse that waits its turn is slow, not stuck (at load
+  20 on 2 cores files were skipped this way, and which pieces a benchmark played changed with the
+  machine's load).
 """
 
 from __future__ import annotations
@@ -51,9 +55,23 @@ class Limits:
     memory_bytes: int  # memory allocated beyond the worker's start (corpus.worker_memory_mb); 0 = no limit
 
 
-# Wall time a worker gets per file, in multiples of its CPU-time limit: on 2 cores shared by 8
-# busy processes a parse takes ~4x its CPU time, and must not be killed for that.
+# Wall time a worker gets per file, in multiples of its CPU-time limit, before the guard looks at
+# it: on 2 cores shared by 8 busy processes a parse takes ~4x its CPU time.
 GUARD_FACTOR = 5.0
+PROGRESS_S = 0.05  # CPU seconds a worker must have used since the guard last looked to get another span
+ALARM_SLACK_S = 2.0  # CPU seconds past the limit after which the alarm is taken to have been missed (C code)
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """A process's CPU time so far (user + system), or None where /proc cannot tell (not Linux)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class _FileTimeout(BaseException):
@@ -157,11 +175,26 @@ class _Worker:
         child.close()
         self.job: Job | None = None
         self.deadline = 0.0
+        self._cpu_start: float | None = None  # the worker's CPU time when it got the job
+        self._cpu_seen: float | None = None  # ... and when the guard last looked
 
     def give(self, job: Job, limit_s: float) -> None:
         self.job = job
         self.deadline = time.monotonic() + limit_s
+        self._cpu_start = self._cpu_seen = _cpu_seconds(self.process.pid)
         self.conn.send((job.path, job.kind))
+
+    def still_working(self, limit_s: float, cpu_limit_s: float) -> bool:
+        """At its deadline: whether the worker is still parsing (it used CPU since the guard last
+        looked, and no more in all than the alarm allows); if so it gets ``limit_s`` more."""
+        cpu = _cpu_seconds(self.process.pid)
+        if cpu is None or self._cpu_seen is None or self._cpu_start is None:
+            return False
+        working = cpu - self._cpu_seen >= PROGRESS_S and cpu - self._cpu_start <= cpu_limit_s + ALARM_SLACK_S
+        self._cpu_seen = cpu
+        if working:
+            self.deadline = time.monotonic() + limit_s
+        return working
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -197,8 +230,9 @@ def run_jobs(
     """Parse every job in ``n_workers`` processes; yield (job, cache key, result) as each finishes.
 
     Each worker stops its own file after ``limits.cpu_s`` of CPU time (an alarm); one that does
-    not answer within ``GUARD_FACTOR`` times that in wall time (stuck inside C code or waiting on
-    nothing) or dies is killed and replaced, and its file skipped with the reason.
+    not answer within ``GUARD_FACTOR`` times that in wall time without using the CPU meanwhile
+    (waiting on nothing), or past its CPU limit (stuck inside C code), or dies, is killed and
+    replaced, and its file skipped with the reason.
     """
     ctx = _context()
     args = (tokenizer_settings, measure_recall, limits)
@@ -220,7 +254,7 @@ def run_jobs(
                     continue
                 if w.conn in ready or w.process.sentinel in ready:
                     key, result = _receive(w)
-                elif time.monotonic() >= w.deadline:
+                elif time.monotonic() >= w.deadline and not w.still_working(guard_s, limits.cpu_s):
                     reason = f"its parser was stuck for {guard_s:g} s and was stopped"
                     key, result = None, FileResult(skip=reason, cacheable=False, restart=True)
                 else:
