@@ -567,9 +567,8 @@ def same_state(a, b) -> bool:
 @pytest.mark.parametrize("window", [100, 6])
 def test_stepping_event_by_event_equals_priming_the_window(window, cell):
     model = random_step_model(seed=1, cell=cell)
-    # the tempo as configured: the call is not re-read at a tempo heard, so the window is what was fed;
-    # no session memory (even a first answer reads its own call), so the first row is the voice's and rules' alone
-    e = Engine(model, dataclasses.replace(ServeSettings(), window=window, imitation=0.0, estimate_tempo=False, adapt=0.0), params=SamplingParams(1.0, 0, 0.95), seed=5)
+    # the tempo as configured: the call is not re-read at a tempo heard, so the window is what was fed
+    e = Engine(model, dataclasses.replace(ServeSettings(), window=window, imitation=0.0, estimate_tempo=False), params=SamplingParams(1.0, 0, 0.95), seed=5)
     call = phrase([60, 62, 64, 65, 67, 69, 71, 72, 74, 76], step=0.3, length=0.25)
     end = 9 * 0.3 + 0.25
     simulate(e, call, until=end + 0.59)  # just before the call ends: everything fed, answer prepared
@@ -994,8 +993,7 @@ def test_a_chordal_answer_carries_the_motif_in_its_top_notes():
     for imitation in (0.0, 1.0):
         agree = []
         for seed in range(10):
-            # the rule alone: no session memory (a first answer reads its own call, mixed in after the rules)
-            e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, imitation=imitation, register="free", response_unit="events", response_length=18, phrase_ending=False, adapt=0.0), seed=seed)
+            e = Engine(model, ServeSettings(keep_key=False, estimate_tempo=False, imitation=imitation, register="free", response_unit="events", response_length=18, phrase_ending=False), seed=seed)
             by_onset: dict[float, list[int]] = {}
             for t, p, _ in note_ons(simulate(e, call, until=40)):
                 by_onset.setdefault(round(t, 6), []).append(p)
@@ -1027,8 +1025,7 @@ def test_answers_begin_on_the_tonic_and_end_at_their_length():
         key = (ending, cadence)
         endings[key] = openings[key] = 0
         for seed in range(12):
-            # the rules alone: no session memory (a first answer reads its own call, mixed in after the rules)
-            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, rule_cadence=cadence, imitation=0.0, adapt=0.0), seed=seed)
+            e = Engine(model, ServeSettings(keep_key=True, estimate_tempo=False, phrase_ending=ending, rule_cadence=cadence, imitation=0.0), seed=seed)
             out = simulate(e, call, until=40)
             (report,) = e.take_reports()
             ons = note_ons(out)

@@ -91,8 +91,7 @@ def test_the_guided_nll_scores_the_real_answer_under_the_rules():
     notes = [Note(int(60 + rng.choice([0, 2, 4, 5, 7])), i * 0.5, 0.5, 80) for i in range(48)]
     pair = cut_pairs("x", tok.encode(notes), tok, (4, 4), 2, 120.0, pickup=0.0)[0]
     model = random_step_model(hidden_size=16, embed_dim=8, seed=1)
-    # no rule and no session memory (an answer reads its own call through it)
-    bare = ServeSettings(keep_key=False, register="free", phrase_ending=False, adapt=0.0, **{f"rule_{name}": 0.0 for name in RULES})
+    bare = ServeSettings(keep_key=False, register="free", phrase_ending=False, **{f"rule_{name}": 0.0 for name in RULES})
     total, scored, floored = guided_answer_nll(model, bare, SamplingParams(), pair, 120.0)
     plain = answer_nll(model, pair.call_rows, pair.answer_rows)[0].sum()
     # No rule: the voice's own likelihood (within what the engine's hearing of the call changes;

@@ -25,15 +25,13 @@ classes on), and never passes ``LAMBDA_MAX``: the voice keeps its share. Bounded
 contexts. Kept between sets by ``realtime.memory_file``. Pure: time comes in as arguments;
 learning is queued (``hear``) and done a unit at a time in the engine's think slices
 (``absorb``), never on a send; one answer reads the memory as it was prepared (``catch_up``
-first, nothing learned while it is sampled), so how the slices fell never changes its notes,
-and its own call with it (``with_call``: a copy that has learned the call).
+first, nothing learned while it is sampled), so how the slices fell never changes its notes.
 The voice's own notes outside the performer's scale lose weight with the memory's say
 (``realtime.memory_cursor``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from typing import Sequence
@@ -91,7 +89,6 @@ class SessionMemory:
         self._run = 0  # how many times the last key came in a row
         self._t0: float | None = None  # weights are stored relative to this time (see _weight); set by the first use
         self.total = 0.0  # stored weight of every remembered event
-        self._own: set[tuple[str, tuple]] | None = None  # a copy's (with_call): the count arrays it owns; None: all
         self.pending.clear()
 
     def hear(self, rows: Sequence[np.ndarray], now: float) -> None:
@@ -131,7 +128,7 @@ class SessionMemory:
             if sym is None:
                 continue
             for ctx in contexts(table, self._history, f):
-                counts = self._writable(table, ctx)
+                counts = self._counts[table].get(ctx)
                 if counts is None:
                     if ctx and self._contexts >= MAX_CONTEXTS:
                         continue  # full: what is known still counts, no new longer context
@@ -150,34 +147,13 @@ class SessionMemory:
         _, w, keys = self._events.popleft()
         self.total -= w
         for table, ctx, sym in keys:
-            counts = self._writable(table, ctx)
+            counts = self._counts[table].get(ctx)
             if counts is None:  # faded to nothing and gone already
                 continue
             counts[sym] -= w
             if counts.sum() <= 1e-9 * max(self.total, 1.0):
                 del self._counts[table][ctx]
                 self._contexts -= 1
-
-    def _writable(self, table: str, ctx: tuple) -> np.ndarray | None:
-        """``table``'s counts in ``ctx``, this memory's own to change (a copy's borrowed ones copied first)."""
-        counts = self._counts[table].get(ctx)
-        if counts is not None and self._own is not None and (table, ctx) not in self._own:
-            counts = self._counts[table][ctx] = counts.copy()
-            self._own.add((table, ctx))
-        return counts
-
-    def with_call(self, rows: Sequence[np.ndarray], now: float) -> "SessionMemory":
-        """This memory once the call being answered (ended ``now``) is learned: a copy that learns
-        it at once, so the answer reads its call from its first note; this memory learns it after
-        the answer is drawn (a call played past goes with its copy: never learned twice). The copy
-        borrows the count arrays, copying one only where it writes."""
-        fork = copy.copy(self)
-        fork._counts = {table: dict(counts) for table, counts in self._counts.items()}
-        fork._own, fork._seen, fork._events, fork.pending = set(), {}, deque(self._events), deque()
-        notes = [row for row in rows if int(row[PITCH]) < BOS]
-        for k, row in enumerate(notes):
-            fork.learn(row, now, last=k == len(notes) - 1)
-        return fork
 
     def _rate(self) -> float:
         """Growth of a new event's stored weight per second (0: nothing fades)."""
@@ -192,8 +168,8 @@ class SessionMemory:
         if rate * (now - self._t0) > 30:
             shrink = math.exp(-rate * (now - self._t0))
             for table in self._counts.values():
-                for ctx, counts in table.items():
-                    table[ctx] = counts * shrink  # new arrays: a copy's tables may be lent (with_call)
+                for counts in table.values():
+                    counts *= shrink
             self._events = deque((r, w * shrink, k) for r, w, k in self._events)
             self.total *= shrink
             self._t0 = now
@@ -330,16 +306,13 @@ class SessionMemory:
 
     # ---- an answer's view ---------------------------------------------------------------------------
 
-    def cursor(self, call_rows: Sequence[np.ndarray], now: float, call_end: float | None = None) -> "MemoryCursor | None":
+    def cursor(self, call_rows: Sequence[np.ndarray], now: float) -> "MemoryCursor | None":
         """The memory as one answer uses it (its share fixed when prepared), after the call's
-        last notes; None when it has no say (adapt 0, nothing learned yet). ``call_end``: the
-        rows are the whole call, which ended then, and the answer reads it (``with_call``); how
-        well it fits the performer's recent scale is still judged on the calls before it."""
-        notes = [r for r in call_rows if int(r[PITCH]) < BOS]
-        tables = self if call_end is None or self.adapt <= 0 else self.with_call(notes, call_end)
-        lam = tables.share(now)
+        last notes; None when it has no say (adapt 0, nothing learned yet)."""
+        lam = self.share(now)
         if lam <= 0:
             return None
+        notes = [r for r in call_rows if int(r[PITCH]) < BOS]
         pitches = [int(r[PITCH]) for r in notes]
         strength = scale_strength(self)
         agree = agreement(strength, pitches)
@@ -347,4 +320,4 @@ class SessionMemory:
         if strength is not None:  # pitch classes the performer has not been playing, the call's own kept
             outside = strength <= 0
             outside[np.asarray(pitches, dtype=int) % 12] = False
-        return MemoryCursor(tables, lam, tables.scale(now), notes[-3:], call_pitch_classes(pitches), agree, outside)
+        return MemoryCursor(self, lam, self.scale(now), notes[-3:], call_pitch_classes(pitches), agree, outside)

@@ -136,7 +136,7 @@ class Planner:
             pulse=pulse,
             last_pos=None if pulse is None or pos_after is None else round((pos_after - pulse.origin) / pulse.beat_s * 12) / 12,
         )
-        answer = Answer(reading, self._sampling(reading, exchange, imitation, self.memory.cursor(motif_call[0], now, call.last_activity)))
+        answer = Answer(reading, self._sampling(reading, exchange, imitation, self.memory.cursor(motif_call[0], now)))
         if rows is None:
             answer.sampling.state = answer.sampling.base = context.state
         else:
