@@ -4,7 +4,11 @@ The full ``bench_learn`` takes some 48 minutes an idiom on a loaded two-core mac
 ``--learn-quick`` still plays the eight-answer window sessions); this plays only the held sets,
 exactly as ``bench_learn._held_figures`` does (``_held``, MGEval's ``oa_ref`` on the pitch-class
 piano roll and on interval histograms, 24 answers a set), after 10 calls, per seed and idiom, and
-prints each seed's figures and the idiom's mean. ``--cut`` / ``--ending`` set
+prints each seed's figures and the idiom's mean; beside them the outside checks: ``scale_*`` (licks)
+the share of the notes in the licks' scale, ``entropy_*`` each phrase's pitch-class entropy (nats,
+MGEval's duration x velocity weights; the licks' own is ``entropy_own``), and the quality bar on
+every answer of the session, ``collapse_*`` and ``copy_*`` (``bench_learn._copy``: the median
+longest run of an answer found verbatim in what the performer had played). ``--cut`` / ``--ending`` set
 ``memory_cursor.OUTSIDE_CUT`` / ``memory.ENDING_SHARE`` for the run (0 = that part off), to
 measure the parts one at a time.
 
@@ -23,8 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_learn as B  # noqa: E402
 
-from improv.evaluation.learning import interval_histogram  # noqa: E402
+from improv.evaluation.learning import interval_histogram, session_rows  # noqa: E402
 from improv.evaluation.licks import SCALES, licks  # noqa: E402
+from improv.evaluation.metrics import collapse_rate  # noqa: E402
 from improv.evaluation.mgeval import mgeval, pitch_class_piano_roll  # noqa: E402
 from improv.model.voices import load_player, model_location  # noqa: E402
 from improv.realtime import memory, memory_cursor  # noqa: E402
@@ -32,14 +37,27 @@ from improv.realtime import memory, memory_cursor  # noqa: E402
 LEARN, SIZE = 10, 24
 
 
+def overlaps(answers: list[np.ndarray], performer: list[np.ndarray]) -> dict[str, float]:
+    """MGEval's ``oa_ref`` of ``answers`` (those of two notes or more) against ``performer``, on the
+    pitch-class piano roll (``pc``) and interval histograms (``iv``), as ``bench_learn._held_figures``."""
+    answers = [p for p in answers if len(p) > 1]
+    return {short: mgeval([feature(p) for p in answers], [feature(p) for p in performer])["oa_ref"] for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram))}
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
 def figures(name: str, phrases: list[np.ndarray], a0: list[np.ndarray], a1: list[np.ndarray]) -> dict[str, float]:
     out = {}
     performer = phrases[: LEARN + SIZE]
     for who, answers in (("a0", a0[LEARN : LEARN + SIZE]), ("a1", a1[LEARN:]), ("own", phrases[LEARN + SIZE : LEARN + 2 * SIZE])):
+        out.update({f"{short}_{who}": v for short, v in overlaps(answers, performer).items()})
         answers = [p for p in answers if len(p) > 1]
-        for short, feature in (("pc", pitch_class_piano_roll), ("iv", interval_histogram)):
-            out[f"{short}_{who}"] = mgeval([feature(p) for p in answers], [feature(p) for p in performer])["oa_ref"]
         out[f"repeat_{who}"] = B._repeats(answers)
+        # the outside check of the pc overlap: how spread each phrase's pitch classes are (nats, MGEval's weights)
+        out[f"entropy_{who}"] = float(np.mean([_entropy(pitch_class_piano_roll(p)) for p in answers]))
         if name in SCALES:  # the share of the notes in the licks' scale, weighed as MGEval's histogram weighs them
             notes = np.concatenate(answers)
             weight = notes["duration"].astype(float) * notes["velocity"]
@@ -74,6 +92,9 @@ def main() -> None:
             one = figures(name, phrases, a0, a1)
             one["pc_uptake"], one["iv_uptake"] = one["pc_a1"] - one["pc_a0"], one["iv_a1"] - one["iv_a0"]
             one["pc_reach"] = one["pc_own"] - one["pc_a0"]
+            for who, answers in (("a0", a0), ("a1", a1)):  # the quality bar, on every answer of the session
+                one[f"collapse_{who}"] = collapse_rate([session_rows(model.tokenizer, [x])[0] for x in answers if len(x)])
+                one[f"copy_{who}"] = B._copy(answers, phrases[: LEARN + SIZE], model.tokenizer)
             print(name, seed, {k: round(v, 3) for k, v in one.items()}, flush=True)
             for k, v in one.items():
                 got.setdefault(k, []).append(v)
