@@ -46,7 +46,7 @@ def run(args: Any) -> dict[str, float]:
         return note_array([Note(p, float(t), d * 0.9, int(v)) for p, t, d, v in zip(PITCHES, starts, BEATS, velocities)])
 
     def answer(velocities: Any, seed: int) -> np.ndarray:
-        notes = engine_answer(model, serve, params, call(velocities), 8.0, 100.0, seed).notes
+        notes = engine_answer(model, serve, params, call(velocities), 8.0, 100.0, seed, args.dynamics_voice).notes  # the voice by name: its own rules, as serve plays it
         return notes["velocity"][np.argsort(notes["start"], kind="stable")].astype(float)
 
     levels, ratios = [], []
