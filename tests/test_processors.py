@@ -12,7 +12,8 @@ from improv.model.sampling import SamplingParams
 from improv.model.step_model import random_step_model
 from improv.music.tokenizer import BOS, DURATION, N_PITCH, OFFSET, PITCH, Tokenizer
 from improv.realtime.answer import Answer, CallReading, Sampling
-from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, echo, echo_targets, motif, one_key, opening, register, step_of, texture
+from improv.realtime.echo_rule import echo, echo_targets
+from improv.realtime.processors import RULES, Processor, answer_processors, cadence, density, motif, one_key, opening, register, step_of, texture
 from improv.realtime.shaping import Motif, tonic_triad
 from improv.settings.serve_section import ServeSettings
 

@@ -14,7 +14,7 @@ Two kinds:
   (around the call's), ``motif`` (imitation, ``shaping.Motif``; a chordal answer's in its chords'
   top notes), ``cadence`` (the ending on a beat, the tonic triad, a long note), ``opening``
   (the first onset on the tonic triad), ``density`` (notes per beat near the call's) and
-  ``echo`` (no answer that plays the call back, at pitch or moved) and ``voicing`` (a chord's bass in
+  ``echo`` (no answer that plays the call back, at pitch or moved: ``echo_rule.py``) and ``voicing`` (a chord's bass in
   the call's bass register, no three notes within a whole tone).
 
 Another processor (a session memory's mix, say) is one more ``Processor`` in the list given to
@@ -31,6 +31,7 @@ import numpy as np
 from improv.music.tokenizer import DURATION, OFFSET, PITCH
 from improv.realtime.answer import Answer, CallReading, Sampling
 from improv.realtime.chord_rules import voicing
+from improv.realtime.echo_rule import echo
 from improv.realtime.variety import variety
 from improv.realtime.shaping import (
     CADENCE_NATS,
@@ -242,10 +243,6 @@ def opening(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
 DENSITY_NATS = 3.0  # per octave (doubling) of notes per beat beyond DENSITY_BAND of the call's
 DENSITY_BAND = 0.25  # log2: within 0.84x..1.19x of the call's density, no bend
 DENSITY_PRIOR_BEATS = 2.0  # the running density starts as the call's, as if this many beats were played at it
-ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
-TRANSPOSED_FROM = 3  # ... and with its intervals at another pitch (a fourth note would restate it)
-COPY_RUN = 6  # notes of a run of the call's intervals, anywhere in the answer, before the next is bent away
-ECHO_NATS = 6.0
 
 
 def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
@@ -260,46 +257,6 @@ def density(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: n
     running = (sampling.sampled + 1 + DENSITY_PRIOR_BEATS * wanted) / (beats + DENSITY_PRIOR_BEATS)
     beyond = np.maximum(np.abs(np.log2(running / wanted)) - DENSITY_BAND, 0.0)
     return logits - DENSITY_NATS * strength * beyond, mask
-
-
-def _intervals(line: list[int]) -> list[int]:
-    return [b - a for a, b in zip(line, line[1:])]
-
-
-def echo_targets(line: list[int], call: list[int]) -> set[int]:
-    """The pitches that would carry on a copy of the call in the answer's top line ``line``: its
-    opening played back at pitch (from the ``ECHO_FROM`` + 1st note), at any transposition (the
-    call's first intervals from the ``TRANSPOSED_FROM`` + 1st note: the call a fifth up is still
-    the call), and, anywhere, a run of the call's intervals past ``COPY_RUN`` notes."""
-    out: set[int] = set()
-    k = len(line)
-    if ECHO_FROM <= k < len(call) and line == call[:k]:
-        out.add(call[k])
-    if TRANSPOSED_FROM <= k < len(call) and _intervals(line) == _intervals(call[:k]):
-        out.add(line[-1] + call[k] - call[k - 1])
-    if k >= COPY_RUN:
-        tail, steps = _intervals(line[-COPY_RUN:]), _intervals(call)
-        for j in range(len(steps) - COPY_RUN + 1):
-            if steps[j : j + COPY_RUN - 1] == tail:
-                out.add(line[-1] + steps[j + COPY_RUN - 1])
-    return {p for p in out if 0 <= p < 128}
-
-
-def echo(step: Step, field: int, row: np.ndarray, logits: np.ndarray, mask: np.ndarray | None, strength: float) -> Bend:
-    """No answer that plays the call back: not its opening at pitch past ``ECHO_FROM`` notes, nor
-    moved to another degree past ``TRANSPOSED_FROM`` (the listener heard answers restate the call
-    a fifth up), nor any run of its intervals past ``COPY_RUN`` notes; the note that would go on
-    is bent away. A motif's head, its rhythm, a figure of three intervals still may come: real
-    answers take those up. Not at ``imitation`` 1, where a restatement may be meant."""
-    reading, sampling = step.reading, step.sampling
-    if sampling.motif is not None and sampling.motif.strength >= IMITATION_NATS - 1e-9:
-        return logits, mask  # at imitation 1 a restatement at pitch may be what the performer asked for
-    if field == PITCH and step.new_onset(row) and len(sampling.line) >= ECHO_FROM:
-        targets = echo_targets(sampling.line, reading.call_line)
-        if targets:
-            logits = logits.copy()
-            logits[sorted(targets)] -= ECHO_NATS * strength
-    return logits, mask
 
 
 KEY_KEEP = 0.02  # an out-of-key note the voice gives less than this probability is ruled out
