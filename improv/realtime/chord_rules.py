@@ -11,9 +11,7 @@ import numpy as np
 from improv.music.tokenizer import PITCH
 
 if TYPE_CHECKING:
-    from improv.realtime.processors import Step
-
-Bend = tuple[np.ndarray, "np.ndarray | None"]
+    from improv.realtime.processors import Bend, Step  # (for typing only: processors imports this rule)
 
 
 BASS_BAND = 5.0  # semitones above the call's bass up to which a chord's lowest note is free

@@ -18,9 +18,7 @@ from improv.music.tokenizer import PITCH
 from improv.realtime.shaping import IMITATION_NATS
 
 if TYPE_CHECKING:
-    from improv.realtime.processors import Step
-
-Bend = tuple[np.ndarray, "np.ndarray | None"]
+    from improv.realtime.processors import Bend, Step  # (for typing only: processors imports this rule)
 
 ECHO_FROM = 2  # notes of the call's top line an answer may open with at pitch before a repeat is bent away
 TRANSPOSED_FROM = 3  # ... and with its intervals at another pitch (a fourth note would restate it)

@@ -21,9 +21,7 @@ import numpy as np
 from improv.music.tokenizer import PITCH
 
 if TYPE_CHECKING:
-    from improv.realtime.processors import Step
-
-Bend = tuple[np.ndarray, "np.ndarray | None"]
+    from improv.realtime.processors import Bend, Step  # (for typing only: processors imports this rule)
 
 VARIETY_NATS = 0.6  # per earlier use of the pitch in the answer's line (at strength 1; 0.3 moved folk's AUC less: README)
 VARIETY_CAP = 3  # uses counted at most: a pedal note the voice means may still come back
